@@ -1,0 +1,35 @@
+# Every workflow of the sandbox broker. `make test` and `make run` set up what they need.
+SHELL := /bin/bash
+GO ?= go
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: test bench deps tools vet fmt
+
+# npm ci runs when node_modules is missing or older than the lock file.
+node_modules/.installed: package-lock.json package.json
+	@scripts/check-tools node
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: node_modules/.installed
+	$(GO) mod download
+
+tools:
+	@scripts/check-tools node java
+
+vet:
+	$(GO) vet ./...
+
+GOFILES = $$(find . -name '*.go' -not -path './node_modules/*' -not -path './cdk.out/*')
+
+fmt:
+	gofmt -w $(GOFILES)
+
+## test: vet and every test with the race detector, against DynamoDB Local.
+test: tools deps vet
+	@unformatted=$$(gofmt -l $(GOFILES)); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+## bench: the allocation benchmark table (engine vs upstream strategy, one DynamoDB Local).
+bench: tools deps
+	$(GO) run ./cmd/poolbench
