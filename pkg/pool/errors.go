@@ -1,0 +1,45 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrConflict matches every *ConditionError: the item was not in the state the
+	// transition requires.
+	ErrConflict = errors.New("pool: condition failed")
+	// ErrNotFound: the sandbox does not exist.
+	ErrNotFound = errors.New("pool: sandbox not found")
+	// ErrContended: another transaction held one of the items; retrying is safe.
+	ErrContended = errors.New("pool: item busy in another transaction")
+	// ErrThrottled: DynamoDB refused for capacity even after the SDK's retries.
+	ErrThrottled = errors.New("pool: throttled by DynamoDB")
+)
+
+// Which item of a transition failed its condition.
+const (
+	ItemSandbox = "sandbox"
+	ItemOwner   = "owner record"
+)
+
+// ConditionError says which condition of which transition failed, with the item as it was
+// when DynamoDB refused the write.
+type ConditionError struct {
+	Op        string
+	SandboxID string
+	Item      string // ItemSandbox or ItemOwner
+	Reason    string
+	Current   *Sandbox // the sandbox as it was; nil when it does not exist
+	Owner     *Owner   // the existing owner record, when Item is ItemOwner
+}
+
+func (e *ConditionError) Error() string {
+	return fmt.Sprintf("pool: %s %s: %s condition failed: %s", e.Op, e.SandboxID, e.Item, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrConflict) hold for every condition failure and
+// errors.Is(err, ErrNotFound) when the sandbox is missing.
+func (e *ConditionError) Is(target error) bool {
+	return target == ErrConflict || (target == ErrNotFound && e.Item == ItemSandbox && e.Current == nil)
+}

@@ -1,0 +1,83 @@
+package pool
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// expect is the state a transition requires of a sandbox item. It renders the condition
+// expression and, when DynamoDB refuses the write, explains which part failed, so the two
+// can never disagree.
+type expect struct {
+	absent   bool // the item must not exist yet
+	statuses []Status
+	rev      int64  // 0: any version
+	owner    string // "": any owner
+	dueBy    int64  // status_at must be <= dueBy; 0: not checked
+	attempts *int   // nil: not checked
+}
+
+func (x expect) condition(e *expr) string {
+	if x.absent {
+		return e.use("attribute_not_exists(#PK)")
+	}
+	parts := []string{e.use("attribute_exists(#PK)")}
+	if len(x.statuses) > 0 {
+		ph := make([]string, len(x.statuses))
+		for i, s := range x.statuses {
+			ph[i] = fmt.Sprintf(":want_status%d", i)
+			e.set(ph[i], s)
+		}
+		parts = append(parts, e.use("#status IN ("+strings.Join(ph, ", ")+")"))
+	}
+	if x.rev != 0 {
+		e.set(":want_rev", x.rev)
+		parts = append(parts, e.use("#rev = :want_rev"))
+	}
+	if x.owner != "" {
+		e.set(":want_owner", x.owner)
+		parts = append(parts, e.use("#allocated_to_track = :want_owner"))
+	}
+	if x.dueBy != 0 {
+		e.set(":want_due", x.dueBy)
+		parts = append(parts, e.use("#status_at <= :want_due"))
+	}
+	if x.attempts != nil {
+		e.set(":want_attempts", *x.attempts)
+		parts = append(parts, e.use("#attempts = :want_attempts"))
+	}
+	return strings.Join(parts, " AND ")
+}
+
+// explain names the first requirement cur does not meet. It never echoes the owner.
+func (x expect) explain(cur *Sandbox) string {
+	switch {
+	case x.absent && cur != nil:
+		return fmt.Sprintf("already exists (status %s)", cur.Status)
+	case x.absent:
+		return "condition failed"
+	case cur == nil:
+		return "sandbox not found"
+	case len(x.statuses) > 0 && !slices.Contains(x.statuses, cur.Status):
+		return fmt.Sprintf("status is %s, want %s", cur.Status, joinStatuses(x.statuses))
+	case x.rev != 0 && cur.Rev != x.rev:
+		return fmt.Sprintf("changed since it was read (rev %d, want %d)", cur.Rev, x.rev)
+	case x.owner != "" && cur.Owner != x.owner:
+		return "allocated to another student"
+	case x.dueBy != 0 && cur.StatusAt > x.dueBy:
+		return fmt.Sprintf("not due until %s", time.Unix(cur.StatusAt, 0).UTC().Format(time.RFC3339))
+	case x.attempts != nil && cur.Attempts != *x.attempts:
+		return fmt.Sprintf("attempts is %d, want %d", cur.Attempts, *x.attempts)
+	}
+	return "condition failed"
+}
+
+func joinStatuses(ss []Status) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return strings.Join(out, " or ")
+}

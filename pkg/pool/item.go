@@ -1,0 +1,113 @@
+package pool
+
+import "hash/fnv"
+
+// Status is where a sandbox is in its lifecycle (ARCHITECTURE §4).
+type Status string
+
+const (
+	Available       Status = "available"
+	Allocated       Status = "allocated"
+	PendingDeletion Status = "pending_deletion"
+	Stale           Status = "stale"
+	DeletionFailed  Status = "deletion_failed"
+)
+
+// Statuses lists every status a stored sandbox can have.
+var Statuses = []Status{Available, Allocated, PendingDeletion, Stale, DeletionFailed}
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	for _, v := range Statuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Sandbox is one pool item. Times are unix seconds, as on the wire.
+type Sandbox struct {
+	ID            string `dynamodbav:"sandbox_id"`
+	Name          string `dynamodbav:"name"`
+	ExternalID    string `dynamodbav:"external_id"`
+	SFDCAccountID string `dynamodbav:"sfdc_account_id,omitempty"`
+	CreatedAt     int64  `dynamodbav:"created_at,omitempty"`
+
+	Status Status `dynamodbav:"status"`
+	// StatusAt orders StatusIndex (see its comment).
+	StatusAt int64 `dynamodbav:"status_at"`
+	// Rev grows by one on every write, so a write can require the version it read.
+	Rev int64 `dynamodbav:"rev"`
+
+	Owner          string `dynamodbav:"allocated_to_track,omitempty"`
+	IdempotencyKey string `dynamodbav:"idempotency_key,omitempty"`
+	TrackName      string `dynamodbav:"track_name,omitempty"`
+	Client         string `dynamodbav:"client,omitempty"`
+	AllocatedAt    int64  `dynamodbav:"allocated_at,omitempty"`
+	ExpiresAt      int64  `dynamodbav:"expires_at,omitempty"`
+
+	DeletionRequestedAt int64  `dynamodbav:"deletion_requested_at,omitempty"`
+	Attempts            int    `dynamodbav:"attempts,omitempty"`
+	NextAttemptAt       int64  `dynamodbav:"next_attempt_at,omitempty"`
+	LastError           string `dynamodbav:"last_error,omitempty"`
+
+	MissedSyncs int   `dynamodbav:"missed_syncs,omitempty"`
+	StaleSince  int64 `dynamodbav:"stale_since,omitempty"`
+	LastSynced  int64 `dynamodbav:"last_synced,omitempty"`
+	UpdatedAt   int64 `dynamodbav:"updated_at,omitempty"`
+}
+
+// Owner is the record that ties a (student, idempotency key) to its live allocation. It is
+// written in the claim transaction and deleted in the transaction that ends the allocation,
+// and it carries what a replayed allocate returns, so a replay needs no second read.
+type Owner struct {
+	Student        string `dynamodbav:"student"`
+	IdempotencyKey string `dynamodbav:"idempotency_key"`
+	SandboxID      string `dynamodbav:"sandbox_id"`
+	Name           string `dynamodbav:"name"`
+	ExternalID     string `dynamodbav:"external_id"`
+	SFDCAccountID  string `dynamodbav:"sfdc_account_id,omitempty"`
+	TrackName      string `dynamodbav:"track_name,omitempty"`
+	Client         string `dynamodbav:"client,omitempty"`
+	AllocatedAt    int64  `dynamodbav:"allocated_at"`
+	ExpiresAt      int64  `dynamodbav:"expires_at"`
+}
+
+// Account is what sync knows about a sandbox from the CSP.
+type Account struct {
+	ID            string
+	Name          string
+	ExternalID    string
+	SFDCAccountID string
+	CreatedAt     int64
+}
+
+// Actor says who caused a transition; it is recorded in the sandbox's history.
+type Actor struct {
+	Kind      string // "student", "client", "job" or "admin"
+	Name      string
+	RequestID string
+	Reason    string
+}
+
+const (
+	prefixSandbox = "SBX#"
+	prefixOwner   = "OWNER#"
+	skMeta        = "META"
+	prefixIdem    = "IDEM#"
+	prefixHistory = "HIST#"
+)
+
+func sandboxPK(id string) string { return prefixSandbox + id }
+
+func ownerPK(student string) string { return prefixOwner + student }
+
+func ownerSK(key string) string { return prefixIdem + key }
+
+// shardOf spreads sandboxes evenly and stably over the AvailableIndex partitions.
+func shardOf(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % Shards)
+}

@@ -1,0 +1,216 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Get reads one sandbox, strongly consistent.
+func (p *Pool) Get(ctx context.Context, id string) (Sandbox, error) {
+	var s Sandbox
+	found, err := p.getItem(ctx, sandboxPK(id), skMeta, &s)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	if !found {
+		return Sandbox{}, fmt.Errorf("pool: sandbox %s: %w", id, ErrNotFound)
+	}
+	return s, nil
+}
+
+// OwnerRecord reads the owner record of (student, idempotency key), strongly consistent.
+func (p *Pool) OwnerRecord(ctx context.Context, student, idempotencyKey string) (Owner, bool, error) {
+	var o Owner
+	found, err := p.getItem(ctx, ownerPK(student), ownerSK(idempotencyKey), &o)
+	return o, found, err
+}
+
+// OwnerRecords lists every live allocation of a student, one per idempotency key.
+func (p *Pool) OwnerRecords(ctx context.Context, student string) ([]Owner, error) {
+	var e expr
+	e.set(":pk", ownerPK(student))
+	return collect[Owner](p.query(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String(e.use("#PK = :pk")),
+		ConsistentRead:         aws.Bool(true),
+	}, &e))
+}
+
+// History lists a sandbox's recorded transitions, newest first.
+func (p *Pool) History(ctx context.Context, id string) ([]HistoryEntry, error) {
+	var e expr
+	e.set(":pk", sandboxPK(id))
+	e.set(":hist", prefixHistory)
+	return collect[HistoryEntry](p.query(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :hist)")),
+		ScanIndexForward:       aws.Bool(false),
+	}, &e))
+}
+
+// Candidates reads one page of available sandboxes from one AvailableIndex shard, those
+// whose name starts with prefix (all when prefix is empty), in name order.
+func (p *Pool) Candidates(ctx context.Context, shard int, prefix string, limit int) ([]Sandbox, error) {
+	in, e := availableQuery(shard, prefix)
+	p.prepare(in, e)
+	in.Limit = aws.Int32(int32(limit))
+	out, err := p.db.Query(ctx, in)
+	if err != nil {
+		return nil, wrapAPIError("candidates", err)
+	}
+	var page []Sandbox
+	if err := attributevalue.UnmarshalListOfMaps(out.Items, &page); err != nil {
+		return nil, fmt.Errorf("pool: candidates: %w", err)
+	}
+	return page, nil
+}
+
+// ByStatus yields every sandbox of one status in status_at order, page after page to the
+// end. With dueBy > 0 it yields only those whose status_at is at or before dueBy (due
+// cleanup work, expired allocations, stale records past the grace).
+func (p *Pool) ByStatus(ctx context.Context, status Status, dueBy int64) iter.Seq2[Sandbox, error] {
+	in, e := statusQuery(status, dueBy)
+	return decode[Sandbox](p.query(ctx, in, e))
+}
+
+// Count counts the sandboxes of one status, to the last page.
+func (p *Pool) Count(ctx context.Context, status Status) (int, error) {
+	in, e := statusQuery(status, 0)
+	return p.count(ctx, in, e)
+}
+
+// CountAvailable counts the available sandboxes whose name starts with prefix, over every
+// shard.
+func (p *Pool) CountAvailable(ctx context.Context, prefix string) (int, error) {
+	total := 0
+	for shard := range Shards {
+		in, e := availableQuery(shard, prefix)
+		n, err := p.count(ctx, in, e)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func availableQuery(shard int, prefix string) (*dynamodb.QueryInput, *expr) {
+	e := &expr{}
+	e.set(":shard", shard)
+	cond := "#avail_shard = :shard"
+	if prefix != "" {
+		e.set(":prefix", prefix)
+		cond += " AND begins_with(#avail_name, :prefix)"
+	}
+	return &dynamodb.QueryInput{IndexName: aws.String(AvailableIndex), KeyConditionExpression: aws.String(e.use(cond))}, e
+}
+
+func statusQuery(status Status, dueBy int64) (*dynamodb.QueryInput, *expr) {
+	e := &expr{}
+	e.set(":status", status)
+	cond := "#status = :status"
+	if dueBy > 0 {
+		e.set(":due", dueBy)
+		cond += " AND #status_at <= :due"
+	}
+	return &dynamodb.QueryInput{IndexName: aws.String(StatusIndex), KeyConditionExpression: aws.String(e.use(cond))}, e
+}
+
+func (p *Pool) count(ctx context.Context, in *dynamodb.QueryInput, e *expr) (int, error) {
+	in.Select = types.SelectCount
+	p.prepare(in, e)
+	total := 0
+	pages := dynamodb.NewQueryPaginator(p.db, in)
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return 0, wrapAPIError("count", err)
+		}
+		total += int(out.Count)
+	}
+	return total, nil
+}
+
+// query yields the raw items of every page of a query.
+func (p *Pool) query(ctx context.Context, in *dynamodb.QueryInput, e *expr) iter.Seq2[map[string]types.AttributeValue, error] {
+	p.prepare(in, e)
+	return func(yield func(map[string]types.AttributeValue, error) bool) {
+		pages := dynamodb.NewQueryPaginator(p.db, in)
+		for pages.HasMorePages() {
+			out, err := pages.NextPage(ctx)
+			if err != nil {
+				yield(nil, wrapAPIError("query", err))
+				return
+			}
+			for _, item := range out.Items {
+				if !yield(item, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+func (p *Pool) prepare(in *dynamodb.QueryInput, e *expr) {
+	in.TableName = aws.String(p.table)
+	in.ExpressionAttributeNames, in.ExpressionAttributeValues = e.names, e.values
+	if p.pageSize > 0 {
+		in.Limit = aws.Int32(p.pageSize)
+	}
+}
+
+func decode[T any](items iter.Seq2[map[string]types.AttributeValue, error]) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		for item, err := range items {
+			var v T
+			if err == nil {
+				err = attributevalue.UnmarshalMap(item, &v)
+			}
+			if !yield(v, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func collect[T any](items iter.Seq2[map[string]types.AttributeValue, error]) ([]T, error) {
+	var out []T
+	for v, err := range decode[T](items) {
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func (p *Pool) getItem(ctx context.Context, pk, sk string, into any) (bool, error) {
+	out, err := p.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(p.table), Key: key(pk, sk), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return false, wrapAPIError("get", err)
+	}
+	if len(out.Item) == 0 {
+		return false, nil
+	}
+	if err := attributevalue.UnmarshalMap(out.Item, into); err != nil {
+		return false, fmt.Errorf("pool: decode %s/%s: %w", pk, sk, err)
+	}
+	return true, nil
+}
+
+// Ping answers whether the table is reachable (readiness).
+func (p *Pool) Ping(ctx context.Context) error {
+	_, err := p.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(p.table)})
+	var missing *types.ResourceNotFoundException
+	if errors.As(err, &missing) {
+		return fmt.Errorf("pool: table %s does not exist", p.table)
+	}
+	return err
+}

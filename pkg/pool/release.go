@@ -1,0 +1,37 @@
+package pool
+
+import "context"
+
+// Release is the owner's mark-for-deletion: allocated → pending_deletion, only for the
+// student the sandbox is allocated to. The owner record goes in the same transaction.
+func (p *Pool) Release(ctx context.Context, cur Sandbox, student string, by Actor) (Sandbox, error) {
+	return p.endAllocation(ctx, "release", cur, expect{statuses: []Status{Allocated}, owner: student}, by)
+}
+
+// Expire ends an allocation whose expires_at is at or before cutoff (now minus the grace):
+// allocated → pending_deletion, and the owner record goes. Racing the owner's Release,
+// exactly one of the two wins.
+func (p *Pool) Expire(ctx context.Context, cur Sandbox, cutoff int64, by Actor) (Sandbox, error) {
+	return p.endAllocation(ctx, "expire", cur, expect{statuses: []Status{Allocated}, dueBy: cutoff}, by)
+}
+
+func (p *Pool) endAllocation(ctx context.Context, op string, cur Sandbox, want expect, by Actor) (Sandbox, error) {
+	now := p.now().Unix()
+	t := p.newTx(op, cur.ID, want)
+	var e expr
+	e.set(":pending", PendingDeletion)
+	e.set(":now", now)
+	e.set(":zero", 0)
+	e.set(":one", 1)
+	t.updateSandbox(p.table, &e, "SET #status = :pending, #status_at = :now, #deletion_requested_at = :now, "+
+		"#attempts = :zero, #updated_at = :now, #rev = #rev + :one REMOVE #next_attempt_at, #last_error")
+	t.dropOwner(p.table, cur)
+	if err := p.commit(ctx, t, Allocated, PendingDeletion, by); err != nil {
+		return Sandbox{}, err
+	}
+	next := cur
+	next.Status, next.StatusAt, next.DeletionRequestedAt = PendingDeletion, now, now
+	next.Attempts, next.NextAttemptAt, next.LastError = 0, 0, ""
+	next.UpdatedAt, next.Rev = now, cur.Rev+1
+	return next, nil
+}

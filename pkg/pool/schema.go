@@ -1,0 +1,91 @@
+// Package pool owns the DynamoDB table behind the broker: its keys and indexes, the item
+// types, every state transition of a sandbox (each one conditional write or transaction on
+// the state it expects) and the queries the use cases need. No other package builds a
+// DynamoDB expression.
+package pool
+
+// KeyType is the DynamoDB scalar type of a key attribute.
+type KeyType string
+
+const (
+	String KeyType = "S"
+	Number KeyType = "N"
+)
+
+// Key names one key attribute and its type.
+type Key struct {
+	Name string
+	Type KeyType
+}
+
+// Index is a global secondary index; every index projects all attributes.
+type Index struct {
+	Name      string
+	Partition Key
+	Sort      Key
+}
+
+// TableDef is the table layout. The CDK stack and the local stack both build the table
+// from Schema, so a key or index name is written once.
+type TableDef struct {
+	Partition    Key
+	Sort         Key
+	TTLAttribute string
+	Indexes      []Index
+}
+
+// Attribute and index names.
+const (
+	attrPK         = "PK"
+	attrSK         = "SK"
+	attrTTL        = "ttl"
+	attrStatus     = "status"
+	attrStatusAt   = "status_at"
+	attrAvailShard = "avail_shard"
+	attrAvailName  = "avail_name"
+
+	// StatusIndex lists sandboxes of one status in status_at order. status_at is the moment
+	// the status next needs attention: expires_at while allocated, next_attempt_at while
+	// pending_deletion, the time it went stale or failed, the time it joined the pool while
+	// available. The jobs find due work with one key condition.
+	StatusIndex = "StatusIndex"
+	// AvailableIndex is sparse: only available sandboxes carry its keys. Its partition key
+	// spreads them over Shards partitions so a burst of allocations neither hits one hot
+	// partition nor reads one hot head; its sort key is the sandbox name, so a name prefix
+	// is a begins_with key condition.
+	AvailableIndex = "AvailableIndex"
+)
+
+// Shards is how many AvailableIndex partitions the available sandboxes are spread over.
+const Shards = 8
+
+// Schema is the one definition of the table.
+var Schema = TableDef{
+	Partition:    Key{attrPK, String},
+	Sort:         Key{attrSK, String},
+	TTLAttribute: attrTTL,
+	Indexes: []Index{
+		{Name: StatusIndex, Partition: Key{attrStatus, String}, Sort: Key{attrStatusAt, Number}},
+		{Name: AvailableIndex, Partition: Key{attrAvailShard, Number}, Sort: Key{attrAvailName, String}},
+	},
+}
+
+// Attributes lists every key attribute of the table and its indexes once, as CreateTable
+// and CloudFormation want them.
+func (d TableDef) Attributes() []Key {
+	seen := map[string]bool{}
+	var out []Key
+	add := func(k Key) {
+		if !seen[k.Name] {
+			seen[k.Name] = true
+			out = append(out, k)
+		}
+	}
+	add(d.Partition)
+	add(d.Sort)
+	for _, ix := range d.Indexes {
+		add(ix.Partition)
+		add(ix.Sort)
+	}
+	return out
+}

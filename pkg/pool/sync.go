@@ -1,0 +1,147 @@
+package pool
+
+import (
+	"context"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+)
+
+// Create adds a sandbox the CSP listed and the pool does not know, as available. It fails
+// with a *ConditionError if the item exists, whatever its status.
+func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error) {
+	now := p.now().Unix()
+	s := Sandbox{
+		ID: a.ID, Name: a.Name, ExternalID: a.ExternalID, SFDCAccountID: a.SFDCAccountID, CreatedAt: a.CreatedAt,
+		Status: Available, StatusAt: now, Rev: 1, LastSynced: now, UpdatedAt: now,
+	}
+	item, err := attributevalue.MarshalMap(s)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	for k, v := range key(sandboxPK(a.ID), skMeta) {
+		item[k] = v
+	}
+	item[attrAvailShard] = av(shardOf(a.ID))
+	item[attrAvailName] = av(a.Name)
+	t := p.newTx("create", a.ID, expect{absent: true})
+	t.putSandbox(p.table, item)
+	if err := p.commit(ctx, t, "", Available, by); err != nil {
+		return Sandbox{}, err
+	}
+	return s, nil
+}
+
+// Refresh writes the fields of an available sandbox that changed in the CSP and clears its
+// missed-sync count. It requires the version that was read, so it can never undo a claim
+// that landed in between (defect D1). Unchanged sandboxes are not written at all.
+func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account, by Actor) (Sandbox, error) {
+	if !Changed(cur, a) && cur.MissedSyncs == 0 {
+		return cur, nil
+	}
+	now := p.now().Unix()
+	t := p.newTx("refresh", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
+	var e expr
+	t.updateSandbox(p.table, &e, accountUpdate(&e, a, now, "", "#missed_syncs"))
+	if err := p.run(ctx, t); err != nil {
+		return Sandbox{}, err
+	}
+	return withAccount(cur, a, now), nil
+}
+
+// RecordMiss counts one sync that did not list an available sandbox.
+func (p *Pool) RecordMiss(ctx context.Context, cur Sandbox, by Actor) (Sandbox, error) {
+	now := p.now().Unix()
+	t := p.newTx("record miss", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
+	var e expr
+	e.set(":missed", cur.MissedSyncs+1)
+	e.set(":now", now)
+	e.set(":one", 1)
+	t.updateSandbox(p.table, &e, "SET #missed_syncs = :missed, #updated_at = :now, #rev = #rev + :one")
+	if err := p.run(ctx, t); err != nil {
+		return Sandbox{}, err
+	}
+	next := cur
+	next.MissedSyncs, next.UpdatedAt, next.Rev = cur.MissedSyncs+1, now, cur.Rev+1
+	return next, nil
+}
+
+// MarkStale takes an available sandbox the CSP no longer lists out of allocation:
+// available → stale, for the version that was read.
+func (p *Pool) MarkStale(ctx context.Context, cur Sandbox, by Actor) (Sandbox, error) {
+	now := p.now().Unix()
+	t := p.newTx("mark stale", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
+	var e expr
+	e.set(":stale", Stale)
+	e.set(":now", now)
+	e.set(":one", 1)
+	t.updateSandbox(p.table, &e, "SET #status = :stale, #status_at = :now, #stale_since = :now, #updated_at = :now, "+
+		"#rev = #rev + :one REMOVE #avail_shard, #avail_name, #missed_syncs")
+	if err := p.commit(ctx, t, Available, Stale, by); err != nil {
+		return Sandbox{}, err
+	}
+	next := cur
+	next.Status, next.StatusAt, next.StaleSince, next.MissedSyncs = Stale, now, now, 0
+	next.UpdatedAt, next.Rev = now, cur.Rev+1
+	return next, nil
+}
+
+// Unstale brings a stale sandbox the CSP lists again back: stale → available, with the
+// listed fields.
+func (p *Pool) Unstale(ctx context.Context, cur Sandbox, a Account, by Actor) (Sandbox, error) {
+	now := p.now().Unix()
+	t := p.newTx("unstale", cur.ID, expect{statuses: []Status{Stale}, rev: cur.Rev})
+	var e expr
+	e.set(":available", Available)
+	e.set(":shard", shardOf(cur.ID))
+	t.updateSandbox(p.table, &e, accountUpdate(&e, a, now,
+		"#status = :available, #status_at = :now, #avail_shard = :shard", "#stale_since, #missed_syncs"))
+	if err := p.commit(ctx, t, Stale, Available, by); err != nil {
+		return Sandbox{}, err
+	}
+	next := withAccount(cur, a, now)
+	next.Status, next.StatusAt, next.StaleSince = Available, now, 0
+	return next, nil
+}
+
+// Changed reports whether the CSP listing differs from the stored sandbox.
+func Changed(cur Sandbox, a Account) bool {
+	return cur.Name != a.Name || cur.ExternalID != a.ExternalID || cur.SFDCAccountID != a.SFDCAccountID ||
+		(a.CreatedAt != 0 && cur.CreatedAt != a.CreatedAt)
+}
+
+// accountUpdate renders the update expression that writes the listed account fields,
+// last_synced and the version bump, plus the caller's extra SET and REMOVE clauses.
+func accountUpdate(e *expr, a Account, now int64, set, remove string) string {
+	e.set(":name", a.Name)
+	e.set(":external_id", a.ExternalID)
+	e.set(":now", now)
+	e.set(":one", 1)
+	sets := []string{"#name = :name", "#avail_name = :name", "#external_id = :external_id",
+		"#last_synced = :now", "#updated_at = :now", "#rev = #rev + :one"}
+	removes := []string{remove}
+	if a.SFDCAccountID != "" {
+		e.set(":sfdc", a.SFDCAccountID)
+		sets = append(sets, "#sfdc_account_id = :sfdc")
+	} else {
+		removes = append(removes, "#sfdc_account_id")
+	}
+	if a.CreatedAt != 0 {
+		e.set(":created_at", a.CreatedAt)
+		sets = append(sets, "#created_at = :created_at")
+	}
+	if set != "" {
+		sets = append(sets, set)
+	}
+	return "SET " + strings.Join(sets, ", ") + " REMOVE " + strings.Join(removes, ", ")
+}
+
+func withAccount(cur Sandbox, a Account, now int64) Sandbox {
+	next := cur
+	next.Name, next.ExternalID, next.SFDCAccountID, next.MissedSyncs = a.Name, a.ExternalID, a.SFDCAccountID, 0
+	if a.CreatedAt != 0 {
+		next.CreatedAt = a.CreatedAt
+	}
+	next.LastSynced, next.UpdatedAt, next.Rev = now, now, cur.Rev+1
+	return next
+}

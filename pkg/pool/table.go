@@ -1,0 +1,72 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// CreateTable creates the table from Schema (on-demand) and waits until it is active.
+// It is how tests and the local stack get a table; in AWS the CDK stack creates it.
+func CreateTable(ctx context.Context, db *dynamodb.Client, name string) error {
+	in := &dynamodb.CreateTableInput{
+		TableName:   aws.String(name),
+		BillingMode: types.BillingModePayPerRequest,
+		KeySchema:   keySchema(Schema.Partition, Schema.Sort),
+	}
+	for _, k := range Schema.Attributes() {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{
+			AttributeName: aws.String(k.Name), AttributeType: types.ScalarAttributeType(k.Type),
+		})
+	}
+	for _, ix := range Schema.Indexes {
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+			IndexName:  aws.String(ix.Name),
+			KeySchema:  keySchema(ix.Partition, ix.Sort),
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		})
+	}
+	if _, err := db.CreateTable(ctx, in); err != nil {
+		return fmt.Errorf("pool: create table %s: %w", name, err)
+	}
+	waiter := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) { o.MinDelay = 100 * time.Millisecond })
+	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, time.Minute); err != nil {
+		return fmt.Errorf("pool: wait for table %s: %w", name, err)
+	}
+	_, err := db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName: aws.String(name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{
+			AttributeName: aws.String(Schema.TTLAttribute), Enabled: aws.Bool(true),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("pool: enable TTL on %s: %w", name, err)
+	}
+	return nil
+}
+
+// EnsureTable creates the table only when it does not exist yet; it reports whether it did.
+func EnsureTable(ctx context.Context, db *dynamodb.Client, name string) (created bool, err error) {
+	_, err = db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)})
+	var missing *types.ResourceNotFoundException
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &missing):
+		return true, CreateTable(ctx, db, name)
+	default:
+		return false, fmt.Errorf("pool: describe table %s: %w", name, err)
+	}
+}
+
+func keySchema(partition, sort Key) []types.KeySchemaElement {
+	return []types.KeySchemaElement{
+		{AttributeName: aws.String(partition.Name), KeyType: types.KeyTypeHash},
+		{AttributeName: aws.String(sort.Name), KeyType: types.KeyTypeRange},
+	}
+}

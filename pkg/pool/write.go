@@ -1,0 +1,190 @@
+package pool
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+)
+
+// tx is one transition: the sandbox write with its expectation, optional owner-record
+// writes, and the history entry, all in one TransactWriteItems.
+type tx struct {
+	op        string
+	sandboxID string
+	want      expect
+	items     []types.TransactWriteItem
+	kinds     []string // ItemSandbox, ItemOwner or "" (history), parallel to items
+}
+
+func (p *Pool) newTx(op, sandboxID string, want expect) *tx {
+	return &tx{op: op, sandboxID: sandboxID, want: want}
+}
+
+// updateSandbox adds the conditional update of the sandbox item; update uses #names and
+// placeholders bound on e.
+func (t *tx) updateSandbox(table string, e *expr, update string) {
+	cond := t.want.condition(e)
+	t.add(ItemSandbox, types.TransactWriteItem{Update: &types.Update{
+		TableName:                           aws.String(table),
+		Key:                                 key(sandboxPK(t.sandboxID), skMeta),
+		UpdateExpression:                    aws.String(e.use(update)),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            e.names,
+		ExpressionAttributeValues:           e.values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}})
+}
+
+// putSandbox adds the conditional put of a whole sandbox item.
+func (t *tx) putSandbox(table string, item map[string]types.AttributeValue) {
+	var e expr
+	cond := t.want.condition(&e)
+	t.add(ItemSandbox, types.TransactWriteItem{Put: &types.Put{
+		TableName:                           aws.String(table),
+		Item:                                item,
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            e.names,
+		ExpressionAttributeValues:           e.values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}})
+}
+
+// deleteSandbox adds the conditional delete of the sandbox item.
+func (t *tx) deleteSandbox(table string) {
+	var e expr
+	cond := t.want.condition(&e)
+	t.add(ItemSandbox, types.TransactWriteItem{Delete: &types.Delete{
+		TableName:                           aws.String(table),
+		Key:                                 key(sandboxPK(t.sandboxID), skMeta),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            e.names,
+		ExpressionAttributeValues:           e.values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}})
+}
+
+// dropOwner deletes the owner record of an ending allocation. A record already gone is
+// fine; one pointing at another sandbox is left alone.
+func (t *tx) dropOwner(table string, s Sandbox) {
+	if s.Owner == "" {
+		return
+	}
+	var e expr
+	e.set(":sandbox", t.sandboxID)
+	t.add(ItemOwner, types.TransactWriteItem{Delete: &types.Delete{
+		TableName:                           aws.String(table),
+		Key:                                 key(ownerPK(s.Owner), ownerSK(s.IdempotencyKey)),
+		ConditionExpression:                 aws.String(e.use("attribute_not_exists(#PK) OR #sandbox_id = :sandbox")),
+		ExpressionAttributeNames:            e.names,
+		ExpressionAttributeValues:           e.values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}})
+}
+
+func (t *tx) put(kind, table string, item map[string]types.AttributeValue, cond string) {
+	w := &types.Put{TableName: aws.String(table), Item: item}
+	if cond != "" {
+		var e expr
+		w.ConditionExpression = aws.String(e.use(cond))
+		w.ExpressionAttributeNames = e.names
+		w.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	}
+	t.add(kind, types.TransactWriteItem{Put: w})
+}
+
+func (t *tx) add(kind string, item types.TransactWriteItem) {
+	t.items = append(t.items, item)
+	t.kinds = append(t.kinds, kind)
+}
+
+// commit runs the transaction with the history entry of from → to appended.
+func (p *Pool) commit(ctx context.Context, t *tx, from, to Status, by Actor) error {
+	t.put("", p.table, p.historyItem(t.sandboxID, from, to, by), "")
+	return p.run(ctx, t)
+}
+
+// run executes the transaction as it is: writes that change no status keep no history.
+func (p *Pool) run(ctx context.Context, t *tx) error {
+	_, err := p.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: t.items,
+		// The SDK retries a timed-out call; the token makes that retry a no-op instead of
+		// a failed condition.
+		ClientRequestToken: aws.String(requestToken()),
+	})
+	return t.classify(err)
+}
+
+func (t *tx) classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var canceled *types.TransactionCanceledException
+	if !errors.As(err, &canceled) {
+		return wrapAPIError(t.op, err)
+	}
+	for i, r := range canceled.CancellationReasons {
+		if i >= len(t.kinds) {
+			break
+		}
+		switch aws.ToString(r.Code) {
+		case "ConditionalCheckFailed":
+			return t.conditionError(t.kinds[i], r.Item)
+		case "TransactionConflict":
+			return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, ErrContended)
+		case "ThrottlingError", "ProvisionedThroughputExceeded":
+			return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, ErrThrottled)
+		}
+	}
+	return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, err)
+}
+
+func (t *tx) conditionError(kind string, item map[string]types.AttributeValue) error {
+	ce := &ConditionError{Op: t.op, SandboxID: t.sandboxID, Item: kind}
+	switch kind {
+	case ItemSandbox:
+		if len(item) > 0 {
+			var cur Sandbox
+			if err := attributevalue.UnmarshalMap(item, &cur); err == nil {
+				ce.Current = &cur
+			}
+		}
+		ce.Reason = t.want.explain(ce.Current)
+	case ItemOwner:
+		ce.Reason = "already exists"
+		if len(item) > 0 {
+			var o Owner
+			if err := attributevalue.UnmarshalMap(item, &o); err == nil {
+				ce.Owner = &o
+				ce.Reason = fmt.Sprintf("already exists for sandbox %s", o.SandboxID)
+			}
+		}
+	}
+	return ce
+}
+
+func wrapAPIError(op string, err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded":
+			return fmt.Errorf("pool: %s: %w: %v", op, ErrThrottled, err)
+		case "TransactionConflictException", "TransactionInProgressException":
+			return fmt.Errorf("pool: %s: %w: %v", op, ErrContended, err)
+		}
+	}
+	return fmt.Errorf("pool: %s: %w", op, err)
+}
+
+func requestToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
