@@ -1,0 +1,204 @@
+package broker_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+// assertDistinct checks ARCHITECTURE §5 (1) on the answers: no sandbox named to two students.
+func assertDistinct(t *testing.T, results []result) map[string]string {
+	t.Helper()
+	holder := map[string]string{}
+	for _, r := range results {
+		if r.err != nil {
+			continue
+		}
+		if prev, ok := holder[r.alloc.SandboxID]; ok && prev != r.req.Student {
+			t.Fatalf("sandbox %s given to %s and %s", r.alloc.SandboxID, prev, r.req.Student)
+		}
+		holder[r.alloc.SandboxID] = r.req.Student
+	}
+	return holder
+}
+
+func TestAllocate300DistinctStudentsOnPoolOf300(t *testing.T) {
+	p := pooltest.New(t)
+	fill(t, p, "lab", 0, 300)
+	results := allocateAll(broker.New(p, poolCfg), students(300, ""))
+	for _, r := range results {
+		if r.err != nil {
+			t.Fatalf("%s: %v", r.req.Student, r.err)
+		}
+		if !r.alloc.Created {
+			t.Fatalf("%s: first allocation reported as a replay", r.req.Student)
+		}
+	}
+	if got := len(assertDistinct(t, results)); got != 300 {
+		t.Fatalf("%d distinct sandboxes for 300 students", got)
+	}
+	census := pooltest.Check(t, p)
+	if census.ByStatus[pool.Allocated] != 300 || census.Owners != 300 || census.ByStatus[pool.Available] != 0 {
+		t.Fatalf("census %+v", census)
+	}
+}
+
+func TestAllocateConcurrentDuplicatesReplayOneSandbox(t *testing.T) {
+	p := pooltest.New(t)
+	fill(t, p, "lab", 0, 120)
+	var reqs []broker.AllocateRequest
+	for _, r := range students(50, "") {
+		for range 8 {
+			reqs = append(reqs, r)
+		}
+	}
+	results := allocateAll(broker.New(p, poolCfg), reqs)
+	perStudent := map[string]string{}
+	created := map[string]int{}
+	for _, r := range results {
+		if r.err != nil {
+			t.Fatalf("%s: %v", r.req.Student, r.err)
+		}
+		if prev, ok := perStudent[r.req.Student]; ok && prev != r.alloc.SandboxID {
+			t.Fatalf("%s got %s and %s", r.req.Student, prev, r.alloc.SandboxID)
+		}
+		perStudent[r.req.Student] = r.alloc.SandboxID
+		if r.alloc.Created {
+			created[r.req.Student]++
+		}
+	}
+	for s := range perStudent {
+		if created[s] != 1 {
+			t.Fatalf("%s: %d answers said created, want exactly 1", s, created[s])
+		}
+	}
+	if got := len(assertDistinct(t, results)); got != 50 {
+		t.Fatalf("%d sandboxes for 50 students", got)
+	}
+	census := pooltest.Check(t, p)
+	if census.ByStatus[pool.Allocated] != 50 || census.ByStatus[pool.Available] != 70 {
+		t.Fatalf("census %+v", census)
+	}
+}
+
+func TestAllocateByNamePrefix(t *testing.T) {
+	p := pooltest.New(t)
+	prefixes := []string{"lab-dns", "lab-dhcp", "lab-ipam"}
+	for i, prefix := range prefixes {
+		fill(t, p, prefix, i*1000, 60)
+	}
+	fill(t, p, "lab", 5000, 100)   // shares the leading "lab" but matches no request
+	fill(t, p, "other", 6000, 100) // matches nothing
+	var reqs []broker.AllocateRequest
+	for _, prefix := range prefixes {
+		reqs = append(reqs, students(60, prefix)...)
+	}
+	results := allocateAll(broker.New(p, poolCfg), reqs)
+	for _, r := range results {
+		if r.err != nil {
+			t.Fatalf("%s: %v", r.req.Student, r.err)
+		}
+		if !strings.HasPrefix(r.alloc.Name, r.req.NamePrefix+"-") {
+			t.Fatalf("%s asked for %q and got %q", r.req.Student, r.req.NamePrefix, r.alloc.Name)
+		}
+	}
+	assertDistinct(t, results)
+	census := pooltest.Check(t, p)
+	if census.ByStatus[pool.Allocated] != 180 || census.ByStatus[pool.Available] != 200 {
+		t.Fatalf("census %+v", census)
+	}
+}
+
+func TestAllocateExhaustionIsExactAndClean(t *testing.T) {
+	p := pooltest.New(t)
+	fill(t, p, "lab", 0, 20)
+	results := allocateAll(broker.New(p, poolCfg), students(40, ""))
+	won, none := 0, 0
+	for _, r := range results {
+		switch {
+		case r.err == nil:
+			won++
+		case errors.Is(r.err, broker.ErrNoSandbox):
+			none++
+		default:
+			t.Fatalf("%s: want success or ErrNoSandbox, got %v", r.req.Student, r.err)
+		}
+	}
+	if won != 20 || none != 20 {
+		t.Fatalf("%d succeeded and %d got no-sandbox; want 20 and 20", won, none)
+	}
+	assertDistinct(t, results)
+	census := pooltest.Check(t, p)
+	if census.ByStatus[pool.Allocated] != 20 || census.Owners != 20 || census.ByStatus[pool.Available] != 0 {
+		t.Fatalf("census %+v", census)
+	}
+}
+
+func TestAllocateReplayAfterPoolIsEmpty(t *testing.T) {
+	p := pooltest.New(t)
+	fill(t, p, "lab", 0, 1)
+	b := broker.New(p, poolCfg)
+	req := broker.AllocateRequest{Student: "alice"}
+	first, err := b.Allocate(ctx, req)
+	if err != nil || !first.Created {
+		t.Fatalf("first allocation: %+v %v", first, err)
+	}
+	again, err := b.Allocate(ctx, req)
+	if err != nil || again.Created || again.Owner != first.Owner {
+		t.Fatalf("replay on an empty pool: %+v %v, want %+v", again, err, first.Owner)
+	}
+	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice", IdempotencyKey: "second-lab"}); !errors.Is(err, broker.ErrNoSandbox) {
+		t.Fatalf("a new key on an empty pool: want ErrNoSandbox, got %v", err)
+	}
+	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "mallory", IdempotencyKey: "alice"}); !errors.Is(err, broker.ErrNoSandbox) {
+		t.Fatalf("another student's key must not replay alice's sandbox, got %v", err)
+	}
+}
+
+func TestAllocateStampsExpiryFromConfig(t *testing.T) {
+	p := pooltest.New(t)
+	fill(t, p, "lab", 0, 1)
+	now := time.Unix(1_800_000_000, 0)
+	b := broker.New(p, poolCfg).WithClock(func() time.Time { return now })
+	a, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.AllocatedAt != now.Unix() || a.ExpiresAt != now.Add(48*time.Hour).Unix() {
+		t.Fatalf("allocated_at %d expires_at %d", a.AllocatedAt, a.ExpiresAt)
+	}
+	s, err := p.Get(ctx, a.SandboxID)
+	if err != nil || s.ExpiresAt != a.ExpiresAt {
+		t.Fatalf("item expires_at %d, answer %d (%v)", s.ExpiresAt, a.ExpiresAt, err)
+	}
+}
+
+func TestAllocateReplacesLapsedAllocation(t *testing.T) {
+	p := pooltest.New(t)
+	fill(t, p, "lab", 0, 2)
+	now := time.Unix(1_800_000_000, 0)
+	b := broker.New(p, poolCfg).WithClock(func() time.Time { return now })
+	first, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(48*time.Hour + 30*time.Minute - time.Second)
+	if again, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"}); err != nil || again.SandboxID != first.SandboxID {
+		t.Fatalf("inside the grace the replay must return the same sandbox: %+v %v", again, err)
+	}
+	now = now.Add(2 * time.Second)
+	second, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"})
+	if err != nil || !second.Created || second.SandboxID == first.SandboxID {
+		t.Fatalf("past the grace: want a new sandbox, got %+v %v", second, err)
+	}
+	old, err := p.Get(ctx, first.SandboxID)
+	if err != nil || old.Status != pool.PendingDeletion {
+		t.Fatalf("lapsed sandbox: %+v %v", old, err)
+	}
+	pooltest.Check(t, p)
+}

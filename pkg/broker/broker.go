@@ -1,0 +1,31 @@
+// Package broker holds the use cases: allocate, read and release a sandbox for a student,
+// and (in later files) the admin operations and the jobs' logic. It decides; pkg/pool
+// stores.
+package broker
+
+import (
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// Broker runs the use cases against one pool.
+type Broker struct {
+	pool        *pool.Pool
+	labDuration time.Duration
+	grace       time.Duration
+	now         func() time.Time
+}
+
+// New returns a Broker with the lab duration and grace from configuration.
+func New(p *pool.Pool, cfg config.Pool) *Broker {
+	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace, now: time.Now}
+}
+
+// WithClock returns a copy of b that reads time from now (tests of time boundaries).
+func (b *Broker) WithClock(now func() time.Time) *Broker {
+	c := *b
+	c.now = now
+	return &c
+}

@@ -1,0 +1,66 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+var (
+	// ErrNotFound: no such sandbox (or it has been deleted).
+	ErrNotFound = errors.New("broker: sandbox not found")
+	// ErrNotOwner: the sandbox exists but is not the student's.
+	ErrNotOwner = errors.New("broker: sandbox is not allocated to this student")
+)
+
+// Sandbox returns a sandbox to the student it was allocated to — also after release, until
+// it is deleted.
+func (b *Broker) Sandbox(ctx context.Context, id, student string) (pool.Sandbox, error) {
+	s, err := b.pool.Get(ctx, id)
+	if err != nil {
+		return pool.Sandbox{}, notFound(err)
+	}
+	if s.Owner == "" || s.Owner != student {
+		return pool.Sandbox{}, ErrNotOwner
+	}
+	return s, nil
+}
+
+// Release is the student's mark-for-deletion. It is idempotent for the owner: a sandbox
+// already pending deletion (or whose deletion failed) is returned as it is. The owner may
+// release at any time while allocated, also between expires_at and the end of the grace.
+func (b *Broker) Release(ctx context.Context, id, student, requestID string) (pool.Sandbox, error) {
+	by := pool.Actor{Kind: "student", Name: student, RequestID: requestID, Reason: "mark-for-deletion"}
+	s, err := b.pool.Get(ctx, id)
+	// Two rounds: the expiry job may end the allocation between the read and the write,
+	// and the second read then shows the sandbox already pending deletion.
+	for range 2 {
+		if err != nil {
+			return pool.Sandbox{}, notFound(err)
+		}
+		if s.Owner == "" || s.Owner != student {
+			return pool.Sandbox{}, ErrNotOwner
+		}
+		if s.Status != pool.Allocated {
+			return s, nil
+		}
+		var released pool.Sandbox
+		if released, err = b.pool.Release(ctx, s, student, by); err == nil {
+			return released, nil
+		}
+		if !errors.Is(err, pool.ErrConflict) && !errors.Is(err, pool.ErrContended) {
+			return pool.Sandbox{}, err
+		}
+		s, err = b.pool.Get(ctx, id)
+	}
+	return pool.Sandbox{}, fmt.Errorf("broker: release %s: %w", id, ErrBusy)
+}
+
+func notFound(err error) error {
+	if errors.Is(err, pool.ErrNotFound) {
+		return ErrNotFound
+	}
+	return err
+}
