@@ -1,0 +1,253 @@
+package csp
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type manualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func testBreaker(clock *manualClock, threshold int, openFor time.Duration) (*breaker, *[]string) {
+	var transitions []string
+	var mu sync.Mutex
+	b := newBreaker(BreakerOptions{Threshold: threshold, OpenFor: openFor, Now: clock.Now}, func(from, to BreakerState) {
+		mu.Lock()
+		defer mu.Unlock()
+		transitions = append(transitions, from.String()+"->"+to.String())
+	})
+	return b, &transitions
+}
+
+func mustAllow(t *testing.T, b *breaker) func(outcome) {
+	t.Helper()
+	done, err := b.allow()
+	if err != nil {
+		t.Fatalf("allow() = %v, want admitted (state %s)", err, b.State())
+	}
+	return done
+}
+
+func fail(t *testing.T, b *breaker, n int) {
+	t.Helper()
+	for range n {
+		mustAllow(t, b)(outcomeFailure)
+	}
+}
+
+func TestBreakerDefaults(t *testing.T) {
+	clock := newManualClock()
+	b := newBreaker(BreakerOptions{Now: clock.Now}, nil)
+	fail(t, b, 4)
+	if got := b.State(); got != BreakerClosed {
+		t.Fatalf("after 4 failures state = %s, want closed (default threshold 5)", got)
+	}
+	fail(t, b, 1)
+	if got := b.State(); got != BreakerOpen {
+		t.Fatalf("after 5 failures state = %s, want open", got)
+	}
+	clock.Advance(59 * time.Second)
+	if got := b.State(); got != BreakerOpen {
+		t.Fatalf("after 59s state = %s, want open (default open-for 60s)", got)
+	}
+	clock.Advance(time.Second)
+	if got := b.State(); got != BreakerHalfOpen {
+		t.Fatalf("after 60s state = %s, want half_open", got)
+	}
+}
+
+func TestBreakerSuccessResetsConsecutiveFailures(t *testing.T) {
+	b, _ := testBreaker(newManualClock(), 3, time.Minute)
+	fail(t, b, 2)
+	mustAllow(t, b)(outcomeSuccess)
+	fail(t, b, 2)
+	if got := b.State(); got != BreakerClosed {
+		t.Fatalf("state = %s, want closed: the success should have reset the count", got)
+	}
+	fail(t, b, 1)
+	if got := b.State(); got != BreakerOpen {
+		t.Fatalf("state = %s, want open after 3 consecutive failures", got)
+	}
+}
+
+func TestBreakerIgnoredOutcomesDoNotCount(t *testing.T) {
+	b, _ := testBreaker(newManualClock(), 2, time.Minute)
+	mustAllow(t, b)(outcomeFailure)
+	for range 5 {
+		mustAllow(t, b)(outcomeIgnored)
+	}
+	if got := b.State(); got != BreakerClosed {
+		t.Fatalf("state = %s, want closed", got)
+	}
+	mustAllow(t, b)(outcomeFailure)
+	if got := b.State(); got != BreakerOpen {
+		t.Fatalf("state = %s, want open: ignored outcomes must not reset the count either", got)
+	}
+}
+
+func TestBreakerOpenRejectsUntilOpenForElapsed(t *testing.T) {
+	clock := newManualClock()
+	b, transitions := testBreaker(clock, 1, 10*time.Second)
+	fail(t, b, 1)
+	for range 3 {
+		if _, err := b.allow(); !errors.Is(err, ErrCircuitOpen) {
+			t.Fatalf("allow() while open = %v, want ErrCircuitOpen", err)
+		}
+		clock.Advance(3 * time.Second)
+	}
+	clock.Advance(time.Second) // 10s since opening
+	done := mustAllow(t, b)
+	done(outcomeSuccess)
+	if got := b.State(); got != BreakerClosed {
+		t.Fatalf("state after a successful probe = %s, want closed", got)
+	}
+	want := []string{"closed->open", "open->half_open", "half_open->closed"}
+	if !slices.Equal(*transitions, want) {
+		t.Fatalf("transitions = %v, want %v", *transitions, want)
+	}
+}
+
+func TestBreakerFailedProbeReopensAndRestartsTimer(t *testing.T) {
+	clock := newManualClock()
+	b, _ := testBreaker(clock, 1, 10*time.Second)
+	fail(t, b, 1)
+	clock.Advance(10 * time.Second)
+	mustAllow(t, b)(outcomeFailure)
+	if got := b.State(); got != BreakerOpen {
+		t.Fatalf("state after a failed probe = %s, want open", got)
+	}
+	clock.Advance(9 * time.Second)
+	if _, err := b.allow(); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("allow() 9s after the failed probe = %v, want ErrCircuitOpen (timer must restart)", err)
+	}
+	clock.Advance(time.Second)
+	if got := b.State(); got != BreakerHalfOpen {
+		t.Fatalf("state 10s after the failed probe = %s, want half_open", got)
+	}
+}
+
+func TestBreakerIgnoredProbeFreesTheSlot(t *testing.T) {
+	clock := newManualClock()
+	b, _ := testBreaker(clock, 1, time.Second)
+	fail(t, b, 1)
+	clock.Advance(time.Second)
+	mustAllow(t, b)(outcomeIgnored)
+	if got := b.State(); got != BreakerHalfOpen {
+		t.Fatalf("state after an ignored probe = %s, want half_open", got)
+	}
+	mustAllow(t, b)(outcomeSuccess)
+	if got := b.State(); got != BreakerClosed {
+		t.Fatalf("state = %s, want closed", got)
+	}
+}
+
+func TestBreakerHalfOpenAdmitsExactlyOneConcurrentProbe(t *testing.T) {
+	clock := newManualClock()
+	b, _ := testBreaker(clock, 1, time.Second)
+	fail(t, b, 1)
+	clock.Advance(time.Second)
+
+	const callers = 200
+	var (
+		admitted, rejected atomic.Int32
+		probe              func(outcome)
+		probeMu            sync.Mutex
+		start              = make(chan struct{})
+		wg                 sync.WaitGroup
+	)
+	for range callers {
+		wg.Go(func() {
+			<-start
+			done, err := b.allow()
+			switch {
+			case err == nil:
+				admitted.Add(1)
+				probeMu.Lock()
+				probe = done
+				probeMu.Unlock()
+			case errors.Is(err, ErrCircuitOpen):
+				rejected.Add(1)
+			default:
+				t.Errorf("allow() = %v", err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if admitted.Load() != 1 || rejected.Load() != callers-1 {
+		t.Fatalf("admitted %d, rejected %d; want exactly 1 probe and %d rejections", admitted.Load(), rejected.Load(), callers-1)
+	}
+	probe(outcomeSuccess)
+	if got := b.State(); got != BreakerClosed {
+		t.Fatalf("state = %s, want closed", got)
+	}
+	// Closed again: concurrent calls all go through.
+	for range callers {
+		wg.Go(func() {
+			if done, err := b.allow(); err != nil {
+				t.Errorf("allow() after closing = %v", err)
+			} else {
+				done(outcomeSuccess)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestBreakerIgnoresOutcomesFromAnEarlierState(t *testing.T) {
+	clock := newManualClock()
+	b, _ := testBreaker(clock, 2, time.Second)
+	// Two slow calls admitted while closed, finishing after the state moved on.
+	slowSuccess := mustAllow(t, b)
+	slowFailure := mustAllow(t, b)
+	fail(t, b, 2)
+	slowSuccess(outcomeSuccess)
+	if got := b.State(); got != BreakerOpen {
+		t.Fatalf("state = %s, want open: a call admitted before opening must not close the breaker", got)
+	}
+	clock.Advance(time.Second)
+	probe := mustAllow(t, b)
+	slowFailure(outcomeFailure)
+	if got := b.State(); got != BreakerHalfOpen {
+		t.Fatalf("state = %s, want half_open: only the probe decides", got)
+	}
+	if _, err := b.allow(); !errors.Is(err, ErrCircuitOpen) {
+		t.Fatalf("allow() with the probe in flight = %v, want ErrCircuitOpen", err)
+	}
+	probe(outcomeSuccess)
+	if got := b.State(); got != BreakerClosed {
+		t.Fatalf("state = %s, want closed", got)
+	}
+}
+
+func TestBreakerStateString(t *testing.T) {
+	for s, want := range map[BreakerState]string{
+		BreakerClosed: "closed", BreakerOpen: "open", BreakerHalfOpen: "half_open", BreakerState(42): "unknown",
+	} {
+		if got := s.String(); got != want {
+			t.Errorf("BreakerState(%d).String() = %q, want %q", int(s), got, want)
+		}
+	}
+}

@@ -1,0 +1,242 @@
+package cspfake
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Faults is the misbehaviour the fake injects. The zero value is a healthy
+// CSP. Requests go through the stages in this order: latency, auth, drop,
+// (delete) rate limit, failure, then the real work.
+type Faults struct {
+	ListLatency   time.Duration
+	DeleteLatency time.Duration
+
+	// ListDrop and DeleteDrop hijack the connection and close it without
+	// writing a response.
+	ListDrop   Trigger
+	DeleteDrop Trigger
+
+	ListFail   Failure
+	DeleteFail Failure
+
+	// ListEmpty answers every listing with no results.
+	ListEmpty bool
+	// ListLimit, when > 0, lists only the first ListLimit accounts.
+	ListLimit int
+	// ListFraction, when > 0, lists only that leading fraction (0..1) of
+	// the accounts.
+	ListFraction float64
+
+	// DeleteRateLimit, when > 0, admits that many deletes per second from a
+	// token bucket of DeleteBurst (default 1); others get 429 + Retry-After.
+	DeleteRateLimit float64
+	DeleteBurst     int
+}
+
+// Trigger decides which requests a fault hits: the next Next requests, then
+// a Rate fraction (0..1) of the rest, drawn from the server's seeded RNG.
+type Trigger struct {
+	Next int
+	Rate float64
+}
+
+// Failure answers the requests its trigger hits with Status and a body of
+// the given kind.
+type Failure struct {
+	Trigger
+	// UUIDs always fail, whatever the trigger says (deletes only).
+	UUIDs []string
+	// Status defaults to 500.
+	Status int
+	Body   BodyKind
+}
+
+// BodyKind is the body of an injected failure.
+type BodyKind string
+
+const (
+	// BodyJSON is a JSON error document (the default).
+	BodyJSON BodyKind = "json"
+	// BodyHTML is the HTML page a proxy or the CSP license service returns.
+	BodyHTML BodyKind = "html"
+	// BodyGarbage is binary noise: control bytes and invalid UTF-8.
+	BodyGarbage BodyKind = "garbage"
+)
+
+func (f Failure) status() int {
+	if f.Status == 0 {
+		return 500
+	}
+	return f.Status
+}
+
+// Validate reports every out-of-range setting at once.
+func (f Faults) Validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(f.ListLatency >= 0, "list latency must not be negative")
+	check(f.DeleteLatency >= 0, "delete latency must not be negative")
+	triggers := []struct {
+		name string
+		t    Trigger
+	}{
+		{"list drop", f.ListDrop}, {"delete drop", f.DeleteDrop},
+		{"list fail", f.ListFail.Trigger}, {"delete fail", f.DeleteFail.Trigger},
+	}
+	for _, x := range triggers {
+		check(x.t.Next >= 0, "%s: next must not be negative", x.name)
+		check(x.t.Rate >= 0 && x.t.Rate <= 1, "%s: rate must be between 0 and 1", x.name)
+	}
+	failures := []struct {
+		name string
+		f    Failure
+	}{{"list fail", f.ListFail}, {"delete fail", f.DeleteFail}}
+	for _, x := range failures {
+		check(x.f.Status == 0 || (x.f.Status >= 400 && x.f.Status <= 599), "%s: status %d is not a 4xx or 5xx", x.name, x.f.Status)
+		check(x.f.Body == "" || x.f.Body == BodyJSON || x.f.Body == BodyHTML || x.f.Body == BodyGarbage,
+			"%s: body %q is not one of json, html, garbage", x.name, x.f.Body)
+	}
+	check(len(f.ListFail.UUIDs) == 0, "list fail: UUIDs only apply to deletes")
+	check(f.ListLimit >= 0, "list limit must not be negative")
+	check(f.ListFraction >= 0 && f.ListFraction <= 1, "list fraction must be between 0 and 1")
+	check(f.DeleteRateLimit >= 0, "delete rate limit must not be negative")
+	check(f.DeleteBurst >= 0, "delete burst must not be negative")
+	return errors.Join(errs...)
+}
+
+// Environment variables read by FaultsFromEnv, for the local stack.
+// Durations use Go syntax ("250ms", "8s"); rates and fractions are 0..1.
+const (
+	EnvLatency          = "FAKE_CSP_LATENCY" // both list and delete, unless overridden below
+	EnvListLatency      = "FAKE_CSP_LIST_LATENCY"
+	EnvDeleteLatency    = "FAKE_CSP_DELETE_LATENCY"
+	EnvListDropNext     = "FAKE_CSP_LIST_DROP_NEXT"
+	EnvListDropRate     = "FAKE_CSP_LIST_DROP_RATE"
+	EnvDeleteDropNext   = "FAKE_CSP_DELETE_DROP_NEXT"
+	EnvDeleteDropRate   = "FAKE_CSP_DELETE_DROP_RATE"
+	EnvListFailNext     = "FAKE_CSP_LIST_FAIL_NEXT"
+	EnvListFailRate     = "FAKE_CSP_LIST_FAIL_RATE"
+	EnvListFailStatus   = "FAKE_CSP_LIST_FAIL_STATUS"
+	EnvListFailBody     = "FAKE_CSP_LIST_FAIL_BODY"
+	EnvDeleteFailNext   = "FAKE_CSP_DELETE_FAIL_NEXT"
+	EnvDeleteFailRate   = "FAKE_CSP_DELETE_FAIL_RATE"
+	EnvDeleteFailStatus = "FAKE_CSP_DELETE_FAIL_STATUS"
+	EnvDeleteFailBody   = "FAKE_CSP_DELETE_FAIL_BODY"
+	EnvDeleteFailUUIDs  = "FAKE_CSP_DELETE_FAIL_UUIDS" // comma-separated
+	EnvListEmpty        = "FAKE_CSP_LIST_EMPTY"
+	EnvListLimit        = "FAKE_CSP_LIST_LIMIT"
+	EnvListFraction     = "FAKE_CSP_LIST_FRACTION"
+	EnvDeleteRateLimit  = "FAKE_CSP_DELETE_RATE_LIMIT" // deletes per second
+	EnvDeleteBurst      = "FAKE_CSP_DELETE_BURST"
+)
+
+// FaultsFromEnv builds Faults from the FAKE_CSP_* variables; unset or empty
+// variables leave the zero value. Every bad variable is reported, by name.
+func FaultsFromEnv(getenv func(string) string) (Faults, error) {
+	p := envParser{getenv: getenv}
+	var f Faults
+	latency := p.duration(EnvLatency)
+	f.ListLatency = p.durationOr(EnvListLatency, latency)
+	f.DeleteLatency = p.durationOr(EnvDeleteLatency, latency)
+	f.ListDrop = Trigger{Next: p.int(EnvListDropNext), Rate: p.float(EnvListDropRate)}
+	f.DeleteDrop = Trigger{Next: p.int(EnvDeleteDropNext), Rate: p.float(EnvDeleteDropRate)}
+	f.ListFail = Failure{
+		Trigger: Trigger{Next: p.int(EnvListFailNext), Rate: p.float(EnvListFailRate)},
+		Status:  p.int(EnvListFailStatus),
+		Body:    BodyKind(p.str(EnvListFailBody)),
+	}
+	f.DeleteFail = Failure{
+		Trigger: Trigger{Next: p.int(EnvDeleteFailNext), Rate: p.float(EnvDeleteFailRate)},
+		Status:  p.int(EnvDeleteFailStatus),
+		Body:    BodyKind(p.str(EnvDeleteFailBody)),
+		UUIDs:   p.list(EnvDeleteFailUUIDs),
+	}
+	f.ListEmpty = p.bool(EnvListEmpty)
+	f.ListLimit = p.int(EnvListLimit)
+	f.ListFraction = p.float(EnvListFraction)
+	f.DeleteRateLimit = p.float(EnvDeleteRateLimit)
+	f.DeleteBurst = p.int(EnvDeleteBurst)
+	if err := errors.Join(append(p.errs, f.Validate())...); err != nil {
+		return Faults{}, fmt.Errorf("cspfake: fault environment: %w", err)
+	}
+	return f, nil
+}
+
+type envParser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *envParser) str(name string) string { return strings.TrimSpace(p.getenv(name)) }
+
+func (p *envParser) fail(name, v, want string) {
+	p.errs = append(p.errs, fmt.Errorf("%s=%q: want %s", name, v, want))
+}
+
+func (p *envParser) duration(name string) time.Duration { return p.durationOr(name, 0) }
+
+func (p *envParser) durationOr(name string, def time.Duration) time.Duration {
+	v := p.str(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.fail(name, v, `a duration such as "250ms"`)
+	}
+	return d
+}
+
+func (p *envParser) int(name string) int {
+	v := p.str(name)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.fail(name, v, "an integer")
+	}
+	return n
+}
+
+func (p *envParser) float(name string) float64 {
+	v := p.str(name)
+	if v == "" {
+		return 0
+	}
+	x, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		p.fail(name, v, "a number")
+	}
+	return x
+}
+
+func (p *envParser) bool(name string) bool {
+	v := p.str(name)
+	if v == "" {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, v, "true or false")
+	}
+	return b
+}
+
+func (p *envParser) list(name string) []string {
+	var out []string
+	for s := range strings.SplitSeq(p.str(name), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,115 @@
+package csp_test
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/csp"
+	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+)
+
+const testToken = "tok-3f9a1c"
+
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newTestClock() *testClock {
+	return &testClock{t: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)}
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// startFake serves accounts on 127.0.0.1 until the test ends.
+func startFake(t *testing.T, opts cspfake.Options, accounts ...cspfake.Account) *cspfake.Server {
+	t.Helper()
+	if opts.Token == "" {
+		opts.Token = testToken
+	}
+	s := cspfake.New(opts)
+	s.Seed(accounts...)
+	if err := s.Start(); err != nil {
+		t.Fatalf("start fake: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close fake: %v", err)
+		}
+	})
+	return s
+}
+
+func setFaults(t *testing.T, s *cspfake.Server, f cspfake.Faults) {
+	t.Helper()
+	if err := s.SetFaults(f); err != nil {
+		t.Fatalf("set faults: %v", err)
+	}
+}
+
+// newClient points a client at baseURL; tweak adjusts the options first.
+func newClient(t *testing.T, baseURL string, tweak func(*csp.Options)) *csp.Client {
+	t.Helper()
+	opts := csp.Options{BaseURL: baseURL, Token: testToken, RequestTimeout: 2 * time.Second}
+	if tweak != nil {
+		tweak(&opts)
+	}
+	c, err := csp.New(opts)
+	if err != nil {
+		t.Fatalf("csp.New: %v", err)
+	}
+	return c
+}
+
+func deleteStatuses(s *cspfake.Server) []int {
+	var out []int
+	for _, d := range s.Deletes() {
+		out = append(out, d.Status)
+	}
+	return out
+}
+
+// expectedAccount is what the client should make of a generated account.
+func expectedAccount(t *testing.T, a cspfake.Account) csp.Account {
+	t.Helper()
+	created, err := time.Parse(time.RFC3339Nano, a.CreatedAt)
+	if err != nil {
+		t.Fatalf("generated created_at %q: %v", a.CreatedAt, err)
+	}
+	return csp.Account{
+		SandboxID:     strconv.FormatInt(a.CSPID, 10),
+		ExternalID:    a.ID,
+		Name:          a.Name,
+		CreatedAt:     created.UTC(),
+		SFDCAccountID: a.SFDCAccountID,
+	}
+}
+
+func sameAccount(a, b csp.Account) bool {
+	return a.SandboxID == b.SandboxID && a.ExternalID == b.ExternalID && a.Name == b.Name &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.SFDCAccountID == b.SFDCAccountID
+}
+
+// waitFor polls cond until it holds or a second has passed.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

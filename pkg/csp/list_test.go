@@ -1,0 +1,316 @@
+package csp_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/csp"
+	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+)
+
+func TestListAccountsPagesToTheEnd(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		accounts, pageSize int
+		wantOffsets        []int
+	}{
+		{250, 100, []int{0, 100, 200}},
+		{200, 100, []int{0, 100, 200}}, // a full last page needs one more, empty, page
+		{0, 100, []int{0}},
+		{3, 1, []int{0, 1, 2, 3}},
+		{1500, 1000, []int{0, 1000}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d accounts by %d", tt.accounts, tt.pageSize), func(t *testing.T) {
+			seeded := cspfake.Generate(tt.accounts, []string{"lab", "demo"})
+			s := startFake(t, cspfake.Options{}, seeded...)
+			c := newClient(t, s.URL(), func(o *csp.Options) { o.PageSize = tt.pageSize })
+
+			got, err := c.ListAccounts(context.Background())
+			if err != nil {
+				t.Fatalf("ListAccounts: %v", err)
+			}
+			if len(got) != len(seeded) {
+				t.Fatalf("got %d accounts, want %d", len(got), len(seeded))
+			}
+			for i := range seeded {
+				if want := expectedAccount(t, seeded[i]); !sameAccount(got[i], want) {
+					t.Fatalf("account %d = %+v, want %+v", i, got[i], want)
+				}
+			}
+			reqs := s.Requests()
+			if len(reqs) != len(tt.wantOffsets) {
+				t.Fatalf("server saw %d requests, want %d", len(reqs), len(tt.wantOffsets))
+			}
+			for i, off := range tt.wantOffsets {
+				want := fmt.Sprintf("_limit=%d&_offset=%d", tt.pageSize, off)
+				if reqs[i].Method != http.MethodGet || reqs[i].Path != "/v2/current_user/accounts" || reqs[i].Query != want {
+					t.Fatalf("request %d = %s %s?%s, want GET /v2/current_user/accounts?%s", i, reqs[i].Method, reqs[i].Path, reqs[i].Query, want)
+				}
+			}
+		})
+	}
+}
+
+func TestListAccountsFixtureFilteringAndMapping(t *testing.T) {
+	t.Parallel()
+	fixture, err := cspfake.LoadFixture("../../testdata/csp/accounts.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startFake(t, cspfake.Options{}, fixture...)
+	c := newClient(t, s.URL(), func(o *csp.Options) { o.PageSize = 3 })
+
+	got, err := c.ListAccounts(context.Background())
+	if err != nil {
+		t.Fatalf("ListAccounts: %v", err)
+	}
+	const id = "identity/accounts/"
+	want := []csp.Account{
+		{SandboxID: "2012345", ExternalID: id + "6f1c2a4e-9b1d-4c8e-a6f2-3d5e7b9c1a01", Name: "lab-adventure-0001",
+			CreatedAt: time.Date(2025, 10, 6, 9, 15, 42, 123456000, time.UTC), SFDCAccountID: "0015g00000AbCdE1"},
+		{SandboxID: "2012346", ExternalID: id + "7a2d3b5f-0c2e-4d9f-b7a3-4e6f8c0d2b02", Name: "lab-adventure-0002",
+			CreatedAt: time.Date(2025, 10, 6, 9, 16, 3, 0, time.UTC), SFDCAccountID: "0015g00000AbCdE2"},
+		// No csp_id: the full id stands in for it.
+		{SandboxID: "8b3e4c6a-1d3f-4e0a-88b4-5f7a9d1e3c03", ExternalID: id + "8b3e4c6a-1d3f-4e0a-88b4-5f7a9d1e3c03",
+			Name: "lab-legacy-0003", CreatedAt: time.Date(2025, 10, 6, 9, 17, 10, 0, time.UTC)},
+		// csp_id as a string, created_at unparsable, sfdc_account_id null.
+		{SandboxID: "2012348", ExternalID: id + "9c4f5d7b-2e4a-4f1b-99c5-6a8b0e2f4d04", Name: "lab-adventure-0004"},
+		// name null.
+		{SandboxID: "2012349", ExternalID: id + "ad5a6e8c-3f5b-4a2c-8ad6-7b9c1f3a5e05", Name: "sandbox-2012349",
+			CreatedAt: time.Date(2025, 10, 7, 11, 0, 0, 500000000, time.UTC), SFDCAccountID: "0015g00000AbCdE5"},
+		// Left out: a suspended sandbox, a customer account, and csp_id "n/a".
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d accounts %+v, want %d", len(got), got, len(want))
+	}
+	for i := range want {
+		if !sameAccount(got[i], want[i]) {
+			t.Errorf("account %d = %+v\nwant          %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestListAccountsSkipsOddEntriesWithoutFailing(t *testing.T) {
+	t.Parallel()
+	raw := func(s string) cspfake.Account { return cspfake.Account{Raw: json.RawMessage(s)} }
+	const active = `"account_type":"sandbox","state":"active"`
+	s := startFake(t, cspfake.Options{},
+		raw(`null`), raw(`42`), raw(`"text"`), raw(`[]`), raw(`{}`),
+		raw(`{`+active+`}`),
+		raw(`{`+active+`,"id":null,"csp_id":7}`),
+		raw(`{`+active+`,"id":"identity/accounts/","csp_id":8}`),
+		raw(`{`+active+`,"id":"identity/accounts/u1","csp_id":12.5}`),
+		raw(`{`+active+`,"id":"identity/accounts/u2","csp_id":-3}`),
+		raw(`{`+active+`,"id":"identity/accounts/u3","csp_id":"99999999999999999999999"}`),
+		raw(`{`+active+`,"id":"identity/accounts/u4","csp_id":{}}`),
+		raw(`{`+active+`,"id":"identity/accounts/u5","csp_id":true}`),
+		raw(`{"account_type":5,"state":"active","id":"identity/accounts/u6","csp_id":9}`),
+		raw(`{"account_type":"sandbox","state":null,"id":"identity/accounts/u7","csp_id":10}`),
+		raw(`{`+active+`,"id":"identity/accounts/ok-1","csp_id":" 77 ","name":123,"created_at":1759742142,"sfdc_account_id":false}`),
+		raw(`{`+active+`,"id":"identity/accounts/ok-2","csp_id":null,"name":"  ","created_at":null}`),
+	)
+	c := newClient(t, s.URL(), nil)
+	got, err := c.ListAccounts(context.Background())
+	if err != nil {
+		t.Fatalf("ListAccounts: %v", err)
+	}
+	want := []csp.Account{
+		{SandboxID: "77", ExternalID: "identity/accounts/ok-1", Name: "123"},
+		{SandboxID: "ok-2", ExternalID: "identity/accounts/ok-2", Name: "sandbox-ok-2"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if !sameAccount(got[i], want[i]) {
+			t.Errorf("account %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestListAccountsDeduplicatesAcrossPages(t *testing.T) {
+	t.Parallel()
+	seeded := cspfake.Generate(150, nil)
+	// The same csp_id turning up again on a later page, as offset paging does
+	// when an account is created between two page requests.
+	seeded[120].CSPID = seeded[10].CSPID
+	s := startFake(t, cspfake.Options{}, seeded...)
+	c := newClient(t, s.URL(), func(o *csp.Options) { o.PageSize = 100 })
+
+	got, err := c.ListAccounts(context.Background())
+	if err != nil {
+		t.Fatalf("ListAccounts: %v", err)
+	}
+	if len(got) != 149 {
+		t.Fatalf("got %d accounts, want 149", len(got))
+	}
+	seen := map[string]string{}
+	for _, a := range got {
+		if prev, dup := seen[a.SandboxID]; dup {
+			t.Fatalf("sandbox %s listed twice (%s and %s)", a.SandboxID, prev, a.ExternalID)
+		}
+		seen[a.SandboxID] = a.ExternalID
+	}
+	if seen[got[10].SandboxID] != seeded[10].ID {
+		t.Fatalf("the first occurrence should win")
+	}
+}
+
+func TestListAccountsRetriesServerErrorsThenSucceeds(t *testing.T) {
+	t.Parallel()
+	s := startFake(t, cspfake.Options{}, cspfake.Generate(30, nil)...)
+	setFaults(t, s, cspfake.Faults{ListFail: cspfake.Failure{Trigger: cspfake.Trigger{Next: 2}, Status: 503, Body: cspfake.BodyHTML}})
+	c := newClient(t, s.URL(), nil)
+
+	got, err := c.ListAccounts(context.Background())
+	if err != nil {
+		t.Fatalf("ListAccounts: %v", err)
+	}
+	if len(got) != 30 {
+		t.Fatalf("got %d accounts, want 30", len(got))
+	}
+	var statuses []int
+	for _, r := range s.Requests() {
+		statuses = append(statuses, r.Status)
+	}
+	if fmt.Sprint(statuses) != "[503 503 200]" {
+		t.Fatalf("statuses = %v, want [503 503 200]", statuses)
+	}
+	if got := c.BreakerState(); got != csp.BreakerClosed {
+		t.Fatalf("breaker = %s, want closed", got)
+	}
+}
+
+func TestListAccountsFailsWholeOnPersistentError(t *testing.T) {
+	t.Parallel()
+	s := startFake(t, cspfake.Options{}, cspfake.Generate(30, nil)...)
+	setFaults(t, s, cspfake.Faults{ListFail: cspfake.Failure{Trigger: cspfake.Trigger{Rate: 1}, Status: 502, Body: cspfake.BodyHTML}})
+	c := newClient(t, s.URL(), func(o *csp.Options) { o.MaxAttempts = 2 })
+
+	got, err := c.ListAccounts(context.Background())
+	if got != nil {
+		t.Fatalf("got %d accounts alongside an error; a failed listing must return none", len(got))
+	}
+	he, ok := errors.AsType[*csp.HTTPError](err)
+	if !ok || he.Status != 502 || !strings.Contains(he.Body, "unable to get licenses") || strings.Contains(he.Body, "<html") {
+		t.Fatalf("err = %v, want HTTPError 502 with a sanitised snippet", err)
+	}
+	if !csp.IsTransient(err) {
+		t.Fatal("a 502 must be transient")
+	}
+	if n := len(s.Requests()); n != 2 {
+		t.Fatalf("server saw %d requests, want 2 (MaxAttempts)", n)
+	}
+}
+
+func TestListAccountsFaultyListings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		faults cspfake.Faults
+		want   int
+	}{
+		{"empty", cspfake.Faults{ListEmpty: true}, 0},
+		{"first K", cspfake.Faults{ListLimit: 7}, 7},
+		{"fraction", cspfake.Faults{ListFraction: 0.25}, 60},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startFake(t, cspfake.Options{}, cspfake.Generate(240, nil)...)
+			setFaults(t, s, tt.faults)
+			c := newClient(t, s.URL(), nil)
+			got, err := c.ListAccounts(context.Background())
+			if err != nil || len(got) != tt.want {
+				t.Fatalf("ListAccounts = %d accounts, %v; want %d, nil", len(got), err, tt.want)
+			}
+		})
+	}
+}
+
+func TestListAccountsMalformedPages(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		body    string
+		wantErr bool
+	}{
+		{"html with 200", "<html><body>Service Unavailable</body></html>", true},
+		{"no results field", `{"error":"license service down"}`, true},
+		{"results not a list", `{"results":{"id":"x"}}`, true},
+		{"truncated json", `{"results":[{"id":"identity/accounts/a"`, true},
+		{"results null", `{"results":null}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hits atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits.Add(1)
+				_, _ = w.Write([]byte(tt.body))
+			}))
+			t.Cleanup(srv.Close)
+			c := newClient(t, srv.URL, func(o *csp.Options) { o.MaxAttempts = 2 })
+
+			got, err := c.ListAccounts(context.Background())
+			if !tt.wantErr {
+				if err != nil || len(got) != 0 {
+					t.Fatalf("ListAccounts = %v, %v; want no accounts, no error", got, err)
+				}
+				return
+			}
+			if !errors.Is(err, csp.ErrMalformedResponse) || !csp.IsTransient(err) {
+				t.Fatalf("err = %v, want a transient ErrMalformedResponse", err)
+			}
+			if hits.Load() != 2 {
+				t.Fatalf("server hit %d times, want 2: malformed answers are retried", hits.Load())
+			}
+		})
+	}
+}
+
+func TestListAccountsStopsWhenServerIgnoresOffset(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = w.Write([]byte(`{"results":[` +
+			`{"account_type":"sandbox","state":"active","id":"identity/accounts/a","csp_id":1},` +
+			`{"account_type":"sandbox","state":"active","id":"identity/accounts/b","csp_id":2}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL, func(o *csp.Options) { o.PageSize = 2 })
+	// Without the guard this would page until the deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	_, err := c.ListAccounts(ctx)
+	if !errors.Is(err, csp.ErrMalformedResponse) || !strings.Contains(err.Error(), "repeats") {
+		t.Fatalf("err = %v, want ErrMalformedResponse about a repeated page", err)
+	}
+	if hits.Load() != 2 {
+		t.Fatalf("server hit %d times, want 2", hits.Load())
+	}
+}
+
+func TestListAccountsDroppedConnectionRetried(t *testing.T) {
+	t.Parallel()
+	s := startFake(t, cspfake.Options{}, cspfake.Generate(5, nil)...)
+	setFaults(t, s, cspfake.Faults{ListDrop: cspfake.Trigger{Next: 2}})
+	c := newClient(t, s.URL(), nil)
+
+	got, err := c.ListAccounts(context.Background())
+	if err != nil || len(got) != 5 {
+		t.Fatalf("ListAccounts = %d accounts, %v; want 5, nil", len(got), err)
+	}
+	if f := s.Faults(); f.ListDrop.Next != 0 {
+		t.Fatalf("%d drops left unused: the client did not get through them", f.ListDrop.Next)
+	}
+}
