@@ -1,0 +1,243 @@
+// Command poolbench measures allocation under a burst of concurrent students against one
+// DynamoDB Local: this broker's engine and, as the baseline, upstream's strategy
+// (reference §1.2). It prints one table; every row comes from the same run.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// counter counts every HTTP request to DynamoDB, SDK retries included.
+type counter struct {
+	inner *http.Client
+	n     atomic.Int64
+	mu    sync.Mutex
+	ops   map[string]int
+}
+
+func (c *counter) Do(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	c.mu.Lock()
+	c.ops[strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_20120810.")]++
+	c.mu.Unlock()
+	return c.inner.Do(r)
+}
+
+type scenario struct {
+	name     string
+	students int
+	prefixes []string // one per lab; empty: no prefix
+}
+
+type strategy struct {
+	name     string
+	allocate func(ctx context.Context, env *env, student, prefix string) error
+}
+
+type env struct {
+	db    *dynamodb.Client
+	pool  *pool.Pool
+	table string
+}
+
+type row struct {
+	scenario, strategy string
+	n, ok              int
+	requests           int64
+	p50, p99, wall     time.Duration
+}
+
+func main() {
+	sizes := flag.String("n", "100,300,500", "comma-separated burst sizes")
+	only := flag.String("only", "", "run only this strategy (engine or upstream)")
+	flag.Parse()
+	if err := run(parseSizes(*sizes), *only); err != nil {
+		fmt.Fprintln(os.Stderr, "poolbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(sizes []int, only string) error {
+	ctx := context.Background()
+	srv, err := ddblocal.Start(ctx, ddblocal.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	count := &counter{ops: map[string]int{}, inner: &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}}}
+	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: srv.Endpoint, Region: "us-east-1", HTTPClient: count})
+	if err != nil {
+		return err
+	}
+	cfg := config.Pool{LabDuration: 48 * time.Hour, Grace: 30 * time.Minute}
+	strategies := []strategy{
+		{"engine", func(ctx context.Context, e *env, student, prefix string) error {
+			_, err := broker.New(e.pool, cfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix})
+			return err
+		}},
+		{"upstream", upstreamAllocate},
+	}
+	// Warm DynamoDB Local's JVM up first, so the first measured row is not the slowest.
+	tables := 0
+	warm := &env{db: db, table: "bench-warmup"}
+	if err := pool.CreateTable(ctx, db, warm.table); err != nil {
+		return err
+	}
+	warm.pool = pool.New(db, warm.table)
+	warmup := scenario{name: "warm-up", students: 300}
+	if err := seed(ctx, warm, warmup); err != nil {
+		return err
+	}
+	burst(ctx, warm, warmup, strategies[0])
+	var rows []row
+	for _, n := range sizes {
+		for _, sc := range []scenario{
+			{name: "no prefix", students: n},
+			{name: "3 labs + others", students: n, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
+		} {
+			for _, st := range strategies {
+				if only != "" && st.name != only {
+					continue
+				}
+				tables++
+				e := &env{db: db, table: fmt.Sprintf("bench-%d", tables)}
+				if err := pool.CreateTable(ctx, db, e.table); err != nil {
+					return err
+				}
+				e.pool = pool.New(db, e.table)
+				if err := seed(ctx, e, sc); err != nil {
+					return err
+				}
+				count.n.Store(0)
+				count.ops = map[string]int{}
+				r := burst(ctx, e, sc, st)
+				r.requests = count.n.Load()
+				rows = append(rows, r)
+				fmt.Fprintf(os.Stderr, "%s / %s / N=%d: %v\n", sc.name, st.name, n, count.ops)
+			}
+		}
+	}
+	print(rows)
+	return nil
+}
+
+// seed fills the pool: N sandboxes, or with labs N/labs matching each lab's prefix plus
+// N/2 named to share the leading "lab" and match none of them.
+func seed(ctx context.Context, e *env, sc scenario) error {
+	var names []string
+	if len(sc.prefixes) == 0 {
+		for i := range sc.students {
+			names = append(names, fmt.Sprintf("lab-%05d", i))
+		}
+	} else {
+		for i := range sc.students {
+			names = append(names, fmt.Sprintf("%s-%05d", sc.prefixes[i%len(sc.prefixes)], i))
+		}
+		for i := range sc.students / 2 {
+			names = append(names, fmt.Sprintf("lab-other-%05d", i))
+		}
+	}
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for i, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := e.pool.Create(ctx, pool.Account{
+				ID: fmt.Sprint(4000000 + i), Name: name,
+				ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i), CreatedAt: 1700000000,
+			}, pool.Actor{Kind: "job", Name: "bench"})
+			if err != nil {
+				firstErr.CompareAndSwap(nil, err)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return err
+	}
+	return nil
+}
+
+func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
+	lat := make([]time.Duration, sc.students)
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range sc.students {
+		prefix := ""
+		if len(sc.prefixes) > 0 {
+			prefix = sc.prefixes[i%len(sc.prefixes)]
+		}
+		wg.Go(func() {
+			<-start
+			t0 := time.Now()
+			err := st.allocate(ctx, e, fmt.Sprintf("student-%d", i), prefix)
+			lat[i] = time.Since(t0)
+			if err == nil {
+				ok.Add(1)
+			}
+		})
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	wall := time.Since(t0)
+	slices.Sort(lat)
+	return row{scenario: sc.name, strategy: st.name, n: sc.students, ok: int(ok.Load()),
+		p50: lat[len(lat)/2], p99: lat[(len(lat)*99)/100], wall: wall}
+}
+
+func print(rows []row) {
+	fmt.Printf("\n%-16s %5s %-9s %8s %10s %9s %9s %8s %11s\n", "scenario", "N", "strategy", "success", "req/alloc", "p50", "p99", "wall", "p99 ratio")
+	fmt.Println(strings.Repeat("-", 94))
+	for i, r := range rows {
+		perAlloc := "-"
+		if r.ok > 0 {
+			perAlloc = fmt.Sprintf("%.2f", float64(r.requests)/float64(r.ok))
+		}
+		ratio := ""
+		if r.strategy == "upstream" && i > 0 && rows[i-1].strategy == "engine" {
+			ratio = fmt.Sprintf("%.1fx", float64(r.p99)/float64(rows[i-1].p99))
+		}
+		fmt.Printf("%-16s %5d %-9s %7.1f%% %10s %9s %9s %8s %11s\n", r.scenario, r.n, r.strategy,
+			100*float64(r.ok)/float64(r.n), perAlloc, round(r.p50), round(r.p99), round(r.wall), ratio)
+	}
+	fmt.Println("\nreq/alloc: DynamoDB HTTP requests (SDK retries included) per successful allocation.")
+	fmt.Println("p99 ratio: upstream p99 / engine p99 in the same scenario.")
+}
+
+func round(d time.Duration) string {
+	if d >= time.Second {
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(100 * time.Microsecond).String()
+}
+
+func parseSizes(s string) []int {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(f), &n); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
