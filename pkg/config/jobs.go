@@ -1,0 +1,60 @@
+package config
+
+import "time"
+
+// Jobs tunes the background jobs (ARCHITECTURE §6).
+type Jobs struct {
+	// StaleStrikes is how many consecutive syncs must miss an available sandbox before it
+	// is marked stale.
+	StaleStrikes int
+	// MaxShrinkFraction is the largest share of the pool's available and stale sandboxes
+	// that one listing may drop before sync distrusts it and marks nothing stale.
+	MaxShrinkFraction float64
+	// CleanupMaxAttempts is how many failed CSP deletes send a sandbox to deletion_failed.
+	CleanupMaxAttempts int
+	// CleanupBackoffBase and CleanupBackoffCap bound the retry delay after a failed delete
+	// (exponential, full jitter), before IntervalScale.
+	CleanupBackoffBase time.Duration
+	CleanupBackoffCap  time.Duration
+	// DeletesPerSecond paces cleanup's CSP deletes.
+	DeletesPerSecond float64
+	// StaleGrace is how long a sandbox stays stale before its record is deleted.
+	StaleGrace time.Duration
+	// LeaseTTL bounds how long a run that died without releasing its lease blocks the
+	// next one. A run holds its lease at least until its own deadline.
+	LeaseTTL time.Duration
+	// IntervalScale (0 < s <= 1) shortens the schedules and the cleanup backoff alike, for
+	// demos and tests.
+	IntervalScale float64
+}
+
+// LoadJobs reads SYNC_STALE_STRIKES (2), SYNC_MAX_SHRINK_FRACTION (0.5),
+// CLEANUP_MAX_ATTEMPTS (6), CLEANUP_BACKOFF_BASE_SECONDS (60), CLEANUP_BACKOFF_CAP_SECONDS
+// (3600), CLEANUP_DELETES_PER_SECOND (1), STALE_GRACE_HOURS (24), JOB_LEASE_TTL_SECONDS
+// (900, the longest a Lambda function runs) and JOB_INTERVAL_SCALE (1).
+func LoadJobs(env Env) (Jobs, error) {
+	r := &reader{env: env}
+	j := Jobs{
+		StaleStrikes:       r.int("SYNC_STALE_STRIKES", 2, 1, 10),
+		MaxShrinkFraction:  r.float("SYNC_MAX_SHRINK_FRACTION", 0.5, 0, 1),
+		CleanupMaxAttempts: r.int("CLEANUP_MAX_ATTEMPTS", 6, 1, 100),
+		CleanupBackoffBase: r.duration("CLEANUP_BACKOFF_BASE_SECONDS", 60, time.Second, 1, 24*3600),
+		CleanupBackoffCap:  r.duration("CLEANUP_BACKOFF_CAP_SECONDS", 3600, time.Second, 1, 7*24*3600),
+		DeletesPerSecond:   r.float("CLEANUP_DELETES_PER_SECOND", 1, 0.01, 100),
+		StaleGrace:         r.duration("STALE_GRACE_HOURS", 24, time.Hour, 1, 720),
+		LeaseTTL:           r.duration("JOB_LEASE_TTL_SECONDS", 900, time.Second, 60, 24*3600),
+		IntervalScale:      r.float("JOB_INTERVAL_SCALE", 1, 0, 1),
+	}
+	if j.IntervalScale == 0 {
+		r.fail("JOB_INTERVAL_SCALE", "must be greater than 0")
+	}
+	if j.CleanupBackoffCap < j.CleanupBackoffBase {
+		r.fail("CLEANUP_BACKOFF_CAP_SECONDS", "%s is below CLEANUP_BACKOFF_BASE_SECONDS (%s)", j.CleanupBackoffCap, j.CleanupBackoffBase)
+	}
+	return j, r.err()
+}
+
+// Scale applies IntervalScale to a schedule interval or a backoff bound.
+func (j Jobs) Scale(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * j.IntervalScale)
+}
