@@ -61,7 +61,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	args := []string{"-Djava.library.path=./DynamoDBLocal_lib", "-Xms64m", "-Xmx1g", "-jar", "DynamoDBLocal.jar",
+	args := []string{"-Djava.library.path=./DynamoDBLocal_lib", "-Xms512m", "-Xmx2g", "-XX:+UseParallelGC", "-jar", "DynamoDBLocal.jar",
 		"-port", strconv.Itoa(port), "-disableTelemetry"}
 	if opts.DataDir != "" {
 		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
