@@ -1,0 +1,204 @@
+package pool_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+// load writes sandboxes straight into the table, 25 per BatchWriteItem, 8 batches at once.
+func load(t *testing.T, p *pool.Pool, sandboxes []pool.Sandbox) {
+	t.Helper()
+	var batches [][]types.WriteRequest
+	for i, s := range sandboxes {
+		if i%25 == 0 {
+			batches = append(batches, nil)
+		}
+		batches[len(batches)-1] = append(batches[len(batches)-1], types.WriteRequest{PutRequest: &types.PutRequest{Item: pool.StoredItem(s)}})
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, b := range batches {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			pending := map[string][]types.WriteRequest{p.Table(): b}
+			for len(pending) > 0 {
+				out, err := pooltest.Client().BatchWriteItem(context.Background(), &dynamodb.BatchWriteItemInput{RequestItems: pending})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				pending = out.UnprocessedItems
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// mixedPool makes n sandboxes cycling through the statuses that need no owner record,
+// with names from three labs.
+func mixedPool(n int) []pool.Sandbox {
+	statuses := []pool.Status{pool.Available, pool.PendingDeletion, pool.Stale, pool.DeletionFailed, pool.Available}
+	labs := []string{"lab-dns", "lab-dhcp", "ipam"}
+	out := make([]pool.Sandbox, n)
+	for i := range out {
+		out[i] = pool.Sandbox{
+			ID: fmt.Sprint(5_000_000 + i), Name: fmt.Sprintf("%s-%05d", labs[i%len(labs)], i),
+			ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i),
+			Status:     statuses[i%len(statuses)], StatusAt: 1_700_000_000 + int64(i%97), Rev: 1,
+		}
+	}
+	return out
+}
+
+func TestListPagesThroughEverySandboxExactlyOnce(t *testing.T) {
+	p := pooltest.New(t)
+	all := mixedPool(1000)
+	load(t, p, all)
+	for _, f := range []pool.ListFilter{{}, {Status: pool.Available}, {Prefix: "lab-d"}, {Status: pool.Stale, Prefix: "ipam"}} {
+		want := map[string]bool{}
+		for _, s := range all {
+			if (f.Status == "" || s.Status == f.Status) && strings.HasPrefix(s.Name, f.Prefix) {
+				want[s.ID] = true
+			}
+		}
+		seen := map[string]bool{}
+		cursor, pages := "", 0
+		for {
+			page, err := p.List(ctx, f, 37, cursor)
+			if err != nil {
+				t.Fatalf("%+v page %d: %v", f, pages, err)
+			}
+			pages++
+			if len(page.Sandboxes) > 37 {
+				t.Fatalf("%+v: page of %d", f, len(page.Sandboxes))
+			}
+			for _, s := range page.Sandboxes {
+				if seen[s.ID] || !want[s.ID] {
+					t.Fatalf("%+v: %s listed twice or not matching", f, s.ID)
+				}
+				seen[s.ID] = true
+			}
+			if cursor = page.Cursor; cursor == "" {
+				break
+			}
+		}
+		if len(seen) != len(want) {
+			t.Fatalf("%+v: listed %d of %d in %d pages", f, len(seen), len(want), pages)
+		}
+	}
+}
+
+func TestListRefusesTamperedAndForeignCursors(t *testing.T) {
+	p := pooltest.New(t)
+	load(t, p, mixedPool(30))
+	page, err := p.List(ctx, pool.ListFilter{Status: pool.Available}, 5, "")
+	if err != nil || page.Cursor == "" {
+		t.Fatalf("first page: %v %q", err, page.Cursor)
+	}
+	other := pooltest.New(t)
+	load(t, other, mixedPool(30))
+	otherPage, err := other.List(ctx, pool.ListFilter{Status: pool.Available}, 5, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := []byte(page.Cursor)
+	flipped[3] ^= 0x01
+	for name, tc := range map[string]struct {
+		f      pool.ListFilter
+		cursor string
+	}{
+		"garbage":         {pool.ListFilter{Status: pool.Available}, "not-a-cursor"},
+		"empty sum":       {pool.ListFilter{Status: pool.Available}, strings.Split(page.Cursor, ".")[0] + "."},
+		"flipped byte":    {pool.ListFilter{Status: pool.Available}, string(flipped)},
+		"other listing":   {pool.ListFilter{Status: pool.Stale}, page.Cursor},
+		"other prefix":    {pool.ListFilter{Status: pool.Available, Prefix: "lab"}, page.Cursor},
+		"other table":     {pool.ListFilter{Status: pool.Available}, otherPage.Cursor},
+		"oversized":       {pool.ListFilter{Status: pool.Available}, strings.Repeat("A", 5000)},
+		"unicode garbage": {pool.ListFilter{Status: pool.Available}, "☃.☃"},
+		"json not ours":   {pool.ListFilter{Status: pool.Available}, "e30.AAAA"},
+	} {
+		if _, err := p.List(ctx, tc.f, 5, tc.cursor); !errors.Is(err, pool.ErrInvalidCursor) {
+			t.Errorf("%s: want ErrInvalidCursor, got %v", name, err)
+		}
+	}
+	if _, err := p.List(ctx, pool.ListFilter{Status: pool.Available}, 5, page.Cursor); err != nil {
+		t.Fatalf("the genuine cursor is refused: %v", err)
+	}
+}
+
+// Exact statistics over 10 000 sandboxes, checked against the numbers that were loaded, and
+// the requests they cost.
+func TestStatsExactForTenThousand(t *testing.T) {
+	p := pooltest.New(t)
+	all := mixedPool(10_000)
+	t0 := time.Now()
+	load(t, p, all)
+	t.Logf("loaded 10 000 sandboxes in %v", time.Since(t0))
+	// Some real allocations on top, so allocated is counted too.
+	fresh := seed(t, p, account(1), account(2), account(3))
+	for i, s := range fresh {
+		if _, err := p.Claim(ctx, s, claimFor(fmt.Sprint("s", i), time.Now()), student); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := pool.Stats{ByStatus: map[pool.Status]int{pool.Allocated: 3}, AvailableByPrefix: map[string]int{}}
+	for _, s := range all {
+		want.ByStatus[s.Status]++
+		if s.Status == pool.Available {
+			want.AvailableByPrefix[pool.NamePrefix(s.Name)]++
+		}
+	}
+	want.Total = 10_003
+	counted := &countingClient{}
+	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1", HTTPClient: counted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pool.New(db, p.Table()).Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 5 COUNT queries and one name query per shard, where a scan would read every item.
+	t.Logf("stats over 10 003 sandboxes took %d DynamoDB requests", counted.n.Load())
+	if n := counted.n.Load(); n > 40 {
+		t.Fatalf("stats took %d requests", n)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stats\n got %v\nwant %v", got, want)
+	}
+	if got.AvailableByPrefix["lab-dns"] == 0 || len(got.AvailableByPrefix) != 3 {
+		t.Fatalf("prefix groups %v", got.AvailableByPrefix)
+	}
+	pooltest.Check(t, p)
+}
+
+type countingClient struct{ n atomic.Int64 }
+
+func (c *countingClient) Do(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultClient.Do(r)
+}
+
+func TestNamePrefix(t *testing.T) {
+	for name, want := range map[string]string{
+		"lab-dns-0007": "lab-dns", "lab42": "lab", "sandbox_12": "sandbox", "2012224": "2012224", "lab": "lab", "lab-": "lab",
+	} {
+		if got := pool.NamePrefix(name); got != want {
+			t.Errorf("NamePrefix(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
