@@ -10,12 +10,14 @@ type Job struct {
 	Schedule string        // EventBridge schedule expression
 	Every    time.Duration // the same schedule as an interval
 	Function string        // folder under functions/
+	// UsesCSP: the job calls the CSP, so its function needs the CSP settings and token.
+	UsesCSP bool
 }
 
 // Jobs is the job table (ARCHITECTURE §6).
 var Jobs = []Job{
-	{Name: "sync", Schedule: "rate(10 minutes)", Every: 10 * time.Minute, Function: "sync"},
-	{Name: "cleanup", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "cleanup"},
+	{Name: "sync", Schedule: "rate(10 minutes)", Every: 10 * time.Minute, Function: "sync", UsesCSP: true},
+	{Name: "cleanup", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "cleanup", UsesCSP: true},
 	{Name: "expiry", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "expiry"},
 	{Name: "stale-cleanup", Schedule: "rate(1 day)", Every: 24 * time.Hour, Function: "stale-cleanup"},
 }

@@ -1,0 +1,235 @@
+package broker_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/csp"
+	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+const cspToken = "job-test-token"
+
+var cleanupActor = pool.Actor{Kind: "job", Name: "cleanup"}
+
+// t0 is where every job test's clock starts.
+var t0 = time.Unix(1_800_000_000, 0).UTC()
+
+// clock is a settable clock shared by the pool, the broker, the runner and the CSP
+// client's breaker, so time boundaries are tested without sleeping.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: t0} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// logBuffer collects a runner's log lines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines decodes every JSON line logged so far.
+func (b *logBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", sc.Text())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// jobEnv is one job test's world: a pool on a fresh table, a fake CSP over real HTTP, a
+// CSP client, a runner and a broker, all on one clock.
+type jobEnv struct {
+	clock  *clock
+	pool   *pool.Pool
+	fake   *cspfake.Server
+	csp    *csp.Client
+	runner *broker.JobRunner
+	broker *broker.Broker
+	logs   *logBuffer
+	cfg    config.Jobs
+}
+
+type envOptions struct {
+	jobs      func(*config.Jobs)
+	csp       func(*csp.Options)
+	accounts  []cspfake.Account
+	poolPages int
+}
+
+func newJobEnv(t *testing.T, o envOptions) *jobEnv {
+	t.Helper()
+	e := &jobEnv{clock: newClock(), logs: &logBuffer{}}
+	poolOpts := []pool.Option{pool.WithClock(e.clock.Now)}
+	if o.poolPages > 0 {
+		poolOpts = append(poolOpts, pool.WithPageSize(o.poolPages))
+	}
+	e.pool = pooltest.New(t, poolOpts...)
+	e.broker = broker.New(e.pool, poolCfg).WithClock(e.clock.Now)
+
+	e.fake = cspfake.New(cspfake.Options{Token: cspToken})
+	e.fake.Seed(o.accounts...)
+	if err := e.fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.fake.Close() })
+	// One attempt per call: the cleanup ledger, not the client, retries across runs,
+	// which keeps these tests fast and their request counts exact.
+	copts := csp.Options{
+		BaseURL: e.fake.URL(), Token: cspToken, RequestTimeout: 2 * time.Second, MaxAttempts: 1,
+		Breaker: csp.BreakerOptions{Now: e.clock.Now},
+	}
+	if o.csp != nil {
+		o.csp(&copts)
+	}
+	var err error
+	if e.csp, err = csp.New(copts); err != nil {
+		t.Fatal(err)
+	}
+	if e.cfg, err = config.LoadJobs(config.MapEnv(map[string]string{"CLEANUP_DELETES_PER_SECOND": "100"})); err != nil {
+		t.Fatal(err)
+	}
+	if o.jobs != nil {
+		o.jobs(&e.cfg)
+	}
+	e.runner, err = broker.NewJobRunner(broker.JobDeps{
+		Pool: e.pool, CSP: e.csp, CSPRequestTimeout: copts.RequestTimeout, PoolConfig: poolCfg, Config: e.cfg,
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clock.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// run runs a job and fails the test on an error.
+func (e *jobEnv) run(t *testing.T, job string) broker.RunSummary {
+	t.Helper()
+	sum, err := e.runner.Run(ctx, job)
+	if err != nil {
+		t.Fatalf("%s: %v", job, err)
+	}
+	return sum
+}
+
+func (e *jobEnv) get(t *testing.T, id string) pool.Sandbox {
+	t.Helper()
+	s, err := e.pool.Get(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sandboxID is the pool ID sync gives a generated account.
+func sandboxID(a cspfake.Account) string { return strconv.FormatInt(a.CSPID, 10) }
+
+func asPoolAccount(a cspfake.Account) pool.Account {
+	created, _ := time.Parse(time.RFC3339Nano, a.CreatedAt)
+	return pool.Account{ID: sandboxID(a), Name: a.Name, ExternalID: a.ID, SFDCAccountID: a.SFDCAccountID, CreatedAt: created.Unix()}
+}
+
+// released puts the accounts into the pool as pending_deletion: created, allocated to a
+// student each and released by that student, at the clock's current time.
+func (e *jobEnv) released(t *testing.T, accounts []cspfake.Account) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(accounts))
+	sem := make(chan struct{}, 8)
+	for i, a := range accounts {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs <- e.releaseOne(a, fmt.Sprintf("student-%d", i))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (e *jobEnv) releaseOne(a cspfake.Account, student string) error {
+	s, err := e.pool.Create(ctx, asPoolAccount(a), syncJob)
+	if err != nil {
+		return err
+	}
+	now := e.clock.Now()
+	claim := pool.Claim{Student: student, IdempotencyKey: student, AllocatedAt: now.Unix(), ExpiresAt: now.Add(poolCfg.LabDuration).Unix()}
+	if _, err := e.pool.Claim(ctx, s, claim, pool.Actor{Kind: "student", Name: student}); err != nil {
+		return err
+	}
+	if s, err = e.pool.Get(ctx, s.ID); err != nil {
+		return err
+	}
+	_, err = e.pool.Release(ctx, s, student, pool.Actor{Kind: "student", Name: student})
+	return err
+}
+
+func (e *jobEnv) count(t *testing.T, status pool.Status) int {
+	t.Helper()
+	n, err := e.pool.Count(ctx, status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *jobEnv) setFaults(t *testing.T, f cspfake.Faults) {
+	t.Helper()
+	if err := e.fake.SetFaults(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// wantCounts checks the named counts of a summary; unnamed ones may be anything.
+func wantCounts(t *testing.T, sum broker.RunSummary, want map[string]int) {
+	t.Helper()
+	for name, n := range want {
+		if sum.Counts[name] != n {
+			t.Errorf("%s run: count %s = %d, want %d (counts %v, reason %q)", sum.Job, name, sum.Counts[name], n, sum.Counts, sum.Reason)
+		}
+	}
+}
