@@ -1,0 +1,82 @@
+// Package jobfn builds the Lambda handler of a background job from the function's
+// environment. Every functions/<job>/main.go is New plus lambda.Start, so the four job
+// functions are wired in exactly one place.
+package jobfn
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/csp"
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// Handler serves one trigger of a job and returns the run's summary. The trigger is plain
+// JSON: an EventBridge scheduled event, or a Trigger from the admin API's asynchronous
+// invoke. No Lambda event type is needed.
+type Handler func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error)
+
+// Trigger is the part of an event the handler reads. A scheduled event has no run_id, so
+// the run gets a fresh one; the admin API sends the run_id it already answered with.
+type Trigger struct {
+	RunID string `json:"run_id,omitempty"`
+}
+
+// New loads what the job needs from env (config.LoadPool, config.LoadJobs and, for a job
+// with UsesCSP, config.LoadCSP with the token read from Secrets Manager once, here),
+// connects to the table, builds the CSP client and the job runner, and returns the job's
+// handler. Every configuration problem is reported before the first event is served.
+func New(ctx context.Context, job string, env config.Env, logger *slog.Logger) (Handler, error) {
+	var def broker.Job
+	for _, j := range broker.Jobs {
+		if j.Name == job {
+			def = j
+		}
+	}
+	if def.Name == "" {
+		return nil, fmt.Errorf("jobfn: no job named %q", job)
+	}
+	poolCfg, err := config.LoadPool(env)
+	if err != nil {
+		return nil, err
+	}
+	jobsCfg, err := config.LoadJobs(env)
+	if err != nil {
+		return nil, err
+	}
+	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: logger}
+	if def.UsesCSP {
+		cspCfg, err := config.LoadCSP(ctx, env, config.SecretsManager(poolCfg.Region))
+		if err != nil {
+			return nil, err
+		}
+		deps.CSP, err = csp.New(csp.Options{
+			BaseURL: cspCfg.BaseURL, Token: cspCfg.Token, ConnectTimeout: cspCfg.ConnectTimeout,
+			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts,
+			Breaker: csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
+			Logger:  logger.With("component", "csp"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		deps.CSPRequestTimeout = cspCfg.RequestTimeout
+	}
+	if deps.Pool, err = pool.Open(ctx, poolCfg); err != nil {
+		return nil, err
+	}
+	runner, err := broker.NewJobRunner(deps)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error) {
+		var trigger Trigger
+		if err := json.Unmarshal(event, &trigger); err != nil {
+			return broker.RunSummary{}, fmt.Errorf("jobfn: %s: event is not a JSON object: %w", job, err)
+		}
+		return runner.RunWithID(ctx, job, trigger.RunID)
+	}, nil
+}

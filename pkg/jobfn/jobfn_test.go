@@ -1,0 +1,291 @@
+package jobfn_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/jobfn"
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+func TestMain(m *testing.M) { pooltest.Main(m) }
+
+const repoRoot = "../.."
+
+var ctx = context.Background()
+
+// scheduledEvent is the shape of an EventBridge "Scheduled Event".
+type scheduledEvent struct {
+	Version    string          `json:"version"`
+	ID         string          `json:"id"`
+	DetailType string          `json:"detail-type"`
+	Source     string          `json:"source"`
+	Account    string          `json:"account"`
+	Time       time.Time       `json:"time"`
+	Region     string          `json:"region"`
+	Resources  []string        `json:"resources"`
+	Detail     json.RawMessage `json:"detail"`
+}
+
+func readEvent(t *testing.T, fn string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "events", fn+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestEveryJobHasItsFunctionAndEvent checks the job table against the tree both ways:
+// each job has functions/<Function> wiring that job and a scheduled-event sample, and
+// each job function and scheduled-event sample belongs to a job.
+func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
+	jobs := map[string]broker.Job{}
+	for _, j := range broker.Jobs {
+		jobs[j.Function] = j
+		main, err := os.ReadFile(filepath.Join(repoRoot, "functions", j.Function, "main.go"))
+		if err != nil {
+			t.Fatalf("job %s: %v", j.Name, err)
+		}
+		if !strings.Contains(string(main), `jobfn.New(context.Background(), "`+j.Name+`",`) {
+			t.Errorf("functions/%s/main.go does not build the %s job's handler", j.Function, j.Name)
+		}
+		var ev scheduledEvent
+		dec := json.NewDecoder(bytes.NewReader(readEvent(t, j.Function)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&ev); err != nil {
+			t.Fatalf("events/%s.json: %v", j.Function, err)
+		}
+		if ev.Version != "0" || ev.ID == "" || ev.DetailType != "Scheduled Event" || ev.Source != "aws.events" ||
+			len(ev.Account) != 12 || ev.Time.IsZero() || ev.Region == "" || len(ev.Resources) != 1 ||
+			!strings.HasPrefix(ev.Resources[0], "arn:aws:events:"+ev.Region+":"+ev.Account+":rule/") || string(ev.Detail) != "{}" {
+			t.Errorf("events/%s.json is not an EventBridge scheduled event: %+v", j.Function, ev)
+		}
+	}
+
+	samples, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range samples {
+		var ev scheduledEvent
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if json.Unmarshal(b, &ev) == nil && ev.DetailType == "Scheduled Event" {
+			if _, ok := jobs[strings.TrimSuffix(filepath.Base(path), ".json")]; !ok {
+				t.Errorf("%s is a scheduled event of no job", path)
+			}
+		}
+	}
+	mains, err := filepath.Glob(filepath.Join(repoRoot, "functions", "*", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range mains {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := jobs[filepath.Base(filepath.Dir(path))]; strings.Contains(string(b), "jobfn.New(") && !ok {
+			t.Errorf("%s wires a job but is no job's function", path)
+		}
+	}
+}
+
+// logLines is a goroutine-safe log sink.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// summaries returns the logged "job run" lines.
+func (l *logLines) summaries(t *testing.T) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q", sc.Text())
+		}
+		if m["msg"] == "job run" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestJobHandlersServeTheirScheduledEvent builds each job's handler the way its main does,
+// from an environment, and invokes it through aws-lambda-go with the bytes of its events/
+// sample, against DynamoDB Local and the fake CSP. Each job finds one piece of due work.
+func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
+	const token = "jobfn-test-token"
+	accounts := cspfake.Generate(4, nil)
+	fake := cspfake.New(cspfake.Options{Token: token})
+	fake.Seed(accounts...)
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fake.Close() })
+	table := pooltest.NewTable(t)
+	poolEnv := map[string]string{"TABLE_NAME": table, "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "AWS_REGION": "us-east-1"}
+	cspEnv := map[string]string{"CSP_BASE_URL": fake.URL(), "CSP_API_TOKEN": token}
+	poolCfg, err := config.LoadPool(config.MapEnv(poolEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logLines{}
+	logger := slog.New(slog.NewJSONHandler(logs, nil))
+
+	invoke := func(t *testing.T, job broker.Job, payload []byte) broker.RunSummary {
+		t.Helper()
+		env := map[string]string{}
+		for k, v := range poolEnv {
+			env[k] = v
+		}
+		// Only the jobs that call the CSP get its settings: the others must not need them.
+		if job.UsesCSP {
+			for k, v := range cspEnv {
+				env[k] = v
+			}
+		}
+		h, err := jobfn.New(ctx, job.Name, config.MapEnv(env), logger)
+		if err != nil {
+			t.Fatalf("%s: %v", job.Name, err)
+		}
+		invokeCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		out, err := lambda.NewHandler(h).Invoke(invokeCtx, payload)
+		if err != nil {
+			t.Fatalf("%s: invoke: %v", job.Name, err)
+		}
+		var sum broker.RunSummary
+		if err := json.Unmarshal(out, &sum); err != nil {
+			t.Fatalf("%s: response %s: %v", job.Name, out, err)
+		}
+		if sum.Job != job.Name || sum.Outcome != broker.OutcomeOK {
+			t.Fatalf("%s: summary %+v", job.Name, sum)
+		}
+		return sum
+	}
+
+	byName := map[string]broker.Job{}
+	for _, j := range broker.Jobs {
+		byName[j.Name] = j
+	}
+	sum := invoke(t, byName["sync"], readEvent(t, byName["sync"].Function))
+	if sum.Counts["created"] != len(accounts) {
+		t.Fatalf("sync created %d of %d listed sandboxes", sum.Counts["created"], len(accounts))
+	}
+
+	// Due work for the other three, set up in the past through the same table.
+	id := func(i int) string { return strconv.FormatInt(accounts[i].CSPID, 10) }
+	past := func(d time.Duration) func() time.Time { return func() time.Time { return time.Now().Add(-d) } }
+	p := pool.New(pooltest.Client(), table)
+	b := broker.New(p, poolCfg)
+	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "done", NamePrefix: accounts[0].Name}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Release(ctx, id(0), "done", "req-1"); err != nil {
+		t.Fatal(err)
+	}
+	lapsed := b.WithClock(past(poolCfg.LabDuration + poolCfg.Grace + time.Minute))
+	if _, err := lapsed.Allocate(ctx, broker.AllocateRequest{Student: "gone", NamePrefix: accounts[1].Name}); err != nil {
+		t.Fatal(err)
+	}
+	stale := pool.New(pooltest.Client(), table, pool.WithClock(past(25*time.Hour)))
+	s, err := stale.Get(ctx, id(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stale.MarkStale(ctx, s, pool.Actor{Kind: "job", Name: "sync"}); err != nil {
+		t.Fatal(err)
+	}
+
+	if sum := invoke(t, byName["cleanup"], readEvent(t, byName["cleanup"].Function)); sum.Counts["deleted"] != 1 || !fake.Deleted(accounts[0].UUID()) {
+		t.Fatalf("cleanup: %+v", sum)
+	}
+	if sum := invoke(t, byName["expiry"], readEvent(t, byName["expiry"].Function)); sum.Counts["expired"] != 1 {
+		t.Fatalf("expiry: %+v", sum)
+	}
+	if sum := invoke(t, byName["stale-cleanup"], readEvent(t, byName["stale-cleanup"].Function)); sum.Counts["removed"] != 1 {
+		t.Fatalf("stale-cleanup: %+v", sum)
+	}
+	if got, err := p.Get(ctx, id(1)); err != nil || got.Status != pool.PendingDeletion {
+		t.Fatalf("lapsed allocation after expiry: %+v, %v", got, err)
+	}
+
+	// The admin API's asynchronous invoke names the run.
+	if sum := invoke(t, byName["expiry"], []byte(`{"run_id":"admin-7"}`)); sum.RunID != "admin-7" {
+		t.Fatalf("run ID from the trigger: %+v", sum)
+	}
+	runs, err := p.Runs(ctx, "expiry", 1)
+	if err != nil || len(runs) != 1 || runs[0].RunID != "admin-7" {
+		t.Fatalf("last expiry run %+v, %v", runs, err)
+	}
+	if n := len(logs.summaries(t)); n != 5 {
+		t.Fatalf("%d summary lines for 5 invocations", n)
+	}
+	pooltest.Check(t, p)
+}
+
+func TestNewReportsConfigurationProblems(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	base := map[string]string{"TABLE_NAME": "t", "DYNAMODB_ENDPOINT": pooltest.Endpoint()}
+	tests := []struct {
+		job  string
+		env  map[string]string
+		want []string
+	}{
+		{"backup", base, []string{`no job named "backup"`}},
+		{"sync", base, []string{"CSP_BASE_URL: is required", "CSP_API_TOKEN: is required"}},
+		{"cleanup", map[string]string{"TABLE_NAME": "t", "CSP_BASE_URL": "http://127.0.0.1:1/v2", "CSP_API_TOKEN": "x", "CLEANUP_MAX_ATTEMPTS": "0"},
+			[]string{"CLEANUP_MAX_ATTEMPTS: 0 is outside 1..100"}},
+		{"expiry", map[string]string{"JOB_INTERVAL_SCALE": "0"}, []string{"TABLE_NAME: is required"}},
+		{"stale-cleanup", map[string]string{"TABLE_NAME": "t", "JOB_INTERVAL_SCALE": "0"}, []string{"JOB_INTERVAL_SCALE: must be greater than 0"}},
+	}
+	for _, tt := range tests {
+		_, err := jobfn.New(ctx, tt.job, config.MapEnv(tt.env), logger)
+		if err == nil {
+			t.Fatalf("%s with %v: accepted", tt.job, tt.env)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not name %q", tt.job, err, w)
+			}
+		}
+	}
+	h, err := jobfn.New(ctx, "expiry", config.MapEnv(base), logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h(ctx, json.RawMessage(`["not", "an", "object"]`)); err == nil {
+		t.Fatal("a non-object event was accepted")
+	}
+}
