@@ -112,9 +112,11 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	if d.Pool == nil {
 		return nil, errors.New("broker: job runner needs a pool")
 	}
-	if d.Config.DeletesPerSecond <= 0 || d.Config.IntervalScale <= 0 || d.Config.CleanupMaxAttempts < 1 ||
-		d.Config.StaleStrikes < 1 || d.Config.CleanupBackoffBase <= 0 || d.Config.CleanupBackoffCap < d.Config.CleanupBackoffBase {
-		return nil, fmt.Errorf("broker: job configuration is incomplete (use config.LoadJobs): %+v", d.Config)
+	// A zero config.Jobs would pace deletes at 0/s and back off for 0 s: catch a caller
+	// that built one by hand instead of with config.LoadJobs.
+	if c := d.Config; c.DeletesPerSecond <= 0 || c.IntervalScale <= 0 || c.CleanupMaxAttempts < 1 ||
+		c.StaleStrikes < 1 || c.CleanupBackoffBase <= 0 || c.CleanupBackoffCap < c.CleanupBackoffBase || c.LeaseTTL <= 0 {
+		return nil, fmt.Errorf("broker: job configuration is incomplete (load it with config.LoadJobs): %+v", d.Config)
 	}
 	r := &JobRunner{
 		pool: d.Pool, csp: d.CSP, cspTimeout: d.CSPRequestTimeout, grace: d.PoolConfig.Grace,
@@ -171,11 +173,14 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 		run.workDeadline = deadline.Add(-finishReserve)
 	}
 
-	var jobErr error
+	var (
+		lease  *pool.Lease
+		jobErr error
+	)
 	if def.UsesCSP && r.csp == nil {
 		jobErr = fmt.Errorf("job %s needs the CSP client, and this runner has none", job)
-	} else {
-		jobErr = r.underLease(ctx, run, fn)
+	} else if lease, jobErr = r.acquireLease(ctx, run); lease != nil {
+		jobErr = fn(r, ctx, run)
 	}
 	switch {
 	case jobErr != nil:
@@ -183,12 +188,19 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 	case sum.Outcome == "":
 		sum.Outcome = OutcomeOK
 	}
-	sum.DurationMS = time.Since(began).Milliseconds()
 
-	// Recording and logging must happen even when the caller's context is done.
+	// The lease goes back and the run is recorded and logged even when the caller's
+	// context is done, within the time kept for it.
 	finish, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishReserve)
 	defer cancel()
+	if lease != nil {
+		if err := r.pool.ReleaseLease(finish, *lease); err != nil {
+			run.addError(fmt.Errorf("release lease: %w", err))
+		}
+	}
+	sum.DurationMS = time.Since(began).Milliseconds()
 	if err := r.pool.RecordRun(finish, sum.record()); err != nil {
+		// Too late for the stored record; the log line still says it.
 		run.addError(fmt.Errorf("record run: %w", err))
 	}
 	r.logSummary(finish, sum)
@@ -198,9 +210,10 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 	return sum, nil
 }
 
-// underLease runs fn while holding the job's lease. The lease lasts the configured TTL,
-// or until the run's own deadline when that is later.
-func (r *JobRunner) underLease(ctx context.Context, run *jobRun, fn func(*JobRunner, context.Context, *jobRun) error) error {
+// acquireLease takes the job's lease for the run, for the configured TTL or until the
+// run's own deadline when that is later. Another run's lease makes this run skipped: no
+// lease and no error.
+func (r *JobRunner) acquireLease(ctx context.Context, run *jobRun) (*pool.Lease, error) {
 	ttl := r.cfg.LeaseTTL
 	if deadline, ok := ctx.Deadline(); ok {
 		ttl = max(ttl, time.Until(deadline))
@@ -211,18 +224,12 @@ func (r *JobRunner) underLease(ctx context.Context, run *jobRun, fn func(*JobRun
 		run.summary.Outcome = OutcomeSkipped
 		run.summary.Reason = fmt.Sprintf("run %s holds the lease until %s", held.Current.Holder,
 			time.Unix(held.Current.ExpiresAt, 0).UTC().Format(time.RFC3339))
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	jobErr := fn(r, ctx, run)
-	release, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishReserve)
-	defer cancel()
-	if err := r.pool.ReleaseLease(release, lease); err != nil {
-		run.addError(fmt.Errorf("release lease: %w", err))
-	}
-	return jobErr
+	return &lease, nil
 }
 
 func (r *JobRunner) logSummary(ctx context.Context, sum RunSummary) {
