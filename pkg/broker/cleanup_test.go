@@ -89,11 +89,13 @@ func TestCleanupDeletesDueSandboxesOldestFirst(t *testing.T) {
 // breaker a run stops at the fifth failure in a row; with a breaker that never opens every
 // one of the 62 is booked twice and retried.
 func TestCleanupSurvivesThe62ErrorIncident(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name      string
 		threshold int
 	}{{"breaker opens after 5", 5}, {"breaker never opens", 1000}} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			accounts := cspfake.Generate(100, nil)
 			e := newJobEnv(t, envOptions{accounts: accounts, csp: func(o *csp.Options) { o.Breaker.Threshold = tt.threshold }})
 			e.released(t, accounts)
