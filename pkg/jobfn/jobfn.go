@@ -58,7 +58,7 @@ func New(ctx context.Context, job string, env config.Env, logger *slog.Logger) (
 			BaseURL: cspCfg.BaseURL, Token: cspCfg.Token, ConnectTimeout: cspCfg.ConnectTimeout,
 			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts,
 			Breaker: csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
-			Logger:  logger.With("component", "csp"),
+			Logger:  slog.New(warnAndAbove{logger.With("component", "csp").Handler()}),
 		})
 		if err != nil {
 			return nil, err
@@ -79,4 +79,21 @@ func New(ctx context.Context, job string, env config.Env, logger *slog.Logger) (
 		}
 		return runner.RunWithID(ctx, job, trigger.RunID)
 	}, nil
+}
+
+// warnAndAbove passes on only warnings and errors (breaker transitions, malformed listing
+// entries): the CSP client's routine info lines would add to the one summary line a run
+// logs.
+type warnAndAbove struct{ slog.Handler }
+
+func (h warnAndAbove) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= slog.LevelWarn && h.Handler.Enabled(ctx, level)
+}
+
+func (h warnAndAbove) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return warnAndAbove{h.Handler.WithAttrs(attrs)}
+}
+
+func (h warnAndAbove) WithGroup(name string) slog.Handler {
+	return warnAndAbove{h.Handler.WithGroup(name)}
 }

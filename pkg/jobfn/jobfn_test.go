@@ -122,8 +122,8 @@ func (l *logLines) Write(p []byte) (int, error) {
 	return l.buf.Write(p)
 }
 
-// summaries returns the logged "job run" lines.
-func (l *logLines) summaries(t *testing.T) []map[string]any {
+// all decodes every logged line.
+func (l *logLines) all(t *testing.T) []map[string]any {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -134,9 +134,7 @@ func (l *logLines) summaries(t *testing.T) []map[string]any {
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("log line is not JSON: %q", sc.Text())
 		}
-		if m["msg"] == "job run" {
-			out = append(out, m)
-		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -249,8 +247,15 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	if err != nil || len(runs) != 1 || runs[0].RunID != "admin-7" {
 		t.Fatalf("last expiry run %+v, %v", runs, err)
 	}
-	if n := len(logs.summaries(t)); n != 5 {
-		t.Fatalf("%d summary lines for 5 invocations", n)
+	// One line per run, and nothing else while the CSP is healthy.
+	lines := logs.all(t)
+	if len(lines) != 5 {
+		t.Fatalf("%d log lines for 5 invocations: %v", len(lines), lines)
+	}
+	for _, line := range lines {
+		if line["msg"] != "job run" || line["run_id"] == "" || line["counts"] == nil || line["duration_ms"] == nil {
+			t.Fatalf("log line %v", line)
+		}
 	}
 	pooltest.Check(t, p)
 }
