@@ -37,7 +37,8 @@ func uuids(accounts []cspfake.Account) []string {
 
 func TestCleanupDeletesDueSandboxesOldestFirst(t *testing.T) {
 	accounts := cspfake.Generate(6, nil)
-	e := newJobEnv(t, envOptions{accounts: accounts})
+	// Query pages of 2 items: the due list is read to its end (D10).
+	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 2})
 	for _, a := range accounts {
 		e.released(t, []cspfake.Account{a})
 		e.clock.Advance(time.Minute)

@@ -119,7 +119,8 @@ func TestSyncCreatesRefreshesAndLeavesInUseAlone(t *testing.T) {
 
 func TestSyncTwoStrikesMarkStaleAndResurrection(t *testing.T) {
 	accounts := cspfake.Generate(10, nil)
-	e := newJobEnv(t, envOptions{accounts: accounts})
+	// Query pages of 3 items: sync reads the whole pool, page after page (D10).
+	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 3})
 	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 10})
 
 	gone := accounts[7:]
