@@ -6,6 +6,7 @@ package jobfn
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -40,20 +41,22 @@ func New(ctx context.Context, job string, env config.Env, logger *slog.Logger) (
 	if def.Name == "" {
 		return nil, fmt.Errorf("jobfn: no job named %q", job)
 	}
-	poolCfg, err := config.LoadPool(env)
-	if err != nil {
-		return nil, err
+	// Every loader runs, so one start-up reports every bad variable.
+	poolCfg, poolErr := config.LoadPool(env)
+	jobsCfg, jobsErr := config.LoadJobs(env)
+	var (
+		cspCfg config.CSP
+		cspErr error
+	)
+	if def.UsesCSP {
+		cspCfg, cspErr = config.LoadCSP(ctx, env, config.SecretsManager(poolCfg.Region))
 	}
-	jobsCfg, err := config.LoadJobs(env)
-	if err != nil {
+	if err := errors.Join(poolErr, jobsErr, cspErr); err != nil {
 		return nil, err
 	}
 	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: logger}
+	var err error
 	if def.UsesCSP {
-		cspCfg, err := config.LoadCSP(ctx, env, config.SecretsManager(poolCfg.Region))
-		if err != nil {
-			return nil, err
-		}
 		deps.CSP, err = csp.New(csp.Options{
 			BaseURL: cspCfg.BaseURL, Token: cspCfg.Token, ConnectTimeout: cspCfg.ConnectTimeout,
 			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts,

@@ -272,7 +272,8 @@ func TestNewReportsConfigurationProblems(t *testing.T) {
 		{"sync", base, []string{"CSP_BASE_URL: is required", "CSP_API_TOKEN: is required"}},
 		{"cleanup", map[string]string{"TABLE_NAME": "t", "CSP_BASE_URL": "http://127.0.0.1:1/v2", "CSP_API_TOKEN": "x", "CLEANUP_MAX_ATTEMPTS": "0"},
 			[]string{"CLEANUP_MAX_ATTEMPTS: 0 is outside 1..100"}},
-		{"expiry", map[string]string{"JOB_INTERVAL_SCALE": "0"}, []string{"TABLE_NAME: is required"}},
+		{"expiry", map[string]string{"JOB_INTERVAL_SCALE": "0"}, []string{"TABLE_NAME: is required", "JOB_INTERVAL_SCALE: must be greater than 0"}},
+		{"sync", map[string]string{"STALE_GRACE_HOURS": "0"}, []string{"TABLE_NAME: is required", "STALE_GRACE_HOURS: 0 is outside", "CSP_BASE_URL: is required"}},
 		{"stale-cleanup", map[string]string{"TABLE_NAME": "t", "JOB_INTERVAL_SCALE": "0"}, []string{"JOB_INTERVAL_SCALE: must be greater than 0"}},
 	}
 	for _, tt := range tests {
