@@ -1,0 +1,167 @@
+package auth_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/sandbox-broker/broker/pkg/auth"
+)
+
+func mustToken(t *testing.T, name string, scope auth.Scope, plain string) auth.Token {
+	t.Helper()
+	tok, err := auth.NewToken(name, scope, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+const (
+	trackPlain = "track-token-0123456789abcdef"
+	adminPlain = "admin-token-0123456789abcdef"
+)
+
+func TestParseBearerIsStrict(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		token  string // "" means rejected
+	}{
+		{"Bearer abc.DEF_123~+/-==", "abc.DEF_123~+/-=="},
+		{"Bearer x", "x"},
+		{"", ""},
+		{"Bearer", ""},
+		{"Bearer ", ""},
+		{"bearer abc", ""},
+		{"BEARER abc", ""},
+		{"Bearer  abc", ""},
+		{" Bearer abc", ""},
+		{"Bearer abc ", ""},
+		{"Bearer\tabc", ""},
+		{"Bearer Bearer abc", ""},
+		{"Bearer abc def", ""},
+		{"Basic YWxhZGRpbjpvcGVuc2VzYW1l", ""},
+		{"Token abc", ""},
+		{"Bearer abc,Bearer def", ""},
+		{"Bearer a=b", ""},
+		{"Bearer é", ""},
+		{"Bearer abc\x00", ""},
+		{"Bearer " + strings.Repeat("a", auth.MaxTokenLength), strings.Repeat("a", auth.MaxTokenLength)},
+		{"Bearer " + strings.Repeat("a", auth.MaxTokenLength+1), ""},
+	} {
+		got, err := auth.ParseBearer(c.header)
+		if got != c.token || (err == nil) != (c.token != "") {
+			t.Errorf("ParseBearer(%q) = %q, %v; want %q", c.header, got, err, c.token)
+		}
+	}
+}
+
+func TestMatchComparesDigestsOfEveryEntry(t *testing.T) {
+	tokens := []auth.Token{
+		mustToken(t, "instruqt", auth.Track, trackPlain),
+		mustToken(t, "ops", auth.Admin, adminPlain),
+		mustToken(t, "instruqt", auth.Track, "rotated-track-token-abcdef0123"),
+	}
+	for _, c := range []struct {
+		plain string
+		want  auth.Identity
+		ok    bool
+	}{
+		{trackPlain, auth.Identity{Name: "instruqt", Scope: auth.Track}, true},
+		{adminPlain, auth.Identity{Name: "ops", Scope: auth.Admin}, true},
+		{"rotated-track-token-abcdef0123", auth.Identity{Name: "instruqt", Scope: auth.Track}, true},
+		{trackPlain + "x", auth.Identity{}, false},
+		{"", auth.Identity{}, false},
+	} {
+		got, ok := auth.Match(tokens, c.plain)
+		if got != c.want || ok != c.ok {
+			t.Errorf("Match(%q) = %+v %v, want %+v %v", c.plain, got, ok, c.want, c.ok)
+		}
+	}
+	if _, ok := auth.Match(nil, trackPlain); ok {
+		t.Error("no tokens must match nothing")
+	}
+}
+
+func TestNewTokenRefusesWeakOrUnpresentableTokens(t *testing.T) {
+	for _, plain := range []string{"", "short", "has space in the middle", "0123456789abcde", "é0123456789abcdef"} {
+		if _, err := auth.NewToken("x", auth.Track, plain); err == nil {
+			t.Errorf("NewToken(%q) accepted", plain)
+		}
+	}
+	tok := mustToken(t, "x", auth.Track, "0123456789abcdef")
+	if tok.Digest != sha256.Sum256([]byte("0123456789abcdef")) {
+		t.Error("the token is not stored as its SHA-256 digest")
+	}
+}
+
+func TestDecide(t *testing.T) {
+	tokens := auth.Static{mustToken(t, "instruqt", auth.Track, trackPlain), mustToken(t, "ops", auth.Admin, adminPlain)}
+	for _, c := range []struct {
+		name   string
+		tokens []auth.Token
+		header string
+		need   auth.Scope
+		want   auth.Outcome
+		who    string
+	}{
+		{"track token on a track route", tokens, "Bearer " + trackPlain, auth.Track, auth.Allowed, "instruqt"},
+		{"admin token on an admin route", tokens, "Bearer " + adminPlain, auth.Admin, auth.Allowed, "ops"},
+		{"track token on an admin route", tokens, "Bearer " + trackPlain, auth.Admin, auth.Forbidden, "instruqt"},
+		{"admin token on a track route", tokens, "Bearer " + adminPlain, auth.Track, auth.Forbidden, "ops"},
+		{"unknown token", tokens, "Bearer unknown-token-0123456789", auth.Track, auth.Unauthorized, ""},
+		{"repeated scheme", tokens, "Bearer Bearer " + trackPlain, auth.Track, auth.Unauthorized, ""},
+		{"lowercase scheme", tokens, "bearer " + trackPlain, auth.Track, auth.Unauthorized, ""},
+		{"no header", tokens, "", auth.Track, auth.Unauthorized, ""},
+		{"no tokens configured", nil, "Bearer " + trackPlain, auth.Track, auth.Unauthorized, ""},
+	} {
+		d := auth.Decide(c.tokens, c.header, c.need)
+		if d.Outcome != c.want || d.Identity.Name != c.who {
+			t.Errorf("%s: %+v, want %s by %q", c.name, d, c.want, c.who)
+		}
+		if strings.Contains(d.Reason, trackPlain) || strings.Contains(d.Reason, adminPlain) {
+			t.Errorf("%s: the reason names the token: %q", c.name, d.Reason)
+		}
+	}
+	if d := auth.Decide(nil, "Bearer "+trackPlain, auth.Track); d.Reason != auth.ReasonNoTokens {
+		t.Errorf("no tokens: reason %q", d.Reason)
+	}
+}
+
+func TestParseSecret(t *testing.T) {
+	digest := func(s string) string { d := sha256.Sum256([]byte(s)); return hex.EncodeToString(d[:]) }
+	raw := `{"tokens":[
+		{"name":"instruqt","scope":"track","sha256":"` + digest(trackPlain) + `"},
+		{"name":"ops","scope":"admin","sha256":"` + strings.ToUpper(digest(adminPlain)) + `"},
+		{"name":"bad scope","scope":"root","sha256":"` + digest("a") + `"},
+		{"name":"short","scope":"track","sha256":"abcd"},
+		{"name":"again","scope":"track","sha256":"` + digest(trackPlain) + `"}
+	]}`
+	tokens, problems, err := auth.ParseSecret([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens) != 2 || tokens[0].Name != "instruqt" || tokens[1].Scope != auth.Admin {
+		t.Fatalf("tokens %+v", tokens)
+	}
+	if len(problems) != 3 {
+		t.Fatalf("problems %q, want 3", problems)
+	}
+	for _, p := range problems {
+		if strings.Contains(p, digest("a")) || strings.Contains(p, digest(trackPlain)) {
+			t.Errorf("a problem names a digest: %s", p)
+		}
+	}
+	if id, ok := auth.Match(tokens, adminPlain); !ok || id.Name != "ops" {
+		t.Error("an upper-case hex digest must work")
+	}
+	for _, bad := range []string{``, `[]`, `{"tokens":null}`, `{}`, `{"tokens":[],"extra":1}`, `not json`} {
+		if _, _, err := auth.ParseSecret([]byte(bad)); err == nil {
+			t.Errorf("ParseSecret(%q) accepted", bad)
+		}
+	}
+	if tokens, _, err := auth.ParseSecret([]byte(`{"tokens":[]}`)); err != nil || len(tokens) != 0 {
+		t.Errorf("an empty list is a valid document with no tokens: %v %v", tokens, err)
+	}
+}

@@ -1,0 +1,153 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+)
+
+// SecretsClient is the one Secrets Manager call the store makes.
+type SecretsClient interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// SecretStore serves the tokens of a Secrets Manager secret of the form
+//
+//	{"tokens":[{"name":"instruqt","scope":"track","sha256":"<hex>"}, ...]}
+//
+// It reads the secret on first use and again once Refresh has passed, so a rotated or
+// revoked token takes effect within Refresh without a deployment. A failed read keeps the
+// tokens of the last good read (an outage of Secrets Manager must not lock every client
+// out) and is retried after at most retryAfterFailure.
+type SecretStore struct {
+	client  SecretsClient
+	arn     string
+	refresh time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+
+	mu        sync.Mutex
+	tokens    []Token
+	nextFetch time.Time
+}
+
+const (
+	retryAfterFailure = 10 * time.Second
+	fetchTimeout      = 5 * time.Second
+)
+
+// NewSecretStore returns a store for the secret arn, re-read every refresh.
+func NewSecretStore(client SecretsClient, arn string, refresh time.Duration, log *slog.Logger) *SecretStore {
+	return &SecretStore{client: client, arn: arn, refresh: refresh, log: log, now: time.Now}
+}
+
+// Tokens returns the current tokens, reading the secret when they are due for a refresh.
+// Callers wait for one read rather than each starting their own.
+func (s *SecretStore) Tokens(ctx context.Context) []Token {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if now.Before(s.nextFetch) {
+		return s.tokens
+	}
+	tokens, err := s.fetch(ctx)
+	if err != nil {
+		s.nextFetch = now.Add(min(s.refresh, retryAfterFailure))
+		s.log.ErrorContext(ctx, "cannot read the token secret; keeping the tokens read before",
+			"secret", s.arn, "error", err.Error(), "tokens_kept", len(s.tokens))
+		return s.tokens
+	}
+	s.tokens, s.nextFetch = tokens, now.Add(s.refresh)
+	return s.tokens
+}
+
+func (s *SecretStore) fetch(ctx context.Context) ([]Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.arn)})
+	if err != nil {
+		return nil, err
+	}
+	if out.SecretString == nil {
+		return nil, errors.New("the secret has no string value")
+	}
+	tokens, problems, err := ParseSecret([]byte(*out.SecretString))
+	if err != nil {
+		return nil, err
+	}
+	if len(problems) > 0 {
+		// The valid entries stay usable: one bad edit must not lock every client out.
+		s.log.ErrorContext(ctx, "the token secret has invalid entries; they are ignored",
+			"secret", s.arn, "problems", problems)
+	}
+	return tokens, nil
+}
+
+var tokenName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// ParseSecret reads the secret's JSON document. err is set when the document as a whole is
+// unusable; problems lists the entries that were skipped (by position and name, never by
+// digest).
+func ParseSecret(raw []byte) (tokens []Token, problems []string, err error) {
+	var doc struct {
+		Tokens *[]struct {
+			Name   string `json:"name"`
+			Scope  string `json:"scope"`
+			SHA256 string `json:"sha256"`
+		} `json:"tokens"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, nil, fmt.Errorf("the secret is not a token document: %w", err)
+	}
+	if doc.Tokens == nil {
+		return nil, nil, errors.New(`the secret has no "tokens" list`)
+	}
+	seen := map[[32]byte]bool{}
+	for i, e := range *doc.Tokens {
+		var why []string
+		if !tokenName.MatchString(e.Name) {
+			why = append(why, "name must be 1-64 characters of A-Z a-z 0-9 . _ -")
+		}
+		scope := Scope(e.Scope)
+		if scope != Track && scope != Admin {
+			why = append(why, `scope must be "track" or "admin"`)
+		}
+		var digest [32]byte
+		if b, err := hex.DecodeString(e.SHA256); err != nil || len(b) != len(digest) {
+			why = append(why, "sha256 must be 64 hex digits")
+		} else {
+			copy(digest[:], b)
+			if seen[digest] {
+				why = append(why, "the same digest appears in an earlier entry")
+			}
+		}
+		if len(why) > 0 {
+			problems = append(problems, fmt.Sprintf("entry %d (%q): %s", i, safeName(e.Name), strings.Join(why, "; ")))
+			continue
+		}
+		seen[digest] = true
+		tokens = append(tokens, Token{Name: e.Name, Scope: scope, Digest: digest})
+	}
+	return tokens, problems, nil
+}
+
+// safeName keeps a log line readable when an entry's name is garbage.
+func safeName(name string) string {
+	if tokenName.MatchString(name) {
+		return name
+	}
+	return "<invalid>"
+}

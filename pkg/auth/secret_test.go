@@ -1,0 +1,172 @@
+package auth_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/sandbox-broker/broker/pkg/auth"
+)
+
+// secretsManager is an HTTP server speaking the GetSecretValue call of the Secrets
+// Manager JSON protocol, so the store is tested through the real SDK client.
+type secretsManager struct {
+	mu     sync.Mutex
+	value  string
+	fail   bool
+	calls  atomic.Int64
+	server *httptest.Server
+}
+
+func newSecretsManager(t *testing.T, value string) *secretsManager {
+	sm := &secretsManager{value: value}
+	sm.server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sm.calls.Add(1)
+		body, _ := io.ReadAll(r.Body)
+		var in struct{ SecretId string }
+		if r.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" || json.Unmarshal(body, &in) != nil || in.SecretId != testARN {
+			http.Error(w, `{"__type":"InvalidRequestException","message":"bad request"}`, http.StatusBadRequest)
+			return
+		}
+		sm.mu.Lock()
+		defer sm.mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if sm.fail {
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = w.Write([]byte(`{"__type":"InternalServiceError","message":"try later"}`))
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ARN": testARN, "Name": "broker-tokens", "SecretString": sm.value, "VersionId": "v1"})
+	}))
+	t.Cleanup(sm.server.Close)
+	return sm
+}
+
+func (sm *secretsManager) set(value string, fail bool) {
+	sm.mu.Lock()
+	defer sm.mu.Unlock()
+	sm.value, sm.fail = value, fail
+}
+
+func (sm *secretsManager) client() *secretsmanager.Client {
+	return secretsmanager.New(secretsmanager.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String(sm.server.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		RetryMaxAttempts: 1,
+	})
+}
+
+const testARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:broker-tokens-AbCdEf"
+
+func secretWith(entries ...[3]string) string {
+	var list []map[string]string
+	for _, e := range entries {
+		d := sha256.Sum256([]byte(e[2]))
+		list = append(list, map[string]string{"name": e[0], "scope": e[1], "sha256": hex.EncodeToString(d[:])})
+	}
+	b, _ := json.Marshal(map[string]any{"tokens": list})
+	return string(b)
+}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestSecretStoreReadsOnceThenRefreshes(t *testing.T) {
+	sm := newSecretsManager(t, secretWith([3]string{"instruqt", "track", trackPlain}))
+	var logs bytes.Buffer
+	store := auth.NewSecretStore(sm.client(), testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
+	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	auth.SetStoreClock(store, clk.Now)
+	ctx := context.Background()
+
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, ok := auth.Match(store.Tokens(ctx), trackPlain); !ok {
+				t.Error("the configured token is not accepted")
+			}
+		})
+	}
+	wg.Wait()
+	if n := sm.calls.Load(); n != 1 {
+		t.Fatalf("%d reads of the secret for 20 concurrent first calls, want 1", n)
+	}
+
+	// Rotation: the new token works once the refresh interval has passed, not before.
+	sm.set(secretWith([3]string{"instruqt", "track", "rotated-track-token-abcdef0123"}), false)
+	clk.Add(4 * time.Minute)
+	if _, ok := auth.Match(store.Tokens(ctx), trackPlain); !ok || sm.calls.Load() != 1 {
+		t.Fatal("within the refresh interval the store must serve what it read")
+	}
+	clk.Add(2 * time.Minute)
+	tokens := store.Tokens(ctx)
+	if _, ok := auth.Match(tokens, "rotated-track-token-abcdef0123"); !ok {
+		t.Fatal("the rotated token is not accepted after the refresh")
+	}
+	if _, ok := auth.Match(tokens, trackPlain); ok {
+		t.Fatal("the revoked token is still accepted after the refresh")
+	}
+
+	// An outage keeps the last good tokens, and is retried after a short wait, not at
+	// every request and not only after the full refresh interval.
+	sm.set("", true)
+	clk.Add(6 * time.Minute)
+	before := sm.calls.Load()
+	if _, ok := auth.Match(store.Tokens(ctx), "rotated-track-token-abcdef0123"); !ok {
+		t.Fatal("a failed refresh must keep the tokens read before")
+	}
+	store.Tokens(ctx)
+	if sm.calls.Load() != before+1 {
+		t.Fatalf("a failed read was retried at once (%d reads)", sm.calls.Load()-before)
+	}
+	if !strings.Contains(logs.String(), "cannot read the token secret") {
+		t.Fatalf("the failed read is not logged: %s", logs.String())
+	}
+	sm.set(secretWith([3]string{"ops", "admin", adminPlain}), false)
+	clk.Add(11 * time.Second)
+	if id, ok := auth.Match(store.Tokens(ctx), adminPlain); !ok || id.Scope != auth.Admin {
+		t.Fatal("the store did not recover after the outage")
+	}
+}
+
+func TestSecretStoreWithoutTokensDeniesEverything(t *testing.T) {
+	sm := newSecretsManager(t, "")
+	sm.set("", true)
+	store := auth.NewSecretStore(sm.client(), testARN, time.Minute, slog.New(slog.DiscardHandler))
+	if d := auth.Decide(store.Tokens(context.Background()), "Bearer "+trackPlain, auth.Track); d.Outcome != auth.Unauthorized || d.Reason != auth.ReasonNoTokens {
+		t.Fatalf("an unreadable secret on a cold start: %+v", d)
+	}
+	sm.set(`{"tokens":[{"name":"x","scope":"track","sha256":"zz"}]}`, false)
+	var logs bytes.Buffer
+	store = auth.NewSecretStore(sm.client(), testARN, time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if tokens := store.Tokens(context.Background()); len(tokens) != 0 {
+		t.Fatalf("invalid entries were accepted: %+v", tokens)
+	}
+	if !strings.Contains(logs.String(), "invalid entries") {
+		t.Fatalf("invalid entries are not logged: %s", logs.String())
+	}
+}

@@ -1,0 +1,98 @@
+// Package auth holds the broker's bearer tokens and the authorizer's decision: which
+// client is calling and with which scope. Tokens are stored, loaded and compared only as
+// SHA-256 digests; a plain token exists only in the request being checked.
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Scope is what a token may call, and what a route requires.
+type Scope string
+
+const (
+	// Public routes take no token (health checks).
+	Public Scope = "public"
+	// Track tokens belong to lab platforms (Instruqt) and call the student routes.
+	Track Scope = "track"
+	// Admin tokens belong to operators and call the admin routes.
+	Admin Scope = "admin"
+)
+
+// Permits reports whether a token of scope s may call a route that requires need. Scopes
+// do not nest: an admin token is an operator's credential and is refused on the student
+// routes, so every allocation names a lab platform as its client.
+func (s Scope) Permits(need Scope) bool { return need == Public || (s == need && s != Public) }
+
+// Token is one configured credential: the client's name, its scope and the SHA-256 digest
+// of the token.
+type Token struct {
+	Name   string
+	Scope  Scope
+	Digest [sha256.Size]byte
+}
+
+// Identity is the client a valid token belongs to.
+type Identity struct {
+	Name  string
+	Scope Scope
+}
+
+// MaxTokenLength bounds a presented token; nothing longer is hashed.
+const MaxTokenLength = 512
+
+// tokenSyntax is RFC 6750's b64token: a bearer token has no spaces, so "Bearer Bearer x"
+// can never parse as a token.
+var tokenSyntax = regexp.MustCompile(`^[A-Za-z0-9._~+/-]+=*$`)
+
+// ErrMalformed: the Authorization header is not exactly "Bearer <token>".
+var ErrMalformed = errors.New(`authorization header is not exactly "Bearer <token>"`)
+
+// ParseBearer returns the token of an Authorization header of exactly one case-sensitive
+// "Bearer" scheme, one space and one token. Anything else (a lowercase scheme, extra or
+// missing spaces, a repeated scheme, an empty token) is ErrMalformed.
+func ParseBearer(header string) (string, error) {
+	token, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || len(token) == 0 || len(token) > MaxTokenLength || !tokenSyntax.MatchString(token) {
+		return "", ErrMalformed
+	}
+	return token, nil
+}
+
+// NewToken hashes a plain token (the local stack's BROKER_TRACK_TOKEN and
+// BROKER_ADMIN_TOKEN). The plain value must itself be a valid bearer token of at least
+// MinPlainLength characters, so a configured token can always be presented.
+func NewToken(name string, scope Scope, plain string) (Token, error) {
+	if _, err := ParseBearer("Bearer " + plain); err != nil {
+		return Token{}, fmt.Errorf("token %s: must be 1-%d characters of A-Z a-z 0-9 . _ ~ + / - (optionally ending in =)", name, MaxTokenLength)
+	}
+	if len(plain) < MinPlainLength {
+		return Token{}, fmt.Errorf("token %s: shorter than %d characters", name, MinPlainLength)
+	}
+	return Token{Name: name, Scope: scope, Digest: sha256.Sum256([]byte(plain))}, nil
+}
+
+// MinPlainLength is the shortest plain token accepted for hashing: short enough for any
+// generated token, long enough to rule out "test" and "changeme".
+const MinPlainLength = 16
+
+// Match finds the token a presented plain token hashes to. It compares the digest with
+// every configured token, without an early exit, so the time it takes says nothing about
+// which entry (if any) matched.
+func Match(tokens []Token, plain string) (Identity, bool) {
+	digest := sha256.Sum256([]byte(plain))
+	found := -1
+	for i := range tokens {
+		equal := subtle.ConstantTimeCompare(digest[:], tokens[i].Digest[:])
+		found = subtle.ConstantTimeSelect(equal, i, found)
+	}
+	if found < 0 {
+		return Identity{}, false
+	}
+	return Identity{Name: tokens[found].Name, Scope: tokens[found].Scope}, true
+}

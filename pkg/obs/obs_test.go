@@ -1,0 +1,90 @@
+package obs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/obs"
+)
+
+func TestLogRequestLevels(t *testing.T) {
+	for _, c := range []struct {
+		status int
+		level  string
+	}{
+		{200, "INFO"}, {201, "INFO"}, {404, "INFO"}, {409, "INFO"},
+		{400, "WARN"}, {401, "WARN"}, {403, "WARN"}, {413, "WARN"},
+		{500, "ERROR"}, {503, "ERROR"},
+	} {
+		var buf bytes.Buffer
+		obs.LogRequest(context.Background(), obs.NewLogger(&buf, 0), obs.Request{
+			RequestID: "r-1", Route: "allocate", Method: "POST", Status: c.status, Latency: 1500 * time.Microsecond,
+			Student: "alice", SandboxID: "42", Client: "instruqt", Outcome: "x", Cause: errors.New("cause"),
+		})
+		var line map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+			t.Fatalf("not one JSON line: %q", buf.String())
+		}
+		if line["level"] != c.level {
+			t.Errorf("status %d logged at %v, want %s", c.status, line["level"], c.level)
+		}
+		for k, v := range map[string]any{"request_id": "r-1", "route": "allocate", "status": float64(c.status), "latency_ms": 1.5,
+			"student": "alice", "sandbox_id": "42", "client": "instruqt", "outcome": "x", "error": "cause"} {
+			if line[k] != v {
+				t.Errorf("%s = %v, want %v", k, line[k], v)
+			}
+		}
+	}
+}
+
+func TestAllocationMetricIsEMF(t *testing.T) {
+	var buf bytes.Buffer
+	m := obs.NewMetrics(&buf, "SandboxBroker")
+	m.Allocation(obs.AllocationCreated, 12*time.Millisecond+500*time.Microsecond)
+	m.Allocation(obs.AllocationNoSandbox, time.Millisecond)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want one line per data point, got %q", buf.String())
+	}
+	var doc struct {
+		AWS struct {
+			Timestamp         int64
+			CloudWatchMetrics []struct {
+				Namespace  string
+				Dimensions [][]string
+				Metrics    []struct{ Name, Unit string }
+			}
+		} `json:"_aws"`
+		Outcome           string
+		Allocations       float64
+		AllocationLatency float64
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(time.UnixMilli(doc.AWS.Timestamp)) > time.Minute || len(doc.AWS.CloudWatchMetrics) != 1 {
+		t.Fatalf("metadata %+v", doc.AWS)
+	}
+	cw := doc.AWS.CloudWatchMetrics[0]
+	if cw.Namespace != "SandboxBroker" || len(cw.Dimensions) != 1 || len(cw.Dimensions[0]) != 1 || cw.Dimensions[0][0] != "Outcome" {
+		t.Fatalf("directive %+v", cw)
+	}
+	units := map[string]string{}
+	for _, m := range cw.Metrics {
+		units[m.Name] = m.Unit
+	}
+	if units[obs.MetricAllocations] != "Count" || units[obs.MetricAllocationLatency] != "Milliseconds" {
+		t.Fatalf("metrics %+v", cw.Metrics)
+	}
+	if doc.Outcome != "created" || doc.Allocations != 1 || doc.AllocationLatency != 12.5 {
+		t.Fatalf("values %+v", doc)
+	}
+	if !strings.Contains(lines[1], `"Outcome":"no_sandbox"`) {
+		t.Fatalf("second point %s", lines[1])
+	}
+}

@@ -1,0 +1,145 @@
+package obs_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-xray-sdk-go/xray"
+	"github.com/aws/aws-xray-sdk-go/xraylog"
+
+	"github.com/sandbox-broker/broker/pkg/obs"
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+func TestMain(m *testing.M) { pooltest.Main(m) }
+
+// daemon is a stand-in for the X-Ray daemon: it collects the UDP documents the SDK
+// emits.
+type daemon struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	docs []string
+}
+
+func startDaemon(t *testing.T) *daemon {
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{conn: conn}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			d.mu.Lock()
+			d.docs = append(d.docs, string(buf[:n]))
+			d.mu.Unlock()
+		}
+	}()
+	return d
+}
+
+// received waits briefly for n documents.
+func (d *daemon) received(n int) []string {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		d.mu.Lock()
+		docs := append([]string(nil), d.docs...)
+		d.mu.Unlock()
+		if len(docs) >= n || time.Now().After(deadline) {
+			return docs
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// traceHeaders records the X-Ray trace header of each request to DynamoDB.
+type traceHeaders struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (h *traceHeaders) Do(r *http.Request) (*http.Response, error) {
+	h.mu.Lock()
+	h.seen = append(h.seen, r.Header.Get("X-Amzn-Trace-Id"))
+	h.mu.Unlock()
+	return http.DefaultClient.Do(r)
+}
+
+// A traced DynamoDB client against DynamoDB Local: with no trace in the context it
+// records nothing, sends no trace header and logs nothing; inside a segment each call is a
+// DynamoDB subsegment and the trace header goes with the request.
+func TestAWSAPIOptionsTraceOnlyInsideATrace(t *testing.T) {
+	d := startDaemon(t)
+	if err := xray.Configure(xray.Config{DaemonAddr: d.conn.LocalAddr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	var xrayLog bytes.Buffer
+	xray.SetLogger(xraylog.NewDefaultLogger(&xrayLog, xraylog.LogLevelDebug))
+	headers := &traceHeaders{}
+	db, err := pool.NewClient(context.Background(), pool.ClientOptions{
+		Endpoint: pooltest.Endpoint(), Region: "us-east-1", APIOptions: obs.AWSAPIOptions(), HTTPClient: headers,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// No trace: a plain context, and the empty trace header a runtime emulator passes.
+	for _, ctx := range []context.Context{context.Background(), context.WithValue(context.Background(), xray.LambdaTraceHeaderKey, "")} {
+		if obs.Traced(ctx) {
+			t.Fatal("a context without a trace counts as traced")
+		}
+		if _, err := db.ListTables(ctx, &dynamodb.ListTablesInput{}); err != nil {
+			t.Fatalf("an untraced call failed: %v", err)
+		}
+	}
+	if docs := d.received(1); len(docs) != 0 || strings.Contains(xrayLog.String(), "segment cannot be found") || strings.Contains(xrayLog.String(), "context missing") {
+		t.Fatalf("untraced calls were recorded or complained about: %q, log %q", docs, xrayLog.String())
+	}
+	for _, h := range headers.seen {
+		if h != "" {
+			t.Fatalf("an untraced call sent a trace header %q", h)
+		}
+	}
+
+	ctx, seg := xray.BeginSegment(context.Background(), "allocate")
+	if !obs.Traced(ctx) {
+		t.Fatal("a context with a segment does not count as traced")
+	}
+	if _, err := db.ListTables(ctx, &dynamodb.ListTablesInput{}); err != nil {
+		t.Fatal(err)
+	}
+	seg.Close(nil)
+	if last := headers.seen[len(headers.seen)-1]; !strings.Contains(last, seg.TraceID) {
+		t.Fatalf("the traced call sent trace header %q, want the trace %s", last, seg.TraceID)
+	}
+	docs := d.received(1)
+	if len(docs) != 1 {
+		t.Fatalf("%d documents emitted, want the one segment: %q", len(docs), docs)
+	}
+	// A daemon document is a header line, then the segment.
+	_, body, _ := strings.Cut(docs[0], "\n")
+	var doc struct {
+		TraceID     string            `json:"trace_id"`
+		Subsegments []json.RawMessage `json:"subsegments"`
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.TraceID != seg.TraceID || len(doc.Subsegments) != 1 {
+		t.Fatalf("segment %s (%v), want trace %s with one subsegment", body, err, seg.TraceID)
+	}
+	if sub := string(doc.Subsegments[0]); !strings.Contains(sub, `"name":"DynamoDB"`) || !strings.Contains(sub, `"operation":"ListTables"`) {
+		t.Fatalf("the subsegment is not the DynamoDB call: %s", sub)
+	}
+}
