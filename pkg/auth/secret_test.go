@@ -66,7 +66,7 @@ func (sm *secretsManager) set(value string, fail bool) {
 func (sm *secretsManager) client() *secretsmanager.Client {
 	return secretsmanager.New(secretsmanager.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(sm.server.URL),
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		Credentials:      credentials.NewStaticCredentialsProvider("test", "test", ""),
 		RetryMaxAttempts: 1,
 	})
 }
