@@ -8,23 +8,24 @@ import (
 )
 
 // removeStale deletes the records of sandboxes stale for StaleGrace or longer; no CSP call,
-// the CSP no longer lists them. The read is a key condition on status_at (= stale_since
-// while stale), and each delete is conditioned on the sandbox still being stale since the
-// cutoff, so one that sync brought back meanwhile stays.
+// the CSP no longer lists them.
 func (r *JobRunner) removeStale(ctx context.Context, run *jobRun) error {
-	cutoff := r.now().Add(-r.cfg.StaleGrace).Unix()
-	for s, err := range r.pool.ByStatus(ctx, pool.Stale, cutoff) {
-		if err != nil {
-			return fmt.Errorf("read stale sandboxes: %w", err)
-		}
-		if run.outOfTime(0) {
-			return nil
-		}
-		err = r.pool.RemoveStale(ctx, s, cutoff, run.as(fmt.Sprintf("stale for %s", r.cfg.StaleGrace)))
-		run.countWrite("removed", err)
-		if err := unlessConflict(err); err != nil {
-			return err
-		}
+	res, err := removeStaleSince(ctx, r.pool, r.now().Add(-r.cfg.StaleGrace).Unix(),
+		run.as(fmt.Sprintf("stale for %s", r.cfg.StaleGrace)), func(int) bool { return run.outOfTime(0) })
+	run.count("removed", res.Deleted)
+	run.count("conflicts", res.Skipped)
+	if err != nil {
+		return fmt.Errorf("remove stale sandboxes: %w", err)
 	}
 	return nil
+}
+
+// removeStaleSince deletes the records of sandboxes stale since cutoff or earlier, for the
+// job and for the admin API. The read is a key condition on status_at (= stale_since while
+// stale), and each delete is conditioned on the sandbox still being stale since the
+// cutoff, so one that sync brought back meanwhile stays.
+func removeStaleSince(ctx context.Context, p *pool.Pool, cutoff int64, by pool.Actor, stop func(int) bool) (BulkResult, error) {
+	return bulk(p.ByStatus(ctx, pool.Stale, cutoff), func(s pool.Sandbox) error {
+		return p.RemoveStale(ctx, s, cutoff, by)
+	}, stop)
 }

@@ -110,3 +110,13 @@ func (p *Pool) ReleaseLease(ctx context.Context, l Lease) error {
 	}
 	return nil
 }
+
+// CurrentLease reads the job's lease; found is false when no run holds one, including a
+// lease whose holder died and whose expiry has passed.
+func (p *Pool) CurrentLease(ctx context.Context, job string) (l Lease, found bool, err error) {
+	found, err = p.getItem(ctx, prefixLease+job, skLease, &l)
+	if err != nil || !found || l.ExpiresAt <= p.now().Unix() {
+		return Lease{}, false, err
+	}
+	return l, true, nil
+}

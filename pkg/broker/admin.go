@@ -1,0 +1,149 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+var (
+	// ErrInvalidCursor: a list cursor that this listing did not hand out.
+	ErrInvalidCursor = errors.New("broker: invalid cursor")
+	// ErrWrongStatus: the sandbox is not in the status the operation needs.
+	ErrWrongStatus = errors.New("broker: sandbox is not in a status that allows this")
+	// ErrJobRunning: a run of the job holds its lease.
+	ErrJobRunning = errors.New("broker: the job is running")
+)
+
+// MaxBulk bounds the records one bulk call deletes, so a call stays well inside API
+// Gateway's 29-second limit; Complete is false when more are left for another call.
+const MaxBulk = 1000
+
+// List pages through sandboxes for operators.
+func (b *Broker) List(ctx context.Context, f pool.ListFilter, limit int, cursor string) (pool.Page, error) {
+	page, err := b.pool.List(ctx, f, limit, cursor)
+	if errors.Is(err, pool.ErrInvalidCursor) {
+		return pool.Page{}, ErrInvalidCursor
+	}
+	return page, err
+}
+
+// Inspect returns a sandbox and its transition history, newest first. A deleted sandbox
+// has no item but keeps its history until the TTL: it is returned with a nil sandbox.
+func (b *Broker) Inspect(ctx context.Context, id string) (*pool.Sandbox, []pool.HistoryEntry, error) {
+	history, err := b.pool.History(ctx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := b.pool.Get(ctx, id)
+	switch {
+	case errors.Is(err, pool.ErrNotFound) && len(history) > 0:
+		return nil, history, nil
+	case err != nil:
+		return nil, nil, notFound(err)
+	}
+	return &s, history, nil
+}
+
+// Stats counts the whole pool exactly (see pool.Stats for how and what it costs).
+func (b *Broker) Stats(ctx context.Context) (pool.Stats, error) { return b.pool.Stats(ctx) }
+
+// RetryDeletion gives a deletion_failed sandbox back to the cleanup job, attempts reset.
+func (b *Broker) RetryDeletion(ctx context.Context, id string, by pool.Actor) (pool.Sandbox, error) {
+	s, err := b.pool.Get(ctx, id)
+	if err != nil {
+		return pool.Sandbox{}, notFound(err)
+	}
+	if s.Status != pool.DeletionFailed {
+		return s, fmt.Errorf("%w: %s is %s, not deletion_failed", ErrWrongStatus, id, s.Status)
+	}
+	retried, err := b.pool.RetryDeletion(ctx, s, by)
+	if errors.Is(err, pool.ErrConflict) {
+		return pool.Sandbox{}, fmt.Errorf("%w: %v", ErrWrongStatus, err)
+	}
+	return retried, err
+}
+
+// BulkResult is what a bulk delete did.
+type BulkResult struct {
+	Deleted int
+	// Skipped counts records that changed status meanwhile and were left alone.
+	Skipped int
+	// Complete is false when MaxBulk or the deadline stopped the call with work left.
+	Complete bool
+}
+
+// BulkDelete deletes the database records of every sandbox in status, which must be stale
+// or deletion_failed: records only, no CSP call, so no other status may go this way (a
+// live or pending account would be orphaned in the CSP). Each delete is conditioned on the
+// status the record was listed with.
+func (b *Broker) BulkDelete(ctx context.Context, status pool.Status, by pool.Actor) (BulkResult, error) {
+	if status != pool.Stale && status != pool.DeletionFailed {
+		return BulkResult{}, fmt.Errorf("%w: bulk delete takes stale or deletion_failed, not %q", ErrWrongStatus, status)
+	}
+	return bulk(b.pool.ByStatus(ctx, status, 0), func(s pool.Sandbox) error { return b.pool.Purge(ctx, s, by) }, bounded(ctx))
+}
+
+// DeleteStale deletes the records of sandboxes stale for at least grace, as the
+// stale-cleanup job does with its configured grace.
+func (b *Broker) DeleteStale(ctx context.Context, grace time.Duration, by pool.Actor) (BulkResult, error) {
+	return removeStaleSince(ctx, b.pool, b.now().Add(-grace).Unix(), by, bounded(ctx))
+}
+
+// bulk removes each listed sandbox until stop says to leave the rest; a record that
+// changed meanwhile (a lost condition) is skipped, any other error ends the call.
+func bulk(sandboxes iter.Seq2[pool.Sandbox, error], remove func(pool.Sandbox) error, stop func(done int) bool) (BulkResult, error) {
+	var res BulkResult
+	for s, err := range sandboxes {
+		if err != nil {
+			return res, err
+		}
+		if stop(res.Deleted + res.Skipped) {
+			return res, nil
+		}
+		switch err := remove(s); {
+		case err == nil:
+			res.Deleted++
+		case errors.Is(err, pool.ErrConflict), errors.Is(err, pool.ErrContended):
+			res.Skipped++
+		default:
+			return res, err
+		}
+	}
+	res.Complete = true
+	return res, nil
+}
+
+// bounded stops an admin call after MaxBulk records or when its context ends.
+func bounded(ctx context.Context) func(int) bool {
+	return func(done int) bool { return done >= MaxBulk || ctx.Err() != nil }
+}
+
+// JobRuns lists a job's last runs, newest first.
+func (b *Broker) JobRuns(ctx context.Context, job string, limit int) ([]pool.JobRun, error) {
+	if _, ok := jobByName(job); !ok {
+		return nil, ErrNotFound
+	}
+	return b.pool.Runs(ctx, job, limit)
+}
+
+// CheckJobIdle returns ErrJobRunning (with the holder's run ID) while a run holds the job's
+// lease, so an admin trigger can refuse instead of queueing a run that would be skipped.
+func (b *Broker) CheckJobIdle(ctx context.Context, job string) error {
+	if _, ok := jobByName(job); !ok {
+		return ErrNotFound
+	}
+	l, held, err := b.pool.CurrentLease(ctx, job)
+	if err != nil {
+		return err
+	}
+	if held {
+		return fmt.Errorf("%w: run %s holds the lease until %s", ErrJobRunning, l.Holder,
+			time.Unix(l.ExpiresAt, 0).UTC().Format(time.RFC3339))
+	}
+	return nil
+}

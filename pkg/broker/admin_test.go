@@ -1,0 +1,154 @@
+package broker_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+var admin = pool.Actor{Kind: "admin", Name: "ops", RequestID: "req-admin"}
+
+// stages the pool: 2 stale, 2 deletion_failed, 1 pending, 1 allocated, rest available.
+func staged(t *testing.T) (*pool.Pool, *broker.Broker, map[pool.Status][]pool.Sandbox) {
+	t.Helper()
+	p := pooltest.New(t)
+	fill(t, p, "lab", 0, 8)
+	b := broker.New(p, poolCfg)
+	by := map[pool.Status][]pool.Sandbox{}
+	var all []pool.Sandbox
+	for s, err := range p.ByStatus(ctx, pool.Available, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, s)
+	}
+	for _, s := range all[:2] {
+		st, err := p.MarkStale(ctx, s, syncJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		by[pool.Stale] = append(by[pool.Stale], st)
+	}
+	for i := range 3 {
+		a, err := b.Allocate(ctx, broker.AllocateRequest{Student: "student-" + string(rune('a'+i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 {
+			s, _ := p.Get(ctx, a.SandboxID)
+			by[pool.Allocated] = append(by[pool.Allocated], s)
+			continue
+		}
+		s, err := b.Release(ctx, a.SandboxID, a.Student, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			by[pool.PendingDeletion] = append(by[pool.PendingDeletion], s)
+			continue
+		}
+		failed, err := p.FailDeletion(ctx, s, "HTTP 500", pool.Actor{Kind: "job", Name: "cleanup"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		by[pool.DeletionFailed] = append(by[pool.DeletionFailed], failed)
+	}
+	return p, b, by
+}
+
+func TestBulkDeleteOnlyStaleOrFailed(t *testing.T) {
+	p, b, _ := staged(t)
+	for _, status := range []pool.Status{pool.Available, pool.Allocated, pool.PendingDeletion, "", "bogus"} {
+		if _, err := b.BulkDelete(ctx, status, admin); !errors.Is(err, broker.ErrWrongStatus) {
+			t.Fatalf("bulk delete of %q: want ErrWrongStatus, got %v", status, err)
+		}
+	}
+	res, err := b.BulkDelete(ctx, pool.DeletionFailed, admin)
+	if err != nil || res.Deleted != 1 || !res.Complete {
+		t.Fatalf("bulk delete deletion_failed: %+v %v", res, err)
+	}
+	for status, want := range map[pool.Status]int{pool.DeletionFailed: 0, pool.Stale: 2, pool.Allocated: 1, pool.PendingDeletion: 1} {
+		if n, _ := p.Count(ctx, status); n != want {
+			t.Fatalf("%s: %d left, want %d", status, n, want)
+		}
+	}
+	pooltest.Check(t, p)
+}
+
+func TestDeleteStaleHonoursGrace(t *testing.T) {
+	p, b, _ := staged(t)
+	res, err := b.DeleteStale(ctx, time.Hour, admin)
+	if err != nil || res.Deleted != 0 || !res.Complete {
+		t.Fatalf("fresh stale records must stay: %+v %v", res, err)
+	}
+	later := b.WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) })
+	if res, err = later.DeleteStale(ctx, time.Hour, admin); err != nil || res.Deleted != 2 {
+		t.Fatalf("stale past the grace: %+v %v", res, err)
+	}
+	if n, _ := p.Count(ctx, pool.Stale); n != 0 {
+		t.Fatalf("%d stale left", n)
+	}
+}
+
+func TestRetryDeletionAndInspect(t *testing.T) {
+	p, b, by := staged(t)
+	if _, err := b.RetryDeletion(ctx, by[pool.PendingDeletion][0].ID, admin); !errors.Is(err, broker.ErrWrongStatus) {
+		t.Fatalf("retry of a pending sandbox: want ErrWrongStatus, got %v", err)
+	}
+	if _, err := b.RetryDeletion(ctx, "404", admin); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("retry of an unknown sandbox: want ErrNotFound, got %v", err)
+	}
+	failed := by[pool.DeletionFailed][0]
+	retried, err := b.RetryDeletion(ctx, failed.ID, admin)
+	if err != nil || retried.Status != pool.PendingDeletion || retried.Attempts != 0 {
+		t.Fatalf("retry: %+v %v", retried, err)
+	}
+	s, history, err := b.Inspect(ctx, failed.ID)
+	if err != nil || s == nil || s.Status != pool.PendingDeletion || len(history) != 5 || history[0].RequestID != "req-admin" {
+		t.Fatalf("inspect: %+v %d entries %v", s, len(history), err)
+	}
+	if err := p.Remove(ctx, retried, pool.Actor{Kind: "job", Name: "cleanup"}); err != nil {
+		t.Fatal(err)
+	}
+	s, history, err = b.Inspect(ctx, failed.ID)
+	if err != nil || s != nil || len(history) != 6 || history[0].To != pool.Deleted {
+		t.Fatalf("a deleted sandbox keeps its history: %+v %d %v", s, len(history), err)
+	}
+	if _, _, err := b.Inspect(ctx, "404"); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("unknown sandbox: %v", err)
+	}
+}
+
+func TestListMapsInvalidCursor(t *testing.T) {
+	_, b, _ := staged(t)
+	if _, err := b.List(ctx, pool.ListFilter{}, 10, "forged"); !errors.Is(err, broker.ErrInvalidCursor) {
+		t.Fatalf("want ErrInvalidCursor, got %v", err)
+	}
+	page, err := b.List(ctx, pool.ListFilter{}, 100, "")
+	if err != nil || len(page.Sandboxes) != 8 || page.Cursor != "" {
+		t.Fatalf("list: %d %q %v", len(page.Sandboxes), page.Cursor, err)
+	}
+}
+
+func TestCheckJobIdleSeesTheLease(t *testing.T) {
+	p, b, _ := staged(t)
+	if err := b.CheckJobIdle(ctx, "sync"); err != nil {
+		t.Fatalf("idle job: %v", err)
+	}
+	if err := b.CheckJobIdle(ctx, "nope"); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("unknown job: %v", err)
+	}
+	if _, err := p.AcquireLease(ctx, "sync", "run-1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CheckJobIdle(ctx, "sync"); !errors.Is(err, broker.ErrJobRunning) {
+		t.Fatalf("held lease: want ErrJobRunning, got %v", err)
+	}
+	if _, err := b.JobRuns(ctx, "nope", 5); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("runs of an unknown job: %v", err)
+	}
+}
