@@ -1,0 +1,200 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/sandbox-broker/broker/pkg/api/apitest"
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/obs"
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+// TestMain starts DynamoDB Local for the handler tests. The fuzz target parses requests
+// without touching a table, so a fuzzing run (whose worker processes each run TestMain)
+// starts no JVM.
+func TestMain(m *testing.M) {
+	for _, arg := range os.Args[1:] {
+		if strings.HasPrefix(arg, "-test.fuzzworker") || (strings.HasPrefix(arg, "-test.fuzz=") && arg != "-test.fuzz=") {
+			os.Exit(m.Run())
+		}
+	}
+	pooltest.Main(m)
+}
+
+var (
+	ctx     = context.Background()
+	poolCfg = config.Pool{LabDuration: 48 * time.Hour, Grace: 30 * time.Minute}
+)
+
+// syncedBuffer collects log or metric lines written from concurrent handlers.
+type syncedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// lines decodes every JSON line written so far.
+func (b *syncedBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (b *syncedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// fixture is an API over a fresh table, with its logs and metrics captured.
+type fixture struct {
+	api     *API
+	pool    *pool.Pool
+	logs    *syncedBuffer
+	metrics *syncedBuffer
+}
+
+func newFixture(t *testing.T, cfg config.API) *fixture {
+	t.Helper()
+	p := pooltest.New(t)
+	return newFixtureOn(t, p, cfg)
+}
+
+func newFixtureOn(t *testing.T, p *pool.Pool, cfg config.API) *fixture {
+	f := &fixture{pool: p, logs: &syncedBuffer{}, metrics: &syncedBuffer{}}
+	f.api = New(Deps{
+		Broker: broker.New(p, poolCfg), Ready: p.Ping, Config: cfg,
+		Log: obs.NewLogger(f.logs, -8), Metrics: obs.NewMetrics(f.metrics, "SandboxBrokerTest"),
+	})
+	return f
+}
+
+// fill adds n available sandboxes named <prefix>-<i>.
+func fill(t *testing.T, p *pool.Pool, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		_, err := p.Create(ctx, pool.Account{
+			ID: fmt.Sprint(2012000 + i), Name: fmt.Sprintf("%s-%04d", prefix, i),
+			ExternalID: fmt.Sprintf("identity/accounts/3f1c9a52-0b7e-4d3a-9c1f-%012d", i), SFDCAccountID: "001ABC",
+		}, pool.Actor{Kind: "job", Name: "sync"})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// event builds the REST proxy event API Gateway sends for route, with the authorizer
+// context of a track token, headers in both maps, and params substituted into the path.
+func event(t *testing.T, routeName string, headers map[string]string, params map[string]string) events.APIGatewayProxyRequest {
+	t.Helper()
+	r, ok := RouteByName(routeName)
+	if !ok {
+		t.Fatalf("no route %s", routeName)
+	}
+	path := r.Path
+	for k, v := range params {
+		path = strings.ReplaceAll(path, "{"+k+"}", v)
+	}
+	ev := events.APIGatewayProxyRequest{
+		Resource: r.Path, Path: path, HTTPMethod: r.Method, PathParameters: params,
+		Headers: map[string]string{}, MultiValueHeaders: map[string][]string{},
+		RequestContext: events.APIGatewayProxyRequestContext{
+			RequestID: NewRequestID(), Stage: "test", ResourcePath: r.Path, HTTPMethod: r.Method,
+		},
+	}
+	if r.Scope != "public" {
+		ev.RequestContext.Authorizer = map[string]any{"principalId": "instruqt", ContextScope: "track", ContextClient: "instruqt"}
+	}
+	for k, v := range headers {
+		ev.Headers[k] = v
+		ev.MultiValueHeaders[k] = []string{v}
+	}
+	return ev
+}
+
+func student(id string) map[string]string {
+	return map[string]string{HeaderSandboxID: id, HeaderTrackName: "dns-basics", HeaderNamePrefix: "lab"}
+}
+
+// call runs the route's function on ev and validates the answer against the OpenAPI
+// document.
+func (f *fixture) call(t *testing.T, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
+	t.Helper()
+	r, ok := routeOf(ev.HTTPMethod, ev.Resource)
+	if !ok {
+		t.Fatalf("event for no route: %s %s", ev.HTTPMethod, ev.Resource)
+	}
+	fn, err := f.api.Function(r.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := fn(ctx, ev)
+	if err != nil {
+		t.Fatalf("a route function returned an error to the runtime: %v", err)
+	}
+	apitest.Check(t, r.Method, r.Path, resp.StatusCode, httpHeader(resp.Headers), []byte(resp.Body))
+	if got := resp.Headers[HeaderRequestID]; got != ev.RequestContext.RequestID {
+		t.Errorf("X-Request-ID %q, want the API Gateway request id %q", got, ev.RequestContext.RequestID)
+	}
+	return resp
+}
+
+func httpHeader(m map[string]string) http.Header {
+	h := http.Header{}
+	for k, v := range m {
+		h.Set(k, v)
+	}
+	return h
+}
+
+func decode[T any](t *testing.T, body string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("decode %q: %v", body, err)
+	}
+	return v
+}
+
+// wantError asserts an error answer's status and code.
+func wantError(t *testing.T, resp events.APIGatewayProxyResponse, status int, code string) apitest.Detail {
+	t.Helper()
+	if resp.StatusCode != status {
+		t.Fatalf("status %d, want %d: %s", resp.StatusCode, status, resp.Body)
+	}
+	d := apitest.DecodeError(t, []byte(resp.Body))
+	if d.Code != code {
+		t.Fatalf("code %s, want %s: %s", d.Code, code, resp.Body)
+	}
+	return d
+}

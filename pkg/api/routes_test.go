@@ -1,0 +1,174 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/sandbox-broker/broker/pkg/auth"
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
+)
+
+// TestTablesMatchFunctionsAndSamples holds the route table and the job table to the
+// repository: every entry has functions/<f>/main.go and events/<f>.json, and every
+// folder and sample belongs to an entry (or is the authorizer).
+func TestTablesMatchFunctionsAndSamples(t *testing.T) {
+	root, err := ddblocal.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{AuthorizerFunction: "authorizer"}
+	for _, r := range Routes {
+		if prev, dup := want[r.Function]; dup {
+			t.Errorf("function folder %s is used by %s and route %s", r.Function, prev, r.Name)
+		}
+		want[r.Function] = "route " + r.Name
+	}
+	for _, j := range broker.Jobs {
+		if prev, dup := want[j.Function]; dup {
+			t.Errorf("function folder %s is used by %s and job %s", j.Function, prev, j.Name)
+		}
+		want[j.Function] = "job " + j.Name
+	}
+	for f, owner := range want {
+		if _, err := os.Stat(filepath.Join(root, "functions", f, "main.go")); err != nil {
+			t.Errorf("%s: functions/%s/main.go is missing", owner, f)
+		}
+		raw, err := os.ReadFile(filepath.Join(root, "events", f+".json"))
+		if err != nil {
+			t.Errorf("%s: events/%s.json is missing", owner, f)
+			continue
+		}
+		if !json.Valid(raw) {
+			t.Errorf("events/%s.json is not JSON", f)
+		}
+	}
+
+	dirs, err := os.ReadDir(filepath.Join(root, "functions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if _, ok := want[d.Name()]; !ok {
+			t.Errorf("functions/%s belongs to no route, no job and is not the authorizer", d.Name())
+		}
+	}
+	samples, err := filepath.Glob(filepath.Join(root, "events", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range samples {
+		name, isJSON := strings.CutSuffix(filepath.Base(s), ".json")
+		if _, ok := want[name]; !ok || !isJSON {
+			t.Errorf("events/%s belongs to no route, no job and is not the authorizer", filepath.Base(s))
+		}
+	}
+}
+
+// TestRouteSamplesAreTheirRoutesEvents: each route's sample is the REST proxy event of
+// that route, and the authorizer's sample is a REQUEST authorizer event.
+func TestRouteSamplesAreTheirRoutesEvents(t *testing.T) {
+	root, err := ddblocal.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range Routes {
+		var ev events.APIGatewayProxyRequest
+		readJSON(t, filepath.Join(root, "events", r.Function+".json"), &ev)
+		if ev.Resource != r.Path || ev.HTTPMethod != r.Method || ev.RequestContext.RequestID == "" {
+			t.Errorf("events/%s.json: %s %s (request id %q), want %s %s", r.Function, ev.HTTPMethod, ev.Resource, ev.RequestContext.RequestID, r.Method, r.Path)
+		}
+		if m, params, status := Match(ev.HTTPMethod, ev.Path); status != http.StatusOK || m.Name != r.Name || !mapsEqual(params, ev.PathParameters) {
+			t.Errorf("events/%s.json: path %s resolves to %q %v (%d)", r.Function, ev.Path, m.Name, params, status)
+		}
+		scope, _ := ev.RequestContext.Authorizer[ContextScope].(string)
+		if (r.Scope == auth.Public) != (scope == "") || (scope != "" && scope != string(r.Scope)) {
+			t.Errorf("events/%s.json: authorizer scope %q for a %s route", r.Function, scope, r.Scope)
+		}
+	}
+	var ev events.APIGatewayCustomAuthorizerRequestTypeRequest
+	readJSON(t, filepath.Join(root, "events", AuthorizerFunction+".json"), &ev)
+	if ev.Type != "REQUEST" || ev.MethodArn == "" || ev.Headers[HeaderAuthorization] == "" {
+		t.Errorf("events/authorizer.json is not a REQUEST authorizer event with an Authorization header: %+v", ev)
+	}
+}
+
+func TestRouteTable(t *testing.T) {
+	names := map[string]bool{}
+	for _, r := range Routes {
+		if names[r.Name] {
+			t.Errorf("route name %s twice", r.Name)
+		}
+		names[r.Name] = true
+		if handlers[r.Name] == nil {
+			t.Errorf("route %s has no handler", r.Name)
+		}
+		if !slices.Contains([]auth.Scope{auth.Public, auth.Track, auth.Admin}, r.Scope) {
+			t.Errorf("route %s: unknown scope %q", r.Name, r.Scope)
+		}
+		// The admin surface is admin-only whatever else changes in the table.
+		if (strings.HasPrefix(r.Path, "/v1/admin/") || r.Path == "/metrics") && r.Scope != auth.Admin {
+			t.Errorf("route %s on %s must have the admin scope", r.Name, r.Path)
+		}
+		if m, _, status := Match(r.Method, r.Path); status != http.StatusOK || m.Name != r.Name {
+			t.Errorf("route %s does not match its own path", r.Name)
+		}
+	}
+	for name := range handlers {
+		if !names[name] {
+			t.Errorf("handler %s has no route", name)
+		}
+	}
+	for _, c := range []struct {
+		method, path string
+		route        string
+		status       int
+		params       map[string]string
+	}{
+		{"POST", "/v1/allocate", "allocate", 200, nil},
+		{"GET", "/v1/allocate", "", 405, nil},
+		{"GET", "/v1/sandboxes/42", "get-sandbox", 200, map[string]string{"id": "42"}},
+		{"DELETE", "/v1/sandboxes/42", "", 405, nil},
+		{"POST", "/v1/sandboxes/42/mark-for-deletion", "mark-for-deletion", 200, map[string]string{"id": "42"}},
+		{"GET", "/v1/sandboxes/", "", 404, nil},
+		{"GET", "/v1/sandboxes//mark-for-deletion", "", 404, nil},
+		{"GET", "/v1/allocate/", "", 404, nil},
+		{"GET", "/nope", "", 404, nil},
+		{"GET", "/healthz", "healthz", 200, nil},
+	} {
+		r, params, status := Match(c.method, c.path)
+		if status != c.status || r.Name != c.route || !mapsEqual(params, c.params) {
+			t.Errorf("Match(%s %s) = %q %v %d, want %q %v %d", c.method, c.path, r.Name, params, status, c.route, c.params, c.status)
+		}
+	}
+}
+
+func readJSON(t *testing.T, path string, into any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, into); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

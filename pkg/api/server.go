@@ -1,0 +1,192 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/sandbox-broker/broker/pkg/auth"
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/obs"
+)
+
+// Keys of the authorizer context, which API Gateway hands to the route functions in
+// requestContext.authorizer.
+const (
+	ContextScope  = "scope"
+	ContextClient = "client"
+)
+
+// maxBodyBytes: no route reads a body (upstream clients send none); anything beyond a
+// stray small one is refused rather than carried into logs or memory.
+const maxBodyBytes = 8 << 10
+
+// Deps are what the route handlers use.
+type Deps struct {
+	Broker *broker.Broker
+	// Ready reports whether the pool's table answers (pool.Ping), for /readyz.
+	Ready   func(context.Context) error
+	Log     *slog.Logger
+	Metrics *obs.Metrics
+	Config  config.API
+}
+
+// API serves the routes of the table.
+type API struct {
+	broker  *broker.Broker
+	ready   func(context.Context) error
+	log     *slog.Logger
+	metrics *obs.Metrics
+	cors    CORS
+	now     func() time.Time
+}
+
+// New returns the API over d.
+func New(d Deps) *API {
+	return &API{broker: d.Broker, ready: d.Ready, log: d.Log, metrics: d.Metrics, cors: NewCORS(d.Config.CORSOrigins), now: time.Now}
+}
+
+type handlerFunc func(a *API, ctx context.Context, r *request) (reply, error)
+
+// handlers holds the code of each route of the table, by route name.
+var handlers = map[string]handlerFunc{
+	"allocate":          (*API).allocate,
+	"get-sandbox":       (*API).getSandbox,
+	"mark-for-deletion": (*API).markForDeletion,
+	"healthz":           (*API).healthz,
+	"readyz":            (*API).readyz,
+}
+
+// LambdaHandler is what a route function passes to lambda.Start.
+type LambdaHandler = func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
+
+// Function returns the handler of the route named name: the code its Lambda function
+// runs, and the code the local gateway emulator calls. It never returns an error to the
+// Lambda runtime (API Gateway would turn that into a bare 502): every failure is an
+// answer in the envelope.
+func (a *API) Function(name string) (LambdaHandler, error) {
+	route, ok := RouteByName(name)
+	h := handlers[name]
+	if !ok || h == nil {
+		return nil, fmt.Errorf("api: no route named %q", name)
+	}
+	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+		return a.serve(ctx, route, h, ev), nil
+	}, nil
+}
+
+// request is one request being served; handlers fill the log fields.
+type request struct {
+	id     string
+	route  Route
+	ev     *events.APIGatewayProxyRequest
+	client string
+
+	student, sandboxID, outcome string
+}
+
+// reply is a successful answer.
+type reply struct {
+	status   int
+	body     any
+	location string
+}
+
+func (a *API) serve(ctx context.Context, route Route, h handlerFunc, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
+	start := time.Now()
+	r := &request{id: ev.RequestContext.RequestID, route: route, ev: &ev}
+	if r.id == "" {
+		r.id = NewRequestID() // only a hand-made event lacks one; API Gateway always sets it
+	}
+	rep, err := a.run(ctx, h, r)
+
+	var resp events.APIGatewayProxyResponse
+	entry := obs.Request{RequestID: r.id, Route: route.Name, Method: ev.HTTPMethod, Student: r.student, SandboxID: r.sandboxID, Client: r.client, Outcome: r.outcome}
+	if err != nil {
+		e := toError(err)
+		resp = ErrorResponse(r.id, *e)
+		entry.Code = e.Code
+		if entry.Outcome == "" {
+			entry.Outcome = strings.ToLower(e.Code)
+		}
+		if e.Status >= 500 {
+			entry.Cause = err
+		}
+	} else {
+		resp = rep.response(r.id)
+		if entry.Outcome == "" {
+			entry.Outcome = "ok"
+		}
+	}
+	origin, _, _ := headerValue(ev.Headers, ev.MultiValueHeaders, "Origin")
+	a.cors.Headers(resp.Headers, origin)
+	entry.Status, entry.Latency = resp.StatusCode, time.Since(start)
+	obs.LogRequest(ctx, a.log, entry)
+	return resp
+}
+
+// run checks what every route requires, then runs the handler; a panic becomes a 500.
+func (a *API) run(ctx context.Context, h handlerFunc, r *request) (rep reply, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: panic: %v\n%s", errInternal, p, debug.Stack())
+		}
+	}()
+	if err := r.check(); err != nil {
+		return reply{}, err
+	}
+	return h(a, ctx, r)
+}
+
+// check holds the event to the route this function serves, bounds the body, and
+// re-checks the scope the authorizer granted: a function wired to the wrong route or
+// reached without the authorizer refuses instead of serving.
+func (r *request) check() error {
+	switch {
+	case r.ev.Resource != r.route.Path:
+		return errNotFound
+	case r.ev.HTTPMethod != r.route.Method:
+		return errMethodNotAllowed
+	case len(r.ev.Body) > maxBodyBytes:
+		return errPayloadTooLarge
+	}
+	if r.route.Scope == auth.Public {
+		return nil
+	}
+	scope, _ := r.ev.RequestContext.Authorizer[ContextScope].(string)
+	client, _ := r.ev.RequestContext.Authorizer[ContextClient].(string)
+	if !auth.Scope(scope).Permits(r.route.Scope) {
+		return errForbidden
+	}
+	r.client = client
+	return nil
+}
+
+func (rep reply) response(requestID string) events.APIGatewayProxyResponse {
+	h := ResponseHeaders(requestID)
+	if rep.location != "" {
+		h["Location"] = rep.location
+	}
+	body, _ := json.Marshal(rep.body) // the package's own body types: Marshal cannot fail
+	return events.APIGatewayProxyResponse{StatusCode: rep.status, Headers: h, Body: string(body)}
+}
+
+// NewRequestID makes a random UUID (version 4), the form of API Gateway's request IDs. The
+// local gateway emulator assigns them as API Gateway would.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

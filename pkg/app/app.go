@@ -1,0 +1,96 @@
+// Package app wires the functions together from the environment: configuration, AWS
+// clients (traced through pkg/obs), the pool, the use cases and the API. It is the one
+// place that does so; every functions/<fn>/main.go and the local stack call it.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/sandbox-broker/broker/pkg/api"
+	"github.com/sandbox-broker/broker/pkg/auth"
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/obs"
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// Observability is the logger and metrics of one process.
+type Observability struct {
+	Log     *slog.Logger
+	Metrics *obs.Metrics
+}
+
+// NewObservability reads LOG_LEVEL and METRICS_NAMESPACE; logs and metrics go to out
+// (stdout in Lambda, where CloudWatch collects both).
+func NewObservability(env config.Env, out io.Writer) (Observability, error) {
+	cfg, err := config.LoadObs(env)
+	if err != nil {
+		return Observability{}, err
+	}
+	return Observability{Log: obs.NewLogger(out, cfg.LogLevel), Metrics: obs.NewMetrics(out, cfg.MetricsNamespace)}, nil
+}
+
+// OpenPool connects to the configured table with X-Ray tracing of every DynamoDB call.
+func OpenPool(ctx context.Context, cfg config.Pool) (*pool.Pool, error) {
+	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: cfg.Endpoint, Region: cfg.Region, APIOptions: obs.AWSAPIOptions()})
+	if err != nil {
+		return nil, err
+	}
+	return pool.New(db, cfg.TableName, pool.WithHistoryTTL(cfg.HistoryTTL)), nil
+}
+
+// NewAPI builds the API of the route functions from env (the pool settings, CORS, logs).
+func NewAPI(ctx context.Context, env config.Env, out io.Writer) (*api.API, error) {
+	o, obsErr := NewObservability(env, out)
+	poolCfg, poolErr := config.LoadPool(env)
+	apiCfg, apiErr := config.LoadAPI(env)
+	if err := errors.Join(obsErr, poolErr, apiErr); err != nil {
+		return nil, err
+	}
+	p, err := OpenPool(ctx, poolCfg)
+	if err != nil {
+		return nil, err
+	}
+	return api.New(api.Deps{Broker: broker.New(p, poolCfg), Ready: p.Ping, Log: o.Log, Metrics: o.Metrics, Config: apiCfg}), nil
+}
+
+// RouteFunction is the Lambda handler of the route named name.
+func RouteFunction(ctx context.Context, env config.Env, out io.Writer, name string) (api.LambdaHandler, error) {
+	a, err := NewAPI(ctx, env, out)
+	if err != nil {
+		return nil, err
+	}
+	return a.Function(name)
+}
+
+// NewAuthorizer builds the Lambda authorizer: tokens from the Secrets Manager secret
+// TOKENS_SECRET_ARN, re-read every TOKENS_REFRESH_SECONDS.
+func NewAuthorizer(ctx context.Context, env config.Env, out io.Writer) (*api.Authorizer, error) {
+	o, obsErr := NewObservability(env, out)
+	authCfg, authErr := config.LoadAuth(env)
+	if err := errors.Join(obsErr, authErr); err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS config: %w", err)
+	}
+	awsCfg.APIOptions = append(awsCfg.APIOptions, obs.AWSAPIOptions()...)
+	store := auth.NewSecretStore(secretsmanager.NewFromConfig(awsCfg), authCfg.TokensSecretARN, authCfg.TokensRefresh, o.Log)
+	return api.NewAuthorizer(store, o.Log), nil
+}
+
+// Exit ends a function whose start-up failed, with one JSON line saying why. Lambda shows
+// it in the log and retries the start on the next invocation.
+func Exit(err error) {
+	obs.NewLogger(os.Stdout, slog.LevelError).Error("start-up failed", "error", err.Error())
+	os.Exit(1)
+}
