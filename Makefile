@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: test bench deps tools vet fmt
+.PHONY: test bench deps tools vet fmt run
 
 # npm ci runs when node_modules is missing or older than the lock file.
 node_modules/.installed: package-lock.json package.json
@@ -14,8 +14,14 @@ node_modules/.installed: package-lock.json package.json
 deps: node_modules/.installed
 	$(GO) mod download
 
-tools:
+tools: bin/aws-lambda-rie
 	@scripts/check-tools node java
+
+# The Lambda runtime interface emulator, from the Go module proxy: the tests run the real
+# bootstrap of a function under it.
+RIE_MODULE := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d
+bin/aws-lambda-rie:
+	GOBIN=$(CURDIR)/bin $(GO) install $(RIE_MODULE)
 
 vet:
 	$(GO) vet ./...
@@ -29,7 +35,13 @@ fmt:
 test: tools deps vet
 	@unformatted=$$(gofmt -l $(GOFILES)); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestParsing$$' -fuzztime 10s ./pkg/api
 
 ## bench: the allocation benchmark table (engine vs upstream strategy, one DynamoDB Local).
 bench: tools deps
 	$(GO) run ./cmd/poolbench
+
+## run: the whole broker on 127.0.0.1 (DynamoDB Local, fake CSP, jobs, API Gateway emulator).
+run: tools deps
+	$(GO) build -o bin/broker-local ./cmd/local
+	exec bin/broker-local
