@@ -1,0 +1,81 @@
+package config
+
+import (
+	"regexp"
+	"strings"
+	"time"
+)
+
+// Local is the local stack's own configuration (make run, ARCHITECTURE §7). Everything a
+// function reads (pool, CSP tuning, jobs, logs) is passed through to it unchanged.
+type Local struct {
+	// Port of the API Gateway emulator on 127.0.0.1; 0 picks a free one.
+	Port int
+	// DataDir keeps DynamoDB Local's data across runs; empty runs in memory.
+	DataDir string
+	// DynamoDBEndpoint, when set, is an existing DynamoDB (another DynamoDB Local, or AWS)
+	// used instead of starting one; TableName is then required, and the table is created
+	// only when missing.
+	DynamoDBEndpoint string
+	TableName        string
+	// SeedSandboxes and SeedPrefixes shape the fake CSP's accounts.
+	SeedSandboxes int
+	SeedPrefixes  []string
+	// CSPBaseURL and CSPToken, when set, are a live CSP (or any server speaking its API)
+	// used instead of the fake.
+	CSPBaseURL string
+	CSPToken   string
+	// TrackToken and AdminToken are plain tokens; empty ones are generated.
+	TrackToken string
+	AdminToken string
+	// AuthorizerCacheTTL is how long the emulator caches an authorizer answer per token,
+	// as API Gateway does (0 turns caching off).
+	AuthorizerCacheTTL time.Duration
+}
+
+// DefaultLocalTable is the table of a started DynamoDB Local.
+const DefaultLocalTable = "sandbox-broker-local"
+
+var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// LoadLocal reads PORT (8080), DATA_DIR, DYNAMODB_ENDPOINT and TABLE_NAME, SEED_SANDBOXES
+// (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, BROKER_TRACK_TOKEN,
+// BROKER_ADMIN_TOKEN and AUTHORIZER_CACHE_SECONDS (300).
+func LoadLocal(env Env) (Local, error) {
+	r := &reader{env: env}
+	l := Local{
+		Port:               r.int("PORT", 8080, 0, 65535),
+		DataDir:            r.str("DATA_DIR", ""),
+		DynamoDBEndpoint:   r.str("DYNAMODB_ENDPOINT", ""),
+		TableName:          r.str("TABLE_NAME", ""),
+		SeedSandboxes:      r.int("SEED_SANDBOXES", 50, 0, 10000),
+		CSPBaseURL:         r.str("CSP_BASE_URL", ""),
+		CSPToken:           r.str("CSP_API_TOKEN", ""),
+		TrackToken:         r.str("BROKER_TRACK_TOKEN", ""),
+		AdminToken:         r.str("BROKER_ADMIN_TOKEN", ""),
+		AuthorizerCacheTTL: r.duration("AUTHORIZER_CACHE_SECONDS", 300, time.Second, 0, 3600),
+	}
+	for _, p := range strings.Split(r.str("SEED_PREFIXES", "lab"), ",") {
+		p = strings.TrimSpace(p)
+		if !seedPrefix.MatchString(p) {
+			r.fail("SEED_PREFIXES", "%q is not a name prefix (1-32 of A-Z a-z 0-9 - _)", p)
+			continue
+		}
+		l.SeedPrefixes = append(l.SeedPrefixes, p)
+	}
+	switch {
+	case l.DynamoDBEndpoint != "" && l.TableName == "":
+		r.fail("TABLE_NAME", "is required with DYNAMODB_ENDPOINT (the table to use or create there)")
+	case l.DynamoDBEndpoint != "" && l.DataDir != "":
+		r.fail("DATA_DIR", "applies to the DynamoDB Local the stack starts; it cannot be combined with DYNAMODB_ENDPOINT")
+	case l.TableName == "":
+		l.TableName = DefaultLocalTable
+	}
+	if (l.CSPBaseURL == "") != (l.CSPToken == "") {
+		r.fail("CSP_BASE_URL", "and CSP_API_TOKEN go together: set both to use a live CSP, or neither for the fake")
+	}
+	if l.TrackToken != "" && l.TrackToken == l.AdminToken {
+		r.fail("BROKER_ADMIN_TOKEN", "must differ from BROKER_TRACK_TOKEN")
+	}
+	return l, r.err()
+}

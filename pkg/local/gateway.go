@@ -1,0 +1,325 @@
+// Package local is the local stack behind `make run` (ARCHITECTURE §7): an API Gateway
+// emulator in front of the same authorizer and route functions as in AWS, the background
+// jobs on their schedules, DynamoDB Local (package ddblocal) and the fake CSP.
+package local
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/sandbox-broker/broker/pkg/api"
+	"github.com/sandbox-broker/broker/pkg/auth"
+)
+
+// Limits API Gateway applies before any function runs.
+const (
+	// maxRequestLineAndHeaders is API Gateway's quota on the request line and header
+	// values together.
+	maxRequestLineAndHeaders = 10240
+	// maxBody is the largest event a Lambda proxy integration can deliver (the
+	// synchronous invocation payload limit); API Gateway itself would take 10 MB.
+	maxBody = 6 << 20
+)
+
+// Emulated deployment, for method ARNs and request contexts.
+const (
+	emulatedRegion  = "us-east-1"
+	emulatedAccount = "123456789012"
+	emulatedAPIID   = "localapi"
+	emulatedStage   = "local"
+)
+
+// Gateway turns each HTTP request into the REST proxy event API Gateway would send,
+// authorizes it the way API Gateway runs a REQUEST authorizer (identity source
+// Authorization, cached per token, policy evaluated against the method ARN), and calls
+// the route's function. What API Gateway answers by itself (401, 403, 404, 405, 413) it
+// answers with the gateway responses of pkg/api, as the stack configures them in AWS.
+type Gateway struct {
+	functions  map[string]api.LambdaHandler
+	authorize  func(context.Context, events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error)
+	cors       api.CORS
+	cacheTTL   time.Duration
+	log        *slog.Logger
+	now        func() time.Time
+	cacheMu    sync.Mutex
+	authzCache map[string]cachedAuthorization
+}
+
+type cachedAuthorization struct {
+	resp    events.APIGatewayCustomAuthorizerResponse
+	expires time.Time
+}
+
+// NewGateway serves every route of api.Routes with the functions of a, behind authz.
+func NewGateway(a *api.API, authz *api.Authorizer, cors api.CORS, cacheTTL time.Duration, log *slog.Logger) (*Gateway, error) {
+	g := &Gateway{functions: map[string]api.LambdaHandler{}, authorize: authz.Authorize, cors: cors, cacheTTL: cacheTTL,
+		log: log, now: time.Now, authzCache: map[string]cachedAuthorization{}}
+	for _, r := range api.Routes {
+		fn, err := a.Function(r.Name)
+		if err != nil {
+			return nil, err
+		}
+		g.functions[r.Name] = fn
+	}
+	return g, nil
+}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := api.NewRequestID()
+	resp, code := g.handle(w, r, id)
+	if code != "" {
+		g.log.WarnContext(r.Context(), "gateway", "request_id", id, "method", r.Method, "path", r.URL.Path,
+			"status", resp.StatusCode, "code", code)
+	}
+	writeResponse(w, resp)
+}
+
+// handle returns the response, and the gateway response type when the gateway answered
+// by itself.
+func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, id string) (events.APIGatewayProxyResponse, string) {
+	if requestLineAndHeaders(r) > maxRequestLineAndHeaders {
+		return g.gatewayError(r, id, "REQUEST_TOO_LARGE")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return g.gatewayError(r, id, "REQUEST_TOO_LARGE")
+	}
+	route, params, status := api.Match(r.Method, r.URL.Path)
+	switch {
+	case status == http.StatusNotFound:
+		return g.gatewayError(r, id, "MISSING_AUTHENTICATION_TOKEN")
+	case status == http.StatusMethodNotAllowed && r.Method == http.MethodOptions:
+		if resp, ok := g.preflight(r, id); ok {
+			return resp, ""
+		}
+		return g.errorResponse(r, id, api.MethodNotAllowed), "METHOD_NOT_ALLOWED"
+	case status == http.StatusMethodNotAllowed:
+		return g.errorResponse(r, id, api.MethodNotAllowed), "METHOD_NOT_ALLOWED"
+	}
+
+	ev := proxyEvent(r, id, route, params, body)
+	if route.Scope != auth.Public {
+		authorizer, denied := g.authorizeRequest(r, ev)
+		if denied != "" {
+			return g.gatewayError(r, id, denied)
+		}
+		ev.RequestContext.Authorizer = authorizer
+	}
+	resp, err := g.functions[route.Name](r.Context(), ev)
+	if err != nil {
+		// A function error is API Gateway's bare 502; the route functions never return one.
+		g.log.ErrorContext(r.Context(), "gateway: the function failed", "request_id", id, "route", route.Name, "error", err.Error())
+		e, _ := api.Gateway("DEFAULT_5XX")
+		e.Status = http.StatusBadGateway
+		return g.errorResponse(r, id, e), "DEFAULT_5XX"
+	}
+	return resp, ""
+}
+
+// authorizeRequest runs the authorizer as API Gateway does and returns the
+// requestContext.authorizer of the event, or the gateway response type of a refusal.
+func (g *Gateway) authorizeRequest(r *http.Request, ev events.APIGatewayProxyRequest) (map[string]any, string) {
+	identity := strings.Join(r.Header.Values(api.HeaderAuthorization), ",")
+	// With caching on, API Gateway answers 401 itself when the identity source is
+	// missing or empty, without calling the authorizer.
+	if g.cacheTTL > 0 && identity == "" {
+		return nil, "UNAUTHORIZED"
+	}
+	methodArn := fmt.Sprintf("arn:aws:execute-api:%s:%s:%s/%s/%s%s", emulatedRegion, emulatedAccount, emulatedAPIID, emulatedStage, ev.HTTPMethod, ev.Path)
+	resp, ok := g.cached(identity)
+	if !ok {
+		var err error
+		resp, err = g.authorize(r.Context(), events.APIGatewayCustomAuthorizerRequestTypeRequest{
+			Type: "REQUEST", MethodArn: methodArn, Resource: ev.Resource, Path: ev.Path, HTTPMethod: ev.HTTPMethod,
+			Headers: ev.Headers, MultiValueHeaders: ev.MultiValueHeaders,
+			QueryStringParameters: ev.QueryStringParameters, MultiValueQueryStringParameters: ev.MultiValueQueryStringParameters,
+			PathParameters: ev.PathParameters,
+			RequestContext: events.APIGatewayCustomAuthorizerRequestTypeRequestContext{
+				Path: ev.RequestContext.Path, AccountID: emulatedAccount, ResourceID: ev.RequestContext.ResourceID, Stage: emulatedStage,
+				RequestID: ev.RequestContext.RequestID, ResourcePath: ev.Resource, HTTPMethod: ev.HTTPMethod, APIID: emulatedAPIID,
+				Identity: events.APIGatewayCustomAuthorizerRequestTypeRequestIdentity{SourceIP: ev.RequestContext.Identity.SourceIP},
+			},
+		})
+		switch {
+		case err != nil && err.Error() == api.ErrUnauthorized.Error():
+			return nil, "UNAUTHORIZED" // API Gateway does not cache a 401
+		case err != nil:
+			return nil, "AUTHORIZER_FAILURE"
+		}
+		g.store(identity, resp)
+	}
+	if !allows(resp.PolicyDocument, methodArn) {
+		return nil, "ACCESS_DENIED"
+	}
+	ctx := map[string]any{"principalId": resp.PrincipalID}
+	for k, v := range resp.Context {
+		ctx[k] = v
+	}
+	return ctx, ""
+}
+
+func (g *Gateway) cached(identity string) (events.APIGatewayCustomAuthorizerResponse, bool) {
+	if g.cacheTTL <= 0 {
+		return events.APIGatewayCustomAuthorizerResponse{}, false
+	}
+	g.cacheMu.Lock()
+	defer g.cacheMu.Unlock()
+	c, ok := g.authzCache[identity]
+	if !ok || g.now().After(c.expires) {
+		delete(g.authzCache, identity)
+		return events.APIGatewayCustomAuthorizerResponse{}, false
+	}
+	return c.resp, true
+}
+
+func (g *Gateway) store(identity string, resp events.APIGatewayCustomAuthorizerResponse) {
+	if g.cacheTTL <= 0 {
+		return
+	}
+	g.cacheMu.Lock()
+	defer g.cacheMu.Unlock()
+	g.authzCache[identity] = cachedAuthorization{resp: resp, expires: g.now().Add(g.cacheTTL)}
+}
+
+// allows evaluates an authorizer policy as API Gateway does: an explicit Deny wins, and
+// otherwise an Allow must match the method ARN.
+func allows(policy events.APIGatewayCustomAuthorizerPolicy, methodArn string) bool {
+	allowed := false
+	for _, st := range policy.Statement {
+		if !matchesAny(st.Action, "execute-api:Invoke") || !matchesAny(st.Resource, methodArn) {
+			continue
+		}
+		switch st.Effect {
+		case "Deny":
+			return false
+		case "Allow":
+			allowed = true
+		}
+	}
+	return allowed
+}
+
+func matchesAny(patterns []string, s string) bool {
+	for _, p := range patterns {
+		if globMatch(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// globMatch is IAM's wildcard match: '*' any run of characters (slashes included), '?'
+// one character.
+func globMatch(pattern, s string) bool {
+	if pattern == "" {
+		return s == ""
+	}
+	switch pattern[0] {
+	case '*':
+		for i := 0; i <= len(s); i++ {
+			if globMatch(pattern[1:], s[i:]) {
+				return true
+			}
+		}
+		return false
+	case '?':
+		return s != "" && globMatch(pattern[1:], s[1:])
+	default:
+		return s != "" && s[0] == pattern[0] && globMatch(pattern[1:], s[1:])
+	}
+}
+
+// preflight answers a CORS preflight for a known resource from an allowed origin, as the
+// OPTIONS method the stack adds when origins are configured.
+func (g *Gateway) preflight(r *http.Request, id string) (events.APIGatewayProxyResponse, bool) {
+	resource, _ := api.ResourceOf(r.URL.Path)
+	h := api.ResponseHeaders(id)
+	if r.Header.Get("Access-Control-Request-Method") == "" || !g.cors.Preflight(h, r.Header.Get("Origin"), api.MethodsOf(resource)) {
+		return events.APIGatewayProxyResponse{}, false
+	}
+	return events.APIGatewayProxyResponse{StatusCode: http.StatusNoContent, Headers: h}, true
+}
+
+func (g *Gateway) gatewayError(r *http.Request, id, responseType string) (events.APIGatewayProxyResponse, string) {
+	e, ok := api.Gateway(responseType)
+	if !ok {
+		panic("local: no gateway response " + responseType)
+	}
+	return g.errorResponse(r, id, e), responseType
+}
+
+func (g *Gateway) errorResponse(r *http.Request, id string, e api.Error) events.APIGatewayProxyResponse {
+	resp := api.ErrorResponse(id, e)
+	g.cors.Headers(resp.Headers, r.Header.Get("Origin"))
+	return resp
+}
+
+// proxyEvent is the REST API proxy event (payload 1.0) of r.
+func proxyEvent(r *http.Request, id string, route api.Route, params map[string]string, body []byte) events.APIGatewayProxyRequest {
+	ev := events.APIGatewayProxyRequest{
+		Resource: route.Path, Path: r.URL.Path, HTTPMethod: r.Method,
+		Headers: map[string]string{}, MultiValueHeaders: map[string][]string{},
+		PathParameters: params, Body: string(body),
+		RequestContext: events.APIGatewayProxyRequestContext{
+			AccountID: emulatedAccount, ResourceID: route.Name, Stage: emulatedStage, DomainName: r.Host,
+			RequestID: id, ExtendedRequestID: id, Protocol: r.Proto, ResourcePath: route.Path, Path: r.URL.Path,
+			HTTPMethod: r.Method, APIID: emulatedAPIID,
+			RequestTime:      time.Now().UTC().Format("02/Jan/2006:15:04:05 -0700"),
+			RequestTimeEpoch: time.Now().UnixMilli(),
+			Identity:         events.APIGatewayRequestIdentity{SourceIP: sourceIP(r), UserAgent: r.UserAgent()},
+		},
+	}
+	for name, values := range r.Header {
+		ev.Headers[name] = values[len(values)-1]
+		ev.MultiValueHeaders[name] = values
+	}
+	if r.Host != "" {
+		ev.Headers["Host"], ev.MultiValueHeaders["Host"] = r.Host, []string{r.Host}
+	}
+	if q := r.URL.Query(); len(q) > 0 {
+		ev.QueryStringParameters, ev.MultiValueQueryStringParameters = map[string]string{}, map[string][]string(q)
+		for k, v := range q {
+			ev.QueryStringParameters[k] = v[len(v)-1]
+		}
+	}
+	return ev
+}
+
+func sourceIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndex(host, ":"); i >= 0 {
+		host = host[:i]
+	}
+	return strings.Trim(host, "[]")
+}
+
+func requestLineAndHeaders(r *http.Request) int {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto)
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += len(name) + len(v)
+		}
+	}
+	return n
+}
+
+func writeResponse(w http.ResponseWriter, resp events.APIGatewayProxyResponse) {
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	for k, vs := range resp.MultiValueHeaders {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.WriteString(w, resp.Body)
+}
