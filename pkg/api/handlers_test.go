@@ -83,7 +83,6 @@ func TestAllocateCreatesThenReplays(t *testing.T) {
 func TestAllocateIdempotencyKeyAndPrefix(t *testing.T) {
 	f := newFixture(t, config.API{})
 	fill(t, f.pool, "lab", 2)
-	fill(t, f.pool, "zzz", 0)
 	h := student("participant-1")
 	h[HeaderIdempotencyKey] = "lab-run-1"
 	first := decode[map[string]any](t, f.call(t, event(t, "allocate", h, nil)).Body)
