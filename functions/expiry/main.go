@@ -4,20 +4,17 @@ package main
 
 import (
 	"context"
-	"log/slog"
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
-	"github.com/sandbox-broker/broker/pkg/jobfn"
+	"github.com/sandbox-broker/broker/pkg/app"
 )
 
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	handler, err := jobfn.New(context.Background(), "expiry", os.Getenv, logger)
+	handler, err := app.JobFunction(context.Background(), os.Getenv, os.Stdout, "expiry")
 	if err != nil {
-		logger.Error("expiry function cannot start", "error", err.Error())
-		os.Exit(1)
+		app.Exit(err)
 	}
 	lambda.Start(handler)
 }

@@ -23,7 +23,6 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
-	"github.com/sandbox-broker/broker/pkg/jobfn"
 	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -188,7 +187,7 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	schedule, err := s.jobHandlers(ctx, fnEnv, jobsCfg)
+	schedule, err := s.jobHandlers(ctx, fnEnv, logs, jobsCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -248,15 +247,15 @@ func (s *Stack) Stop() {
 type scheduledJob struct {
 	job   broker.Job
 	every time.Duration
-	run   jobfn.Handler
+	run   app.JobHandler
 }
 
 // jobHandlers builds each job's handler exactly as its Lambda function does; the first
 // entry is sync.
-func (s *Stack) jobHandlers(ctx context.Context, env config.Env, cfg config.Jobs) ([]scheduledJob, error) {
+func (s *Stack) jobHandlers(ctx context.Context, env config.Env, logs io.Writer, cfg config.Jobs) ([]scheduledJob, error) {
 	var out []scheduledJob
 	for _, j := range broker.Jobs {
-		h, err := jobfn.New(ctx, j.Name, env, s.log)
+		h, err := app.JobFunction(ctx, env, logs, j.Name)
 		if err != nil {
 			return nil, fmt.Errorf("local: job %s: %w", j.Name, err)
 		}

@@ -12,8 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
-
-	"github.com/sandbox-broker/broker/pkg/config"
 )
 
 // ClientOptions say which DynamoDB to talk to.
@@ -75,13 +73,4 @@ func isLoopback(endpoint string) (bool, error) {
 		return true, nil
 	}
 	return false, nil
-}
-
-// Open connects to the configured table.
-func Open(ctx context.Context, cfg config.Pool, opts ...Option) (*Pool, error) {
-	db, err := NewClient(ctx, ClientOptions{Endpoint: cfg.Endpoint, Region: cfg.Region})
-	if err != nil {
-		return nil, err
-	}
-	return New(db, cfg.TableName, append([]Option{WithHistoryTTL(cfg.HistoryTTL)}, opts...)...), nil
 }

@@ -1,11 +1,11 @@
-package jobfn_test
+package app_test
 
 import (
 	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,17 +16,13 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
-	"github.com/sandbox-broker/broker/pkg/jobfn"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
-
-func TestMain(m *testing.M) { pooltest.Main(m) }
-
-const repoRoot = "../.."
 
 var ctx = context.Background()
 
@@ -42,6 +38,9 @@ type scheduledEvent struct {
 	Resources  []string        `json:"resources"`
 	Detail     json.RawMessage `json:"detail"`
 }
+
+// repoRoot is where functions/ and events/ are, seen from this package.
+const repoRoot = "../.."
 
 func readEvent(t *testing.T, fn string) []byte {
 	t.Helper()
@@ -63,7 +62,7 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("job %s: %v", j.Name, err)
 		}
-		if !strings.Contains(string(main), `jobfn.New(context.Background(), "`+j.Name+`",`) {
+		if !strings.Contains(string(main), `app.JobFunction(context.Background(), os.Getenv, os.Stdout, "`+j.Name+`")`) {
 			t.Errorf("functions/%s/main.go does not build the %s job's handler", j.Function, j.Name)
 		}
 		var ev scheduledEvent
@@ -104,7 +103,7 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := jobs[filepath.Base(filepath.Dir(path))]; strings.Contains(string(b), "jobfn.New(") && !ok {
+		if _, ok := jobs[filepath.Base(filepath.Dir(path))]; strings.Contains(string(b), "app.JobFunction(") && !ok {
 			t.Errorf("%s wires a job but is no job's function", path)
 		}
 	}
@@ -159,7 +158,6 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &logLines{}
-	logger := slog.New(slog.NewJSONHandler(logs, nil))
 
 	invoke := func(t *testing.T, job broker.Job, payload []byte) broker.RunSummary {
 		t.Helper()
@@ -173,7 +171,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 				env[k] = v
 			}
 		}
-		h, err := jobfn.New(ctx, job.Name, config.MapEnv(env), logger)
+		h, err := app.JobFunction(ctx, config.MapEnv(env), logs, job.Name)
 		if err != nil {
 			t.Fatalf("%s: %v", job.Name, err)
 		}
@@ -260,8 +258,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	pooltest.Check(t, p)
 }
 
-func TestNewReportsConfigurationProblems(t *testing.T) {
-	logger := slog.New(slog.DiscardHandler)
+func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 	base := map[string]string{"TABLE_NAME": "t", "DYNAMODB_ENDPOINT": pooltest.Endpoint()}
 	tests := []struct {
 		job  string
@@ -277,7 +274,7 @@ func TestNewReportsConfigurationProblems(t *testing.T) {
 		{"stale-cleanup", map[string]string{"TABLE_NAME": "t", "JOB_INTERVAL_SCALE": "0"}, []string{"JOB_INTERVAL_SCALE: must be greater than 0"}},
 	}
 	for _, tt := range tests {
-		_, err := jobfn.New(ctx, tt.job, config.MapEnv(tt.env), logger)
+		_, err := app.JobFunction(ctx, config.MapEnv(tt.env), io.Discard, tt.job)
 		if err == nil {
 			t.Fatalf("%s with %v: accepted", tt.job, tt.env)
 		}
@@ -287,7 +284,7 @@ func TestNewReportsConfigurationProblems(t *testing.T) {
 			}
 		}
 	}
-	h, err := jobfn.New(ctx, "expiry", config.MapEnv(base), logger)
+	h, err := app.JobFunction(ctx, config.MapEnv(base), io.Discard, "expiry")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,37 +1,35 @@
-// Package jobfn builds the Lambda handler of a background job from the function's
-// environment. Every functions/<job>/main.go is New plus lambda.Start, so the four job
-// functions are wired in exactly one place.
-package jobfn
+package app
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
-	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
-// Handler serves one trigger of a job and returns the run's summary. The trigger is plain
+// JobHandler serves one trigger of a job and returns the run's summary. The trigger is plain
 // JSON: an EventBridge scheduled event, or a Trigger from the admin API's asynchronous
 // invoke. No Lambda event type is needed.
-type Handler func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error)
+type JobHandler func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error)
 
-// Trigger is the part of an event the handler reads. A scheduled event has no run_id, so
+// JobTrigger is the part of an event a job handler reads. A scheduled event has no run_id, so
 // the run gets a fresh one; the admin API sends the run_id it already answered with.
-type Trigger struct {
+type JobTrigger struct {
 	RunID string `json:"run_id,omitempty"`
 }
 
-// New loads what the job needs from env (config.LoadPool, config.LoadJobs and, for a job
-// with UsesCSP, config.LoadCSP with the token read from Secrets Manager once, here),
-// connects to the table, builds the CSP client and the job runner, and returns the job's
-// handler. Every configuration problem is reported before the first event is served.
-func New(ctx context.Context, job string, env config.Env, logger *slog.Logger) (Handler, error) {
+// JobFunction is the Lambda handler of the job named job: it loads what the job needs from
+// env (config.LoadPool, config.LoadJobs and, for a job with UsesCSP, config.LoadCSP with
+// the token read from Secrets Manager once, here), connects to the table, builds the CSP
+// client and the job runner. Every configuration problem is reported before the first
+// event is served. Logs go to out.
+func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string) (JobHandler, error) {
 	var def broker.Job
 	for _, j := range broker.Jobs {
 		if j.Name == job {
@@ -39,9 +37,10 @@ func New(ctx context.Context, job string, env config.Env, logger *slog.Logger) (
 		}
 	}
 	if def.Name == "" {
-		return nil, fmt.Errorf("jobfn: no job named %q", job)
+		return nil, fmt.Errorf("app: no job named %q", job)
 	}
 	// Every loader runs, so one start-up reports every bad variable.
+	o, obsErr := NewObservability(env, out)
 	poolCfg, poolErr := config.LoadPool(env)
 	jobsCfg, jobsErr := config.LoadJobs(env)
 	var (
@@ -51,24 +50,24 @@ func New(ctx context.Context, job string, env config.Env, logger *slog.Logger) (
 	if def.UsesCSP {
 		cspCfg, cspErr = config.LoadCSP(ctx, env, config.SecretsManager(poolCfg.Region))
 	}
-	if err := errors.Join(poolErr, jobsErr, cspErr); err != nil {
+	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr); err != nil {
 		return nil, err
 	}
-	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: logger}
+	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log}
 	var err error
 	if def.UsesCSP {
 		deps.CSP, err = csp.New(csp.Options{
 			BaseURL: cspCfg.BaseURL, Token: cspCfg.Token, ConnectTimeout: cspCfg.ConnectTimeout,
 			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts,
 			Breaker: csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
-			Logger:  slog.New(warnAndAbove{logger.With("component", "csp").Handler()}),
+			Logger:  slog.New(warnAndAbove{o.Log.With("component", "csp").Handler()}),
 		})
 		if err != nil {
 			return nil, err
 		}
 		deps.CSPRequestTimeout = cspCfg.RequestTimeout
 	}
-	if deps.Pool, err = pool.Open(ctx, poolCfg); err != nil {
+	if deps.Pool, err = OpenPool(ctx, poolCfg); err != nil {
 		return nil, err
 	}
 	runner, err := broker.NewJobRunner(deps)
@@ -76,9 +75,9 @@ func New(ctx context.Context, job string, env config.Env, logger *slog.Logger) (
 		return nil, err
 	}
 	return func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error) {
-		var trigger Trigger
+		var trigger JobTrigger
 		if err := json.Unmarshal(event, &trigger); err != nil {
-			return broker.RunSummary{}, fmt.Errorf("jobfn: %s: event is not a JSON object: %w", job, err)
+			return broker.RunSummary{}, fmt.Errorf("app: %s: event is not a JSON object: %w", job, err)
 		}
 		return runner.RunWithID(ctx, job, trigger.RunID)
 	}, nil
