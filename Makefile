@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: test bench deps tools vet fmt run
+.PHONY: test bench deps tools vet fmt run build synth deploy
 
 # npm ci runs when node_modules is missing or older than the lock file.
 node_modules/.installed: package-lock.json package.json
@@ -45,3 +45,21 @@ bench: tools deps
 run: tools deps
 	$(GO) build -o bin/broker-local ./cmd/local
 	exec bin/broker-local
+
+## build: every function as an arm64 bootstrap for provided.al2023, in build/<function>/.
+FUNCTIONS = $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
+build:
+	@rm -rf build
+	@for f in $(FUNCTIONS); do \
+		echo "build/$$f/bootstrap"; \
+		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w" \
+			-o build/$$f/bootstrap ./functions/$$f || exit 1; \
+	done
+
+## synth: the CloudFormation template in cdk.out/, without AWS credentials.
+synth: deps build
+	npx --no-install cdk synth --quiet
+
+## deploy: cdk deploy of the whole stack (AWS credentials and a bootstrapped account needed).
+deploy: deps build
+	npx --no-install cdk deploy

@@ -23,6 +23,15 @@ type Route struct {
 	Scope auth.Scope
 	// Function is the folder under functions/ (and the sample events/<Function>.json).
 	Function string
+	// Starts names the job (broker.Jobs) an admin trigger route starts: its function may
+	// invoke that job's function, whose name it reads from JobFunctionEnv(job).
+	Starts string
+}
+
+// JobFunctionEnv is the variable that gives a trigger route the name of the function of
+// job, e.g. JOB_FUNCTION_STALE_CLEANUP.
+func JobFunctionEnv(job string) string {
+	return "JOB_FUNCTION_" + strings.ToUpper(strings.ReplaceAll(job, "-", "_"))
 }
 
 // Routes is the route table (ARCHITECTURE §3). Adding a route is one line here, one

@@ -89,3 +89,13 @@ func (d TableDef) Attributes() []Key {
 	}
 	return out
 }
+
+// IAM actions the pool's operations need, for least-privilege policies in the CDK stack.
+// Transactions are authorised per item, by the item actions they contain.
+var (
+	// ReadActions serve reads, queries, listings, statistics and readiness.
+	ReadActions = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"}
+	// WriteActions add every write a transition makes.
+	WriteActions = append(append([]string{}, ReadActions...),
+		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem")
+)

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// StackConfig is the deployment's configuration, from CDK context (cdk.json or -c key=value).
+type StackConfig struct {
+	AssetDir             string // folder holding <function>/bootstrap, built by `make build`
+	LabDurationHours     int
+	GracePeriodMinutes   int
+	CSPBaseURL           string
+	CORSAllowedOrigins   string // comma-separated; empty allows no cross-origin caller
+	PoolLowWaterMark     int    // alarm when fewer sandboxes are available
+	AlarmEmail           string // optional subscription to the alarm topic
+	WAF                  bool
+	WAFRequestsPer5MinIP int
+	APIThrottleRate      int
+	APIThrottleBurst     int
+	AuthorizerCacheSecs  int
+}
+
+func configFromContext(node constructs.Node) (StackConfig, error) {
+	c := contextReader{node: node}
+	cfg := StackConfig{
+		AssetDir:             c.str("assetDir", "build"),
+		LabDurationHours:     c.int("labDurationHours", 48, 1, 720),
+		GracePeriodMinutes:   c.int("gracePeriodMinutes", 30, 0, 1440),
+		CSPBaseURL:           c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
+		CORSAllowedOrigins:   c.str("corsAllowedOrigins", ""),
+		PoolLowWaterMark:     c.int("poolLowWaterMark", 20, 0, 1_000_000),
+		AlarmEmail:           c.str("alarmEmail", ""),
+		WAF:                  c.bool("waf"),
+		WAFRequestsPer5MinIP: c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
+		APIThrottleRate:      c.int("apiThrottleRate", 50, 1, 10_000),
+		APIThrottleBurst:     c.int("apiThrottleBurst", 200, 1, 5_000),
+		AuthorizerCacheSecs:  c.int("authorizerCacheSeconds", 300, 0, 3600),
+	}
+	if u, err := url.Parse(cfg.CSPBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		c.errs = append(c.errs, fmt.Errorf("cspBaseUrl: %q is not an https URL", cfg.CSPBaseURL))
+	}
+	return cfg, errors.Join(c.errs...)
+}
+
+type contextReader struct {
+	node constructs.Node
+	errs []error
+}
+
+// raw returns the context value as text: cdk.json gives JSON values, -c gives strings.
+func (c *contextReader) raw(key string) (string, bool) {
+	v := c.node.TryGetContext(jsii.String(key))
+	if v == nil {
+		return "", false
+	}
+	return fmt.Sprint(v), true
+}
+
+func (c *contextReader) str(key, def string) string {
+	if v, ok := c.raw(key); ok {
+		return v
+	}
+	return def
+}
+
+func (c *contextReader) int(key string, def, min, max int) int {
+	v, ok := c.raw(key)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		c.errs = append(c.errs, fmt.Errorf("%s: %q is not an integer in %d..%d", key, v, min, max))
+		return def
+	}
+	return n
+}
+
+func (c *contextReader) bool(key string) bool {
+	v, ok := c.raw(key)
+	if !ok {
+		return false
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%s: %q is not true or false", key, v))
+	}
+	return b
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+)
+
+// addJobs makes one function and one EventBridge schedule per entry of the job table.
+// Reserved concurrency 1 keeps a job to one run at a time even before its lease is taken;
+// the timeout stays under the schedule's interval (and the 5 minutes a run needs at most),
+// so a run ends before the next one is due.
+func (s *BrokerStack) addJobs() {
+	for _, job := range broker.Jobs {
+		env := map[string]string{}
+		if job.UsesCSP {
+			env["CSP_BASE_URL"] = s.cfg.CSPBaseURL
+			env["CSP_TOKEN_SECRET_ARN"] = *s.CSPSecret.SecretArn()
+		}
+		fn := s.newFunction(function{
+			folder:      job.Function,
+			memoryMB:    512,
+			timeout:     awscdk.Duration_Seconds(jsii.Number(min(job.Every*9/10, 5*time.Minute).Seconds())),
+			reserved:    1,
+			access:      WriteTable,
+			environment: env,
+			// A failed run is not repeated at once: the next scheduled run does the work.
+			noRetries: true,
+		})
+		if job.UsesCSP {
+			s.CSPSecret.GrantRead(fn, nil)
+		}
+		s.jobs[job.Name] = fn
+		awsevents.NewRule(s.Stack, jsii.String(camel(job.Function)+"Schedule"), &awsevents.RuleProps{
+			Description: jsii.String("Runs the " + job.Name + " job"),
+			Schedule:    awsevents.Schedule_Expression(jsii.String(job.Schedule)),
+			Targets:     &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn, nil)},
+		})
+	}
+}
+
+// jobFunction is the function of the job named name.
+func (s *BrokerStack) jobFunction(name string) awslambda.Function {
+	fn, ok := s.jobs[name]
+	if !ok {
+		panic("infra: a route starts the unknown job " + name)
+	}
+	return fn
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// Metric names the functions publish in CloudWatch Embedded Metric Format.
+const (
+	metricNamespace    = "SandboxBroker"
+	metricAllocations  = "Allocations"       // dimension Outcome
+	metricAllocLatency = "AllocationLatency" // milliseconds
+	metricPoolPrefix   = "Pool"              // Pool<Status>, e.g. PoolAvailable
+	metricDeletes      = "SandboxesDeleted"
+	metricDeleteFails  = "DeleteFailures"
+)
+
+func brokerMetric(name string, stat string, dims map[string]*string) awscloudwatch.Metric {
+	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+		Namespace: jsii.String(metricNamespace), MetricName: jsii.String(name), Statistic: jsii.String(stat),
+		Period: awscdk.Duration_Minutes(jsii.Number(5)), DimensionsMap: &dims,
+	})
+}
+
+func poolMetric(status pool.Status) awscloudwatch.Metric {
+	return brokerMetric(metricPoolPrefix+camel(string(status)), "Minimum", nil)
+}
+
+// addOperations adds the alarms (to an SNS topic, optionally mailed) and the dashboard.
+func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
+	topic := awssns.NewTopic(s.Stack, jsii.String("Alarms"), &awssns.TopicProps{
+		DisplayName: jsii.String("Sandbox Broker alarms"),
+		EnforceSSL:  jsii.Bool(true),
+		MasterKey:   awskms.Alias_FromAliasName(s.Stack, jsii.String("SnsKey"), jsii.String("alias/aws/sns")),
+	})
+	if s.cfg.AlarmEmail != "" {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.cfg.AlarmEmail), nil))
+	}
+	alarm := func(id, description string, metric awscloudwatch.IMetric, op awscloudwatch.ComparisonOperator, threshold float64, periods int, missing awscloudwatch.TreatMissingData) {
+		a := awscloudwatch.NewAlarm(s.Stack, jsii.String(id), &awscloudwatch.AlarmProps{
+			AlarmDescription:   jsii.String(description),
+			Metric:             metric,
+			ComparisonOperator: op,
+			Threshold:          jsii.Number(threshold),
+			EvaluationPeriods:  jsii.Number(periods),
+			TreatMissingData:   missing,
+		})
+		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+	}
+
+	alarm("PoolLow", fmt.Sprintf("Fewer than %d sandboxes available: allocations will soon get 409. Add sandboxes in the CSP tenant; check the sync job.", s.cfg.PoolLowWaterMark),
+		poolMetric(pool.Available), awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, float64(s.cfg.PoolLowWaterMark), 2,
+		awscloudwatch.TreatMissingData_BREACHING)
+	alarm("DeletionFailed", "Sandboxes gave up on CSP deletion (deletion_failed). Check last_error, then POST /v1/admin/sandboxes/{id}/retry-deletion.",
+		brokerMetric(metricPoolPrefix+camel(string(pool.DeletionFailed)), "Maximum", nil), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1,
+		awscloudwatch.TreatMissingData_NOT_BREACHING)
+	for _, job := range broker.Jobs {
+		alarm(camel(job.Function)+"Errors", "The "+job.Name+" job failed: read its JSON summary line in the function's log group.",
+			s.Functions[job.Function].MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(15)), Statistic: jsii.String("Sum")}),
+			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	}
+	serverErrorRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
+		Expression: jsii.String("IF(requests >= 20, 100 * errors / requests, 0)"),
+		UsingMetrics: &map[string]awscloudwatch.IMetric{
+			"errors":   restAPI.MetricServerError(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum")}),
+			"requests": restAPI.MetricCount(&awscloudwatch.MetricOptions{Statistic: jsii.String("Sum")}),
+		},
+		Period: awscdk.Duration_Minutes(jsii.Number(5)),
+		Label:  jsii.String("5xx %"),
+	})
+	alarm("Api5xxRate", "More than 5 % of API requests answered 5xx: check DynamoDB throttling and function errors.",
+		serverErrorRate, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 5, 2, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	alarm("AllocateLatencyP99", "Allocation p99 above 2 s: contention or DynamoDB latency.",
+		brokerMetric(metricAllocLatency, "p99", nil), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 2000, 3,
+		awscloudwatch.TreatMissingData_NOT_BREACHING)
+
+	s.addDashboard(restAPI)
+}
+
+func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
+	var poolByStatus []awscloudwatch.IMetric
+	for _, status := range pool.Statuses {
+		poolByStatus = append(poolByStatus, poolMetric(status))
+	}
+	var outcomes []awscloudwatch.IMetric
+	for _, outcome := range []string{"created", "replay", "no_sandbox", "busy", "error"} {
+		outcomes = append(outcomes, brokerMetric(metricAllocations, "Sum", map[string]*string{"Outcome": jsii.String(outcome)}))
+	}
+	var jobRuns []awscloudwatch.IMetric
+	for _, job := range broker.Jobs {
+		fn := s.Functions[job.Function]
+		jobRuns = append(jobRuns,
+			fn.MetricInvocations(&awscloudwatch.MetricOptions{Label: jsii.String(job.Name + " runs")}),
+			fn.MetricErrors(&awscloudwatch.MetricOptions{Label: jsii.String(job.Name + " errors")}))
+	}
+	graph := func(title string, left []awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String(title), Left: &left, Width: jsii.Number(12)})
+	}
+	dashboard := awscloudwatch.NewDashboard(s.Stack, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		DashboardName: jsii.String("SandboxBroker"),
+	})
+	dashboard.AddWidgets(
+		graph("Pool by status", poolByStatus),
+		graph("Allocation outcomes", outcomes),
+	)
+	dashboard.AddWidgets(
+		graph("Allocation latency (ms)", []awscloudwatch.IMetric{brokerMetric(metricAllocLatency, "p50", nil), brokerMetric(metricAllocLatency, "p99", nil)}),
+		graph("CSP deletes and failures", []awscloudwatch.IMetric{brokerMetric(metricDeletes, "Sum", nil), brokerMetric(metricDeleteFails, "Sum", nil)}),
+	)
+	dashboard.AddWidgets(
+		graph("Job runs", jobRuns),
+		graph("API requests and 5xx", []awscloudwatch.IMetric{restAPI.MetricCount(nil), restAPI.MetricServerError(nil), restAPI.MetricClientError(nil)}),
+	)
+}

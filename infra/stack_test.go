@@ -1,0 +1,524 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/sandbox-broker/broker/pkg/api"
+	"github.com/sandbox-broker/broker/pkg/auth"
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// One synthesis serves every test: the CDK runs in a jsii Node process and a stack takes
+// seconds to synthesise.
+var (
+	stack    *BrokerStack
+	template assertions.Template
+	tmpl     map[string]any
+	// noWAF is the same stack with the waf context flag off.
+	noWAF assertions.Template
+)
+
+func TestMain(m *testing.M) {
+	code := func() int {
+		defer jsii.Close()
+		assets, err := placeholderAssets()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(assets)
+		app := awscdk.NewApp(nil)
+		cfg := testConfig(assets)
+		stack = NewBrokerStack(app, "Test", cfg, nil)
+		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+		template = assertions.Template_FromStack(stack.Stack, nil)
+		plain := awscdk.NewApp(nil)
+		cfg.WAF, cfg.AlarmEmail = false, ""
+		plainStack := NewBrokerStack(plain, "Plain", cfg, nil)
+		awscdk.Aspects_Of(plain).Add(cdknag.NewAwsSolutionsChecks(nil), nil)
+		noWAF = assertions.Template_FromStack(plainStack.Stack, nil)
+		if errs := assertions.Annotations_FromStack(plainStack.Stack).FindError(jsii.String("*"),
+			assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))); len(*errs) > 0 {
+			fmt.Fprintf(os.Stderr, "cdk-nag errors in the stack without WAF: %d\n", len(*errs))
+			return 1
+		}
+		raw, _ := json.Marshal(template.ToJSON())
+		if err := json.Unmarshal(raw, &tmpl); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func testConfig(assets string) StackConfig {
+	return StackConfig{
+		AssetDir: assets, LabDurationHours: 48, GracePeriodMinutes: 30, CSPBaseURL: "https://csp.example.com/v2",
+		PoolLowWaterMark: 20, AlarmEmail: "ops@example.com", WAF: true, WAFRequestsPer5MinIP: 2000,
+		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300,
+	}
+}
+
+// placeholderAssets stands in for `make build`: the template does not depend on the
+// binaries' content, only on one bootstrap per function folder.
+func placeholderAssets() (string, error) {
+	dir, err := os.MkdirTemp("", "broker-assets-")
+	if err != nil {
+		return "", err
+	}
+	for _, f := range allFunctions() {
+		if err := os.MkdirAll(filepath.Join(dir, f), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f, "bootstrap"), []byte("placeholder "+f), 0o755); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+func allFunctions() []string {
+	out := []string{api.AuthorizerFunction}
+	for _, r := range api.Routes {
+		out = append(out, r.Function)
+	}
+	for _, j := range broker.Jobs {
+		out = append(out, j.Function)
+	}
+	return out
+}
+
+// resources returns the template's resources of one type, by logical id.
+func resources(kind string) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for id, r := range tmpl["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		if res["Type"] == kind {
+			props, _ := res["Properties"].(map[string]any)
+			out[id] = props
+		}
+	}
+	return out
+}
+
+func resource(id string) map[string]any {
+	return tmpl["Resources"].(map[string]any)[id].(map[string]any)
+}
+
+func TestTableMatchesPoolSchema(t *testing.T) {
+	tables := resources("AWS::DynamoDB::Table")
+	if len(tables) != 1 {
+		t.Fatalf("%d tables", len(tables))
+	}
+	for id, props := range tables {
+		if r := resource(id); r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+			t.Fatalf("table is not retained: %v %v", r["DeletionPolicy"], r["UpdateReplacePolicy"])
+		}
+		want := map[string]any{
+			"BillingMode":                      "PAY_PER_REQUEST",
+			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+			"SSESpecification":                 map[string]any{"SSEEnabled": true},
+			"TimeToLiveSpecification":          map[string]any{"AttributeName": pool.Schema.TTLAttribute, "Enabled": true},
+			"KeySchema":                        keySchema(pool.Schema.Partition, pool.Schema.Sort),
+			"AttributeDefinitions":             attributeDefinitions(),
+		}
+		var gsis []any
+		for _, ix := range pool.Schema.Indexes {
+			gsis = append(gsis, map[string]any{
+				"IndexName": ix.Name, "KeySchema": keySchema(ix.Partition, ix.Sort), "Projection": map[string]any{"ProjectionType": "ALL"},
+			})
+		}
+		want["GlobalSecondaryIndexes"] = gsis
+		for k, v := range want {
+			if !sameJSON(props[k], v) {
+				t.Errorf("table %s = %s, want %s", k, js(props[k]), js(v))
+			}
+		}
+	}
+}
+
+func keySchema(partition, sort pool.Key) []any {
+	return []any{
+		map[string]any{"AttributeName": partition.Name, "KeyType": "HASH"},
+		map[string]any{"AttributeName": sort.Name, "KeyType": "RANGE"},
+	}
+}
+
+func attributeDefinitions() []any {
+	var out []any
+	for _, k := range pool.Schema.Attributes() {
+		out = append(out, map[string]any{"AttributeName": k.Name, "AttributeType": string(k.Type)})
+	}
+	return out
+}
+
+func sameJSON(a, b any) bool { return js(a) == js(b) }
+
+func js(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestOneFunctionPerRouteJobAndAuthorizer(t *testing.T) {
+	fns := resources("AWS::Lambda::Function")
+	if len(fns) != len(allFunctions()) {
+		t.Fatalf("%d functions, want %d (routes + jobs + authorizer)", len(fns), len(allFunctions()))
+	}
+	for id, props := range fns {
+		if !sameJSON(props["Architectures"], []string{"arm64"}) || props["Runtime"] != "provided.al2023" || props["Handler"] != "bootstrap" ||
+			!sameJSON(props["TracingConfig"], map[string]string{"Mode": "Active"}) {
+			t.Errorf("function %s: %s", id, js(props))
+		}
+		if _, ok := props["LoggingConfig"].(map[string]any)["LogGroup"]; !ok {
+			t.Errorf("function %s has no log group of its own", id)
+		}
+	}
+	for _, job := range broker.Jobs {
+		props := fnProps(t, job.Function)
+		if props["ReservedConcurrentExecutions"] != float64(1) {
+			t.Errorf("job %s: reserved concurrency %v, want 1", job.Name, props["ReservedConcurrentExecutions"])
+		}
+		if timeout := props["Timeout"].(float64); timeout >= job.Every.Seconds() {
+			t.Errorf("job %s: timeout %vs is not under its %v interval", job.Name, timeout, job.Every)
+		}
+	}
+	for _, lg := range resources("AWS::Logs::LogGroup") {
+		if lg["RetentionInDays"] == nil {
+			t.Errorf("log group without retention: %s", js(lg))
+		}
+	}
+}
+
+// fnProps finds a function's properties by its folder.
+func fnProps(t *testing.T, folder string) map[string]any {
+	t.Helper()
+	id := stack.Stack.GetLogicalId(stack.Functions[folder].Node().DefaultChild().(awscdk.CfnElement))
+	return resource(*id)["Properties"].(map[string]any)
+}
+
+// apiPaths rebuilds each AWS::ApiGateway::Resource's full path from its PathPart and parent.
+func apiPaths() map[string]string {
+	res := resources("AWS::ApiGateway::Resource")
+	paths := map[string]string{}
+	var pathOf func(id string) string
+	pathOf = func(id string) string {
+		if p, ok := paths[id]; ok {
+			return p
+		}
+		props := res[id]
+		parent := ""
+		if ref, ok := props["ParentId"].(map[string]any)["Ref"].(string); ok {
+			parent = pathOf(ref)
+		}
+		paths[id] = parent + "/" + props["PathPart"].(string)
+		return paths[id]
+	}
+	for id := range res {
+		pathOf(id)
+	}
+	return paths
+}
+
+func TestOneMethodPerRouteWithAuthorizerOnNonPublic(t *testing.T) {
+	paths := apiPaths()
+	var got, want []string
+	notAllowed := map[string]bool{}
+	for _, m := range resources("AWS::ApiGateway::Method") {
+		ref, _ := m["ResourceId"].(map[string]any)["Ref"].(string)
+		integration := m["Integration"].(map[string]any)
+		if m["HttpMethod"] == "ANY" {
+			// The 405 answer of each resource: a mock, never a function.
+			if integration["Type"] != "MOCK" || !strings.Contains(js(integration), `\"code\":\"METHOD_NOT_ALLOWED\"`) {
+				t.Errorf("ANY on %s is not the mock 405: %s", paths[ref], js(integration))
+			}
+			notAllowed[paths[ref]] = true
+			continue
+		}
+		authType := m["AuthorizationType"]
+		if authType == "CUSTOM" && m["AuthorizerId"] == nil {
+			t.Errorf("method %s %s is CUSTOM without an authorizer", m["HttpMethod"], paths[ref])
+		}
+		if integration["Type"] != "AWS_PROXY" {
+			t.Errorf("method %s %s is not a Lambda proxy integration", m["HttpMethod"], paths[ref])
+		}
+		got = append(got, fmt.Sprintf("%s %s %s", m["HttpMethod"], paths[ref], authType))
+	}
+	for _, r := range api.Routes {
+		authType := "CUSTOM"
+		if r.Scope == auth.Public {
+			authType = "NONE"
+		}
+		want = append(want, fmt.Sprintf("%s %s %s", r.Method, r.Path, authType))
+		if !notAllowed[r.Path] {
+			t.Errorf("%s has no 405 answer for other methods", r.Path)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("methods\n got %q\nwant %q", got, want)
+	}
+	authorizers := resources("AWS::ApiGateway::Authorizer")
+	if len(authorizers) != 1 {
+		t.Fatalf("%d authorizers", len(authorizers))
+	}
+	for _, a := range authorizers {
+		if a["Type"] != "REQUEST" || a["IdentitySource"] != "method.request.header.Authorization" || a["AuthorizerResultTtlInSeconds"] != float64(300) {
+			t.Fatalf("authorizer %s", js(a))
+		}
+	}
+}
+
+func TestGatewayErrorsUseTheEnvelope(t *testing.T) {
+	seen := map[string]bool{}
+	for _, g := range resources("AWS::ApiGateway::GatewayResponse") {
+		seen[g["ResponseType"].(string)] = true
+		body := g["ResponseTemplates"].(map[string]any)["application/json"].(string)
+		var envelope struct {
+			Detail struct {
+				Code      string `json:"code"`
+				Message   string `json:"message"`
+				RequestID string `json:"request_id"`
+			} `json:"detail"`
+		}
+		if err := json.Unmarshal([]byte(strings.ReplaceAll(body, "$context.requestId", "id")), &envelope); err != nil ||
+			envelope.Detail.Code == "" || envelope.Detail.RequestID != "id" {
+			t.Errorf("%s body %q is not the envelope", g["ResponseType"], body)
+		}
+		headers := g["ResponseParameters"].(map[string]any)
+		if headers["gatewayresponse.header.X-Content-Type-Options"] != "'nosniff'" || headers["gatewayresponse.header.Cache-Control"] != "'no-store'" {
+			t.Errorf("%s lacks the security headers: %s", g["ResponseType"], js(headers))
+		}
+	}
+	for _, g := range api.GatewayErrors {
+		if kind := g.ResponseType; !seen[kind] {
+			t.Errorf("no gateway response for %s", kind)
+		}
+	}
+}
+
+func TestStageThrottlingAccessLogsAndWAF(t *testing.T) {
+	for _, st := range resources("AWS::ApiGateway::Stage") {
+		ms := st["MethodSettings"].([]any)[0].(map[string]any)
+		if ms["ThrottlingRateLimit"] != float64(50) || ms["ThrottlingBurstLimit"] != float64(200) {
+			t.Errorf("stage throttling %s", js(ms))
+		}
+		if st["AccessLogSetting"] == nil || st["TracingEnabled"] != true {
+			t.Errorf("stage without access logs or tracing: %s", js(st))
+		}
+	}
+	acls := resources("AWS::WAFv2::WebACL")
+	if len(acls) != 1 || len(resources("AWS::WAFv2::WebACLAssociation")) != 1 {
+		t.Fatalf("waf=true: %d web ACLs", len(acls))
+	}
+	for _, acl := range acls {
+		rule := acl["Rules"].([]any)[0].(map[string]any)
+		rate := rule["Statement"].(map[string]any)["RateBasedStatement"].(map[string]any)
+		if rate["AggregateKeyType"] != "IP" || rate["Limit"] != float64(2000) {
+			t.Fatalf("rate rule %s", js(rule))
+		}
+	}
+}
+
+func TestWAFAndMailAreOptional(t *testing.T) {
+	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACL"), jsii.Number(0))
+	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACLAssociation"), jsii.Number(0))
+	noWAF.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
+	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)))
+}
+
+func TestConfigFromContext(t *testing.T) {
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
+		"labDurationHours": "24", "waf": "true", "poolLowWaterMark": 5.0, "cspBaseUrl": "https://csp.example.com/v2",
+	}})
+	cfg, err := configFromContext(app.Node())
+	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 {
+		t.Fatalf("config %+v, %v", cfg, err)
+	}
+	bad := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
+		"labDurationHours": "forever", "waf": "maybe", "cspBaseUrl": "http://insecure",
+	}})
+	if _, err := configFromContext(bad.Node()); err == nil ||
+		!strings.Contains(err.Error(), "labDurationHours") || !strings.Contains(err.Error(), "waf") || !strings.Contains(err.Error(), "cspBaseUrl") {
+		t.Fatalf("bad context accepted or not named: %v", err)
+	}
+}
+
+func TestOneSchedulePerJob(t *testing.T) {
+	rules := resources("AWS::Events::Rule")
+	if len(rules) != len(broker.Jobs) {
+		t.Fatalf("%d rules for %d jobs", len(rules), len(broker.Jobs))
+	}
+	for _, job := range broker.Jobs {
+		fnID := *stack.Stack.GetLogicalId(stack.Functions[job.Function].Node().DefaultChild().(awscdk.CfnElement))
+		found := false
+		for _, r := range rules {
+			target := r["Targets"].([]any)[0].(map[string]any)
+			arn, _ := target["Arn"].(map[string]any)["Fn::GetAtt"].([]any)
+			if r["ScheduleExpression"] == job.Schedule && len(arn) > 0 && arn[0] == fnID && r["State"] != "DISABLED" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no enabled %s schedule targeting the %s function", job.Schedule, job.Name)
+		}
+	}
+}
+
+// policyStatements maps each function folder to the statements of its role's policies.
+func policyStatements(t *testing.T) map[string][]map[string]any {
+	t.Helper()
+	roleOf := map[string]string{}
+	for folder, fn := range stack.Functions {
+		roleOf[*stack.Stack.GetLogicalId(fn.Role().Node().DefaultChild().(awscdk.CfnElement))] = folder
+	}
+	out := map[string][]map[string]any{}
+	for id, p := range resources("AWS::IAM::Policy") {
+		for _, role := range p["Roles"].([]any) {
+			folder, ok := roleOf[role.(map[string]any)["Ref"].(string)]
+			if !ok {
+				continue
+			}
+			for _, st := range p["PolicyDocument"].(map[string]any)["Statement"].([]any) {
+				out[folder] = append(out[folder], st.(map[string]any))
+			}
+		}
+		_ = id
+	}
+	return out
+}
+
+func actionsOf(st map[string]any) []string {
+	switch a := st["Action"].(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+func TestLeastPrivilege(t *testing.T) {
+	statements := policyStatements(t)
+	writes := map[string]bool{"dynamodb:PutItem": true, "dynamodb:UpdateItem": true, "dynamodb:DeleteItem": true, "dynamodb:BatchWriteItem": true}
+	readOnly, starts := map[string]bool{}, map[string]string{}
+	for _, r := range api.Routes {
+		if r.Method == "GET" || r.Starts != "" {
+			readOnly[r.Function] = true
+		}
+		starts[r.Function] = r.Starts
+	}
+	for folder, sts := range statements {
+		for _, st := range sts {
+			for _, a := range actionsOf(st) {
+				if a == "*" || strings.HasSuffix(a, ":*") {
+					t.Errorf("%s: wildcard action %q", folder, a)
+				}
+				if readOnly[folder] && writes[a] {
+					t.Errorf("read-only function %s may %s", folder, a)
+				}
+				if strings.HasPrefix(a, "secretsmanager:") && folder != api.AuthorizerFunction && !usesCSP(folder) {
+					t.Errorf("%s may read secrets (%s)", folder, a)
+				}
+				if a == "lambda:InvokeFunction" && !invokesOnly(st, starts[folder]) {
+					t.Errorf("%s may invoke functions other than its job's: %s", folder, js(st["Resource"]))
+				}
+				if folder == api.AuthorizerFunction && strings.HasPrefix(a, "dynamodb:") {
+					t.Errorf("the authorizer may touch the table (%s)", a)
+				}
+			}
+		}
+	}
+	if len(statements[api.AuthorizerFunction]) == 0 {
+		t.Fatal("no policy found for the authorizer")
+	}
+}
+
+// invokesOnly reports whether a statement's resources are the function of job (and its
+// versions) and nothing else.
+func invokesOnly(st map[string]any, job string) bool {
+	if job == "" {
+		return false
+	}
+	want := *stack.Stack.GetLogicalId(stack.jobs[job].Node().DefaultChild().(awscdk.CfnElement))
+	resources, _ := st["Resource"].([]any)
+	for _, r := range resources {
+		if !strings.Contains(js(r), `"`+want+`"`) {
+			return false
+		}
+	}
+	return len(resources) > 0
+}
+
+func usesCSP(folder string) bool {
+	for _, j := range broker.Jobs {
+		if j.Function == folder {
+			return j.UsesCSP
+		}
+	}
+	return false
+}
+
+func TestAlarmsTopicAndOutputs(t *testing.T) {
+	alarms := resources("AWS::CloudWatch::Alarm")
+	want := []string{"PoolLow", "DeletionFailed", "Api5xxRate", "AllocateLatencyP99"}
+	for _, j := range broker.Jobs {
+		want = append(want, camel(j.Function)+"Errors")
+	}
+	if len(alarms) != len(want) {
+		t.Errorf("%d alarms, want %d", len(alarms), len(want))
+	}
+	for _, id := range want {
+		found := false
+		for logical, a := range alarms {
+			if strings.HasPrefix(logical, id) {
+				found = len(a["AlarmActions"].([]any)) == 1
+			}
+		}
+		if !found {
+			t.Errorf("alarm %s missing or not wired to the topic", id)
+		}
+	}
+	if len(resources("AWS::SNS::Subscription")) != 1 {
+		t.Error("alarm e-mail subscription missing")
+	}
+	if len(resources("AWS::CloudWatch::Dashboard")) != 1 {
+		t.Error("dashboard missing")
+	}
+	for _, secret := range resources("AWS::SecretsManager::Secret") {
+		if secret["SecretString"] != nil {
+			t.Errorf("a secret value is in the template: %s", js(secret))
+		}
+	}
+	outputs := tmpl["Outputs"].(map[string]any)
+	for _, name := range []string{"ApiUrl", "TableName", "TokenSecretArn", "CSPTokenSecretArn"} {
+		if outputs[name] == nil {
+			t.Errorf("output %s missing", name)
+		}
+	}
+}
+
+func TestCDKNagAwsSolutionsHasNoUnsuppressedErrors(t *testing.T) {
+	annotations := assertions.Annotations_FromStack(stack.Stack)
+	errs := annotations.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*")))
+	for _, e := range *errs {
+		t.Errorf("%s: %v", *e.Id, e.Entry.Data)
+	}
+}
