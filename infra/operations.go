@@ -13,28 +13,30 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
-// Metric names the functions publish in CloudWatch Embedded Metric Format.
-const (
-	metricNamespace    = "SandboxBroker"
-	metricAllocations  = "Allocations"       // dimension Outcome
-	metricAllocLatency = "AllocationLatency" // milliseconds
-	metricPoolPrefix   = "Pool"              // Pool<Status>, e.g. PoolAvailable
-	metricDeletes      = "SandboxesDeleted"
-	metricDeleteFails  = "DeleteFailures"
-)
-
+// brokerMetric is a metric the functions publish in CloudWatch Embedded Metric Format
+// (pkg/obs), under obs's default namespace.
 func brokerMetric(name string, stat string, dims map[string]*string) awscloudwatch.Metric {
 	return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-		Namespace: jsii.String(metricNamespace), MetricName: jsii.String(name), Statistic: jsii.String(stat),
+		Namespace: jsii.String(config.DefaultMetricsNamespace), MetricName: jsii.String(name), Statistic: jsii.String(stat),
 		Period: awscdk.Duration_Minutes(jsii.Number(5)), DimensionsMap: &dims,
 	})
 }
 
-func poolMetric(status pool.Status) awscloudwatch.Metric {
-	return brokerMetric(metricPoolPrefix+camel(string(status)), "Minimum", nil)
+func poolMetric(status pool.Status, stat string) awscloudwatch.Metric {
+	return brokerMetric(obs.PoolMetric(string(status)), stat, nil)
+}
+
+func outcome(o obs.AllocationOutcome) map[string]*string {
+	return map[string]*string{"Outcome": jsii.String(string(o))}
+}
+
+func jobCount(job, count string) awscloudwatch.Metric {
+	return brokerMetric(obs.JobCountMetric(count), "Sum", map[string]*string{"Job": jsii.String(job)})
 }
 
 // addOperations adds the alarms (to an SNS topic, optionally mailed) and the dashboard.
@@ -60,10 +62,10 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 	}
 
 	alarm("PoolLow", fmt.Sprintf("Fewer than %d sandboxes available: allocations will soon get 409. Add sandboxes in the CSP tenant; check the sync job.", s.cfg.PoolLowWaterMark),
-		poolMetric(pool.Available), awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, float64(s.cfg.PoolLowWaterMark), 2,
+		poolMetric(pool.Available, "Minimum"), awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, float64(s.cfg.PoolLowWaterMark), 2,
 		awscloudwatch.TreatMissingData_BREACHING)
 	alarm("DeletionFailed", "Sandboxes gave up on CSP deletion (deletion_failed). Check last_error, then POST /v1/admin/sandboxes/{id}/retry-deletion.",
-		brokerMetric(metricPoolPrefix+camel(string(pool.DeletionFailed)), "Maximum", nil), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1,
+		poolMetric(pool.DeletionFailed, "Maximum"), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1,
 		awscloudwatch.TreatMissingData_NOT_BREACHING)
 	for _, job := range broker.Jobs {
 		alarm(camel(job.Function)+"Errors", "The "+job.Name+" job failed: read its JSON summary line in the function's log group.",
@@ -82,7 +84,7 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 	alarm("Api5xxRate", "More than 5 % of API requests answered 5xx: check DynamoDB throttling and function errors.",
 		serverErrorRate, awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 5, 2, awscloudwatch.TreatMissingData_NOT_BREACHING)
 	alarm("AllocateLatencyP99", "Allocation p99 above 2 s: contention or DynamoDB latency.",
-		brokerMetric(metricAllocLatency, "p99", nil), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 2000, 3,
+		brokerMetric(obs.MetricAllocationLatency, "p99", outcome(obs.AllocationCreated)), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 2000, 3,
 		awscloudwatch.TreatMissingData_NOT_BREACHING)
 
 	s.addDashboard(restAPI)
@@ -91,11 +93,11 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
 	var poolByStatus []awscloudwatch.IMetric
 	for _, status := range pool.Statuses {
-		poolByStatus = append(poolByStatus, poolMetric(status))
+		poolByStatus = append(poolByStatus, poolMetric(status, "Average"))
 	}
 	var outcomes []awscloudwatch.IMetric
-	for _, outcome := range []string{"created", "replay", "no_sandbox", "busy", "error"} {
-		outcomes = append(outcomes, brokerMetric(metricAllocations, "Sum", map[string]*string{"Outcome": jsii.String(outcome)}))
+	for _, o := range []obs.AllocationOutcome{obs.AllocationCreated, obs.AllocationReplay, obs.AllocationNoSandbox, obs.AllocationBusy, obs.AllocationError} {
+		outcomes = append(outcomes, brokerMetric(obs.MetricAllocations, "Sum", outcome(o)))
 	}
 	var jobRuns []awscloudwatch.IMetric
 	for _, job := range broker.Jobs {
@@ -115,8 +117,13 @@ func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
 		graph("Allocation outcomes", outcomes),
 	)
 	dashboard.AddWidgets(
-		graph("Allocation latency (ms)", []awscloudwatch.IMetric{brokerMetric(metricAllocLatency, "p50", nil), brokerMetric(metricAllocLatency, "p99", nil)}),
-		graph("CSP deletes and failures", []awscloudwatch.IMetric{brokerMetric(metricDeletes, "Sum", nil), brokerMetric(metricDeleteFails, "Sum", nil)}),
+		graph("Allocation latency of new allocations (ms)", []awscloudwatch.IMetric{
+			brokerMetric(obs.MetricAllocationLatency, "p50", outcome(obs.AllocationCreated)),
+			brokerMetric(obs.MetricAllocationLatency, "p99", outcome(obs.AllocationCreated)),
+		}),
+		graph("CSP deletes and failures", []awscloudwatch.IMetric{
+			jobCount("cleanup", "deleted"), jobCount("cleanup", "failed"), jobCount("cleanup", "deletion_failed"), jobCount("cleanup", "rate_limited"),
+		}),
 	)
 	dashboard.AddWidgets(
 		graph("Job runs", jobRuns),

@@ -53,7 +53,7 @@ func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string)
 	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr); err != nil {
 		return nil, err
 	}
-	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log}
+	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log, Metrics: o.Metrics}
 	var err error
 	if def.UsesCSP {
 		deps.CSP, err = csp.New(csp.Options{

@@ -237,6 +237,13 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 		t.Fatalf("lapsed allocation after expiry: %+v, %v", got, err)
 	}
 
+	// pool-metrics counts the pool as it now is: sandbox 0 deleted, 1 expired (pending
+	// deletion), 2 removed as stale, the rest available.
+	if sum := invoke(t, byName["pool-metrics"], readEvent(t, byName["pool-metrics"].Function)); sum.Counts["available"] != len(accounts)-3 ||
+		sum.Counts["pending_deletion"] != 1 {
+		t.Fatalf("pool-metrics: %+v", sum)
+	}
+
 	// The admin API's asynchronous invoke names the run.
 	if sum := invoke(t, byName["expiry"], []byte(`{"run_id":"admin-7"}`)); sum.RunID != "admin-7" {
 		t.Fatalf("run ID from the trigger: %+v", sum)
@@ -245,15 +252,22 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	if err != nil || len(runs) != 1 || runs[0].RunID != "admin-7" {
 		t.Fatalf("last expiry run %+v, %v", runs, err)
 	}
-	// One line per run, and nothing else while the CSP is healthy.
-	lines := logs.all(t)
-	if len(lines) != 5 {
-		t.Fatalf("%d log lines for 5 invocations: %v", len(lines), lines)
-	}
-	for _, line := range lines {
-		if line["msg"] != "job run" || line["run_id"] == "" || line["counts"] == nil || line["duration_ms"] == nil {
+	// One log line and one EMF document per run, and nothing else while the CSP is healthy.
+	var runLines, metricLines int
+	for _, line := range logs.all(t) {
+		switch {
+		case line["_aws"] != nil && line["Job"] != nil && line["JobRunDuration"] != nil:
+			metricLines++
+		case line["_aws"] != nil && line["PoolTotal"] != nil:
+			// the pool-metrics gauges
+		case line["msg"] == "job run" && line["run_id"] != "" && line["counts"] != nil && line["duration_ms"] != nil:
+			runLines++
+		default:
 			t.Fatalf("log line %v", line)
 		}
+	}
+	if runLines != 6 || metricLines != 6 {
+		t.Fatalf("%d run lines and %d run metrics for 6 invocations", runLines, metricLines)
 	}
 	pooltest.Check(t, p)
 }

@@ -87,9 +87,17 @@ type JobDeps struct {
 	PoolConfig config.Pool
 	Config     config.Jobs
 	Logger     *slog.Logger
+	// Metrics receives each run's counts and the pool gauges (obs.Metrics); nil: none.
+	Metrics JobMetrics
 	// Now is the clock for cutoffs and timestamps (default time.Now). Deadlines are always
 	// measured in real time.
 	Now func() time.Time
+}
+
+// JobMetrics is where runs publish what they measured.
+type JobMetrics interface {
+	JobRun(job string, counts map[string]int, duration time.Duration)
+	PoolGauges(byStatus map[string]int, total int)
 }
 
 // JobRunner runs the background jobs of the job table (Jobs). It is the one entry point
@@ -104,6 +112,7 @@ type JobRunner struct {
 	grace      time.Duration
 	cfg        config.Jobs
 	log        *slog.Logger
+	metrics    JobMetrics
 	now        func() time.Time
 }
 
@@ -120,7 +129,7 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	}
 	r := &JobRunner{
 		pool: d.Pool, csp: d.CSP, cspTimeout: d.CSPRequestTimeout, grace: d.PoolConfig.Grace,
-		cfg: d.Config, log: d.Logger, now: d.Now,
+		cfg: d.Config, log: d.Logger, metrics: d.Metrics, now: d.Now,
 	}
 	if r.cspTimeout <= 0 {
 		r.cspTimeout = defaultCSPRequestTimeout
@@ -140,6 +149,7 @@ var jobFuncs = map[string]func(*JobRunner, context.Context, *jobRun) error{
 	"cleanup":       (*JobRunner).cleanup,
 	"expiry":        (*JobRunner).expire,
 	"stale-cleanup": (*JobRunner).removeStale,
+	"pool-metrics":  (*JobRunner).publishPoolMetrics,
 }
 
 var validRunID = regexp.MustCompile(runIDPattern)
@@ -204,6 +214,9 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 		run.addError(fmt.Errorf("record run: %w", err))
 	}
 	r.logSummary(finish, sum)
+	if r.metrics != nil && sum.Outcome != OutcomeSkipped {
+		r.metrics.JobRun(job, sum.Counts, time.Duration(sum.DurationMS)*time.Millisecond)
+	}
 	if sum.Outcome == OutcomeFailed {
 		return sum, fmt.Errorf("broker: job %s run %s failed: %s", job, runID, sum.Reason)
 	}

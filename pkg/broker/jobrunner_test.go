@@ -149,3 +149,65 @@ func TestRunRejectsWhatItCannotRun(t *testing.T) {
 		t.Fatal("a runner without job configuration was built")
 	}
 }
+
+// recordedMetrics keeps what a runner publishes.
+type recordedMetrics struct {
+	mu    sync.Mutex
+	runs  []string
+	gauge map[string]int
+	total int
+}
+
+func (m *recordedMetrics) JobRun(job string, counts map[string]int, _ time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.runs = append(m.runs, job)
+}
+
+func (m *recordedMetrics) PoolGauges(byStatus map[string]int, total int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.gauge, m.total = byStatus, total
+}
+
+// TestPoolMetricsPublishesExactGauges runs sync, then releases two sandboxes, and checks
+// that pool-metrics publishes the counts a full read of the table finds, and that every
+// run that did work is published.
+func TestPoolMetricsPublishesExactGauges(t *testing.T) {
+	e := newJobEnv(t, envOptions{accounts: cspfake.Generate(5, nil)})
+	metrics := &recordedMetrics{}
+	runner, err := broker.NewJobRunner(broker.JobDeps{Pool: e.pool, CSP: e.csp, PoolConfig: poolCfg, Config: e.cfg, Metrics: metrics, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.Run(ctx, "sync"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		a, err := e.broker.Allocate(ctx, broker.AllocateRequest{Student: "s" + strings.Repeat("x", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if _, err := e.broker.Release(ctx, a.SandboxID, a.Student, "r"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sum, err := runner.Run(ctx, "pool-metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	census, err := e.pool.CheckInvariants(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range pool.Statuses {
+		if metrics.gauge[string(status)] != census.ByStatus[status] || sum.Counts[string(status)] != census.ByStatus[status] {
+			t.Fatalf("%s: gauge %d, summary %d, table %d", status, metrics.gauge[string(status)], sum.Counts[string(status)], census.ByStatus[status])
+		}
+	}
+	if metrics.total != 5 || metrics.gauge["available"] != 3 || !slices.Equal(metrics.runs, []string{"sync", "pool-metrics"}) {
+		t.Fatalf("gauges %v total %d runs %v", metrics.gauge, metrics.total, metrics.runs)
+	}
+}

@@ -20,4 +20,7 @@ var Jobs = []Job{
 	{Name: "cleanup", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "cleanup", UsesCSP: true},
 	{Name: "expiry", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "expiry"},
 	{Name: "stale-cleanup", Schedule: "rate(1 day)", Every: 24 * time.Hour, Function: "stale-cleanup"},
+	// pool-metrics publishes the pool's counts per status as CloudWatch gauges, the values
+	// of the pool-low and deletion_failed alarms and of the dashboard.
+	{Name: "pool-metrics", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "pool-metrics"},
 }

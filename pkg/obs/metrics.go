@@ -3,6 +3,7 @@ package obs
 import (
 	"encoding/json"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
@@ -22,7 +23,28 @@ const (
 const (
 	MetricAllocations       = "Allocations"
 	MetricAllocationLatency = "AllocationLatency"
+	// MetricPoolTotal and PoolMetric(status) are the pool gauges, without dimensions.
+	MetricPoolTotal = "PoolTotal"
+	// MetricJobDuration and JobCountMetric(count) are per run, with dimension Job.
+	MetricJobDuration = "JobRunDuration"
 )
+
+// PoolMetric names the gauge of one sandbox status: available → PoolAvailable,
+// deletion_failed → PoolDeletionFailed.
+func PoolMetric(status string) string { return "Pool" + camel(status) }
+
+// JobCountMetric names a count of a job run's summary: deleted → JobDeleted.
+func JobCountMetric(count string) string { return "Job" + camel(count) }
+
+func camel(snake string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(snake, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
+}
 
 // Metrics writes CloudWatch metrics in the embedded metric format (EMF): one JSON line per
 // data point on the function's output, which CloudWatch turns into metrics without an API
@@ -46,6 +68,26 @@ func (m *Metrics) Allocation(outcome AllocationOutcome, latency time.Duration) {
 		{MetricAllocations, "Count", 1},
 		{MetricAllocationLatency, "Milliseconds", float64(latency.Microseconds()) / 1000},
 	})
+}
+
+// PoolGauges records the number of sandboxes per status and in total, the values of
+// the pool-low and deletion_failed alarms.
+func (m *Metrics) PoolGauges(byStatus map[string]int, total int) {
+	values := []metricValue{{MetricPoolTotal, "Count", float64(total)}}
+	for status, n := range byStatus {
+		values = append(values, metricValue{PoolMetric(status), "Count", float64(n)})
+	}
+	m.emit(nil, nil, values)
+}
+
+// JobRun records one run of a background job: its duration and each count of its summary
+// (deleted, failed, created ...), with the job as dimension.
+func (m *Metrics) JobRun(job string, counts map[string]int, duration time.Duration) {
+	values := []metricValue{{MetricJobDuration, "Milliseconds", float64(duration.Milliseconds())}}
+	for name, n := range counts {
+		values = append(values, metricValue{JobCountMetric(name), "Count", float64(n)})
+	}
+	m.emit([]string{"Job"}, map[string]string{"Job": job}, values)
 }
 
 type metricValue struct {
@@ -73,8 +115,9 @@ func (m *Metrics) emit(dimensions []string, values map[string]string, metrics []
 	doc["_aws"] = map[string]any{
 		"Timestamp": m.now().UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
-			"Namespace":  m.namespace,
-			"Dimensions": [][]string{dimensions},
+			"Namespace": m.namespace,
+			// A metric without dimensions still needs one (empty) dimension set.
+			"Dimensions": [][]string{append([]string{}, dimensions...)},
 			"Metrics":    defs,
 		}},
 	}

@@ -88,3 +88,54 @@ func TestAllocationMetricIsEMF(t *testing.T) {
 		t.Fatalf("second point %s", lines[1])
 	}
 }
+
+// emfDoc decodes one EMF line into its directive and its values.
+func emfDoc(t *testing.T, line string) (dims [][]string, units map[string]string, values map[string]any) {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(line), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		CloudWatchMetrics []struct {
+			Namespace  string
+			Dimensions [][]string
+			Metrics    []struct{ Name, Unit string }
+		}
+	}
+	raw, _ := json.Marshal(doc["_aws"])
+	if err := json.Unmarshal(raw, &meta); err != nil || len(meta.CloudWatchMetrics) != 1 {
+		t.Fatalf("directive %s: %v", raw, err)
+	}
+	units = map[string]string{}
+	for _, m := range meta.CloudWatchMetrics[0].Metrics {
+		units[m.Name] = m.Unit
+	}
+	return meta.CloudWatchMetrics[0].Dimensions, units, doc
+}
+
+func TestPoolGaugesAndJobRunsAreEMF(t *testing.T) {
+	var buf bytes.Buffer
+	m := obs.NewMetrics(&buf, "SandboxBroker")
+	m.PoolGauges(map[string]int{"available": 7, "deletion_failed": 2}, 12)
+	m.JobRun("cleanup", map[string]int{"deleted": 3, "deletion_failed": 1}, 1500*time.Millisecond)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("lines %q", lines)
+	}
+	dims, units, values := emfDoc(t, lines[0])
+	// CloudWatch needs one dimension set even for a metric without dimensions.
+	if len(dims) != 1 || len(dims[0]) != 0 || units["PoolAvailable"] != "Count" || units[obs.MetricPoolTotal] != "Count" ||
+		values["PoolAvailable"] != 7.0 || values["PoolDeletionFailed"] != 2.0 || values[obs.MetricPoolTotal] != 12.0 {
+		t.Fatalf("pool gauges: dims %v units %v values %v", dims, units, values)
+	}
+	dims, units, values = emfDoc(t, lines[1])
+	if len(dims) != 1 || len(dims[0]) != 1 || dims[0][0] != "Job" || values["Job"] != "cleanup" ||
+		units[obs.MetricJobDuration] != "Milliseconds" || values[obs.MetricJobDuration] != 1500.0 ||
+		values["JobDeleted"] != 3.0 || values["JobDeletionFailed"] != 1.0 {
+		t.Fatalf("job run: dims %v units %v values %v", dims, units, values)
+	}
+	if obs.PoolMetric("pending_deletion") != "PoolPendingDeletion" || obs.JobCountMetric("rate_limited") != "JobRateLimited" {
+		t.Fatal("metric names")
+	}
+}

@@ -1,0 +1,20 @@
+// Command pool-metrics is the Lambda function of the pool-metrics job (broker.Jobs):
+// EventBridge invokes it on the job's schedule.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/sandbox-broker/broker/pkg/app"
+)
+
+func main() {
+	handler, err := app.JobFunction(context.Background(), os.Getenv, os.Stdout, "pool-metrics")
+	if err != nil {
+		app.Exit(err)
+	}
+	lambda.Start(handler)
+}
