@@ -56,10 +56,13 @@ build:
 			-o build/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
+# CDK_ARGS passes context and options to cdk, e.g. CDK_ARGS="-c waf=true -c alarmEmail=ops@example.com".
+CDK_ARGS ?=
+
 ## synth: the CloudFormation template in cdk.out/, without AWS credentials.
 synth: deps build
-	npx --no-install cdk synth --quiet
+	npx --no-install cdk synth --quiet $(CDK_ARGS)
 
 ## deploy: cdk deploy of the whole stack (AWS credentials and a bootstrapped account needed).
 deploy: deps build
-	npx --no-install cdk deploy
+	npx --no-install cdk deploy $(CDK_ARGS)
