@@ -142,8 +142,21 @@ func (b *Broker) CheckJobIdle(ctx context.Context, job string) error {
 		return err
 	}
 	if held {
-		return fmt.Errorf("%w: run %s holds the lease until %s", ErrJobRunning, l.Holder,
-			time.Unix(l.ExpiresAt, 0).UTC().Format(time.RFC3339))
+		return &JobRunningError{Job: job, RunID: l.Holder, Until: time.Unix(l.ExpiresAt, 0).UTC()}
 	}
 	return nil
 }
+
+// JobRunningError is ErrJobRunning with the run that holds the lease, so an operator told
+// to wait can look that run up.
+type JobRunningError struct {
+	Job   string
+	RunID string
+	Until time.Time
+}
+
+func (e *JobRunningError) Error() string {
+	return fmt.Sprintf("%v: run %s of %s holds the lease until %s", ErrJobRunning, e.RunID, e.Job, e.Until.Format(time.RFC3339))
+}
+
+func (e *JobRunningError) Is(target error) bool { return target == ErrJobRunning }

@@ -145,8 +145,10 @@ func TestCheckJobIdleSeesTheLease(t *testing.T) {
 	if _, err := p.AcquireLease(ctx, "sync", "run-1", time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.CheckJobIdle(ctx, "sync"); !errors.Is(err, broker.ErrJobRunning) {
-		t.Fatalf("held lease: want ErrJobRunning, got %v", err)
+	err := b.CheckJobIdle(ctx, "sync")
+	var running *broker.JobRunningError
+	if !errors.Is(err, broker.ErrJobRunning) || !errors.As(err, &running) || running.RunID != "run-1" || running.Job != "sync" {
+		t.Fatalf("held lease: want ErrJobRunning naming run-1, got %v", err)
 	}
 	if _, err := b.JobRuns(ctx, "nope", 5); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("runs of an unknown job: %v", err)
