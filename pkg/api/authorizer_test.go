@@ -102,18 +102,21 @@ func TestAuthorizerPolicyDoesNotDependOnTheRequest(t *testing.T) {
 	if l := logs.lines(t)[1]; l["outcome"] != "forbidden" || l["level"] != "WARN" {
 		t.Fatalf("log %v", l)
 	}
-	// An admin token's policy covers the admin routes only; with none in the table yet it
-	// is an explicit Deny.
+	// An admin token's policy covers exactly the admin routes, path parameters as "*".
 	adminResp, err := a.Authorize(ctx, withAuthorization(sampleAuthorizerEvent(t), "Bearer "+adminToken))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range adminResp.PolicyDocument.Statement {
-		for _, r := range st.Resource {
-			if st.Effect == "Allow" && !strings.Contains(r, "/v1/admin/") && !strings.HasSuffix(r, "/metrics") {
-				t.Fatalf("an admin token is allowed on a non-admin route: %s", r)
-			}
+	var wantAdmin []string
+	for _, r := range Routes {
+		if r.Scope == auth.Admin {
+			wantAdmin = append(wantAdmin, arnBase+"/"+r.Method+arnPath(r.Path))
 		}
+	}
+	st := adminResp.PolicyDocument.Statement
+	if len(st) != 1 || st[0].Effect != "Allow" || !slices.Equal(st[0].Resource, wantAdmin) ||
+		!slices.Contains(wantAdmin, arnBase+"/POST/v1/admin/sandboxes/*/retry-deletion") || !slices.Contains(wantAdmin, arnBase+"/GET/metrics") {
+		t.Fatalf("admin policy %+v, want Allow on %v", adminResp.PolicyDocument, wantAdmin)
 	}
 }
 

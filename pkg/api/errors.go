@@ -25,6 +25,10 @@ const (
 	CodeRateLimited        = "RATE_LIMIT_EXCEEDED"
 	CodeBadRequest         = "BAD_REQUEST"
 	CodeInternal           = "INTERNAL_ERROR"
+	CodeInvalidCursor      = "INVALID_CURSOR"
+	CodeWrongStatus        = "WRONG_STATUS"
+	CodeJobRunning         = "JOB_RUNNING"
+	CodeJobNotFound        = "JOB_NOT_FOUND"
 )
 
 // Retry-After values, in seconds.
@@ -80,6 +84,8 @@ var (
 	errMethodNotAllowed = &Error{http.StatusMethodNotAllowed, CodeMethodNotAllowed, "This route does not accept this method", 0}
 	errPayloadTooLarge  = &Error{http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "The request body is too large", 0}
 	errInternal         = &Error{http.StatusInternalServerError, CodeInternal, "An unexpected error occurred", 0}
+	errInvalidCursor    = &Error{http.StatusBadRequest, CodeInvalidCursor, "The cursor was not handed out by this listing (same filters); start again without it", 0}
+	errJobNotFound      = &Error{http.StatusNotFound, CodeJobNotFound, "No job of that name", 0}
 )
 
 func validationError(format string, args ...any) *Error {
@@ -100,6 +106,8 @@ func toError(err error) *Error {
 		return errSandboxNotFound
 	case errors.Is(err, broker.ErrNotOwner):
 		return errNotSandboxOwner
+	case errors.Is(err, broker.ErrInvalidCursor):
+		return errInvalidCursor
 	default:
 		return errUnavailable
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
+	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/obs"
@@ -76,12 +77,31 @@ func (b *syncedBuffer) String() string {
 	return b.buf.String()
 }
 
-// fixture is an API over a fresh table, with its logs and metrics captured.
+// fixture is an API over a fresh table, with its logs, metrics and started jobs captured.
 type fixture struct {
 	api     *API
 	pool    *pool.Pool
 	logs    *syncedBuffer
 	metrics *syncedBuffer
+	jobs    *recordingJobs
+}
+
+// recordingJobs is the JobStarter of the handler tests: it records what it was asked to
+// start, or fails with err.
+type recordingJobs struct {
+	mu      sync.Mutex
+	started []string // "job/runID"
+	err     error
+}
+
+func (j *recordingJobs) StartJob(_ context.Context, job, runID string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.err != nil {
+		return j.err
+	}
+	j.started = append(j.started, job+"/"+runID)
+	return nil
 }
 
 func newFixture(t *testing.T, cfg config.API) *fixture {
@@ -91,10 +111,10 @@ func newFixture(t *testing.T, cfg config.API) *fixture {
 }
 
 func newFixtureOn(t *testing.T, p *pool.Pool, cfg config.API) *fixture {
-	f := &fixture{pool: p, logs: &syncedBuffer{}, metrics: &syncedBuffer{}}
+	f := &fixture{pool: p, logs: &syncedBuffer{}, metrics: &syncedBuffer{}, jobs: &recordingJobs{}}
 	f.api = New(Deps{
 		Broker: broker.New(p, poolCfg), Ready: p.Ping, Config: cfg,
-		Log: obs.NewLogger(f.logs, -8), Metrics: obs.NewMetrics(f.metrics, "SandboxBrokerTest"),
+		Log: obs.NewLogger(f.logs, -8), Metrics: obs.NewMetrics(f.metrics, "SandboxBrokerTest"), Jobs: f.jobs,
 	})
 	return f
 }
@@ -114,7 +134,8 @@ func fill(t *testing.T, p *pool.Pool, prefix string, n int) {
 }
 
 // event builds the REST proxy event API Gateway sends for route, with the authorizer
-// context of a track token, headers in both maps, and params substituted into the path.
+// context of a token of the route's scope (track "instruqt", admin "ops"), headers in both
+// maps, and params substituted into the path.
 func event(t *testing.T, routeName string, headers map[string]string, params map[string]string) events.APIGatewayProxyRequest {
 	t.Helper()
 	r, ok := RouteByName(routeName)
@@ -132,8 +153,11 @@ func event(t *testing.T, routeName string, headers map[string]string, params map
 			RequestID: NewRequestID(), Stage: "test", ResourcePath: r.Path, HTTPMethod: r.Method,
 		},
 	}
-	if r.Scope != "public" {
+	switch r.Scope {
+	case auth.Track:
 		ev.RequestContext.Authorizer = map[string]any{"principalId": "instruqt", ContextScope: "track", ContextClient: "instruqt"}
+	case auth.Admin:
+		ev.RequestContext.Authorizer = map[string]any{"principalId": "ops", ContextScope: "admin", ContextClient: "ops"}
 	}
 	for k, v := range headers {
 		ev.Headers[k] = v

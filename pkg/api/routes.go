@@ -42,6 +42,17 @@ var Routes = []Route{
 	{Name: "mark-for-deletion", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/mark-for-deletion", Scope: auth.Track, Function: "mark-for-deletion"},
 	{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Function: "healthz"},
 	{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, Function: "readyz"},
+
+	{Name: "admin-list-sandboxes", Method: http.MethodGet, Path: "/v1/admin/sandboxes", Scope: auth.Admin, Function: "admin-list-sandboxes"},
+	{Name: "admin-get-sandbox", Method: http.MethodGet, Path: "/v1/admin/sandboxes/{id}", Scope: auth.Admin, Function: "admin-get-sandbox"},
+	{Name: "admin-retry-deletion", Method: http.MethodPost, Path: "/v1/admin/sandboxes/{id}/retry-deletion", Scope: auth.Admin, Function: "admin-retry-deletion"},
+	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Admin, Function: "admin-stats"},
+	{Name: "admin-sync", Method: http.MethodPost, Path: "/v1/admin/sync", Scope: auth.Admin, Function: "admin-sync", Starts: "sync"},
+	{Name: "admin-cleanup", Method: http.MethodPost, Path: "/v1/admin/cleanup", Scope: auth.Admin, Function: "admin-cleanup", Starts: "cleanup"},
+	{Name: "admin-job-runs", Method: http.MethodGet, Path: "/v1/admin/jobs/{name}", Scope: auth.Admin, Function: "admin-job-runs"},
+	{Name: "admin-bulk-delete", Method: http.MethodPost, Path: "/v1/admin/bulk-delete", Scope: auth.Admin, Function: "admin-bulk-delete"},
+	{Name: "admin-auto-delete-stale", Method: http.MethodPost, Path: "/v1/admin/auto-delete-stale", Scope: auth.Admin, Function: "admin-auto-delete-stale"},
+	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Admin, Function: "metrics"},
 }
 
 // AuthorizerFunction is the folder of the Lambda authorizer, the one function that is not

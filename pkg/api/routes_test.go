@@ -101,7 +101,7 @@ func TestRouteSamplesAreTheirRoutesEvents(t *testing.T) {
 }
 
 func TestRouteTable(t *testing.T) {
-	names := map[string]bool{}
+	names, starters := map[string]bool{}, map[string]string{}
 	for _, r := range Routes {
 		if names[r.Name] {
 			t.Errorf("route name %s twice", r.Name)
@@ -119,6 +119,20 @@ func TestRouteTable(t *testing.T) {
 		}
 		if m, _, status := Match(r.Method, r.Path); status != http.StatusOK || m.Name != r.Name {
 			t.Errorf("route %s does not match its own path", r.Name)
+		}
+		// A trigger route starts a job of the job table, is an admin POST, and is the only
+		// route that starts it (the stack grants the invoke to exactly one function).
+		if r.Starts != "" {
+			if !slices.ContainsFunc(broker.Jobs, func(j broker.Job) bool { return j.Name == r.Starts }) {
+				t.Errorf("route %s starts %q, which is not in the job table", r.Name, r.Starts)
+			}
+			if r.Scope != auth.Admin || r.Method != http.MethodPost {
+				t.Errorf("route %s starts a job: it must be an admin POST", r.Name)
+			}
+			if starters[r.Starts] != "" {
+				t.Errorf("routes %s and %s both start %s", starters[r.Starts], r.Name, r.Starts)
+			}
+			starters[r.Starts] = r.Name
 		}
 	}
 	for name := range handlers {
@@ -142,6 +156,16 @@ func TestRouteTable(t *testing.T) {
 		{"GET", "/v1/allocate/", "", 404, nil},
 		{"GET", "/nope", "", 404, nil},
 		{"GET", "/healthz", "healthz", 200, nil},
+		{"GET", "/v1/admin/sandboxes", "admin-list-sandboxes", 200, nil},
+		{"GET", "/v1/admin/sandboxes/42", "admin-get-sandbox", 200, map[string]string{"id": "42"}},
+		{"POST", "/v1/admin/sandboxes/42/retry-deletion", "admin-retry-deletion", 200, map[string]string{"id": "42"}},
+		{"GET", "/v1/admin/sandboxes/42/retry-deletion", "", 405, nil},
+		{"GET", "/v1/admin/jobs/sync", "admin-job-runs", 200, map[string]string{"name": "sync"}},
+		{"GET", "/v1/admin/jobs", "", 404, nil},
+		{"GET", "/v1/admin/sync", "", 405, nil},
+		{"POST", "/v1/admin/bulk-delete", "admin-bulk-delete", 200, nil},
+		{"DELETE", "/v1/admin/bulk-delete", "", 405, nil},
+		{"GET", "/metrics", "metrics", 200, nil},
 	} {
 		r, params, status := Match(c.method, c.path)
 		if status != c.status || r.Name != c.route || !mapsEqual(params, c.params) {

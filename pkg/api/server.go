@@ -38,6 +38,15 @@ type Deps struct {
 	Log     *slog.Logger
 	Metrics *obs.Metrics
 	Config  config.API
+	// Jobs starts the runs the admin trigger routes ask for; only their functions need it.
+	Jobs JobStarter
+}
+
+// JobStarter starts one run of a job under runID and returns without waiting for it: in
+// AWS an asynchronous invoke of the job's function (pkg/app), locally the same job handler
+// in the background (pkg/local). The run records itself under runID when it ends.
+type JobStarter interface {
+	StartJob(ctx context.Context, job, runID string) error
 }
 
 // API serves the routes of the table.
@@ -46,13 +55,14 @@ type API struct {
 	ready   func(context.Context) error
 	log     *slog.Logger
 	metrics *obs.Metrics
+	jobs    JobStarter
 	cors    CORS
 	now     func() time.Time
 }
 
 // New returns the API over d.
 func New(d Deps) *API {
-	return &API{broker: d.Broker, ready: d.Ready, log: d.Log, metrics: d.Metrics, cors: NewCORS(d.Config.CORSOrigins), now: time.Now}
+	return &API{broker: d.Broker, ready: d.Ready, log: d.Log, metrics: d.Metrics, jobs: d.Jobs, cors: NewCORS(d.Config.CORSOrigins), now: time.Now}
 }
 
 type handlerFunc func(a *API, ctx context.Context, r *request) (reply, error)
@@ -64,6 +74,17 @@ var handlers = map[string]handlerFunc{
 	"mark-for-deletion": (*API).markForDeletion,
 	"healthz":           (*API).healthz,
 	"readyz":            (*API).readyz,
+
+	"admin-list-sandboxes":    (*API).listSandboxes,
+	"admin-get-sandbox":       (*API).inspectSandbox,
+	"admin-retry-deletion":    (*API).retryDeletion,
+	"admin-stats":             (*API).stats,
+	"admin-sync":              (*API).startJob,
+	"admin-cleanup":           (*API).startJob,
+	"admin-job-runs":          (*API).jobRuns,
+	"admin-bulk-delete":       (*API).bulkDelete,
+	"admin-auto-delete-stale": (*API).deleteStale,
+	"metrics":                 (*API).metricsText,
 }
 
 // LambdaHandler is what a route function passes to lambda.Start.
@@ -94,11 +115,13 @@ type request struct {
 	student, sandboxID, outcome string
 }
 
-// reply is a successful answer.
+// reply is a successful answer: body as JSON, or text of contentType when that is set.
 type reply struct {
-	status   int
-	body     any
-	location string
+	status      int
+	body        any
+	location    string
+	contentType string
+	text        []byte
 }
 
 func (a *API) serve(ctx context.Context, route Route, h handlerFunc, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
@@ -175,6 +198,10 @@ func (rep reply) response(requestID string) events.APIGatewayProxyResponse {
 	h := ResponseHeaders(requestID)
 	if rep.location != "" {
 		h["Location"] = rep.location
+	}
+	if rep.contentType != "" {
+		h["Content-Type"] = rep.contentType
+		return events.APIGatewayProxyResponse{StatusCode: rep.status, Headers: h, Body: string(rep.text)}
 	}
 	body, _ := json.Marshal(rep.body) // the package's own body types: Marshal cannot fail
 	return events.APIGatewayProxyResponse{StatusCode: rep.status, Headers: h, Body: string(body)}

@@ -1,0 +1,418 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// Bounds of the admin routes' query parameters (ARCHITECTURE §3).
+const (
+	defaultListLimit       = 50
+	maxListLimit           = 100
+	defaultRunsLimit       = 20
+	maxRunsLimit           = 100
+	defaultStaleGraceHours = 24
+	maxStaleGraceHours     = 720
+)
+
+// answerReserve is kept back from the function's deadline for a bulk call: the call stops
+// starting deletes in time to answer "partial" instead of being cut off by Lambda (API
+// Gateway would answer the client with a bare 5xx and no counts).
+const answerReserve = 2 * time.Second
+
+// timeLayout is how the admin routes write instants that are not unix seconds (history
+// entries, job runs): RFC 3339 in UTC with milliseconds, so entries of the same second
+// keep their order when read.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+var jobNameSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// adminSandboxBody is a sandbox as operators see it: the student route's fields plus the
+// lifecycle (times in unix seconds, null when not set).
+type adminSandboxBody struct {
+	SandboxID           string  `json:"sandbox_id"`
+	Name                string  `json:"name"`
+	ExternalID          string  `json:"external_id"`
+	SFDCAccountID       *string `json:"sfdc_account_id"`
+	Status              string  `json:"status"`
+	AllocatedToTrack    *string `json:"allocated_to_track"`
+	IdempotencyKey      *string `json:"idempotency_key"`
+	TrackName           *string `json:"track_name"`
+	Client              *string `json:"client"`
+	AllocatedAt         *int64  `json:"allocated_at"`
+	ExpiresAt           *int64  `json:"expires_at"`
+	DeletionRequestedAt *int64  `json:"deletion_requested_at"`
+	Attempts            int     `json:"attempts"`
+	NextAttemptAt       *int64  `json:"next_attempt_at"`
+	LastError           *string `json:"last_error"`
+	MissedSyncs         int     `json:"missed_syncs"`
+	StaleSince          *int64  `json:"stale_since"`
+	LastSynced          *int64  `json:"last_synced"`
+	CreatedAt           *int64  `json:"created_at"`
+	UpdatedAt           *int64  `json:"updated_at"`
+}
+
+func adminSandbox(s pool.Sandbox) adminSandboxBody {
+	return adminSandboxBody{
+		SandboxID: s.ID, Name: s.Name, ExternalID: s.ExternalID, SFDCAccountID: optional(s.SFDCAccountID), Status: string(s.Status),
+		AllocatedToTrack: optional(s.Owner), IdempotencyKey: optional(s.IdempotencyKey), TrackName: optional(s.TrackName),
+		Client: optional(s.Client), AllocatedAt: optionalTime(s.AllocatedAt), ExpiresAt: optionalTime(s.ExpiresAt),
+		DeletionRequestedAt: optionalTime(s.DeletionRequestedAt), Attempts: s.Attempts, NextAttemptAt: optionalTime(s.NextAttemptAt),
+		LastError: optional(s.LastError), MissedSyncs: s.MissedSyncs, StaleSince: optionalTime(s.StaleSince),
+		LastSynced: optionalTime(s.LastSynced), CreatedAt: optionalTime(s.CreatedAt), UpdatedAt: optionalTime(s.UpdatedAt),
+	}
+}
+
+// sandboxListBody is the answer of GET /v1/admin/sandboxes (upstream's shape); cursor is
+// null on the last page.
+type sandboxListBody struct {
+	Sandboxes []adminSandboxBody `json:"sandboxes"`
+	Count     int                `json:"count"`
+	Cursor    *string            `json:"cursor"`
+}
+
+// historyEntryBody is one transition; from is null for a sandbox's creation, to is
+// "deleted" for its removal.
+type historyEntryBody struct {
+	At        string  `json:"at"`
+	From      *string `json:"from"`
+	To        *string `json:"to"`
+	Reason    *string `json:"reason"`
+	ActorKind *string `json:"actor_kind"`
+	Actor     *string `json:"actor"`
+	RequestID *string `json:"request_id"`
+}
+
+// sandboxDetailBody is the answer of GET /v1/admin/sandboxes/{id}: sandbox is null once the
+// sandbox is deleted and only its history is left.
+type sandboxDetailBody struct {
+	Sandbox *adminSandboxBody  `json:"sandbox"`
+	History []historyEntryBody `json:"history"`
+}
+
+// statsBody keeps upstream's top-level keys and adds the available count per name prefix.
+type statsBody struct {
+	Total             int            `json:"total"`
+	Available         int            `json:"available"`
+	Allocated         int            `json:"allocated"`
+	PendingDeletion   int            `json:"pending_deletion"`
+	Stale             int            `json:"stale"`
+	DeletionFailed    int            `json:"deletion_failed"`
+	AvailableByPrefix map[string]int `json:"available_by_prefix"`
+}
+
+type jobStartedBody struct {
+	Job   string `json:"job"`
+	RunID string `json:"run_id"`
+}
+
+type jobRunBody struct {
+	RunID      string         `json:"run_id"`
+	StartedAt  string         `json:"started_at"`
+	DurationMS int64          `json:"duration_ms"`
+	Outcome    string         `json:"outcome"`
+	Reason     *string        `json:"reason"`
+	Alarm      *string        `json:"alarm"`
+	Counts     map[string]int `json:"counts"`
+	Errors     []string       `json:"errors"`
+}
+
+type jobRunsBody struct {
+	Job  string       `json:"job"`
+	Runs []jobRunBody `json:"runs"`
+}
+
+// bulkBody is what a bulk delete did; status is "partial" when it stopped with records
+// left (broker.MaxBulk, or the function's deadline) and another call continues.
+type bulkBody struct {
+	Status     string `json:"status"`
+	Deleted    int    `json:"deleted"`
+	Skipped    int    `json:"skipped"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+type staleBody struct {
+	bulkBody
+	GracePeriodHours int `json:"grace_period_hours"`
+}
+
+// listSandboxes pages through the pool: ?status=&prefix=&limit=&cursor=.
+func (a *API) listSandboxes(ctx context.Context, r *request) (reply, error) {
+	q, qErr := readQuery(r.ev, "status", "prefix", "limit", "cursor")
+	if qErr != nil {
+		return reply{}, qErr
+	}
+	var f pool.ListFilter
+	var err *Error
+	if f.Status, err = q.status("status"); err != nil {
+		return reply{}, err
+	}
+	if f.Prefix, err = q.text("prefix", maxTextLength); err != nil {
+		return reply{}, err
+	}
+	limit, err := q.integer("limit", defaultListLimit, 1, maxListLimit)
+	if err != nil {
+		return reply{}, err
+	}
+	page, listErr := a.broker.List(ctx, f, limit, q["cursor"])
+	if listErr != nil {
+		return reply{}, listErr
+	}
+	body := sandboxListBody{Sandboxes: make([]adminSandboxBody, 0, len(page.Sandboxes)), Count: len(page.Sandboxes), Cursor: optional(page.Cursor)}
+	for _, s := range page.Sandboxes {
+		body.Sandboxes = append(body.Sandboxes, adminSandbox(s))
+	}
+	return reply{status: http.StatusOK, body: body}, nil
+}
+
+// inspectSandbox shows one sandbox with its history, newest first; a deleted one shows
+// its history alone until the history TTL.
+func (a *API) inspectSandbox(ctx context.Context, r *request) (reply, error) {
+	id, err := r.adminSandboxID()
+	if err != nil {
+		return reply{}, err
+	}
+	s, history, inspectErr := a.broker.Inspect(ctx, id)
+	if inspectErr != nil {
+		return reply{}, inspectErr
+	}
+	body := sandboxDetailBody{History: make([]historyEntryBody, 0, len(history))}
+	if s != nil {
+		sb := adminSandbox(*s)
+		body.Sandbox = &sb
+	}
+	for _, h := range history {
+		body.History = append(body.History, historyEntryBody{
+			At: time.UnixMilli(h.At).UTC().Format(timeLayout), From: optional(string(h.From)), To: optional(string(h.To)),
+			Reason: optional(h.Reason), ActorKind: optional(h.ActorKind), Actor: optional(h.Actor), RequestID: optional(h.RequestID),
+		})
+	}
+	return reply{status: http.StatusOK, body: body}, nil
+}
+
+// retryDeletion gives a deletion_failed sandbox back to cleanup, attempts reset.
+func (a *API) retryDeletion(ctx context.Context, r *request) (reply, error) {
+	id, err := r.adminSandboxID()
+	if err != nil {
+		return reply{}, err
+	}
+	s, retryErr := a.broker.RetryDeletion(ctx, id, r.admin())
+	switch {
+	case errors.Is(retryErr, broker.ErrWrongStatus) && s.Status != "":
+		return reply{}, &Error{http.StatusConflict, CodeWrongStatus,
+			fmt.Sprintf("Only a deletion_failed sandbox can be retried; this one is %s", s.Status), 0}
+	case errors.Is(retryErr, broker.ErrWrongStatus):
+		return reply{}, &Error{http.StatusConflict, CodeWrongStatus,
+			"The sandbox changed status meanwhile; only a deletion_failed sandbox can be retried", 0}
+	case retryErr != nil:
+		return reply{}, retryErr
+	}
+	r.outcome = "retried"
+	return reply{status: http.StatusOK, body: adminSandbox(s)}, nil
+}
+
+// stats counts the whole pool exactly.
+func (a *API) stats(ctx context.Context, r *request) (reply, error) {
+	if _, err := readQuery(r.ev); err != nil {
+		return reply{}, err
+	}
+	st, err := a.broker.Stats(ctx)
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{status: http.StatusOK, body: statsBody{
+		Total: st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
+		PendingDeletion: st.ByStatus[pool.PendingDeletion], Stale: st.ByStatus[pool.Stale],
+		DeletionFailed: st.ByStatus[pool.DeletionFailed], AvailableByPrefix: st.AvailableByPrefix,
+	}}, nil
+}
+
+// startJob starts the route's job (Route.Starts) in the background and answers 202 at
+// once (defect D13: upstream ran sync and cleanup inside the request, for minutes). A run
+// holding the job's lease is refused with 409 rather than queueing a run that would only
+// be skipped; two triggers racing past this check still never run together, because the
+// second run finds the lease taken and records itself as skipped.
+//
+// The run ID is the request ID: the run's summary, its history entries and this request's
+// log line then share one ID.
+func (a *API) startJob(ctx context.Context, r *request) (reply, error) {
+	if _, err := readQuery(r.ev); err != nil {
+		return reply{}, err
+	}
+	job := r.route.Starts
+	err := a.broker.CheckJobIdle(ctx, job)
+	var running *broker.JobRunningError
+	switch {
+	case errors.As(err, &running):
+		return reply{}, &Error{http.StatusConflict, CodeJobRunning,
+			fmt.Sprintf("Job %s is running (run %s; its lease lasts until %s at the latest); see GET /v1/admin/jobs/%s",
+				job, running.RunID, running.Until.Format(time.RFC3339), job), 0}
+	case err != nil:
+		return reply{}, err
+	}
+	if err := a.jobs.StartJob(ctx, job, r.id); err != nil {
+		return reply{}, fmt.Errorf("start job %s: %w", job, err)
+	}
+	r.outcome = "started"
+	return reply{status: http.StatusAccepted, body: jobStartedBody{Job: job, RunID: r.id}}, nil
+}
+
+// jobRuns lists a job's last runs, newest first: ?limit= (1-100, default 20).
+func (a *API) jobRuns(ctx context.Context, r *request) (reply, error) {
+	q, err := readQuery(r.ev, "limit")
+	if err != nil {
+		return reply{}, err
+	}
+	limit, err := q.integer("limit", defaultRunsLimit, 1, maxRunsLimit)
+	if err != nil {
+		return reply{}, err
+	}
+	job := r.ev.PathParameters["name"]
+	if !jobNameSyntax.MatchString(job) {
+		return reply{}, validationError("The job name must be 1-64 characters of A-Z a-z 0-9 - _")
+	}
+	runs, runsErr := a.broker.JobRuns(ctx, job, limit)
+	switch {
+	case errors.Is(runsErr, broker.ErrNotFound):
+		return reply{}, errJobNotFound
+	case runsErr != nil:
+		return reply{}, runsErr
+	}
+	body := jobRunsBody{Job: job, Runs: make([]jobRunBody, 0, len(runs))}
+	for _, run := range runs {
+		b := jobRunBody{
+			RunID: run.RunID, StartedAt: run.StartedAt.UTC().Format(timeLayout), DurationMS: run.DurationMS, Outcome: run.Outcome,
+			Reason: optional(run.Reason), Alarm: optional(run.Alarm), Counts: run.Counts, Errors: run.Errors,
+		}
+		if b.Counts == nil {
+			b.Counts = map[string]int{}
+		}
+		if b.Errors == nil {
+			b.Errors = []string{}
+		}
+		body.Runs = append(body.Runs, b)
+	}
+	return reply{status: http.StatusOK, body: body}, nil
+}
+
+// bulkDelete deletes the database records (never the CSP accounts) of every sandbox in
+// ?status=, which is required and must be stale or deletion_failed (defect D16: upstream
+// wiped the whole table without one).
+func (a *API) bulkDelete(ctx context.Context, r *request) (reply, error) {
+	q, err := readQuery(r.ev, "status")
+	if err != nil {
+		return reply{}, err
+	}
+	status := pool.Status(q["status"])
+	switch {
+	case status == "":
+		return reply{}, validationError("Query parameter status is required: stale or deletion_failed")
+	case status != pool.Stale && status != pool.DeletionFailed:
+		return reply{}, validationError("Bulk delete takes status stale or deletion_failed only: it removes database records " +
+			"without deleting the CSP account, which for any other status would leave a live account behind")
+	}
+	start := time.Now()
+	work, cancel := withAnswerReserve(ctx)
+	defer cancel()
+	res, bulkErr := a.broker.BulkDelete(work, status, r.admin())
+	if bulkErr = outOfBudget(ctx, work, bulkErr); bulkErr != nil {
+		return reply{}, bulkErr
+	}
+	r.outcome = "bulk_deleted"
+	return reply{status: http.StatusOK, body: bulk(res, start)}, nil
+}
+
+// deleteStale deletes the records of sandboxes stale for at least ?grace_period_hours=
+// (1-720, default 24; defect D16: upstream accepted 0 and negative values).
+func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
+	q, err := readQuery(r.ev, "grace_period_hours")
+	if err != nil {
+		return reply{}, err
+	}
+	hours, err := q.integer("grace_period_hours", defaultStaleGraceHours, 1, maxStaleGraceHours)
+	if err != nil {
+		return reply{}, err
+	}
+	start := time.Now()
+	work, cancel := withAnswerReserve(ctx)
+	defer cancel()
+	res, staleErr := a.broker.DeleteStale(work, time.Duration(hours)*time.Hour, r.admin())
+	if staleErr = outOfBudget(ctx, work, staleErr); staleErr != nil {
+		return reply{}, staleErr
+	}
+	r.outcome = "stale_deleted"
+	return reply{status: http.StatusOK, body: staleBody{bulkBody: bulk(res, start), GracePeriodHours: hours}}, nil
+}
+
+// metricsText is GET /metrics: the pool's counts as Prometheus gauges, for an admin-token
+// scrape (defect D9: upstream counted one scan page, on a public route).
+func (a *API) metricsText(ctx context.Context, r *request) (reply, error) {
+	if _, err := readQuery(r.ev); err != nil {
+		return reply{}, err
+	}
+	st, err := a.broker.Stats(ctx)
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{status: http.StatusOK, contentType: prometheusContentType, text: poolGauges(st)}, nil
+}
+
+// adminSandboxID reads the {id} path parameter of an admin route (no query parameters),
+// noting it for the request log.
+func (r *request) adminSandboxID() (string, error) {
+	if _, err := readQuery(r.ev); err != nil {
+		return "", err
+	}
+	id := r.ev.PathParameters["id"]
+	if !sandboxIDSyntax.MatchString(id) {
+		return "", validationError("The sandbox ID must be 1-%d characters of A-Z a-z 0-9 - _", maxSandboxIDLen)
+	}
+	r.sandboxID = id
+	return id, nil
+}
+
+// admin is the actor of an admin change, as the sandbox's history records it: the token's
+// client name, this request's ID, and the route as the reason.
+func (r *request) admin() pool.Actor {
+	return pool.Actor{Kind: "admin", Name: r.client, RequestID: r.id, Reason: r.route.Name}
+}
+
+// withAnswerReserve bounds a bulk call to the function's deadline minus answerReserve.
+func withAnswerReserve(ctx context.Context) (context.Context, context.CancelFunc) {
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, deadline.Add(-answerReserve))
+	}
+	return context.WithCancel(ctx)
+}
+
+// outOfBudget drops the error of a bulk call that ran out of its own budget (not the
+// caller's): the delete in flight was cut, and the answer is "partial" with what was
+// done; the next call continues.
+func outOfBudget(ctx, work context.Context, err error) error {
+	if err != nil && work.Err() != nil && ctx.Err() == nil {
+		return nil
+	}
+	return err
+}
+
+func bulk(res broker.BulkResult, start time.Time) bulkBody {
+	status := "completed"
+	if !res.Complete {
+		status = "partial"
+	}
+	return bulkBody{Status: status, Deleted: res.Deleted, Skipped: res.Skipped, DurationMS: time.Since(start).Milliseconds()}
+}
+
+func optionalTime(unix int64) *int64 {
+	if unix == 0 {
+		return nil
+	}
+	return &unix
+}

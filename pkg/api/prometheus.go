@@ -1,0 +1,43 @@
+package api
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// prometheusContentType is the Prometheus text exposition format, version 0.0.4.
+const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// poolGauges writes the pool's counts as Prometheus gauges: one per status
+// (broker_pool_<status>, the upstream names), broker_pool_total, and
+// broker_pool_available_by_prefix with a prefix label, in a stable order.
+func poolGauges(st pool.Stats) []byte {
+	var b strings.Builder
+	// The HELP texts are fixed here, without backslashes or line feeds to escape.
+	gauge := func(name, help string) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+	}
+	for _, s := range pool.Statuses {
+		name := "broker_pool_" + string(s)
+		gauge(name, "Sandboxes in status "+string(s)+".")
+		fmt.Fprintf(&b, "%s %d\n", name, st.ByStatus[s])
+	}
+	gauge("broker_pool_total", "Sandboxes in the pool, every status.")
+	fmt.Fprintf(&b, "broker_pool_total %d\n", st.Total)
+	gauge("broker_pool_available_by_prefix", "Available sandboxes by name prefix (the name without its trailing number).")
+	for _, prefix := range slices.Sorted(maps.Keys(st.AvailableByPrefix)) {
+		fmt.Fprintf(&b, "broker_pool_available_by_prefix{prefix=\"%s\"} %d\n", escapeLabel(prefix), st.AvailableByPrefix[prefix])
+	}
+	return []byte(b.String())
+}
+
+// labelEscaper escapes a label value as the text format (version 0.0.4) requires:
+// backslash, double quote and line feed. Sandbox names come from the CSP, so a prefix may
+// hold any of them.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
+
+func escapeLabel(s string) string { return labelEscaper.Replace(s) }
