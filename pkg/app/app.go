@@ -47,8 +47,9 @@ func OpenPool(ctx context.Context, cfg config.Pool) (*pool.Pool, error) {
 	return pool.New(db, cfg.TableName, pool.WithHistoryTTL(cfg.HistoryTTL)), nil
 }
 
-// NewAPI builds the API of the route functions from env (the pool settings, CORS, logs).
-func NewAPI(ctx context.Context, env config.Env, out io.Writer) (*api.API, error) {
+// NewAPI builds the API of the route functions from env (the pool settings, CORS, logs);
+// jobs starts the runs of the admin trigger routes (nil for a function that serves none).
+func NewAPI(ctx context.Context, env config.Env, out io.Writer, jobs api.JobStarter) (*api.API, error) {
 	o, obsErr := NewObservability(env, out)
 	poolCfg, poolErr := config.LoadPool(env)
 	apiCfg, apiErr := config.LoadAPI(env)
@@ -59,13 +60,25 @@ func NewAPI(ctx context.Context, env config.Env, out io.Writer) (*api.API, error
 	if err != nil {
 		return nil, err
 	}
-	return api.New(api.Deps{Broker: broker.New(p, poolCfg), Ready: p.Ping, Log: o.Log, Metrics: o.Metrics, Config: apiCfg}), nil
+	return api.New(api.Deps{Broker: broker.New(p, poolCfg), Ready: p.Ping, Log: o.Log, Metrics: o.Metrics, Config: apiCfg, Jobs: jobs}), nil
 }
 
-// RouteFunction is the Lambda handler of the route named name.
+// RouteFunction is the Lambda handler of the route named name. The function of an admin
+// trigger route (Route.Starts) also gets the client that invokes its job's function.
 func RouteFunction(ctx context.Context, env config.Env, out io.Writer, name string) (api.LambdaHandler, error) {
-	a, err := NewAPI(ctx, env, out)
-	if err != nil {
+	route, ok := api.RouteByName(name)
+	if !ok {
+		return nil, fmt.Errorf("app: no route named %q", name)
+	}
+	var (
+		jobs    api.JobStarter
+		jobsErr error
+	)
+	if route.Starts != "" {
+		jobs, jobsErr = NewLambdaJobStarter(ctx, env, route.Starts)
+	}
+	a, apiErr := NewAPI(ctx, env, out, jobs)
+	if err := errors.Join(apiErr, jobsErr); err != nil {
 		return nil, err
 	}
 	return a.Function(name)

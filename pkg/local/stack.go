@@ -170,8 +170,19 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	}
 	fnEnv = overlay(fnEnv, map[string]string{"CSP_BASE_URL": cspURL, "CSP_API_TOKEN": cspToken, "CSP_TOKEN_SECRET_ARN": ""})
 
-	// The same functions as in AWS: the route handlers, the authorizer, the jobs.
-	routes, err := app.NewAPI(ctx, fnEnv, logs)
+	// The same functions as in AWS: the jobs, the route handlers (whose trigger routes start
+	// the jobs' handlers in the background), the authorizer.
+	jobsCfg, err := config.LoadJobs(fnEnv)
+	if err != nil {
+		return nil, err
+	}
+	schedule, err := s.jobHandlers(ctx, fnEnv, logs, jobsCfg)
+	if err != nil {
+		return nil, err
+	}
+	jobsCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopJobs = cancel
+	routes, err := app.NewAPI(ctx, fnEnv, logs, backgroundJobs{stack: s, ctx: jobsCtx, schedule: schedule})
 	if err != nil {
 		return nil, err
 	}
@@ -183,16 +194,8 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	jobsCfg, err := config.LoadJobs(fnEnv)
-	if err != nil {
-		return nil, err
-	}
-	schedule, err := s.jobHandlers(ctx, fnEnv, logs, jobsCfg)
-	if err != nil {
-		return nil, err
-	}
 
-	firstSync := s.runJob(ctx, schedule[0])
+	firstSync := s.runJob(ctx, schedule[0], scheduledEvent)
 	parts = append(parts, part{"First sync", "", firstSync})
 
 	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.Port))
@@ -206,8 +209,6 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 		_ = s.server.Serve(ln) // http.ErrServerClosed after Shutdown
 	}()
 
-	jobsCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.stopJobs = cancel
 	var every []string
 	for _, j := range schedule {
 		every = append(every, fmt.Sprintf("%s every %s", j.job.Name, j.every))
@@ -281,7 +282,7 @@ func (s *Stack) repeat(ctx context.Context, j scheduledJob) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.runJob(ctx, j)
+			s.runJob(ctx, j, scheduledEvent)
 		}
 	}
 }
@@ -291,12 +292,16 @@ func (s *Stack) repeat(ctx context.Context, j scheduledJob) {
 // run that outlasts its interval makes the next one skip on the job's lease, as in AWS.
 const jobRunTimeout = 5 * time.Minute
 
-// runJob runs a job once with the deadline its function would have, and says how it
-// went. The run logs its own summary line.
-func (s *Stack) runJob(ctx context.Context, j scheduledJob) string {
+// scheduledEvent is what the local scheduler sends a job, as EventBridge sends its
+// scheduled event: no run ID, so the run makes its own.
+var scheduledEvent = json.RawMessage(`{"source":"local.scheduler"}`)
+
+// runJob runs a job once on event with the deadline its function would have, and says
+// how it went. The run logs its own summary line.
+func (s *Stack) runJob(ctx context.Context, j scheduledJob, event json.RawMessage) string {
 	ctx, cancel := context.WithTimeout(ctx, jobRunTimeout)
 	defer cancel()
-	sum, err := j.run(ctx, json.RawMessage(`{"source":"local.scheduler"}`))
+	sum, err := j.run(ctx, event)
 	if err != nil {
 		return fmt.Sprintf("%s failed: %v", j.job.Name, err)
 	}
@@ -306,6 +311,29 @@ func (s *Stack) runJob(ctx context.Context, j scheduledJob) string {
 	}
 	slices.Sort(counts)
 	return fmt.Sprintf("%s %s (%s)", j.job.Name, sum.Outcome, strings.Join(counts, ", "))
+}
+
+// backgroundJobs starts the runs the admin trigger routes ask for, as Lambda's
+// asynchronous invoke does in AWS: the job's handler (the one the schedule uses) gets a
+// JobTrigger with the run ID and runs in the background with the job function's timeout,
+// and the request returns at once. Stop waits for such runs like scheduled ones.
+type backgroundJobs struct {
+	stack    *Stack
+	ctx      context.Context // the stack's jobs context, not the request's: the run outlives it
+	schedule []scheduledJob
+}
+
+func (b backgroundJobs) StartJob(_ context.Context, job, runID string) error {
+	i := slices.IndexFunc(b.schedule, func(j scheduledJob) bool { return j.job.Name == job })
+	if i < 0 {
+		return fmt.Errorf("local: no job named %q", job)
+	}
+	event, err := json.Marshal(app.JobTrigger{RunID: runID})
+	if err != nil {
+		return err
+	}
+	b.stack.jobs.Go(func() { b.stack.runJob(b.ctx, b.schedule[i], event) })
+	return nil
 }
 
 func waitHealthy(ctx context.Context, url string) error {
