@@ -119,7 +119,7 @@ func TestHostileRequestsGetA4xxEnvelope(t *testing.T) {
 		{"a huge body", "POST", "/v1/allocate", withStudent("p"), bytes.Repeat([]byte("x"), 7<<20), 413, "PAYLOAD_TOO_LARGE"},
 		{"a malformed sandbox ID", "GET", "/v1/sandboxes/a;b", withStudent("p"), nil, 400, "VALIDATION_ERROR"},
 		{"unknown route", "GET", "/v1/nope", nil, nil, 404, "NOT_FOUND"},
-		{"admin route (none yet)", "GET", "/v1/admin/stats", withAuth(good), nil, 404, "NOT_FOUND"},
+		{"a track token on an admin route", "GET", "/v1/admin/stats", withAuth(good), nil, 403, "FORBIDDEN"},
 		{"path traversal", "GET", "/v1/sandboxes/../../etc/passwd", withStudent("p"), nil, 404, "NOT_FOUND"},
 		{"root", "GET", "/", nil, nil, 404, "NOT_FOUND"},
 		{"wrong method", "GET", "/v1/allocate", withAuth(good), nil, 405, "METHOD_NOT_ALLOWED"},
