@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// maxAnswer bounds what brokerctl reads of one answer; the largest, a page of 100
+// sandboxes, is well under it.
+const maxAnswer = 8 << 20
+
+// client calls the admin API with an admin token.
+type client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// newClient checks the API URL: http or https, with a host. A base path (an API Gateway
+// stage, e.g. https://abc.execute-api.us-east-1.amazonaws.com/prod) is kept.
+func newClient(rawURL, token string, h *http.Client) (*client, error) {
+	u, err := url.Parse(strings.TrimRight(rawURL, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("%q is not an API URL like https://api.example.com or http://127.0.0.1:8080", rawURL)
+	}
+	return &client{base: u, token: token, http: h}, nil
+}
+
+// apiError is an error answer of the API: its envelope, or the bare status when the
+// answer has none (a proxy in between).
+type apiError struct {
+	Status    int
+	Code      string
+	Message   string
+	RequestID string
+}
+
+func (e *apiError) Error() string {
+	msg := fmt.Sprintf("HTTP %d", e.Status)
+	if e.Code != "" {
+		msg += " " + e.Code
+	}
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
+	if e.RequestID != "" {
+		msg += " (request_id " + e.RequestID + ")"
+	}
+	return msg
+}
+
+// call sends method path?query and returns the body of a 2xx answer; any other answer is
+// an *apiError, a failure to reach the API says so with the URL.
+func (c *client) call(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "brokerctl/1")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err // url.Error repeats the method and URL, said below
+		}
+		return nil, fmt.Errorf("cannot reach %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return body, nil
+	}
+	e := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
+	var envelope struct {
+		Detail *struct {
+			Code      string `json:"code"`
+			Message   string `json:"message"`
+			RequestID string `json:"request_id"`
+		} `json:"detail"`
+	}
+	if json.Unmarshal(body, &envelope) == nil && envelope.Detail != nil {
+		e.Code, e.Message = envelope.Detail.Code, envelope.Detail.Message
+		if envelope.Detail.RequestID != "" {
+			e.RequestID = envelope.Detail.RequestID
+		}
+	}
+	return nil, e
+}
+
+// get calls and decodes the answer into T.
+func get[T any](ctx context.Context, c *client, method, path string, query url.Values) (T, []byte, error) {
+	var v T
+	body, err := c.call(ctx, method, path, query)
+	if err != nil {
+		return v, nil, err
+	}
+	if err := json.Unmarshal(body, &v); err != nil {
+		return v, nil, fmt.Errorf("%s %s: the answer is not the expected JSON: %w", method, path, err)
+	}
+	return v, body, nil
+}
+
+// indented re-indents a JSON answer for --json output.
+func indented(body []byte) []byte {
+	var b bytes.Buffer
+	if err := json.Indent(&b, body, "", "  "); err != nil {
+		return body
+	}
+	b.WriteByte('\n')
+	return b.Bytes()
+}
