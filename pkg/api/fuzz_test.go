@@ -2,12 +2,14 @@ package api
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/sandbox-broker/broker/pkg/auth"
+	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
 // FuzzRequestParsing feeds arbitrary header values, path parameters and Authorization
@@ -93,3 +95,53 @@ var messageTemplates = strings.Join([]string{
 	"Header X-Instruqt-Sandbox-ID X-Track-ID X-Instruqt-Track-ID X-Sandbox-Name-Prefix Idempotency-Key must be at most 128 printable characters",
 	"The sandbox ID must be 1-64 characters of A-Z a-z 0-9 - _",
 }, " ")
+
+// FuzzAdminQueryParsing feeds arbitrary query strings to the admin listing's parameters.
+// Whatever the input, the parse is a 400 VALIDATION_ERROR in the envelope, or values
+// within their bounds: a known status, a limit from 1 to 100, a printable prefix.
+func FuzzAdminQueryParsing(f *testing.F) {
+	f.Add("status", "available", "limit", "50", false)
+	f.Add("limit", "101", "prefix", "lab-", true)
+	f.Add("stauts", "stale", "limit", "-1", false)
+	f.Add("prefix", "la\x00b", "status", "deleted", false)
+	f.Add("limit", "1e2", "limit", "0x10", true)
+	f.Fuzz(func(t *testing.T, name1, value1, name2, value2 string, repeat bool) {
+		multi := map[string][]string{}
+		multi[name1] = append(multi[name1], value1)
+		multi[name2] = append(multi[name2], value2)
+		if repeat {
+			multi[name1] = append(multi[name1], value1)
+		}
+		ev := &events.APIGatewayProxyRequest{MultiValueQueryStringParameters: multi}
+		q, err := readQuery(ev, "status", "prefix", "limit", "cursor")
+		if err == nil {
+			var status pool.Status
+			if status, err = q.status("status"); err == nil && status != "" && !status.Valid() {
+				t.Fatalf("accepted status %q", status)
+			}
+		}
+		if err == nil {
+			var prefix string
+			if prefix, err = q.text("prefix", maxTextLength); err == nil && prefix != "" && !printable(prefix, maxTextLength) {
+				t.Fatalf("accepted prefix %q", prefix)
+			}
+		}
+		if err == nil {
+			var limit int
+			if limit, err = q.integer("limit", defaultListLimit, 1, maxListLimit); err == nil && (limit < 1 || limit > maxListLimit) {
+				t.Fatalf("accepted limit %d", limit)
+			}
+		}
+		if err != nil {
+			if err.Status != 400 || err.Code != CodeValidation || !json.Valid(Envelope("rid", *err)) {
+				t.Fatalf("parse error %+v", err)
+			}
+			return
+		}
+		for name, values := range multi {
+			if len(values) > 1 || !slices.Contains([]string{"status", "prefix", "limit", "cursor"}, name) && values[0] != "" {
+				t.Fatalf("accepted %s=%q", name, values)
+			}
+		}
+	})
+}
