@@ -326,7 +326,7 @@ func (a *API) bulkDelete(ctx context.Context, r *request) (reply, error) {
 		return reply{}, bulkErr
 	}
 	r.outcome = "bulk_deleted"
-	return reply{status: http.StatusOK, body: bulk(res, start)}, nil
+	return reply{status: http.StatusOK, body: bulkAnswer(res, start)}, nil
 }
 
 // deleteStale deletes the records of sandboxes stale for at least ?grace_period_hours=
@@ -348,7 +348,7 @@ func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
 		return reply{}, staleErr
 	}
 	r.outcome = "stale_deleted"
-	return reply{status: http.StatusOK, body: staleBody{bulkBody: bulk(res, start), GracePeriodHours: hours}}, nil
+	return reply{status: http.StatusOK, body: staleBody{bulkBody: bulkAnswer(res, start), GracePeriodHours: hours}}, nil
 }
 
 // metricsText is GET /metrics: the pool's counts as Prometheus gauges, for an admin-token
@@ -402,7 +402,8 @@ func outOfBudget(ctx, work context.Context, err error) error {
 	return err
 }
 
-func bulk(res broker.BulkResult, start time.Time) bulkBody {
+// bulkAnswer is the answer of a bulk call that began at start.
+func bulkAnswer(res broker.BulkResult, start time.Time) bulkBody {
 	status := "completed"
 	if !res.Complete {
 		status = "partial"

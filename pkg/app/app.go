@@ -75,7 +75,7 @@ func RouteFunction(ctx context.Context, env config.Env, out io.Writer, name stri
 		jobsErr error
 	)
 	if route.Starts != "" {
-		jobs, jobsErr = NewLambdaJobStarter(ctx, env, route.Starts)
+		jobs, jobsErr = newLambdaJobStarter(ctx, env, route.Starts)
 	}
 	a, apiErr := NewAPI(ctx, env, out, jobs)
 	if err := errors.Join(apiErr, jobsErr); err != nil {

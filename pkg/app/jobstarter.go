@@ -15,20 +15,20 @@ import (
 	"github.com/sandbox-broker/broker/pkg/obs"
 )
 
-// LambdaJobStarter starts a job's run in AWS: an asynchronous invoke (InvocationType Event)
+// lambdaJobStarter starts a job's run in AWS: an asynchronous invoke (InvocationType Event)
 // of the job's function with a JobTrigger. Lambda queues the event and answers at once,
 // so the admin route answers 202 long before the run ends; the run takes the job's lease
 // like a scheduled one and records its summary under the run ID.
-type LambdaJobStarter struct {
+type lambdaJobStarter struct {
 	client   *lambda.Client
 	job      string
 	function string
 }
 
-// NewLambdaJobStarter starts runs of job, whose function's name it reads from
+// newLambdaJobStarter starts runs of job, whose function's name it reads from
 // api.JobFunctionEnv(job) (the CDK stack sets it on the trigger route's function and
 // grants that function the invoke, and nothing else).
-func NewLambdaJobStarter(ctx context.Context, env config.Env, job string) (*LambdaJobStarter, error) {
+func newLambdaJobStarter(ctx context.Context, env config.Env, job string) (*lambdaJobStarter, error) {
 	variable := api.JobFunctionEnv(job)
 	function := env(variable)
 	if function == "" {
@@ -39,11 +39,11 @@ func NewLambdaJobStarter(ctx context.Context, env config.Env, job string) (*Lamb
 		return nil, fmt.Errorf("load AWS config: %w", err)
 	}
 	awsCfg.APIOptions = append(awsCfg.APIOptions, obs.AWSAPIOptions()...)
-	return &LambdaJobStarter{client: lambda.NewFromConfig(awsCfg), job: job, function: function}, nil
+	return &lambdaJobStarter{client: lambda.NewFromConfig(awsCfg), job: job, function: function}, nil
 }
 
 // StartJob queues one run of the job under runID.
-func (s *LambdaJobStarter) StartJob(ctx context.Context, job, runID string) error {
+func (s *lambdaJobStarter) StartJob(ctx context.Context, job, runID string) error {
 	if job != s.job {
 		return fmt.Errorf("app: this function starts the %s job, not %s", s.job, job)
 	}
