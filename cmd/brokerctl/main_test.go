@@ -187,12 +187,25 @@ func TestBrokerctlAgainstTheLocalStack(t *testing.T) {
 
 	ctl(t, s, nil, "retry", id).want(t, 0, "is pending_deletion again")
 	ctl(t, s, nil, "retry", id).failing(t, 1, "HTTP 409 WRONG_STATUS", "this one is pending_deletion", "(request_id ")
+	// Its delete fails again; --json prints the run, then the retried sandbox.
+	if run := decodeJSON[map[string]any](t, ctl(t, s, nil, "--json", "cleanup", "--wait", "--interval", "20ms").want(t, 0).stdout); run["alarm"] != "cleanup_deletion_failed" {
+		t.Fatalf("cleanup --wait --json: %v", run)
+	}
+	if sb := decodeJSON[map[string]any](t, ctl(t, s, nil, "retry", id, "--json").want(t, 0).stdout); sb["status"] != "pending_deletion" || sb["attempts"] != 0.0 {
+		t.Fatalf("retry --json: %v", sb)
+	}
 
 	if run := decodeJSON[map[string]any](t, ctl(t, s, nil, "sync", "--wait", "--interval", "20ms", "--json").want(t, 0).stdout); run["outcome"] != "ok" {
 		t.Fatalf("sync --wait --json: %v", run)
 	}
 
 	ctl(t, s, nil, "delete-stale").want(t, 0, "completed: deleted 0 stale records (stale for 24 h or more)")
+	if res := decodeJSON[map[string]any](t, ctl(t, s, nil, "delete-stale", "--grace-hours", "720", "--json").want(t, 0).stdout); res["grace_period_hours"] != 720.0 {
+		t.Fatalf("delete-stale --json: %v", res)
+	}
+	if res := decodeJSON[map[string]any](t, ctl(t, s, nil, "bulk-delete", "--status", "deletion_failed", "--json").want(t, 0).stdout); res["status"] != "completed" {
+		t.Fatalf("bulk-delete --json: %v", res)
+	}
 	ctl(t, s, nil, "delete-stale", "--grace-hours", "0").failing(t, 1, "HTTP 400 VALIDATION_ERROR", "grace_period_hours")
 	ctl(t, s, nil, "bulk-delete", "--status", "stale").want(t, 0, "completed: deleted 0 stale records (no CSP call)")
 	ctl(t, s, nil, "bulk-delete", "--status", "allocated").failing(t, 1, "HTTP 400 VALIDATION_ERROR", "stale or deletion_failed only")
