@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awswafv2"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -71,8 +72,12 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 			environment: env,
 		})
 		if r.Starts != "" {
-			// Only admin trigger routes may start a job, and only their own.
-			s.jobFunction(r.Starts).GrantInvoke(fn)
+			// Only admin trigger routes may start a job, and only their own: the function
+			// itself, not its versions or aliases (GrantInvoke would add <arn>:*).
+			fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+				Actions:   jsii.Strings("lambda:InvokeFunction"),
+				Resources: jsii.Strings(*s.jobFunction(r.Starts).FunctionArn()),
+			}))
 		}
 		opts := &awsapigateway.MethodOptions{}
 		if r.Scope != auth.Public {

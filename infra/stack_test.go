@@ -458,7 +458,10 @@ func invokesOnly(st map[string]any, job string) bool {
 		return false
 	}
 	want := *stack.Stack.GetLogicalId(stack.jobs[job].Node().DefaultChild().(awscdk.CfnElement))
-	resources, _ := st["Resource"].([]any)
+	resources, ok := st["Resource"].([]any)
+	if !ok {
+		resources = []any{st["Resource"]}
+	}
 	for _, r := range resources {
 		if !strings.Contains(js(r), `"`+want+`"`) {
 			return false
