@@ -20,6 +20,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 )
 
 func main() {
@@ -189,60 +191,6 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// Wire shapes of the admin API (see api/openapi.yaml).
-type (
-	sandbox struct {
-		SandboxID           string  `json:"sandbox_id"`
-		Name                string  `json:"name"`
-		ExternalID          string  `json:"external_id"`
-		SFDCAccountID       *string `json:"sfdc_account_id"`
-		Status              string  `json:"status"`
-		AllocatedToTrack    *string `json:"allocated_to_track"`
-		IdempotencyKey      *string `json:"idempotency_key"`
-		TrackName           *string `json:"track_name"`
-		Client              *string `json:"client"`
-		AllocatedAt         *int64  `json:"allocated_at"`
-		ExpiresAt           *int64  `json:"expires_at"`
-		DeletionRequestedAt *int64  `json:"deletion_requested_at"`
-		Attempts            int     `json:"attempts"`
-		NextAttemptAt       *int64  `json:"next_attempt_at"`
-		LastError           *string `json:"last_error"`
-		MissedSyncs         int     `json:"missed_syncs"`
-		StaleSince          *int64  `json:"stale_since"`
-		LastSynced          *int64  `json:"last_synced"`
-		CreatedAt           *int64  `json:"created_at"`
-		UpdatedAt           *int64  `json:"updated_at"`
-	}
-	historyEntry struct {
-		At        string  `json:"at"`
-		From      *string `json:"from"`
-		To        *string `json:"to"`
-		Reason    *string `json:"reason"`
-		ActorKind *string `json:"actor_kind"`
-		Actor     *string `json:"actor"`
-		RequestID *string `json:"request_id"`
-	}
-	jobRun struct {
-		RunID      string         `json:"run_id"`
-		StartedAt  string         `json:"started_at"`
-		DurationMS int64          `json:"duration_ms"`
-		Outcome    string         `json:"outcome"`
-		Reason     *string        `json:"reason"`
-		Alarm      *string        `json:"alarm"`
-		Counts     map[string]int `json:"counts"`
-		Errors     []string       `json:"errors"`
-	}
-	bulkResult struct {
-		Status           string `json:"status"`
-		Deleted          int    `json:"deleted"`
-		Skipped          int    `json:"skipped"`
-		DurationMS       int64  `json:"duration_ms"`
-		GracePeriodHours int    `json:"grace_period_hours"`
-	}
-)
-
-var statuses = []string{"available", "allocated", "pending_deletion", "stale", "deletion_failed"}
-
 func statsCmd(*flag.FlagSet) func(context.Context, *invocation) error {
 	return func(ctx context.Context, x *invocation) error {
 		st, body, err := get[map[string]json.RawMessage](ctx, x.c, "GET", "/v1/admin/stats", nil)
@@ -255,7 +203,7 @@ func statsCmd(*flag.FlagSet) func(context.Context, *invocation) error {
 		}
 		return x.table(func(w io.Writer) {
 			fmt.Fprintln(w, "STATUS\tCOUNT")
-			for _, s := range append(slices.Clone(statuses), "total") {
+			for _, s := range append(slices.Clone(wire.Statuses), "total") {
 				fmt.Fprintf(w, "%s\t%s\n", s, st[s])
 			}
 			fmt.Fprintln(w)
@@ -310,7 +258,7 @@ func listCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 		err := x.table(func(w io.Writer) {
 			fmt.Fprintln(w, "SANDBOX_ID\tNAME\tSTATUS\tOWNER\tALLOCATED\tEXPIRES\tATTEMPTS\tUPDATED")
 			for _, raw := range all {
-				var s sandbox
+				var s wire.Sandbox
 				_ = json.Unmarshal(raw, &s) // the page decoded above; a missing field shows as "-"
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.SandboxID, s.Name, s.Status, text(s.AllocatedToTrack),
 					unix(s.AllocatedAt), unix(s.ExpiresAt), s.Attempts, unix(s.UpdatedAt))
@@ -331,8 +279,8 @@ func listCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 func showCmd(*flag.FlagSet) func(context.Context, *invocation) error {
 	return func(ctx context.Context, x *invocation) error {
 		d, body, err := get[struct {
-			Sandbox *sandbox       `json:"sandbox"`
-			History []historyEntry `json:"history"`
+			Sandbox *wire.Sandbox       `json:"sandbox"`
+			History []wire.HistoryEntry `json:"history"`
 		}](ctx, x.c, "GET", "/v1/admin/sandboxes/"+url.PathEscape(x.args[0]), nil)
 		if err != nil || x.opts.json {
 			return x.printJSON(body, err)
@@ -408,27 +356,27 @@ func triggerCmd(job string) func(*flag.FlagSet) func(context.Context, *invocatio
 }
 
 // waitForRun polls the job's runs until runID shows: a run records itself when it ends.
-func waitForRun(ctx context.Context, c *client, job, runID string, timeout, interval time.Duration) (jobRun, []byte, error) {
+func waitForRun(ctx context.Context, c *client, job, runID string, timeout, interval time.Duration) (wire.JobRun, []byte, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		runs, _, err := get[struct {
 			Runs []json.RawMessage `json:"runs"`
 		}](ctx, c, "GET", "/v1/admin/jobs/"+url.PathEscape(job), url.Values{"limit": {"20"}})
 		if err != nil {
-			return jobRun{}, nil, err
+			return wire.JobRun{}, nil, err
 		}
 		for _, raw := range runs.Runs {
-			var r jobRun
+			var r wire.JobRun
 			if json.Unmarshal(raw, &r) == nil && r.RunID == runID {
 				return r, raw, nil
 			}
 		}
 		if time.Now().Add(interval).After(deadline) {
-			return jobRun{}, nil, fmt.Errorf("run %s of %s did not end within %s; brokerctl jobs %s shows it when it does", runID, job, timeout, job)
+			return wire.JobRun{}, nil, fmt.Errorf("run %s of %s did not end within %s; brokerctl jobs %s shows it when it does", runID, job, timeout, job)
 		}
 		select {
 		case <-ctx.Done():
-			return jobRun{}, nil, ctx.Err()
+			return wire.JobRun{}, nil, ctx.Err()
 		case <-time.After(interval):
 		}
 	}
@@ -438,7 +386,7 @@ func jobsCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 	limit := fs.Int("limit", 20, "")
 	return func(ctx context.Context, x *invocation) error {
 		runs, body, err := get[struct {
-			Runs []jobRun `json:"runs"`
+			Runs []wire.JobRun `json:"runs"`
 		}](ctx, x.c, "GET", "/v1/admin/jobs/"+url.PathEscape(x.args[0]), url.Values{"limit": {strconv.Itoa(*limit)}})
 		if err != nil || x.opts.json {
 			return x.printJSON(body, err)
@@ -458,7 +406,7 @@ func jobsCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 
 func retryCmd(*flag.FlagSet) func(context.Context, *invocation) error {
 	return func(ctx context.Context, x *invocation) error {
-		s, body, err := get[sandbox](ctx, x.c, "POST", "/v1/admin/sandboxes/"+url.PathEscape(x.args[0])+"/retry-deletion", nil)
+		s, body, err := get[wire.Sandbox](ctx, x.c, "POST", "/v1/admin/sandboxes/"+url.PathEscape(x.args[0])+"/retry-deletion", nil)
 		if err != nil || x.opts.json {
 			return x.printJSON(body, err)
 		}
@@ -471,7 +419,7 @@ func retryCmd(*flag.FlagSet) func(context.Context, *invocation) error {
 func deleteStaleCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 	hours := fs.Int("grace-hours", 24, "")
 	return func(ctx context.Context, x *invocation) error {
-		res, body, err := get[bulkResult](ctx, x.c, "POST", "/v1/admin/auto-delete-stale", url.Values{"grace_period_hours": {strconv.Itoa(*hours)}})
+		res, body, err := get[wire.Bulk](ctx, x.c, "POST", "/v1/admin/auto-delete-stale", url.Values{"grace_period_hours": {strconv.Itoa(*hours)}})
 		if err != nil || x.opts.json {
 			return x.printJSON(body, err)
 		}
@@ -487,7 +435,7 @@ func bulkDeleteCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 		if *status == "" {
 			return usageErr{errors.New("bulk-delete needs --status stale or --status deletion_failed")}
 		}
-		res, body, err := get[bulkResult](ctx, x.c, "POST", "/v1/admin/bulk-delete", url.Values{"status": {*status}})
+		res, body, err := get[wire.Bulk](ctx, x.c, "POST", "/v1/admin/bulk-delete", url.Values{"status": {*status}})
 		if err != nil || x.opts.json {
 			return x.printJSON(body, err)
 		}
@@ -538,7 +486,7 @@ func counts(c map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-func because(r jobRun) string {
+func because(r wire.JobRun) string {
 	var s string
 	if r.Reason != nil {
 		s += "; " + *r.Reason
@@ -549,7 +497,7 @@ func because(r jobRun) string {
 	return s
 }
 
-func partial(res bulkResult) string {
+func partial(res wire.Bulk) string {
 	if res.Status == "partial" {
 		return "; more are left: run it again"
 	}

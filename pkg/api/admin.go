@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -27,40 +28,10 @@ const (
 // Gateway would answer the client with a bare 5xx and no counts).
 const answerReserve = 2 * time.Second
 
-// timeLayout is how the admin routes write instants that are not unix seconds (history
-// entries, job runs): RFC 3339 in UTC with milliseconds, so entries of the same second
-// keep their order when read.
-const timeLayout = "2006-01-02T15:04:05.000Z07:00"
-
 var jobNameSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
-// adminSandboxBody is a sandbox as operators see it: the student route's fields plus the
-// lifecycle (times in unix seconds, null when not set).
-type adminSandboxBody struct {
-	SandboxID           string  `json:"sandbox_id"`
-	Name                string  `json:"name"`
-	ExternalID          string  `json:"external_id"`
-	SFDCAccountID       *string `json:"sfdc_account_id"`
-	Status              string  `json:"status"`
-	AllocatedToTrack    *string `json:"allocated_to_track"`
-	IdempotencyKey      *string `json:"idempotency_key"`
-	TrackName           *string `json:"track_name"`
-	Client              *string `json:"client"`
-	AllocatedAt         *int64  `json:"allocated_at"`
-	ExpiresAt           *int64  `json:"expires_at"`
-	DeletionRequestedAt *int64  `json:"deletion_requested_at"`
-	Attempts            int     `json:"attempts"`
-	NextAttemptAt       *int64  `json:"next_attempt_at"`
-	LastError           *string `json:"last_error"`
-	MissedSyncs         int     `json:"missed_syncs"`
-	StaleSince          *int64  `json:"stale_since"`
-	LastSynced          *int64  `json:"last_synced"`
-	CreatedAt           *int64  `json:"created_at"`
-	UpdatedAt           *int64  `json:"updated_at"`
-}
-
-func adminSandbox(s pool.Sandbox) adminSandboxBody {
-	return adminSandboxBody{
+func adminSandbox(s pool.Sandbox) wire.Sandbox {
+	return wire.Sandbox{
 		SandboxID: s.ID, Name: s.Name, ExternalID: s.ExternalID, SFDCAccountID: optional(s.SFDCAccountID), Status: string(s.Status),
 		AllocatedToTrack: optional(s.Owner), IdempotencyKey: optional(s.IdempotencyKey), TrackName: optional(s.TrackName),
 		Client: optional(s.Client), AllocatedAt: optionalTime(s.AllocatedAt), ExpiresAt: optionalTime(s.ExpiresAt),
@@ -68,79 +39,6 @@ func adminSandbox(s pool.Sandbox) adminSandboxBody {
 		LastError: optional(s.LastError), MissedSyncs: s.MissedSyncs, StaleSince: optionalTime(s.StaleSince),
 		LastSynced: optionalTime(s.LastSynced), CreatedAt: optionalTime(s.CreatedAt), UpdatedAt: optionalTime(s.UpdatedAt),
 	}
-}
-
-// sandboxListBody is the answer of GET /v1/admin/sandboxes (upstream's shape); cursor is
-// null on the last page.
-type sandboxListBody struct {
-	Sandboxes []adminSandboxBody `json:"sandboxes"`
-	Count     int                `json:"count"`
-	Cursor    *string            `json:"cursor"`
-}
-
-// historyEntryBody is one transition; from is null for a sandbox's creation, to is
-// "deleted" for its removal.
-type historyEntryBody struct {
-	At        string  `json:"at"`
-	From      *string `json:"from"`
-	To        *string `json:"to"`
-	Reason    *string `json:"reason"`
-	ActorKind *string `json:"actor_kind"`
-	Actor     *string `json:"actor"`
-	RequestID *string `json:"request_id"`
-}
-
-// sandboxDetailBody is the answer of GET /v1/admin/sandboxes/{id}: sandbox is null once the
-// sandbox is deleted and only its history is left.
-type sandboxDetailBody struct {
-	Sandbox *adminSandboxBody  `json:"sandbox"`
-	History []historyEntryBody `json:"history"`
-}
-
-// statsBody keeps upstream's top-level keys and adds the available count per name prefix.
-type statsBody struct {
-	Total             int            `json:"total"`
-	Available         int            `json:"available"`
-	Allocated         int            `json:"allocated"`
-	PendingDeletion   int            `json:"pending_deletion"`
-	Stale             int            `json:"stale"`
-	DeletionFailed    int            `json:"deletion_failed"`
-	AvailableByPrefix map[string]int `json:"available_by_prefix"`
-}
-
-type jobStartedBody struct {
-	Job   string `json:"job"`
-	RunID string `json:"run_id"`
-}
-
-type jobRunBody struct {
-	RunID      string         `json:"run_id"`
-	StartedAt  string         `json:"started_at"`
-	DurationMS int64          `json:"duration_ms"`
-	Outcome    string         `json:"outcome"`
-	Reason     *string        `json:"reason"`
-	Alarm      *string        `json:"alarm"`
-	Counts     map[string]int `json:"counts"`
-	Errors     []string       `json:"errors"`
-}
-
-type jobRunsBody struct {
-	Job  string       `json:"job"`
-	Runs []jobRunBody `json:"runs"`
-}
-
-// bulkBody is what a bulk delete did; status is "partial" when it stopped with records
-// left (broker.MaxBulk, or the function's deadline) and another call continues.
-type bulkBody struct {
-	Status     string `json:"status"`
-	Deleted    int    `json:"deleted"`
-	Skipped    int    `json:"skipped"`
-	DurationMS int64  `json:"duration_ms"`
-}
-
-type staleBody struct {
-	bulkBody
-	GracePeriodHours int `json:"grace_period_hours"`
 }
 
 // listSandboxes pages through the pool: ?status=&prefix=&limit=&cursor=.
@@ -165,7 +63,7 @@ func (a *API) listSandboxes(ctx context.Context, r *request) (reply, error) {
 	if listErr != nil {
 		return reply{}, listErr
 	}
-	body := sandboxListBody{Sandboxes: make([]adminSandboxBody, 0, len(page.Sandboxes)), Count: len(page.Sandboxes), Cursor: optional(page.Cursor)}
+	body := wire.SandboxList{Sandboxes: make([]wire.Sandbox, 0, len(page.Sandboxes)), Count: len(page.Sandboxes), Cursor: optional(page.Cursor)}
 	for _, s := range page.Sandboxes {
 		body.Sandboxes = append(body.Sandboxes, adminSandbox(s))
 	}
@@ -183,14 +81,14 @@ func (a *API) inspectSandbox(ctx context.Context, r *request) (reply, error) {
 	if inspectErr != nil {
 		return reply{}, inspectErr
 	}
-	body := sandboxDetailBody{History: make([]historyEntryBody, 0, len(history))}
+	body := wire.SandboxDetail{History: make([]wire.HistoryEntry, 0, len(history))}
 	if s != nil {
 		sb := adminSandbox(*s)
 		body.Sandbox = &sb
 	}
 	for _, h := range history {
-		body.History = append(body.History, historyEntryBody{
-			At: time.UnixMilli(h.At).UTC().Format(timeLayout), From: optional(string(h.From)), To: optional(string(h.To)),
+		body.History = append(body.History, wire.HistoryEntry{
+			At: time.UnixMilli(h.At).UTC().Format(wire.TimeLayout), From: optional(string(h.From)), To: optional(string(h.To)),
 			Reason: optional(h.Reason), ActorKind: optional(h.ActorKind), Actor: optional(h.Actor), RequestID: optional(h.RequestID),
 		})
 	}
@@ -227,7 +125,7 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	return reply{status: http.StatusOK, body: statsBody{
+	return reply{status: http.StatusOK, body: wire.Stats{
 		Total: st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
 		PendingDeletion: st.ByStatus[pool.PendingDeletion], Stale: st.ByStatus[pool.Stale],
 		DeletionFailed: st.ByStatus[pool.DeletionFailed], AvailableByPrefix: st.AvailableByPrefix,
@@ -261,7 +159,7 @@ func (a *API) startJob(ctx context.Context, r *request) (reply, error) {
 		return reply{}, fmt.Errorf("start job %s: %w", job, err)
 	}
 	r.outcome = "started"
-	return reply{status: http.StatusAccepted, body: jobStartedBody{Job: job, RunID: r.id}}, nil
+	return reply{status: http.StatusAccepted, body: wire.JobStarted{Job: job, RunID: r.id}}, nil
 }
 
 // jobRuns lists a job's last runs, newest first: ?limit= (1-100, default 20).
@@ -285,10 +183,10 @@ func (a *API) jobRuns(ctx context.Context, r *request) (reply, error) {
 	case runsErr != nil:
 		return reply{}, runsErr
 	}
-	body := jobRunsBody{Job: job, Runs: make([]jobRunBody, 0, len(runs))}
+	body := wire.JobRuns{Job: job, Runs: make([]wire.JobRun, 0, len(runs))}
 	for _, run := range runs {
-		b := jobRunBody{
-			RunID: run.RunID, StartedAt: run.StartedAt.UTC().Format(timeLayout), DurationMS: run.DurationMS, Outcome: run.Outcome,
+		b := wire.JobRun{
+			RunID: run.RunID, StartedAt: run.StartedAt.UTC().Format(wire.TimeLayout), DurationMS: run.DurationMS, Outcome: run.Outcome,
 			Reason: optional(run.Reason), Alarm: optional(run.Alarm), Counts: run.Counts, Errors: run.Errors,
 		}
 		if b.Counts == nil {
@@ -348,7 +246,9 @@ func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
 		return reply{}, staleErr
 	}
 	r.outcome = "stale_deleted"
-	return reply{status: http.StatusOK, body: staleBody{bulkBody: bulkAnswer(res, start), GracePeriodHours: hours}}, nil
+	body := bulkAnswer(res, start)
+	body.GracePeriodHours = hours
+	return reply{status: http.StatusOK, body: body}, nil
 }
 
 // metricsText is GET /metrics: the pool's counts as Prometheus gauges, for an admin-token
@@ -403,12 +303,12 @@ func outOfBudget(ctx, work context.Context, err error) error {
 }
 
 // bulkAnswer is the answer of a bulk call that began at start.
-func bulkAnswer(res broker.BulkResult, start time.Time) bulkBody {
+func bulkAnswer(res broker.BulkResult, start time.Time) wire.Bulk {
 	status := "completed"
 	if !res.Complete {
 		status = "partial"
 	}
-	return bulkBody{Status: status, Deleted: res.Deleted, Skipped: res.Skipped, DurationMS: time.Since(start).Milliseconds()}
+	return wire.Bulk{Status: status, Deleted: res.Deleted, Skipped: res.Skipped, DurationMS: time.Since(start).Milliseconds()}
 }
 
 func optionalTime(unix int64) *int64 {

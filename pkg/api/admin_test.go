@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
@@ -103,13 +104,13 @@ func TestAdminListPagesAndValidates(t *testing.T) {
 	}
 	allocated(t, f, "student-1")
 
-	list := func(q map[string][]string) sandboxListBody {
+	list := func(q map[string][]string) wire.SandboxList {
 		t.Helper()
 		resp := f.call(t, adminEvent(t, "admin-list-sandboxes", nil, q))
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("list %v: %d %s", q, resp.StatusCode, resp.Body)
 		}
-		return decode[sandboxListBody](t, resp.Body)
+		return decode[wire.SandboxList](t, resp.Body)
 	}
 	for _, c := range []struct {
 		filter []string
@@ -144,7 +145,7 @@ func TestAdminListPagesAndValidates(t *testing.T) {
 	}
 	// The default page is 50; an allocated sandbox shows its owner and lifecycle.
 	all := list(nil)
-	i := slices.IndexFunc(all.Sandboxes, func(s adminSandboxBody) bool { return s.Status == "allocated" })
+	i := slices.IndexFunc(all.Sandboxes, func(s wire.Sandbox) bool { return s.Status == "allocated" })
 	if all.Count != 10 || all.Cursor != nil || i < 0 {
 		t.Fatalf("default listing: %+v", all)
 	}
@@ -199,11 +200,11 @@ func TestAdminInspectShowsHistoryNewestFirst(t *testing.T) {
 	f.call(t, event(t, "mark-for-deletion", student("student-1"), map[string]string{"id": s.ID}))
 
 	resp := f.call(t, adminEvent(t, "admin-get-sandbox", map[string]string{"id": s.ID}, nil))
-	d := decode[sandboxDetailBody](t, resp.Body)
+	d := decode[wire.SandboxDetail](t, resp.Body)
 	if resp.StatusCode != http.StatusOK || d.Sandbox == nil || d.Sandbox.Status != "pending_deletion" || d.Sandbox.DeletionRequestedAt == nil {
 		t.Fatalf("inspect: %d %s", resp.StatusCode, resp.Body)
 	}
-	steps := func(d sandboxDetailBody) string {
+	steps := func(d wire.SandboxDetail) string {
 		var out []string
 		var prev time.Time
 		for i, h := range d.History {
@@ -232,7 +233,7 @@ func TestAdminInspectShowsHistoryNewestFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp = f.call(t, adminEvent(t, "admin-get-sandbox", map[string]string{"id": s.ID}, nil))
-	d = decode[sandboxDetailBody](t, resp.Body)
+	d = decode[wire.SandboxDetail](t, resp.Body)
 	if resp.StatusCode != http.StatusOK || d.Sandbox != nil || !strings.Contains(resp.Body, `"sandbox":null`) || steps(d) != "pending_deletion>deleted allocated>pending_deletion available>allocated >available" {
 		t.Fatalf("deleted sandbox: %d %s", resp.StatusCode, resp.Body)
 	}
@@ -249,7 +250,7 @@ func TestAdminRetryDeletion(t *testing.T) {
 
 	ev := adminEvent(t, "admin-retry-deletion", map[string]string{"id": failed.ID}, nil)
 	resp := f.call(t, ev)
-	s := decode[adminSandboxBody](t, resp.Body)
+	s := decode[wire.Sandbox](t, resp.Body)
 	if resp.StatusCode != http.StatusOK || s.Status != "pending_deletion" || s.Attempts != 0 || deref(s.LastError) != "HTTP 500 from the CSP" {
 		t.Fatalf("retry: %d %s", resp.StatusCode, resp.Body)
 	}
@@ -333,7 +334,7 @@ func TestAdminTriggersStartTheJobOnce(t *testing.T) {
 		}
 		ev := adminEvent(t, r.Name, nil, nil)
 		resp := f.call(t, ev)
-		got := decode[jobStartedBody](t, resp.Body)
+		got := decode[wire.JobStarted](t, resp.Body)
 		if resp.StatusCode != http.StatusAccepted || got.Job != r.Starts || got.RunID != ev.RequestContext.RequestID {
 			t.Fatalf("%s: %d %s", r.Name, resp.StatusCode, resp.Body)
 		}
@@ -383,7 +384,7 @@ func TestAdminJobRuns(t *testing.T) {
 		}
 	}
 	resp := f.call(t, adminEvent(t, "admin-job-runs", map[string]string{"name": "sync"}, qs("limit", "2")))
-	got := decode[jobRunsBody](t, resp.Body)
+	got := decode[wire.JobRuns](t, resp.Body)
 	if resp.StatusCode != http.StatusOK || got.Job != "sync" || len(got.Runs) != 2 || got.Runs[0].RunID != "run-2" || got.Runs[1].RunID != "run-1" {
 		t.Fatalf("runs: %d %s", resp.StatusCode, resp.Body)
 	}
@@ -393,7 +394,7 @@ func TestAdminJobRuns(t *testing.T) {
 	if r := got.Runs[1]; r.Reason != nil || r.Errors == nil || !strings.Contains(resp.Body, `"errors":[]`) {
 		t.Fatalf("an ok run: %+v in %s", r, resp.Body)
 	}
-	if all := decode[jobRunsBody](t, f.call(t, adminEvent(t, "admin-job-runs", map[string]string{"name": "sync"}, nil)).Body); len(all.Runs) != 3 {
+	if all := decode[wire.JobRuns](t, f.call(t, adminEvent(t, "admin-job-runs", map[string]string{"name": "sync"}, nil)).Body); len(all.Runs) != 3 {
 		t.Fatalf("default limit: %d runs", len(all.Runs))
 	}
 	if none := f.call(t, adminEvent(t, "admin-job-runs", map[string]string{"name": "cleanup"}, nil)); !strings.Contains(none.Body, `"runs":[]`) {
@@ -440,7 +441,7 @@ func TestAdminBulkDeleteTakesOnlyStaleOrDeletionFailed(t *testing.T) {
 	before := pooltest.Check(t, f.pool)
 	for status, n := range map[string]int{"stale": 2, "deletion_failed": 1} {
 		resp := f.call(t, adminEvent(t, "admin-bulk-delete", nil, qs("status", status)))
-		got := decode[bulkBody](t, resp.Body)
+		got := decode[wire.Bulk](t, resp.Body)
 		if resp.StatusCode != http.StatusOK || got.Status != "completed" || got.Deleted != n || got.Skipped != 0 {
 			t.Fatalf("bulk-delete %s: %d %s", status, resp.StatusCode, resp.Body)
 		}
@@ -467,7 +468,7 @@ func TestAdminAutoDeleteStale(t *testing.T) {
 		hours, delete int
 	}{{qs("grace_period_hours", "48"), 48, 0}, {nil, 24, 2}, {qs("grace_period_hours", "1"), 1, 1}} {
 		resp := f.call(t, adminEvent(t, "admin-auto-delete-stale", nil, c.q))
-		got := decode[staleBody](t, resp.Body)
+		got := decode[wire.Bulk](t, resp.Body)
 		if resp.StatusCode != http.StatusOK || got.GracePeriodHours != c.hours || got.Deleted != c.delete || got.Status != "completed" {
 			t.Fatalf("%v: %d %s", c.q, resp.StatusCode, resp.Body)
 		}
@@ -500,7 +501,7 @@ func TestAdminBulkCallsAnswerPartialBeforeTheDeadline(t *testing.T) {
 		}
 		r, _ := RouteByName(route)
 		apitest.Check(t, r.Method, r.Path, resp.StatusCode, httpHeader(resp.Headers), []byte(resp.Body))
-		if got := decode[bulkBody](t, resp.Body); resp.StatusCode != http.StatusOK || got.Status != "partial" || got.Deleted != 0 {
+		if got := decode[wire.Bulk](t, resp.Body); resp.StatusCode != http.StatusOK || got.Status != "partial" || got.Deleted != 0 {
 			t.Fatalf("%s near the deadline: %d %s", route, resp.StatusCode, resp.Body)
 		}
 	}

@@ -11,9 +11,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
+	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
 // TestTablesMatchFunctionsAndSamples holds the route table and the job table to the
@@ -195,4 +197,15 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// The admin API's status list (pkg/api/wire, read by brokerctl) is the pool's.
+func TestWireStatusesArePoolStatuses(t *testing.T) {
+	var want []string
+	for _, s := range pool.Statuses {
+		want = append(want, string(s))
+	}
+	if !slices.Equal(wire.Statuses, want) {
+		t.Fatalf("wire.Statuses %v, pool.Statuses %v", wire.Statuses, want)
+	}
 }

@@ -1,0 +1,107 @@
+// Package wire holds the JSON shapes of the admin API (api/openapi.yaml): the handlers
+// write them and brokerctl reads them, so the two cannot drift. It depends on nothing.
+package wire
+
+// Statuses are the sandbox statuses, in the order listings and statistics use.
+var Statuses = []string{"available", "allocated", "pending_deletion", "stale", "deletion_failed"}
+
+// Sandbox is a sandbox as operators see it: the student route's fields plus the lifecycle,
+// times in unix seconds, null when not set.
+type Sandbox struct {
+	SandboxID           string  `json:"sandbox_id"`
+	Name                string  `json:"name"`
+	ExternalID          string  `json:"external_id"`
+	SFDCAccountID       *string `json:"sfdc_account_id"`
+	Status              string  `json:"status"`
+	AllocatedToTrack    *string `json:"allocated_to_track"`
+	IdempotencyKey      *string `json:"idempotency_key"`
+	TrackName           *string `json:"track_name"`
+	Client              *string `json:"client"`
+	AllocatedAt         *int64  `json:"allocated_at"`
+	ExpiresAt           *int64  `json:"expires_at"`
+	DeletionRequestedAt *int64  `json:"deletion_requested_at"`
+	Attempts            int     `json:"attempts"`
+	NextAttemptAt       *int64  `json:"next_attempt_at"`
+	LastError           *string `json:"last_error"`
+	MissedSyncs         int     `json:"missed_syncs"`
+	StaleSince          *int64  `json:"stale_since"`
+	LastSynced          *int64  `json:"last_synced"`
+	CreatedAt           *int64  `json:"created_at"`
+	UpdatedAt           *int64  `json:"updated_at"`
+}
+
+// SandboxList is the answer of GET /v1/admin/sandboxes (upstream's shape); Cursor is null
+// on the last page.
+type SandboxList struct {
+	Sandboxes []Sandbox `json:"sandboxes"`
+	Count     int       `json:"count"`
+	Cursor    *string   `json:"cursor"`
+}
+
+// HistoryEntry is one transition; From is null for a sandbox's creation, To is "deleted"
+// for its removal. At is RFC 3339 in UTC with milliseconds (TimeLayout).
+type HistoryEntry struct {
+	At        string  `json:"at"`
+	From      *string `json:"from"`
+	To        *string `json:"to"`
+	Reason    *string `json:"reason"`
+	ActorKind *string `json:"actor_kind"`
+	Actor     *string `json:"actor"`
+	RequestID *string `json:"request_id"`
+}
+
+// TimeLayout is how instants that are not unix seconds (history entries, job runs) are
+// written, so entries of the same second keep their order when read.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// SandboxDetail is the answer of GET /v1/admin/sandboxes/{id}: Sandbox is null once the
+// sandbox is deleted and only its history is left.
+type SandboxDetail struct {
+	Sandbox *Sandbox       `json:"sandbox"`
+	History []HistoryEntry `json:"history"`
+}
+
+// Stats keeps upstream's top-level keys and adds the available count per name prefix.
+type Stats struct {
+	Total             int            `json:"total"`
+	Available         int            `json:"available"`
+	Allocated         int            `json:"allocated"`
+	PendingDeletion   int            `json:"pending_deletion"`
+	Stale             int            `json:"stale"`
+	DeletionFailed    int            `json:"deletion_failed"`
+	AvailableByPrefix map[string]int `json:"available_by_prefix"`
+}
+
+// JobStarted is the 202 of a trigger.
+type JobStarted struct {
+	Job   string `json:"job"`
+	RunID string `json:"run_id"`
+}
+
+// JobRun is one recorded run of a job.
+type JobRun struct {
+	RunID      string         `json:"run_id"`
+	StartedAt  string         `json:"started_at"`
+	DurationMS int64          `json:"duration_ms"`
+	Outcome    string         `json:"outcome"`
+	Reason     *string        `json:"reason"`
+	Alarm      *string        `json:"alarm"`
+	Counts     map[string]int `json:"counts"`
+	Errors     []string       `json:"errors"`
+}
+
+// JobRuns is the answer of GET /v1/admin/jobs/{name}, newest run first.
+type JobRuns struct {
+	Job  string   `json:"job"`
+	Runs []JobRun `json:"runs"`
+}
+
+// Bulk is what a bulk delete did; Status is "partial" when it stopped with records left
+// and another call continues. GracePeriodHours is set by auto-delete-stale only.
+type Bulk struct {
+	Status           string `json:"status"`
+	Deleted          int    `json:"deleted"`
+	Skipped          int    `json:"skipped"`
+	DurationMS       int64  `json:"duration_ms"`
+	GracePeriodHours int    `json:"grace_period_hours,omitempty"`
+}
