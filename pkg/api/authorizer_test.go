@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/obs"
@@ -20,8 +21,8 @@ const (
 	arnBase     = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/prod"
 )
 
-func newAuthorizer(t *testing.T, tokens ...auth.Token) (*Authorizer, *syncedBuffer) {
-	logs := &syncedBuffer{}
+func newAuthorizer(t *testing.T, tokens ...auth.Token) (*Authorizer, *testkit.Buffer) {
+	logs := &testkit.Buffer{}
 	return NewAuthorizer(auth.Static(tokens), obs.NewLogger(logs, -8)), logs
 }
 
@@ -69,7 +70,7 @@ func TestAuthorizerAllowsTheTokensScope(t *testing.T) {
 	if strings.Contains(logs.String(), sampleToken) {
 		t.Fatal("the log carries the token")
 	}
-	line := logs.lines(t)[0]
+	line := logs.JSONLines(t)[0]
 	if line["outcome"] != "allowed" || line["client"] != "instruqt" || line["route"] != "allocate" || line["level"] != "INFO" {
 		t.Fatalf("log %v", line)
 	}
@@ -99,7 +100,7 @@ func TestAuthorizerPolicyDoesNotDependOnTheRequest(t *testing.T) {
 			t.Fatalf("a track policy reaches beyond the track routes: %s", r)
 		}
 	}
-	if l := logs.lines(t)[1]; l["outcome"] != "forbidden" || l["level"] != "WARN" {
+	if l := logs.JSONLines(t)[1]; l["outcome"] != "forbidden" || l["level"] != "WARN" {
 		t.Fatalf("log %v", l)
 	}
 	// An admin token's policy covers exactly the admin routes, path parameters as "*".
@@ -156,7 +157,7 @@ func TestAuthorizerWithoutTokensDeniesAndSaysWhy(t *testing.T) {
 	if _, err := a.Authorize(ctx, sampleAuthorizerEvent(t)); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("no tokens configured: %v", err)
 	}
-	l := logs.lines(t)[0]
+	l := logs.JSONLines(t)[0]
 	if l["level"] != "ERROR" || l["reason"] != auth.ReasonNoTokens {
 		t.Fatalf("log %v", l)
 	}

@@ -3,12 +3,13 @@ package api
 import (
 	"context"
 	"errors"
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/sandbox-broker/broker/pkg/api/apitest"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
@@ -54,7 +55,7 @@ func TestAllocateCreatesThenReplays(t *testing.T) {
 
 	// Metrics: one EMF point per allocation, with its outcome.
 	var outcomes []string
-	for _, m := range f.metrics.lines(t) {
+	for _, m := range f.metrics.JSONLines(t) {
 		if _, ok := m["_aws"]; ok {
 			outcomes = append(outcomes, m["Outcome"].(string))
 		}
@@ -63,7 +64,7 @@ func TestAllocateCreatesThenReplays(t *testing.T) {
 		t.Fatalf("metric outcomes %v", outcomes)
 	}
 	// One log line per request, with who, what and how.
-	logs := f.logs.lines(t)
+	logs := f.logs.JSONLines(t)
 	if len(logs) != 4 {
 		t.Fatalf("%d log lines for 4 requests", len(logs))
 	}
@@ -111,11 +112,11 @@ func TestAllocateBackendFailureIs503WithoutInternals(t *testing.T) {
 	if strings.Contains(resp.Body, "no-such-table") || strings.Contains(resp.Body, "ResourceNotFound") || strings.Contains(resp.Body, "pool:") {
 		t.Fatalf("the answer leaks the internal error: %s", resp.Body)
 	}
-	logs := f.logs.lines(t)
+	logs := f.logs.JSONLines(t)
 	if len(logs) != 1 || logs[0]["level"] != "ERROR" || !strings.Contains(logs[0]["error"].(string), "ResourceNotFoundException") {
 		t.Fatalf("the cause must be logged at ERROR: %v", logs)
 	}
-	if m := f.metrics.lines(t); len(m) != 1 || m[0]["Outcome"] != "error" {
+	if m := f.metrics.JSONLines(t); len(m) != 1 || m[0]["Outcome"] != "error" {
 		t.Fatalf("metric %v", m)
 	}
 }
@@ -293,7 +294,7 @@ func TestPanicIsA500InTheEnvelope(t *testing.T) {
 	if strings.Contains(resp.Body, "boom") || strings.Contains(resp.Body, "goroutine") {
 		t.Fatalf("the panic leaks into the answer: %s", resp.Body)
 	}
-	logs := f.logs.lines(t)
+	logs := f.logs.JSONLines(t)
 	if len(logs) != 1 || logs[0]["level"] != "ERROR" || !strings.Contains(logs[0]["error"].(string), "boom") {
 		t.Fatalf("the panic must be logged at ERROR with its cause: %v", logs)
 	}
@@ -351,7 +352,7 @@ func TestLogsNeverCarryTheToken(t *testing.T) {
 		t.Fatalf("a log line carries the token:\n%s", f.logs.String())
 	}
 	levels := map[string]int{}
-	for _, l := range f.logs.lines(t) {
+	for _, l := range f.logs.JSONLines(t) {
 		levels[l["level"].(string)]++
 	}
 	if levels["INFO"] != 1 || levels["WARN"] != 2 { // 409 on the empty pool, then two 400s

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
@@ -40,49 +40,12 @@ var (
 	poolCfg = config.Pool{LabDuration: 48 * time.Hour, Grace: 30 * time.Minute}
 )
 
-// syncedBuffer collects log or metric lines written from concurrent handlers.
-type syncedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines decodes every JSON line written so far.
-func (b *syncedBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.buf.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("not a JSON line: %q", l)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func (b *syncedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fixture is an API over a fresh table, with its logs, metrics and started jobs captured.
 type fixture struct {
 	api     *API
 	pool    *pool.Pool
-	logs    *syncedBuffer
-	metrics *syncedBuffer
+	logs    *testkit.Buffer
+	metrics *testkit.Buffer
 	jobs    *recordingJobs
 }
 
@@ -111,7 +74,7 @@ func newFixture(t *testing.T, cfg config.API) *fixture {
 }
 
 func newFixtureOn(t *testing.T, p *pool.Pool, cfg config.API) *fixture {
-	f := &fixture{pool: p, logs: &syncedBuffer{}, metrics: &syncedBuffer{}, jobs: &recordingJobs{}}
+	f := &fixture{pool: p, logs: &testkit.Buffer{}, metrics: &testkit.Buffer{}, jobs: &recordingJobs{}}
 	f.api = New(Deps{
 		Broker: broker.New(p, poolCfg), Ready: p.Ping, Config: cfg,
 		Log: obs.NewLogger(f.logs, -8), Metrics: obs.NewMetrics(f.metrics, "SandboxBrokerTest"), Jobs: f.jobs,

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,12 +9,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
@@ -109,35 +108,6 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 	}
 }
 
-// logLines is a goroutine-safe log sink.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// all decodes every logged line.
-func (l *logLines) all(t *testing.T) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(l.buf.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", sc.Text())
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // TestJobHandlersServeTheirScheduledEvent builds each job's handler the way its main does,
 // from an environment, and invokes it through aws-lambda-go with the bytes of its events/
 // sample, against DynamoDB Local and the fake CSP. Each job finds one piece of due work.
@@ -157,7 +127,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &logLines{}
+	logs := &testkit.Buffer{}
 
 	invoke := func(t *testing.T, job broker.Job, payload []byte) broker.RunSummary {
 		t.Helper()
@@ -254,7 +224,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	}
 	// One log line and one EMF document per run, and nothing else while the CSP is healthy.
 	var runLines, metricLines int
-	for _, line := range logs.all(t) {
+	for _, line := range logs.JSONLines(t) {
 		switch {
 		case line["_aws"] != nil && line["Job"] != nil && line["JobRunDuration"] != nil:
 			metricLines++

@@ -11,13 +11,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -56,7 +56,7 @@ func TestAllocateBootstrapUnderRuntimeEmulator(t *testing.T) {
 	}
 
 	addr := freeAddr(t)
-	out := &lockedBuffer{}
+	out := &testkit.Buffer{}
 	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", freeAddr(t), bootstrap)
 	cmd.Env = append(os.Environ(), "TABLE_NAME="+table, "DYNAMODB_ENDPOINT="+pooltest.Endpoint(), "AWS_REGION=us-east-1", "LOG_LEVEL=info")
 	cmd.Stdout, cmd.Stderr = out, out
@@ -145,21 +145,4 @@ func waitForPort(t *testing.T, addr string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

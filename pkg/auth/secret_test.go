@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/auth"
 )
 
@@ -83,23 +84,11 @@ func secretWith(entries ...[3]string) string {
 	return string(b)
 }
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestSecretStoreReadsOnceThenRefreshes(t *testing.T) {
 	sm := newSecretsManager(t, secretWith([3]string{"instruqt", "track", trackPlain}))
 	var logs bytes.Buffer
 	store := auth.NewSecretStore(sm.client(), testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
-	clk := &clock{now: time.Unix(1_800_000_000, 0)}
+	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	auth.SetStoreClock(store, clk.Now)
 	ctx := context.Background()
 
@@ -118,11 +107,11 @@ func TestSecretStoreReadsOnceThenRefreshes(t *testing.T) {
 
 	// Rotation: the new token works once the refresh interval has passed, not before.
 	sm.set(secretWith([3]string{"instruqt", "track", "rotated-track-token-abcdef0123"}), false)
-	clk.Add(4 * time.Minute)
+	clk.Advance(4 * time.Minute)
 	if _, ok := auth.Match(store.Tokens(ctx), trackPlain); !ok || sm.calls.Load() != 1 {
 		t.Fatal("within the refresh interval the store must serve what it read")
 	}
-	clk.Add(2 * time.Minute)
+	clk.Advance(2 * time.Minute)
 	tokens := store.Tokens(ctx)
 	if _, ok := auth.Match(tokens, "rotated-track-token-abcdef0123"); !ok {
 		t.Fatal("the rotated token is not accepted after the refresh")
@@ -134,7 +123,7 @@ func TestSecretStoreReadsOnceThenRefreshes(t *testing.T) {
 	// An outage keeps the last good tokens, and is retried after a short wait, not at
 	// every request and not only after the full refresh interval.
 	sm.set("", true)
-	clk.Add(6 * time.Minute)
+	clk.Advance(6 * time.Minute)
 	before := sm.calls.Load()
 	if _, ok := auth.Match(store.Tokens(ctx), "rotated-track-token-abcdef0123"); !ok {
 		t.Fatal("a failed refresh must keep the tokens read before")
@@ -147,7 +136,7 @@ func TestSecretStoreReadsOnceThenRefreshes(t *testing.T) {
 		t.Fatalf("the failed read is not logged: %s", logs.String())
 	}
 	sm.set(secretWith([3]string{"ops", "admin", adminPlain}), false)
-	clk.Add(11 * time.Second)
+	clk.Advance(11 * time.Second)
 	if id, ok := auth.Match(store.Tokens(ctx), adminPlain); !ok || id.Scope != auth.Admin {
 		t.Fatal("the store did not recover after the outage")
 	}

@@ -31,7 +31,7 @@ func TestEveryJobRunsLogsOneLineAndIsRecorded(t *testing.T) {
 			t.Fatalf("%s: stored runs %+v, want %+v", job.Name, runs, sum)
 		}
 	}
-	lines := e.logs.lines(t)
+	lines := e.logs.JSONLines(t)
 	if len(lines) != len(broker.Jobs) {
 		t.Fatalf("%d log lines for %d runs: %v", len(lines), len(broker.Jobs), lines)
 	}
@@ -43,7 +43,7 @@ func TestEveryJobRunsLogsOneLineAndIsRecorded(t *testing.T) {
 			t.Fatalf("%s: log line %v", job, line)
 		}
 	}
-	if got := e.logs.lines(t)[0]["counts"].(map[string]any)["created"]; got != float64(3) {
+	if got := e.logs.JSONLines(t)[0]["counts"].(map[string]any)["created"]; got != float64(3) {
 		t.Fatalf("sync's logged counts: created = %v, want 3", got)
 	}
 }

@@ -1,9 +1,6 @@
 package broker_test
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -11,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
@@ -26,66 +24,16 @@ var cleanupActor = pool.Actor{Kind: "job", Name: "cleanup"}
 // t0 is where every job test's clock starts.
 var t0 = time.Unix(1_800_000_000, 0).UTC()
 
-// clock is a settable clock shared by the pool, the broker, the runner and the CSP
-// client's breaker, so time boundaries are tested without sleeping.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// logBuffer collects a runner's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// lines decodes every JSON line logged so far.
-func (b *logBuffer) lines(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b.buf.Bytes()))
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("log line is not JSON: %q", sc.Text())
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
 // jobEnv is one job test's world: a pool on a fresh table, a fake CSP over real HTTP, a
 // CSP client, a runner and a broker, all on one clock.
 type jobEnv struct {
-	clock  *clock
+	clock  *testkit.Clock
 	pool   *pool.Pool
 	fake   *cspfake.Server
 	csp    *csp.Client
 	runner *broker.JobRunner
 	broker *broker.Broker
-	logs   *logBuffer
+	logs   *testkit.Buffer
 	cfg    config.Jobs
 }
 
@@ -98,7 +46,7 @@ type envOptions struct {
 
 func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	t.Helper()
-	e := &jobEnv{clock: newClock(), logs: &logBuffer{}}
+	e := &jobEnv{clock: testkit.NewClock(t0), logs: &testkit.Buffer{}}
 	poolOpts := []pool.Option{pool.WithClock(e.clock.Now)}
 	if o.poolPages > 0 {
 		poolOpts = append(poolOpts, pool.WithPageSize(o.poolPages))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -128,7 +129,7 @@ func TestBreakerSharedFailureRuleAcrossListAndDelete(t *testing.T) {
 }
 
 func TestBreakerHalfOpenAdmitsASingleProbe(t *testing.T) {
-	clock := newTestClock()
+	clock := testkit.NewClock(time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC))
 	accounts := cspfake.Generate(2, nil)
 	s := startFake(t, cspfake.Options{}, accounts...)
 	setFaults(t, s, cspfake.Faults{DeleteFail: cspfake.Failure{Trigger: cspfake.Trigger{Next: 2}}})
@@ -187,7 +188,7 @@ func TestBreakerHalfOpenAdmitsASingleProbe(t *testing.T) {
 
 func TestBreakerFailedProbeReopens(t *testing.T) {
 	t.Parallel()
-	clock := newTestClock()
+	clock := testkit.NewClock(time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC))
 	accounts := cspfake.Generate(1, nil)
 	s := startFake(t, cspfake.Options{}, accounts...)
 	setFaults(t, s, cspfake.Faults{DeleteFail: cspfake.Failure{Trigger: cspfake.Trigger{Rate: 1}, Status: 502}})

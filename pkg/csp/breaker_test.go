@@ -7,30 +7,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/testkit"
 )
 
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func testBreaker(clock *manualClock, threshold int, openFor time.Duration) (*breaker, *[]string) {
+func testBreaker(clock *testkit.Clock, threshold int, openFor time.Duration) (*breaker, *[]string) {
 	var transitions []string
 	var mu sync.Mutex
 	b := newBreaker(BreakerOptions{Threshold: threshold, OpenFor: openFor, Now: clock.Now}, func(from, to BreakerState) {
@@ -58,7 +39,7 @@ func fail(t *testing.T, b *breaker, n int) {
 }
 
 func TestBreakerDefaults(t *testing.T) {
-	clock := newManualClock()
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	b := newBreaker(BreakerOptions{Now: clock.Now}, nil)
 	fail(t, b, 4)
 	if got := b.State(); got != BreakerClosed {
@@ -79,7 +60,7 @@ func TestBreakerDefaults(t *testing.T) {
 }
 
 func TestBreakerSuccessResetsConsecutiveFailures(t *testing.T) {
-	b, _ := testBreaker(newManualClock(), 3, time.Minute)
+	b, _ := testBreaker(testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), 3, time.Minute)
 	fail(t, b, 2)
 	mustAllow(t, b)(outcomeSuccess)
 	fail(t, b, 2)
@@ -93,7 +74,7 @@ func TestBreakerSuccessResetsConsecutiveFailures(t *testing.T) {
 }
 
 func TestBreakerIgnoredOutcomesDoNotCount(t *testing.T) {
-	b, _ := testBreaker(newManualClock(), 2, time.Minute)
+	b, _ := testBreaker(testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), 2, time.Minute)
 	mustAllow(t, b)(outcomeFailure)
 	for range 5 {
 		mustAllow(t, b)(outcomeIgnored)
@@ -108,7 +89,7 @@ func TestBreakerIgnoredOutcomesDoNotCount(t *testing.T) {
 }
 
 func TestBreakerOpenRejectsUntilOpenForElapsed(t *testing.T) {
-	clock := newManualClock()
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	b, transitions := testBreaker(clock, 1, 10*time.Second)
 	fail(t, b, 1)
 	for range 3 {
@@ -130,7 +111,7 @@ func TestBreakerOpenRejectsUntilOpenForElapsed(t *testing.T) {
 }
 
 func TestBreakerFailedProbeReopensAndRestartsTimer(t *testing.T) {
-	clock := newManualClock()
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	b, _ := testBreaker(clock, 1, 10*time.Second)
 	fail(t, b, 1)
 	clock.Advance(10 * time.Second)
@@ -149,7 +130,7 @@ func TestBreakerFailedProbeReopensAndRestartsTimer(t *testing.T) {
 }
 
 func TestBreakerIgnoredProbeFreesTheSlot(t *testing.T) {
-	clock := newManualClock()
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	b, _ := testBreaker(clock, 1, time.Second)
 	fail(t, b, 1)
 	clock.Advance(time.Second)
@@ -164,7 +145,7 @@ func TestBreakerIgnoredProbeFreesTheSlot(t *testing.T) {
 }
 
 func TestBreakerHalfOpenAdmitsExactlyOneConcurrentProbe(t *testing.T) {
-	clock := newManualClock()
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	b, _ := testBreaker(clock, 1, time.Second)
 	fail(t, b, 1)
 	clock.Advance(time.Second)
@@ -217,7 +198,7 @@ func TestBreakerHalfOpenAdmitsExactlyOneConcurrentProbe(t *testing.T) {
 }
 
 func TestBreakerIgnoresOutcomesFromAnEarlierState(t *testing.T) {
-	clock := newManualClock()
+	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	b, _ := testBreaker(clock, 2, time.Second)
 	// Two slow calls admitted while closed, finishing after the state moved on.
 	slowSuccess := mustAllow(t, b)

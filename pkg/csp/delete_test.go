@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -219,7 +220,7 @@ func TestDeleteAccountClientErrorsAreNotRetriedNorFailures(t *testing.T) {
 
 func TestDeleteAccountRateLimited(t *testing.T) {
 	t.Parallel()
-	clock := newTestClock()
+	clock := testkit.NewClock(time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC))
 	accounts := cspfake.Generate(3, nil)
 	s := startFake(t, cspfake.Options{Now: clock.Now}, accounts...)
 	setFaults(t, s, cspfake.Faults{DeleteRateLimit: 0.5, DeleteBurst: 1})

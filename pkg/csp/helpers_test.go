@@ -2,7 +2,6 @@ package csp_test
 
 import (
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,27 +10,6 @@ import (
 )
 
 const testToken = "tok-3f9a1c"
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2026, 2, 3, 4, 5, 6, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // startFake serves accounts on 127.0.0.1 until the test ends.
 func startFake(t *testing.T, opts cspfake.Options, accounts ...cspfake.Account) *cspfake.Server {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
@@ -29,8 +30,8 @@ const (
 func countingGateway(t *testing.T, ttl time.Duration) (*Gateway, *int, *sync.Mutex, *time.Time) {
 	t.Helper()
 	p := pooltest.New(t)
-	log := obs.NewLogger(&lockedBuffer{}, 0)
-	a := api.New(api.Deps{Broker: broker.New(p, config.Pool{LabDuration: time.Hour}), Ready: p.Ping, Log: log, Metrics: obs.NewMetrics(&lockedBuffer{}, "t")})
+	log := obs.NewLogger(&testkit.Buffer{}, 0)
+	a := api.New(api.Deps{Broker: broker.New(p, config.Pool{LabDuration: time.Hour}), Ready: p.Ping, Log: log, Metrics: obs.NewMetrics(&testkit.Buffer{}, "t")})
 	var tokens auth.Static
 	for _, tok := range []struct {
 		name  string

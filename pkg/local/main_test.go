@@ -6,9 +6,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"github.com/sandbox-broker/broker/pkg/config"
@@ -19,7 +19,7 @@ func TestMain(m *testing.M) { pooltest.Main(m) }
 
 // startStack runs a stack on the test binary's DynamoDB Local (DYNAMODB_ENDPOINT, a fresh
 // table) with the fake CSP, on a free port, and stops it when the test ends.
-func startStack(t *testing.T, extra map[string]string) (*Stack, string, *lockedBuffer) {
+func startStack(t *testing.T, extra map[string]string) (*Stack, string, *testkit.Buffer) {
 	t.Helper()
 	env := map[string]string{
 		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": pooltest.NewTable(t),
@@ -29,7 +29,7 @@ func startStack(t *testing.T, extra map[string]string) (*Stack, string, *lockedB
 		env[k] = v
 	}
 	var banner bytes.Buffer
-	logs := &lockedBuffer{}
+	logs := &testkit.Buffer{}
 	s, err := Start(context.Background(), config.MapEnv(env), &banner, logs)
 	if err != nil {
 		t.Fatalf("start: %v\nlogs:\n%s", err, logs.String())
@@ -88,23 +88,6 @@ func track(token, student string) http.Header {
 		h.Set(api.HeaderSandboxID, student)
 	}
 	return h
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func wantStatus(t *testing.T, what string, a answer, status int, code string) {

@@ -7,27 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
-
-// fakeNow is a settable clock shared by the pool under test and the test.
-type fakeNow struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeNow) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeNow) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func wantLeaseHeldBy(t *testing.T, err error, holder string) {
 	t.Helper()
@@ -41,7 +24,7 @@ func wantLeaseHeldBy(t *testing.T, err error, holder string) {
 }
 
 func TestLeaseExcludesUntilReleasedOrExpired(t *testing.T) {
-	clock := &fakeNow{t: time.Unix(1_800_000_000, 0)}
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	p := pooltest.New(t, pool.WithClock(clock.Now))
 
 	first, err := p.AcquireLease(ctx, "cleanup", "run-1", time.Minute)

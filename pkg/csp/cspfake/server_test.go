@@ -7,29 +7,13 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/testkit"
 )
 
 const token = "fake-token"
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func start(t *testing.T, opts Options, accounts ...Account) *Server {
 	t.Helper()
@@ -160,7 +144,7 @@ func TestPaging(t *testing.T) {
 }
 
 func TestDeleteRecordsAndHidesAccounts(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	accounts := Generate(3, nil)
 	s := start(t, Options{Now: c.Now}, accounts...)
 
@@ -191,7 +175,7 @@ func TestDeleteRecordsAndHidesAccounts(t *testing.T) {
 }
 
 func TestDeleteRateLimitTokenBucket(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := start(t, Options{Now: c.Now}, Generate(100, nil)...)
 	if err := s.SetFaults(Faults{DeleteRateLimit: 4, DeleteBurst: 3}); err != nil {
 		t.Fatal(err)
