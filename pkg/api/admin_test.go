@@ -102,7 +102,10 @@ func TestAdminListPagesAndValidates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	allocated(t, f, "student-1")
+	// The one allocation must be a lab- sandbox for the status+prefix case below.
+	if _, err := broker.New(f.pool, poolCfg).Allocate(ctx, broker.AllocateRequest{Student: "student-1", NamePrefix: "lab"}); err != nil {
+		t.Fatal(err)
+	}
 
 	list := func(q map[string][]string) wire.SandboxList {
 		t.Helper()
