@@ -36,6 +36,7 @@ test: tools deps vet
 	@unformatted=$$(gofmt -l $(GOFILES)); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestParsing$$' -fuzztime 10s ./pkg/api
+	$(GO) test -run '^$$' -fuzz '^FuzzAdminQueryParsing$$' -fuzztime 5s ./pkg/api
 
 ## bench: the allocation benchmark table (engine vs upstream strategy, one DynamoDB Local).
 bench: tools deps
