@@ -145,9 +145,6 @@ func (s *Server) Stop() {
 	}
 }
 
-// Done is closed when the process has exited.
-func (s *Server) Done() <-chan struct{} { return s.done }
-
 // FindJar returns the DynamoDBLocal.jar that npm installed, the newest if several are present.
 func FindJar(root string) (string, error) {
 	if root == "" {
