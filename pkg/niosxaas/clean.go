@@ -29,7 +29,7 @@ const servicesPath = "/api/universalinfra/v1/universalservices"
 func (c *Client) Clean(ctx context.Context, externalID string) Outcome {
 	uuid, ok := strings.CutPrefix(externalID, externalIDPrefix)
 	if !ok || uuid == "" || strings.ContainsAny(uuid, "/?#") || strings.ContainsFunc(uuid, isSpaceOrControl) {
-		return failed(nil, "invalid external id: want "+externalIDPrefix+"<uuid>")
+		return failed(nil, "invalid external id: want "+externalIDPrefix+" followed by the account uuid")
 	}
 	token, err := c.switchAccount(ctx, externalID)
 	if err != nil {

@@ -37,6 +37,9 @@ type Trigger struct {
 // the given kind.
 type Failure struct {
 	Trigger
+	// IDs (the last segment of a service id) always fail, whatever the trigger says
+	// (deletes only).
+	IDs    []string
 	Status int
 	Body   BodyKind
 }
@@ -87,6 +90,7 @@ func (f Faults) Validate() error {
 			check(t.t.Rate >= 0 && t.t.Rate <= 1, "%s %s: rate must be between 0 and 1", x.name, t.what)
 		}
 		check(e.Fail.Status == 0 || (e.Fail.Status >= 400 && e.Fail.Status <= 599), "%s fail: status %d is not a 4xx or 5xx", x.name, e.Fail.Status)
+		check(len(e.Fail.IDs) == 0 || e == &f.Delete, "%s fail: IDs only apply to deletes", x.name)
 		check(e.Fail.Body == "" || e.Fail.Body == BodyJSON || e.Fail.Body == BodyHTML, "%s fail: body %q is not one of json, html", x.name, e.Fail.Body)
 	}
 	return errors.Join(errs...)
@@ -103,6 +107,7 @@ func (f Faults) Validate() error {
 //	FAKE_NIOSXAAS_<EP>_FAIL_RATE    then fail this fraction of the rest
 //	FAKE_NIOSXAAS_<EP>_FAIL_STATUS  status of a failure (default 500)
 //	FAKE_NIOSXAAS_<EP>_FAIL_BODY    json (default) or html
+//	FAKE_NIOSXAAS_DELETE_FAIL_IDS   service ids (last segment) whose delete always fails, comma-separated
 const (
 	EnvPrefix  = "FAKE_NIOSXAAS_"
 	EnvLatency = EnvPrefix + "LATENCY"
@@ -126,6 +131,11 @@ func FaultsFromEnv(getenv func(string) string) (Faults, error) {
 				Status:  p.int(pre + "FAIL_STATUS"),
 				Body:    BodyKind(p.str(pre + "FAIL_BODY")),
 			},
+		}
+	}
+	for s := range strings.SplitSeq(p.str(EnvPrefix+"DELETE_FAIL_IDS"), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			f.Delete.Fail.IDs = append(f.Delete.Fail.IDs, s)
 		}
 	}
 	if err := errors.Join(append(p.errs, f.Validate())...); err != nil {

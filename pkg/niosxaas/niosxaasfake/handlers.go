@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -21,7 +22,7 @@ type reply struct {
 
 // faulty runs an endpoint's latency, drop and failure stages; a non-nil reply ends the
 // request there.
-func (s *Server) faulty(ctx context.Context, endpoint func(*Faults) *Endpoint) (*reply, bool) {
+func (s *Server) faulty(ctx context.Context, endpoint func(*Faults) *Endpoint, serviceID string) (*reply, bool) {
 	s.mu.Lock()
 	d := endpoint(&s.faults).Latency
 	s.mu.Unlock()
@@ -40,7 +41,7 @@ func (s *Server) faulty(ctx context.Context, endpoint func(*Faults) *Endpoint) (
 	if s.fires(&e.Drop) {
 		return &reply{drop: true}, true
 	}
-	if s.fires(&e.Fail.Trigger) {
+	if slices.Contains(e.Fail.IDs, serviceID) || s.fires(&e.Fail.Trigger) {
 		return failureReply(e.Fail), true
 	}
 	return nil, true
@@ -53,7 +54,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.counters.SignIns++
 	s.mu.Unlock()
-	if rep, ok := s.faulty(r.Context(), func(f *Faults) *Endpoint { return &f.SignIn }); !ok || rep != nil {
+	if rep, ok := s.faulty(r.Context(), func(f *Faults) *Endpoint { return &f.SignIn }, ""); !ok || rep != nil {
 		writeReply(w, rep)
 		return
 	}
@@ -81,7 +82,7 @@ func (s *Server) accountSwitch(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.counters.Switches[body.ID]++
 	s.mu.Unlock()
-	if rep, ok := s.faulty(r.Context(), func(f *Faults) *Endpoint { return &f.Switch }); !ok || rep != nil {
+	if rep, ok := s.faulty(r.Context(), func(f *Faults) *Endpoint { return &f.Switch }, ""); !ok || rep != nil {
 		writeReply(w, rep)
 		return
 	}
@@ -137,7 +138,7 @@ func (s *Server) accountOf(w http.ResponseWriter, r *http.Request, counter func(
 		counter(&s.counters)[t.account]++
 	}
 	s.mu.Unlock()
-	if rep, ok := s.faulty(r.Context(), endpoint); !ok || rep != nil {
+	if rep, ok := s.faulty(r.Context(), endpoint, r.PathValue("id")); !ok || rep != nil {
 		writeReply(w, rep)
 		return "", false
 	}

@@ -175,6 +175,7 @@ func (s *Server) SetFaults(f Faults) error {
 	if err := f.Validate(); err != nil {
 		return fmt.Errorf("niosxaasfake: %w", err)
 	}
+	f.Delete.Fail.IDs = slices.Clone(f.Delete.Fail.IDs)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults = f
