@@ -137,7 +137,10 @@ func transportError(ctx context.Context, err error, timeout time.Duration) error
 		return fmt.Errorf("no answer within %s: %w", timeout, context.DeadlineExceeded)
 	}
 	if ue, ok := errors.AsType[*url.Error](err); ok {
-		return ue.Err
+		err = ue.Err
 	}
-	return err
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("connection failed: %w", err)
 }

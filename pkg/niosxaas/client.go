@@ -129,18 +129,25 @@ func New(opts Options) (*Client, error) {
 // credentials, query or fragment, and returns it without a trailing slash. The password
 // goes to this host, so plain http anywhere else is refused.
 func ValidateBaseURL(raw string) (string, error) {
-	u, err := url.Parse(strings.TrimSpace(raw))
-	switch {
-	case strings.TrimSpace(raw) == "":
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
 		return "", errors.New("base URL is empty")
-	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		return "", fmt.Errorf("base URL %q is not an absolute https URL", raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		// The parser's message quotes the URL, which may hold a password.
+		return "", errors.New("base URL does not parse")
+	}
+	shown := u.Redacted()
+	switch {
 	case u.User != nil:
 		return "", errors.New("base URL must not carry credentials")
+	case u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		return "", fmt.Errorf("base URL %q is not an absolute https URL", shown)
 	case u.RawQuery != "" || u.Fragment != "":
-		return "", fmt.Errorf("base URL %q must not have a query or fragment", raw)
+		return "", fmt.Errorf("base URL %q must not have a query or fragment", shown)
 	case u.Scheme == "http" && !isLoopback(u.Hostname()):
-		return "", fmt.Errorf("base URL %q must be https (plain http only on a loopback address)", raw)
+		return "", fmt.Errorf("base URL %q must be https (plain http only on a loopback address)", shown)
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

@@ -46,19 +46,22 @@ func Static(c Credentials) CredentialsSource {
 
 // Validate names what is wrong without echoing either value.
 func (c Credentials) Validate() error {
-	var errs []error
+	var problems []string
 	switch email := c.Email; {
 	case strings.TrimSpace(email) == "":
-		errs = append(errs, errors.New("email is empty"))
+		problems = append(problems, "email is empty")
 	case strings.ContainsFunc(email, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
-		errs = append(errs, errors.New("email contains whitespace or control characters"))
+		problems = append(problems, "email contains whitespace or control characters")
 	case !strings.Contains(email, "@"):
-		errs = append(errs, errors.New("email has no @"))
+		problems = append(problems, "email has no @")
 	}
 	if c.Password == "" {
-		errs = append(errs, errors.New("password is empty"))
+		problems = append(problems, "password is empty")
 	}
-	return errors.Join(errs...)
+	if len(problems) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(problems, "; "))
 }
 
 // ParseCredentials reads a secret holding {"email": "...", "password": "..."}. Its errors
@@ -69,22 +72,22 @@ func ParseCredentials(secret []byte) (Credentials, error) {
 		return Credentials{}, errors.New(`secret is not a JSON object of the form {"email": "...", "password": "..."}`)
 	}
 	var c Credentials
-	var errs []error
+	var problems []string
 	for _, field := range []struct {
 		name string
 		dst  *string
 	}{{"email", &c.Email}, {"password", (*string)(&c.Password)}} {
 		v, ok := raw[field.name]
 		if !ok {
-			errs = append(errs, fmt.Errorf("secret has no %q field", field.name))
+			problems = append(problems, fmt.Sprintf("secret has no %q field", field.name))
 			continue
 		}
 		if json.Unmarshal(v, field.dst) != nil {
-			errs = append(errs, fmt.Errorf("secret field %q is not a string", field.name))
+			problems = append(problems, fmt.Sprintf("secret field %q is not a string", field.name))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return Credentials{}, err
+	if len(problems) > 0 {
+		return Credentials{}, errors.New(strings.Join(problems, "; "))
 	}
 	c.Email = strings.TrimSpace(c.Email)
 	if err := c.Validate(); err != nil {
