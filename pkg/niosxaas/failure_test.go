@@ -131,3 +131,24 @@ func TestRefusalsDoNotOpenTheBreaker(t *testing.T) {
 		t.Fatalf("breaker %s after 403s, want closed", got)
 	}
 }
+
+// A caller giving up says nothing about NIOSXaaS: it fails the step, not the breaker.
+func TestCallerCancellationDoesNotCountAgainstTheBreaker(t *testing.T) {
+	t.Parallel()
+	fake := startFake(t, niosxaasfake.Options{})
+	if err := fake.SetFaults(niosxaasfake.Faults{List: niosxaasfake.Endpoint{Latency: 10 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newClient(t, fake.URL(), func(o *niosxaas.Options) { o.Breaker = breaker.Options{Threshold: 1} })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan niosxaas.Outcome)
+	go func() { done <- c.Clean(ctx, sandboxID(1)) }()
+	waitFor(t, "the listing to reach the fake", func() bool { return fake.Counters().Lists[sandboxID(1)] == 1 })
+	cancel()
+	if got := <-done; got.Result != niosxaas.Failed || !strings.Contains(got.Reason, "context canceled") {
+		t.Fatalf("outcome %+v, want failed by the cancellation", got)
+	}
+	if got := c.BreakerState(); got != breaker.Closed {
+		t.Fatalf("breaker %s, want closed", got)
+	}
+}
