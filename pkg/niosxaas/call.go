@@ -15,14 +15,14 @@ import (
 	"github.com/sandbox-broker/broker/pkg/breaker"
 )
 
-// StatusError is an answer with a status the call does not accept. It carries no body:
+// statusError is an answer with a status the call does not accept. It carries no body:
 // upstream error bodies are HTML pages, and a sign-in answer may hold a token.
-type StatusError struct {
+type statusError struct {
 	Op     string
 	Status int
 }
 
-func (e *StatusError) Error() string {
+func (e *statusError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d %s", e.Op, e.Status, http.StatusText(e.Status))
 }
 
@@ -62,7 +62,7 @@ func (c *Client) do(ctx context.Context, r request) error {
 }
 
 func classify(ctx context.Context, err error) breaker.Outcome {
-	var se *StatusError
+	var se *statusError
 	switch {
 	case err == nil:
 		return breaker.Success
@@ -109,7 +109,7 @@ func (c *Client) send(ctx context.Context, r request) error {
 		_ = resp.Body.Close()
 	}()
 	if !accepted(resp.StatusCode, r.accept) {
-		return &StatusError{Op: r.op, Status: resp.StatusCode}
+		return &statusError{Op: r.op, Status: resp.StatusCode}
 	}
 	if r.out == nil || resp.StatusCode != http.StatusOK {
 		return nil

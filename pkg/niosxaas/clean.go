@@ -82,7 +82,7 @@ func (c *Client) switchAccount(ctx context.Context, externalID string) (string, 
 			op: "account switch", method: http.MethodPost, path: "/v2/session/account_switch",
 			bearer: s.jwt, body: map[string]string{"id": externalID}, out: &out,
 		})
-		var se *StatusError
+		var se *statusError
 		if !retried && errors.As(err, &se) && se.Status == http.StatusUnauthorized {
 			c.reject(s)
 			continue
