@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/sandbox-broker/broker/pkg/breaker"
 )
 
 // Options configures a Client. Zero durations and counts take the defaults;
@@ -67,7 +69,7 @@ type Client struct {
 	requestTimeout time.Duration
 	maxAttempts    int
 	pageSize       int
-	breaker        *breaker
+	breaker        *breaker.Breaker
 	log            *slog.Logger
 }
 
@@ -90,7 +92,7 @@ func New(opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.breaker = newBreaker(opts.Breaker, func(from, to BreakerState) {
+	c.breaker = breaker.New(opts.Breaker, func(from, to BreakerState) {
 		c.log.Warn("csp circuit breaker changed state", "from", from.String(), "to", to.String())
 	})
 

@@ -12,12 +12,14 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/sandbox-broker/broker/pkg/breaker"
 )
 
 var (
 	// ErrCircuitOpen is returned without contacting the CSP while the breaker
 	// is open, or half-open with its single probe already in flight.
-	ErrCircuitOpen = errors.New("circuit breaker open")
+	ErrCircuitOpen = breaker.ErrOpen
 
 	// ErrMalformedResponse marks a 2xx answer the client could not understand
 	// (not JSON, no "results", a server ignoring _offset). It is treated like a

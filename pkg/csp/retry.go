@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/sandbox-broker/broker/pkg/breaker"
 )
 
 const (
@@ -19,11 +21,11 @@ func (c *Client) call(ctx context.Context, op string, attempt func(context.Conte
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	done, err := c.breaker.allow()
+	done, err := c.breaker.Allow()
 	if err != nil {
 		return err
 	}
-	result := outcomeIgnored
+	result := breaker.Ignored
 	// Deferred so a half-open probe slot can never leak.
 	defer func() { done(result) }()
 
@@ -37,16 +39,16 @@ func (c *Client) call(ctx context.Context, op string, attempt func(context.Conte
 // deadline, ours or the caller's, that expires while the CSP is answering
 // is a timeout and a failure; only a caller's cancellation says nothing
 // about the CSP.
-func classify(ctx context.Context, err error) outcome {
+func classify(ctx context.Context, err error) breaker.Outcome {
 	switch {
 	case err == nil:
-		return outcomeSuccess
+		return breaker.Success
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
-		return outcomeIgnored
+		return breaker.Ignored
 	case isFailure(err):
-		return outcomeFailure
+		return breaker.Failure
 	}
-	return outcomeSuccess
+	return breaker.Success
 }
 
 func (c *Client) retry(ctx context.Context, op string, attempt func(context.Context) error) error {

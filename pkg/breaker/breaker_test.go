@@ -1,4 +1,4 @@
-package csp
+package breaker
 
 import (
 	"errors"
@@ -11,10 +11,10 @@ import (
 	"github.com/sandbox-broker/broker/internal/testkit"
 )
 
-func testBreaker(clock *testkit.Clock, threshold int, openFor time.Duration) (*breaker, *[]string) {
+func testBreaker(clock *testkit.Clock, threshold int, openFor time.Duration) (*Breaker, *[]string) {
 	var transitions []string
 	var mu sync.Mutex
-	b := newBreaker(BreakerOptions{Threshold: threshold, OpenFor: openFor, Now: clock.Now}, func(from, to BreakerState) {
+	b := New(Options{Threshold: threshold, OpenFor: openFor, Now: clock.Now}, func(from, to State) {
 		mu.Lock()
 		defer mu.Unlock()
 		transitions = append(transitions, from.String()+"->"+to.String())
@@ -22,39 +22,39 @@ func testBreaker(clock *testkit.Clock, threshold int, openFor time.Duration) (*b
 	return b, &transitions
 }
 
-func mustAllow(t *testing.T, b *breaker) func(outcome) {
+func mustAllow(t *testing.T, b *Breaker) func(Outcome) {
 	t.Helper()
-	done, err := b.allow()
+	done, err := b.Allow()
 	if err != nil {
 		t.Fatalf("allow() = %v, want admitted (state %s)", err, b.State())
 	}
 	return done
 }
 
-func fail(t *testing.T, b *breaker, n int) {
+func fail(t *testing.T, b *Breaker, n int) {
 	t.Helper()
 	for range n {
-		mustAllow(t, b)(outcomeFailure)
+		mustAllow(t, b)(Failure)
 	}
 }
 
 func TestBreakerDefaults(t *testing.T) {
 	clock := testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	b := newBreaker(BreakerOptions{Now: clock.Now}, nil)
+	b := New(Options{Now: clock.Now}, nil)
 	fail(t, b, 4)
-	if got := b.State(); got != BreakerClosed {
+	if got := b.State(); got != Closed {
 		t.Fatalf("after 4 failures state = %s, want closed (default threshold 5)", got)
 	}
 	fail(t, b, 1)
-	if got := b.State(); got != BreakerOpen {
+	if got := b.State(); got != Open {
 		t.Fatalf("after 5 failures state = %s, want open", got)
 	}
 	clock.Advance(59 * time.Second)
-	if got := b.State(); got != BreakerOpen {
+	if got := b.State(); got != Open {
 		t.Fatalf("after 59s state = %s, want open (default open-for 60s)", got)
 	}
 	clock.Advance(time.Second)
-	if got := b.State(); got != BreakerHalfOpen {
+	if got := b.State(); got != HalfOpen {
 		t.Fatalf("after 60s state = %s, want half_open", got)
 	}
 }
@@ -62,28 +62,28 @@ func TestBreakerDefaults(t *testing.T) {
 func TestBreakerSuccessResetsConsecutiveFailures(t *testing.T) {
 	b, _ := testBreaker(testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), 3, time.Minute)
 	fail(t, b, 2)
-	mustAllow(t, b)(outcomeSuccess)
+	mustAllow(t, b)(Success)
 	fail(t, b, 2)
-	if got := b.State(); got != BreakerClosed {
+	if got := b.State(); got != Closed {
 		t.Fatalf("state = %s, want closed: the success should have reset the count", got)
 	}
 	fail(t, b, 1)
-	if got := b.State(); got != BreakerOpen {
+	if got := b.State(); got != Open {
 		t.Fatalf("state = %s, want open after 3 consecutive failures", got)
 	}
 }
 
 func TestBreakerIgnoredOutcomesDoNotCount(t *testing.T) {
 	b, _ := testBreaker(testkit.NewClock(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)), 2, time.Minute)
-	mustAllow(t, b)(outcomeFailure)
+	mustAllow(t, b)(Failure)
 	for range 5 {
-		mustAllow(t, b)(outcomeIgnored)
+		mustAllow(t, b)(Ignored)
 	}
-	if got := b.State(); got != BreakerClosed {
+	if got := b.State(); got != Closed {
 		t.Fatalf("state = %s, want closed", got)
 	}
-	mustAllow(t, b)(outcomeFailure)
-	if got := b.State(); got != BreakerOpen {
+	mustAllow(t, b)(Failure)
+	if got := b.State(); got != Open {
 		t.Fatalf("state = %s, want open: ignored outcomes must not reset the count either", got)
 	}
 }
@@ -93,15 +93,15 @@ func TestBreakerOpenRejectsUntilOpenForElapsed(t *testing.T) {
 	b, transitions := testBreaker(clock, 1, 10*time.Second)
 	fail(t, b, 1)
 	for range 3 {
-		if _, err := b.allow(); !errors.Is(err, ErrCircuitOpen) {
-			t.Fatalf("allow() while open = %v, want ErrCircuitOpen", err)
+		if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
+			t.Fatalf("allow() while open = %v, want ErrOpen", err)
 		}
 		clock.Advance(3 * time.Second)
 	}
 	clock.Advance(time.Second) // 10s since opening
 	done := mustAllow(t, b)
-	done(outcomeSuccess)
-	if got := b.State(); got != BreakerClosed {
+	done(Success)
+	if got := b.State(); got != Closed {
 		t.Fatalf("state after a successful probe = %s, want closed", got)
 	}
 	want := []string{"closed->open", "open->half_open", "half_open->closed"}
@@ -115,16 +115,16 @@ func TestBreakerFailedProbeReopensAndRestartsTimer(t *testing.T) {
 	b, _ := testBreaker(clock, 1, 10*time.Second)
 	fail(t, b, 1)
 	clock.Advance(10 * time.Second)
-	mustAllow(t, b)(outcomeFailure)
-	if got := b.State(); got != BreakerOpen {
+	mustAllow(t, b)(Failure)
+	if got := b.State(); got != Open {
 		t.Fatalf("state after a failed probe = %s, want open", got)
 	}
 	clock.Advance(9 * time.Second)
-	if _, err := b.allow(); !errors.Is(err, ErrCircuitOpen) {
-		t.Fatalf("allow() 9s after the failed probe = %v, want ErrCircuitOpen (timer must restart)", err)
+	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
+		t.Fatalf("allow() 9s after the failed probe = %v, want ErrOpen (timer must restart)", err)
 	}
 	clock.Advance(time.Second)
-	if got := b.State(); got != BreakerHalfOpen {
+	if got := b.State(); got != HalfOpen {
 		t.Fatalf("state 10s after the failed probe = %s, want half_open", got)
 	}
 }
@@ -134,12 +134,12 @@ func TestBreakerIgnoredProbeFreesTheSlot(t *testing.T) {
 	b, _ := testBreaker(clock, 1, time.Second)
 	fail(t, b, 1)
 	clock.Advance(time.Second)
-	mustAllow(t, b)(outcomeIgnored)
-	if got := b.State(); got != BreakerHalfOpen {
+	mustAllow(t, b)(Ignored)
+	if got := b.State(); got != HalfOpen {
 		t.Fatalf("state after an ignored probe = %s, want half_open", got)
 	}
-	mustAllow(t, b)(outcomeSuccess)
-	if got := b.State(); got != BreakerClosed {
+	mustAllow(t, b)(Success)
+	if got := b.State(); got != Closed {
 		t.Fatalf("state = %s, want closed", got)
 	}
 }
@@ -153,7 +153,7 @@ func TestBreakerHalfOpenAdmitsExactlyOneConcurrentProbe(t *testing.T) {
 	const callers = 200
 	var (
 		admitted, rejected atomic.Int32
-		probe              func(outcome)
+		probe              func(Outcome)
 		probeMu            sync.Mutex
 		start              = make(chan struct{})
 		wg                 sync.WaitGroup
@@ -161,14 +161,14 @@ func TestBreakerHalfOpenAdmitsExactlyOneConcurrentProbe(t *testing.T) {
 	for range callers {
 		wg.Go(func() {
 			<-start
-			done, err := b.allow()
+			done, err := b.Allow()
 			switch {
 			case err == nil:
 				admitted.Add(1)
 				probeMu.Lock()
 				probe = done
 				probeMu.Unlock()
-			case errors.Is(err, ErrCircuitOpen):
+			case errors.Is(err, ErrOpen):
 				rejected.Add(1)
 			default:
 				t.Errorf("allow() = %v", err)
@@ -180,17 +180,17 @@ func TestBreakerHalfOpenAdmitsExactlyOneConcurrentProbe(t *testing.T) {
 	if admitted.Load() != 1 || rejected.Load() != callers-1 {
 		t.Fatalf("admitted %d, rejected %d; want exactly 1 probe and %d rejections", admitted.Load(), rejected.Load(), callers-1)
 	}
-	probe(outcomeSuccess)
-	if got := b.State(); got != BreakerClosed {
+	probe(Success)
+	if got := b.State(); got != Closed {
 		t.Fatalf("state = %s, want closed", got)
 	}
 	// Closed again: concurrent calls all go through.
 	for range callers {
 		wg.Go(func() {
-			if done, err := b.allow(); err != nil {
+			if done, err := b.Allow(); err != nil {
 				t.Errorf("allow() after closing = %v", err)
 			} else {
-				done(outcomeSuccess)
+				done(Success)
 			}
 		})
 	}
@@ -204,31 +204,31 @@ func TestBreakerIgnoresOutcomesFromAnEarlierState(t *testing.T) {
 	slowSuccess := mustAllow(t, b)
 	slowFailure := mustAllow(t, b)
 	fail(t, b, 2)
-	slowSuccess(outcomeSuccess)
-	if got := b.State(); got != BreakerOpen {
+	slowSuccess(Success)
+	if got := b.State(); got != Open {
 		t.Fatalf("state = %s, want open: a call admitted before opening must not close the breaker", got)
 	}
 	clock.Advance(time.Second)
 	probe := mustAllow(t, b)
-	slowFailure(outcomeFailure)
-	if got := b.State(); got != BreakerHalfOpen {
+	slowFailure(Failure)
+	if got := b.State(); got != HalfOpen {
 		t.Fatalf("state = %s, want half_open: only the probe decides", got)
 	}
-	if _, err := b.allow(); !errors.Is(err, ErrCircuitOpen) {
-		t.Fatalf("allow() with the probe in flight = %v, want ErrCircuitOpen", err)
+	if _, err := b.Allow(); !errors.Is(err, ErrOpen) {
+		t.Fatalf("allow() with the probe in flight = %v, want ErrOpen", err)
 	}
-	probe(outcomeSuccess)
-	if got := b.State(); got != BreakerClosed {
+	probe(Success)
+	if got := b.State(); got != Closed {
 		t.Fatalf("state = %s, want closed", got)
 	}
 }
 
 func TestBreakerStateString(t *testing.T) {
-	for s, want := range map[BreakerState]string{
-		BreakerClosed: "closed", BreakerOpen: "open", BreakerHalfOpen: "half_open", BreakerState(42): "unknown",
+	for s, want := range map[State]string{
+		Closed: "closed", Open: "open", HalfOpen: "half_open", State(42): "unknown",
 	} {
 		if got := s.String(); got != want {
-			t.Errorf("BreakerState(%d).String() = %q, want %q", int(s), got, want)
+			t.Errorf("State(%d).String() = %q, want %q", int(s), got, want)
 		}
 	}
 }
