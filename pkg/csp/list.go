@@ -79,16 +79,18 @@ const (
 //     between its cap and _limit on every page.
 //   - Only an empty page ends the listing. A short page is not the end, for
 //     the same capping CSP; the price is one empty request per listing.
-//   - A later page identical to the first one is the signature of a CSP that
-//     ignores paging and sent everything at once, as the upstream client,
-//     which sends neither parameter, expects. A CSP that honours _limit and
-//     ignores _offset answers the same way, with only its first page. One
-//     probe with another _limit tells them apart: the same answer again
-//     means the first page was the whole listing; another answer means the
-//     CSP ignores _offset and cannot be paged, which fails with
-//     ErrPageRepeated.
-//   - Any other page identical to the first or the previous one fails with
-//     ErrPageRepeated: no paging explains it, and paging on would loop.
+//   - A later page that starts with the first page's first entry is the
+//     signature of a CSP that ignores paging and sent everything at once, as
+//     the upstream client, which sends neither parameter, expects. (It is
+//     compared by its first entry, not whole, because the listing may change
+//     between two requests.) A CSP that honours _limit and ignores _offset
+//     answers the same way, with only its first page. One probe with another
+//     _limit tells them apart: an answer that ignores that _limit too means
+//     the first page was the whole listing; otherwise the CSP cannot be
+//     paged, which fails with ErrPageRepeated.
+//   - A third or later page that starts over, or any page identical to the
+//     previous one, fails with ErrPageRepeated: no paging explains it, and
+//     paging on would loop.
 //   - More than MaxAccounts entries (of any type) fail with
 //     ErrTooManyAccounts, which also bounds a CSP that serves ever new
 //     pages: every page that does not end the listing holds an entry.
@@ -100,11 +102,12 @@ const (
 // would look like accounts disappearing. Each request is one breaker call.
 func (c *Client) ListAccounts(ctx context.Context) (Listing, error) {
 	var (
-		l           Listing
-		seen        = map[string]bool{}
-		first, prev []byte
-		firstLen    int
-		entries     int
+		l          Listing
+		seen       = map[string]bool{}
+		firstEntry []byte
+		firstLen   int
+		prev       []byte
+		entries    int
 	)
 	for offset, n := 0, 0; ; n++ {
 		results, raw, err := c.listPage(ctx, c.pageSize, offset)
@@ -115,11 +118,11 @@ func (c *Client) ListAccounts(ctx context.Context) (Listing, error) {
 		if len(results) == 0 {
 			break
 		}
-		if n > 0 && bytes.Equal(raw, first) {
+		if n > 0 && bytes.Equal(results[0], firstEntry) {
 			if n > 1 {
-				return Listing{}, fmt.Errorf("csp: list accounts (offset %d): the page is the first page again: %w", offset, ErrPageRepeated)
+				return Listing{}, fmt.Errorf("csp: list accounts (offset %d): the page starts over with the first entry: %w", offset, ErrPageRepeated)
 			}
-			whole, err := c.firstPageIsWhole(ctx, first, firstLen)
+			whole, err := c.firstPageIsWhole(ctx, firstLen)
 			l.Requests++
 			if err != nil {
 				return Listing{}, fmt.Errorf("csp: list accounts (probing whether the CSP pages): %w", err)
@@ -153,7 +156,7 @@ func (c *Client) ListAccounts(ctx context.Context) (Listing, error) {
 			}
 		}
 		if n == 0 {
-			first, firstLen = raw, len(results)
+			firstEntry, firstLen = results[0], len(results)
 		}
 		prev = raw
 		offset += len(results)
@@ -166,16 +169,18 @@ func (c *Client) ListAccounts(ctx context.Context) (Listing, error) {
 	return l, nil
 }
 
-// firstPageIsWhole asks for the first page again with another _limit (1, or
-// 2 when the first page held a single entry) and reports whether the answer
-// is the first page unchanged, which only a CSP that ignores paging gives.
-func (c *Client) firstPageIsWhole(ctx context.Context, first []byte, firstLen int) (bool, error) {
-	limit := 1
-	if firstLen < 2 {
-		limit = 2
+// firstPageIsWhole asks for the first page again with another _limit and
+// reports whether the CSP ignores _limit as well as _offset, so that its
+// first page held every entry. It asks for 1 entry when the first page held
+// more; when it held one, it asks for 2, which only a CSP with a single
+// entry to give answers with fewer.
+func (c *Client) firstPageIsWhole(ctx context.Context, firstLen int) (bool, error) {
+	if firstLen >= 2 {
+		results, _, err := c.listPage(ctx, 1, 0)
+		return len(results) > 1, err
 	}
-	_, raw, err := c.listPage(ctx, limit, 0)
-	return bytes.Equal(raw, first), err
+	results, _, err := c.listPage(ctx, 2, 0)
+	return len(results) < 2, err
 }
 
 // Probe makes one cheap authenticated listing call (_limit=1) and returns

@@ -81,6 +81,37 @@ func TestListAccountsCompleteHoweverTheCSPPages(t *testing.T) {
 	}
 }
 
+// A CSP that ignores paging, whose listing grows between the first page and
+// the second request: still one whole listing, not a repeated page.
+func TestListAccountsIgnoredPagingWhileTheListingChanges(t *testing.T) {
+	t.Parallel()
+	seeded := cspfake.Generate(251, nil)
+	s := startFake(t, cspfake.Options{}, seeded[:250]...)
+	setFaults(t, s, cspfake.Faults{Paging: cspfake.PagingIgnore})
+	c := newClient(t, s.URL(), func(o *csp.Options) { o.PageSize = 100 })
+	hold := s.HoldListing(1)
+
+	type result struct {
+		l   csp.Listing
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		l, err := c.ListAccounts(context.Background())
+		done <- result{l, err}
+	}()
+	<-hold.Reached()
+	s.Seed(seeded[250])
+	hold.Release()
+	r := <-done
+	if r.err != nil || len(r.l.Accounts) != 250 {
+		t.Fatalf("ListAccounts = %d accounts, %v; want the 250 of the first answer", len(r.l.Accounts), r.err)
+	}
+	if got := fmt.Sprint(queriesOf(s)); got != "[_limit=100&_offset=0 _limit=100&_offset=250 _limit=1&_offset=0]" {
+		t.Fatalf("requests = %s", got)
+	}
+}
+
 // A CSP that ignores paging and holds one account: the probe cannot ask for
 // fewer, so it asks for more.
 func TestListAccountsSingleAccountThatIgnoresPaging(t *testing.T) {
@@ -154,7 +185,7 @@ func TestListAccountsFailsOnARepeatedPageWithoutLooping(t *testing.T) {
 				return 0
 			}
 			return offset
-		}, "offset 4): the page is the first page again"},
+		}, "offset 4): the page starts over with the first entry"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
