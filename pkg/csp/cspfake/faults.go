@@ -153,8 +153,8 @@ func (f Faults) Validate() error {
 // Environment variables read by FaultsFromEnv, for the local stack.
 // Durations use Go syntax ("250ms", "8s"); rates and fractions are 0..1.
 const (
-	EnvLatency          = "FAKE_CSP_LATENCY" // both list and delete, unless overridden below
-	EnvListLatency      = "FAKE_CSP_LIST_LATENCY"
+	EnvLatency          = "FAKE_CSP_LATENCY"      // both list and delete, unless overridden below
+	EnvListLatency      = "FAKE_CSP_LIST_LATENCY" // per listing request, so per page
 	EnvDeleteLatency    = "FAKE_CSP_DELETE_LATENCY"
 	EnvListDropNext     = "FAKE_CSP_LIST_DROP_NEXT"
 	EnvListDropRate     = "FAKE_CSP_LIST_DROP_RATE"
@@ -172,9 +172,9 @@ const (
 	EnvListEmpty        = "FAKE_CSP_LIST_EMPTY"
 	EnvListLimit        = "FAKE_CSP_LIST_LIMIT"
 	EnvListFraction     = "FAKE_CSP_LIST_FRACTION"
-	EnvPaging           = "FAKE_CSP_PAGING"   // honour (default), ignore, cap, ignore_offset
-	EnvPageCap          = "FAKE_CSP_PAGE_CAP" // entries per page with FAKE_CSP_PAGING=cap
-	EnvDeletedListLag   = "FAKE_CSP_DELETED_LIST_LAG"
+	EnvPaging           = "FAKE_CSP_PAGING"            // honour (default), ignore, cap, ignore_offset
+	EnvPageCap          = "FAKE_CSP_PAGE_CAP"          // entries per page with FAKE_CSP_PAGING=cap
+	EnvDeletedListLag   = "FAKE_CSP_DELETED_LIST_LAG"  // how long a deleted account stays listed as active
 	EnvDeleteRateLimit  = "FAKE_CSP_DELETE_RATE_LIMIT" // deletes per second
 	EnvDeleteBurst      = "FAKE_CSP_DELETE_BURST"
 )
