@@ -58,7 +58,7 @@ func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string)
 	if def.UsesCSP {
 		deps.CSP, err = csp.New(csp.Options{
 			BaseURL: cspCfg.BaseURL, Token: cspCfg.Token, ConnectTimeout: cspCfg.ConnectTimeout,
-			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts,
+			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts, MaxAccounts: cspCfg.ListMaxAccounts,
 			Breaker: csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
 			Logger:  slog.New(warnAndAbove{o.Log.With("component", "csp").Handler()}),
 		})

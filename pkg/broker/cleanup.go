@@ -72,7 +72,7 @@ func (r *JobRunner) deleteSandbox(ctx context.Context, run *jobRun, pace *pacer,
 		var limited *csp.RateLimitedError
 		var status *csp.HTTPError
 		switch {
-		case err == nil:
+		case err == nil || errors.Is(err, csp.ErrAccountNotFound):
 			err = r.pool.Remove(ctx, s, run.as("deleted in the CSP"))
 			run.countWrite("deleted", err)
 			return false, unlessConflict(err)

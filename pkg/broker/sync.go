@@ -25,7 +25,7 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 		return nil
 	}
 	listCtx, cancel := run.workContext(ctx)
-	accounts, err := r.csp.ListAccounts(listCtx)
+	listing, err := r.csp.ListAccounts(listCtx)
 	cancel()
 	if err != nil {
 		if run.outOfTime(0) {
@@ -33,6 +33,7 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 		}
 		return fmt.Errorf("list CSP accounts: %w", err)
 	}
+	accounts := listing.Accounts
 	run.count("listed", len(accounts))
 	known, err := r.readPool(ctx)
 	if err != nil {

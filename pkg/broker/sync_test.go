@@ -83,8 +83,9 @@ func TestSyncCreatesRefreshesAndLeavesInUseAlone(t *testing.T) {
 			lists++
 		}
 	}
-	if lists != 5 {
-		t.Errorf("sync made %d listing requests for 9 entries in pages of 2, want 5", lists)
+	// Five pages and the empty one that ends the listing (a short page may be a capped one).
+	if lists != 6 {
+		t.Errorf("sync made %d listing requests for 9 entries in pages of 2, want 6", lists)
 	}
 
 	created := e.get(t, sandboxID(accounts[0]))

@@ -24,6 +24,8 @@ type CSP struct {
 	MaxAttempts      int
 	BreakerThreshold int
 	BreakerOpenFor   time.Duration
+	// ListMaxAccounts bounds one listing; beyond it the listing fails.
+	ListMaxAccounts int
 }
 
 // SecretFetcher returns the value of a secret.
@@ -31,7 +33,8 @@ type SecretFetcher func(ctx context.Context, arn string) (string, error)
 
 // LoadCSP reads CSP_BASE_URL (required), the token, CSP_CONNECT_TIMEOUT_SECONDS (5),
 // CSP_REQUEST_TIMEOUT_SECONDS (15: upstream deletes take 5–10 s), CSP_MAX_ATTEMPTS (3),
-// CSP_BREAKER_THRESHOLD (5) and CSP_BREAKER_OPEN_SECONDS (60).
+// CSP_BREAKER_THRESHOLD (5), CSP_BREAKER_OPEN_SECONDS (60) and CSP_LIST_MAX_ACCOUNTS (50 000:
+// a listing beyond it fails rather than growing without end when the CSP pages wrongly).
 //
 // The token comes from exactly one of CSP_API_TOKEN or, in AWS, CSP_TOKEN_SECRET_ARN: a
 // Secrets Manager secret whose value is the token, read once through fetch at start. An
@@ -45,6 +48,7 @@ func LoadCSP(ctx context.Context, env Env, fetch SecretFetcher) (CSP, error) {
 		MaxAttempts:      r.int("CSP_MAX_ATTEMPTS", 3, 1, 10),
 		BreakerThreshold: r.int("CSP_BREAKER_THRESHOLD", 5, 1, 1000),
 		BreakerOpenFor:   r.duration("CSP_BREAKER_OPEN_SECONDS", 60, time.Second, 1, 3600),
+		ListMaxAccounts:  r.int("CSP_LIST_MAX_ACCOUNTS", 50_000, 1, 200_000),
 	}
 	if c.BaseURL != "" {
 		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

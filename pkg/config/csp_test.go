@@ -37,6 +37,7 @@ func TestLoadCSPDefaults(t *testing.T) {
 	want := config.CSP{
 		BaseURL: "https://csp.example.com/v2", Token: "tok", ConnectTimeout: 5 * time.Second,
 		RequestTimeout: 15 * time.Second, MaxAttempts: 3, BreakerThreshold: 5, BreakerOpenFor: time.Minute,
+		ListMaxAccounts: 50_000,
 	}
 	if c != want {
 		t.Fatalf("got %+v\nwant %+v", c, want)
@@ -80,10 +81,11 @@ func TestLoadCSPRejects(t *testing.T) {
 		{"missing secret", map[string]string{"CSP_API_TOKEN": "", "CSP_TOKEN_SECRET_ARN": secretARN + "x"}, store.fetch, []string{"CSP_TOKEN_SECRET_ARN: cannot read secret", "secret not found"}},
 		{"every bad number at once", map[string]string{
 			"CSP_CONNECT_TIMEOUT_SECONDS": "0", "CSP_REQUEST_TIMEOUT_SECONDS": "fast", "CSP_MAX_ATTEMPTS": "11",
-			"CSP_BREAKER_THRESHOLD": "-1", "CSP_BREAKER_OPEN_SECONDS": "3601",
+			"CSP_BREAKER_THRESHOLD": "-1", "CSP_BREAKER_OPEN_SECONDS": "3601", "CSP_LIST_MAX_ACCOUNTS": "0",
 		}, nil, []string{
 			"CSP_CONNECT_TIMEOUT_SECONDS: 0 is outside 1..60", `CSP_REQUEST_TIMEOUT_SECONDS: "fast" is not an integer`,
 			"CSP_MAX_ATTEMPTS: 11 is outside 1..10", "CSP_BREAKER_THRESHOLD: -1 is outside", "CSP_BREAKER_OPEN_SECONDS: 3601 is outside",
+			"CSP_LIST_MAX_ACCOUNTS: 0 is outside 1..200000",
 		}},
 	}
 	for _, tt := range tests {

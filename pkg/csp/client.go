@@ -5,6 +5,7 @@
 package csp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -42,6 +43,10 @@ type Options struct {
 	// the largest page the CSP is assumed to honour: a server clamping a
 	// bigger limit would look like the last page and truncate the listing).
 	PageSize int
+	// MaxAccounts bounds the entries one listing may hold (default 50 000);
+	// a listing beyond it fails with ErrTooManyAccounts rather than growing
+	// without end when a CSP pages wrongly.
+	MaxAccounts int
 	// HTTPClient replaces the client built from ConnectTimeout, e.g. to add
 	// tracing. It is copied, and redirects are never followed with it.
 	HTTPClient *http.Client
@@ -57,6 +62,7 @@ const (
 	maxMaxAttempts        = 10
 	defaultPageSize       = 100
 	maxPageSize           = 1000
+	defaultMaxAccounts    = 50_000
 )
 
 // Client talks to one CSP endpoint. It is safe for concurrent use and is
@@ -69,6 +75,7 @@ type Client struct {
 	requestTimeout time.Duration
 	maxAttempts    int
 	pageSize       int
+	maxAccounts    int
 	breaker        *breaker.Breaker
 	log            *slog.Logger
 }
@@ -87,6 +94,7 @@ func New(opts Options) (*Client, error) {
 		requestTimeout: orDefault(opts.RequestTimeout, defaultRequestTimeout),
 		maxAttempts:    orDefault(opts.MaxAttempts, defaultMaxAttempts),
 		pageSize:       orDefault(opts.PageSize, defaultPageSize),
+		maxAccounts:    orDefault(opts.MaxAccounts, defaultMaxAccounts),
 		log:            opts.Logger,
 	}
 	if c.log == nil {
@@ -133,6 +141,9 @@ func validate(o Options) (string, []string) {
 	}
 	if o.PageSize < 0 || o.PageSize > maxPageSize {
 		problems = append(problems, fmt.Sprintf("page size must be between 1 and %d (got %d)", maxPageSize, o.PageSize))
+	}
+	if o.MaxAccounts < 0 {
+		problems = append(problems, fmt.Sprintf("max accounts must not be negative (got %d)", o.MaxAccounts))
 	}
 	if o.Breaker.Threshold < 0 {
 		problems = append(problems, fmt.Sprintf("breaker threshold must not be negative (got %d)", o.Breaker.Threshold))
@@ -209,6 +220,29 @@ const (
 	errorBodyLimit = 4 << 10
 	drainLimit     = 64 << 10
 )
+
+// answerError classifies a response the operation does not accept, by the
+// rules list and delete share: a redirect is never the CSP API's answer
+// (redirects are not followed, see New), and 401 and 403 reject the token.
+func answerError(resp *http.Response) error {
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode <= 399:
+		return fmt.Errorf("%w: %w", ErrWrongEndpoint, statusError(resp))
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%w: %w", ErrTokenRejected, statusError(resp))
+	}
+	return statusError(resp)
+}
+
+// isHTML reports whether a body is a web page: the CSP API answers JSON, so
+// a page comes from a proxy, a login portal or a web server behind a wrong
+// base URL.
+func isHTML(resp *http.Response, body []byte) bool {
+	if mt, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";"); strings.EqualFold(strings.TrimSpace(mt), "text/html") {
+		return true
+	}
+	return bytes.HasPrefix(bytes.TrimSpace(body), []byte("<"))
+}
 
 // statusError turns an unaccepted response into RateLimitedError or
 // HTTPError.

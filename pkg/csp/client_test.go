@@ -124,6 +124,9 @@ func TestWrongTokenIsA401NotABreakerFailure(t *testing.T) {
 		if !ok || he.Status != http.StatusUnauthorized {
 			t.Fatalf("ListAccounts with a wrong token = %v, want HTTPError 401", err)
 		}
+		if !errors.Is(err, csp.ErrTokenRejected) {
+			t.Fatalf("ListAccounts with a wrong token = %v, want ErrTokenRejected", err)
+		}
 		if csp.IsTransient(err) {
 			t.Fatalf("401 must not be transient")
 		}
@@ -152,8 +155,8 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c := newClient(t, srv.URL, nil)
 	err := c.DeleteAccount(context.Background(), "identity/accounts/abc")
-	if he, ok := errors.AsType[*csp.HTTPError](err); !ok || he.Status != http.StatusFound {
-		t.Fatalf("DeleteAccount answered by a redirect = %v, want HTTPError 302", err)
+	if he, ok := errors.AsType[*csp.HTTPError](err); !ok || he.Status != http.StatusFound || !errors.Is(err, csp.ErrWrongEndpoint) {
+		t.Fatalf("DeleteAccount answered by a redirect = %v, want ErrWrongEndpoint with HTTPError 302", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -3,6 +3,7 @@ package csp
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,9 +11,13 @@ import (
 )
 
 // DeleteAccount deletes the sandbox account whose external ID is
-// "identity/accounts/<uuid>" with DELETE /sandbox/accounts/<uuid>. 200, 204
-// and 404 (already gone) all mean deleted and return nil. A 429 returns
-// *RateLimitedError, other statuses *HTTPError.
+// "identity/accounts/<uuid>" with DELETE /sandbox/accounts/<uuid>. 200 and
+// 204 mean deleted and return nil. A 404 returns ErrAccountNotFound, which
+// means "already gone" only once Probe has proved the endpoint right, since
+// a wrong base URL answers 404 too; a 404 HTML page is ErrWrongEndpoint at
+// once. A redirect returns ErrWrongEndpoint and 401 or 403 ErrTokenRejected
+// (both wrapping the *HTTPError): the caller must stop, since no sandbox is
+// at fault. A 429 returns *RateLimitedError, other statuses *HTTPError.
 func (c *Client) DeleteAccount(ctx context.Context, externalID string) error {
 	uuid, err := accountUUID(externalID)
 	if err != nil {
@@ -28,15 +33,24 @@ func (c *Client) DeleteAccount(ctx context.Context, externalID string) error {
 		defer drainClose(resp.Body)
 		status = resp.StatusCode
 		switch status {
-		case http.StatusOK, http.StatusNoContent, http.StatusNotFound:
+		case http.StatusOK, http.StatusNoContent:
+			return nil
+		case http.StatusNotFound:
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, errorBodyLimit))
+			if isHTML(resp, body) {
+				return fmt.Errorf("%w: an HTML page answered 404: %q", ErrWrongEndpoint, sanitizeSnippet(body))
+			}
 			return nil
 		}
-		return statusError(resp)
+		return answerError(resp)
 	})
 	if err != nil {
 		return fmt.Errorf("csp: delete account %s: %w", uuid, err)
 	}
-	c.log.Debug("csp account deleted", "uuid", uuid, "status", status, "already_gone", status == http.StatusNotFound)
+	if status == http.StatusNotFound {
+		return fmt.Errorf("csp: delete account %s: %w", uuid, ErrAccountNotFound)
+	}
+	c.log.Debug("csp account deleted", "uuid", uuid, "status", status)
 	return nil
 }
 

@@ -30,13 +30,13 @@ func TestDeleteAccountSuccessStatuses(t *testing.T) {
 			if !s.Deleted(accounts[1].UUID()) {
 				t.Fatal("the fake did not delete the account")
 			}
-			listed, err := c.ListAccounts(context.Background())
-			if err != nil || len(listed) != 2 || listed[0].ExternalID != accounts[0].ID || listed[1].ExternalID != accounts[2].ID {
-				t.Fatalf("after the delete ListAccounts = %+v, %v; want the other two", listed, err)
+			l, err := c.ListAccounts(context.Background())
+			if listed := l.Accounts; err != nil || len(listed) != 2 || listed[0].ExternalID != accounts[0].ID || listed[1].ExternalID != accounts[2].ID {
+				t.Fatalf("after the delete ListAccounts = %+v, %v; want the other two", l, err)
 			}
-			// Deleting again finds nothing: 404 means already deleted.
-			if err := c.DeleteAccount(context.Background(), accounts[1].ID); err != nil {
-				t.Fatalf("second DeleteAccount: %v", err)
+			// Deleting again finds nothing: a 404, reported as such.
+			if err := c.DeleteAccount(context.Background(), accounts[1].ID); !errors.Is(err, csp.ErrAccountNotFound) {
+				t.Fatalf("second DeleteAccount = %v, want ErrAccountNotFound", err)
 			}
 			if got := fmt.Sprint(deleteStatuses(s)); got != fmt.Sprintf("[%d 404]", status) {
 				t.Fatalf("delete statuses = %s, want [%d 404]", got, status)
@@ -45,12 +45,16 @@ func TestDeleteAccountSuccessStatuses(t *testing.T) {
 	}
 }
 
-func TestDeleteAccountUnknownIs404Success(t *testing.T) {
+func TestDeleteAccountUnknownIsAccountNotFound(t *testing.T) {
 	t.Parallel()
 	s := startFake(t, cspfake.Options{})
 	c := newClient(t, s.URL(), nil)
-	if err := c.DeleteAccount(context.Background(), "identity/accounts/never-existed"); err != nil {
-		t.Fatalf("DeleteAccount of an unknown account = %v, want nil (404)", err)
+	err := c.DeleteAccount(context.Background(), "identity/accounts/never-existed")
+	if !errors.Is(err, csp.ErrAccountNotFound) || csp.IsTransient(err) {
+		t.Fatalf("DeleteAccount of an unknown account = %v, want a non-transient ErrAccountNotFound (404)", err)
+	}
+	if got := c.BreakerState(); got != csp.BreakerClosed {
+		t.Fatalf("breaker = %s: a 404 is an answer, not a failure", got)
 	}
 	d := s.Deletes()
 	if len(d) != 1 || d[0].UUID != "never-existed" || d[0].Status != http.StatusNotFound {
@@ -62,8 +66,8 @@ func TestDeleteAccountEscapesTheUUID(t *testing.T) {
 	t.Parallel()
 	s := startFake(t, cspfake.Options{})
 	c := newClient(t, s.URL(), nil)
-	if err := c.DeleteAccount(context.Background(), "identity/accounts/we?ird#id%2F"); err != nil {
-		t.Fatalf("DeleteAccount: %v", err)
+	if err := c.DeleteAccount(context.Background(), "identity/accounts/we?ird#id%2F"); !errors.Is(err, csp.ErrAccountNotFound) {
+		t.Fatalf("DeleteAccount = %v, want ErrAccountNotFound from the fake", err)
 	}
 	d := s.Deletes()
 	if len(d) != 1 || d[0].UUID != "we?ird#id%2F" {
@@ -206,8 +210,8 @@ func TestDeleteAccountClientErrorsAreNotRetriedNorFailures(t *testing.T) {
 
 	for range 5 {
 		err := c.DeleteAccount(context.Background(), accounts[0].ID)
-		if he, ok := errors.AsType[*csp.HTTPError](err); !ok || he.Status != 403 || csp.IsTransient(err) {
-			t.Fatalf("DeleteAccount = %v, want a non-transient HTTPError 403", err)
+		if he, ok := errors.AsType[*csp.HTTPError](err); !ok || he.Status != 403 || csp.IsTransient(err) || !errors.Is(err, csp.ErrTokenRejected) {
+			t.Fatalf("DeleteAccount = %v, want a non-transient ErrTokenRejected with HTTPError 403", err)
 		}
 	}
 	if n := len(s.Deletes()); n != 5 {

@@ -22,9 +22,37 @@ var (
 	ErrCircuitOpen = breaker.ErrOpen
 
 	// ErrMalformedResponse marks a 2xx answer the client could not understand
-	// (not JSON, no "results", a server ignoring _offset). It is treated like a
-	// 5xx: the CSP is misbehaving, and it may well answer properly next time.
+	// (not JSON, no "results"). It is treated like a 5xx: the CSP is
+	// misbehaving, and it may well answer properly next time.
 	ErrMalformedResponse = errors.New("malformed response")
+
+	// ErrWrongEndpoint means the answer cannot come from the CSP API: a 404,
+	// 405 or 410 for the listing, any redirect, or an HTML page where JSON
+	// belongs. A wrong CSP_BASE_URL looks like this, and it would also answer
+	// every delete with 404, so a caller must neither book anything nor take a
+	// 404 for "deleted" until Probe has passed (docs/architecture.md §6).
+	ErrWrongEndpoint = errors.New("wrong endpoint")
+
+	// ErrTokenRejected is a 401 or 403: the broker's token is wrong, expired
+	// or lacks the right, which no retry and no sandbox can fix. The error
+	// also wraps the *HTTPError with the status.
+	ErrTokenRejected = errors.New("token rejected")
+
+	// ErrAccountNotFound is a delete answered 404 with no sign of a wrong
+	// endpoint: the account is gone, provided Probe has proved the endpoint
+	// right in the same run.
+	ErrAccountNotFound = errors.New("account not found")
+
+	// ErrPageRepeated means the CSP answered a later listing page with a page
+	// it had already served, in a way that no paging behaviour explains
+	// (list.go says which): the listing cannot be completed, and a truncated
+	// one would strike every account it misses.
+	ErrPageRepeated = errors.New("repeated page")
+
+	// ErrTooManyAccounts means the listing went past Options.MaxAccounts
+	// entries. Nothing is returned: a bound that truncated would look like
+	// accounts disappearing.
+	ErrTooManyAccounts = errors.New("too many accounts")
 
 	// ErrInvalidConfig wraps every problem New finds in Options.
 	ErrInvalidConfig = errors.New("csp: invalid configuration")

@@ -103,6 +103,11 @@ func TestIsTransient(t *testing.T) {
 		{"circuit open", fmt.Errorf("csp: list: %w", ErrCircuitOpen), true},
 		{"malformed", fmt.Errorf("%w: no results", ErrMalformedResponse), true},
 		{"bad external id", fmt.Errorf("%w: empty", ErrInvalidExternalID), false},
+		{"wrong endpoint", fmt.Errorf("%w: %w", ErrWrongEndpoint, &HTTPError{Status: 302}), false},
+		{"token rejected", fmt.Errorf("%w: %w", ErrTokenRejected, &HTTPError{Status: 403}), false},
+		{"account not found", fmt.Errorf("x: %w", ErrAccountNotFound), false},
+		{"repeated page", fmt.Errorf("x: %w", ErrPageRepeated), false},
+		{"too many accounts", fmt.Errorf("x: %w", ErrTooManyAccounts), false},
 		{"other", errors.New("something"), false},
 	}
 	for _, tt := range tests {
@@ -148,6 +153,20 @@ func TestParseCreatedAt(t *testing.T) {
 	for _, tt := range tests {
 		if got := parseCreatedAt(tt.in); !got.Equal(tt.want) || got.Location() != time.UTC {
 			t.Errorf("parseCreatedAt(%q) = %v, want %v (UTC)", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestIsUUID(t *testing.T) {
+	for _, s := range []string{"6f1c2a4e-9b1d-4c8e-a6f2-3d5e7b9c1a01", "6F1C2A4E-9B1D-4C8E-A6F2-3D5E7B9C1A01", "00000000-0000-0000-0000-000000000000"} {
+		if !isUUID(s) {
+			t.Errorf("isUUID(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", "bare-uuid", "6f1c2a4e9b1d4c8ea6f23d5e7b9c1a01", "6f1c2a4e-9b1d-4c8e-a6f2-3d5e7b9c1a0", "6f1c2a4e-9b1d-4c8e-a6f2-3d5e7b9c1a011",
+		"6f1c2a4e_9b1d-4c8e-a6f2-3d5e7b9c1a01", "6f1c2a4g-9b1d-4c8e-a6f2-3d5e7b9c1a01", "{6f1c2a4e-9b1d-4c8e-a6f2-3d5e7b9c1a0}"} {
+		if isUUID(s) {
+			t.Errorf("isUUID(%q) = true", s)
 		}
 	}
 }

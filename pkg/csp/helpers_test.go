@@ -68,6 +68,8 @@ func expectedAccount(t *testing.T, a cspfake.Account) csp.Account {
 	}
 	return csp.Account{
 		SandboxID:     strconv.FormatInt(a.CSPID, 10),
+		HasCSPID:      true,
+		UUID:          a.UUID(),
 		ExternalID:    a.ID,
 		Name:          a.Name,
 		CreatedAt:     created.UTC(),
@@ -76,7 +78,7 @@ func expectedAccount(t *testing.T, a cspfake.Account) csp.Account {
 }
 
 func sameAccount(a, b csp.Account) bool {
-	return a.SandboxID == b.SandboxID && a.ExternalID == b.ExternalID && a.Name == b.Name &&
+	return a.SandboxID == b.SandboxID && a.HasCSPID == b.HasCSPID && a.UUID == b.UUID && a.ExternalID == b.ExternalID && a.Name == b.Name &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.SFDCAccountID == b.SFDCAccountID
 }
 

@@ -9,9 +9,11 @@ import (
 )
 
 // Faults is the misbehaviour the fake injects. The zero value is a healthy
-// CSP. Requests go through the stages in this order: latency, auth, drop,
-// (delete) rate limit, failure, then the real work.
+// CSP. Requests go through the stages in this order: latency, auth, (list)
+// hook, drop, (delete) rate limit, failure, then the real work.
 type Faults struct {
+	// ListLatency delays every listing request, so each page of a paged
+	// listing pays it once.
 	ListLatency   time.Duration
 	DeleteLatency time.Duration
 
@@ -30,6 +32,16 @@ type Faults struct {
 	// ListFraction, when > 0, lists only that leading fraction (0..1) of
 	// the accounts.
 	ListFraction float64
+
+	// Paging is how the listing treats _limit and _offset (default
+	// PagingHonour). PageCap, required with PagingCap and only with it, is
+	// the most entries one page holds whatever _limit asks for.
+	Paging  PagingMode
+	PageCap int
+	// DeletedListLag keeps a deleted account in the listing, as active, for
+	// that long after its delete (on the server's clock), as a CSP whose
+	// listing lags its deletes does. Its deletes still answer 404.
+	DeletedListLag time.Duration
 
 	// DeleteRateLimit, when > 0, admits that many deletes per second from a
 	// token bucket of DeleteBurst (default 1); others get 429 + Retry-After.
@@ -65,6 +77,24 @@ const (
 	BodyHTML BodyKind = "html"
 	// BodyGarbage is binary noise: control bytes and invalid UTF-8.
 	BodyGarbage BodyKind = "garbage"
+)
+
+// PagingMode is one of the ways a CSP may page its listing; the broker does
+// not know which one the real CSP uses (docs/architecture.md §6).
+type PagingMode string
+
+const (
+	// PagingHonour serves entries [_offset, _offset+_limit).
+	PagingHonour PagingMode = "honour"
+	// PagingIgnore serves every entry in each response, as the upstream
+	// client, which sends neither parameter, expects.
+	PagingIgnore PagingMode = "ignore"
+	// PagingCap honours both but serves at most PageCap entries per page, so
+	// a page shorter than _limit is not the last one.
+	PagingCap PagingMode = "cap"
+	// PagingIgnoreOffset honours _limit and ignores _offset: every request
+	// gets the first page again.
+	PagingIgnoreOffset PagingMode = "ignore_offset"
 )
 
 func (f Failure) status() int {
@@ -107,6 +137,14 @@ func (f Faults) Validate() error {
 	check(len(f.ListFail.UUIDs) == 0, "list fail: UUIDs only apply to deletes")
 	check(f.ListLimit >= 0, "list limit must not be negative")
 	check(f.ListFraction >= 0 && f.ListFraction <= 1, "list fraction must be between 0 and 1")
+	switch f.Paging {
+	case "", PagingHonour, PagingIgnore, PagingCap, PagingIgnoreOffset:
+	default:
+		check(false, "paging %q is not one of honour, ignore, cap, ignore_offset", f.Paging)
+	}
+	check(f.Paging != PagingCap || f.PageCap > 0, "paging cap needs a page cap of at least 1")
+	check(f.PageCap == 0 || f.Paging == PagingCap, "a page cap only applies to paging cap")
+	check(f.DeletedListLag >= 0, "deleted list lag must not be negative")
 	check(f.DeleteRateLimit >= 0, "delete rate limit must not be negative")
 	check(f.DeleteBurst >= 0, "delete burst must not be negative")
 	return errors.Join(errs...)
@@ -115,8 +153,8 @@ func (f Faults) Validate() error {
 // Environment variables read by FaultsFromEnv, for the local stack.
 // Durations use Go syntax ("250ms", "8s"); rates and fractions are 0..1.
 const (
-	EnvLatency          = "FAKE_CSP_LATENCY" // both list and delete, unless overridden below
-	EnvListLatency      = "FAKE_CSP_LIST_LATENCY"
+	EnvLatency          = "FAKE_CSP_LATENCY"      // both list and delete, unless overridden below
+	EnvListLatency      = "FAKE_CSP_LIST_LATENCY" // per listing request, so per page
 	EnvDeleteLatency    = "FAKE_CSP_DELETE_LATENCY"
 	EnvListDropNext     = "FAKE_CSP_LIST_DROP_NEXT"
 	EnvListDropRate     = "FAKE_CSP_LIST_DROP_RATE"
@@ -134,6 +172,9 @@ const (
 	EnvListEmpty        = "FAKE_CSP_LIST_EMPTY"
 	EnvListLimit        = "FAKE_CSP_LIST_LIMIT"
 	EnvListFraction     = "FAKE_CSP_LIST_FRACTION"
+	EnvPaging           = "FAKE_CSP_PAGING"            // honour (default), ignore, cap, ignore_offset
+	EnvPageCap          = "FAKE_CSP_PAGE_CAP"          // entries per page with FAKE_CSP_PAGING=cap
+	EnvDeletedListLag   = "FAKE_CSP_DELETED_LIST_LAG"  // how long a deleted account stays listed as active
 	EnvDeleteRateLimit  = "FAKE_CSP_DELETE_RATE_LIMIT" // deletes per second
 	EnvDeleteBurst      = "FAKE_CSP_DELETE_BURST"
 )
@@ -162,6 +203,9 @@ func FaultsFromEnv(getenv func(string) string) (Faults, error) {
 	f.ListEmpty = p.bool(EnvListEmpty)
 	f.ListLimit = p.int(EnvListLimit)
 	f.ListFraction = p.float(EnvListFraction)
+	f.Paging = PagingMode(p.str(EnvPaging))
+	f.PageCap = p.int(EnvPageCap)
+	f.DeletedListLag = p.duration(EnvDeletedListLag)
 	f.DeleteRateLimit = p.float(EnvDeleteRateLimit)
 	f.DeleteBurst = p.int(EnvDeleteBurst)
 	if err := errors.Join(append(p.errs, f.Validate())...); err != nil {

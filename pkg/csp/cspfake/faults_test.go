@@ -40,6 +40,9 @@ func TestFaultsFromEnvReadsEveryVariable(t *testing.T) {
 		EnvListFraction:     "0.5",
 		EnvDeleteRateLimit:  "2.5",
 		EnvDeleteBurst:      "5",
+		EnvPaging:           "cap",
+		EnvPageCap:          "37",
+		EnvDeletedListLag:   "3m",
 	}))
 	if err != nil {
 		t.Fatalf("FaultsFromEnv: %v", err)
@@ -55,6 +58,9 @@ func TestFaultsFromEnvReadsEveryVariable(t *testing.T) {
 		ListFraction:    0.5,
 		DeleteRateLimit: 2.5,
 		DeleteBurst:     5,
+		Paging:          PagingCap,
+		PageCap:         37,
+		DeletedListLag:  3 * time.Minute,
 	}
 	if !reflect.DeepEqual(f, want) {
 		t.Fatalf("FaultsFromEnv =\n%+v\nwant\n%+v", f, want)
@@ -70,6 +76,9 @@ func TestFaultsFromEnvReportsEveryBadVariable(t *testing.T) {
 		EnvListLimit:        "ten",
 		EnvListFailBody:     "xml",
 		EnvDeleteBurst:      "-1",
+		EnvPaging:           "sometimes",
+		EnvPageCap:          "many",
+		EnvDeletedListLag:   "a while",
 	}))
 	if err == nil {
 		t.Fatal("FaultsFromEnv accepted bad values")
@@ -78,6 +87,7 @@ func TestFaultsFromEnvReportsEveryBadVariable(t *testing.T) {
 		EnvDeleteLatency, EnvListEmpty, EnvListLimit,
 		"delete fail: rate must be between 0 and 1", "delete fail: status 200",
 		`list fail: body "xml"`, "delete burst must not be negative",
+		`paging "sometimes" is not one of`, EnvPageCap, EnvDeletedListLag,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
@@ -94,13 +104,18 @@ func TestFaultsValidate(t *testing.T) {
 		{ListFail: Failure{UUIDs: []string{"x"}}},
 		{ListFraction: 1.1},
 		{DeleteRateLimit: -1},
+		{Paging: "sideways"},
+		{Paging: PagingCap},
+		{Paging: PagingCap, PageCap: -1},
+		{Paging: PagingHonour, PageCap: 5},
+		{DeletedListLag: -time.Second},
 	}
 	for _, f := range bad {
 		if err := f.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want an error", f)
 		}
 	}
-	if err := (Faults{DeleteFail: Failure{Status: 429, Body: BodyJSON}, ListFraction: 1}).Validate(); err != nil {
+	if err := (Faults{DeleteFail: Failure{Status: 429, Body: BodyJSON}, ListFraction: 1, Paging: PagingCap, PageCap: 1}).Validate(); err != nil {
 		t.Errorf("Validate of good faults = %v", err)
 	}
 }

@@ -69,12 +69,22 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	rep := s.decideList(limit, offset)
+	call := ListCall{Seq: s.listSeq, Limit: limit, Offset: offset}
+	s.listSeq++
+	hook := s.listHook
+	s.mu.Unlock()
+	if hook != nil {
+		if hook(r.Context(), call); r.Context().Err() != nil {
+			return
+		}
+	}
+	s.mu.Lock()
+	rep := s.decideList(limit, offset, s.opts.Now())
 	s.mu.Unlock()
 	writeReply(w, rep)
 }
 
-func (s *Server) decideList(limit, offset int) reply {
+func (s *Server) decideList(limit, offset int, now time.Time) reply {
 	f := &s.faults
 	if s.fires(&f.ListDrop) {
 		return reply{drop: true}
@@ -85,7 +95,7 @@ func (s *Server) decideList(limit, offset int) reply {
 	var listed [][]byte
 	if !f.ListEmpty {
 		for _, e := range s.accounts {
-			if !e.deleted {
+			if e.listed(now, f.DeletedListLag) {
 				listed = append(listed, e.raw)
 			}
 		}
@@ -96,7 +106,18 @@ func (s *Server) decideList(limit, offset int) reply {
 	if f.ListFraction > 0 {
 		listed = listed[:int(f.ListFraction*float64(len(listed)))]
 	}
-	page := listed[min(offset, len(listed)):min(offset+limit, len(listed))]
+	var page [][]byte
+	switch f.Paging {
+	case PagingIgnore:
+		page = listed
+	case PagingIgnoreOffset:
+		page = listed[:min(limit, len(listed))]
+	case PagingCap:
+		limit = min(limit, f.PageCap)
+		fallthrough
+	default:
+		page = listed[min(offset, len(listed)):min(offset+limit, len(listed))]
+	}
 	// Raw entries are written verbatim, so fixtures can hold anything.
 	body := append([]byte(`{"results":[`), bytes.Join(page, []byte(","))...)
 	return reply{status: http.StatusOK, body: append(body, "]}"...)}
@@ -150,7 +171,7 @@ func (s *Server) decideDelete(uuid string, now time.Time) reply {
 	if e == nil || e.deleted {
 		return reply{status: http.StatusNotFound, body: jsonError("account not found")}
 	}
-	e.deleted = true
+	e.deleted, e.deletedAt = true, now
 	if s.opts.DeleteStatus == http.StatusNoContent {
 		return reply{status: http.StatusNoContent}
 	}

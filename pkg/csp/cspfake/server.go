@@ -6,6 +6,7 @@
 package cspfake
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,11 +79,19 @@ type Server struct {
 	bucket   bucket
 	requests []Request
 	deletes  []DeleteRecord
+	listSeq  int
+	listHook func(context.Context, ListCall)
 }
 
 type entry struct {
-	raw     []byte
-	deleted bool
+	raw       []byte
+	deleted   bool
+	deletedAt time.Time
+}
+
+// listed reports whether the entry is in a listing served at now.
+func (e *entry) listed(now time.Time, lag time.Duration) bool {
+	return !e.deleted || now.Before(e.deletedAt.Add(lag))
 }
 
 // New returns a stopped server; Start checks the options and listens.
@@ -186,7 +195,9 @@ func (s *Server) Seed(accounts ...Account) {
 		}
 		uuid := a.UUID()
 		if e := s.byUUID[uuid]; e != nil {
-			e.raw, e.deleted = raw, false
+			// Replacing is how a test lists an account first without csp_id
+			// and then with one.
+			e.raw, e.deleted, e.deletedAt = raw, false, time.Time{}
 			continue
 		}
 		e := &entry{raw: raw}
@@ -255,6 +266,58 @@ func (s *Server) Deleted(uuid string) bool {
 	defer s.mu.Unlock()
 	e := s.byUUID[uuid]
 	return e != nil && e.deleted
+}
+
+// ListCall is a listing request about to be served: Seq counts the
+// authorised listing requests since Start, from 0.
+type ListCall struct {
+	Seq, Limit, Offset int
+}
+
+// SetListHook installs h (nil removes it). The fake calls it before it
+// decides each authorised listing request, outside its lock and with the
+// request's context, so a hook may block to hold a listing between two of
+// its pages; what the page holds is decided after h returns, so deletes made
+// meanwhile show in it.
+func (s *Server) SetListHook(h func(context.Context, ListCall)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.listHook = h
+}
+
+// Hold is a listing request held by HoldListing.
+type Hold struct {
+	reached chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+// Reached is closed once the held request has arrived and is waiting.
+func (h *Hold) Reached() <-chan struct{} { return h.reached }
+
+// Release lets the held request, and every later one, through. It may be
+// called more than once.
+func (h *Hold) Release() { h.once.Do(func() { close(h.release) }) }
+
+// HoldListing holds the n-th (from 0) listing request received after this
+// call until Release, or until its client goes away. It replaces any list
+// hook.
+func (s *Server) HoldListing(n int) *Hold {
+	h := &Hold{reached: make(chan struct{}), release: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	target := s.listSeq + n
+	s.listHook = func(ctx context.Context, c ListCall) {
+		if c.Seq != target {
+			return
+		}
+		close(h.reached)
+		select {
+		case <-h.release:
+		case <-ctx.Done():
+		}
+	}
+	return h
 }
 
 // fires reports whether a trigger hits the current request; the caller
