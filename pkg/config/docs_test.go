@@ -33,6 +33,11 @@ var loaders = map[string]func(config.Env){
 		_, _ = config.LoadCSP(context.Background(), env, fetch)
 		_, _ = config.LoadCSP(context.Background(), env, nil)
 	},
+	"LoadNIOSXaaS": func(env config.Env) {
+		fetch := func(context.Context, string) (string, error) { return `{"email":"e@example.com","password":"p"}`, nil }
+		_, _ = config.LoadNIOSXaaS(context.Background(), env, fetch)
+		_, _ = config.LoadNIOSXaaS(context.Background(), env, nil)
+	},
 }
 
 // TestConfigurationIsDocumented holds docs/configuration.md and pkg/config to each other:
