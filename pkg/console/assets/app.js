@@ -72,8 +72,9 @@ async function refresh() {
   if (!token.get()) return;
   if (loading) return loading;
   loading = (async () => {
-    const [stats, pending, deletionFailed, stale, runs] = await Promise.all([
-      call("GET", "v1/admin/stats"),
+    // The stats first: a refused token then shows one error, not one per list.
+    const stats = await call("GET", "v1/admin/stats");
+    const [pending, deletionFailed, stale, runs] = await Promise.all([
       listAll({ status: "pending_deletion" }),
       listAll({ status: "deletion_failed" }),
       listAll({ status: "stale" }),
@@ -104,8 +105,8 @@ async function retry(sandbox, button) {
   button.disabled = true;
   try {
     await call("POST", `${sandboxPath(sandbox.sandbox_id)}/retry-deletion`);
-    announce(`Sandbox ${sandbox.sandbox_id} is given back to cleanup.`);
     await refresh();
+    announce(`Sandbox ${sandbox.sandbox_id} is given back to cleanup.`);
   } catch (e) {
     button.disabled = false;
     failed(e);
@@ -115,8 +116,8 @@ async function retry(sandbox, button) {
 async function toggleDrain(on) {
   try {
     await call(on ? "PUT" : "DELETE", "v1/admin/drain");
-    announce(on ? "Drain is on." : "Drain is off.");
     await refresh();
+    announce(on ? "Drain is on." : "Drain is off.");
   } catch (e) {
     failed(e);
   }
@@ -153,9 +154,8 @@ async function bulk(button, question, action, path) {
   button.disabled = true;
   try {
     const r = await call("POST", path);
-    announce(`Deleted ${r.deleted} records, skipped ${r.skipped} (${r.status}).`);
-    replace($("error"));
     await refresh();
+    announce(`Deleted ${r.deleted} records, skipped ${r.skipped} (${r.status}).`);
   } catch (e) {
     failed(e);
   } finally {
@@ -185,8 +185,9 @@ function autoStale() {
 async function trigger(button) {
   button.disabled = true;
   try {
-    await runUntilDone(button.dataset.job, announce);
+    const run = await runUntilDone(button.dataset.job);
     await refresh();
+    if (run) announce(`${button.dataset.job} finished: ${run.outcome}`);
   } catch (e) {
     failed(e);
   } finally {

@@ -3,10 +3,10 @@
 
 import { svg } from "./dom.js";
 
-const ROW = 26;
-const LABEL = 150;
-const WIDTH = 460;
-const BAR_MAX = WIDTH - LABEL - 60;
+const ROW = 22;
+const LABEL = 118;
+const WIDTH = 300;
+const BAR_MAX = WIDTH - LABEL - 40;
 
 let charts = 0;
 

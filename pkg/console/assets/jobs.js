@@ -56,12 +56,11 @@ function counts(c) {
 
 // runUntilDone triggers job and polls its runs until the run it started is recorded
 // (or about two minutes pass), then shows it in the job result area.
-export async function runUntilDone(job, announce) {
+export async function runUntilDone(job) {
   const result = document.getElementById("job-result");
   const started = await call("POST", `v1/admin/${job}`);
   const run = started.run_id;
   replace(result, el("p", { "data-run-id": run, "data-state": "running", text: `${job}: run ${run} started…` }));
-  announce(`${job} started`);
   for (let i = 0; i < 120; i++) {
     await sleep(1000);
     const answer = await call("GET", `v1/admin/jobs/${job}?limit=20`);
@@ -76,7 +75,6 @@ export async function runUntilDone(job, announce) {
           el("p", {}, "Counts: ", counts(done.counts), done.alarm ? ` Alarm: ${done.alarm}.` : "", done.reason ? ` Reason: ${done.reason}.` : ""),
         ),
       );
-      announce(`${job} finished: ${done.outcome}`);
       return done;
     }
   }
