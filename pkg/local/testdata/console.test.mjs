@@ -203,6 +203,7 @@ test("sync triggered from the page shows its finished run", async () => {
   assert.equal(await result.getAttribute("data-outcome"), run.outcome);
   assert.match(await result.textContent(), new RegExp(`listed ${run.counts.listed}`));
   await page.locator(`#job-runs [data-job="sync"] code`).getByText(started.run_id).waitFor();
+  await page.screenshot({ path: path.join(env("ARTIFACTS_DIR"), "console-full-page.png"), fullPage: true });
 });
 
 test("the page's CSP held: no console error, blocked resource or failed request", async () => {
