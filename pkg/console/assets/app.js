@@ -40,7 +40,7 @@ function showDashboard() {
 // describe is an error as the operator reads it: the envelope's message, its code and
 // the request ID to find it in the logs.
 function describe(e) {
-  if (!(e instanceof ApiError)) return el("p", { text: `Unexpected error: ${e.message}` });
+  if (!(e instanceof ApiError)) return el("p", {}, el("strong", { text: e.message }));
   return el(
     "p",
     { "data-code": e.code },
