@@ -141,6 +141,29 @@ test("a screenshot at 1280×800", async () => {
   console.log(`screenshot: ${file}`);
 });
 
+test("every control is reachable with Tab (auto-refresh paused meanwhile)", async () => {
+  await page.getByRole("button", { name: "Pause auto-refresh" }).click();
+  assert.equal(await page.locator("#pause").getAttribute("aria-pressed"), "true");
+  const count = await page.evaluate(() => {
+    const controls = [...document.querySelectorAll("a[href], button, input, select, [tabindex='0']")].filter(
+      (e) => !e.disabled && !e.closest("[hidden], dialog") && e.getClientRects().length > 0,
+    );
+    controls.forEach((e, i) => e.setAttribute("data-tab-mark", String(i)));
+    return controls.length;
+  });
+  assert.ok(count > 15, `only ${count} controls`);
+  const reached = new Set();
+  for (let i = 0; i < count * 2 + 10 && reached.size < count; i++) {
+    await page.keyboard.press("Tab");
+    const mark = await page.evaluate(() => document.activeElement?.getAttribute("data-tab-mark"));
+    if (mark !== null && mark !== undefined) reached.add(mark);
+  }
+  const missed = await page.evaluate((seen) => [...document.querySelectorAll("[data-tab-mark]")]
+    .filter((e) => !seen.includes(e.getAttribute("data-tab-mark"))).map((e) => e.outerHTML.slice(0, 80)), [...reached]);
+  assert.deepEqual(missed, []);
+  await page.getByRole("button", { name: "Resume auto-refresh" }).click();
+});
+
 test("search by ID shows a deleted sandbox's history, oldest first", async () => {
   const detail = await api("GET", `/v1/admin/sandboxes/${DELETED_ID}`);
   assert.equal(detail.sandbox, null);
