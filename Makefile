@@ -15,7 +15,7 @@ deps: node_modules/.installed
 	$(GO) mod download
 
 tools: bin/aws-lambda-rie
-	@scripts/check-tools node java
+	@scripts/check-tools node java chromium
 
 # The Lambda runtime interface emulator, from the Go module proxy: the tests run the real
 # bootstrap of a function under it.

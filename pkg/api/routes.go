@@ -42,6 +42,8 @@ var Routes = []Route{
 	{Name: "mark-for-deletion", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/mark-for-deletion", Scope: auth.Track, Function: "mark-for-deletion"},
 	{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Function: "healthz"},
 	{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, Function: "readyz"},
+	{Name: "console", Method: http.MethodGet, Path: "/console", Scope: auth.Public, Function: "console"},
+	{Name: "console-asset", Method: http.MethodGet, Path: "/console/{asset}", Scope: auth.Public, Function: "console-asset"},
 
 	{Name: "admin-list-sandboxes", Method: http.MethodGet, Path: "/v1/admin/sandboxes", Scope: auth.Admin, Function: "admin-list-sandboxes"},
 	{Name: "admin-get-sandbox", Method: http.MethodGet, Path: "/v1/admin/sandboxes/{id}", Scope: auth.Admin, Function: "admin-get-sandbox"},

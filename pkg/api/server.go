@@ -74,6 +74,8 @@ var handlers = map[string]handlerFunc{
 	"mark-for-deletion": (*API).markForDeletion,
 	"healthz":           (*API).healthz,
 	"readyz":            (*API).readyz,
+	"console":           (*API).consolePage,
+	"console-asset":     (*API).consoleAsset,
 
 	"admin-list-sandboxes":    (*API).listSandboxes,
 	"admin-get-sandbox":       (*API).inspectSandbox,
@@ -116,12 +118,15 @@ type request struct {
 }
 
 // reply is a successful answer: body as JSON, or text of contentType when that is set.
+// headers replace common ones of ResponseHeaders for this answer (the console's
+// Content-Security-Policy and Cache-Control); every other route keeps them all.
 type reply struct {
 	status      int
 	body        any
 	location    string
 	contentType string
 	text        []byte
+	headers     map[string]string
 }
 
 func (a *API) serve(ctx context.Context, route Route, h handlerFunc, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
@@ -198,6 +203,9 @@ func (rep reply) response(requestID string) events.APIGatewayProxyResponse {
 	h := ResponseHeaders(requestID)
 	if rep.location != "" {
 		h["Location"] = rep.location
+	}
+	for k, v := range rep.headers {
+		h[k] = v
 	}
 	if rep.contentType != "" {
 		h["Content-Type"] = rep.contentType

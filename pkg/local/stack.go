@@ -397,5 +397,6 @@ func printBanner(out io.Writer, parts []part, s *Stack, trackHow, adminHow strin
 	fmt.Fprintf(out, "  curl -sS -i -X POST %s/v1/allocate \\\n    -H 'Authorization: Bearer %s' \\\n    -H 'X-Instruqt-Sandbox-ID: student-1' -H 'X-Instruqt-Track-ID: demo-lab' -H 'X-Sandbox-Name-Prefix: %s'\n",
 		s.URL, s.TrackToken, prefixes[0])
 	fmt.Fprintf(out, "\nOperate the pool (admin API):\n  BROKER_URL=%s BROKER_ADMIN_TOKEN=%s go run ./cmd/brokerctl stats\n", s.URL, s.AdminToken)
+	fmt.Fprintf(out, "  or in the browser: %s/console (sign in with the admin token)\n", s.URL)
 	fmt.Fprintf(out, "\nReady at %s. Ctrl-C stops everything.\n", s.URL)
 }

@@ -15,7 +15,7 @@ func TestInstruqtClientFlowOverHTTP(t *testing.T) {
 	s, banner, logs := startStack(t, nil)
 	for _, want := range []string{"DynamoDB    [external] DYNAMODB_ENDPOINT", "(existing)", "CSP         [started] fake CSP",
 		"First sync  sync ok (created 6, listed 6)", "track: " + s.TrackToken, "admin: " + s.AdminToken, "curl -sS -i -X POST " + s.URL + "/v1/allocate",
-		"BROKER_URL=" + s.URL + " BROKER_ADMIN_TOKEN=" + s.AdminToken + " go run ./cmd/brokerctl stats",
+		"BROKER_URL=" + s.URL + " BROKER_ADMIN_TOKEN=" + s.AdminToken + " go run ./cmd/brokerctl stats", s.URL + "/console",
 		"Ready at " + s.URL} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("the banner lacks %q:\n%s", want, banner)

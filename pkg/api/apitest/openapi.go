@@ -23,6 +23,13 @@ import (
 	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 )
 
+// The console's page and assets are text to the document, like /metrics.
+func init() {
+	for _, contentType := range []string{"text/html", "text/css", "text/javascript"} {
+		openapi3filter.RegisterBodyDecoder(contentType, openapi3filter.PlainBodyDecoder)
+	}
+}
+
 var (
 	loadOnce sync.Once
 	spec     *openapi3.T

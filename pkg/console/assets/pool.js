@@ -1,0 +1,60 @@
+// The pool: counts by status and available by name prefix, from GET v1/admin/stats.
+// Statuses come from whatever numeric keys the answer has, so a status the API adds
+// (e.g. a tombstone) shows without a change here; known ones keep their order.
+
+import { barChart } from "./chart.js";
+import { el, label, replace } from "./dom.js";
+
+const ORDER = ["available", "allocated", "pending_deletion", "stale", "deletion_failed", "deleted", "retired"];
+const KNOWN = new Set(ORDER);
+
+// statusCounts lists the stats' statuses as [key, count]: every numeric key but total.
+export function statusCounts(stats) {
+  const keys = Object.keys(stats).filter((k) => k !== "total" && typeof stats[k] === "number");
+  keys.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  return keys.map((k) => [k, stats[k]]);
+}
+
+const rank = (k) => (KNOWN.has(k) ? ORDER.indexOf(k) : ORDER.length);
+
+export function renderPool(stats) {
+  const statuses = statusCounts(stats);
+  const cls = (k) => (KNOWN.has(k) ? `s-${k.replaceAll("_", "-")}` : "s-other");
+  replace(
+    document.getElementById("status-chart"),
+    barChart("Sandboxes by status", statuses.map(([k, v]) => ({ key: k, label: label(k), value: v, cls: cls(k) }))),
+  );
+  replace(document.getElementById("status-counts"), [["total", stats.total], ...statuses].map(([k, v]) => count(k, v, "stat")));
+
+  const prefixes = Object.entries(stats.available_by_prefix || {}).sort(([a], [b]) => a.localeCompare(b));
+  replace(
+    document.getElementById("prefix-chart"),
+    prefixes.length ? barChart("Available sandboxes by name prefix", prefixes.map(([k, v]) => ({ key: k, label: k, value: v, cls: "s-available" }))) : null,
+  );
+  replace(
+    document.getElementById("prefix-counts"),
+    prefixes.length ? prefixes.map(([k, v]) => count(k, v, "prefix")) : el("p", { class: "muted", text: "No sandbox is available." }),
+  );
+}
+
+function count(key, value, kind) {
+  return el("div", { [`data-${kind}`]: key }, el("dt", { text: kind === "stat" ? label(key) : key }), el("dd", { text: String(value) }));
+}
+
+// renderDrain shows drain mode when the stats answer carries it (a boolean "drain").
+export function renderDrain(stats, toggle) {
+  const box = document.getElementById("drain");
+  if (!("drain" in stats)) {
+    box.hidden = true;
+    return;
+  }
+  const on = stats.drain === true;
+  box.hidden = false;
+  document.getElementById("drain-state").textContent = on
+    ? "Drain is on: no new allocations are handed out."
+    : "Drain is off: allocations are handed out.";
+  const button = document.getElementById("drain-toggle");
+  button.textContent = on ? "Turn drain off" : "Turn drain on";
+  button.setAttribute("aria-pressed", String(on));
+  button.onclick = () => toggle(!on);
+}

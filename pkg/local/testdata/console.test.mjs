@@ -1,0 +1,252 @@
+// The operator console in headless Chromium (playwright-core, Debian's chromium), against
+// the local stack that TestConsoleInABrowser (pkg/local) seeds and passes in the
+// environment. The tests run in order on one page, as an operator would use it.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run this through go test -run TestConsoleInABrowser ./pkg/local`);
+  return v;
+};
+const CONSOLE_URL = env("CONSOLE_URL");
+const API_URL = env("API_URL");
+const ADMIN_TOKEN = env("ADMIN_TOKEN");
+const FAILED_ID = env("FAILED_ID");
+const DELETED_ID = env("DELETED_ID");
+const STUDENT = env("STUDENT");
+const STUDENT_SANDBOX = env("STUDENT_SANDBOX");
+const STEP_TIMEOUT = 30_000;
+
+// api calls the admin API from Node, to check what the page shows against it.
+async function api(method, p) {
+  const resp = await fetch(API_URL + p, { method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+  assert.ok(resp.ok, `${method} ${p}: ${resp.status}`);
+  return resp.json();
+}
+
+let context, page, profile;
+// What the page must not do: console errors, page errors, CSP violations, failed
+// requests, and error answers other than the ones a step expects.
+const problems = [];
+const violations = [];
+let expectedStatus = new Set();
+
+before(async () => {
+  profile = await mkdtemp(path.join(tmpdir(), "console-chromium-"));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: env("CHROMIUM"),
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+  page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  await page.exposeFunction("reportViolation", (v) => violations.push(v));
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.reportViolation(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`),
+    );
+  });
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    // Chromium logs every 4xx answer of fetch as a console error; the one a step
+    // expects (the wrong token's 401) is checked by the response listener instead.
+    const status = /status of (\d+)/.exec(m.text());
+    if (status && expectedStatus.has(Number(status[1]))) return;
+    problems.push(`console error: ${m.text()}`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on("response", (r) => {
+    if (r.status() >= 400 && !expectedStatus.has(r.status())) problems.push(`answer ${r.status()} for ${r.request().method()} ${r.url()}`);
+    if (!r.url().startsWith(API_URL)) problems.push(`a request outside the API: ${r.url()}`);
+  });
+});
+
+after(async () => {
+  await context?.close();
+  if (profile) await rm(profile, { recursive: true, force: true });
+});
+
+test("the page asks for the token, and keeps it nowhere but sessionStorage", async () => {
+  await page.goto(CONSOLE_URL);
+  const input = page.getByLabel("Admin token");
+  await input.waitFor();
+  assert.ok(await input.evaluate((e) => e === document.activeElement), "the token field has the focus");
+  assert.equal(await page.locator("#dashboard").isHidden(), true);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+});
+
+test("a wrong token goes back to the prompt with the envelope's message and request ID", async () => {
+  expectedStatus = new Set([401]);
+  const answer = page.waitForResponse((r) => r.url().endsWith("/v1/admin/stats"));
+  await page.getByLabel("Admin token").fill("not-the-admin-token-0123456789abcdef");
+  await page.keyboard.press("Enter");
+  const resp = await answer;
+  assert.equal(resp.status(), 401);
+  const body = await resp.json();
+  const error = page.locator("#login-error");
+  await error.getByText(body.detail.message).waitFor();
+  assert.equal(await error.locator(".request-id").textContent(), body.detail.request_id);
+  assert.equal(await page.locator("#login").isVisible(), true);
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0, "the refused token is forgotten");
+  expectedStatus = new Set();
+});
+
+test("the good token opens the dashboard; the token is in sessionStorage only", async () => {
+  await page.getByLabel("Admin token").fill(ADMIN_TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#status-counts [data-stat=total] dd").waitFor();
+  assert.equal(await page.locator("#login").isHidden(), true);
+  const storage = await page.evaluate(() => Object.values(sessionStorage));
+  assert.deepEqual(storage, [ADMIN_TOKEN]);
+  assert.equal((await context.cookies()).length, 0);
+  assert.ok(!page.url().includes(ADMIN_TOKEN));
+  assert.equal(await page.evaluate(() => localStorage.length), 0);
+});
+
+test("the counts shown equal GET /v1/admin/stats", async () => {
+  await page.getByRole("button", { name: "Refresh now" }).click();
+  await page.waitForResponse((r) => r.url().endsWith("/v1/admin/stats"));
+  const stats = await api("GET", "/v1/admin/stats");
+  await page.waitForFunction(
+    (want) => Object.entries(want).every(([k, v]) => document.querySelector(`#status-counts [data-stat="${k}"] dd`)?.textContent === String(v)),
+    Object.fromEntries(Object.entries(stats).filter(([, v]) => typeof v === "number")),
+  );
+  const shown = await page.$$eval("#status-counts [data-stat]", (els) => els.map((e) => [e.dataset.stat, Number(e.querySelector("dd").textContent)]));
+  const numeric = Object.entries(stats).filter(([, v]) => typeof v === "number");
+  assert.deepEqual(Object.fromEntries(shown), Object.fromEntries(numeric));
+  const prefixes = await page.$$eval("#prefix-counts [data-prefix]", (els) => els.map((e) => [e.dataset.prefix, Number(e.querySelector("dd").textContent)]));
+  assert.deepEqual(Object.fromEntries(prefixes), stats.available_by_prefix);
+  // The chart draws one bar per status, labelled for screen readers.
+  assert.equal(await page.locator("#status-chart svg g[data-key]").count(), numeric.length - 1);
+  assert.match(await page.locator("#status-chart svg desc").textContent(), new RegExp(`deletion failed ${stats.deletion_failed}`));
+  // The lists agree with the counts.
+  assert.equal(await page.locator("#failed-table tbody tr").count(), stats.deletion_failed);
+  assert.equal(await page.locator("#stale-table tbody tr").count(), stats.stale);
+  assert.equal(await page.locator("#pending-table tbody tr").count(), stats.pending_deletion);
+});
+
+test("a screenshot at 1280×800", async () => {
+  await page.getByRole("button", { name: "Refresh now" }).click();
+  await page.waitForResponse((r) => r.url().endsWith("/v1/admin/stats"));
+  await page.evaluate(() => window.scrollTo(0, 0));
+  const file = path.join(env("ARTIFACTS_DIR"), "console-1280x800.png");
+  await page.screenshot({ path: file });
+  console.log(`screenshot: ${file}`);
+});
+
+test("every control is reachable with Tab (auto-refresh paused meanwhile)", async () => {
+  await page.getByRole("button", { name: "Pause auto-refresh" }).click();
+  assert.equal(await page.locator("#pause").getAttribute("aria-pressed"), "true");
+  const count = await page.evaluate(() => {
+    const controls = [...document.querySelectorAll("a[href], button, input, select, [tabindex='0']")].filter(
+      (e) => !e.disabled && !e.closest("[hidden], dialog") && e.getClientRects().length > 0,
+    );
+    controls.forEach((e, i) => e.setAttribute("data-tab-mark", String(i)));
+    return controls.length;
+  });
+  assert.ok(count > 15, `only ${count} controls`);
+  const reached = new Set();
+  for (let i = 0; i < count * 2 + 10 && reached.size < count; i++) {
+    await page.keyboard.press("Tab");
+    const mark = await page.evaluate(() => document.activeElement?.getAttribute("data-tab-mark"));
+    if (mark !== null && mark !== undefined) reached.add(mark);
+  }
+  const missed = await page.evaluate((seen) => [...document.querySelectorAll("[data-tab-mark]")]
+    .filter((e) => !seen.includes(e.getAttribute("data-tab-mark"))).map((e) => e.outerHTML.slice(0, 80)), [...reached]);
+  assert.deepEqual(missed, []);
+  await page.getByRole("button", { name: "Resume auto-refresh" }).click();
+});
+
+test("search by ID shows a deleted sandbox's history, oldest first", async () => {
+  const detail = await api("GET", `/v1/admin/sandboxes/${DELETED_ID}`);
+  assert.equal(detail.sandbox, null);
+  await page.getByLabel("By", { exact: true }).selectOption("id");
+  await page.getByLabel("Search for").fill(DELETED_ID);
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  await page.locator("#sandbox-detail .timeline li").first().waitFor();
+  const shown = await page.$$eval("#sandbox-detail .timeline li", (els) => els.map((e) => e.dataset.to));
+  assert.deepEqual(shown, detail.history.map((h) => h.to).reverse());
+  assert.deepEqual(shown, ["available", "allocated", "pending_deletion", "deleted"]);
+  const times = await page.$$eval("#sandbox-detail .timeline time", (els) => els.map((e) => e.getAttribute("datetime")));
+  assert.deepEqual(times, [...times].sort(), "the timeline is in time order");
+});
+
+test("search by student finds the student's sandbox", async () => {
+  await page.getByLabel("By", { exact: true }).selectOption("student");
+  await page.getByLabel("Search for").fill(STUDENT);
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  const row = page.locator(`#search-results tr[data-id="${STUDENT_SANDBOX}"]`);
+  await row.waitFor();
+  assert.equal(await page.locator("#search-results tbody tr").count(), 1);
+  await row.getByRole("button", { name: /Show sandbox/ }).press("Enter");
+  await page.locator('#sandbox-detail [data-field="allocated_to_track"] dd').getByText(STUDENT).waitFor();
+});
+
+test("a deletion_failed sandbox retried from the page leaves that state", async () => {
+  const before = await api("GET", `/v1/admin/sandboxes/${FAILED_ID}`);
+  assert.equal(before.sandbox.status, "deletion_failed");
+  const button = page.locator(`#failed-table tr[data-id="${FAILED_ID}"]`).getByRole("button", { name: /Retry the deletion/ });
+  await button.focus();
+  await page.keyboard.press("Enter");
+  await page.locator(`#failed-table tr[data-id="${FAILED_ID}"]`).waitFor({ state: "detached" });
+  const after = await api("GET", `/v1/admin/sandboxes/${FAILED_ID}`);
+  assert.equal(after.sandbox.status, "pending_deletion");
+  assert.equal(after.history[0].actor_kind, "admin");
+  await page.locator(`#pending-table tr[data-id="${FAILED_ID}"]`).waitFor();
+  assert.match(await page.locator("#announce").textContent(), new RegExp(`${FAILED_ID} is given back to cleanup`));
+});
+
+test("the bulk delete asks first, naming the count; Cancel deletes nothing", async () => {
+  const stats = await api("GET", "/v1/admin/stats");
+  await page.getByRole("button", { name: /all stale sandboxes/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), new RegExp(`records of ${stats.stale} stale sandboxes`));
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "hidden" });
+  assert.equal((await api("GET", "/v1/admin/stats")).stale, stats.stale);
+});
+
+test("sync triggered from the page shows its finished run", async () => {
+  const trigger = page.waitForResponse((r) => r.url().endsWith("/v1/admin/sync") && r.request().method() === "POST");
+  await page.getByRole("button", { name: "Run sync now" }).click();
+  const started = await (await trigger).json();
+  const result = page.locator(`#job-result [data-run-id="${started.run_id}"][data-state="finished"]`);
+  await result.waitFor();
+  const runs = await api("GET", "/v1/admin/jobs/sync?limit=20");
+  const run = runs.runs.find((r) => r.run_id === started.run_id);
+  assert.ok(run, "the run is recorded");
+  assert.equal(await result.getAttribute("data-outcome"), run.outcome);
+  assert.match(await result.textContent(), new RegExp(`listed ${run.counts.listed}`));
+  await page.locator(`#job-runs [data-job="sync"] code`).getByText(started.run_id).waitFor();
+  await page.screenshot({ path: path.join(env("ARTIFACTS_DIR"), "console-full-page.png"), fullPage: true });
+});
+
+test("the page's CSP held: no console error, blocked resource or failed request", async () => {
+  assert.deepEqual(problems, []);
+  assert.deepEqual(violations, []);
+  // The listener works: an inline style attribute, which the CSP forbids, is reported.
+  await page.evaluate(() => document.body.setAttribute("style", "color: red"));
+  await page.waitForFunction(() => true);
+  for (let i = 0; i < 50 && violations.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(violations.length, 1, `violations ${violations}`);
+  assert.match(violations[0], /^style-src-attr/);
+});
+
+test("a token the API stops taking sends the operator back to the prompt", async () => {
+  expectedStatus = new Set([401]);
+  // Set and refresh in one turn of the page, so the auto-refresh cannot come between.
+  await page.evaluate(() => {
+    sessionStorage.setItem("sandbox-broker-admin-token", "an-expired-token-0123456789abcdefghij");
+    document.getElementById("refresh").click();
+  });
+  await page.locator("#login-error").getByText("Missing or invalid bearer token").waitFor();
+  assert.equal(await page.evaluate(() => sessionStorage.length), 0);
+});
