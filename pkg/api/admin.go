@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/api/wire"
@@ -27,8 +26,6 @@ const (
 // starting deletes in time to answer "partial" instead of being cut off by Lambda (API
 // Gateway would answer the client with a bare 5xx and no counts).
 const answerReserve = 2 * time.Second
-
-var jobNameSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 func adminSandbox(s pool.Sandbox) wire.Sandbox {
 	return wire.Sandbox{
@@ -173,8 +170,8 @@ func (a *API) jobRuns(ctx context.Context, r *request) (reply, error) {
 		return reply{}, err
 	}
 	job := r.ev.PathParameters["name"]
-	if !jobNameSyntax.MatchString(job) {
-		return reply{}, validationError("The job name must be 1-64 characters of A-Z a-z 0-9 - _")
+	if !broker.ValidID(job) {
+		return reply{}, validationError("The job name must be %s", broker.IDSyntax)
 	}
 	runs, runsErr := a.broker.JobRuns(ctx, job, limit)
 	switch {
@@ -271,8 +268,8 @@ func (r *request) adminSandboxID() (string, error) {
 		return "", err
 	}
 	id := r.ev.PathParameters["id"]
-	if !sandboxIDSyntax.MatchString(id) {
-		return "", validationError("The sandbox ID must be 1-%d characters of A-Z a-z 0-9 - _", maxSandboxIDLen)
+	if !broker.ValidID(id) {
+		return "", validationError("The sandbox ID must be %s", broker.IDSyntax)
 	}
 	r.sandboxID = id
 	return id, nil

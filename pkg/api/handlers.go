@@ -157,8 +157,8 @@ func sandboxRequest(ev *events.APIGatewayProxyRequest) (id, student string, err 
 		return "", "", err
 	}
 	id = ev.PathParameters["id"]
-	if !sandboxIDSyntax.MatchString(id) {
-		return "", "", validationError("The sandbox ID must be 1-%d characters of A-Z a-z 0-9 - _", maxSandboxIDLen)
+	if !broker.ValidID(id) {
+		return "", "", validationError("The sandbox ID must be %s", broker.IDSyntax)
 	}
 	return id, student, nil
 }

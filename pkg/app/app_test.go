@@ -17,9 +17,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/config"
-	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 )
 
 // The authorizer as its function builds it: the token digests come from Secrets Manager

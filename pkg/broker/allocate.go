@@ -106,7 +106,7 @@ func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req Allocate
 		return Allocation{Owner: owner, Created: true}, true, nil
 	case errors.As(err, &ce) && ce.Item == pool.ItemOwner && ce.Owner != nil:
 		return b.replay(ctx, *ce.Owner, by)
-	case errors.Is(err, pool.ErrConflict), errors.Is(err, pool.ErrContended):
+	case pool.LostRace(err):
 		return Allocation{}, false, nil
 	}
 	return Allocation{}, true, err

@@ -23,7 +23,7 @@ func (r *JobRunner) expire(ctx context.Context, run *jobRun) error {
 		}
 		_, err = r.pool.Expire(ctx, s, cutoff, run.as("expired"))
 		run.countWrite("expired", err)
-		if err := unlessConflict(err); err != nil {
+		if err := unlessLostRace(err); err != nil {
 			return err
 		}
 	}

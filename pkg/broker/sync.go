@@ -79,7 +79,7 @@ func (r *JobRunner) syncAccount(ctx context.Context, run *jobRun, known map[stri
 		// Allocated, pending_deletion or deletion_failed: the student's or cleanup's.
 		run.count("in_use", 1)
 	}
-	if err != nil && !conflict(err) {
+	if err != nil && !pool.LostRace(err) {
 		return err
 	}
 	return nil
@@ -108,7 +108,7 @@ func (r *JobRunner) strikeMissing(ctx context.Context, run *jobRun, known map[st
 			_, err = r.pool.RecordMiss(ctx, s, run.as("missing from the CSP listing"))
 			run.countWrite("missed", err)
 		}
-		if err != nil && !conflict(err) {
+		if err != nil && !pool.LostRace(err) {
 			return err
 		}
 	}
