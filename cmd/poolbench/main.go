@@ -1,6 +1,6 @@
 // Command poolbench measures allocation under a burst of concurrent students against one
 // DynamoDB Local: this broker's engine and, as the baseline, upstream's strategy
-// (reference §1.2). It prints one table; every row comes from the same run.
+// (docs/upstream.md, upstream's allocate). It prints one table; every row comes from the same run.
 package main
 
 import (

@@ -12,7 +12,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
-// Bounds of the admin routes' query parameters (ARCHITECTURE §3).
+// Bounds of the admin routes' query parameters (docs/architecture.md §3).
 const (
 	defaultListLimit       = 50
 	maxListLimit           = 100
@@ -130,7 +130,7 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 }
 
 // startJob starts the route's job (Route.Starts) in the background and answers 202 at
-// once (defect D13: upstream ran sync and cleanup inside the request, for minutes). A run
+// once (docs/upstream.md D13: upstream ran sync and cleanup inside the request, for minutes). A run
 // holding the job's lease is refused with 409 rather than queueing a run that would only
 // be skipped; two triggers racing past this check still never run together, because the
 // second run finds the lease taken and records itself as skipped.
@@ -198,7 +198,7 @@ func (a *API) jobRuns(ctx context.Context, r *request) (reply, error) {
 }
 
 // bulkDelete deletes the database records (never the CSP accounts) of every sandbox in
-// ?status=, which is required and must be stale or deletion_failed (defect D16: upstream
+// ?status=, which is required and must be stale or deletion_failed (docs/upstream.md D16: upstream
 // wiped the whole table without one).
 func (a *API) bulkDelete(ctx context.Context, r *request) (reply, error) {
 	q, err := readQuery(r.ev, "status")
@@ -225,7 +225,7 @@ func (a *API) bulkDelete(ctx context.Context, r *request) (reply, error) {
 }
 
 // deleteStale deletes the records of sandboxes stale for at least ?grace_period_hours=
-// (1-720, default 24; defect D16: upstream accepted 0 and negative values).
+// (1-720, default 24; docs/upstream.md D16: upstream accepted 0 and negative values).
 func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
 	q, err := readQuery(r.ev, "grace_period_hours")
 	if err != nil {
@@ -249,7 +249,7 @@ func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
 }
 
 // metricsText is GET /metrics: the pool's counts as Prometheus gauges, for an admin-token
-// scrape (defect D9: upstream counted one scan page, on a public route).
+// scrape (docs/upstream.md D9: upstream counted one scan page, on a public route).
 func (a *API) metricsText(ctx context.Context, r *request) (reply, error) {
 	if _, err := readQuery(r.ev); err != nil {
 		return reply{}, err

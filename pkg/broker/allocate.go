@@ -30,7 +30,7 @@ const (
 type AllocateRequest struct {
 	Student string
 	// IdempotencyKey scopes replays; empty means the student ID. It is always scoped to the
-	// student, so another student's key can never return this student's sandbox (D12).
+	// student, so another student's key can never return this student's sandbox (docs/upstream.md D12).
 	IdempotencyKey string
 	NamePrefix     string
 	TrackName      string

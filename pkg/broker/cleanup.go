@@ -24,7 +24,7 @@ const (
 // one at a time, paced to DeletesPerSecond. A confirmed delete (200, 204 or 404) removes
 // the item. A failed one stays pending_deletion with attempts+1 and a next attempt after an
 // exponential backoff with full jitter, until the CleanupMaxAttempts-th failure makes it
-// deletion_failed (D4). A 429 is not the sandbox's failure: it is retried after the CSP's
+// deletion_failed (docs/upstream.md D4). A 429 is not the sandbox's failure: it is retried after the CSP's
 // Retry-After and books nothing. The run stops, touching nothing more, when the circuit
 // breaker is open, and before its deadline.
 func (r *JobRunner) cleanup(ctx context.Context, run *jobRun) error {

@@ -28,7 +28,7 @@ const (
 // metric filter can page an operator on them.
 const (
 	// AlarmSyncShrinkGuard: the CSP listing was empty or dropped too much of the pool, so
-	// sync marked nothing stale (defect D5).
+	// sync marked nothing stale (docs/upstream.md D5).
 	AlarmSyncShrinkGuard = "sync_shrink_guard"
 	// AlarmDeletionFailed: cleanup gave up on a sandbox after its last attempt.
 	AlarmDeletionFailed = "cleanup_deletion_failed"

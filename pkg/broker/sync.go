@@ -14,12 +14,12 @@ import (
 // does not know is created as available; an available one whose fields changed is
 // refreshed (only the changed fields, on the version read); a stale one comes back. An
 // allocated, pending_deletion or deletion_failed sandbox is never touched, and every write
-// is conditioned on the state read, so a claim that lands meanwhile always wins (D1).
+// is conditioned on the state read, so a claim that lands meanwhile always wins (docs/upstream.md D1).
 //
 // An available sandbox the listing does not show gets a strike; StaleStrikes consecutive
 // strikes make it stale. An empty listing, or one that no longer shows more than
 // MaxShrinkFraction of the pool's available and stale sandboxes, is not trusted for that:
-// the run marks nothing stale and raises AlarmSyncShrinkGuard (D5).
+// the run marks nothing stale and raises AlarmSyncShrinkGuard (docs/upstream.md D5).
 func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	if run.outOfTime(r.cspTimeout) {
 		return nil

@@ -22,8 +22,8 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 	for k, v := range key(sandboxPK(a.ID), skMeta) {
 		item[k] = v
 	}
-	item[attrAvailShard] = av(shardOf(a.ID))
-	item[attrAvailName] = av(a.Name)
+	item[AttrAvailShard] = av(shardOf(a.ID))
+	item[AttrAvailName] = av(a.Name)
 	t := p.newTx("create", a.ID, expect{absent: true})
 	t.putSandbox(p.table, item)
 	if err := p.commit(ctx, t, "", Available, by); err != nil {
@@ -34,7 +34,7 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 
 // Refresh writes the fields of an available sandbox that changed in the CSP and clears its
 // missed-sync count. It requires the version that was read, so it can never undo a claim
-// that landed in between (defect D1). Unchanged sandboxes are not written at all.
+// that landed in between (docs/upstream.md D1). Unchanged sandboxes are not written at all.
 func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account, by Actor) (Sandbox, error) {
 	if !Changed(cur, a) && cur.MissedSyncs == 0 {
 		return cur, nil
