@@ -2,17 +2,12 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,7 +16,6 @@ import (
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/auth"
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -113,35 +107,6 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	return s, nil
 }
 
-// startTokens makes the track and admin tokens: the configured ones or generated ones.
-func (s *Stack) startTokens(cfg config.Local) (auth.Static, []part, error) {
-	trackToken, trackHow, err := token(cfg.TrackToken, "BROKER_TRACK_TOKEN")
-	if err != nil {
-		return nil, nil, err
-	}
-	adminToken, adminHow, err := token(cfg.AdminToken, "BROKER_ADMIN_TOKEN")
-	if err != nil {
-		return nil, nil, err
-	}
-	s.TrackToken, s.AdminToken = trackToken, adminToken
-	tokens := auth.Static{}
-	for _, t := range []struct {
-		name  string
-		scope auth.Scope
-		plain string
-	}{{TrackClient, auth.Track, trackToken}, {AdminClient, auth.Admin, adminToken}} {
-		tok, err := auth.NewToken(t.name, t.scope, t.plain)
-		if err != nil {
-			return nil, nil, err
-		}
-		tokens = append(tokens, tok)
-	}
-	return tokens, []part{
-		{"Tokens", "", fmt.Sprintf("track: %s (%s)", trackToken, trackHow)},
-		{"", "", fmt.Sprintf("admin: %s (%s)", adminToken, adminHow)},
-	}, nil
-}
-
 // startDynamoDB uses an existing DynamoDB, or starts DynamoDB Local for this run, and
 // makes sure the table exists. It returns the endpoint.
 func (s *Stack) startDynamoDB(ctx context.Context, cfg config.Local, env config.Env) (string, part, error) {
@@ -203,44 +168,6 @@ func (s *Stack) startCSP(cfg config.Local, env config.Env) (url, token string, l
 	return fake.URL(), token, part{"CSP", "started", detail}, nil
 }
 
-// startJobs builds each job's handler exactly as its Lambda function does, runs the
-// first sync, then runs every job on its (scaled) interval. It returns what starts runs
-// for the admin trigger routes.
-func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (backgroundJobs, []part, error) {
-	cfg, err := config.LoadJobs(env)
-	if err != nil {
-		return backgroundJobs{}, nil, err
-	}
-	schedule := map[string]scheduledJob{}
-	for _, j := range broker.Jobs {
-		h, err := app.JobFunction(ctx, env, logs, j.Name)
-		if err != nil {
-			return backgroundJobs{}, nil, fmt.Errorf("local: job %s: %w", j.Name, err)
-		}
-		schedule[j.Name] = scheduledJob{job: j, every: cfg.Scale(j.Every), run: h}
-	}
-	first, ok := schedule["sync"]
-	if !ok {
-		return backgroundJobs{}, nil, errors.New("local: the job table has no sync job")
-	}
-	firstSync := s.runJob(ctx, first, scheduledEvent)
-
-	jobsCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.shutdowns = append(s.shutdowns, func() {
-		cancel()
-		s.jobs.Wait()
-	})
-	var every []string
-	for _, j := range broker.Jobs {
-		every = append(every, fmt.Sprintf("%s every %s", j.Name, schedule[j.Name].every))
-		s.jobs.Go(func() { s.repeat(jobsCtx, schedule[j.Name]) })
-	}
-	return backgroundJobs{stack: s, ctx: jobsCtx, schedule: schedule}, []part{
-		{"First sync", "", firstSync},
-		{"Jobs", "started", strings.Join(every, ", ") + fmt.Sprintf(" (JOB_INTERVAL_SCALE=%g)", cfg.IntervalScale)},
-	}, nil
-}
-
 // startAPI serves the route functions behind the API Gateway emulator and the authorizer
 // on 127.0.0.1:PORT, and waits until /healthz answers.
 func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, logs io.Writer, tokens auth.Static, jobs backgroundJobs, log *slog.Logger) (part, error) {
@@ -289,72 +216,6 @@ func (s *Stack) Stop() {
 	})
 }
 
-// scheduledJob is one job of the job table with its handler and scaled interval.
-type scheduledJob struct {
-	job   broker.Job
-	every time.Duration
-	run   app.JobHandler
-}
-
-// repeat runs a job every interval, like its EventBridge rate schedule.
-func (s *Stack) repeat(ctx context.Context, j scheduledJob) {
-	t := time.NewTicker(j.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.runJob(ctx, j, scheduledEvent)
-		}
-	}
-}
-
-// scheduledEvent is what the local scheduler sends a job, as EventBridge sends its
-// scheduled event: no run ID, so the run makes its own.
-var scheduledEvent = json.RawMessage(`{"source":"local.scheduler"}`)
-
-// runJob runs a job once on event with the deadline its function has in AWS
-// (broker.Job.Timeout; a run that outlasts its scaled interval makes the next one skip on
-// the job's lease, as in AWS), and says how it went. The run logs its own summary line.
-func (s *Stack) runJob(ctx context.Context, j scheduledJob, event json.RawMessage) string {
-	ctx, cancel := context.WithTimeout(ctx, j.job.Timeout())
-	defer cancel()
-	sum, err := j.run(ctx, event)
-	if err != nil {
-		return fmt.Sprintf("%s failed: %v", j.job.Name, err)
-	}
-	counts := make([]string, 0, len(sum.Counts))
-	for k, v := range sum.Counts {
-		counts = append(counts, fmt.Sprintf("%s %d", k, v))
-	}
-	slices.Sort(counts)
-	return fmt.Sprintf("%s %s (%s)", j.job.Name, sum.Outcome, strings.Join(counts, ", "))
-}
-
-// backgroundJobs starts the runs the admin trigger routes ask for, as Lambda's
-// asynchronous invoke does in AWS: the job's handler (the one the schedule uses) gets a
-// JobTrigger with the run ID and runs in the background with the job function's timeout,
-// and the request returns at once. Stop waits for such runs like scheduled ones.
-type backgroundJobs struct {
-	stack    *Stack
-	ctx      context.Context // the stack's jobs context, not the request's: the run outlives it
-	schedule map[string]scheduledJob
-}
-
-func (b backgroundJobs) StartJob(_ context.Context, job, runID string) error {
-	j, ok := b.schedule[job]
-	if !ok {
-		return fmt.Errorf("local: no job named %q", job)
-	}
-	event, err := json.Marshal(app.JobTrigger{RunID: runID})
-	if err != nil {
-		return err
-	}
-	b.stack.jobs.Go(func() { b.stack.runJob(b.ctx, j, event) })
-	return nil
-}
-
 func waitHealthy(ctx context.Context, url string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -374,21 +235,6 @@ func waitHealthy(ctx context.Context, url string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// token returns the configured plain token or a generated one, and says which.
-func token(configured, variable string) (string, string, error) {
-	if configured == "" {
-		return randomToken(), "generated; set " + variable + " to choose it", nil
-	}
-	return configured, "from " + variable, nil
-}
-
-// randomToken is 256 random bits, URL-safe base64: a valid bearer token.
-func randomToken() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // overlay returns env with the values of over taking precedence (an empty value unsets).
