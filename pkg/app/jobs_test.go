@@ -123,7 +123,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	table := pooltest.NewTable(t)
 	poolEnv := map[string]string{"TABLE_NAME": table, "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "AWS_REGION": "us-east-1"}
 	cspEnv := map[string]string{"CSP_BASE_URL": fake.URL(), "CSP_API_TOKEN": token}
-	poolCfg, err := config.LoadPool(config.MapEnv(poolEnv))
+	poolCfg, err := config.LoadPool(testkit.Env(poolEnv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 				env[k] = v
 			}
 		}
-		h, err := app.JobFunction(ctx, config.MapEnv(env), logs, job.Name)
+		h, err := app.JobFunction(ctx, testkit.Env(env), logs, job.Name)
 		if err != nil {
 			t.Fatalf("%s: %v", job.Name, err)
 		}
@@ -258,7 +258,7 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 		{"stale-cleanup", map[string]string{"TABLE_NAME": "t", "JOB_INTERVAL_SCALE": "0"}, []string{"JOB_INTERVAL_SCALE: must be greater than 0"}},
 	}
 	for _, tt := range tests {
-		_, err := app.JobFunction(ctx, config.MapEnv(tt.env), io.Discard, tt.job)
+		_, err := app.JobFunction(ctx, testkit.Env(tt.env), io.Discard, tt.job)
 		if err == nil {
 			t.Fatalf("%s with %v: accepted", tt.job, tt.env)
 		}
@@ -268,7 +268,7 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 			}
 		}
 	}
-	h, err := app.JobFunction(ctx, config.MapEnv(base), io.Discard, "expiry")
+	h, err := app.JobFunction(ctx, testkit.Env(base), io.Discard, "expiry")
 	if err != nil {
 		t.Fatal(err)
 	}

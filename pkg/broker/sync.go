@@ -70,7 +70,7 @@ func (r *JobRunner) syncAccount(ctx context.Context, run *jobRun, known map[stri
 	case cur.Status == pool.Available && !pool.Changed(cur, a) && cur.MissedSyncs == 0:
 		run.count("unchanged", 1)
 	case cur.Status == pool.Available:
-		_, err = r.pool.Refresh(ctx, cur, a, run.as("listed by the CSP"))
+		_, err = r.pool.Refresh(ctx, cur, a)
 		run.countWrite("refreshed", err)
 	case cur.Status == pool.Stale:
 		_, err = r.pool.Unstale(ctx, cur, a, run.as("listed by the CSP again"))
@@ -105,7 +105,7 @@ func (r *JobRunner) strikeMissing(ctx context.Context, run *jobRun, known map[st
 			_, err = r.pool.MarkStale(ctx, s, run.as(fmt.Sprintf("missing from %d consecutive CSP listings", s.MissedSyncs+1)))
 			run.countWrite("marked_stale", err)
 		} else {
-			_, err = r.pool.RecordMiss(ctx, s, run.as("missing from the CSP listing"))
+			_, err = r.pool.RecordMiss(ctx, s)
 			run.countWrite("missed", err)
 		}
 		if err != nil && !pool.LostRace(err) {

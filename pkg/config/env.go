@@ -11,9 +11,6 @@ import (
 // Env looks a variable up; os.Getenv in production, a map in tests.
 type Env func(string) string
 
-// MapEnv adapts a map for tests and the local stack.
-func MapEnv(m map[string]string) Env { return func(k string) string { return m[k] } }
-
 // reader collects every problem instead of stopping at the first, so an operator fixes a
 // broken deployment in one pass.
 type reader struct {

@@ -45,7 +45,7 @@ func TestSyncWritesNeverRevertClaims(t *testing.T) {
 			} else {
 				a := accounts[i]
 				a.Name, a.SFDCAccountID = a.Name+"-renamed", "0016g00000XYZ"
-				_, err = p.Refresh(ctx, s, a, syncJob)
+				_, err = p.Refresh(ctx, s, a)
 			}
 			switch {
 			case err == nil:
