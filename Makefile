@@ -3,7 +3,11 @@ SHELL := /bin/bash
 GO ?= go
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: test bench deps tools vet fmt run build synth deploy
+.PHONY: help test lint bench deps tools vet fmt run build synth deploy
+
+## help: this list of targets, from their ## lines.
+help:
+	@sed -n 's/^## //p' $(MAKEFILE_LIST) | awk -F': ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 # npm ci runs when node_modules is missing or older than the lock file.
 node_modules/.installed: package-lock.json package.json
@@ -23,16 +27,27 @@ RIE_MODULE := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambd
 bin/aws-lambda-rie:
 	GOBIN=$(CURDIR)/bin $(GO) install $(RIE_MODULE)
 
+## vet: go vet on every package.
 vet:
 	$(GO) vet ./...
 
+# staticcheck, pinned, from the Go module proxy into ./bin (v0.8.x supports Go 1.26).
+STATICCHECK_MODULE := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+bin/staticcheck:
+	GOBIN=$(CURDIR)/bin $(GO) install $(STATICCHECK_MODULE)
+
+## lint: staticcheck on every package; each finding is fixed or carries a //lint:ignore reason.
+lint: bin/staticcheck deps
+	bin/staticcheck ./...
+
 GOFILES = $$(find . -name '*.go' -not -path './node_modules/*' -not -path './cdk.out/*')
 
+## fmt: gofmt every Go file.
 fmt:
 	gofmt -w $(GOFILES)
 
-## test: vet and every test with the race detector, against DynamoDB Local.
-test: tools deps vet
+## test: vet, lint and every test with the race detector, against DynamoDB Local.
+test: tools deps vet lint
 	@unformatted=$$(gofmt -l $(GOFILES)); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	$(GO) test -race -count=1 -timeout 12m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestParsing$$' -fuzztime 10s ./pkg/api

@@ -68,7 +68,7 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 			env[api.JobFunctionEnv(r.Starts)] = *s.jobFunction(r.Starts).FunctionName()
 		}
 		fn := s.newFunction(function{
-			folder: r.Function, memoryMB: 256, timeout: awscdk.Duration_Seconds(jsii.Number(15)), access: routeAccess(r),
+			folder: r.Name, memoryMB: 256, timeout: awscdk.Duration_Seconds(jsii.Number(15)), access: routeAccess(r),
 			environment: env,
 		})
 		if r.Starts != "" {

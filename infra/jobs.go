@@ -1,8 +1,6 @@
 package main
 
 import (
-	"time"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
@@ -14,8 +12,8 @@ import (
 
 // addJobs makes one function and one EventBridge schedule per entry of the job table.
 // Reserved concurrency 1 keeps a job to one run at a time even before its lease is taken;
-// the timeout stays under the schedule's interval (and the 5 minutes a run needs at most),
-// so a run ends before the next one is due.
+// the timeout (Job.Timeout) stays under the schedule's interval, so a run ends before the
+// next one is due.
 func (s *BrokerStack) addJobs() {
 	for _, job := range broker.Jobs {
 		env := map[string]string{}
@@ -24,9 +22,9 @@ func (s *BrokerStack) addJobs() {
 			env["CSP_TOKEN_SECRET_ARN"] = *s.CSPSecret.SecretArn()
 		}
 		fn := s.newFunction(function{
-			folder:      job.Function,
+			folder:      job.Name,
 			memoryMB:    512,
-			timeout:     awscdk.Duration_Seconds(jsii.Number(min(job.Every*9/10, 5*time.Minute).Seconds())),
+			timeout:     awscdk.Duration_Seconds(jsii.Number(job.Timeout().Seconds())),
 			reserved:    1,
 			access:      WriteTable,
 			environment: env,
@@ -36,10 +34,9 @@ func (s *BrokerStack) addJobs() {
 		if job.UsesCSP {
 			s.CSPSecret.GrantRead(fn, nil)
 		}
-		s.jobs[job.Name] = fn
-		awsevents.NewRule(s.Stack, jsii.String(camel(job.Function)+"Schedule"), &awsevents.RuleProps{
+		awsevents.NewRule(s.Stack, jsii.String(camel(job.Name)+"Schedule"), &awsevents.RuleProps{
 			Description: jsii.String("Runs the " + job.Name + " job"),
-			Schedule:    awsevents.Schedule_Expression(jsii.String(job.Schedule)),
+			Schedule:    awsevents.Schedule_Expression(jsii.String(job.Schedule())),
 			Targets:     &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn, nil)},
 		})
 	}
@@ -47,9 +44,8 @@ func (s *BrokerStack) addJobs() {
 
 // jobFunction is the function of the job named name.
 func (s *BrokerStack) jobFunction(name string) awslambda.Function {
-	fn, ok := s.jobs[name]
-	if !ok {
+	if _, ok := broker.JobNamed(name); !ok {
 		panic("infra: a route starts the unknown job " + name)
 	}
-	return fn
+	return s.Functions[name]
 }

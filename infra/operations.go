@@ -68,8 +68,8 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 		poolMetric(pool.DeletionFailed, "Maximum"), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1,
 		awscloudwatch.TreatMissingData_NOT_BREACHING)
 	for _, job := range broker.Jobs {
-		alarm(camel(job.Function)+"Errors", "The "+job.Name+" job failed: read its JSON summary line in the function's log group.",
-			s.Functions[job.Function].MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(15)), Statistic: jsii.String("Sum")}),
+		alarm(camel(job.Name)+"Errors", "The "+job.Name+" job failed: read its JSON summary line in the function's log group.",
+			s.Functions[job.Name].MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(15)), Statistic: jsii.String("Sum")}),
 			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1, awscloudwatch.TreatMissingData_NOT_BREACHING)
 	}
 	serverErrorRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
@@ -101,7 +101,7 @@ func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
 	}
 	var jobRuns []awscloudwatch.IMetric
 	for _, job := range broker.Jobs {
-		fn := s.Functions[job.Function]
+		fn := s.Functions[job.Name]
 		jobRuns = append(jobRuns,
 			fn.MetricInvocations(&awscloudwatch.MetricOptions{Label: jsii.String(job.Name + " runs")}),
 			fn.MetricErrors(&awscloudwatch.MetricOptions{Label: jsii.String(job.Name + " errors")}))

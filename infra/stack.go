@@ -25,8 +25,7 @@ type BrokerStack struct {
 	Table       awsdynamodb.Table
 	TokenSecret awssecretsmanager.Secret
 	CSPSecret   awssecretsmanager.Secret
-	Functions   map[string]awslambda.Function // by function folder
-	jobs        map[string]awslambda.Function // by job name
+	Functions   map[string]awslambda.Function // by route or job name, its folder under functions/
 }
 
 // NewBrokerStack builds the stack.
@@ -35,7 +34,6 @@ func NewBrokerStack(scope constructs.Construct, id string, cfg StackConfig, prop
 		Stack:     awscdk.NewStack(scope, jsii.String(id), props),
 		cfg:       cfg,
 		Functions: map[string]awslambda.Function{},
-		jobs:      map[string]awslambda.Function{},
 	}
 	s.Table = newTable(s.Stack)
 	s.TokenSecret = awssecretsmanager.NewSecret(s.Stack, jsii.String("TokenDigests"), &awssecretsmanager.SecretProps{

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 )
 
 // maxAnswer bounds what brokerctl reads of one answer; the largest, a page of 100
@@ -86,14 +87,8 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 		return body, nil
 	}
 	e := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
-	var envelope struct {
-		Detail *struct {
-			Code      string `json:"code"`
-			Message   string `json:"message"`
-			RequestID string `json:"request_id"`
-		} `json:"detail"`
-	}
-	if json.Unmarshal(body, &envelope) == nil && envelope.Detail != nil {
+	var envelope wire.ErrorEnvelope
+	if json.Unmarshal(body, &envelope) == nil {
 		e.Code, e.Message = envelope.Detail.Code, envelope.Detail.Message
 		if envelope.Detail.RequestID != "" {
 			e.RequestID = envelope.Detail.RequestID
@@ -113,14 +108,4 @@ func get[T any](ctx context.Context, c *client, method, path string, query url.V
 		return v, nil, fmt.Errorf("%s %s: the answer is not the expected JSON: %w", method, path, err)
 	}
 	return v, body, nil
-}
-
-// indented re-indents a JSON answer for --json output.
-func indented(body []byte) []byte {
-	var b bytes.Buffer
-	if err := json.Indent(&b, body, "", "  "); err != nil {
-		return body
-	}
-	b.WriteByte('\n')
-	return b.Bytes()
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/local"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -35,7 +35,7 @@ func startStack(t *testing.T) stack {
 		uuids = append(uuids, a.UUID())
 	}
 	table := pooltest.NewTable(t)
-	s, err := local.Start(context.Background(), config.MapEnv(map[string]string{
+	s, err := local.Start(context.Background(), testkit.Env(map[string]string{
 		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": table, "SEED_SANDBOXES": "6",
 		"JOB_INTERVAL_SCALE": "1", "CLEANUP_MAX_ATTEMPTS": "1", "LOG_LEVEL": "error",
 		cspfake.EnvDeleteFailUUIDs: strings.Join(uuids, ","),

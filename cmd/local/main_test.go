@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
+	"github.com/sandbox-broker/broker/internal/ddblocal"
 )
 
 // The command as make run starts it: DynamoDB Local with DATA_DIR, the fake CSP, the

@@ -1,6 +1,6 @@
 // Command poolbench measures allocation under a burst of concurrent students against one
 // DynamoDB Local: this broker's engine and, as the baseline, upstream's strategy
-// (reference §1.2). It prints one table; every row comes from the same run.
+// (docs/upstream.md, upstream's allocate). It prints one table; every row comes from the same run.
 package main
 
 import (
@@ -17,9 +17,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
-	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 

@@ -16,7 +16,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
-// The upstream strategy, kept here only as the benchmark's baseline (reference §1.2):
+// The upstream strategy, kept here only as the benchmark's baseline (docs/upstream.md, upstream's allocate):
 // an idempotency lookup, one read of the status index (Limit 15, or 1000 filtered
 // client-side when a prefix is given), a shuffle, then a conditional update per candidate
 // with jittered exponential backoff between tries, and 409 when all K are lost.
@@ -32,9 +32,7 @@ var errUpstream409 = errors.New("upstream: 409 no sandboxes available")
 func upstreamAllocate(ctx context.Context, e *env, student, prefix string) error {
 	// Upstream queries its IdempotencyIndex first; a GetItem on the owner key is the same
 	// one request here.
-	if _, err := e.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.table), Key: map[string]types.AttributeValue{
-		"PK": &types.AttributeValueMemberS{Value: "OWNER#" + student}, "SK": &types.AttributeValueMemberS{Value: "IDEM#" + student},
-	}}); err != nil {
+	if _, err := e.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.table), Key: pool.OwnerKey(student, student)}); err != nil {
 		return err
 	}
 	limit := int32(upstreamK)
@@ -45,7 +43,7 @@ func upstreamAllocate(ctx context.Context, e *env, student, prefix string) error
 		TableName:                 aws.String(e.table),
 		IndexName:                 aws.String(pool.StatusIndex),
 		KeyConditionExpression:    aws.String("#s = :a"),
-		ExpressionAttributeNames:  map[string]string{"#s": "status"},
+		ExpressionAttributeNames:  map[string]string{"#s": pool.AttrStatus},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":a": &types.AttributeValueMemberS{Value: string(pool.Available)}},
 		Limit:                     aws.Int32(limit),
 	})
@@ -67,13 +65,11 @@ func upstreamAllocate(ctx context.Context, e *env, student, prefix string) error
 	now := time.Now().Unix()
 	for attempt, c := range candidates {
 		_, err := e.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(e.table),
-			Key: map[string]types.AttributeValue{
-				"PK": &types.AttributeValueMemberS{Value: "SBX#" + c.ID}, "SK": &types.AttributeValueMemberS{Value: "META"},
-			},
+			TableName:                aws.String(e.table),
+			Key:                      pool.SandboxKey(c.ID),
 			UpdateExpression:         aws.String("SET #s = :alloc, #o = :o, #at = :now, #sa = :now REMOVE #sh, #an"),
-			ConditionExpression:      aws.String("attribute_exists(PK) AND #s = :a"),
-			ExpressionAttributeNames: map[string]string{"#s": "status", "#o": "allocated_to_track", "#at": "allocated_at", "#sa": "status_at", "#sh": "avail_shard", "#an": "avail_name"},
+			ConditionExpression:      aws.String("attribute_exists(#pk) AND #s = :a"),
+			ExpressionAttributeNames: map[string]string{"#pk": pool.AttrPK, "#s": pool.AttrStatus, "#o": pool.AttrOwner, "#at": pool.AttrAllocatedAt, "#sa": pool.AttrStatusAt, "#sh": pool.AttrAvailShard, "#an": pool.AttrAvailName},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":a": &types.AttributeValueMemberS{Value: string(pool.Available)}, ":alloc": &types.AttributeValueMemberS{Value: string(pool.Allocated)},
 				":o": &types.AttributeValueMemberS{Value: student}, ":now": &types.AttributeValueMemberN{Value: itoa(now)},

@@ -1,5 +1,3 @@
-// Package testkit holds the small helpers many test packages share: a settable clock and a
-// goroutine-safe buffer for logs.
 package testkit
 
 import (
@@ -68,3 +66,6 @@ func (b *Buffer) JSONLines(t testing.TB) []map[string]any {
 	}
 	return out
 }
+
+// Env is an environment made of a map, in the form config.Env and the loaders take.
+func Env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }

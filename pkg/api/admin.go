@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/api/wire"
@@ -13,7 +12,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
-// Bounds of the admin routes' query parameters (ARCHITECTURE §3).
+// Bounds of the admin routes' query parameters (docs/architecture.md §3).
 const (
 	defaultListLimit       = 50
 	maxListLimit           = 100
@@ -27,8 +26,6 @@ const (
 // starting deletes in time to answer "partial" instead of being cut off by Lambda (API
 // Gateway would answer the client with a bare 5xx and no counts).
 const answerReserve = 2 * time.Second
-
-var jobNameSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 func adminSandbox(s pool.Sandbox) wire.Sandbox {
 	return wire.Sandbox{
@@ -132,76 +129,8 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 	}}, nil
 }
 
-// startJob starts the route's job (Route.Starts) in the background and answers 202 at
-// once (defect D13: upstream ran sync and cleanup inside the request, for minutes). A run
-// holding the job's lease is refused with 409 rather than queueing a run that would only
-// be skipped; two triggers racing past this check still never run together, because the
-// second run finds the lease taken and records itself as skipped.
-//
-// The run ID is the request ID: the run's summary, its history entries and this request's
-// log line then share one ID.
-func (a *API) startJob(ctx context.Context, r *request) (reply, error) {
-	if _, err := readQuery(r.ev); err != nil {
-		return reply{}, err
-	}
-	job := r.route.Starts
-	err := a.broker.CheckJobIdle(ctx, job)
-	var running *broker.JobRunningError
-	switch {
-	case errors.As(err, &running):
-		return reply{}, &Error{http.StatusConflict, CodeJobRunning,
-			fmt.Sprintf("Job %s is running (run %s; its lease lasts until %s at the latest); see GET /v1/admin/jobs/%s",
-				job, running.RunID, running.Until.Format(time.RFC3339), job), 0}
-	case err != nil:
-		return reply{}, err
-	}
-	if err := a.jobs.StartJob(ctx, job, r.id); err != nil {
-		return reply{}, fmt.Errorf("start job %s: %w", job, err)
-	}
-	r.outcome = "started"
-	return reply{status: http.StatusAccepted, body: wire.JobStarted{Job: job, RunID: r.id}}, nil
-}
-
-// jobRuns lists a job's last runs, newest first: ?limit= (1-100, default 20).
-func (a *API) jobRuns(ctx context.Context, r *request) (reply, error) {
-	q, err := readQuery(r.ev, "limit")
-	if err != nil {
-		return reply{}, err
-	}
-	limit, err := q.integer("limit", defaultRunsLimit, 1, maxRunsLimit)
-	if err != nil {
-		return reply{}, err
-	}
-	job := r.ev.PathParameters["name"]
-	if !jobNameSyntax.MatchString(job) {
-		return reply{}, validationError("The job name must be 1-64 characters of A-Z a-z 0-9 - _")
-	}
-	runs, runsErr := a.broker.JobRuns(ctx, job, limit)
-	switch {
-	case errors.Is(runsErr, broker.ErrNotFound):
-		return reply{}, errJobNotFound
-	case runsErr != nil:
-		return reply{}, runsErr
-	}
-	body := wire.JobRuns{Job: job, Runs: make([]wire.JobRun, 0, len(runs))}
-	for _, run := range runs {
-		b := wire.JobRun{
-			RunID: run.RunID, StartedAt: run.StartedAt.UTC().Format(wire.TimeLayout), DurationMS: run.DurationMS, Outcome: run.Outcome,
-			Reason: optional(run.Reason), Alarm: optional(run.Alarm), Counts: run.Counts, Errors: run.Errors,
-		}
-		if b.Counts == nil {
-			b.Counts = map[string]int{}
-		}
-		if b.Errors == nil {
-			b.Errors = []string{}
-		}
-		body.Runs = append(body.Runs, b)
-	}
-	return reply{status: http.StatusOK, body: body}, nil
-}
-
 // bulkDelete deletes the database records (never the CSP accounts) of every sandbox in
-// ?status=, which is required and must be stale or deletion_failed (defect D16: upstream
+// ?status=, which is required and must be stale or deletion_failed (docs/upstream.md D16: upstream
 // wiped the whole table without one).
 func (a *API) bulkDelete(ctx context.Context, r *request) (reply, error) {
 	q, err := readQuery(r.ev, "status")
@@ -228,7 +157,7 @@ func (a *API) bulkDelete(ctx context.Context, r *request) (reply, error) {
 }
 
 // deleteStale deletes the records of sandboxes stale for at least ?grace_period_hours=
-// (1-720, default 24; defect D16: upstream accepted 0 and negative values).
+// (1-720, default 24; docs/upstream.md D16: upstream accepted 0 and negative values).
 func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
 	q, err := readQuery(r.ev, "grace_period_hours")
 	if err != nil {
@@ -252,7 +181,7 @@ func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
 }
 
 // metricsText is GET /metrics: the pool's counts as Prometheus gauges, for an admin-token
-// scrape (defect D9: upstream counted one scan page, on a public route).
+// scrape (docs/upstream.md D9: upstream counted one scan page, on a public route).
 func (a *API) metricsText(ctx context.Context, r *request) (reply, error) {
 	if _, err := readQuery(r.ev); err != nil {
 		return reply{}, err
@@ -271,8 +200,8 @@ func (r *request) adminSandboxID() (string, error) {
 		return "", err
 	}
 	id := r.ev.PathParameters["id"]
-	if !sandboxIDSyntax.MatchString(id) {
-		return "", validationError("The sandbox ID must be 1-%d characters of A-Z a-z 0-9 - _", maxSandboxIDLen)
+	if !broker.ValidID(id) {
+		return "", validationError("The sandbox ID must be %s", broker.IDSyntax)
 	}
 	r.sandboxID = id
 	return id, nil

@@ -9,9 +9,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/auth"
-	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/obs"
 )
 

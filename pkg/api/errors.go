@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/broker"
 )
 
@@ -52,23 +53,13 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
-// Envelope is the body of every error answer of the API, from a handler, the authorizer's
-// gateway responses or the gateway itself:
-//
-//	{"detail": {"code": "...", "message": "...", "request_id": "...", "retry_after": N}}
-//
-// request_id equals the X-Request-ID header of the same response; retry_after is present
-// only when RetryAfter is positive. Every error body is made here and nowhere else.
+// Envelope is the body (wire.ErrorEnvelope) of every error answer of the API, from a
+// handler, the authorizer's gateway responses or the gateway itself. Every error body is
+// made here and nowhere else.
 func Envelope(requestID string, e Error) []byte {
-	type detail struct {
-		Code       string `json:"code"`
-		Message    string `json:"message"`
-		RequestID  string `json:"request_id"`
-		RetryAfter int    `json:"retry_after,omitempty"`
-	}
-	body, _ := json.Marshal(struct { // strings and an int: Marshal cannot fail
-		Detail detail `json:"detail"`
-	}{detail{e.Code, e.Message, requestID, e.RetryAfter}})
+	body, _ := json.Marshal(wire.ErrorEnvelope{Detail: wire.ErrorDetail{ // strings and an int: Marshal cannot fail
+		Code: e.Code, Message: e.Message, RequestID: requestID, RetryAfter: e.RetryAfter,
+	}})
 	return body
 }
 

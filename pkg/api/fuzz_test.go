@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/sandbox-broker/broker/pkg/auth"
+	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -60,7 +61,7 @@ func FuzzRequestParsing(f *testing.F) {
 		id, who, err := sandboxRequest(ev)
 		if err != nil {
 			checkParseError(t, err, inputs)
-		} else if !sandboxIDSyntax.MatchString(id) || id != pathID || who == "" {
+		} else if !broker.ValidID(id) || id != pathID || who == "" {
 			t.Fatalf("accepted sandbox %q for %q", id, who)
 		}
 

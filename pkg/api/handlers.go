@@ -48,7 +48,7 @@ type deletionBody struct {
 }
 
 // allocate gives the student a sandbox: 201 for a new allocation, 200 for a replay of the
-// same (student, idempotency key) (decision on defect D21), with Location either way.
+// same (student, idempotency key) (decision on docs/upstream.md D21), with Location either way.
 func (a *API) allocate(ctx context.Context, r *request) (reply, error) {
 	req, err := allocateRequest(r.ev)
 	if err != nil {
@@ -113,7 +113,7 @@ func (a *API) getSandbox(ctx context.Context, r *request) (reply, error) {
 }
 
 // markForDeletion is the student's release. A repeat by the owner answers the same 200
-// with the stored deletion time (defect D11), so a retried deallocation script succeeds.
+// with the stored deletion time (docs/upstream.md D11), so a retried deallocation script succeeds.
 func (a *API) markForDeletion(ctx context.Context, r *request) (reply, error) {
 	id, student, err := r.sandboxAndStudent()
 	if err != nil {
@@ -157,8 +157,8 @@ func sandboxRequest(ev *events.APIGatewayProxyRequest) (id, student string, err 
 		return "", "", err
 	}
 	id = ev.PathParameters["id"]
-	if !sandboxIDSyntax.MatchString(id) {
-		return "", "", validationError("The sandbox ID must be 1-%d characters of A-Z a-z 0-9 - _", maxSandboxIDLen)
+	if !broker.ValidID(id) {
+		return "", "", validationError("The sandbox ID must be %s", broker.IDSyntax)
 	}
 	return id, student, nil
 }

@@ -288,7 +288,8 @@ func TestFunctionRefusesWhatItDoesNotServe(t *testing.T) {
 func TestPanicIsA500InTheEnvelope(t *testing.T) {
 	f := newFixture(t, config.API{})
 	route, _ := RouteByName("healthz")
-	resp := f.api.serve(ctx, route, func(*API, context.Context, *request) (reply, error) { panic("boom: secret internals") }, event(t, "healthz", nil, nil))
+	route.handle = func(*API, context.Context, *request) (reply, error) { panic("boom: secret internals") }
+	resp := f.api.serve(ctx, route, event(t, "healthz", nil, nil))
 	apitest.Check(t, route.Method, route.Path, resp.StatusCode, httpHeader(resp.Headers), []byte(resp.Body))
 	wantError(t, resp, http.StatusInternalServerError, CodeInternal)
 	if strings.Contains(resp.Body, "boom") || strings.Contains(resp.Body, "goroutine") {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -20,14 +19,9 @@ const (
 // Bounds of the header values. They are generous for real IDs and slugs and keep
 // anything larger out of the table and the logs.
 const (
-	maxIDLength     = 128 // student ID, idempotency key
-	maxTextLength   = 128 // lab slug, name prefix
-	maxSandboxIDLen = 64
+	maxIDLength   = 128 // student ID, idempotency key
+	maxTextLength = 128 // lab slug, name prefix
 )
-
-// sandboxIDSyntax: CSP IDs are digits; letters, '-' and '_' leave room without letting
-// anything odd reach a key.
-var sandboxIDSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // headerValue returns the value of a header across an event's single- and multi-value
 // maps, with the name matched case-insensitively (clients and HTTP/2 vary the case). A

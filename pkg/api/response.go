@@ -11,7 +11,7 @@ import (
 // repeat it as request_id.
 const HeaderRequestID = "X-Request-ID"
 
-// SecurityHeaders are on every response of the API (ARCHITECTURE §3), errors included.
+// SecurityHeaders are on every response of the API (docs/architecture.md §3), errors included.
 var SecurityHeaders = map[string]string{
 	"X-Content-Type-Options":    "nosniff",
 	"Cache-Control":             "no-store",

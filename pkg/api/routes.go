@@ -1,32 +1,32 @@
-// Package api is the broker's HTTP API as API Gateway (REST, Lambda proxy integration)
-// delivers it: the route table, the adapters between API Gateway events and the use cases
-// of pkg/broker, strict header parsing, the one error envelope, and the authorizer's
-// Lambda adapter. It and pkg/local are the only packages that know Lambda event types.
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
 	"github.com/sandbox-broker/broker/pkg/auth"
 )
 
-// Route is one API route, served by one Lambda function. The table is plain data: the CDK
-// stack makes one API Gateway method and one function per entry, and the local stack's
-// gateway emulator routes by it.
+// Route is one API route, served by one Lambda function. The CDK stack makes one API
+// Gateway method and one function per entry, and the local stack's gateway emulator
+// routes by it.
 type Route struct {
-	// Name identifies the route in logs and selects its handler.
+	// Name identifies the route in logs; it is also its function's folder under functions/
+	// and its sample events/<Name>.json.
 	Name   string
 	Method string
 	// Path is the API Gateway resource path; {name} is a path parameter (one segment).
 	Path  string
 	Scope auth.Scope
-	// Function is the folder under functions/ (and the sample events/<Function>.json).
-	Function string
 	// Starts names the job (broker.Jobs) an admin trigger route starts: its function may
 	// invoke that job's function, whose name it reads from JobFunctionEnv(job).
 	Starts string
+	// handle is the route's code (API.Function serves it).
+	handle handlerFunc
 }
+
+type handlerFunc func(a *API, ctx context.Context, r *request) (reply, error)
 
 // JobFunctionEnv is the variable that gives a trigger route the name of the function of
 // job, e.g. JOB_FUNCTION_STALE_CLEANUP.
@@ -34,27 +34,28 @@ func JobFunctionEnv(job string) string {
 	return "JOB_FUNCTION_" + strings.ToUpper(strings.ReplaceAll(job, "-", "_"))
 }
 
-// Routes is the route table (ARCHITECTURE §3). Adding a route is one line here, one
-// handler in handlers, one folder under functions/ and one sample under events/.
+// Routes is the route table (docs/architecture.md §3). Adding a route is one line here, one
+// handler method, functions/<name>/main.go, events/<name>.json and its operation in
+// api/openapi.yaml; TestTablesMatchTheTree names whichever is missing or left over.
 var Routes = []Route{
-	{Name: "allocate", Method: http.MethodPost, Path: "/v1/allocate", Scope: auth.Track, Function: "allocate"},
-	{Name: "get-sandbox", Method: http.MethodGet, Path: "/v1/sandboxes/{id}", Scope: auth.Track, Function: "get-sandbox"},
-	{Name: "mark-for-deletion", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/mark-for-deletion", Scope: auth.Track, Function: "mark-for-deletion"},
-	{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Function: "healthz"},
-	{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, Function: "readyz"},
-	{Name: "console", Method: http.MethodGet, Path: "/console", Scope: auth.Public, Function: "console"},
-	{Name: "console-asset", Method: http.MethodGet, Path: "/console/{asset}", Scope: auth.Public, Function: "console-asset"},
+	{Name: "allocate", Method: http.MethodPost, Path: "/v1/allocate", Scope: auth.Track, handle: (*API).allocate},
+	{Name: "get-sandbox", Method: http.MethodGet, Path: "/v1/sandboxes/{id}", Scope: auth.Track, handle: (*API).getSandbox},
+	{Name: "mark-for-deletion", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/mark-for-deletion", Scope: auth.Track, handle: (*API).markForDeletion},
+	{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, handle: (*API).healthz},
+	{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, handle: (*API).readyz},
+	{Name: "console", Method: http.MethodGet, Path: "/console", Scope: auth.Public, handle: (*API).consolePage},
+	{Name: "console-asset", Method: http.MethodGet, Path: "/console/{asset}", Scope: auth.Public, handle: (*API).consoleAsset},
 
-	{Name: "admin-list-sandboxes", Method: http.MethodGet, Path: "/v1/admin/sandboxes", Scope: auth.Admin, Function: "admin-list-sandboxes"},
-	{Name: "admin-get-sandbox", Method: http.MethodGet, Path: "/v1/admin/sandboxes/{id}", Scope: auth.Admin, Function: "admin-get-sandbox"},
-	{Name: "admin-retry-deletion", Method: http.MethodPost, Path: "/v1/admin/sandboxes/{id}/retry-deletion", Scope: auth.Admin, Function: "admin-retry-deletion"},
-	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Admin, Function: "admin-stats"},
-	{Name: "admin-sync", Method: http.MethodPost, Path: "/v1/admin/sync", Scope: auth.Admin, Function: "admin-sync", Starts: "sync"},
-	{Name: "admin-cleanup", Method: http.MethodPost, Path: "/v1/admin/cleanup", Scope: auth.Admin, Function: "admin-cleanup", Starts: "cleanup"},
-	{Name: "admin-job-runs", Method: http.MethodGet, Path: "/v1/admin/jobs/{name}", Scope: auth.Admin, Function: "admin-job-runs"},
-	{Name: "admin-bulk-delete", Method: http.MethodPost, Path: "/v1/admin/bulk-delete", Scope: auth.Admin, Function: "admin-bulk-delete"},
-	{Name: "admin-auto-delete-stale", Method: http.MethodPost, Path: "/v1/admin/auto-delete-stale", Scope: auth.Admin, Function: "admin-auto-delete-stale"},
-	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Admin, Function: "metrics"},
+	{Name: "admin-list-sandboxes", Method: http.MethodGet, Path: "/v1/admin/sandboxes", Scope: auth.Admin, handle: (*API).listSandboxes},
+	{Name: "admin-get-sandbox", Method: http.MethodGet, Path: "/v1/admin/sandboxes/{id}", Scope: auth.Admin, handle: (*API).inspectSandbox},
+	{Name: "admin-retry-deletion", Method: http.MethodPost, Path: "/v1/admin/sandboxes/{id}/retry-deletion", Scope: auth.Admin, handle: (*API).retryDeletion},
+	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Admin, handle: (*API).stats},
+	{Name: "admin-sync", Method: http.MethodPost, Path: "/v1/admin/sync", Scope: auth.Admin, Starts: "sync", handle: (*API).startJob},
+	{Name: "admin-cleanup", Method: http.MethodPost, Path: "/v1/admin/cleanup", Scope: auth.Admin, Starts: "cleanup", handle: (*API).startJob},
+	{Name: "admin-job-runs", Method: http.MethodGet, Path: "/v1/admin/jobs/{name}", Scope: auth.Admin, handle: (*API).jobRuns},
+	{Name: "admin-bulk-delete", Method: http.MethodPost, Path: "/v1/admin/bulk-delete", Scope: auth.Admin, handle: (*API).bulkDelete},
+	{Name: "admin-auto-delete-stale", Method: http.MethodPost, Path: "/v1/admin/auto-delete-stale", Scope: auth.Admin, handle: (*API).deleteStale},
+	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Admin, handle: (*API).metricsText},
 }
 
 // AuthorizerFunction is the folder of the Lambda authorizer, the one function that is not

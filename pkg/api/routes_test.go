@@ -11,33 +11,64 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/testkit"
+	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
-	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
-// TestTablesMatchFunctionsAndSamples holds the route table and the job table to the
-// repository: every entry has functions/<f>/main.go and events/<f>.json, and every
-// folder and sample belongs to an entry (or is the authorizer).
-func TestTablesMatchFunctionsAndSamples(t *testing.T) {
+// TestTablesMatchTheTree holds the route table and the job table to the repository. A
+// route is five pieces: its table line, its handler method, functions/<name>/main.go
+// building it, events/<name>.json and its operation in api/openapi.yaml; a job is its
+// line, its run method (checked in pkg/broker), its function and its sample. Each piece
+// missing is named, and so is each one left over: a handler, folder, sample or operation
+// that belongs to no entry.
+func TestTablesMatchTheTree(t *testing.T) {
 	root, err := ddblocal.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
+	spec := apitest.Spec(t)
 	want := map[string]string{AuthorizerFunction: "authorizer"}
+	handled := map[string]bool{}
 	for _, r := range Routes {
-		if prev, dup := want[r.Function]; dup {
-			t.Errorf("function folder %s is used by %s and route %s", r.Function, prev, r.Name)
+		if prev, dup := want[r.Name]; dup {
+			t.Errorf("function folder %s is used by %s and route %s", r.Name, prev, r.Name)
 		}
-		want[r.Function] = "route " + r.Name
+		want[r.Name] = "route " + r.Name
+		if r.handle == nil {
+			t.Errorf("route %s has no handler", r.Name)
+		} else {
+			handled[testkit.FuncName(r.handle)] = true
+		}
+		if item := spec.Paths.Find(r.Path); item == nil || item.GetOperation(r.Method) == nil {
+			t.Errorf("route %s: api/openapi.yaml has no operation %s %s", r.Name, r.Method, r.Path)
+		}
+		main, err := os.ReadFile(filepath.Join(root, "functions", r.Name, "main.go"))
+		if err == nil && !strings.Contains(string(main), `app.RouteFunction(context.Background(), os.Getenv, os.Stdout, "`+r.Name+`")`) {
+			t.Errorf("functions/%s/main.go does not build the %s route's handler", r.Name, r.Name)
+		}
+	}
+	for _, m := range testkit.Methods(t, ".", "API", "context.Context, *request", "reply, error") {
+		if !handled[m] {
+			t.Errorf("handler (*API).%s serves no route of the table", m)
+		}
+	}
+	for path, item := range spec.Paths.Map() {
+		for method := range item.Operations() {
+			if !slices.ContainsFunc(Routes, func(r Route) bool { return r.Path == path && r.Method == method }) {
+				t.Errorf("api/openapi.yaml: %s %s is no route of the table", method, path)
+			}
+		}
 	}
 	for _, j := range broker.Jobs {
-		if prev, dup := want[j.Function]; dup {
-			t.Errorf("function folder %s is used by %s and job %s", j.Function, prev, j.Name)
+		if prev, dup := want[j.Name]; dup {
+			t.Errorf("function folder %s is used by %s and job %s", j.Name, prev, j.Name)
 		}
-		want[j.Function] = "job " + j.Name
+		want[j.Name] = "job " + j.Name
 	}
 	for f, owner := range want {
 		if _, err := os.Stat(filepath.Join(root, "functions", f, "main.go")); err != nil {
@@ -83,16 +114,16 @@ func TestRouteSamplesAreTheirRoutesEvents(t *testing.T) {
 	}
 	for _, r := range Routes {
 		var ev events.APIGatewayProxyRequest
-		readJSON(t, filepath.Join(root, "events", r.Function+".json"), &ev)
+		readJSON(t, filepath.Join(root, "events", r.Name+".json"), &ev)
 		if ev.Resource != r.Path || ev.HTTPMethod != r.Method || ev.RequestContext.RequestID == "" {
-			t.Errorf("events/%s.json: %s %s (request id %q), want %s %s", r.Function, ev.HTTPMethod, ev.Resource, ev.RequestContext.RequestID, r.Method, r.Path)
+			t.Errorf("events/%s.json: %s %s (request id %q), want %s %s", r.Name, ev.HTTPMethod, ev.Resource, ev.RequestContext.RequestID, r.Method, r.Path)
 		}
 		if m, params, status := Match(ev.HTTPMethod, ev.Path); status != http.StatusOK || m.Name != r.Name || !mapsEqual(params, ev.PathParameters) {
-			t.Errorf("events/%s.json: path %s resolves to %q %v (%d)", r.Function, ev.Path, m.Name, params, status)
+			t.Errorf("events/%s.json: path %s resolves to %q %v (%d)", r.Name, ev.Path, m.Name, params, status)
 		}
 		scope, _ := ev.RequestContext.Authorizer[ContextScope].(string)
 		if (r.Scope == auth.Public) != (scope == "") || (scope != "" && scope != string(r.Scope)) {
-			t.Errorf("events/%s.json: authorizer scope %q for a %s route", r.Function, scope, r.Scope)
+			t.Errorf("events/%s.json: authorizer scope %q for a %s route", r.Name, scope, r.Scope)
 		}
 	}
 	var ev events.APIGatewayCustomAuthorizerRequestTypeRequest
@@ -109,9 +140,6 @@ func TestRouteTable(t *testing.T) {
 			t.Errorf("route name %s twice", r.Name)
 		}
 		names[r.Name] = true
-		if handlers[r.Name] == nil {
-			t.Errorf("route %s has no handler", r.Name)
-		}
 		if !slices.Contains([]auth.Scope{auth.Public, auth.Track, auth.Admin}, r.Scope) {
 			t.Errorf("route %s: unknown scope %q", r.Name, r.Scope)
 		}
@@ -125,7 +153,7 @@ func TestRouteTable(t *testing.T) {
 		// A trigger route starts a job of the job table, is an admin POST, and is the only
 		// route that starts it (the stack grants the invoke to exactly one function).
 		if r.Starts != "" {
-			if !slices.ContainsFunc(broker.Jobs, func(j broker.Job) bool { return j.Name == r.Starts }) {
+			if _, ok := broker.JobNamed(r.Starts); !ok {
 				t.Errorf("route %s starts %q, which is not in the job table", r.Name, r.Starts)
 			}
 			if r.Scope != auth.Admin || r.Method != http.MethodPost {
@@ -135,11 +163,6 @@ func TestRouteTable(t *testing.T) {
 				t.Errorf("routes %s and %s both start %s", starters[r.Starts], r.Name, r.Starts)
 			}
 			starters[r.Starts] = r.Name
-		}
-	}
-	for name := range handlers {
-		if !names[name] {
-			t.Errorf("handler %s has no route", name)
 		}
 	}
 	for _, c := range []struct {

@@ -65,30 +65,6 @@ func New(d Deps) *API {
 	return &API{broker: d.Broker, ready: d.Ready, log: d.Log, metrics: d.Metrics, jobs: d.Jobs, cors: NewCORS(d.Config.CORSOrigins), now: time.Now}
 }
 
-type handlerFunc func(a *API, ctx context.Context, r *request) (reply, error)
-
-// handlers holds the code of each route of the table, by route name.
-var handlers = map[string]handlerFunc{
-	"allocate":          (*API).allocate,
-	"get-sandbox":       (*API).getSandbox,
-	"mark-for-deletion": (*API).markForDeletion,
-	"healthz":           (*API).healthz,
-	"readyz":            (*API).readyz,
-	"console":           (*API).consolePage,
-	"console-asset":     (*API).consoleAsset,
-
-	"admin-list-sandboxes":    (*API).listSandboxes,
-	"admin-get-sandbox":       (*API).inspectSandbox,
-	"admin-retry-deletion":    (*API).retryDeletion,
-	"admin-stats":             (*API).stats,
-	"admin-sync":              (*API).startJob,
-	"admin-cleanup":           (*API).startJob,
-	"admin-job-runs":          (*API).jobRuns,
-	"admin-bulk-delete":       (*API).bulkDelete,
-	"admin-auto-delete-stale": (*API).deleteStale,
-	"metrics":                 (*API).metricsText,
-}
-
 // LambdaHandler is what a route function passes to lambda.Start.
 type LambdaHandler = func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error)
 
@@ -98,12 +74,11 @@ type LambdaHandler = func(context.Context, events.APIGatewayProxyRequest) (event
 // answer in the envelope.
 func (a *API) Function(name string) (LambdaHandler, error) {
 	route, ok := RouteByName(name)
-	h := handlers[name]
-	if !ok || h == nil {
+	if !ok {
 		return nil, fmt.Errorf("api: no route named %q", name)
 	}
 	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		return a.serve(ctx, route, h, ev), nil
+		return a.serve(ctx, route, ev), nil
 	}, nil
 }
 
@@ -129,13 +104,13 @@ type reply struct {
 	headers     map[string]string
 }
 
-func (a *API) serve(ctx context.Context, route Route, h handlerFunc, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
+func (a *API) serve(ctx context.Context, route Route, ev events.APIGatewayProxyRequest) events.APIGatewayProxyResponse {
 	start := time.Now()
 	r := &request{id: ev.RequestContext.RequestID, route: route, ev: &ev}
 	if r.id == "" {
 		r.id = NewRequestID() // only a hand-made event lacks one; API Gateway always sets it
 	}
-	rep, err := a.run(ctx, h, r)
+	rep, err := r.run(ctx, a)
 
 	var resp events.APIGatewayProxyResponse
 	entry := obs.Request{RequestID: r.id, Route: route.Name, Method: ev.HTTPMethod, Student: r.student, SandboxID: r.sandboxID, Client: r.client, Outcome: r.outcome}
@@ -162,8 +137,9 @@ func (a *API) serve(ctx context.Context, route Route, h handlerFunc, ev events.A
 	return resp
 }
 
-// run checks what every route requires, then runs the handler; a panic becomes a 500.
-func (a *API) run(ctx context.Context, h handlerFunc, r *request) (rep reply, err error) {
+// run checks what every route requires, then runs the route's handler on a; a panic
+// becomes a 500.
+func (r *request) run(ctx context.Context, a *API) (rep reply, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%w: panic: %v\n%s", errInternal, p, debug.Stack())
@@ -172,7 +148,7 @@ func (a *API) run(ctx context.Context, h handlerFunc, r *request) (rep reply, er
 	if err := r.check(); err != nil {
 		return reply{}, err
 	}
-	return h(a, ctx, r)
+	return r.route.handle(a, ctx, r)
 }
 
 // check holds the event to the route this function serves, bounds the body, and

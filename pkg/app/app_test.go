@@ -17,9 +17,9 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/app"
-	"github.com/sandbox-broker/broker/pkg/config"
-	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 )
 
 // The authorizer as its function builds it: the token digests come from Secrets Manager
@@ -46,7 +46,7 @@ func TestNewAuthorizerReadsTokensFromSecretsManager(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 
 	var logs bytes.Buffer
-	authorizer, err := app.NewAuthorizer(context.Background(), config.MapEnv(map[string]string{"TOKENS_SECRET_ARN": arn}), &logs)
+	authorizer, err := app.NewAuthorizer(context.Background(), testkit.Env(map[string]string{"TOKENS_SECRET_ARN": arn}), &logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,13 +74,13 @@ func TestNewAuthorizerReadsTokensFromSecretsManager(t *testing.T) {
 }
 
 func TestStartupFailsFastNamingTheVariables(t *testing.T) {
-	_, err := app.NewAPI(context.Background(), config.MapEnv(map[string]string{"LOG_LEVEL": "loud", "CORS_ALLOWED_ORIGINS": "nope"}), io.Discard, nil)
+	_, err := app.NewAPI(context.Background(), testkit.Env(map[string]string{"LOG_LEVEL": "loud", "CORS_ALLOWED_ORIGINS": "nope"}), io.Discard, nil)
 	for _, name := range []string{"TABLE_NAME", "LOG_LEVEL", "CORS_ALLOWED_ORIGINS"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("the error does not name %s: %v", name, err)
 		}
 	}
-	if _, err := app.NewAuthorizer(context.Background(), config.MapEnv(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "TOKENS_SECRET_ARN") {
+	if _, err := app.NewAuthorizer(context.Background(), testkit.Env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "TOKENS_SECRET_ARN") {
 		t.Errorf("an authorizer without a token secret must not start: %v", err)
 	}
 }

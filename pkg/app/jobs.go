@@ -30,13 +30,8 @@ type JobTrigger struct {
 // client and the job runner. Every configuration problem is reported before the first
 // event is served. Logs go to out.
 func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string) (JobHandler, error) {
-	var def broker.Job
-	for _, j := range broker.Jobs {
-		if j.Name == job {
-			def = j
-		}
-	}
-	if def.Name == "" {
+	def, ok := broker.JobNamed(job)
+	if !ok {
 		return nil, fmt.Errorf("app: no job named %q", job)
 	}
 	// Every loader runs, so one start-up reports every bad variable.

@@ -56,24 +56,24 @@ func readEvent(t *testing.T, fn string) []byte {
 func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 	jobs := map[string]broker.Job{}
 	for _, j := range broker.Jobs {
-		jobs[j.Function] = j
-		main, err := os.ReadFile(filepath.Join(repoRoot, "functions", j.Function, "main.go"))
+		jobs[j.Name] = j
+		main, err := os.ReadFile(filepath.Join(repoRoot, "functions", j.Name, "main.go"))
 		if err != nil {
 			t.Fatalf("job %s: %v", j.Name, err)
 		}
 		if !strings.Contains(string(main), `app.JobFunction(context.Background(), os.Getenv, os.Stdout, "`+j.Name+`")`) {
-			t.Errorf("functions/%s/main.go does not build the %s job's handler", j.Function, j.Name)
+			t.Errorf("functions/%s/main.go does not build the %s job's handler", j.Name, j.Name)
 		}
 		var ev scheduledEvent
-		dec := json.NewDecoder(bytes.NewReader(readEvent(t, j.Function)))
+		dec := json.NewDecoder(bytes.NewReader(readEvent(t, j.Name)))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&ev); err != nil {
-			t.Fatalf("events/%s.json: %v", j.Function, err)
+			t.Fatalf("events/%s.json: %v", j.Name, err)
 		}
 		if ev.Version != "0" || ev.ID == "" || ev.DetailType != "Scheduled Event" || ev.Source != "aws.events" ||
 			len(ev.Account) != 12 || ev.Time.IsZero() || ev.Region == "" || len(ev.Resources) != 1 ||
 			!strings.HasPrefix(ev.Resources[0], "arn:aws:events:"+ev.Region+":"+ev.Account+":rule/") || string(ev.Detail) != "{}" {
-			t.Errorf("events/%s.json is not an EventBridge scheduled event: %+v", j.Function, ev)
+			t.Errorf("events/%s.json is not an EventBridge scheduled event: %+v", j.Name, ev)
 		}
 	}
 
@@ -123,7 +123,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	table := pooltest.NewTable(t)
 	poolEnv := map[string]string{"TABLE_NAME": table, "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "AWS_REGION": "us-east-1"}
 	cspEnv := map[string]string{"CSP_BASE_URL": fake.URL(), "CSP_API_TOKEN": token}
-	poolCfg, err := config.LoadPool(config.MapEnv(poolEnv))
+	poolCfg, err := config.LoadPool(testkit.Env(poolEnv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 				env[k] = v
 			}
 		}
-		h, err := app.JobFunction(ctx, config.MapEnv(env), logs, job.Name)
+		h, err := app.JobFunction(ctx, testkit.Env(env), logs, job.Name)
 		if err != nil {
 			t.Fatalf("%s: %v", job.Name, err)
 		}
@@ -165,7 +165,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	for _, j := range broker.Jobs {
 		byName[j.Name] = j
 	}
-	sum := invoke(t, byName["sync"], readEvent(t, byName["sync"].Function))
+	sum := invoke(t, byName["sync"], readEvent(t, byName["sync"].Name))
 	if sum.Counts["created"] != len(accounts) {
 		t.Fatalf("sync created %d of %d listed sandboxes", sum.Counts["created"], len(accounts))
 	}
@@ -194,13 +194,13 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if sum := invoke(t, byName["cleanup"], readEvent(t, byName["cleanup"].Function)); sum.Counts["deleted"] != 1 || !fake.Deleted(accounts[0].UUID()) {
+	if sum := invoke(t, byName["cleanup"], readEvent(t, byName["cleanup"].Name)); sum.Counts["deleted"] != 1 || !fake.Deleted(accounts[0].UUID()) {
 		t.Fatalf("cleanup: %+v", sum)
 	}
-	if sum := invoke(t, byName["expiry"], readEvent(t, byName["expiry"].Function)); sum.Counts["expired"] != 1 {
+	if sum := invoke(t, byName["expiry"], readEvent(t, byName["expiry"].Name)); sum.Counts["expired"] != 1 {
 		t.Fatalf("expiry: %+v", sum)
 	}
-	if sum := invoke(t, byName["stale-cleanup"], readEvent(t, byName["stale-cleanup"].Function)); sum.Counts["removed"] != 1 {
+	if sum := invoke(t, byName["stale-cleanup"], readEvent(t, byName["stale-cleanup"].Name)); sum.Counts["removed"] != 1 {
 		t.Fatalf("stale-cleanup: %+v", sum)
 	}
 	if got, err := p.Get(ctx, id(1)); err != nil || got.Status != pool.PendingDeletion {
@@ -209,7 +209,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 
 	// pool-metrics counts the pool as it now is: sandbox 0 deleted, 1 expired (pending
 	// deletion), 2 removed as stale, the rest available.
-	if sum := invoke(t, byName["pool-metrics"], readEvent(t, byName["pool-metrics"].Function)); sum.Counts["available"] != len(accounts)-3 ||
+	if sum := invoke(t, byName["pool-metrics"], readEvent(t, byName["pool-metrics"].Name)); sum.Counts["available"] != len(accounts)-3 ||
 		sum.Counts["pending_deletion"] != 1 {
 		t.Fatalf("pool-metrics: %+v", sum)
 	}
@@ -258,7 +258,7 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 		{"stale-cleanup", map[string]string{"TABLE_NAME": "t", "JOB_INTERVAL_SCALE": "0"}, []string{"JOB_INTERVAL_SCALE: must be greater than 0"}},
 	}
 	for _, tt := range tests {
-		_, err := app.JobFunction(ctx, config.MapEnv(tt.env), io.Discard, tt.job)
+		_, err := app.JobFunction(ctx, testkit.Env(tt.env), io.Discard, tt.job)
 		if err == nil {
 			t.Fatalf("%s with %v: accepted", tt.job, tt.env)
 		}
@@ -268,7 +268,7 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 			}
 		}
 	}
-	h, err := app.JobFunction(ctx, config.MapEnv(base), io.Discard, "expiry")
+	h, err := app.JobFunction(ctx, testkit.Env(base), io.Discard, "expiry")
 	if err != nil {
 		t.Fatal(err)
 	}

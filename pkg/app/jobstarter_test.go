@@ -14,11 +14,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"github.com/sandbox-broker/broker/pkg/app"
-	"github.com/sandbox-broker/broker/pkg/config"
-	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
@@ -79,7 +79,7 @@ func TestTriggerRouteInvokesItsJobAsynchronously(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 
-	env := config.MapEnv(map[string]string{
+	env := testkit.Env(map[string]string{
 		"TABLE_NAME": pooltest.NewTable(t), "DYNAMODB_ENDPOINT": pooltest.Endpoint(), api.JobFunctionEnv("sync"): "broker-sync",
 	})
 	handler, err := app.RouteFunction(context.Background(), env, io.Discard, "admin-sync")
@@ -120,13 +120,13 @@ func TestTriggerRouteInvokesItsJobAsynchronously(t *testing.T) {
 }
 
 func TestTriggerRouteNeedsItsJobsFunctionName(t *testing.T) {
-	_, err := app.RouteFunction(context.Background(), config.MapEnv(nil), io.Discard, "admin-cleanup")
+	_, err := app.RouteFunction(context.Background(), testkit.Env(nil), io.Discard, "admin-cleanup")
 	for _, name := range []string{"JOB_FUNCTION_CLEANUP", "TABLE_NAME"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("the start-up error does not name %s: %v", name, err)
 		}
 	}
-	if _, err := app.RouteFunction(context.Background(), config.MapEnv(nil), io.Discard, "no-such-route"); err == nil {
+	if _, err := app.RouteFunction(context.Background(), testkit.Env(nil), io.Discard, "no-such-route"); err == nil {
 		t.Error("RouteFunction accepted an unknown route")
 	}
 }

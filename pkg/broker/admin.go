@@ -108,7 +108,7 @@ func bulk(sandboxes iter.Seq2[pool.Sandbox, error], remove func(pool.Sandbox) er
 		switch err := remove(s); {
 		case err == nil:
 			res.Deleted++
-		case errors.Is(err, pool.ErrConflict), errors.Is(err, pool.ErrContended):
+		case pool.LostRace(err):
 			res.Skipped++
 		default:
 			return res, err
@@ -125,7 +125,7 @@ func bounded(ctx context.Context) func(int) bool {
 
 // JobRuns lists a job's last runs, newest first.
 func (b *Broker) JobRuns(ctx context.Context, job string, limit int) ([]pool.JobRun, error) {
-	if _, ok := jobByName(job); !ok {
+	if _, ok := JobNamed(job); !ok {
 		return nil, ErrNotFound
 	}
 	return b.pool.Runs(ctx, job, limit)
@@ -134,7 +134,7 @@ func (b *Broker) JobRuns(ctx context.Context, job string, limit int) ([]pool.Job
 // CheckJobIdle returns ErrJobRunning (with the holder's run ID) while a run holds the job's
 // lease, so an admin trigger can refuse instead of queueing a run that would be skipped.
 func (b *Broker) CheckJobIdle(ctx context.Context, job string) error {
-	if _, ok := jobByName(job); !ok {
+	if _, ok := JobNamed(job); !ok {
 		return ErrNotFound
 	}
 	l, held, err := b.pool.CurrentLease(ctx, job)

@@ -30,7 +30,7 @@ const (
 type AllocateRequest struct {
 	Student string
 	// IdempotencyKey scopes replays; empty means the student ID. It is always scoped to the
-	// student, so another student's key can never return this student's sandbox (D12).
+	// student, so another student's key can never return this student's sandbox (docs/upstream.md D12).
 	IdempotencyKey string
 	NamePrefix     string
 	TrackName      string
@@ -106,7 +106,7 @@ func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req Allocate
 		return Allocation{Owner: owner, Created: true}, true, nil
 	case errors.As(err, &ce) && ce.Item == pool.ItemOwner && ce.Owner != nil:
 		return b.replay(ctx, *ce.Owner, by)
-	case errors.Is(err, pool.ErrConflict), errors.Is(err, pool.ErrContended):
+	case pool.LostRace(err):
 		return Allocation{}, false, nil
 	}
 	return Allocation{}, true, err

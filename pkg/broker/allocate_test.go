@@ -11,7 +11,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
-// assertDistinct checks ARCHITECTURE §5 (1) on the answers: no sandbox named to two students.
+// assertDistinct checks docs/architecture.md §5 (1) on the answers: no sandbox named to two students.
 func assertDistinct(t *testing.T, results []result) map[string]string {
 	t.Helper()
 	holder := map[string]string{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
@@ -25,7 +24,7 @@ const (
 // one at a time, paced to DeletesPerSecond. A confirmed delete (200, 204 or 404) removes
 // the item. A failed one stays pending_deletion with attempts+1 and a next attempt after an
 // exponential backoff with full jitter, until the CleanupMaxAttempts-th failure makes it
-// deletion_failed (D4). A 429 is not the sandbox's failure: it is retried after the CSP's
+// deletion_failed (docs/upstream.md D4). A 429 is not the sandbox's failure: it is retried after the CSP's
 // Retry-After and books nothing. The run stops, touching nothing more, when the circuit
 // breaker is open, and before its deadline.
 func (r *JobRunner) cleanup(ctx context.Context, run *jobRun) error {
@@ -75,7 +74,7 @@ func (r *JobRunner) deleteSandbox(ctx context.Context, run *jobRun, pace *pacer,
 		case err == nil || errors.Is(err, csp.ErrAccountNotFound):
 			err = r.pool.Remove(ctx, s, run.as("deleted in the CSP"))
 			run.countWrite("deleted", err)
-			return false, unlessConflict(err)
+			return false, unlessLostRace(err)
 		case errors.Is(err, csp.ErrCircuitOpen):
 			r.stopOnOpenBreaker(run)
 			return true, nil
@@ -117,30 +116,11 @@ func (r *JobRunner) bookFailure(ctx context.Context, run *jobRun, s pool.Sandbox
 			run.alarm(AlarmDeletionFailed)
 		}
 	} else {
-		next := r.now().Add(r.retryDelay(s.Attempts)).Unix()
+		next := r.now().Add(r.deleteBackoff(s.Attempts)).Unix()
 		_, err = r.pool.RecordDeleteFailure(ctx, s, next, msg, run.as("CSP delete failed"))
 		run.countWrite("failed", err)
 	}
-	return unlessConflict(err)
-}
-
-// retryDelay is the wait after a sandbox's (attempts+1)-th failure: "full jitter", uniform
-// in [0, min(cap, base·2^attempts)), base and cap scaled by JOB_INTERVAL_SCALE. The jitter
-// spreads a burst of failures (one CSP outage) over the window instead of retrying them
-// all at the same moment.
-func (r *JobRunner) retryDelay(attempts int) time.Duration {
-	ceiling, limit := r.cfg.Scale(r.cfg.CleanupBackoffBase), r.cfg.Scale(r.cfg.CleanupBackoffCap)
-	for range attempts {
-		if ceiling >= limit {
-			break
-		}
-		ceiling *= 2
-	}
-	ceiling = min(ceiling, limit)
-	if ceiling <= 0 {
-		return 0
-	}
-	return rand.N(ceiling)
+	return unlessLostRace(err)
 }
 
 func (r *JobRunner) stopOnOpenBreaker(run *jobRun) {
@@ -181,11 +161,4 @@ func (p *pacer) sleep(ctx context.Context) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-func unlessConflict(err error) error {
-	if conflict(err) {
-		return nil
-	}
-	return err
 }

@@ -37,7 +37,7 @@ func uuids(accounts []cspfake.Account) []string {
 
 func TestCleanupDeletesDueSandboxesOldestFirst(t *testing.T) {
 	accounts := cspfake.Generate(6, nil)
-	// Query pages of 2 items: the due list is read to its end (D10).
+	// Query pages of 2 items: the due list is read to its end (docs/upstream.md D10).
 	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 2})
 	for _, a := range accounts {
 		e.released(t, []cspfake.Account{a})
@@ -84,9 +84,9 @@ func TestCleanupDeletesDueSandboxesOldestFirst(t *testing.T) {
 }
 
 // TestCleanupSurvivesThe62ErrorIncident replays the upstream incident of 2025-11-18
-// (reference §9): 100 sandboxes pending deletion while the CSP answers HTTP 500 — with the
+// (docs/upstream.md): 100 sandboxes pending deletion while the CSP answers HTTP 500 — with the
 // license service's HTML page in the first window — to 62 of them for two runs, then
-// recovers. Upstream, every failure was terminal (D4); here none may be. With the default
+// recovers. Upstream, every failure was terminal (docs/upstream.md D4); here none may be. With the default
 // breaker a run stops at the fifth failure in a row; with a breaker that never opens every
 // one of the 62 is booked twice and retried.
 func TestCleanupSurvivesThe62ErrorIncident(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 // expire ends the allocations whose expires_at + grace is now or earlier: allocated →
 // pending_deletion, and the owner record goes, in one transaction. The read is a key
 // condition on status_at (= expires_at while allocated), so only due sandboxes are read,
-// page after page (D10). The write is conditioned on the same cutoff: a sandbox the owner
+// page after page (docs/upstream.md D10). The write is conditioned on the same cutoff: a sandbox the owner
 // released meanwhile is a lost race, counted and skipped.
 func (r *JobRunner) expire(ctx context.Context, run *jobRun) error {
 	cutoff := r.now().Add(-r.grace).Unix()
@@ -23,7 +23,7 @@ func (r *JobRunner) expire(ctx context.Context, run *jobRun) error {
 		}
 		_, err = r.pool.Expire(ctx, s, cutoff, run.as("expired"))
 		run.countWrite("expired", err)
-		if err := unlessConflict(err); err != nil {
+		if err := unlessLostRace(err); err != nil {
 			return err
 		}
 	}

@@ -54,7 +54,7 @@ func TestExpiryBoundaries(t *testing.T) {
 // other, and no owner record survives.
 func TestExpiryRacingOwnerRelease(t *testing.T) {
 	const n = 40
-	// Query pages of 7 items: the expired allocations are read to the end (D10).
+	// Query pages of 7 items: the expired allocations are read to the end (docs/upstream.md D10).
 	e := newJobEnv(t, envOptions{poolPages: 7})
 	fill(t, e.pool, "lab", 0, n)
 	results := allocateAll(e.broker, students(n, ""))

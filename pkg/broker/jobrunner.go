@@ -2,47 +2,14 @@ package broker
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/pool"
-)
-
-// Outcome is how a job run ended.
-type Outcome string
-
-const (
-	// OutcomeOK: the run did all the work that was due.
-	OutcomeOK Outcome = "ok"
-	// OutcomePartial: the run stopped early on purpose (its deadline, an open circuit
-	// breaker, CSP rate limiting) and left the rest for the next run.
-	OutcomePartial Outcome = "partial"
-	// OutcomeSkipped: another run of the same job held the lease; this one did nothing.
-	OutcomeSkipped Outcome = "skipped"
-	// OutcomeFailed: the run could not do its work (CSP listing down, DynamoDB errors, a
-	// rejected CSP token). Run returns an error with it.
-	OutcomeFailed Outcome = "failed"
-)
-
-// Alarms a run can raise. They are stable values of the summary's "alarm" field, so a log
-// metric filter can page an operator on them.
-const (
-	// AlarmSyncShrinkGuard: the CSP listing was empty or dropped too much of the pool, so
-	// sync marked nothing stale (defect D5).
-	AlarmSyncShrinkGuard = "sync_shrink_guard"
-	// AlarmDeletionFailed: cleanup gave up on a sandbox after its last attempt.
-	AlarmDeletionFailed = "cleanup_deletion_failed"
-	// AlarmCleanupBreakerOpen: cleanup stopped because the CSP circuit breaker is open.
-	AlarmCleanupBreakerOpen = "cleanup_breaker_open"
-	// AlarmCSPTokenRejected: the CSP answered 401; no sandbox is blamed for it.
-	AlarmCSPTokenRejected = "csp_token_rejected"
 )
 
 const (
@@ -52,28 +19,8 @@ const (
 	// defaultCSPRequestTimeout is the CSP client's own default.
 	defaultCSPRequestTimeout = 15 * time.Second
 	maxErrorSamples          = 5
-	runIDPattern             = `^[A-Za-z0-9_-]{1,64}$`
 	deadlineReason           = "stopped before the deadline; the rest is left for the next run"
 )
-
-// RunSummary is what one run did. It is logged as one JSON line, stored (pool.Runs) and
-// returned to the caller.
-type RunSummary struct {
-	Job        string    `json:"job"`
-	RunID      string    `json:"run_id"`
-	StartedAt  time.Time `json:"started_at"`
-	DurationMS int64     `json:"duration_ms"`
-	Outcome    Outcome   `json:"outcome"`
-	// Reason says why a run was partial, skipped or failed, or what sync's shrink guard
-	// refused.
-	Reason string `json:"reason,omitempty"`
-	// Alarm is one of the Alarm* values when the run found something an operator must see
-	// (the first one, when it found several).
-	Alarm  string         `json:"alarm,omitempty"`
-	Counts map[string]int `json:"counts"`
-	// Errors holds the first few per-sandbox errors, for the operator.
-	Errors []string `json:"errors,omitempty"`
-}
 
 // JobDeps is what a JobRunner needs. CSP may be nil for a runner that only runs jobs
 // without UsesCSP (expiry, stale-cleanup).
@@ -143,38 +90,25 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	return r, nil
 }
 
-// jobFuncs holds the logic of each job of the table, by name.
-var jobFuncs = map[string]func(*JobRunner, context.Context, *jobRun) error{
-	"sync":          (*JobRunner).sync,
-	"cleanup":       (*JobRunner).cleanup,
-	"expiry":        (*JobRunner).expire,
-	"stale-cleanup": (*JobRunner).removeStale,
-	"pool-metrics":  (*JobRunner).publishPoolMetrics,
-}
-
-var validRunID = regexp.MustCompile(runIDPattern)
-
 // Run runs the named job once, now, under a fresh run ID. See RunWithID.
 func (r *JobRunner) Run(ctx context.Context, job string) (RunSummary, error) {
 	return r.RunWithID(ctx, job, "")
 }
 
-// RunWithID runs the named job once under runID (letters, digits, '-' and '_', at most
-// 64; empty: a random one), so a caller that answered "202 {job, run_id}" can find the run
-// later. It takes the job's lease, does the work that is due, stops early enough before
+// RunWithID runs the named job once under runID (ValidID; empty: a random one), so a
+// caller that answered "202 {job, run_id}" can find the run later. It takes the job's lease, does the work that is due, stops early enough before
 // ctx's deadline to release the lease and record the run, then logs and stores the
 // summary. The error is non-nil exactly when the outcome is OutcomeFailed (or the job name
 // or run ID is invalid, before anything runs).
 func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummary, error) {
-	def, ok := jobByName(job)
-	fn := jobFuncs[job]
-	if !ok || fn == nil {
+	def, ok := JobNamed(job)
+	if !ok {
 		return RunSummary{}, fmt.Errorf("broker: no job named %q", job)
 	}
 	if runID == "" {
 		runID = newRunID()
-	} else if !validRunID.MatchString(runID) {
-		return RunSummary{}, fmt.Errorf("broker: run ID %q must match %s", runID, runIDPattern)
+	} else if !ValidID(runID) {
+		return RunSummary{}, fmt.Errorf("broker: run ID %q must be %s", runID, IDSyntax)
 	}
 	began := time.Now()
 	sum := RunSummary{Job: job, RunID: runID, StartedAt: r.now().UTC(), Counts: map[string]int{}}
@@ -190,7 +124,7 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 	if def.UsesCSP && r.csp == nil {
 		jobErr = fmt.Errorf("job %s needs the CSP client, and this runner has none", job)
 	} else if lease, jobErr = r.acquireLease(ctx, run); lease != nil {
-		jobErr = fn(r, ctx, run)
+		jobErr = def.run(r, ctx, run)
 	}
 	switch {
 	case jobErr != nil:
@@ -213,7 +147,7 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 		// Too late for the stored record; the log line still says it.
 		run.addError(fmt.Errorf("record run: %w", err))
 	}
-	r.logSummary(finish, sum)
+	sum.log(finish, r.log)
 	if r.metrics != nil && sum.Outcome != OutcomeSkipped {
 		r.metrics.JobRun(job, sum.Counts, time.Duration(sum.DurationMS)*time.Millisecond)
 	}
@@ -243,131 +177,4 @@ func (r *JobRunner) acquireLease(ctx context.Context, run *jobRun) (*pool.Lease,
 		return nil, err
 	}
 	return &lease, nil
-}
-
-func (r *JobRunner) logSummary(ctx context.Context, sum RunSummary) {
-	level := slog.LevelInfo
-	switch {
-	case sum.Outcome == OutcomeFailed:
-		level = slog.LevelError
-	case sum.Outcome == OutcomePartial || sum.Alarm != "":
-		level = slog.LevelWarn
-	}
-	attrs := []slog.Attr{
-		slog.String("job", sum.Job), slog.String("run_id", sum.RunID),
-		slog.Time("started_at", sum.StartedAt), slog.Int64("duration_ms", sum.DurationMS),
-		slog.String("outcome", string(sum.Outcome)), slog.Any("counts", sum.Counts),
-	}
-	for name, v := range map[string]string{"reason": sum.Reason, "alarm": sum.Alarm} {
-		if v != "" {
-			attrs = append(attrs, slog.String(name, v))
-		}
-	}
-	if len(sum.Errors) > 0 {
-		attrs = append(attrs, slog.Any("errors", sum.Errors))
-	}
-	r.log.LogAttrs(ctx, level, "job run", attrs...)
-}
-
-func (s RunSummary) record() pool.JobRun {
-	return pool.JobRun{
-		Job: s.Job, RunID: s.RunID, StartedAt: s.StartedAt, DurationMS: s.DurationMS, Outcome: string(s.Outcome),
-		Reason: s.Reason, Alarm: s.Alarm, Counts: s.Counts, Errors: s.Errors,
-	}
-}
-
-func jobByName(name string) (Job, bool) {
-	for _, j := range Jobs {
-		if j.Name == name {
-			return j, true
-		}
-	}
-	return Job{}, false
-}
-
-func newRunID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// jobRun is the state of one run: its summary so far, its actor for history entries, and
-// the moment it must stop starting work (the context deadline minus finishReserve).
-type jobRun struct {
-	summary      *RunSummary
-	actor        pool.Actor
-	workDeadline time.Time // zero: no deadline
-}
-
-func (run *jobRun) count(name string, n int) { run.summary.Counts[name] += n }
-
-// addError keeps the first few errors of a run as examples for the operator.
-func (run *jobRun) addError(err error) {
-	if len(run.summary.Errors) < maxErrorSamples {
-		run.summary.Errors = append(run.summary.Errors, err.Error())
-	}
-}
-
-// stop ends the run early on purpose; the rest is the next run's.
-func (run *jobRun) stop(reason string) {
-	run.summary.Outcome, run.summary.Reason = OutcomePartial, reason
-}
-
-// interrupted stops the run because ctx ended or the work deadline passed.
-func (run *jobRun) interrupted(ctx context.Context) {
-	if errors.Is(ctx.Err(), context.Canceled) {
-		run.stop("cancelled; the rest is left for the next run")
-		return
-	}
-	run.stop(deadlineReason)
-}
-
-// alarm raises an alarm; the first one raised in a run is the one reported.
-func (run *jobRun) alarm(name string) {
-	if run.summary.Alarm == "" {
-		run.summary.Alarm = name
-	}
-}
-
-// outOfTime reports whether less than need is left before the run must stop starting
-// work, and if so stops the run.
-func (run *jobRun) outOfTime(need time.Duration) bool {
-	if run.workDeadline.IsZero() || time.Until(run.workDeadline) >= need {
-		return false
-	}
-	run.stop(deadlineReason)
-	return true
-}
-
-// workContext bounds a call to the run's work deadline, so a slow CSP cannot eat the time
-// kept to record the outcome.
-func (run *jobRun) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if run.workDeadline.IsZero() {
-		return context.WithCancel(ctx)
-	}
-	return context.WithDeadline(ctx, run.workDeadline)
-}
-
-// as returns the run's actor with a reason for the history entry.
-func (run *jobRun) as(reason string) pool.Actor {
-	a := run.actor
-	a.Reason = reason
-	return a
-}
-
-// countWrite counts a successful write under name and a lost race under "conflicts"; any
-// other error fails the run and is the caller's to return.
-func (run *jobRun) countWrite(name string, err error) {
-	switch {
-	case err == nil:
-		run.count(name, 1)
-	case conflict(err):
-		run.count("conflicts", 1)
-	}
-}
-
-// conflict reports whether err says that another writer changed the sandbox first, which
-// a job skips: the next run sees the new state.
-func conflict(err error) bool {
-	return errors.Is(err, pool.ErrConflict) || errors.Is(err, pool.ErrContended)
 }

@@ -1,26 +1,69 @@
 package broker
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
-// Job is one scheduled background job. The CDK stack makes one EventBridge schedule and one
-// function per entry, the local stack runs the same job every Every (scaled), and a test
-// checks that functions/<Function> and events/<Function>.json exist for each.
+// Job is one scheduled background job. Its name is also its function's folder under
+// functions/ and its sample events/<Name>.json. The CDK stack makes one EventBridge
+// schedule (Schedule) and one function (with Timeout) per entry, and the local stack runs
+// the same job every Every (scaled) with the same Timeout.
 type Job struct {
-	Name     string
-	Schedule string        // EventBridge schedule expression
-	Every    time.Duration // the same schedule as an interval
-	Function string        // folder under functions/
+	Name string
+	// Every is the job's interval: the one source of its schedule and its timeout.
+	Every time.Duration
 	// UsesCSP: the job calls the CSP, so its function needs the CSP settings and token.
 	UsesCSP bool
+	// run is the job's work, under its lease (JobRunner.RunWithID).
+	run func(*JobRunner, context.Context, *jobRun) error
 }
 
-// Jobs is the job table (ARCHITECTURE §6).
+// maxRunTime bounds every run: the CSP request timeout must fit many times over, and a
+// run must end well before Lambda's 15-minute ceiling.
+const maxRunTime = 5 * time.Minute
+
+// Jobs is the job table (docs/architecture.md §6). Adding a job is one line here, one run
+// method, functions/<name>/main.go and events/<name>.json.
 var Jobs = []Job{
-	{Name: "sync", Schedule: "rate(10 minutes)", Every: 10 * time.Minute, Function: "sync", UsesCSP: true},
-	{Name: "cleanup", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "cleanup", UsesCSP: true},
-	{Name: "expiry", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "expiry"},
-	{Name: "stale-cleanup", Schedule: "rate(1 day)", Every: 24 * time.Hour, Function: "stale-cleanup"},
+	{Name: "sync", Every: 10 * time.Minute, UsesCSP: true, run: (*JobRunner).sync},
+	{Name: "cleanup", Every: 5 * time.Minute, UsesCSP: true, run: (*JobRunner).cleanup},
+	{Name: "expiry", Every: 5 * time.Minute, run: (*JobRunner).expire},
+	{Name: "stale-cleanup", Every: 24 * time.Hour, run: (*JobRunner).removeStale},
 	// pool-metrics publishes the pool's counts per status as CloudWatch gauges, the values
 	// of the pool-low and deletion_failed alarms and of the dashboard.
-	{Name: "pool-metrics", Schedule: "rate(5 minutes)", Every: 5 * time.Minute, Function: "pool-metrics"},
+	{Name: "pool-metrics", Every: 5 * time.Minute, run: (*JobRunner).publishPoolMetrics},
+}
+
+// JobNamed finds a job of the table.
+func JobNamed(name string) (Job, bool) {
+	for _, j := range Jobs {
+		if j.Name == name {
+			return j, true
+		}
+	}
+	return Job{}, false
+}
+
+// Schedule is the EventBridge rate expression of Every, in the largest whole unit:
+// "rate(10 minutes)", "rate(1 day)".
+func (j Job) Schedule() string {
+	n, unit := int64(j.Every/time.Minute), "minute"
+	switch {
+	case j.Every%(24*time.Hour) == 0:
+		n, unit = int64(j.Every/(24*time.Hour)), "day"
+	case j.Every%time.Hour == 0:
+		n, unit = int64(j.Every/time.Hour), "hour"
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return fmt.Sprintf("rate(%d %s)", n, unit)
+}
+
+// Timeout is how long one run may take, in Lambda and locally: under the interval, so a
+// run ends before the next one is due, and at most maxRunTime.
+func (j Job) Timeout() time.Duration {
+	return min(j.Every*9/10, maxRunTime)
 }

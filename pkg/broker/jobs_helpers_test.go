@@ -73,7 +73,7 @@ func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	if e.csp, err = csp.New(copts); err != nil {
 		t.Fatal(err)
 	}
-	if e.cfg, err = config.LoadJobs(config.MapEnv(map[string]string{"CLEANUP_DELETES_PER_SECOND": "100"})); err != nil {
+	if e.cfg, err = config.LoadJobs(testkit.Env(map[string]string{"CLEANUP_DELETES_PER_SECOND": "100"})); err != nil {
 		t.Fatal(err)
 	}
 	if o.jobs != nil {

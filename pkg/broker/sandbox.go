@@ -50,7 +50,7 @@ func (b *Broker) Release(ctx context.Context, id, student, requestID string) (po
 		if released, err = b.pool.Release(ctx, s, student, by); err == nil {
 			return released, nil
 		}
-		if !errors.Is(err, pool.ErrConflict) && !errors.Is(err, pool.ErrContended) {
+		if !pool.LostRace(err) {
 			return pool.Sandbox{}, err
 		}
 		s, err = b.pool.Get(ctx, id)

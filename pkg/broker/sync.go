@@ -14,12 +14,12 @@ import (
 // does not know is created as available; an available one whose fields changed is
 // refreshed (only the changed fields, on the version read); a stale one comes back. An
 // allocated, pending_deletion or deletion_failed sandbox is never touched, and every write
-// is conditioned on the state read, so a claim that lands meanwhile always wins (D1).
+// is conditioned on the state read, so a claim that lands meanwhile always wins (docs/upstream.md D1).
 //
 // An available sandbox the listing does not show gets a strike; StaleStrikes consecutive
 // strikes make it stale. An empty listing, or one that no longer shows more than
 // MaxShrinkFraction of the pool's available and stale sandboxes, is not trusted for that:
-// the run marks nothing stale and raises AlarmSyncShrinkGuard (D5).
+// the run marks nothing stale and raises AlarmSyncShrinkGuard (docs/upstream.md D5).
 func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	if run.outOfTime(r.cspTimeout) {
 		return nil
@@ -71,7 +71,7 @@ func (r *JobRunner) syncAccount(ctx context.Context, run *jobRun, known map[stri
 	case cur.Status == pool.Available && !pool.Changed(cur, a) && cur.MissedSyncs == 0:
 		run.count("unchanged", 1)
 	case cur.Status == pool.Available:
-		_, err = r.pool.Refresh(ctx, cur, a, run.as("listed by the CSP"))
+		_, err = r.pool.Refresh(ctx, cur, a)
 		run.countWrite("refreshed", err)
 	case cur.Status == pool.Stale:
 		_, err = r.pool.Unstale(ctx, cur, a, run.as("listed by the CSP again"))
@@ -80,7 +80,7 @@ func (r *JobRunner) syncAccount(ctx context.Context, run *jobRun, known map[stri
 		// Allocated, pending_deletion or deletion_failed: the student's or cleanup's.
 		run.count("in_use", 1)
 	}
-	if err != nil && !conflict(err) {
+	if err != nil && !pool.LostRace(err) {
 		return err
 	}
 	return nil
@@ -106,10 +106,10 @@ func (r *JobRunner) strikeMissing(ctx context.Context, run *jobRun, known map[st
 			_, err = r.pool.MarkStale(ctx, s, run.as(fmt.Sprintf("missing from %d consecutive CSP listings", s.MissedSyncs+1)))
 			run.countWrite("marked_stale", err)
 		} else {
-			_, err = r.pool.RecordMiss(ctx, s, run.as("missing from the CSP listing"))
+			_, err = r.pool.RecordMiss(ctx, s)
 			run.countWrite("missed", err)
 		}
-		if err != nil && !conflict(err) {
+		if err != nil && !pool.LostRace(err) {
 			return err
 		}
 	}

@@ -120,7 +120,7 @@ func TestSyncCreatesRefreshesAndLeavesInUseAlone(t *testing.T) {
 
 func TestSyncTwoStrikesMarkStaleAndResurrection(t *testing.T) {
 	accounts := cspfake.Generate(10, nil)
-	// Query pages of 3 items: sync reads the whole pool, page after page (D10).
+	// Query pages of 3 items: sync reads the whole pool, page after page (docs/upstream.md D10).
 	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 3})
 	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 10})
 
@@ -220,7 +220,7 @@ func TestSyncShrinkGuard(t *testing.T) {
 	}
 }
 
-// TestSyncRacingAllocationsRevertsNone is defect D1: syncs run over and over while 200
+// TestSyncRacingAllocationsRevertsNone is docs/upstream.md D1: syncs run over and over while 200
 // students allocate, each sync trying to refresh every available sandbox (the CSP reports
 // a new SFDC account for all of them). No allocation may be undone.
 func TestSyncRacingAllocationsRevertsNone(t *testing.T) {

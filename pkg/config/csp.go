@@ -38,7 +38,7 @@ type SecretFetcher func(ctx context.Context, arn string) (string, error)
 //
 // The token comes from exactly one of CSP_API_TOKEN or, in AWS, CSP_TOKEN_SECRET_ARN: a
 // Secrets Manager secret whose value is the token, read once through fetch at start. An
-// empty token is an error, never a silent switch to anything else (defect D25).
+// empty token is an error, never a silent switch to anything else (docs/upstream.md D25).
 func LoadCSP(ctx context.Context, env Env, fetch SecretFetcher) (CSP, error) {
 	r := &reader{env: env}
 	c := CSP{

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/config"
 )
 
@@ -28,7 +29,7 @@ func (s *secretStore) fetch(_ context.Context, arn string) (string, error) {
 }
 
 func TestLoadCSPDefaults(t *testing.T) {
-	c, err := config.LoadCSP(context.Background(), config.MapEnv(map[string]string{
+	c, err := config.LoadCSP(context.Background(), testkit.Env(map[string]string{
 		"CSP_BASE_URL": "https://csp.example.com/v2", "CSP_API_TOKEN": "tok",
 	}), nil)
 	if err != nil {
@@ -46,7 +47,7 @@ func TestLoadCSPDefaults(t *testing.T) {
 
 func TestLoadCSPTokenFromSecretsManagerOnce(t *testing.T) {
 	store := &secretStore{values: map[string]string{secretARN: "  secret-token\n"}}
-	c, err := config.LoadCSP(context.Background(), config.MapEnv(map[string]string{
+	c, err := config.LoadCSP(context.Background(), testkit.Env(map[string]string{
 		"CSP_BASE_URL": "https://csp.example.com/v2", "CSP_TOKEN_SECRET_ARN": secretARN,
 		"CSP_REQUEST_TIMEOUT_SECONDS": "20", "CSP_BREAKER_OPEN_SECONDS": "30",
 	}), store.fetch)
@@ -97,7 +98,7 @@ func TestLoadCSPRejects(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			_, err := config.LoadCSP(context.Background(), config.MapEnv(env), tt.fetch)
+			_, err := config.LoadCSP(context.Background(), testkit.Env(env), tt.fetch)
 			if err == nil {
 				t.Fatal("accepted")
 			}

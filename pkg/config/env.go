@@ -1,6 +1,3 @@
-// Package config reads the broker's environment once at start and fails fast with a message
-// naming every bad variable. Each concern has its own loader so a function loads only what
-// it uses.
 package config
 
 import (
@@ -13,9 +10,6 @@ import (
 
 // Env looks a variable up; os.Getenv in production, a map in tests.
 type Env func(string) string
-
-// MapEnv adapts a map for tests and the local stack.
-func MapEnv(m map[string]string) Env { return func(k string) string { return m[k] } }
 
 // reader collects every problem instead of stopping at the first, so an operator fixes a
 // broken deployment in one pass.

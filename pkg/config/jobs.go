@@ -2,7 +2,7 @@ package config
 
 import "time"
 
-// Jobs tunes the background jobs (ARCHITECTURE §6).
+// Jobs tunes the background jobs (docs/architecture.md §6).
 type Jobs struct {
 	// StaleStrikes is how many consecutive syncs must miss an available sandbox before it
 	// is marked stale.

@@ -5,11 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/config"
 )
 
 func TestLoadJobsDefaults(t *testing.T) {
-	j, err := config.LoadJobs(config.MapEnv(nil))
+	j, err := config.LoadJobs(testkit.Env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +28,7 @@ func TestLoadJobsDefaults(t *testing.T) {
 }
 
 func TestLoadJobsIntervalScale(t *testing.T) {
-	j, err := config.LoadJobs(config.MapEnv(map[string]string{"JOB_INTERVAL_SCALE": "0.02"}))
+	j, err := config.LoadJobs(testkit.Env(map[string]string{"JOB_INTERVAL_SCALE": "0.02"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestLoadJobsIntervalScale(t *testing.T) {
 }
 
 func TestLoadJobsRejectsNamingEachVariable(t *testing.T) {
-	_, err := config.LoadJobs(config.MapEnv(map[string]string{
+	_, err := config.LoadJobs(testkit.Env(map[string]string{
 		"SYNC_STALE_STRIKES": "0", "SYNC_MAX_SHRINK_FRACTION": "1.5", "CLEANUP_MAX_ATTEMPTS": "many",
 		"CLEANUP_BACKOFF_BASE_SECONDS": "600", "CLEANUP_BACKOFF_CAP_SECONDS": "60",
 		"CLEANUP_DELETES_PER_SECOND": "0", "STALE_GRACE_HOURS": "0", "JOB_LEASE_TTL_SECONDS": "10",
@@ -59,7 +60,7 @@ func TestLoadJobsRejectsNamingEachVariable(t *testing.T) {
 			t.Errorf("error does not contain %q:\n%v", w, err)
 		}
 	}
-	_, err = config.LoadJobs(config.MapEnv(map[string]string{"JOB_INTERVAL_SCALE": "2"}))
+	_, err = config.LoadJobs(testkit.Env(map[string]string{"JOB_INTERVAL_SCALE": "2"}))
 	if err == nil || !strings.Contains(err.Error(), "JOB_INTERVAL_SCALE: 2 is outside 0..1") {
 		t.Fatalf("scale 2: %v", err)
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Local is the local stack's own configuration (make run, ARCHITECTURE §7). Everything a
+// Local is the local stack's own configuration (make run, docs/architecture.md §7). Everything a
 // function reads (pool, CSP tuning, jobs, logs) is passed through to it unchanged.
 type Local struct {
 	// Port of the API Gateway emulator on 127.0.0.1; 0 picks a free one.

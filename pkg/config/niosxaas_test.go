@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
@@ -18,14 +19,14 @@ const (
 
 func TestLoadNIOSXaaSDisabledByDefault(t *testing.T) {
 	// Disabled, nothing else is read: not even a broken variable fails the start.
-	n, err := config.LoadNIOSXaaS(context.Background(), config.MapEnv(map[string]string{"NIOSXAAS_TIMEOUT_SECONDS": "x"}), nil)
+	n, err := config.LoadNIOSXaaS(context.Background(), testkit.Env(map[string]string{"NIOSXAAS_TIMEOUT_SECONDS": "x"}), nil)
 	if err != nil || n.Enabled {
 		t.Fatalf("got %+v, %v; want disabled", n, err)
 	}
 }
 
 func TestLoadNIOSXaaSDefaults(t *testing.T) {
-	n, err := config.LoadNIOSXaaS(context.Background(), config.MapEnv(map[string]string{
+	n, err := config.LoadNIOSXaaS(context.Background(), testkit.Env(map[string]string{
 		"NIOSXAAS_ENABLED": "true", "NIOSXAAS_EMAIL": "bot@example.com", "NIOSXAAS_PASSWORD": niosxaasPassword,
 	}), nil)
 	if err != nil {
@@ -45,7 +46,7 @@ func TestLoadNIOSXaaSDefaults(t *testing.T) {
 }
 
 func TestLoadNIOSXaaSOverrides(t *testing.T) {
-	n, err := config.LoadNIOSXaaS(context.Background(), config.MapEnv(map[string]string{
+	n, err := config.LoadNIOSXaaS(context.Background(), testkit.Env(map[string]string{
 		"NIOSXAAS_ENABLED": "1", "NIOSXAAS_EMAIL": "bot@example.com", "NIOSXAAS_PASSWORD": niosxaasPassword,
 		"NIOSXAAS_BASE_URL": "http://127.0.0.1:8123/", "NIOSXAAS_SHADOW_MODE": "false", "NIOSXAAS_SERVICE_NAME": config.AllServices,
 		"NIOSXAAS_TIMEOUT_SECONDS": "5", "NIOSXAAS_MAX_ATTEMPTS": "7", "NIOSXAAS_BREAKER_THRESHOLD": "2", "NIOSXAAS_BREAKER_OPEN_SECONDS": "9",
@@ -61,7 +62,7 @@ func TestLoadNIOSXaaSOverrides(t *testing.T) {
 
 func TestLoadNIOSXaaSCredentialsFromASecretReadAtStartAndAtEachSignIn(t *testing.T) {
 	store := &secretStore{values: map[string]string{niosxaasARN: `{"email":"bot@example.com","password":"` + niosxaasPassword + `"}`}}
-	n, err := config.LoadNIOSXaaS(context.Background(), config.MapEnv(map[string]string{
+	n, err := config.LoadNIOSXaaS(context.Background(), testkit.Env(map[string]string{
 		"NIOSXAAS_ENABLED": "true", "NIOSXAAS_CREDENTIALS_SECRET_ARN": niosxaasARN,
 	}), store.fetch)
 	if err != nil {
@@ -123,7 +124,7 @@ func TestLoadNIOSXaaSRejects(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			_, err := config.LoadNIOSXaaS(context.Background(), config.MapEnv(env), tt.fetch)
+			_, err := config.LoadNIOSXaaS(context.Background(), testkit.Env(env), tt.fetch)
 			if err == nil {
 				t.Fatal("accepted")
 			}

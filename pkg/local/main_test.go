@@ -11,7 +11,6 @@ import (
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
-	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
@@ -30,7 +29,7 @@ func startStack(t *testing.T, extra map[string]string) (*Stack, string, *testkit
 	}
 	var banner bytes.Buffer
 	logs := &testkit.Buffer{}
-	s, err := Start(context.Background(), config.MapEnv(env), &banner, logs)
+	s, err := Start(context.Background(), testkit.Env(env), &banner, logs)
 	if err != nil {
 		t.Fatalf("start: %v\nlogs:\n%s", err, logs.String())
 	}

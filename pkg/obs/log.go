@@ -1,6 +1,3 @@
-// Package obs is the broker's observability: JSON logs (log/slog), CloudWatch metrics in
-// the embedded metric format, and X-Ray tracing of AWS calls. It is the only package that
-// imports the X-Ray SDK, so moving to OpenTelemetry changes this package alone.
 package obs
 
 import (
@@ -37,7 +34,7 @@ type Request struct {
 
 // LogRequest writes r. Client errors are not incidents: 404 and 409 are part of normal
 // operation and log at INFO, other 4xx at WARN; only 5xx logs at ERROR, so an alarm on
-// ERROR lines counts the broker's failures, not its callers' (defect D23).
+// ERROR lines counts the broker's failures, not its callers' (docs/upstream.md D23).
 func LogRequest(ctx context.Context, log *slog.Logger, r Request) {
 	level := slog.LevelInfo
 	switch {

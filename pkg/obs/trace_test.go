@@ -98,6 +98,7 @@ func TestAWSAPIOptionsTraceOnlyInsideATrace(t *testing.T) {
 	}
 
 	// No trace: a plain context, and the empty trace header a runtime emulator passes.
+	//lint:ignore SA1029 the key is the X-Ray SDK's own (a string), which it reads back
 	for _, ctx := range []context.Context{context.Background(), context.WithValue(context.Background(), xray.LambdaTraceHeaderKey, "")} {
 		if obs.Traced(ctx) {
 			t.Fatal("a context without a trace counts as traced")

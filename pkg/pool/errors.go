@@ -43,3 +43,10 @@ func (e *ConditionError) Error() string {
 func (e *ConditionError) Is(target error) bool {
 	return target == ErrConflict || (target == ErrNotFound && e.Item == ItemSandbox && e.Current == nil)
 }
+
+// LostRace reports whether err says that another writer got to the item first: its
+// condition failed (ErrConflict) or another transaction held it (ErrContended). The caller
+// re-reads, skips or reports, by its own rules.
+func LostRace(err error) bool {
+	return errors.Is(err, ErrConflict) || errors.Is(err, ErrContended)
+}

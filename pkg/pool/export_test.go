@@ -17,8 +17,8 @@ func StoredItem(s Sandbox) map[string]types.AttributeValue {
 		item[k] = v
 	}
 	if s.Status == Available {
-		item[attrAvailShard] = av(shardOf(s.ID))
-		item[attrAvailName] = av(s.Name)
+		item[AttrAvailShard] = av(shardOf(s.ID))
+		item[AttrAvailName] = av(s.Name)
 	}
 	return item
 }

@@ -51,5 +51,5 @@ func av(v any) types.AttributeValue {
 }
 
 func key(pk, sk string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrPK: av(pk), attrSK: av(sk)}
+	return map[string]types.AttributeValue{AttrPK: av(pk), AttrSK: av(sk)}
 }

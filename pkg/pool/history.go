@@ -23,7 +23,7 @@ func (p *Pool) historyItem(sandboxID string, from, to Status, by Actor) map[stri
 	now := p.now()
 	item := key(sandboxPK(sandboxID), fmt.Sprintf("%s%020d#%s", prefixHistory, now.UnixNano(), requestToken()[:8]))
 	item["at_ms"] = av(now.UnixMilli())
-	item[attrTTL] = av(now.Add(p.historyTTL).Unix())
+	item[AttrTTL] = av(now.Add(p.historyTTL).Unix())
 	for name, v := range map[string]string{
 		"from_status": string(from), "to_status": string(to), "reason": by.Reason,
 		"actor_kind": by.Kind, "actor": by.Name, "request_id": by.RequestID,

@@ -18,7 +18,7 @@ type Census struct {
 	History  int
 }
 
-// CheckInvariants reads the whole table and checks ARCHITECTURE §5 (1)–(3) and the index
+// CheckInvariants reads the whole table and checks docs/architecture.md §5 (1)–(3) and the index
 // keys: every allocated sandbox has exactly the owner record that points back at it, every
 // owner record points at a sandbox allocated to its student under its key, and only
 // available sandboxes carry AvailableIndex keys, in the right shard. It is the proof the
@@ -90,9 +90,9 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		if _, owned := claimedBy[id]; s.Status == Allocated && !owned {
 			bad("allocated sandbox %s has no owner record", id)
 		}
-		_, hasShard := avail[id][attrAvailShard]
+		_, hasShard := avail[id][AttrAvailShard]
 		if s.Status == Available {
-			if !hasShard || fmt.Sprint(avail[id][attrAvailShard]) != fmt.Sprint(shardOf(id)) || avail[id][attrAvailName] != s.Name {
+			if !hasShard || fmt.Sprint(avail[id][AttrAvailShard]) != fmt.Sprint(shardOf(id)) || avail[id][AttrAvailName] != s.Name {
 				bad("available sandbox %s has wrong AvailableIndex keys", id)
 			}
 		} else if hasShard {

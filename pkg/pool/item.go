@@ -1,8 +1,12 @@
 package pool
 
-import "hash/fnv"
+import (
+	"hash/fnv"
 
-// Status is where a sandbox is in its lifecycle (ARCHITECTURE §4).
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Status is where a sandbox is in its lifecycle (docs/architecture.md §4).
 type Status string
 
 const (
@@ -100,6 +104,14 @@ const (
 )
 
 func sandboxPK(id string) string { return prefixSandbox + id }
+
+// SandboxKey is the primary key of a sandbox's item.
+func SandboxKey(id string) map[string]types.AttributeValue { return key(sandboxPK(id), skMeta) }
+
+// OwnerKey is the primary key of the owner record of (student, idempotency key).
+func OwnerKey(student, idempotencyKey string) map[string]types.AttributeValue {
+	return key(ownerPK(student), ownerSK(idempotencyKey))
+}
 
 func ownerPK(student string) string { return prefixOwner + student }
 

@@ -135,7 +135,7 @@ func TestDeletionLedger(t *testing.T) {
 func TestStaleLifecycle(t *testing.T) {
 	p := pooltest.New(t)
 	ss := seed(t, p, account(1), account(2))
-	missed, err := p.RecordMiss(ctx, ss[0], syncJob)
+	missed, err := p.RecordMiss(ctx, ss[0])
 	if err != nil || missed.MissedSyncs != 1 {
 		t.Fatalf("record miss: %+v %v", missed, err)
 	}
@@ -220,13 +220,13 @@ func TestPurgeOnlyStaleOrFailed(t *testing.T) {
 func TestRefreshWritesOnlyChanges(t *testing.T) {
 	p := pooltest.New(t)
 	s := seed(t, p, account(1))[0]
-	same, err := p.Refresh(ctx, s, account(1), syncJob)
+	same, err := p.Refresh(ctx, s, account(1))
 	if err != nil || same != s || mustGet(t, p, s.ID).Rev != 1 {
 		t.Fatalf("an unchanged account was written: %+v %v", same, err)
 	}
 	changed := account(1)
 	changed.SFDCAccountID = "0016g00000ABCDE"
-	got, err := p.Refresh(ctx, s, changed, syncJob)
+	got, err := p.Refresh(ctx, s, changed)
 	if err != nil {
 		t.Fatal(err)
 	}

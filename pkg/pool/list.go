@@ -65,12 +65,12 @@ func (p *Pool) List(ctx context.Context, f ListFilter, limit int, cursor string)
 	var start map[string]types.AttributeValue
 	if at.PK != "" {
 		start = map[string]types.AttributeValue{
-			attrPK: av(at.PK), attrSK: av(skMeta), attrStatus: av(statuses[at.Index]), attrStatusAt: av(at.StatusAt),
+			AttrPK: av(at.PK), AttrSK: av(skMeta), AttrStatus: av(statuses[at.Index]), AttrStatusAt: av(at.StatusAt),
 		}
 	}
 	next := func(i int, start map[string]types.AttributeValue) string {
 		return p.encodeCursor(cursorState{Version: 1, Status: f.Status, Prefix: f.Prefix, Index: i,
-			PK: stringAttr(start[attrPK]), StatusAt: numberAttr(start[attrStatusAt])})
+			PK: stringAttr(start[AttrPK]), StatusAt: numberAttr(start[AttrStatusAt])})
 	}
 	for i := at.Index; i < len(statuses); i, start = i+1, nil {
 		if len(page.Sandboxes) == limit {

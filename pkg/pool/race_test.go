@@ -14,7 +14,7 @@ import (
 
 // A sync works from a listing read before it writes. Racing 200 claims with a refresh of
 // every sandbox from that stale read (and stale-marking of a third of them) must undo no
-// claim (defect D1): every write is conditioned on the version it read.
+// claim (docs/upstream.md D1): every write is conditioned on the version it read.
 func TestSyncWritesNeverRevertClaims(t *testing.T) {
 	p := pooltest.New(t)
 	var accounts []pool.Account
@@ -45,7 +45,7 @@ func TestSyncWritesNeverRevertClaims(t *testing.T) {
 			} else {
 				a := accounts[i]
 				a.Name, a.SFDCAccountID = a.Name+"-renamed", "0016g00000XYZ"
-				_, err = p.Refresh(ctx, s, a, syncJob)
+				_, err = p.Refresh(ctx, s, a)
 			}
 			switch {
 			case err == nil:

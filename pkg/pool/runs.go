@@ -40,7 +40,7 @@ func (p *Pool) RecordRun(ctx context.Context, r JobRun) error {
 	for k, v := range key(prefixJob+r.Job, fmt.Sprintf("%s%020d#%s", prefixRun, r.StartedAt.UnixNano(), r.RunID)) {
 		item[k] = v
 	}
-	item[attrTTL] = av(r.StartedAt.Add(p.historyTTL).Unix())
+	item[AttrTTL] = av(r.StartedAt.Add(p.historyTTL).Unix())
 	_, err = p.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(p.table), Item: item})
 	if err != nil {
 		return wrapAPIError("record run of "+r.Job, err)

@@ -1,7 +1,3 @@
-// Package pool owns the DynamoDB table behind the broker: its keys and indexes, the item
-// types, every state transition of a sandbox (each one conditional write or transaction on
-// the state it expects) and the queries the use cases need. No other package builds a
-// DynamoDB expression.
 package pool
 
 // KeyType is the DynamoDB scalar type of a key attribute.
@@ -34,15 +30,20 @@ type TableDef struct {
 	Indexes      []Index
 }
 
-// Attribute and index names.
+// Attribute and index names. The item types' dynamodbav tags name the other attributes;
+// the ones here are the keys, the index keys and those the benchmark's upstream strategy
+// (cmd/poolbench) writes by hand.
 const (
-	attrPK         = "PK"
-	attrSK         = "SK"
-	attrTTL        = "ttl"
-	attrStatus     = "status"
-	attrStatusAt   = "status_at"
-	attrAvailShard = "avail_shard"
-	attrAvailName  = "avail_name"
+	AttrPK         = "PK"
+	AttrSK         = "SK"
+	AttrTTL        = "ttl"
+	AttrStatus     = "status"
+	AttrStatusAt   = "status_at"
+	AttrAvailShard = "avail_shard"
+	AttrAvailName  = "avail_name"
+	// AttrOwner and AttrAllocatedAt are Sandbox.Owner and Sandbox.AllocatedAt.
+	AttrOwner       = "allocated_to_track"
+	AttrAllocatedAt = "allocated_at"
 
 	// StatusIndex lists sandboxes of one status in status_at order. status_at is the moment
 	// the status next needs attention: expires_at while allocated, next_attempt_at while
@@ -61,12 +62,12 @@ const Shards = 8
 
 // Schema is the one definition of the table.
 var Schema = TableDef{
-	Partition:    Key{attrPK, String},
-	Sort:         Key{attrSK, String},
-	TTLAttribute: attrTTL,
+	Partition:    Key{AttrPK, String},
+	Sort:         Key{AttrSK, String},
+	TTLAttribute: AttrTTL,
 	Indexes: []Index{
-		{Name: StatusIndex, Partition: Key{attrStatus, String}, Sort: Key{attrStatusAt, Number}},
-		{Name: AvailableIndex, Partition: Key{attrAvailShard, Number}, Sort: Key{attrAvailName, String}},
+		{Name: StatusIndex, Partition: Key{AttrStatus, String}, Sort: Key{AttrStatusAt, Number}},
+		{Name: AvailableIndex, Partition: Key{AttrAvailShard, Number}, Sort: Key{AttrAvailName, String}},
 	},
 }
 

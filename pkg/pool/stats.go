@@ -37,7 +37,7 @@ func (p *Pool) Stats(ctx context.Context) (Stats, error) {
 			if err != nil {
 				return Stats{}, err
 			}
-			st.AvailableByPrefix[NamePrefix(stringAttr(item[attrAvailName]))]++
+			st.AvailableByPrefix[NamePrefix(stringAttr(item[AttrAvailName]))]++
 		}
 	}
 	return st, nil

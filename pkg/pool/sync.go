@@ -22,8 +22,8 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 	for k, v := range key(sandboxPK(a.ID), skMeta) {
 		item[k] = v
 	}
-	item[attrAvailShard] = av(shardOf(a.ID))
-	item[attrAvailName] = av(a.Name)
+	item[AttrAvailShard] = av(shardOf(a.ID))
+	item[AttrAvailName] = av(a.Name)
 	t := p.newTx("create", a.ID, expect{absent: true})
 	t.putSandbox(p.table, item)
 	if err := p.commit(ctx, t, "", Available, by); err != nil {
@@ -34,8 +34,8 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 
 // Refresh writes the fields of an available sandbox that changed in the CSP and clears its
 // missed-sync count. It requires the version that was read, so it can never undo a claim
-// that landed in between (defect D1). Unchanged sandboxes are not written at all.
-func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account, by Actor) (Sandbox, error) {
+// that landed in between (docs/upstream.md D1). Unchanged sandboxes are not written at all.
+func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account) (Sandbox, error) {
 	if !Changed(cur, a) && cur.MissedSyncs == 0 {
 		return cur, nil
 	}
@@ -49,8 +49,9 @@ func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account, by Actor) (S
 	return withAccount(cur, a, now), nil
 }
 
-// RecordMiss counts one sync that did not list an available sandbox.
-func (p *Pool) RecordMiss(ctx context.Context, cur Sandbox, by Actor) (Sandbox, error) {
+// RecordMiss counts one sync that did not list an available sandbox. Neither it nor
+// Refresh changes the status, so neither writes a history entry.
+func (p *Pool) RecordMiss(ctx context.Context, cur Sandbox) (Sandbox, error) {
 	now := p.now().Unix()
 	t := p.newTx("record miss", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
 	var e expr

@@ -20,7 +20,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 
-	"github.com/sandbox-broker/broker/pkg/local/ddblocal"
+	"github.com/sandbox-broker/broker/internal/ddblocal"
 )
 
 // The console's page and assets are text to the document, like /metrics.

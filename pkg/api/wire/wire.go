@@ -1,5 +1,6 @@
-// Package wire holds the JSON shapes of the admin API (api/openapi.yaml): the handlers
-// write them and brokerctl reads them, so the two cannot drift. It depends on nothing.
+// Package wire holds the JSON shapes of the admin API (api/openapi.yaml) and the error
+// envelope of every route: the handlers write them and brokerctl reads them, so the two
+// cannot drift. It depends on nothing.
 package wire
 
 // Statuses are the sandbox statuses, in the order listings and statistics use.
@@ -72,6 +73,14 @@ type Stats struct {
 	AvailableByPrefix map[string]int `json:"available_by_prefix"`
 }
 
+// CountOf is the count of one of Statuses, or of "total"; 0 for anything else.
+func (s Stats) CountOf(status string) int {
+	return map[string]int{
+		"available": s.Available, "allocated": s.Allocated, "pending_deletion": s.PendingDeletion,
+		"stale": s.Stale, "deletion_failed": s.DeletionFailed, "total": s.Total,
+	}[status]
+}
+
 // JobStarted is the 202 of a trigger.
 type JobStarted struct {
 	Job   string `json:"job"`
@@ -104,4 +113,22 @@ type Bulk struct {
 	Skipped          int    `json:"skipped"`
 	DurationMS       int64  `json:"duration_ms"`
 	GracePeriodHours int    `json:"grace_period_hours,omitempty"`
+}
+
+// ErrorEnvelope is the body of every error answer of the API (pkg/api.Envelope writes it):
+//
+//	{"detail": {"code": "...", "message": "...", "request_id": "...", "retry_after": N}}
+//
+// request_id equals the X-Request-ID header of the same response; retry_after is present
+// only when positive.
+type ErrorEnvelope struct {
+	Detail ErrorDetail `json:"detail"`
+}
+
+// ErrorDetail says what went wrong: Code is stable for programs, Message is for people.
+type ErrorDetail struct {
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	RequestID  string `json:"request_id"`
+	RetryAfter int    `json:"retry_after,omitempty"`
 }

@@ -1,0 +1,3 @@
+// Package testkit holds the small helpers many test packages share: a settable clock, a
+// goroutine-safe buffer for logs, and source checks for the tables that carry their code.
+package testkit

@@ -1,0 +1,93 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
+
+// jobRun is the state of one run: its summary so far, its actor for history entries, and
+// the moment it must stop starting work (the context deadline minus finishReserve).
+type jobRun struct {
+	summary      *RunSummary
+	actor        pool.Actor
+	workDeadline time.Time // zero: no deadline
+}
+
+func (run *jobRun) count(name string, n int) { run.summary.Counts[name] += n }
+
+// addError keeps the first few errors of a run as examples for the operator.
+func (run *jobRun) addError(err error) {
+	if len(run.summary.Errors) < maxErrorSamples {
+		run.summary.Errors = append(run.summary.Errors, err.Error())
+	}
+}
+
+// stop ends the run early on purpose; the rest is the next run's.
+func (run *jobRun) stop(reason string) {
+	run.summary.Outcome, run.summary.Reason = OutcomePartial, reason
+}
+
+// interrupted stops the run because ctx ended or the work deadline passed.
+func (run *jobRun) interrupted(ctx context.Context) {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		run.stop("cancelled; the rest is left for the next run")
+		return
+	}
+	run.stop(deadlineReason)
+}
+
+// alarm raises an alarm; the first one raised in a run is the one reported.
+func (run *jobRun) alarm(name string) {
+	if run.summary.Alarm == "" {
+		run.summary.Alarm = name
+	}
+}
+
+// outOfTime reports whether less than need is left before the run must stop starting
+// work, and if so stops the run.
+func (run *jobRun) outOfTime(need time.Duration) bool {
+	if run.workDeadline.IsZero() || time.Until(run.workDeadline) >= need {
+		return false
+	}
+	run.stop(deadlineReason)
+	return true
+}
+
+// workContext bounds a call to the run's work deadline, so a slow CSP cannot eat the time
+// kept to record the outcome.
+func (run *jobRun) workContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if run.workDeadline.IsZero() {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, run.workDeadline)
+}
+
+// as returns the run's actor with a reason for the history entry.
+func (run *jobRun) as(reason string) pool.Actor {
+	a := run.actor
+	a.Reason = reason
+	return a
+}
+
+// countWrite counts a successful write under name and a lost race under "conflicts"; any
+// other error fails the run and is the caller's to return.
+func (run *jobRun) countWrite(name string, err error) {
+	switch {
+	case err == nil:
+		run.count(name, 1)
+	case pool.LostRace(err):
+		run.count("conflicts", 1)
+	}
+}
+
+// unlessLostRace drops a lost race, which a job skips (the next run sees the new state),
+// and returns any other error.
+func unlessLostRace(err error) error {
+	if pool.LostRace(err) {
+		return nil
+	}
+	return err
+}
