@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/auth"
@@ -39,15 +38,20 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(assets)
-		app := awscdk.NewApp(nil)
+		flags, err := cdkContext()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		app := awscdk.NewApp(&awscdk.AppProps{Context: &flags})
 		cfg := testConfig(assets)
 		stack = NewBrokerStack(app, "Test", cfg, nil)
-		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+		addNagChecks(app)
 		template = assertions.Template_FromStack(stack.Stack, nil)
-		plain := awscdk.NewApp(nil)
+		plain := awscdk.NewApp(&awscdk.AppProps{Context: &flags})
 		cfg.WAF, cfg.AlarmEmail = false, ""
 		plainStack := NewBrokerStack(plain, "Plain", cfg, nil)
-		awscdk.Aspects_Of(plain).Add(cdknag.NewAwsSolutionsChecks(nil), nil)
+		addNagChecks(plain)
 		noWAF = assertions.Template_FromStack(plainStack.Stack, nil)
 		if errs := assertions.Annotations_FromStack(plainStack.Stack).FindError(jsii.String("*"),
 			assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))); len(*errs) > 0 {
@@ -62,6 +66,22 @@ func TestMain(m *testing.M) {
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// cdkContext is the context of cdk.json, feature flags included, so the tests synthesise
+// the template `cdk synth` does; the stack's settings come from testConfig instead.
+func cdkContext() (map[string]any, error) {
+	raw, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("cdk.json: %w", err)
+	}
+	return doc.Context, nil
 }
 
 func testConfig(assets string) StackConfig {
@@ -523,5 +543,39 @@ func TestCDKNagAwsSolutionsHasNoUnsuppressedErrors(t *testing.T) {
 	errs := annotations.FindError(jsii.String("*"), assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*")))
 	for _, e := range *errs {
 		t.Errorf("%s: %v", *e.Id, e.Entry.Data)
+	}
+}
+
+// TestCDKJSONBuildsAndSetsTheRecommendedFlags: a plain `cdk deploy` or `cdk watch` builds
+// the bootstraps first, and cdk.json sets every feature flag the pinned CLI recommends for a
+// new app with its recommended value (set before the first deploy, they never change
+// logical ids of a deployed stack). Upgrading aws-cdk fails here until cdk.json follows.
+func TestCDKJSONBuildsAndSetsTheRecommendedFlags(t *testing.T) {
+	raw, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Build   string         `json:"build"`
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Build != "make build" {
+		t.Errorf("cdk.json build step %q, want \"make build\"", doc.Build)
+	}
+	raw, err = os.ReadFile("../node_modules/aws-cdk/lib/init-templates/.recommended-feature-flags.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recommended map[string]any
+	if err := json.Unmarshal(raw, &recommended); err != nil || len(recommended) == 0 {
+		t.Fatalf("the CLI's recommended flags: %v", err)
+	}
+	for flag, value := range recommended {
+		if got, ok := doc.Context[flag]; !ok || !sameJSON(got, value) {
+			t.Errorf("cdk.json %s = %s, the pinned CLI recommends %s", flag, js(got), js(value))
+		}
 	}
 }
