@@ -16,6 +16,8 @@ import (
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -357,7 +359,7 @@ func TestWAFAndMailAreOptional(t *testing.T) {
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACL"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACLAssociation"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
-	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)))
+	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)+len(broker.Alarms)))
 }
 
 func TestConfigFromContext(t *testing.T) {
@@ -505,6 +507,9 @@ func TestAlarmsTopicAndOutputs(t *testing.T) {
 	for _, j := range broker.Jobs {
 		want = append(want, camel(j.Function)+"Errors")
 	}
+	for _, name := range broker.Alarms {
+		want = append(want, "JobAlarm"+camel(name))
+	}
 	if len(alarms) != len(want) {
 		t.Errorf("%d alarms, want %d", len(alarms), len(want))
 	}
@@ -577,5 +582,85 @@ func TestCDKJSONBuildsAndSetsTheRecommendedFlags(t *testing.T) {
 		if got, ok := doc.Context[flag]; !ok || !sameJSON(got, value) {
 			t.Errorf("cdk.json %s = %s, the pinned CLI recommends %s", flag, js(got), js(value))
 		}
+	}
+}
+
+// TestEveryJobAlarmHasACloudWatchAlarm ties the alarms the jobs raise (broker.Alarms) to the
+// template both ways: each name has an alarm on the JobAlarm metric with that Alarm
+// dimension, wired to the topic, and every JobAlarm alarm watches a name the code raises.
+func TestEveryJobAlarmHasACloudWatchAlarm(t *testing.T) {
+	watched := map[string]int{}
+	for id, a := range resources("AWS::CloudWatch::Alarm") {
+		if a["MetricName"] != obs.MetricJobAlarm {
+			continue
+		}
+		dims, _ := a["Dimensions"].([]any)
+		if a["Namespace"] != config.DefaultMetricsNamespace || len(dims) != 1 || dims[0].(map[string]any)["Name"] != "Alarm" ||
+			a["Statistic"] != "Sum" || a["ComparisonOperator"] != "GreaterThanThreshold" || a["Threshold"] != 0.0 ||
+			len(a["AlarmActions"].([]any)) != 1 {
+			t.Errorf("alarm %s: %s", id, js(a))
+			continue
+		}
+		watched[dims[0].(map[string]any)["Value"].(string)]++
+	}
+	for _, name := range broker.Alarms {
+		if watched[name] != 1 {
+			t.Errorf("%d CloudWatch alarms watch the job alarm %s, want 1", watched[name], name)
+		}
+	}
+	for name := range watched {
+		if !slices.Contains(broker.Alarms, name) {
+			t.Errorf("a CloudWatch alarm watches %s, which no job raises", name)
+		}
+	}
+}
+
+// TestAlarmTopicKeyLetsCloudWatchPublish: the topic is encrypted with the stack's rotated
+// customer-managed key (not alias/aws/sns, which CloudWatch cannot use), and that key's
+// policy lets cloudwatch.amazonaws.com use it for this account's alarms only.
+func TestAlarmTopicKeyLetsCloudWatchPublish(t *testing.T) {
+	topics := resources("AWS::SNS::Topic")
+	keys := resources("AWS::KMS::Key")
+	if len(topics) != 1 || len(keys) != 1 {
+		t.Fatalf("%d topics, %d keys", len(topics), len(keys))
+	}
+	var keyID string
+	var key map[string]any
+	for id, k := range keys {
+		keyID, key = id, k
+	}
+	for _, topic := range topics {
+		if !sameJSON(topic["KmsMasterKeyId"], map[string]any{"Fn::GetAtt": []string{keyID, "Arn"}}) {
+			t.Errorf("topic key %s, want the stack's key %s", js(topic["KmsMasterKeyId"]), keyID)
+		}
+	}
+	if key["EnableKeyRotation"] != true {
+		t.Error("the alarm key does not rotate")
+	}
+	found := false
+	for _, st := range key["KeyPolicy"].(map[string]any)["Statement"].([]any) {
+		st := st.(map[string]any)
+		if !sameJSON(st["Principal"], map[string]any{"Service": "cloudwatch.amazonaws.com"}) {
+			continue
+		}
+		found = true
+		actions := actionsOf(st)
+		slices.Sort(actions)
+		if st["Effect"] != "Allow" || !slices.Equal(actions, []string{"kms:Decrypt", "kms:GenerateDataKey*"}) {
+			t.Errorf("CloudWatch's grant: %s", js(st))
+		}
+		cond := st["Condition"].(map[string]any)
+		account := cond["StringEquals"].(map[string]any)["aws:SourceAccount"]
+		source := js(cond["ArnLike"].(map[string]any)["aws:SourceArn"])
+		if !sameJSON(account, map[string]any{"Ref": "AWS::AccountId"}) || !strings.Contains(source, `":cloudwatch:"`) ||
+			!strings.Contains(source, `":alarm:*"`) || !strings.Contains(source, `"AWS::AccountId"`) {
+			t.Errorf("CloudWatch's grant is not limited to this account's alarms: %s", js(cond))
+		}
+	}
+	if !found {
+		t.Fatal("the key policy does not let cloudwatch.amazonaws.com use the key")
+	}
+	if strings.Contains(js(tmpl), "alias/aws/sns") {
+		t.Error("the template still names alias/aws/sns")
 	}
 }
