@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
@@ -20,6 +21,10 @@ import (
 
 // stageName is the API Gateway stage; the route paths carry their own /v1.
 const stageName = "api"
+
+// authorizerTimeout leaves the authorizer time to answer from the last good tokens after a
+// secret read that hit auth.SecretReadTimeout (a stack test keeps it above twice that).
+const authorizerTimeout = 5 * time.Second
 
 // addAPI makes the REST API: one method and one function per route of the route table,
 // the REQUEST authorizer on every non-public route, gateway responses in the broker's error
@@ -50,7 +55,7 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 	})
 
 	authorizerFn := s.newFunction(function{
-		folder: api.AuthorizerFunction, memoryMB: 256, timeout: awscdk.Duration_Seconds(jsii.Number(5)), access: NoTable,
+		folder: api.AuthorizerFunction, memoryMB: 256, timeout: awscdk.Duration_Seconds(jsii.Number(authorizerTimeout.Seconds())), access: NoTable,
 		environment: map[string]string{"TOKENS_SECRET_ARN": *s.TokenSecret.SecretArn()},
 	})
 	s.TokenSecret.GrantRead(authorizerFn, nil)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
@@ -662,5 +663,15 @@ func TestAlarmTopicKeyLetsCloudWatchPublish(t *testing.T) {
 	}
 	if strings.Contains(js(tmpl), "alias/aws/sns") {
 		t.Error("the template still names alias/aws/sns")
+	}
+}
+
+// TestAuthorizerOutlivesASlowSecretRead: a secret read that hangs ends at
+// auth.SecretReadTimeout with more than as long again left in the function, so the
+// authorizer answers from the last good tokens instead of being killed mid-read.
+func TestAuthorizerOutlivesASlowSecretRead(t *testing.T) {
+	timeout := time.Duration(fnProps(t, api.AuthorizerFunction)["Timeout"].(float64)) * time.Second
+	if timeout <= 2*auth.SecretReadTimeout {
+		t.Fatalf("authorizer timeout %v, secret read timeout %v: no time left to fall back", timeout, auth.SecretReadTimeout)
 	}
 }
