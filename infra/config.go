@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/sandbox-broker/broker/pkg/config"
 )
 
 // StackConfig is the deployment's configuration, from CDK context (cdk.json or -c key=value).
@@ -24,6 +27,7 @@ type StackConfig struct {
 	APIThrottleRate      int
 	APIThrottleBurst     int
 	AuthorizerCacheSecs  int
+	LogLevel             slog.Level // every function's LOG_LEVEL; Lambda's filter follows it
 }
 
 func configFromContext(node constructs.Node) (StackConfig, error) {
@@ -41,6 +45,7 @@ func configFromContext(node constructs.Node) (StackConfig, error) {
 		APIThrottleRate:      c.int("apiThrottleRate", 50, 1, 10_000),
 		APIThrottleBurst:     c.int("apiThrottleBurst", 200, 1, 5_000),
 		AuthorizerCacheSecs:  c.int("authorizerCacheSeconds", 300, 0, 3600),
+		LogLevel:             c.logLevel("logLevel"),
 	}
 	if u, err := url.Parse(cfg.CSPBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		c.errs = append(c.errs, fmt.Errorf("cspBaseUrl: %q is not an https URL", cfg.CSPBaseURL))
@@ -80,6 +85,20 @@ func (c *contextReader) int(key string, def, min, max int) int {
 		return def
 	}
 	return n
+}
+
+// logLevel reads a level as LOG_LEVEL takes it (pkg/config): debug, info, warn or error.
+func (c *contextReader) logLevel(key string) slog.Level {
+	v, ok := c.raw(key)
+	if !ok {
+		return slog.LevelInfo
+	}
+	level, err := config.LoadObs(config.MapEnv(map[string]string{"LOG_LEVEL": v}))
+	if err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%s: %q is not one of debug, info, warn, error", key, v))
+		return slog.LevelInfo
+	}
+	return level.LogLevel
 }
 
 func (c *contextReader) bool(key string) bool {

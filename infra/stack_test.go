@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,7 +92,7 @@ func testConfig(assets string) StackConfig {
 	return StackConfig{
 		AssetDir: assets, LabDurationHours: 48, GracePeriodMinutes: 30, CSPBaseURL: "https://csp.example.com/v2",
 		PoolLowWaterMark: 20, AlarmEmail: "ops@example.com", WAF: true, WAFRequestsPer5MinIP: 2000,
-		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300,
+		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300, LogLevel: slog.LevelError,
 	}
 }
 
@@ -368,13 +369,13 @@ func TestConfigFromContext(t *testing.T) {
 		"labDurationHours": "24", "waf": "true", "poolLowWaterMark": 5.0, "cspBaseUrl": "https://csp.example.com/v2",
 	}})
 	cfg, err := configFromContext(app.Node())
-	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 {
+	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 || cfg.LogLevel != slog.LevelInfo {
 		t.Fatalf("config %+v, %v", cfg, err)
 	}
 	bad := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
-		"labDurationHours": "forever", "waf": "maybe", "cspBaseUrl": "http://insecure",
+		"labDurationHours": "forever", "waf": "maybe", "cspBaseUrl": "http://insecure", "logLevel": "loud",
 	}})
-	if _, err := configFromContext(bad.Node()); err == nil ||
+	if _, err := configFromContext(bad.Node()); err == nil || !strings.Contains(err.Error(), "logLevel") ||
 		!strings.Contains(err.Error(), "labDurationHours") || !strings.Contains(err.Error(), "waf") || !strings.Contains(err.Error(), "cspBaseUrl") {
 		t.Fatalf("bad context accepted or not named: %v", err)
 	}
@@ -673,5 +674,19 @@ func TestAuthorizerOutlivesASlowSecretRead(t *testing.T) {
 	timeout := time.Duration(fnProps(t, api.AuthorizerFunction)["Timeout"].(float64)) * time.Second
 	if timeout <= 2*auth.SecretReadTimeout {
 		t.Fatalf("authorizer timeout %v, secret read timeout %v: no time left to fall back", timeout, auth.SecretReadTimeout)
+	}
+}
+
+// TestEveryFunctionLogsJSONAtTheContextLevel: every function uses Lambda's JSON log format,
+// LOG_LEVEL is the logLevel context (ERROR here), and Lambda's own filter sits at the level
+// that keeps EMF lines (INFO: a line without a level counts as INFO), so no metric is lost.
+func TestEveryFunctionLogsJSONAtTheContextLevel(t *testing.T) {
+	for id, props := range resources("AWS::Lambda::Function") {
+		logging := props["LoggingConfig"].(map[string]any)
+		env := props["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if logging["LogFormat"] != "JSON" || logging["ApplicationLogLevel"] != "INFO" || logging["SystemLogLevel"] != "INFO" ||
+			env["LOG_LEVEL"] != "ERROR" {
+			t.Errorf("function %s: logging %s, LOG_LEVEL %v", id, js(logging), env["LOG_LEVEL"])
+		}
 	}
 }
