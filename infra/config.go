@@ -19,9 +19,10 @@ type StackConfig struct {
 	LabDurationHours     int
 	GracePeriodMinutes   int
 	CSPBaseURL           string
-	CORSAllowedOrigins   string // comma-separated; empty allows no cross-origin caller
-	PoolLowWaterMark     int    // alarm when fewer sandboxes are available
-	AlarmEmail           string // optional subscription to the alarm topic
+	CORSAllowedOrigins   string   // comma-separated; empty allows no cross-origin caller
+	CORSOrigins          []string // CORSAllowedOrigins, validated as the functions read it
+	PoolLowWaterMark     int      // alarm when fewer sandboxes are available
+	AlarmEmail           string   // optional subscription to the alarm topic
 	WAF                  bool
 	WAFRequestsPer5MinIP int
 	APIThrottleRate      int
@@ -46,6 +47,11 @@ func configFromContext(node constructs.Node) (StackConfig, error) {
 		APIThrottleBurst:     c.int("apiThrottleBurst", 200, 1, 5_000),
 		AuthorizerCacheSecs:  c.int("authorizerCacheSeconds", 300, 0, 3600),
 		LogLevel:             c.logLevel("logLevel"),
+	}
+	if a, err := config.LoadAPI(config.MapEnv(map[string]string{"CORS_ALLOWED_ORIGINS": cfg.CORSAllowedOrigins})); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("corsAllowedOrigins: %w", err))
+	} else {
+		cfg.CORSOrigins = a.CORSOrigins
 	}
 	if u, err := url.Parse(cfg.CSPBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		c.errs = append(c.errs, fmt.Errorf("cspBaseUrl: %q is not an https URL", cfg.CSPBaseURL))

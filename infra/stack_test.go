@@ -54,6 +54,7 @@ func TestMain(m *testing.M) {
 		template = assertions.Template_FromStack(stack.Stack, nil)
 		plain := awscdk.NewApp(&awscdk.AppProps{Context: &flags})
 		cfg.WAF, cfg.AlarmEmail = false, ""
+		cfg.CORSAllowedOrigins, cfg.CORSOrigins = "", nil
 		plainStack := NewBrokerStack(plain, "Plain", cfg, nil)
 		addNagChecks(plain)
 		noWAF = assertions.Template_FromStack(plainStack.Stack, nil)
@@ -88,11 +89,14 @@ func cdkContext() (map[string]any, error) {
 	return doc.Context, nil
 }
 
+const testOrigin = "https://lab.example.com"
+
 func testConfig(assets string) StackConfig {
 	return StackConfig{
 		AssetDir: assets, LabDurationHours: 48, GracePeriodMinutes: 30, CSPBaseURL: "https://csp.example.com/v2",
 		PoolLowWaterMark: 20, AlarmEmail: "ops@example.com", WAF: true, WAFRequestsPer5MinIP: 2000,
 		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300, LogLevel: slog.LevelError,
+		CORSAllowedOrigins: testOrigin, CORSOrigins: []string{testOrigin},
 	}
 }
 
@@ -263,6 +267,9 @@ func TestOneMethodPerRouteWithAuthorizerOnNonPublic(t *testing.T) {
 	for _, m := range resources("AWS::ApiGateway::Method") {
 		ref, _ := m["ResourceId"].(map[string]any)["Ref"].(string)
 		integration := m["Integration"].(map[string]any)
+		if m["HttpMethod"] == "OPTIONS" {
+			continue // TestPreflightAnswersAsTheLocalGateway
+		}
 		if m["HttpMethod"] == "ANY" {
 			// The 405 answer of each resource: a mock, never a function.
 			if integration["Type"] != "MOCK" || !strings.Contains(js(integration), `\"code\":\"METHOD_NOT_ALLOWED\"`) {
@@ -687,6 +694,97 @@ func TestEveryFunctionLogsJSONAtTheContextLevel(t *testing.T) {
 		if logging["LogFormat"] != "JSON" || logging["ApplicationLogLevel"] != "INFO" || logging["SystemLogLevel"] != "INFO" ||
 			env["LOG_LEVEL"] != "ERROR" {
 			t.Errorf("function %s: logging %s, LOG_LEVEL %v", id, js(logging), env["LOG_LEVEL"])
+		}
+	}
+}
+
+// TestPreflightAnswersAsTheLocalGateway: with an origin configured, every resource answers
+// OPTIONS with a mock, without the authorizer, that returns 204 with exactly the headers
+// api.CORS.Preflight gives (the local gateway's answer) for a preflight from that origin,
+// and the 405 envelope otherwise; without origins there is no OPTIONS method (405, as
+// locally).
+func TestPreflightAnswersAsTheLocalGateway(t *testing.T) {
+	paths := apiPaths()
+	seen := map[string]bool{}
+	for _, m := range resources("AWS::ApiGateway::Method") {
+		if m["HttpMethod"] != "OPTIONS" {
+			continue
+		}
+		path := paths[m["ResourceId"].(map[string]any)["Ref"].(string)]
+		seen[path] = true
+		integration := m["Integration"].(map[string]any)
+		request := integration["RequestTemplates"].(map[string]any)["application/json"].(string)
+		if m["AuthorizationType"] != "NONE" || integration["Type"] != "MOCK" ||
+			!strings.Contains(request, `$origin == "`+testOrigin+`"`) || !strings.Contains(request, "Access-Control-Request-Method") {
+			t.Errorf("OPTIONS %s: %s", path, js(m))
+			continue
+		}
+		want := map[string]string{}
+		if !api.NewCORS([]string{testOrigin}).Preflight(want, testOrigin, api.MethodsOf(path)) {
+			t.Fatal("the test origin is not allowed")
+		}
+		var ok204, ok405 bool
+		for _, r := range integration["IntegrationResponses"].([]any) {
+			r := r.(map[string]any)
+			params, _ := r["ResponseParameters"].(map[string]any)
+			template := r["ResponseTemplates"].(map[string]any)["application/json"].(string)
+			switch r["StatusCode"] {
+			case "204":
+				ok204 = r["SelectionPattern"] == "204" && strings.Contains(template, "header.Access-Control-Allow-Origin = $allowOrigin")
+				for name, value := range want {
+					if name == "Access-Control-Allow-Origin" {
+						continue // from the request's origin, in the template
+					}
+					if params["method.response.header."+name] != "'"+value+"'" {
+						t.Errorf("OPTIONS %s: %s = %v, the local gateway sends %q", path, name, params["method.response.header."+name], value)
+					}
+				}
+			case "405":
+				ok405 = r["SelectionPattern"] == nil && strings.Contains(template, `"code":"METHOD_NOT_ALLOWED"`) &&
+					strings.Contains(template, "header.Access-Control-Allow-Origin = $allowOrigin")
+			}
+		}
+		if !ok204 || !ok405 {
+			t.Errorf("OPTIONS %s: 204 %v, 405 %v: %s", path, ok204, ok405, js(integration["IntegrationResponses"]))
+		}
+	}
+	for _, r := range api.Routes {
+		if !seen[r.Path] {
+			t.Errorf("%s answers no preflight", r.Path)
+		}
+	}
+	noWAF.ResourcePropertiesCountIs(jsii.String("AWS::ApiGateway::Method"),
+		&map[string]any{"HttpMethod": "OPTIONS"}, jsii.Number(0))
+}
+
+// TestErrorsOfTheGatewayCarryCORSHeaders: API Gateway's own errors and the 405 mock carry
+// the headers api.CORS.Headers adds to any answer for an allowed origin, so a browser can
+// read them as it can locally.
+func TestErrorsOfTheGatewayCarryCORSHeaders(t *testing.T) {
+	want := map[string]string{}
+	api.NewCORS([]string{testOrigin}).Headers(want, testOrigin)
+	if len(want) == 0 {
+		t.Fatal("api.CORS adds no headers for the test origin")
+	}
+	for _, g := range resources("AWS::ApiGateway::GatewayResponse") {
+		headers := g["ResponseParameters"].(map[string]any)
+		for name, value := range want {
+			if headers["gatewayresponse.header."+name] != "'"+value+"'" {
+				t.Errorf("%s: %s = %v, want %q", g["ResponseType"], name, headers["gatewayresponse.header."+name], value)
+			}
+		}
+	}
+	for _, m := range resources("AWS::ApiGateway::Method") {
+		if m["HttpMethod"] != "ANY" {
+			continue
+		}
+		response := m["Integration"].(map[string]any)["IntegrationResponses"].([]any)[0].(map[string]any)
+		template := response["ResponseTemplates"].(map[string]any)["application/json"].(string)
+		for _, part := range []string{`$origin == "` + testOrigin + `"`, "header.Access-Control-Allow-Origin = $allowOrigin",
+			`header.Access-Control-Expose-Headers = "` + api.CORSExposeHeaders + `"`, `header.Vary = "Origin"`} {
+			if !strings.Contains(template, part) {
+				t.Errorf("the 405 mock lacks %q: %s", part, template)
+			}
 		}
 	}
 }
