@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help test lint bench deps tools vet fmt run build synth deploy
+.PHONY: help test lint bench deps tools vet fmt run build synth diff deploy
 
 ## help: this list of targets, from their ## lines.
 help:
@@ -72,13 +72,19 @@ build:
 			-o build/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
+# cdk runs `make build` itself before every synth, diff, deploy and watch (the build step of
+# cdk.json), so no target here can ship stale bootstraps.
 # CDK_ARGS passes context and options to cdk, e.g. CDK_ARGS="-c waf=true -c alarmEmail=ops@example.com".
 CDK_ARGS ?=
 
 ## synth: the CloudFormation template in cdk.out/, without AWS credentials.
-synth: deps build
+synth: deps
 	npx --no-install cdk synth --quiet $(CDK_ARGS)
 
+## diff: what a deploy would change, against the deployed stack (AWS credentials needed).
+diff: deps
+	npx --no-install cdk diff $(CDK_ARGS)
+
 ## deploy: cdk deploy of the whole stack (AWS credentials and a bootstrapped account needed).
-deploy: deps build
+deploy: deps
 	npx --no-install cdk deploy $(CDK_ARGS)

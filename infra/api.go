@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
@@ -20,6 +21,10 @@ import (
 
 // stageName is the API Gateway stage; the route paths carry their own /v1.
 const stageName = "api"
+
+// authorizerTimeout leaves the authorizer time to answer from the last good tokens after a
+// secret read that hit auth.SecretReadTimeout (a stack test keeps it above twice that).
+const authorizerTimeout = 5 * time.Second
 
 // addAPI makes the REST API: one method and one function per route of the route table,
 // the REQUEST authorizer on every non-public route, gateway responses in the broker's error
@@ -50,7 +55,7 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 	})
 
 	authorizerFn := s.newFunction(function{
-		folder: api.AuthorizerFunction, memoryMB: 256, timeout: awscdk.Duration_Seconds(jsii.Number(5)), access: NoTable,
+		folder: api.AuthorizerFunction, memoryMB: 256, timeout: awscdk.Duration_Seconds(jsii.Number(authorizerTimeout.Seconds())), access: NoTable,
 		environment: map[string]string{"TOKENS_SECRET_ARN": *s.TokenSecret.SecretArn()},
 	})
 	s.TokenSecret.GrantRead(authorizerFn, nil)
@@ -91,8 +96,15 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 			public = append(public, method)
 		}
 	}
-	for _, resource := range resources {
-		public = append(public, addMethodNotAllowed(resource))
+	for path, resource := range resources {
+		public = append(public, s.addMethodNotAllowed(resource))
+		if len(s.cfg.CORSOrigins) > 0 {
+			public = append(public, s.addPreflight(resource, api.MethodsOf(path)))
+		}
+	}
+	if len(s.cfg.CORSOrigins) > 1 {
+		awscdk.Annotations_Of(restAPI).AddWarningV2(jsii.String("broker:cors-gateway-responses"),
+			jsii.String("Several CORS origins: API Gateway's own errors (401, 403, 429 ...) cannot name the caller's origin, so browsers see them as CORS failures. Configure one origin or \"*\" to avoid this."), nil)
 	}
 	s.addGatewayResponses(restAPI)
 	if s.cfg.WAF {
@@ -114,17 +126,15 @@ func routeAccess(r api.Route) Access {
 // addMethodNotAllowed answers a method the table does not define on a resource with 405
 // in the envelope, as the handlers and the local emulator do; API Gateway would otherwise
 // answer 403 MISSING_AUTHENTICATION_TOKEN. The table's own methods take precedence over ANY.
-func addMethodNotAllowed(resource awsapigateway.Resource) awsapigateway.Method {
+func (s *BrokerStack) addMethodNotAllowed(resource awsapigateway.Resource) awsapigateway.Method {
 	e := api.MethodNotAllowed
 	// A mock integration's response template runs VTL, so unlike a gateway response it can
-	// set X-Request-ID to the request id.
+	// set X-Request-ID to the request id, and the CORS headers for the caller's origin.
 	template := "#set($context.responseOverride.header." + api.HeaderRequestID + " = $context.requestId)\n" +
-		string(api.Envelope("$context.requestId", e))
+		s.corsHeadersVTL() + string(api.Envelope("$context.requestId", e))
 	headers := map[string]*string{}
-	declared := map[string]*bool{"method.response.header." + api.HeaderRequestID: jsii.Bool(true)}
 	for name, value := range responseHeaders() {
 		headers["method.response.header."+name] = jsii.String("'" + value + "'")
-		declared["method.response.header."+name] = jsii.Bool(true)
 	}
 	status := jsii.String(strconv.Itoa(e.Status))
 	return resource.AddMethod(jsii.String("ANY"), awsapigateway.NewMockIntegration(&awsapigateway.IntegrationOptions{
@@ -136,7 +146,7 @@ func addMethodNotAllowed(resource awsapigateway.Resource) awsapigateway.Method {
 		}},
 		PassthroughBehavior: awsapigateway.PassthroughBehavior_WHEN_NO_TEMPLATES,
 	}), &awsapigateway.MethodOptions{
-		MethodResponses: &[]*awsapigateway.MethodResponse{{StatusCode: status, ResponseParameters: &declared}},
+		MethodResponses: &[]*awsapigateway.MethodResponse{{StatusCode: status, ResponseParameters: declared(headers)}},
 	})
 }
 
@@ -150,13 +160,16 @@ func responseHeaders() map[string]string {
 }
 
 // addGatewayResponses makes every error API Gateway produces itself (api.GatewayErrors)
-// use the broker's envelope and security headers. The body's request_id is API Gateway's
+// use the broker's envelope, security headers and CORS headers (gatewayCORSHeaders). The body's request_id is API Gateway's
 // request id, the value it also sends as x-amzn-RequestId: a gateway response can map
 // only request parameters and literals into headers, so it cannot add X-Request-ID.
 func (s *BrokerStack) addGatewayResponses(restAPI awsapigateway.RestApi) {
 	for _, g := range api.GatewayErrors {
 		headers := map[string]*string{}
 		for name, value := range responseHeaders() {
+			headers[name] = jsii.String("'" + value + "'")
+		}
+		for name, value := range s.gatewayCORSHeaders() {
 			headers[name] = jsii.String("'" + value + "'")
 		}
 		if g.RetryAfter > 0 {

@@ -3,11 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/sandbox-broker/broker/pkg/config"
 )
 
 // StackConfig is the deployment's configuration, from CDK context (cdk.json or -c key=value).
@@ -16,14 +19,16 @@ type StackConfig struct {
 	LabDurationHours     int
 	GracePeriodMinutes   int
 	CSPBaseURL           string
-	CORSAllowedOrigins   string // comma-separated; empty allows no cross-origin caller
-	PoolLowWaterMark     int    // alarm when fewer sandboxes are available
-	AlarmEmail           string // optional subscription to the alarm topic
+	CORSAllowedOrigins   string   // comma-separated; empty allows no cross-origin caller
+	CORSOrigins          []string // CORSAllowedOrigins, validated as the functions read it
+	PoolLowWaterMark     int      // alarm when fewer sandboxes are available
+	AlarmEmail           string   // optional subscription to the alarm topic
 	WAF                  bool
 	WAFRequestsPer5MinIP int
 	APIThrottleRate      int
 	APIThrottleBurst     int
 	AuthorizerCacheSecs  int
+	LogLevel             slog.Level // every function's LOG_LEVEL; Lambda's filter follows it
 }
 
 func configFromContext(node constructs.Node) (StackConfig, error) {
@@ -41,6 +46,12 @@ func configFromContext(node constructs.Node) (StackConfig, error) {
 		APIThrottleRate:      c.int("apiThrottleRate", 50, 1, 10_000),
 		APIThrottleBurst:     c.int("apiThrottleBurst", 200, 1, 5_000),
 		AuthorizerCacheSecs:  c.int("authorizerCacheSeconds", 300, 0, 3600),
+		LogLevel:             c.logLevel("logLevel"),
+	}
+	if a, err := config.LoadAPI(onlyVar("CORS_ALLOWED_ORIGINS", cfg.CORSAllowedOrigins)); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("corsAllowedOrigins: %w", err))
+	} else {
+		cfg.CORSOrigins = a.CORSOrigins
 	}
 	if u, err := url.Parse(cfg.CSPBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		c.errs = append(c.errs, fmt.Errorf("cspBaseUrl: %q is not an https URL", cfg.CSPBaseURL))
@@ -82,6 +93,20 @@ func (c *contextReader) int(key string, def, min, max int) int {
 	return n
 }
 
+// logLevel reads a level as LOG_LEVEL takes it (pkg/config): debug, info, warn or error.
+func (c *contextReader) logLevel(key string) slog.Level {
+	v, ok := c.raw(key)
+	if !ok {
+		return slog.LevelInfo
+	}
+	level, err := config.LoadObs(onlyVar("LOG_LEVEL", v))
+	if err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%s: %q is not one of debug, info, warn, error", key, v))
+		return slog.LevelInfo
+	}
+	return level.LogLevel
+}
+
 func (c *contextReader) bool(key string) bool {
 	v, ok := c.raw(key)
 	if !ok {
@@ -92,4 +117,15 @@ func (c *contextReader) bool(key string) bool {
 		c.errs = append(c.errs, fmt.Errorf("%s: %q is not true or false", key, v))
 	}
 	return b
+}
+
+// onlyVar is an environment holding one variable: context values are checked by the same
+// pkg/config rules the functions apply to the variables they become.
+func onlyVar(name, value string) config.Env {
+	return func(k string) string {
+		if k == name {
+			return value
+		}
+		return ""
+	}
 }

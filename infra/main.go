@@ -22,5 +22,6 @@ func main() {
 	NewBrokerStack(app, "SandboxBroker", cfg, &awscdk.StackProps{
 		Description: jsii.String("Sandbox Broker: allocates pre-created CSP sandboxes to lab students"),
 	})
+	addNagChecks(app)
 	app.Synth(nil)
 }

@@ -1,11 +1,20 @@
 package main
 
 import (
+	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
+
+// addNagChecks runs cdk-nag's AwsSolutions pack over the app at synthesis. A finding that
+// is not suppressed (suppressFindings, with its reason) is an error annotation, which makes
+// `cdk synth` and `cdk deploy` print it and fail: an unreviewed finding never ships. Verbose
+// prints each rule's explanation next to its finding.
+func addNagChecks(app awscdk.App) {
+	awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+}
 
 // suppress records why a cdk-nag AwsSolutions finding does not apply; the reason is part of
 // the template's metadata for reviewers.

@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigateway"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
@@ -44,7 +45,7 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 	topic := awssns.NewTopic(s.Stack, jsii.String("Alarms"), &awssns.TopicProps{
 		DisplayName: jsii.String("Sandbox Broker alarms"),
 		EnforceSSL:  jsii.Bool(true),
-		MasterKey:   awskms.Alias_FromAliasName(s.Stack, jsii.String("SnsKey"), jsii.String("alias/aws/sns")),
+		MasterKey:   s.newAlarmsKey(),
 	})
 	if s.cfg.AlarmEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.cfg.AlarmEmail), nil))
@@ -72,6 +73,11 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 			s.Functions[job.Name].MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(15)), Statistic: jsii.String("Sum")}),
 			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1, awscloudwatch.TreatMissingData_NOT_BREACHING)
 	}
+	for _, name := range broker.Alarms {
+		alarm("JobAlarm"+camel(name), "A job raised the "+name+" alarm: read the job run's JSON summary line (its alarm and reason fields) in the job function's log group.",
+			brokerMetric(obs.MetricJobAlarm, "Sum", map[string]*string{"Alarm": jsii.String(name)}),
+			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1, awscloudwatch.TreatMissingData_NOT_BREACHING)
+	}
 	serverErrorRate := awscloudwatch.NewMathExpression(&awscloudwatch.MathExpressionProps{
 		Expression: jsii.String("IF(requests >= 20, 100 * errors / requests, 0)"),
 		UsingMetrics: &map[string]awscloudwatch.IMetric{
@@ -88,6 +94,31 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 		awscloudwatch.TreatMissingData_NOT_BREACHING)
 
 	s.addDashboard(restAPI)
+}
+
+// newAlarmsKey is the alarm topic's customer-managed key. CloudWatch can publish to an
+// encrypted topic only when the key's policy lets cloudwatch.amazonaws.com use it, which the
+// AWS-managed alias/aws/sns key cannot: with it every alarm would notify nobody. The grant
+// is limited to this account's alarms.
+func (s *BrokerStack) newAlarmsKey() awskms.Key {
+	key := awskms.NewKey(s.Stack, jsii.String("AlarmsKey"), &awskms.KeyProps{
+		Description:       jsii.String("Sandbox Broker alarm topic: CloudWatch alarms of this account publish with it"),
+		EnableKeyRotation: jsii.Bool(true),
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsOfThisAccountPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"), // in a key policy, * is this key
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"aws:SourceAccount": s.Stack.Account()},
+			"ArnLike": map[string]any{"aws:SourceArn": awscdk.Arn_Format(&awscdk.ArnComponents{
+				Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"), ResourceName: jsii.String("*"),
+				ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+			}, s.Stack)},
+		},
+	}), jsii.Bool(true))
+	return key
 }
 
 func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {

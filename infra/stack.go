@@ -14,6 +14,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -129,6 +130,7 @@ func (s *BrokerStack) newFunction(f function) awslambda.Function {
 		"TABLE_NAME":           s.Table.TableName(),
 		"LAB_DURATION_HOURS":   jsii.String(fmt.Sprint(s.cfg.LabDurationHours)),
 		"GRACE_PERIOD_MINUTES": jsii.String(fmt.Sprint(s.cfg.GracePeriodMinutes)),
+		"LOG_LEVEL":            jsii.String(s.cfg.LogLevel.String()),
 	}
 	for k, v := range f.environment {
 		env[k] = jsii.String(v)
@@ -144,6 +146,12 @@ func (s *BrokerStack) newFunction(f function) awslambda.Function {
 		Environment:  &env,
 		LogGroup:     logs,
 		Role:         role,
+		// Lambda's JSON log format: its own lines (START, REPORT with duration, memory and
+		// init time) become JSON too, and it filters the function's lines by their level, at
+		// a level that never drops an EMF line (obs.LambdaApplicationLogLevel).
+		LoggingFormat:         awslambda.LoggingFormat_JSON,
+		ApplicationLogLevelV2: awslambda.ApplicationLogLevel(obs.LambdaApplicationLogLevel(s.cfg.LogLevel)),
+		SystemLogLevelV2:      awslambda.SystemLogLevel_INFO,
 	}
 	if f.reserved > 0 {
 		props.ReservedConcurrentExecutions = jsii.Number(f.reserved)

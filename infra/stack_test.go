@@ -3,20 +3,23 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -39,15 +42,21 @@ func TestMain(m *testing.M) {
 			return 1
 		}
 		defer os.RemoveAll(assets)
-		app := awscdk.NewApp(nil)
+		flags, err := cdkContext()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		app := awscdk.NewApp(&awscdk.AppProps{Context: &flags})
 		cfg := testConfig(assets)
 		stack = NewBrokerStack(app, "Test", cfg, nil)
-		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+		addNagChecks(app)
 		template = assertions.Template_FromStack(stack.Stack, nil)
-		plain := awscdk.NewApp(nil)
+		plain := awscdk.NewApp(&awscdk.AppProps{Context: &flags})
 		cfg.WAF, cfg.AlarmEmail = false, ""
+		cfg.CORSAllowedOrigins, cfg.CORSOrigins = "", nil
 		plainStack := NewBrokerStack(plain, "Plain", cfg, nil)
-		awscdk.Aspects_Of(plain).Add(cdknag.NewAwsSolutionsChecks(nil), nil)
+		addNagChecks(plain)
 		noWAF = assertions.Template_FromStack(plainStack.Stack, nil)
 		if errs := assertions.Annotations_FromStack(plainStack.Stack).FindError(jsii.String("*"),
 			assertions.Match_StringLikeRegexp(jsii.String("AwsSolutions-.*"))); len(*errs) > 0 {
@@ -64,11 +73,30 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// cdkContext is the context of cdk.json, feature flags included, so the tests synthesise
+// the template `cdk synth` does; the stack's settings come from testConfig instead.
+func cdkContext() (map[string]any, error) {
+	raw, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("cdk.json: %w", err)
+	}
+	return doc.Context, nil
+}
+
+const testOrigin = "https://lab.example.com"
+
 func testConfig(assets string) StackConfig {
 	return StackConfig{
 		AssetDir: assets, LabDurationHours: 48, GracePeriodMinutes: 30, CSPBaseURL: "https://csp.example.com/v2",
 		PoolLowWaterMark: 20, AlarmEmail: "ops@example.com", WAF: true, WAFRequestsPer5MinIP: 2000,
-		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300,
+		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300, LogLevel: slog.LevelError,
+		CORSAllowedOrigins: testOrigin, CORSOrigins: []string{testOrigin},
 	}
 }
 
@@ -239,6 +267,9 @@ func TestOneMethodPerRouteWithAuthorizerOnNonPublic(t *testing.T) {
 	for _, m := range resources("AWS::ApiGateway::Method") {
 		ref, _ := m["ResourceId"].(map[string]any)["Ref"].(string)
 		integration := m["Integration"].(map[string]any)
+		if m["HttpMethod"] == "OPTIONS" {
+			continue // TestPreflightAnswersAsTheLocalGateway
+		}
 		if m["HttpMethod"] == "ANY" {
 			// The 405 answer of each resource: a mock, never a function.
 			if integration["Type"] != "MOCK" || !strings.Contains(js(integration), `\"code\":\"METHOD_NOT_ALLOWED\"`) {
@@ -337,7 +368,7 @@ func TestWAFAndMailAreOptional(t *testing.T) {
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACL"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACLAssociation"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
-	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)))
+	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)+len(broker.Alarms)))
 }
 
 func TestConfigFromContext(t *testing.T) {
@@ -345,13 +376,13 @@ func TestConfigFromContext(t *testing.T) {
 		"labDurationHours": "24", "waf": "true", "poolLowWaterMark": 5.0, "cspBaseUrl": "https://csp.example.com/v2",
 	}})
 	cfg, err := configFromContext(app.Node())
-	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 {
+	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 || cfg.LogLevel != slog.LevelInfo {
 		t.Fatalf("config %+v, %v", cfg, err)
 	}
 	bad := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
-		"labDurationHours": "forever", "waf": "maybe", "cspBaseUrl": "http://insecure",
+		"labDurationHours": "forever", "waf": "maybe", "cspBaseUrl": "http://insecure", "logLevel": "loud",
 	}})
-	if _, err := configFromContext(bad.Node()); err == nil ||
+	if _, err := configFromContext(bad.Node()); err == nil || !strings.Contains(err.Error(), "logLevel") ||
 		!strings.Contains(err.Error(), "labDurationHours") || !strings.Contains(err.Error(), "waf") || !strings.Contains(err.Error(), "cspBaseUrl") {
 		t.Fatalf("bad context accepted or not named: %v", err)
 	}
@@ -481,6 +512,9 @@ func TestAlarmsTopicAndOutputs(t *testing.T) {
 	for _, j := range broker.Jobs {
 		want = append(want, camel(j.Name)+"Errors")
 	}
+	for _, name := range broker.Alarms {
+		want = append(want, "JobAlarm"+camel(name))
+	}
 	if len(alarms) != len(want) {
 		t.Errorf("%d alarms, want %d", len(alarms), len(want))
 	}
@@ -520,5 +554,234 @@ func TestCDKNagAwsSolutionsHasNoUnsuppressedErrors(t *testing.T) {
 	for _, e := range *errs {
 		//lint:ignore SA1019 FindError still returns cxapi.SynthesisMessage in this CDK version
 		t.Errorf("%s: %v", *e.Id, e.Entry.Data)
+	}
+}
+
+// TestCDKJSONBuildsAndSetsTheRecommendedFlags: a plain `cdk deploy` or `cdk watch` builds
+// the bootstraps first, and cdk.json sets every feature flag the pinned CLI recommends for a
+// new app with its recommended value (set before the first deploy, they never change
+// logical ids of a deployed stack). Upgrading aws-cdk fails here until cdk.json follows.
+func TestCDKJSONBuildsAndSetsTheRecommendedFlags(t *testing.T) {
+	raw, err := os.ReadFile("../cdk.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Build   string         `json:"build"`
+		Context map[string]any `json:"context"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Build != "make build" {
+		t.Errorf("cdk.json build step %q, want \"make build\"", doc.Build)
+	}
+	raw, err = os.ReadFile("../node_modules/aws-cdk/lib/init-templates/.recommended-feature-flags.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recommended map[string]any
+	if err := json.Unmarshal(raw, &recommended); err != nil || len(recommended) == 0 {
+		t.Fatalf("the CLI's recommended flags: %v", err)
+	}
+	for flag, value := range recommended {
+		if got, ok := doc.Context[flag]; !ok || !sameJSON(got, value) {
+			t.Errorf("cdk.json %s = %s, the pinned CLI recommends %s", flag, js(got), js(value))
+		}
+	}
+}
+
+// TestEveryJobAlarmHasACloudWatchAlarm ties the alarms the jobs raise (broker.Alarms) to the
+// template both ways: each name has an alarm on the JobAlarm metric with that Alarm
+// dimension, wired to the topic, and every JobAlarm alarm watches a name the code raises.
+func TestEveryJobAlarmHasACloudWatchAlarm(t *testing.T) {
+	watched := map[string]int{}
+	for id, a := range resources("AWS::CloudWatch::Alarm") {
+		if a["MetricName"] != obs.MetricJobAlarm {
+			continue
+		}
+		dims, _ := a["Dimensions"].([]any)
+		if a["Namespace"] != config.DefaultMetricsNamespace || len(dims) != 1 || dims[0].(map[string]any)["Name"] != "Alarm" ||
+			a["Statistic"] != "Sum" || a["ComparisonOperator"] != "GreaterThanThreshold" || a["Threshold"] != 0.0 ||
+			len(a["AlarmActions"].([]any)) != 1 {
+			t.Errorf("alarm %s: %s", id, js(a))
+			continue
+		}
+		watched[dims[0].(map[string]any)["Value"].(string)]++
+	}
+	for _, name := range broker.Alarms {
+		if watched[name] != 1 {
+			t.Errorf("%d CloudWatch alarms watch the job alarm %s, want 1", watched[name], name)
+		}
+	}
+	for name := range watched {
+		if !slices.Contains(broker.Alarms, name) {
+			t.Errorf("a CloudWatch alarm watches %s, which no job raises", name)
+		}
+	}
+}
+
+// TestAlarmTopicKeyLetsCloudWatchPublish: the topic is encrypted with the stack's rotated
+// customer-managed key (not alias/aws/sns, which CloudWatch cannot use), and that key's
+// policy lets cloudwatch.amazonaws.com use it for this account's alarms only.
+func TestAlarmTopicKeyLetsCloudWatchPublish(t *testing.T) {
+	topics := resources("AWS::SNS::Topic")
+	keys := resources("AWS::KMS::Key")
+	if len(topics) != 1 || len(keys) != 1 {
+		t.Fatalf("%d topics, %d keys", len(topics), len(keys))
+	}
+	var keyID string
+	var key map[string]any
+	for id, k := range keys {
+		keyID, key = id, k
+	}
+	for _, topic := range topics {
+		if !sameJSON(topic["KmsMasterKeyId"], map[string]any{"Fn::GetAtt": []string{keyID, "Arn"}}) {
+			t.Errorf("topic key %s, want the stack's key %s", js(topic["KmsMasterKeyId"]), keyID)
+		}
+	}
+	if key["EnableKeyRotation"] != true {
+		t.Error("the alarm key does not rotate")
+	}
+	found := false
+	for _, st := range key["KeyPolicy"].(map[string]any)["Statement"].([]any) {
+		st := st.(map[string]any)
+		if !sameJSON(st["Principal"], map[string]any{"Service": "cloudwatch.amazonaws.com"}) {
+			continue
+		}
+		found = true
+		actions := actionsOf(st)
+		slices.Sort(actions)
+		if st["Effect"] != "Allow" || !slices.Equal(actions, []string{"kms:Decrypt", "kms:GenerateDataKey*"}) {
+			t.Errorf("CloudWatch's grant: %s", js(st))
+		}
+		cond := st["Condition"].(map[string]any)
+		account := cond["StringEquals"].(map[string]any)["aws:SourceAccount"]
+		source := js(cond["ArnLike"].(map[string]any)["aws:SourceArn"])
+		if !sameJSON(account, map[string]any{"Ref": "AWS::AccountId"}) || !strings.Contains(source, `":cloudwatch:"`) ||
+			!strings.Contains(source, `":alarm:*"`) || !strings.Contains(source, `"AWS::AccountId"`) {
+			t.Errorf("CloudWatch's grant is not limited to this account's alarms: %s", js(cond))
+		}
+	}
+	if !found {
+		t.Fatal("the key policy does not let cloudwatch.amazonaws.com use the key")
+	}
+	if strings.Contains(js(tmpl), "alias/aws/sns") {
+		t.Error("the template still names alias/aws/sns")
+	}
+}
+
+// TestAuthorizerOutlivesASlowSecretRead: a secret read that hangs ends at
+// auth.SecretReadTimeout with more than as long again left in the function, so the
+// authorizer answers from the last good tokens instead of being killed mid-read.
+func TestAuthorizerOutlivesASlowSecretRead(t *testing.T) {
+	timeout := time.Duration(fnProps(t, api.AuthorizerFunction)["Timeout"].(float64)) * time.Second
+	if timeout <= 2*auth.SecretReadTimeout {
+		t.Fatalf("authorizer timeout %v, secret read timeout %v: no time left to fall back", timeout, auth.SecretReadTimeout)
+	}
+}
+
+// TestEveryFunctionLogsJSONAtTheContextLevel: every function uses Lambda's JSON log format,
+// LOG_LEVEL is the logLevel context (ERROR here), and Lambda's own filter sits at the level
+// that keeps EMF lines (INFO: a line without a level counts as INFO), so no metric is lost.
+func TestEveryFunctionLogsJSONAtTheContextLevel(t *testing.T) {
+	for id, props := range resources("AWS::Lambda::Function") {
+		logging := props["LoggingConfig"].(map[string]any)
+		env := props["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if logging["LogFormat"] != "JSON" || logging["ApplicationLogLevel"] != "INFO" || logging["SystemLogLevel"] != "INFO" ||
+			env["LOG_LEVEL"] != "ERROR" {
+			t.Errorf("function %s: logging %s, LOG_LEVEL %v", id, js(logging), env["LOG_LEVEL"])
+		}
+	}
+}
+
+// TestPreflightAnswersAsTheLocalGateway: with an origin configured, every resource answers
+// OPTIONS with a mock, without the authorizer, that returns 204 with exactly the headers
+// api.CORS.Preflight gives (the local gateway's answer) for a preflight from that origin,
+// and the 405 envelope otherwise; without origins there is no OPTIONS method (405, as
+// locally).
+func TestPreflightAnswersAsTheLocalGateway(t *testing.T) {
+	paths := apiPaths()
+	seen := map[string]bool{}
+	for _, m := range resources("AWS::ApiGateway::Method") {
+		if m["HttpMethod"] != "OPTIONS" {
+			continue
+		}
+		path := paths[m["ResourceId"].(map[string]any)["Ref"].(string)]
+		seen[path] = true
+		integration := m["Integration"].(map[string]any)
+		request := integration["RequestTemplates"].(map[string]any)["application/json"].(string)
+		if m["AuthorizationType"] != "NONE" || integration["Type"] != "MOCK" ||
+			!strings.Contains(request, `$origin == "`+testOrigin+`"`) || !strings.Contains(request, "Access-Control-Request-Method") {
+			t.Errorf("OPTIONS %s: %s", path, js(m))
+			continue
+		}
+		want := map[string]string{}
+		if !api.NewCORS([]string{testOrigin}).Preflight(want, testOrigin, api.MethodsOf(path)) {
+			t.Fatal("the test origin is not allowed")
+		}
+		var ok204, ok405 bool
+		for _, r := range integration["IntegrationResponses"].([]any) {
+			r := r.(map[string]any)
+			params, _ := r["ResponseParameters"].(map[string]any)
+			template := r["ResponseTemplates"].(map[string]any)["application/json"].(string)
+			switch r["StatusCode"] {
+			case "204":
+				ok204 = r["SelectionPattern"] == "204" && strings.Contains(template, "header.Access-Control-Allow-Origin = $allowOrigin")
+				for name, value := range want {
+					if name == "Access-Control-Allow-Origin" {
+						continue // from the request's origin, in the template
+					}
+					if params["method.response.header."+name] != "'"+value+"'" {
+						t.Errorf("OPTIONS %s: %s = %v, the local gateway sends %q", path, name, params["method.response.header."+name], value)
+					}
+				}
+			case "405":
+				ok405 = r["SelectionPattern"] == nil && strings.Contains(template, `"code":"METHOD_NOT_ALLOWED"`) &&
+					strings.Contains(template, "header.Access-Control-Allow-Origin = $allowOrigin")
+			}
+		}
+		if !ok204 || !ok405 {
+			t.Errorf("OPTIONS %s: 204 %v, 405 %v: %s", path, ok204, ok405, js(integration["IntegrationResponses"]))
+		}
+	}
+	for _, r := range api.Routes {
+		if !seen[r.Path] {
+			t.Errorf("%s answers no preflight", r.Path)
+		}
+	}
+	noWAF.ResourcePropertiesCountIs(jsii.String("AWS::ApiGateway::Method"),
+		&map[string]any{"HttpMethod": "OPTIONS"}, jsii.Number(0))
+}
+
+// TestErrorsOfTheGatewayCarryCORSHeaders: API Gateway's own errors and the 405 mock carry
+// the headers api.CORS.Headers adds to any answer for an allowed origin, so a browser can
+// read them as it can locally.
+func TestErrorsOfTheGatewayCarryCORSHeaders(t *testing.T) {
+	want := map[string]string{}
+	api.NewCORS([]string{testOrigin}).Headers(want, testOrigin)
+	if len(want) == 0 {
+		t.Fatal("api.CORS adds no headers for the test origin")
+	}
+	for _, g := range resources("AWS::ApiGateway::GatewayResponse") {
+		headers := g["ResponseParameters"].(map[string]any)
+		for name, value := range want {
+			if headers["gatewayresponse.header."+name] != "'"+value+"'" {
+				t.Errorf("%s: %s = %v, want %q", g["ResponseType"], name, headers["gatewayresponse.header."+name], value)
+			}
+		}
+	}
+	for _, m := range resources("AWS::ApiGateway::Method") {
+		if m["HttpMethod"] != "ANY" {
+			continue
+		}
+		response := m["Integration"].(map[string]any)["IntegrationResponses"].([]any)[0].(map[string]any)
+		template := response["ResponseTemplates"].(map[string]any)["application/json"].(string)
+		for _, part := range []string{`$origin == "` + testOrigin + `"`, "header.Access-Control-Allow-Origin = $allowOrigin",
+			`header.Access-Control-Expose-Headers = "` + api.CORSExposeHeaders + `"`, `header.Vary = "Origin"`} {
+			if !strings.Contains(template, part) {
+				t.Errorf("the 405 mock lacks %q: %s", part, template)
+			}
+		}
 	}
 }

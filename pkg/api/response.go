@@ -52,10 +52,16 @@ type CORS struct {
 // NewCORS allows origins ("*" alone allows every origin).
 func NewCORS(origins []string) CORS { return CORS{origins: origins} }
 
+// The CORS answer of the broker, written once: the handlers and the local gateway use it
+// through CORS, and the stack's preflight methods and gateway responses (infra) send the
+// same values.
 var (
-	corsAllowHeaders  = strings.Join([]string{HeaderAuthorization, "Content-Type", HeaderSandboxID, HeaderLegacyTrackID, HeaderTrackName, HeaderNamePrefix, HeaderIdempotencyKey}, ", ")
-	corsExposeHeaders = strings.Join([]string{HeaderRequestID, "Retry-After", "Location"}, ", ")
+	CORSAllowHeaders  = strings.Join([]string{HeaderAuthorization, "Content-Type", HeaderSandboxID, HeaderLegacyTrackID, HeaderTrackName, HeaderNamePrefix, HeaderIdempotencyKey}, ", ")
+	CORSExposeHeaders = strings.Join([]string{HeaderRequestID, "Retry-After", "Location"}, ", ")
 )
+
+// CORSMaxAge is how long, in seconds, a browser may cache a preflight answer.
+const CORSMaxAge = "3600"
 
 // allowed returns the Access-Control-Allow-Origin value for origin, or "".
 func (c CORS) allowed(origin string) string {
@@ -77,7 +83,7 @@ func (c CORS) allowed(origin string) string {
 func (c CORS) Headers(h map[string]string, origin string) {
 	if allow := c.allowed(origin); allow != "" {
 		h["Access-Control-Allow-Origin"] = allow
-		h["Access-Control-Expose-Headers"] = corsExposeHeaders
+		h["Access-Control-Expose-Headers"] = CORSExposeHeaders
 		h["Vary"] = "Origin"
 	}
 }
@@ -91,8 +97,8 @@ func (c CORS) Preflight(h map[string]string, origin string, methods []string) bo
 	}
 	h["Access-Control-Allow-Origin"] = allow
 	h["Access-Control-Allow-Methods"] = strings.Join(methods, ", ")
-	h["Access-Control-Allow-Headers"] = corsAllowHeaders
-	h["Access-Control-Max-Age"] = "3600"
+	h["Access-Control-Allow-Headers"] = CORSAllowHeaders
+	h["Access-Control-Max-Age"] = CORSMaxAge
 	h["Vary"] = "Origin"
 	return true
 }

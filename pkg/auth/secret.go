@@ -27,9 +27,11 @@ type SecretsClient interface {
 //	{"tokens":[{"name":"instruqt","scope":"track","sha256":"<hex>"}, ...]}
 //
 // It reads the secret on first use and again once Refresh has passed, so a rotated or
-// revoked token takes effect within Refresh without a deployment. A failed read keeps the
-// tokens of the last good read (an outage of Secrets Manager must not lock every client
-// out) and is retried after at most retryAfterFailure.
+// revoked token takes effect within Refresh without a deployment. A slow or failed read
+// keeps the tokens of the last good read (an outage of Secrets Manager must not lock every
+// client out): one caller reads, bounded by SecretReadTimeout, while every other caller is
+// served the last good tokens at once; a failed read is retried after at most
+// retryAfterFailure.
 type SecretStore struct {
 	client  SecretsClient
 	arn     string
@@ -39,13 +41,17 @@ type SecretStore struct {
 
 	mu        sync.Mutex
 	tokens    []Token
-	nextFetch time.Time
+	loaded    bool          // tokens hold a good read
+	nextFetch time.Time     // no read starts before it
+	reading   chan struct{} // closed when the read in progress ends; nil when none is
 }
 
-const (
-	retryAfterFailure = 10 * time.Second
-	fetchTimeout      = 5 * time.Second
-)
+// SecretReadTimeout bounds one read of the secret. It stays well below the authorizer
+// function's timeout (the stack checks it), so a hanging read ends in time for the caller
+// to fall back to the last good tokens instead of being killed with the function.
+const SecretReadTimeout = 1500 * time.Millisecond
+
+const retryAfterFailure = 10 * time.Second
 
 // NewSecretStore returns a store for the secret arn, re-read every refresh.
 func NewSecretStore(client SecretsClient, arn string, refresh time.Duration, log *slog.Logger) *SecretStore {
@@ -53,27 +59,49 @@ func NewSecretStore(client SecretsClient, arn string, refresh time.Duration, log
 }
 
 // Tokens returns the current tokens, reading the secret when they are due for a refresh.
-// Callers wait for one read rather than each starting their own.
+// The read's deadline moves forward before the read starts, so requests that arrive
+// during a slow read neither wait for it nor start their own: they get the last good
+// tokens. Only before the first good read, when there is nothing to serve, do they wait for
+// the read in progress (or their own context).
 func (s *SecretStore) Tokens(ctx context.Context) []Token {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if now.Before(s.nextFetch) {
+	if s.reading != nil && !s.loaded {
+		reading := s.reading
+		s.mu.Unlock()
+		select {
+		case <-reading:
+		case <-ctx.Done():
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		return s.tokens
 	}
+	if s.reading != nil || s.now().Before(s.nextFetch) {
+		defer s.mu.Unlock()
+		return s.tokens
+	}
+	s.nextFetch = s.now().Add(min(s.refresh, retryAfterFailure))
+	reading := make(chan struct{})
+	s.reading = reading
+	s.mu.Unlock()
+
 	tokens, err := s.fetch(ctx)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reading = nil
+	close(reading)
 	if err != nil {
-		s.nextFetch = now.Add(min(s.refresh, retryAfterFailure))
 		s.log.ErrorContext(ctx, "cannot read the token secret; keeping the tokens read before",
 			"secret", s.arn, "error", err.Error(), "tokens_kept", len(s.tokens))
 		return s.tokens
 	}
-	s.tokens, s.nextFetch = tokens, now.Add(s.refresh)
+	s.tokens, s.loaded, s.nextFetch = tokens, true, s.now().Add(s.refresh)
 	return s.tokens
 }
 
 func (s *SecretStore) fetch(ctx context.Context) ([]Token, error) {
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, SecretReadTimeout)
 	defer cancel()
 	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.arn)})
 	if err != nil {

@@ -43,7 +43,7 @@ type JobDeps struct {
 
 // JobMetrics is where runs publish what they measured.
 type JobMetrics interface {
-	JobRun(job string, counts map[string]int, duration time.Duration)
+	JobRun(job string, counts map[string]int, alarm string, duration time.Duration)
 	PoolGauges(byStatus map[string]int, total int)
 }
 
@@ -149,7 +149,7 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 	}
 	sum.log(finish, r.log)
 	if r.metrics != nil && sum.Outcome != OutcomeSkipped {
-		r.metrics.JobRun(job, sum.Counts, time.Duration(sum.DurationMS)*time.Millisecond)
+		r.metrics.JobRun(job, sum.Counts, sum.Alarm, time.Duration(sum.DurationMS)*time.Millisecond)
 	}
 	if sum.Outcome == OutcomeFailed {
 		return sum, fmt.Errorf("broker: job %s run %s failed: %s", job, runID, sum.Reason)

@@ -158,7 +158,7 @@ type recordedMetrics struct {
 	total int
 }
 
-func (m *recordedMetrics) JobRun(job string, counts map[string]int, _ time.Duration) {
+func (m *recordedMetrics) JobRun(job string, counts map[string]int, _ string, _ time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.runs = append(m.runs, job)

@@ -5,12 +5,16 @@ import (
 	"io"
 	"log/slog"
 	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 // NewLogger returns the JSON logger of every function and of the local stack: one object
-// per line, which CloudWatch Logs Insights reads field by field.
+// per line, which CloudWatch Logs Insights reads field by field. In Lambda each line also
+// names the function, invocation, cold start and trace (lambdaHandler), taken from the
+// context of the *Context logging calls.
 func NewLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(newLambdaHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}), lambdacontext.FunctionName))
 }
 
 // Request is the one log line written per API request. It never holds a token: the

@@ -27,6 +27,10 @@ const (
 	MetricPoolTotal = "PoolTotal"
 	// MetricJobDuration and JobCountMetric(count) are per run, with dimension Job.
 	MetricJobDuration = "JobRunDuration"
+	// MetricJobAlarm counts the runs that raised an alarm, with the alarm's name as the one
+	// dimension Alarm: each name belongs to one job, and a CloudWatch alarm must name the
+	// exact dimension set it watches, so Alarm alone is what the stack's alarm matches.
+	MetricJobAlarm = "JobAlarm"
 )
 
 // PoolMetric names the gauge of one sandbox status: available → PoolAvailable,
@@ -81,13 +85,18 @@ func (m *Metrics) PoolGauges(byStatus map[string]int, total int) {
 }
 
 // JobRun records one run of a background job: its duration and each count of its summary
-// (deleted, failed, created ...), with the job as dimension.
-func (m *Metrics) JobRun(job string, counts map[string]int, duration time.Duration) {
+// (deleted, failed, created ...), with the job as dimension; and, when the run raised an
+// alarm (non-empty alarm), one JobAlarm with the alarm as dimension and the job as a plain
+// field for Logs Insights.
+func (m *Metrics) JobRun(job string, counts map[string]int, alarm string, duration time.Duration) {
 	values := []metricValue{{MetricJobDuration, "Milliseconds", float64(duration.Milliseconds())}}
 	for name, n := range counts {
 		values = append(values, metricValue{JobCountMetric(name), "Count", float64(n)})
 	}
 	m.emit([]string{"Job"}, map[string]string{"Job": job}, values)
+	if alarm != "" {
+		m.emit([]string{"Alarm"}, map[string]string{"Alarm": alarm, "Job": job}, []metricValue{{MetricJobAlarm, "Count", 1}})
+	}
 }
 
 type metricValue struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,7 @@ func TestPoolGaugesAndJobRunsAreEMF(t *testing.T) {
 	var buf bytes.Buffer
 	m := obs.NewMetrics(&buf, "SandboxBroker")
 	m.PoolGauges(map[string]int{"available": 7, "deletion_failed": 2}, 12)
-	m.JobRun("cleanup", map[string]int{"deleted": 3, "deletion_failed": 1}, 1500*time.Millisecond)
+	m.JobRun("cleanup", map[string]int{"deleted": 3, "deletion_failed": 1}, "", 1500*time.Millisecond)
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("lines %q", lines)
@@ -137,5 +138,28 @@ func TestPoolGaugesAndJobRunsAreEMF(t *testing.T) {
 	}
 	if obs.PoolMetric("pending_deletion") != "PoolPendingDeletion" || obs.JobCountMetric("rate_limited") != "JobRateLimited" {
 		t.Fatal("metric names")
+	}
+}
+
+// TestARaisedAlarmIsAMetricWithTheAlarmDimension: a run that raised an alarm adds one
+// JobAlarm data point whose only dimension is Alarm, the dimension set the stack's
+// CloudWatch alarms watch; a run without one adds none.
+func TestARaisedAlarmIsAMetricWithTheAlarmDimension(t *testing.T) {
+	var buf bytes.Buffer
+	m := obs.NewMetrics(&buf, "SandboxBroker")
+	m.JobRun("cleanup", map[string]int{"failed": 1}, "cleanup_breaker_open", time.Second)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("lines %q", lines)
+	}
+	dims, units, values := emfDoc(t, lines[1])
+	if len(dims) != 1 || !slices.Equal(dims[0], []string{"Alarm"}) || values["Alarm"] != "cleanup_breaker_open" ||
+		units[obs.MetricJobAlarm] != "Count" || values[obs.MetricJobAlarm] != 1.0 || values["Job"] != "cleanup" {
+		t.Fatalf("alarm metric: dims %v units %v values %v", dims, units, values)
+	}
+	buf.Reset()
+	m.JobRun("cleanup", map[string]int{"deleted": 1}, "", time.Second)
+	if n := strings.Count(buf.String(), obs.MetricJobAlarm); n != 0 {
+		t.Fatalf("a run without an alarm published JobAlarm: %s", buf.String())
 	}
 }
