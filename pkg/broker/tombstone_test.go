@@ -34,8 +34,12 @@ func (e *jobEnv) allocateRelease(t *testing.T, accounts []cspfake.Account) {
 // student who finds no free sandbox gets ErrNoSandbox.
 func (e *jobEnv) allocateWave(t *testing.T, prefix string, n int) []string {
 	t.Helper()
+	reqs := make([]broker.AllocateRequest, n)
+	for i := range reqs {
+		reqs[i] = broker.AllocateRequest{Student: fmt.Sprintf("%s-%d", prefix, i)}
+	}
 	var got []string
-	for _, r := range allocateAll(e.broker, students(n, prefix)) {
+	for _, r := range allocateAll(e.broker, reqs) {
 		switch {
 		case r.err == nil:
 			got = append(got, r.alloc.SandboxID)
