@@ -89,3 +89,38 @@ func TestCheckInvariantsReportsUnknownItemsAndReuse(t *testing.T) {
 	putRaw(t, q, pool.StoredItems(back)...)
 	wantProblems(t, q, "sandbox "+s.ID+" was allocated once and is available again (single use)")
 }
+
+// A tombstone is never due work: a due-work query of a tombstone status is refused, and
+// tombstones are listable by status only.
+func TestTombstonesAreNeverDueWork(t *testing.T) {
+	p := pooltest.New(t)
+	s := seed(t, p, account(1))[0]
+	if _, err := p.Claim(ctx, s, claimFor("alice", time.Now()), student); err != nil {
+		t.Fatal(err)
+	}
+	released, err := p.Release(ctx, mustGet(t, p, s.ID), "alice", student)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.MarkDeleted(ctx, released, cleanupJob); err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []pool.Status{pool.Deleted, pool.Retired} {
+		for _, err := range p.ByStatus(ctx, status, time.Now().Add(time.Hour).Unix()) {
+			if err == nil || !strings.Contains(err.Error(), "never due work") {
+				t.Fatalf("due %s query: %v", status, err)
+			}
+		}
+	}
+	n := 0
+	for got, err := range p.ByStatus(ctx, pool.Deleted, 0) {
+		if err != nil || got.ID != s.ID {
+			t.Fatalf("listing deleted: %+v %v", got, err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("%d deleted listed, want 1", n)
+	}
+	pooltest.Check(t, p)
+}

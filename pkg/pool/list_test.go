@@ -81,7 +81,7 @@ func TestListPagesThroughEverySandboxExactlyOnce(t *testing.T) {
 	p := pooltest.New(t)
 	all := mixedPool(1000)
 	load(t, p, all)
-	for _, f := range []pool.ListFilter{{}, {Status: pool.Available}, {Prefix: "lab-d"}, {Status: pool.Stale, Prefix: "ipam"}} {
+	for _, f := range []pool.ListFilter{{}, {Status: pool.Available}, {Prefix: "lab-d"}, {Status: pool.Stale, Prefix: "ipam"}, {Status: pool.Deleted}, {Status: pool.Retired, Prefix: "lab-d"}} {
 		want := map[string]bool{}
 		for _, s := range all {
 			if (f.Status == "" || s.Status == f.Status) && strings.HasPrefix(s.Name, f.Prefix) {
