@@ -8,6 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -246,5 +251,33 @@ func TestRunWithItsOwnLeaseRuns(t *testing.T) {
 	if _, held, _ := e.pool.CurrentLease(ctx, "expiry"); held {
 		t.Fatal("the run did not release its lease")
 	}
+	pooltest.Check(t, e.pool)
+}
+
+// A record written before UUID items existed (here a stale one, listed again) gets its
+// uuid item from the next sync, once, and is then synced as any other.
+func TestSyncAdoptsTheUUIDOfOldRecords(t *testing.T) {
+	accounts := cspfake.Generate(2, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	old := asPoolAccount(accounts[0])
+	at := e.clock.Now().Unix()
+	item, err := attributevalue.MarshalMap(pool.Sandbox{ID: old.ID, Name: old.Name, ExternalID: old.ExternalID,
+		SFDCAccountID: old.SFDCAccountID, CreatedAt: old.CreatedAt, Status: pool.Stale, StatusAt: at, StaleSince: at, UpdatedAt: at, Rev: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item["PK"] = &types.AttributeValueMemberS{Value: "SBX#" + old.ID}
+	item["SK"] = &types.AttributeValueMemberS{Value: "META"}
+	if _, err := pooltest.Client().PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(e.pool.Table()), Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.CheckInvariants(ctx); err == nil || !strings.Contains(err.Error(), "has not claimed its account uuid") {
+		t.Fatalf("an old record is not reported: %v", err)
+	}
+	wantCounts(t, e.run(t, "sync"), map[string]int{"uuid_adopted": 1, "unstaled": 1, "created": 1, "uuid_conflicts": 0})
+	if s := e.get(t, old.ID); s.Status != pool.Available || s.AccountUUID != accounts[0].UUID() {
+		t.Fatalf("old record after sync: %+v", s)
+	}
+	wantCounts(t, e.run(t, "sync"), map[string]int{"uuid_adopted": 0, "unchanged": 2})
 	pooltest.Check(t, e.pool)
 }
