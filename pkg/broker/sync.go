@@ -49,7 +49,7 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	if err != nil {
 		return err
 	}
-	if err := r.adoptUUIDs(ctx, run, known); err != nil {
+	if done, err := r.adoptUUIDs(ctx, run, known); !done || err != nil {
 		return err
 	}
 	recordOf := make(map[string]string, len(known)) // account uuid → sandbox ID
@@ -90,10 +90,15 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 // adoptUUIDs gives every record created before UUID items existed its UUID item
 // (pool.AdoptUUID), once: a migrated record has account_uuid and is skipped from then on.
 // A uuid another record already holds is a duplicate from before, reported as a conflict.
-func (r *JobRunner) adoptUUIDs(ctx context.Context, run *jobRun, known map[string]pool.Sandbox) error {
+// The first sync after the upgrade writes one transaction per record; done is false when
+// the deadline came first, and the next run goes on.
+func (r *JobRunner) adoptUUIDs(ctx context.Context, run *jobRun, known map[string]pool.Sandbox) (done bool, err error) {
 	for id, s := range known {
 		if s.AccountUUID != "" {
 			continue
+		}
+		if run.outOfTime(0) {
+			return false, nil
 		}
 		adopted, err := r.pool.AdoptUUID(ctx, s)
 		var ce *pool.ConditionError
@@ -107,10 +112,10 @@ func (r *JobRunner) adoptUUIDs(ctx context.Context, run *jobRun, known map[strin
 		case conflict(err):
 			run.count("conflicts", 1)
 		default:
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
 
 // uuidConflict counts and logs a listed account, or a record, whose account uuid another
