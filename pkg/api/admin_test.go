@@ -171,7 +171,7 @@ func TestAdminListPagesAndValidates(t *testing.T) {
 		q    map[string][]string
 		code string
 	}{
-		{"a deleted status", qs("status", "deleted"), CodeValidation},
+		{"a removed status", qs("status", "removed"), CodeValidation},
 		{"an unknown status", qs("status", "AVAILABLE"), CodeValidation},
 		{"limit 0", qs("limit", "0"), CodeValidation},
 		{"limit 101", qs("limit", "101"), CodeValidation},
@@ -230,14 +230,14 @@ func TestAdminInspectShowsHistoryNewestFirst(t *testing.T) {
 		t.Fatalf("release entry %+v", h)
 	}
 
-	// Deleted: no item, the history stays.
+	// Deleted: the tombstone, with its whole history.
 	cur, _ := f.pool.Get(ctx, s.ID)
-	if err := f.pool.Remove(ctx, cur, jobSummary); err != nil {
+	if _, err := f.pool.MarkDeleted(ctx, cur, jobSummary); err != nil {
 		t.Fatal(err)
 	}
 	resp = f.call(t, adminEvent(t, "admin-get-sandbox", map[string]string{"id": s.ID}, nil))
 	d = decode[wire.SandboxDetail](t, resp.Body)
-	if resp.StatusCode != http.StatusOK || d.Sandbox != nil || !strings.Contains(resp.Body, `"sandbox":null`) || steps(d) != "pending_deletion>deleted allocated>pending_deletion available>allocated >available" {
+	if resp.StatusCode != http.StatusOK || d.Sandbox == nil || d.Sandbox.Status != "deleted" || steps(d) != "pending_deletion>deleted allocated>pending_deletion available>allocated >available" {
 		t.Fatalf("deleted sandbox: %d %s", resp.StatusCode, resp.Body)
 	}
 
@@ -291,7 +291,7 @@ func TestAdminStatsAndMetrics(t *testing.T) {
 	resp := f.call(t, adminEvent(t, "admin-stats", nil, nil))
 	st := decode[map[string]any](t, resp.Body)
 	census := pooltest.Check(t, f.pool)
-	want := map[string]any{"total": 7.0, "available": 4.0, "allocated": 1.0, "pending_deletion": 0.0, "stale": 1.0, "deletion_failed": 1.0}
+	want := map[string]any{"total": 7.0, "available": 4.0, "allocated": 1.0, "pending_deletion": 0.0, "stale": 1.0, "deletion_failed": 1.0, "deleted": 0.0, "retired": 0.0}
 	for k, v := range want {
 		if st[k] != v || float64(census.ByStatus[pool.Status(k)]) != v && k != "total" {
 			t.Errorf("stats %s = %v, want %v (census %v)", k, st[k], v, census.ByStatus)
@@ -322,8 +322,8 @@ func TestAdminStatsAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", w, resp.Body)
 		}
 	}
-	if n := strings.Count(resp.Body, "# TYPE "); n != 7 {
-		t.Errorf("%d TYPE lines, want one per gauge (7)", n)
+	if n := strings.Count(resp.Body, "# TYPE "); n != 9 {
+		t.Errorf("%d TYPE lines, want one per gauge (9)", n)
 	}
 	wantError(t, f.call(t, adminEvent(t, "metrics", nil, qs("format", "json"))), http.StatusBadRequest, CodeValidation)
 	wantError(t, f.call(t, adminEvent(t, "admin-stats", nil, qs("x", "1"))), http.StatusBadRequest, CodeValidation)

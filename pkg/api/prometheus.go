@@ -26,7 +26,7 @@ func poolGauges(st pool.Stats) []byte {
 		gauge(name, "Sandboxes in status "+string(s)+".")
 		fmt.Fprintf(&b, "%s %d\n", name, st.ByStatus[s])
 	}
-	gauge("broker_pool_total", "Sandboxes in the pool, every status.")
+	gauge("broker_pool_total", "Live sandboxes in the pool, every status but the tombstones (deleted, retired).")
 	fmt.Fprintf(&b, "broker_pool_total %d\n", st.Total)
 	gauge("broker_pool_available_by_prefix", "Available sandboxes by name prefix (the name without its trailing number).")
 	for _, prefix := range slices.Sorted(maps.Keys(st.AvailableByPrefix)) {

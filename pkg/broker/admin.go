@@ -32,8 +32,9 @@ func (b *Broker) List(ctx context.Context, f pool.ListFilter, limit int, cursor 
 	return page, err
 }
 
-// Inspect returns a sandbox and its transition history, newest first. A deleted sandbox
-// has no item but keeps its history until the TTL: it is returned with a nil sandbox.
+// Inspect returns a sandbox and its transition history, newest first: a tombstone too,
+// with its whole history. A record removed outright (a never-allocated stale one) keeps
+// its history until the TTL: it is returned with a nil sandbox.
 func (b *Broker) Inspect(ctx context.Context, id string) (*pool.Sandbox, []pool.HistoryEntry, error) {
 	history, err := b.pool.History(ctx, id)
 	if err != nil {
@@ -77,21 +78,29 @@ type BulkResult struct {
 	Complete bool
 }
 
-// BulkDelete deletes the database records of every sandbox in status, which must be stale
-// or deletion_failed: records only, no CSP call, so no other status may go this way (a
-// live or pending account would be orphaned in the CSP). Each delete is conditioned on the
-// status the record was listed with.
+// BulkDelete takes every sandbox in status, which must be stale or deletion_failed, out of
+// the pool as a retired tombstone: records only, no CSP call, so no other status may go
+// this way (a live or pending account would be orphaned in the CSP). A deletion_failed
+// account still exists upstream, so its tombstone is what keeps sync from adopting it
+// again. Each write is conditioned on the status the record was listed with.
 func (b *Broker) BulkDelete(ctx context.Context, status pool.Status, by pool.Actor) (BulkResult, error) {
 	if status != pool.Stale && status != pool.DeletionFailed {
 		return BulkResult{}, fmt.Errorf("%w: bulk delete takes stale or deletion_failed, not %q", ErrWrongStatus, status)
 	}
-	return bulk(b.pool.ByStatus(ctx, status, 0), func(s pool.Sandbox) error { return b.pool.Purge(ctx, s, by) }, bounded(ctx))
+	return bulk(b.pool.ByStatus(ctx, status, 0), func(s pool.Sandbox) error {
+		_, err := b.pool.Retire(ctx, s, 0, by)
+		return err
+	}, bounded(ctx))
 }
 
-// DeleteStale deletes the records of sandboxes stale for at least grace, as the
-// stale-cleanup job does with its configured grace.
+// DeleteStale retires the sandboxes stale for at least grace (auto-delete-stale). Unlike
+// the stale-cleanup job, which removes them, an operator's call leaves tombstones.
 func (b *Broker) DeleteStale(ctx context.Context, grace time.Duration, by pool.Actor) (BulkResult, error) {
-	return removeStaleSince(ctx, b.pool, b.now().Add(-grace).Unix(), by, bounded(ctx))
+	cutoff := b.now().Add(-grace).Unix()
+	return bulk(b.pool.ByStatus(ctx, pool.Stale, cutoff), func(s pool.Sandbox) error {
+		_, err := b.pool.Retire(ctx, s, cutoff, by)
+		return err
+	}, bounded(ctx))
 }
 
 // bulk removes each listed sandbox until stop says to leave the rest; a record that

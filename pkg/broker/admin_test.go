@@ -111,12 +111,12 @@ func TestRetryDeletionAndInspect(t *testing.T) {
 	if err != nil || s == nil || s.Status != pool.PendingDeletion || len(history) != 5 || history[0].RequestID != "req-admin" {
 		t.Fatalf("inspect: %+v %d entries %v", s, len(history), err)
 	}
-	if err := p.Remove(ctx, retried, pool.Actor{Kind: "job", Name: "cleanup"}); err != nil {
+	if _, err := p.MarkDeleted(ctx, retried, pool.Actor{Kind: "job", Name: "cleanup"}); err != nil {
 		t.Fatal(err)
 	}
 	s, history, err = b.Inspect(ctx, failed.ID)
-	if err != nil || s != nil || len(history) != 6 || history[0].To != pool.Deleted {
-		t.Fatalf("a deleted sandbox keeps its history: %+v %d %v", s, len(history), err)
+	if err != nil || s == nil || s.Status != pool.Deleted || len(history) != 6 || history[0].To != pool.Deleted {
+		t.Fatalf("a deleted sandbox is a tombstone with its whole history: %+v %d %v", s, len(history), err)
 	}
 	if _, _, err := b.Inspect(ctx, "404"); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("unknown sandbox: %v", err)

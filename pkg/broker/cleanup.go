@@ -21,8 +21,8 @@ const (
 )
 
 // cleanup deletes the due pending_deletion sandboxes in the CSP, the one due longest first,
-// one at a time, paced to DeletesPerSecond. A confirmed delete (200, 204 or 404) removes
-// the item. A failed one stays pending_deletion with attempts+1 and a next attempt after an
+// one at a time, paced to DeletesPerSecond. A confirmed delete (200, 204 or 404) makes the
+// record a deleted tombstone. A failed one stays pending_deletion with attempts+1 and a next attempt after an
 // exponential backoff with full jitter, until the CleanupMaxAttempts-th failure makes it
 // deletion_failed (docs/upstream.md D4). A 429 is not the sandbox's failure: it is retried after the CSP's
 // Retry-After and books nothing. The run stops, touching nothing more, when the circuit
@@ -72,7 +72,7 @@ func (r *JobRunner) deleteSandbox(ctx context.Context, run *jobRun, pace *pacer,
 		var status *csp.HTTPError
 		switch {
 		case err == nil || errors.Is(err, csp.ErrAccountNotFound):
-			err = r.pool.Remove(ctx, s, run.as("deleted in the CSP"))
+			_, err = r.pool.MarkDeleted(ctx, s, run.as("deleted in the CSP"))
 			run.countWrite("deleted", err)
 			return false, unlessLostRace(err)
 		case errors.Is(err, csp.ErrCircuitOpen):

@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -18,13 +17,11 @@ import (
 )
 
 // deletedIn reports whether the sandbox's item is gone from the pool.
+// deletedIn reports whether the pool booked the account's delete: its record is a deleted
+// tombstone.
 func (e *jobEnv) deletedIn(t *testing.T, a cspfake.Account) bool {
 	t.Helper()
-	_, err := e.pool.Get(ctx, sandboxID(a))
-	if err != nil && !errors.Is(err, pool.ErrNotFound) {
-		t.Fatal(err)
-	}
-	return err != nil
+	return e.get(t, sandboxID(a)).Status == pool.Deleted
 }
 
 func uuids(accounts []cspfake.Account) []string {
@@ -226,8 +223,8 @@ func TestCleanupGivesUpAfterMaxAttempts(t *testing.T) {
 	broken := accounts[0]
 	e := newJobEnv(t, envOptions{accounts: accounts, jobs: func(c *config.Jobs) { c.CleanupMaxAttempts = 4 }})
 	e.released(t, accounts[:2])
-	// An external ID with no account UUID in it can never be deleted: no retries.
-	bad := pool.Account{ID: "9999", Name: "lab-bad", ExternalID: "identity/accounts/"}
+	// An external ID whose account UUID is a dot segment can never be deleted: no retries.
+	bad := pool.Account{ID: "9999", Name: "lab-bad", ExternalID: "identity/accounts/.."}
 	if _, err := e.pool.Create(ctx, bad, syncJob); err != nil {
 		t.Fatal(err)
 	}

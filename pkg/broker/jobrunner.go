@@ -61,6 +61,9 @@ type JobRunner struct {
 	log        *slog.Logger
 	metrics    JobMetrics
 	now        func() time.Time
+	// afterListing, when set (tests only, export_test.go), runs between sync's CSP listing
+	// and its read of the pool, to force the racing-sync interleaving deterministically.
+	afterListing func()
 }
 
 // NewJobRunner checks deps and returns a runner.

@@ -9,7 +9,7 @@ import (
 )
 
 var (
-	// ErrNotFound: no such sandbox (or it has been deleted).
+	// ErrNotFound: no such sandbox, or only its tombstone (docs/architecture.md §4).
 	ErrNotFound = errors.New("broker: sandbox not found")
 	// ErrNotOwner: the sandbox exists but is not the student's.
 	ErrNotOwner = errors.New("broker: sandbox is not allocated to this student")
@@ -18,9 +18,9 @@ var (
 // Sandbox returns a sandbox to the student it was allocated to — also after release, until
 // it is deleted.
 func (b *Broker) Sandbox(ctx context.Context, id, student string) (pool.Sandbox, error) {
-	s, err := b.pool.Get(ctx, id)
+	s, err := b.live(ctx, id)
 	if err != nil {
-		return pool.Sandbox{}, notFound(err)
+		return pool.Sandbox{}, err
 	}
 	if s.Owner == "" || s.Owner != student {
 		return pool.Sandbox{}, ErrNotOwner
@@ -33,12 +33,12 @@ func (b *Broker) Sandbox(ctx context.Context, id, student string) (pool.Sandbox,
 // release at any time while allocated, also between expires_at and the end of the grace.
 func (b *Broker) Release(ctx context.Context, id, student, requestID string) (pool.Sandbox, error) {
 	by := pool.Actor{Kind: "student", Name: student, RequestID: requestID, Reason: "mark-for-deletion"}
-	s, err := b.pool.Get(ctx, id)
+	s, err := b.live(ctx, id)
 	// Two rounds: the expiry job may end the allocation between the read and the write,
 	// and the second read then shows the sandbox already pending deletion.
 	for range 2 {
 		if err != nil {
-			return pool.Sandbox{}, notFound(err)
+			return pool.Sandbox{}, err
 		}
 		if s.Owner == "" || s.Owner != student {
 			return pool.Sandbox{}, ErrNotOwner
@@ -53,9 +53,22 @@ func (b *Broker) Release(ctx context.Context, id, student, requestID string) (po
 		if !pool.LostRace(err) {
 			return pool.Sandbox{}, err
 		}
-		s, err = b.pool.Get(ctx, id)
+		s, err = b.live(ctx, id)
 	}
 	return pool.Sandbox{}, fmt.Errorf("broker: release %s: %w", id, ErrBusy)
+}
+
+// live reads a sandbox for its student: a tombstone answers ErrNotFound, as a removed
+// record did before tombstones existed, which the upstream clients rely on.
+func (b *Broker) live(ctx context.Context, id string) (pool.Sandbox, error) {
+	s, err := b.pool.Get(ctx, id)
+	if err != nil {
+		return pool.Sandbox{}, notFound(err)
+	}
+	if s.Status.Tombstone() {
+		return pool.Sandbox{}, ErrNotFound
+	}
+	return s, nil
 }
 
 func notFound(err error) error {

@@ -7,8 +7,9 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
-// removeStale deletes the records of sandboxes stale for StaleGrace or longer; no CSP call,
-// the CSP no longer lists them.
+// removeStale deletes the records of sandboxes stale for StaleGrace or longer, with their
+// UUID items; no CSP call, the CSP no longer lists them. They were never allocated, so no
+// tombstone is kept: should the CSP list one again, it may be adopted again.
 func (r *JobRunner) removeStale(ctx context.Context, run *jobRun) error {
 	res, err := removeStaleSince(ctx, r.pool, r.now().Add(-r.cfg.StaleGrace).Unix(),
 		run.as(fmt.Sprintf("stale for %s", r.cfg.StaleGrace)), func(int) bool { return run.outOfTime(0) })
@@ -20,8 +21,7 @@ func (r *JobRunner) removeStale(ctx context.Context, run *jobRun) error {
 	return nil
 }
 
-// removeStaleSince deletes the records of sandboxes stale since cutoff or earlier, for the
-// job and for the admin API. The read is a key condition on status_at (= stale_since while
+// removeStaleSince deletes the records of sandboxes stale since cutoff or earlier. The read is a key condition on status_at (= stale_since while
 // stale), and each delete is conditioned on the sandbox still being stale since the
 // cutoff, so one that sync brought back meanwhile stays.
 func removeStaleSince(ctx context.Context, p *pool.Pool, cutoff int64, by pool.Actor, stop func(int) bool) (BulkResult, error) {

@@ -47,7 +47,7 @@ func TestStaleCleanupRemovesOnlyRecordsPastTheGrace(t *testing.T) {
 		t.Fatalf("a second short of the grace: %+v", s)
 	}
 	hist, err := e.pool.History(ctx, sandboxID(accounts[0]))
-	if err != nil || hist[0].From != pool.Stale || hist[0].To != pool.Deleted || hist[0].Actor != "stale-cleanup" {
+	if err != nil || hist[0].From != pool.Stale || hist[0].To != pool.Removed || hist[0].Actor != "stale-cleanup" {
 		t.Fatalf("history %+v, %v", hist, err)
 	}
 	e.clock.Advance(time.Second)

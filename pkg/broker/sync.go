@@ -3,6 +3,7 @@ package broker
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -16,10 +17,17 @@ import (
 // allocated, pending_deletion or deletion_failed sandbox is never touched, and every write
 // is conditioned on the state read, so a claim that lands meanwhile always wins (docs/upstream.md D1).
 //
-// An available sandbox the listing does not show gets a strike; StaleStrikes consecutive
-// strikes make it stale. An empty listing, or one that no longer shows more than
-// MaxShrinkFraction of the pool's available and stale sandboxes, is not trusted for that:
-// the run marks nothing stale and raises AlarmSyncShrinkGuard (docs/upstream.md D5).
+// Tombstones (deleted, retired) are not read: the create of a listed account is
+// conditioned on neither its record nor its account uuid existing, so an account with a
+// tombstone is never created again, however late the listing that shows it was read
+// (docs/architecture.md §4, §5 (7), (8)). An account is known by its uuid: a listing that
+// shows a known uuid under another sandbox ID makes no second record; it is counted under
+// uuid_conflicts and logged.
+//
+// An available sandbox whose account the listing does not show gets a strike;
+// StaleStrikes consecutive strikes make it stale. An empty listing, or one that no longer
+// shows more than MaxShrinkFraction of the pool's available sandboxes, is not trusted for
+// that: the run marks nothing stale and raises AlarmSyncShrinkGuard (docs/upstream.md D5).
 func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	if run.outOfTime(r.cspTimeout) {
 		return nil
@@ -35,23 +43,43 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	}
 	accounts := listing.Accounts
 	run.count("listed", len(accounts))
+	if r.afterListing != nil {
+		r.afterListing()
+	}
 	known, err := r.readPool(ctx)
 	if err != nil {
 		return err
 	}
+	if done, err := r.adoptUUIDs(ctx, run, known); !done || err != nil {
+		return err
+	}
+	recordOf := make(map[string]string, len(known)) // account uuid → sandbox ID
+	for id, s := range known {
+		recordOf[pool.AccountUUID(s.ExternalID)] = id
+	}
 
-	listed := make(map[string]bool, len(accounts))
+	listedUUIDs := make(map[string]bool, len(accounts))
 	for _, a := range accounts {
 		if run.outOfTime(0) {
 			return nil
 		}
 		acct := poolAccount(a)
-		listed[acct.ID] = true
+		uuid := pool.AccountUUID(acct.ExternalID)
+		listedUUIDs[uuid] = true
+		if id, ok := recordOf[uuid]; ok && id != acct.ID {
+			r.uuidConflict(ctx, run, acct.ID, id)
+			continue
+		}
 		if err := r.syncAccount(ctx, run, known, acct); err != nil {
 			return err
 		}
 	}
 
+	// A record is shown when its account is, under whatever sandbox ID.
+	listed := make(map[string]bool, len(known))
+	for id, s := range known {
+		listed[id] = listedUUIDs[pool.AccountUUID(s.ExternalID)]
+	}
 	if guard := shrinkGuard(len(accounts), known, listed, r.cfg.MaxShrinkFraction); guard != "" {
 		run.summary.Reason = guard
 		run.alarm(AlarmSyncShrinkGuard)
@@ -60,14 +88,55 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	return r.strikeMissing(ctx, run, known, listed)
 }
 
+// adoptUUIDs gives every record created before UUID items existed its UUID item
+// (pool.AdoptUUID), once: a migrated record has account_uuid and is skipped from then on.
+// A uuid another record already holds is a duplicate from before, reported as a conflict.
+// The first sync after the upgrade writes one transaction per record; done is false when
+// the deadline came first, and the next run goes on.
+func (r *JobRunner) adoptUUIDs(ctx context.Context, run *jobRun, known map[string]pool.Sandbox) (done bool, err error) {
+	for id, s := range known {
+		if s.AccountUUID != "" {
+			continue
+		}
+		if run.outOfTime(0) {
+			return false, nil
+		}
+		adopted, err := r.pool.AdoptUUID(ctx, s)
+		var ce *pool.ConditionError
+		switch {
+		case err == nil:
+			known[id] = adopted
+			run.count("uuid_adopted", 1)
+		case errors.As(err, &ce) && ce.Item == pool.ItemUUID:
+			delete(known, id)
+			r.uuidConflict(ctx, run, id, ce.HeldBy)
+		case pool.LostRace(err):
+			run.count("conflicts", 1)
+		default:
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// uuidConflict counts and logs a listed account, or a record, whose account uuid another
+// record holds. The log names sandbox IDs only, never owner data.
+func (r *JobRunner) uuidConflict(ctx context.Context, run *jobRun, listedID, recordID string) {
+	run.count("uuid_conflicts", 1)
+	r.log.WarnContext(ctx, "account listed under a second sandbox ID; no second record made",
+		"job", run.summary.Job, "run_id", run.summary.RunID, "listed_sandbox_id", listedID, "record_sandbox_id", recordID)
+}
+
 // syncAccount brings one listed account into the pool.
 func (r *JobRunner) syncAccount(ctx context.Context, run *jobRun, known map[string]pool.Sandbox, a pool.Account) error {
 	cur, ok := known[a.ID]
 	var err error
 	switch {
 	case !ok:
-		_, err = r.pool.Create(ctx, a, run.as("listed by the CSP"))
-		run.countWrite("created", err)
+		return r.create(ctx, run, a)
+	case pool.AccountUUID(cur.ExternalID) != pool.AccountUUID(a.ExternalID):
+		// The sandbox ID now names another account: the record keeps its own.
+		r.uuidConflict(ctx, run, a.ID, cur.ID)
 	case cur.Status == pool.Available && !pool.Changed(cur, a) && cur.MissedSyncs == 0:
 		run.count("unchanged", 1)
 	case cur.Status == pool.Available:
@@ -81,6 +150,28 @@ func (r *JobRunner) syncAccount(ctx context.Context, run *jobRun, known map[stri
 		run.count("in_use", 1)
 	}
 	if err != nil && !pool.LostRace(err) {
+		return err
+	}
+	return nil
+}
+
+// create adds a listed account the pool read no live record of. The create fails on a
+// tombstone of the account (counted under tombstoned: the listing still shows a deleted
+// or retired account, or a delete was booked after the listing was read) and on a uuid
+// another record holds (a uuid conflict).
+func (r *JobRunner) create(ctx context.Context, run *jobRun, a pool.Account) error {
+	_, err := r.pool.Create(ctx, a, run.as("listed by the CSP"))
+	var ce *pool.ConditionError
+	switch {
+	case err == nil:
+		run.count("created", 1)
+	case errors.As(err, &ce) && ce.Item == pool.ItemSandbox && ce.Current != nil && ce.Current.Status.Tombstone():
+		run.count("tombstoned", 1)
+	case errors.As(err, &ce) && ce.Item == pool.ItemUUID:
+		r.uuidConflict(ctx, run, a.ID, ce.HeldBy)
+	case pool.LostRace(err):
+		run.count("conflicts", 1)
+	default:
 		return err
 	}
 	return nil
@@ -117,15 +208,17 @@ func (r *JobRunner) strikeMissing(ctx context.Context, run *jobRun, known map[st
 }
 
 // shrinkGuard says why the listing must not be used for stale marking, or "" when it can.
-// The measure is the share of the pool's available and stale sandboxes (the ones sync
-// manages) that the listing does not show.
+// The measure is the share of the pool's available sandboxes (the ones stale marking
+// acts on) that the listing does not show. Stale ones do not count: they are missing
+// already, and counting them as dropped would let one more missing account trip the guard
+// until stale-cleanup removed them.
 func shrinkGuard(listedCount int, known map[string]pool.Sandbox, listed map[string]bool, maxShrink float64) string {
 	if listedCount == 0 {
 		return "the CSP listing is empty; no sandbox marked stale"
 	}
 	managed, shown := 0, 0
 	for id, s := range known {
-		if s.Status == pool.Available || s.Status == pool.Stale {
+		if s.Status == pool.Available {
 			managed++
 			if listed[id] {
 				shown++
@@ -135,15 +228,15 @@ func shrinkGuard(listedCount int, known map[string]pool.Sandbox, listed map[stri
 	if managed == 0 || float64(managed-shown) <= maxShrink*float64(managed) {
 		return ""
 	}
-	return fmt.Sprintf("the CSP listing shows only %d of the pool's %d available and stale sandboxes "+
+	return fmt.Sprintf("the CSP listing shows only %d of the pool's %d available sandboxes "+
 		"(a drop of %.0f%%, more than the %.0f%% allowed); no sandbox marked stale",
 		shown, managed, 100*float64(managed-shown)/float64(managed), 100*maxShrink)
 }
 
-// readPool reads every sandbox of every status, page after page.
+// readPool reads every live sandbox, page after page; tombstones are not read (see sync).
 func (r *JobRunner) readPool(ctx context.Context) (map[string]pool.Sandbox, error) {
 	known := map[string]pool.Sandbox{}
-	for _, status := range pool.Statuses {
+	for _, status := range pool.LiveStatuses {
 		for s, err := range r.pool.ByStatus(ctx, status, 0) {
 			if err != nil {
 				return nil, fmt.Errorf("read %s sandboxes: %w", status, err)

@@ -180,7 +180,7 @@ func TestSyncShrinkGuard(t *testing.T) {
 		{name: "empty listing", faults: cspfake.Faults{ListEmpty: true}, guarded: true,
 			reason: "the CSP listing is empty; no sandbox marked stale"},
 		{name: "listing drops 60%", faults: cspfake.Faults{ListLimit: 4}, guarded: true, lists: true,
-			reason: "the CSP listing shows only 4 of the pool's 10 available and stale sandboxes (a drop of 60%, more than the 50% allowed); no sandbox marked stale"},
+			reason: "the CSP listing shows only 4 of the pool's 10 available sandboxes (a drop of 60%, more than the 50% allowed); no sandbox marked stale"},
 		{name: "listing drops 50%", faults: cspfake.Faults{ListLimit: 5}, wantMiss: 5, lists: true},
 	}
 	for _, tt := range tests {

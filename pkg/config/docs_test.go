@@ -167,7 +167,10 @@ func scannedVariables(t *testing.T) []string {
 				case *ast.SelectorExpr:
 					fn = fun.Sel.Name
 				case *ast.Ident:
-					fn = fun.Name
+					// A bare call is the Env value env; int(...) and friends are conversions.
+					if fun.Name == "env" {
+						fn = fun.Name
+					}
 				}
 				if !helpers[fn] {
 					return true

@@ -12,19 +12,35 @@ type Pool struct {
 	LabDuration time.Duration
 	Grace       time.Duration
 	HistoryTTL  time.Duration
+	// TombstoneTTL is how long a deleted or retired record (and its account uuid) is kept,
+	// so no late listing can hand the account out again.
+	TombstoneTTL time.Duration
 }
 
 // LoadPool reads TABLE_NAME, DYNAMODB_ENDPOINT, AWS_REGION, LAB_DURATION_HOURS,
-// GRACE_PERIOD_MINUTES and HISTORY_TTL_DAYS.
+// GRACE_PERIOD_MINUTES, HISTORY_TTL_DAYS and TOMBSTONE_TTL_DAYS.
+//
+// A history entry expires HISTORY_TTL_DAYS after it was written, a tombstone
+// TOMBSTONE_TTL_DAYS after the record became one. HISTORY_TTL_DAYS must therefore be at
+// least TOMBSTONE_TTL_DAYS: then the tombstone's own entry, and every entry written up to
+// (HISTORY_TTL_DAYS − TOMBSTONE_TTL_DAYS) before it, outlive the tombstone. The defaults
+// (180 and 90) cover an allocation, release and delete within 90 days of each other
+// many times over; older entries of a record that sat available for months may expire
+// first.
 func LoadPool(env Env) (Pool, error) {
 	r := &reader{env: env}
 	p := Pool{
-		TableName:   r.required("TABLE_NAME"),
-		Endpoint:    r.str("DYNAMODB_ENDPOINT", ""),
-		Region:      r.str("AWS_REGION", "us-east-1"),
-		LabDuration: r.duration("LAB_DURATION_HOURS", 48, time.Hour, 1, 24*30),
-		Grace:       r.duration("GRACE_PERIOD_MINUTES", 30, time.Minute, 0, 24*60),
-		HistoryTTL:  r.duration("HISTORY_TTL_DAYS", 30, 24*time.Hour, 1, 3650),
+		TableName:    r.required("TABLE_NAME"),
+		Endpoint:     r.str("DYNAMODB_ENDPOINT", ""),
+		Region:       r.str("AWS_REGION", "us-east-1"),
+		LabDuration:  r.duration("LAB_DURATION_HOURS", 48, time.Hour, 1, 24*30),
+		Grace:        r.duration("GRACE_PERIOD_MINUTES", 30, time.Minute, 0, 24*60),
+		HistoryTTL:   r.duration("HISTORY_TTL_DAYS", 180, 24*time.Hour, 1, 3650),
+		TombstoneTTL: r.duration("TOMBSTONE_TTL_DAYS", 90, 24*time.Hour, 1, 3650),
+	}
+	if p.HistoryTTL > 0 && p.TombstoneTTL > 0 && p.HistoryTTL < p.TombstoneTTL {
+		r.fail("HISTORY_TTL_DAYS", "must be at least TOMBSTONE_TTL_DAYS (%d), so a tombstone's history does not expire before it",
+			int(p.TombstoneTTL/(24*time.Hour)))
 	}
 	return p, r.err()
 }

@@ -1,12 +1,6 @@
 package pool
 
-import (
-	"context"
-	"fmt"
-)
-
-// Deleted marks, in history only, a sandbox whose item is gone.
-const Deleted Status = "deleted"
+import "context"
 
 // RecordDeleteFailure books one failed upstream delete on a pending_deletion sandbox:
 // attempts+1, the next attempt time and the error. It requires the attempts count that was
@@ -72,31 +66,4 @@ func (p *Pool) RetryDeletion(ctx context.Context, cur Sandbox, by Actor) (Sandbo
 	next.Status, next.StatusAt, next.Attempts, next.NextAttemptAt = PendingDeletion, now, 0, 0
 	next.UpdatedAt, next.Rev = now, cur.Rev+1
 	return next, nil
-}
-
-// Remove deletes the item of a pending_deletion sandbox after the CSP confirmed the delete.
-// Its history stays until the TTL.
-func (p *Pool) Remove(ctx context.Context, cur Sandbox, by Actor) error {
-	t := p.newTx("remove", cur.ID, expect{statuses: []Status{PendingDeletion}})
-	t.deleteSandbox(p.table)
-	return p.commit(ctx, t, PendingDeletion, Deleted, by)
-}
-
-// RemoveStale deletes a stale sandbox's record once it has been stale since cutoff or
-// earlier. A sandbox that sync brought back meanwhile is left alone.
-func (p *Pool) RemoveStale(ctx context.Context, cur Sandbox, cutoff int64, by Actor) error {
-	t := p.newTx("remove stale", cur.ID, expect{statuses: []Status{Stale}, dueBy: cutoff})
-	t.deleteSandbox(p.table)
-	return p.commit(ctx, t, Stale, Deleted, by)
-}
-
-// Purge deletes the database record of a stale or deletion_failed sandbox without any CSP
-// call (admin bulk-delete). No other status may be purged: that would orphan a live account.
-func (p *Pool) Purge(ctx context.Context, cur Sandbox, by Actor) error {
-	if cur.Status != Stale && cur.Status != DeletionFailed {
-		return fmt.Errorf("pool: purge %s: status %s may not be purged", cur.ID, cur.Status)
-	}
-	t := p.newTx("purge", cur.ID, expect{statuses: []Status{cur.Status}})
-	t.deleteSandbox(p.table)
-	return p.commit(ctx, t, cur.Status, Deleted, by)
 }

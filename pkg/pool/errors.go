@@ -21,6 +21,7 @@ var (
 const (
 	ItemSandbox = "sandbox"
 	ItemOwner   = "owner record"
+	ItemUUID    = "account uuid"
 )
 
 // ConditionError says which condition of which transition failed, with the item as it was
@@ -28,10 +29,13 @@ const (
 type ConditionError struct {
 	Op        string
 	SandboxID string
-	Item      string // ItemSandbox or ItemOwner
+	Item      string // ItemSandbox, ItemOwner or ItemUUID
 	Reason    string
 	Current   *Sandbox // the sandbox as it was; nil when it does not exist
 	Owner     *Owner   // the existing owner record, when Item is ItemOwner
+	// HeldBy is the sandbox that holds the account uuid, when Item is ItemUUID ("" when
+	// unknown).
+	HeldBy string
 }
 
 func (e *ConditionError) Error() string {

@@ -17,6 +17,8 @@ type expect struct {
 	owner    string // "": any owner
 	dueBy    int64  // status_at must be <= dueBy; 0: not checked
 	attempts *int   // nil: not checked
+	// withoutUUID: the record must not have claimed its account uuid yet (AdoptUUID)
+	withoutUUID bool
 }
 
 func (x expect) condition(e *expr) string {
@@ -48,6 +50,9 @@ func (x expect) condition(e *expr) string {
 		e.set(":want_attempts", *x.attempts)
 		parts = append(parts, e.use("#attempts = :want_attempts"))
 	}
+	if x.withoutUUID {
+		parts = append(parts, e.use("attribute_not_exists(#account_uuid)"))
+	}
 	return strings.Join(parts, " AND ")
 }
 
@@ -70,6 +75,8 @@ func (x expect) explain(cur *Sandbox) string {
 		return fmt.Sprintf("not due until %s", time.Unix(cur.StatusAt, 0).UTC().Format(time.RFC3339))
 	case x.attempts != nil && cur.Attempts != *x.attempts:
 		return fmt.Sprintf("attempts is %d, want %d", cur.Attempts, *x.attempts)
+	case x.withoutUUID && cur.AccountUUID != "":
+		return "already holds its account uuid"
 	}
 	return "condition failed"
 }

@@ -5,10 +5,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// StoredItem is s as the transitions store it, for tests that load thousands of sandboxes
-// with BatchWriteItem instead of one transaction each. It covers the statuses that need no
-// owner record.
-func StoredItem(s Sandbox) map[string]types.AttributeValue {
+// StoredItems are the items the transitions store for s (the record and, unless s has no
+// AccountUUID, its UUID item), for tests that load thousands of sandboxes with
+// BatchWriteItem instead of one transaction each, or that write a record as it was
+// before UUID items existed. It covers the statuses that need no owner record.
+func StoredItems(s Sandbox) []map[string]types.AttributeValue {
 	item, err := attributevalue.MarshalMap(s)
 	if err != nil {
 		panic(err)
@@ -20,5 +21,15 @@ func StoredItem(s Sandbox) map[string]types.AttributeValue {
 		item[AttrAvailShard] = av(shardOf(s.ID))
 		item[AttrAvailName] = av(s.Name)
 	}
-	return item
+	if s.AccountUUID == "" {
+		return []map[string]types.AttributeValue{item}
+	}
+	u, err := attributevalue.MarshalMap(uuidItem{UUID: s.AccountUUID, SandboxID: s.ID, TTL: s.TTL})
+	if err != nil {
+		panic(err)
+	}
+	for k, v := range uuidKey(s.AccountUUID) {
+		u[k] = v
+	}
+	return []map[string]types.AttributeValue{item, u}
 }

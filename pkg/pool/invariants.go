@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
 // Census is what a full read of the table found.
@@ -16,18 +17,38 @@ type Census struct {
 	ByStatus map[Status]int
 	Owners   int
 	History  int
+	UUIDs    int
+	Leases   int
+	Runs     int
 }
 
-// CheckInvariants reads the whole table and checks docs/architecture.md §5 (1)–(3) and the index
-// keys: every allocated sandbox has exactly the owner record that points back at it, every
-// owner record points at a sandbox allocated to its student under its key, and only
-// available sandboxes carry AvailableIndex keys, in the right shard. It is the proof the
-// concurrency tests run after each scenario, and an operator's consistency check.
+// CheckInvariants reads the whole table and checks docs/architecture.md §5 and the index
+// keys:
+//   - every allocated sandbox has exactly the owner record that points back at it, and every
+//     owner record points at a sandbox allocated to its student under its key (1)–(3);
+//   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
+//     carries none, has a tombstone status (no job queries one: ByStatus refuses due
+//     tombstones) and a TTL;
+//   - single use (7): no record whose history holds an allocation is available, stale or
+//     a candidate;
+//   - one record per account (8): every record holds its uuid item and every uuid item
+//     points at the record that holds it; no two records share an account uuid;
+//   - status_at agrees with the status (statusAtProblem);
+//   - every item is of a kind the pool writes; anything else is reported.
+//
+// It is the proof the concurrency tests run after each scenario, and an operator's
+// consistency check. Items whose TTL has passed are skipped: DynamoDB drops them within
+// days, not at once, so a tombstone and its uuid item may disappear apart.
 func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 	census := Census{ByStatus: map[Status]int{}}
 	sandboxes := map[string]Sandbox{}
 	avail := map[string]map[string]any{}
+	allocatedOnce := map[string]bool{}
+	uuids := map[string]uuidItem{}
 	var owners []Owner
+	var problems []error
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
+	now := p.now().Unix()
 	pages := dynamodb.NewScanPaginator(p.db, &dynamodb.ScanInput{TableName: aws.String(p.table), ConsistentRead: aws.Bool(true)})
 	for pages.HasMorePages() {
 		out, err := pages.NextPage(ctx)
@@ -35,19 +56,22 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			return census, wrapAPIError("scan", err)
 		}
 		for _, item := range out.Items {
-			var k struct{ PK, SK string }
-			var s Sandbox
-			var o Owner
-			var keys map[string]any
+			var k struct {
+				PK, SK string
+				TTL    int64  `dynamodbav:"ttl"`
+				To     Status `dynamodbav:"to_status"`
+			}
 			if err := attributevalue.UnmarshalMap(item, &k); err != nil {
 				return census, err
 			}
+			if k.TTL > 0 && k.TTL <= now {
+				continue
+			}
 			switch {
 			case strings.HasPrefix(k.PK, prefixSandbox) && k.SK == skMeta:
-				if err := attributevalue.UnmarshalMap(item, &s); err != nil {
-					return census, err
-				}
-				if err := attributevalue.UnmarshalMap(item, &keys); err != nil {
+				var s Sandbox
+				var keys map[string]any
+				if err := unmarshalBoth(item, &s, &keys); err != nil {
 					return census, err
 				}
 				sandboxes[s.ID] = s
@@ -55,18 +79,36 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				census.ByStatus[s.Status]++
 			case strings.HasPrefix(k.PK, prefixSandbox) && strings.HasPrefix(k.SK, prefixHistory):
 				census.History++
-			case strings.HasPrefix(k.PK, prefixOwner):
+				if k.To == Allocated {
+					allocatedOnce[strings.TrimPrefix(k.PK, prefixSandbox)] = true
+				}
+			case strings.HasPrefix(k.PK, prefixOwner) && strings.HasPrefix(k.SK, prefixIdem):
+				var o Owner
 				if err := attributevalue.UnmarshalMap(item, &o); err != nil {
 					return census, err
 				}
 				owners = append(owners, o)
 				census.Owners++
+			case strings.HasPrefix(k.PK, prefixUUID) && k.SK == skUUID:
+				var u uuidItem
+				if err := attributevalue.UnmarshalMap(item, &u); err != nil {
+					return census, err
+				}
+				if k.PK != prefixUUID+u.UUID {
+					bad("uuid item %s names account %s", k.PK, u.UUID)
+				}
+				uuids[u.UUID] = u
+				census.UUIDs++
+			case strings.HasPrefix(k.PK, prefixLease) && k.SK == skLease:
+				census.Leases++
+			case strings.HasPrefix(k.PK, prefixJob) && strings.HasPrefix(k.SK, prefixRun):
+				census.Runs++
+			default:
+				bad("item %s / %s is of no kind the pool writes", k.PK, k.SK)
 			}
 		}
 	}
 
-	var problems []error
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	claimedBy := map[string]Owner{}
 	for _, o := range owners {
 		if prev, dup := claimedBy[o.SandboxID]; dup {
@@ -83,6 +125,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			bad("owner record %q/%q points at sandbox %s allocated to %q/%q", o.Student, o.IdempotencyKey, s.ID, s.Owner, s.IdempotencyKey)
 		}
 	}
+	recordOf := map[string]string{} // account uuid → sandbox ID
 	for id, s := range sandboxes {
 		if !s.Status.Valid() {
 			bad("sandbox %s has unknown status %q", id, s.Status)
@@ -98,6 +141,82 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		} else if hasShard {
 			bad("%s sandbox %s still carries AvailableIndex keys", s.Status, id)
 		}
+		if allocatedOnce[id] && (s.Status == Available || s.Status == Stale || hasShard) {
+			bad("sandbox %s was allocated once and is %s again (single use)", id, s.Status)
+		}
+		if why := statusAtProblem(s); why != "" {
+			bad("%s sandbox %s: %s", s.Status, id, why)
+		}
+		if (s.TTL != 0) != s.Status.Tombstone() {
+			bad("%s sandbox %s has ttl %d: only tombstones expire", s.Status, id, s.TTL)
+		}
+
+		uuid := uuidOf(s)
+		if other, dup := recordOf[uuid]; dup {
+			bad("sandboxes %s and %s are records of one account %s", other, id, uuid)
+		}
+		recordOf[uuid] = id
+		u, held := uuids[uuid]
+		switch {
+		case s.AccountUUID == "":
+			bad("sandbox %s has not claimed its account uuid (a record from before uuid items; sync adopts it)", id)
+		case s.AccountUUID != AccountUUID(s.ExternalID):
+			bad("sandbox %s holds account %s but its external ID names %s", id, s.AccountUUID, AccountUUID(s.ExternalID))
+		case !held:
+			bad("sandbox %s has no uuid item for account %s", id, uuid)
+		case u.SandboxID != id:
+			bad("account %s of sandbox %s is held by sandbox %s", uuid, id, u.SandboxID)
+		case u.TTL != s.TTL:
+			bad("uuid item of sandbox %s expires at %d, the record at %d", id, u.TTL, s.TTL)
+		}
+	}
+	for uuid, u := range uuids {
+		if s, ok := sandboxes[u.SandboxID]; !ok || uuidOf(s) != uuid {
+			bad("uuid item of account %s points at sandbox %s, which is not its record", uuid, u.SandboxID)
+		}
 	}
 	return census, errors.Join(problems...)
+}
+
+// statusAtProblem says how s's status_at disagrees with its status, or "". These are the
+// rules every transition keeps (StatusIndex orders each status by the moment it next
+// needs attention):
+//
+//	available         the time it joined the pool: set, and not after updated_at
+//	allocated         expires_at
+//	pending_deletion  next_attempt_at once an attempt failed; before that the time the
+//	                  delete was requested (or retried), not before deletion_requested_at
+//	stale             stale_since
+//	deletion_failed   the time it failed: updated_at
+//	deleted, retired  the time it became a tombstone: updated_at, before its ttl
+func statusAtProblem(s Sandbox) string {
+	at := s.StatusAt
+	switch {
+	case at <= 0:
+		return "has no status_at"
+	case s.Status == Available && at > s.UpdatedAt:
+		return fmt.Sprintf("status_at %d is after updated_at %d", at, s.UpdatedAt)
+	case s.Status == Allocated && at != s.ExpiresAt:
+		return fmt.Sprintf("status_at %d is not expires_at %d", at, s.ExpiresAt)
+	case s.Status == PendingDeletion && s.Attempts > 0 && at != s.NextAttemptAt:
+		return fmt.Sprintf("status_at %d is not next_attempt_at %d after %d attempts", at, s.NextAttemptAt, s.Attempts)
+	case s.Status == PendingDeletion && s.Attempts == 0 && (s.NextAttemptAt != 0 || at < s.DeletionRequestedAt):
+		return fmt.Sprintf("status_at %d before any attempt, with deletion_requested_at %d and next_attempt_at %d", at, s.DeletionRequestedAt, s.NextAttemptAt)
+	case s.Status == Stale && at != s.StaleSince:
+		return fmt.Sprintf("status_at %d is not stale_since %d", at, s.StaleSince)
+	case (s.Status == DeletionFailed || s.Status.Tombstone()) && at != s.UpdatedAt:
+		return fmt.Sprintf("status_at %d is not updated_at %d", at, s.UpdatedAt)
+	case s.Status.Tombstone() && s.TTL <= at:
+		return fmt.Sprintf("ttl %d is not after status_at %d", s.TTL, at)
+	}
+	return ""
+}
+
+func unmarshalBoth(item map[string]types.AttributeValue, into ...any) error {
+	for _, v := range into {
+		if err := attributevalue.UnmarshalMap(item, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }

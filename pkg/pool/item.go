@@ -2,6 +2,7 @@ package pool
 
 import (
 	"hash/fnv"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -15,10 +16,27 @@ const (
 	PendingDeletion Status = "pending_deletion"
 	Stale           Status = "stale"
 	DeletionFailed  Status = "deletion_failed"
+	// Deleted is the tombstone of an account the CSP confirmed deleted.
+	Deleted Status = "deleted"
+	// Retired is the tombstone of a record an operator (or auto-delete-stale) took out
+	// of the pool without a CSP delete.
+	Retired Status = "retired"
+
+	// Removed is not a stored status: it is the to_status of the history entry of a
+	// record that was deleted outright (a never-allocated stale record).
+	Removed Status = "removed"
 )
 
-// Statuses lists every status a stored sandbox can have.
-var Statuses = []Status{Available, Allocated, PendingDeletion, Stale, DeletionFailed}
+// Statuses lists every status a stored sandbox can have, live ones first.
+var Statuses = append(append([]Status{}, LiveStatuses...), Deleted, Retired)
+
+// LiveStatuses are the statuses the jobs manage. Tombstones are not among them: no job
+// reads them.
+var LiveStatuses = []Status{Available, Allocated, PendingDeletion, Stale, DeletionFailed}
+
+// Tombstone reports whether s is a tombstone: a record kept (with its history, until
+// its TTL) only so the account is never adopted again (docs/architecture.md §4).
+func (s Status) Tombstone() bool { return s == Deleted || s == Retired }
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool {
@@ -32,9 +50,12 @@ func (s Status) Valid() bool {
 
 // Sandbox is one pool item. Times are unix seconds, as on the wire.
 type Sandbox struct {
-	ID            string `dynamodbav:"sandbox_id"`
-	Name          string `dynamodbav:"name"`
-	ExternalID    string `dynamodbav:"external_id"`
+	ID         string `dynamodbav:"sandbox_id"`
+	Name       string `dynamodbav:"name"`
+	ExternalID string `dynamodbav:"external_id"`
+	// AccountUUID is AccountUUID(ExternalID), written with the UUID item that makes it
+	// unique (uuid.go). Empty on records created before UUID items existed.
+	AccountUUID   string `dynamodbav:"account_uuid,omitempty"`
 	SFDCAccountID string `dynamodbav:"sfdc_account_id,omitempty"`
 	CreatedAt     int64  `dynamodbav:"created_at,omitempty"`
 
@@ -60,6 +81,8 @@ type Sandbox struct {
 	StaleSince  int64 `dynamodbav:"stale_since,omitempty"`
 	LastSynced  int64 `dynamodbav:"last_synced,omitempty"`
 	UpdatedAt   int64 `dynamodbav:"updated_at,omitempty"`
+	// TTL is when DynamoDB may drop a tombstone (unix seconds); 0 on live records.
+	TTL int64 `dynamodbav:"ttl,omitempty"`
 }
 
 // Owner is the record that ties a (student, idempotency key) to its live allocation. It is
@@ -101,7 +124,16 @@ const (
 	skMeta        = "META"
 	prefixIdem    = "IDEM#"
 	prefixHistory = "HIST#"
+	prefixUUID    = "UUID#"
+	skUUID        = "UUID"
 )
+
+// AccountUUID is the CSP account's uuid: the last path segment of its external ID
+// ("identity/accounts/<uuid>"). It is the account's identity across listings, whatever
+// sandbox ID (csp_id, or the uuid itself) a listing shows it under.
+func AccountUUID(externalID string) string {
+	return externalID[strings.LastIndexByte(externalID, '/')+1:]
+}
 
 func sandboxPK(id string) string { return prefixSandbox + id }
 

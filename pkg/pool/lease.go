@@ -45,7 +45,9 @@ const (
 
 // AcquireLease takes the job's lease for holder for ttl: one conditional put that succeeds
 // only when no lease exists or the existing one has expired. A lease held by another run
-// returns a *LeaseHeldError.
+// returns a *LeaseHeldError. A lease already held by holder is this run's own: the SDK
+// retried a put whose first attempt landed but whose answer was lost, and the retry then
+// fails the condition on the item the first attempt wrote. It is returned as acquired.
 func (p *Pool) AcquireLease(ctx context.Context, job, holder string, ttl time.Duration) (Lease, error) {
 	now := p.now()
 	l := Lease{Job: job, Holder: holder, AcquiredAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
@@ -71,6 +73,9 @@ func (p *Pool) AcquireLease(ctx context.Context, job, holder string, ttl time.Du
 		var cur Lease
 		if err := attributevalue.UnmarshalMap(failed.Item, &cur); err != nil {
 			return Lease{}, fmt.Errorf("pool: decode lease of job %s: %w", job, err)
+		}
+		if cur.Holder == holder {
+			return cur, nil
 		}
 		return Lease{}, &LeaseHeldError{Current: cur}
 	}

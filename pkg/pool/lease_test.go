@@ -94,3 +94,25 @@ func TestLeaseConcurrentAcquireHasOneWinner(t *testing.T) {
 	}
 	pooltest.Check(t, p)
 }
+
+// An SDK retry of the lease put whose first attempt landed finds the lease held by the
+// same run: that is the run's own lease, not another run's.
+func TestLeaseRetriedByItsHolderIsItsOwn(t *testing.T) {
+	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
+	p := pooltest.New(t, pool.WithClock(clock.Now))
+	first, err := p.AcquireLease(ctx, "sync", "run-1", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Second)
+	again, err := p.AcquireLease(ctx, "sync", "run-1", time.Minute)
+	if err != nil || again != first {
+		t.Fatalf("the holder's second acquire = %+v, %v; want its lease %+v", again, err, first)
+	}
+	_, err = p.AcquireLease(ctx, "sync", "run-2", time.Minute)
+	wantLeaseHeldBy(t, err, "run-1")
+	if err := p.ReleaseLease(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	pooltest.Check(t, p)
+}

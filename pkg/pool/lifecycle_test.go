@@ -96,7 +96,7 @@ func TestDeletionLedger(t *testing.T) {
 	if got := mustGet(t, p, s.ID); got != gaveUp || got.Status != pool.DeletionFailed || got.Attempts != 2 || got.LastError != "HTTP 500 again" {
 		t.Fatalf("after giving up stored %+v", got)
 	}
-	err = p.Remove(ctx, gaveUp, cleanupJob)
+	_, err = p.MarkDeleted(ctx, gaveUp, cleanupJob)
 	wantCondition(t, err, pool.ItemSandbox, "status is deletion_failed, want pending_deletion")
 
 	admin := pool.Actor{Kind: "admin", Name: "ops"}
@@ -110,12 +110,23 @@ func TestDeletionLedger(t *testing.T) {
 	_, err = p.RetryDeletion(ctx, retried, admin)
 	wantCondition(t, err, pool.ItemSandbox, "status is pending_deletion, want deletion_failed")
 
-	if err := p.Remove(ctx, retried, cleanupJob); err != nil {
+	dead, err := p.MarkDeleted(ctx, retried, cleanupJob)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Get(ctx, s.ID); !errors.Is(err, pool.ErrNotFound) {
-		t.Fatalf("removed sandbox still readable: %v", err)
+	if got := mustGet(t, p, s.ID); got != dead || got.Status != pool.Deleted || got.TTL != got.StatusAt+90*24*3600 || got.Owner == "" {
+		t.Fatalf("tombstone stored %+v, returned %+v", got, dead)
 	}
+	// A tombstone is final: no transition of a live record applies to it.
+	_, err = p.RetryDeletion(ctx, dead, admin)
+	wantCondition(t, err, pool.ItemSandbox, "status is deleted, want deletion_failed")
+	// Neither the record nor the account's uuid can be created again.
+	_, err = p.Create(ctx, account(1), syncJob)
+	wantCondition(t, err, pool.ItemSandbox, "already exists (status deleted)")
+	relisted := account(1)
+	relisted.ID = pool.AccountUUID(relisted.ExternalID)
+	_, err = p.Create(ctx, relisted, syncJob)
+	wantCondition(t, err, pool.ItemUUID, "account "+relisted.ID+" is held by sandbox "+s.ID)
 	hist, err := p.History(ctx, s.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -179,6 +190,12 @@ func TestStaleLifecycle(t *testing.T) {
 	if _, err := p.Get(ctx, ss[1].ID); !errors.Is(err, pool.ErrNotFound) {
 		t.Fatalf("stale record not removed: %v", err)
 	}
+	pooltest.Check(t, p)
+	// It was never allocated, and its uuid item went with it: the account may come back.
+	if _, err := p.Create(ctx, account(2), syncJob); err != nil {
+		t.Fatalf("a removed never-allocated record cannot be adopted again: %v", err)
+	}
+	pooltest.Check(t, p)
 }
 
 // shardOfCandidate finds which shard lists a sandbox, by asking every shard.
@@ -196,12 +213,12 @@ func shardOfCandidate(t *testing.T, p *pool.Pool, id string) int {
 	return 0
 }
 
-func TestPurgeOnlyStaleOrFailed(t *testing.T) {
+func TestRetireOnlyStaleOrFailed(t *testing.T) {
 	p := pooltest.New(t)
-	ss := seed(t, p, account(1), account(2))
+	ss := seed(t, p, account(1), account(2), account(3))
 	admin := pool.Actor{Kind: "admin", Name: "ops"}
-	if err := p.Purge(ctx, ss[0], admin); err == nil {
-		t.Fatal("purged an available sandbox")
+	if _, err := p.Retire(ctx, ss[0], 0, admin); err == nil {
+		t.Fatal("retired an available sandbox")
 	}
 	stale, err := p.MarkStale(ctx, ss[1], syncJob)
 	if err != nil {
@@ -211,10 +228,25 @@ func TestPurgeOnlyStaleOrFailed(t *testing.T) {
 	if _, err := p.Unstale(ctx, stale, account(2), syncJob); err != nil {
 		t.Fatal(err)
 	}
-	wantCondition(t, p.Purge(ctx, stale, admin), pool.ItemSandbox, "status is available, want stale")
+	_, err = p.Retire(ctx, stale, 0, admin)
+	wantCondition(t, err, pool.ItemSandbox, "status is available, want stale")
 	if got := mustGet(t, p, ss[1].ID); got.Status != pool.Available {
-		t.Fatalf("purge touched a revived sandbox: %+v", got)
+		t.Fatalf("retire touched a revived sandbox: %+v", got)
 	}
+	stale3, err := p.MarkStale(ctx, ss[2], syncJob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Retire(ctx, stale3, stale3.StaleSince-1, admin)
+	wantCondition(t, err, pool.ItemSandbox, "not due until "+time.Unix(stale3.StaleSince, 0).UTC().Format(time.RFC3339))
+	retired, err := p.Retire(ctx, stale3, stale3.StaleSince, admin)
+	if err != nil || retired.Status != pool.Retired || mustGet(t, p, ss[2].ID) != retired {
+		t.Fatalf("retire: %+v %v", retired, err)
+	}
+	// Retired is a tombstone: the account cannot be created again.
+	_, err = p.Create(ctx, account(3), syncJob)
+	wantCondition(t, err, pool.ItemSandbox, "already exists (status retired)")
+	pooltest.Check(t, p)
 }
 
 func TestRefreshWritesOnlyChanges(t *testing.T) {

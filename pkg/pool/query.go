@@ -72,8 +72,14 @@ func (p *Pool) Candidates(ctx context.Context, shard int, prefix string, limit i
 
 // ByStatus yields every sandbox of one status in status_at order, page after page to the
 // end. With dueBy > 0 it yields only those whose status_at is at or before dueBy (due
-// cleanup work, expired allocations, stale records past the grace).
+// cleanup work, expired allocations, stale records past the grace). A tombstone is never
+// due work: asking for due tombstones is refused.
 func (p *Pool) ByStatus(ctx context.Context, status Status, dueBy int64) iter.Seq2[Sandbox, error] {
+	if dueBy > 0 && status.Tombstone() {
+		return func(yield func(Sandbox, error) bool) {
+			yield(Sandbox{}, fmt.Errorf("pool: %s records are tombstones, never due work", status))
+		}
+	}
 	in, e := statusQuery(status, dueBy)
 	return decode[Sandbox](p.query(ctx, in, e))
 }

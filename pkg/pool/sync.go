@@ -2,18 +2,26 @@ package pool
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 )
 
-// Create adds a sandbox the CSP listed and the pool does not know, as available. It fails
-// with a *ConditionError if the item exists, whatever its status.
+// Create adds a sandbox the CSP listed and the pool does not know, as available, with the
+// UUID item of its account, in one transaction. It fails with a *ConditionError if the
+// item exists, whatever its status (ItemSandbox, Current set: a tombstone among them), or
+// if any record, live or tombstoned, already holds the account's uuid (ItemUUID, HeldBy
+// set). So a listing read before a delete was booked can never re-create the account.
 func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error) {
+	uuid := AccountUUID(a.ExternalID)
+	if uuid == "" {
+		return Sandbox{}, fmt.Errorf("pool: create %s: external ID %q names no account uuid", a.ID, a.ExternalID)
+	}
 	now := p.now().Unix()
 	s := Sandbox{
-		ID: a.ID, Name: a.Name, ExternalID: a.ExternalID, SFDCAccountID: a.SFDCAccountID, CreatedAt: a.CreatedAt,
-		Status: Available, StatusAt: now, Rev: 1, LastSynced: now, UpdatedAt: now,
+		ID: a.ID, Name: a.Name, ExternalID: a.ExternalID, AccountUUID: uuid, SFDCAccountID: a.SFDCAccountID,
+		CreatedAt: a.CreatedAt, Status: Available, StatusAt: now, Rev: 1, LastSynced: now, UpdatedAt: now,
 	}
 	item, err := attributevalue.MarshalMap(s)
 	if err != nil {
@@ -26,6 +34,7 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 	item[AttrAvailName] = av(a.Name)
 	t := p.newTx("create", a.ID, expect{absent: true})
 	t.putSandbox(p.table, item)
+	t.claimUUID(p.table, uuid)
 	if err := p.commit(ctx, t, "", Available, by); err != nil {
 		return Sandbox{}, err
 	}
@@ -38,6 +47,9 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account) (Sandbox, error) {
 	if !Changed(cur, a) && cur.MissedSyncs == 0 {
 		return cur, nil
+	}
+	if err := sameAccount(cur, a); err != nil {
+		return Sandbox{}, err
 	}
 	now := p.now().Unix()
 	t := p.newTx("refresh", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
@@ -90,6 +102,9 @@ func (p *Pool) MarkStale(ctx context.Context, cur Sandbox, by Actor) (Sandbox, e
 // Unstale brings a stale sandbox the CSP lists again back: stale → available, with the
 // listed fields.
 func (p *Pool) Unstale(ctx context.Context, cur Sandbox, a Account, by Actor) (Sandbox, error) {
+	if err := sameAccount(cur, a); err != nil {
+		return Sandbox{}, err
+	}
 	now := p.now().Unix()
 	t := p.newTx("unstale", cur.ID, expect{statuses: []Status{Stale}, rev: cur.Rev})
 	var e expr
@@ -103,6 +118,17 @@ func (p *Pool) Unstale(ctx context.Context, cur Sandbox, a Account, by Actor) (S
 	next := withAccount(cur, a, now)
 	next.Status, next.StatusAt, next.StaleSince = Available, now, 0
 	return next, nil
+}
+
+// ErrOtherAccount: a listing shows a sandbox ID with another account's uuid. The record
+// keeps its account: a uuid never moves between records.
+var ErrOtherAccount = fmt.Errorf("pool: the listing names another account under this sandbox ID: %w", ErrConflict)
+
+func sameAccount(cur Sandbox, a Account) error {
+	if AccountUUID(a.ExternalID) != uuidOf(cur) {
+		return fmt.Errorf("pool: sandbox %s: %w", cur.ID, ErrOtherAccount)
+	}
+	return nil
 }
 
 // Changed reports whether the CSP listing differs from the stored sandbox.

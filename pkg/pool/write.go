@@ -21,7 +21,7 @@ type tx struct {
 	sandboxID string
 	want      expect
 	items     []types.TransactWriteItem
-	kinds     []string // ItemSandbox, ItemOwner or "" (history), parallel to items
+	kinds     []string // ItemSandbox, ItemOwner, ItemUUID or "" (history), parallel to items
 }
 
 func (p *Pool) newTx(op, sandboxID string, want expect) *tx {
@@ -164,6 +164,15 @@ func (t *tx) conditionError(kind string, item map[string]types.AttributeValue) e
 			if err := attributevalue.UnmarshalMap(item, &o); err == nil {
 				ce.Owner = &o
 				ce.Reason = fmt.Sprintf("already exists for sandbox %s", o.SandboxID)
+			}
+		}
+	case ItemUUID:
+		ce.Reason = "held by another record"
+		if len(item) > 0 {
+			var u uuidItem
+			if err := attributevalue.UnmarshalMap(item, &u); err == nil {
+				ce.HeldBy = u.SandboxID
+				ce.Reason = fmt.Sprintf("account %s is held by sandbox %s", u.UUID, u.SandboxID)
 			}
 		}
 	}

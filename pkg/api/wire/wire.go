@@ -4,7 +4,7 @@
 package wire
 
 // Statuses are the sandbox statuses, in the order listings and statistics use.
-var Statuses = []string{"available", "allocated", "pending_deletion", "stale", "deletion_failed"}
+var Statuses = []string{"available", "allocated", "pending_deletion", "stale", "deletion_failed", "deleted", "retired"}
 
 // Sandbox is a sandbox as operators see it: the student route's fields plus the lifecycle,
 // times in unix seconds, null when not set.
@@ -62,7 +62,8 @@ type SandboxDetail struct {
 	History []HistoryEntry `json:"history"`
 }
 
-// Stats keeps upstream's top-level keys and adds the available count per name prefix.
+// Stats keeps upstream's top-level keys and adds the tombstone counts and the available
+// count per name prefix. Total counts live sandboxes, tombstones not.
 type Stats struct {
 	Total             int            `json:"total"`
 	Available         int            `json:"available"`
@@ -70,6 +71,8 @@ type Stats struct {
 	PendingDeletion   int            `json:"pending_deletion"`
 	Stale             int            `json:"stale"`
 	DeletionFailed    int            `json:"deletion_failed"`
+	Deleted           int            `json:"deleted"`
+	Retired           int            `json:"retired"`
 	AvailableByPrefix map[string]int `json:"available_by_prefix"`
 }
 

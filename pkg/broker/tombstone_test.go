@@ -1,0 +1,283 @@
+package broker_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+// allocateRelease allocates each named account to a student of its own and releases it:
+// allocated → pending_deletion through the broker, as a track does.
+func (e *jobEnv) allocateRelease(t *testing.T, accounts []cspfake.Account) {
+	t.Helper()
+	for i, a := range accounts {
+		student := fmt.Sprintf("wave1-%d", i)
+		alloc, err := e.broker.Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: a.Name})
+		if err != nil || alloc.SandboxID != sandboxID(a) {
+			t.Fatalf("allocate %s: %+v %v", a.Name, alloc, err)
+		}
+		if _, err := e.broker.Release(ctx, alloc.SandboxID, student, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// allocateWave allocates to n new students and returns the sandbox IDs they got; a
+// student who finds no free sandbox gets ErrNoSandbox.
+func (e *jobEnv) allocateWave(t *testing.T, prefix string, n int) []string {
+	t.Helper()
+	reqs := make([]broker.AllocateRequest, n)
+	for i := range reqs {
+		reqs[i] = broker.AllocateRequest{Student: fmt.Sprintf("%s-%d", prefix, i)}
+	}
+	var got []string
+	for _, r := range allocateAll(e.broker, reqs) {
+		switch {
+		case r.err == nil:
+			got = append(got, r.alloc.SandboxID)
+		case !errors.Is(r.err, broker.ErrNoSandbox):
+			t.Fatalf("%s: %v", r.req.Student, r.err)
+		}
+	}
+	return got
+}
+
+// The racing-sync interleaving, forced: sync reads the listing, cleanup then confirms the
+// delete of a listed account, and only then does sync read the pool and write. The
+// create is conditioned on the record and the account uuid not existing, so the account
+// stays a tombstone.
+func TestSyncRacingACleanupNeverRecreatesTheAccount(t *testing.T) {
+	accounts := cspfake.Generate(3, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	e.released(t, accounts[:1])
+	raced := false
+	broker.SetAfterListing(e.runner, func() {
+		if raced {
+			return
+		}
+		raced = true
+		wantCounts(t, e.run(t, "cleanup"), map[string]int{"deleted": 1})
+	})
+
+	sum := e.run(t, "sync")
+	wantCounts(t, sum, map[string]int{"listed": 3, "created": 2, "tombstoned": 1, "in_use": 0, "uuid_conflicts": 0})
+	if s := e.get(t, sandboxID(accounts[0])); s.Status != pool.Deleted || !e.fake.Deleted(accounts[0].UUID()) {
+		t.Fatalf("the account deleted mid-sync: %+v (deleted upstream %v)", s, e.fake.Deleted(accounts[0].UUID()))
+	}
+	if n, _ := e.pool.CountAvailable(ctx, ""); n != 2 {
+		t.Fatalf("%d available, want the 2 never-allocated accounts", n)
+	}
+	pooltest.Check(t, e.pool)
+}
+
+// The CSP keeps listing deleted accounts, as active, across several syncs: none comes
+// back, and a second wave of students gets none of them.
+func TestSyncListingLagNeverResurrects(t *testing.T) {
+	accounts := cspfake.Generate(6, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 6})
+	used := accounts[:3]
+	e.allocateRelease(t, used)
+	wantCounts(t, e.run(t, "cleanup"), map[string]int{"deleted": 3})
+	// The lag: the listing shows the deleted accounts again.
+	e.fake.Seed(used...)
+	for range 4 {
+		e.clock.Advance(10 * time.Minute)
+		sum := e.run(t, "sync")
+		wantCounts(t, sum, map[string]int{"listed": 6, "tombstoned": 3, "unchanged": 3, "created": 0, "unstaled": 0})
+		if sum.Alarm != "" {
+			t.Fatalf("sync alarm %q: %s", sum.Alarm, sum.Reason)
+		}
+		pooltest.Check(t, e.pool)
+	}
+	got := e.allocateWave(t, "wave2", 5)
+	if len(got) != 3 {
+		t.Fatalf("second wave got %v, want the 3 never-used sandboxes", got)
+	}
+	for _, a := range used {
+		if slices.Contains(got, sandboxID(a)) {
+			t.Fatalf("%s was handed out a second time", a.Name)
+		}
+		if s := e.get(t, sandboxID(a)); s.Status != pool.Deleted {
+			t.Fatalf("tombstone changed: %+v", s)
+		}
+	}
+	pooltest.Check(t, e.pool)
+}
+
+// bulk-delete of deletion_failed leaves retired tombstones: the accounts still exist in
+// the CSP, with the last students' users, and no sync may adopt them again.
+func TestBulkDeleteOfFailedDeletionsThenSync(t *testing.T) {
+	accounts := cspfake.Generate(4, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	e.released(t, accounts[:2])
+	for _, a := range accounts[:2] {
+		if _, err := e.pool.FailDeletion(ctx, e.get(t, sandboxID(a)), "HTTP 500", cleanupActor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := e.broker.BulkDelete(ctx, pool.DeletionFailed, pool.Actor{Kind: "admin", Name: "ops"})
+	if err != nil || res.Deleted != 2 || !res.Complete {
+		t.Fatalf("bulk delete: %+v %v", res, err)
+	}
+	for range 3 {
+		e.clock.Advance(10 * time.Minute)
+		wantCounts(t, e.run(t, "sync"), map[string]int{"listed": 4, "tombstoned": 2})
+	}
+	got := e.allocateWave(t, "after-bulk", 4)
+	if len(got) != 2 || slices.Contains(got, sandboxID(accounts[0])) || slices.Contains(got, sandboxID(accounts[1])) {
+		t.Fatalf("allocations after bulk delete and sync: %v", got)
+	}
+	if census := pooltest.Check(t, e.pool); census.ByStatus[pool.Retired] != 2 {
+		t.Fatalf("census %+v", census)
+	}
+	if n := e.count(t, pool.Retired); n != 2 {
+		t.Fatalf("%d retired listed by status, want 2", n)
+	}
+	page, err := e.broker.List(ctx, pool.ListFilter{Status: pool.Retired}, 10, "")
+	if err != nil || len(page.Sandboxes) != 2 {
+		t.Fatalf("admin list of retired: %+v %v", page, err)
+	}
+}
+
+// One account listed first without csp_id (its uuid is its sandbox ID), later with one:
+// one record, a conflict counted, and the record is not struck as missing.
+func TestSyncOneRecordPerAccountUUID(t *testing.T) {
+	a := cspfake.Generate(1, nil)[0]
+	bare := a
+	bare.CSPID = 0
+	e := newJobEnv(t, envOptions{accounts: []cspfake.Account{bare}})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 1})
+	if s := e.get(t, a.UUID()); s.ID != a.UUID() || s.AccountUUID != a.UUID() {
+		t.Fatalf("record of an account without csp_id: %+v", s)
+	}
+	e.fake.Seed(a)
+	for range 3 {
+		e.clock.Advance(10 * time.Minute)
+		sum := e.run(t, "sync")
+		wantCounts(t, sum, map[string]int{"listed": 1, "created": 0, "uuid_conflicts": 1, "missed": 0, "marked_stale": 0})
+	}
+	if _, err := e.pool.Get(ctx, sandboxID(a)); !errors.Is(err, pool.ErrNotFound) {
+		t.Fatalf("a second record for one account: %v", err)
+	}
+	if s := e.get(t, a.UUID()); s.Status != pool.Available || s.MissedSyncs != 0 {
+		t.Fatalf("the record of a listed account was struck: %+v", s)
+	}
+	if logs := e.logs.String(); !containsAll(logs, "listed_sandbox_id", sandboxID(a), a.UUID()) {
+		t.Fatalf("conflict not logged:\n%s", logs)
+	}
+	pooltest.Check(t, e.pool)
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// The shrink guard measures available sandboxes only: 5 of 10 go stale over two syncs,
+// then one more goes missing; it is struck, and no alarm is raised.
+func TestSyncShrinkGuardCountsAvailableOnly(t *testing.T) {
+	accounts := cspfake.Generate(10, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 10})
+	e.fake.Seed(withState(accounts[:5], "deleted")...)
+	wantCounts(t, e.run(t, "sync"), map[string]int{"missed": 5})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"marked_stale": 5})
+	e.fake.Seed(withState(accounts[5:6], "deleted")...)
+	for _, want := range []map[string]int{{"missed": 1, "marked_stale": 0}, {"missed": 0, "marked_stale": 1}} {
+		sum := e.run(t, "sync")
+		if sum.Alarm != "" {
+			t.Fatalf("alarm %q: %s", sum.Alarm, sum.Reason)
+		}
+		wantCounts(t, sum, want)
+	}
+	if n := e.count(t, pool.Stale); n != 6 {
+		t.Fatalf("%d stale, want 6", n)
+	}
+	pooltest.Check(t, e.pool)
+}
+
+// For a track a tombstone is a sandbox that is gone: 404 to GET and to mark-for-deletion.
+func TestTombstoneIsNotFoundForTracks(t *testing.T) {
+	accounts := cspfake.Generate(1, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 1})
+	e.allocateRelease(t, accounts)
+	id := sandboxID(accounts[0])
+	if _, err := e.broker.Sandbox(ctx, id, "wave1-0"); err != nil {
+		t.Fatalf("a released sandbox is its student's until deleted: %v", err)
+	}
+	wantCounts(t, e.run(t, "cleanup"), map[string]int{"deleted": 1})
+	if _, err := e.broker.Sandbox(ctx, id, "wave1-0"); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("GET of a tombstone: %v, want ErrNotFound", err)
+	}
+	if _, err := e.broker.Release(ctx, id, "wave1-0", ""); !errors.Is(err, broker.ErrNotFound) {
+		t.Fatalf("mark-for-deletion of a tombstone: %v, want ErrNotFound", err)
+	}
+	s, history, err := e.broker.Inspect(ctx, id)
+	if err != nil || s == nil || s.Status != pool.Deleted || len(history) != 4 {
+		t.Fatalf("inspect of a tombstone: %+v, %d entries, %v", s, len(history), err)
+	}
+	pooltest.Check(t, e.pool)
+}
+
+// An SDK retry of the lease put that finds the run's own lease runs the job.
+func TestRunWithItsOwnLeaseRuns(t *testing.T) {
+	e := newJobEnv(t, envOptions{})
+	if _, err := e.pool.AcquireLease(ctx, "expiry", "run-retried", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := e.runner.RunWithID(ctx, "expiry", "run-retried")
+	if err != nil || sum.Outcome != broker.OutcomeOK {
+		t.Fatalf("run holding its own lease: %+v %v", sum, err)
+	}
+	if _, held, _ := e.pool.CurrentLease(ctx, "expiry"); held {
+		t.Fatal("the run did not release its lease")
+	}
+	pooltest.Check(t, e.pool)
+}
+
+// A record written before UUID items existed (here a stale one, listed again) gets its
+// uuid item from the next sync, once, and is then synced as any other.
+func TestSyncAdoptsTheUUIDOfOldRecords(t *testing.T) {
+	accounts := cspfake.Generate(2, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	old := asPoolAccount(accounts[0])
+	at := e.clock.Now().Unix()
+	item, err := attributevalue.MarshalMap(pool.Sandbox{ID: old.ID, Name: old.Name, ExternalID: old.ExternalID,
+		SFDCAccountID: old.SFDCAccountID, CreatedAt: old.CreatedAt, Status: pool.Stale, StatusAt: at, StaleSince: at, UpdatedAt: at, Rev: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	item["PK"] = &types.AttributeValueMemberS{Value: "SBX#" + old.ID}
+	item["SK"] = &types.AttributeValueMemberS{Value: "META"}
+	if _, err := pooltest.Client().PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(e.pool.Table()), Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.CheckInvariants(ctx); err == nil || !strings.Contains(err.Error(), "has not claimed its account uuid") {
+		t.Fatalf("an old record is not reported: %v", err)
+	}
+	wantCounts(t, e.run(t, "sync"), map[string]int{"uuid_adopted": 1, "unstaled": 1, "created": 1, "uuid_conflicts": 0})
+	if s := e.get(t, old.ID); s.Status != pool.Available || s.AccountUUID != accounts[0].UUID() {
+		t.Fatalf("old record after sync: %+v", s)
+	}
+	wantCounts(t, e.run(t, "sync"), map[string]int{"uuid_adopted": 0, "unchanged": 2})
+	pooltest.Check(t, e.pool)
+}

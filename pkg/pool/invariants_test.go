@@ -1,0 +1,126 @@
+package pool_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+func putRaw(t *testing.T, p *pool.Pool, items ...map[string]types.AttributeValue) {
+	t.Helper()
+	for _, item := range items {
+		if _, err := pooltest.Client().PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(p.Table()), Item: item}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func wantProblems(t *testing.T, p *pool.Pool, want ...string) {
+	t.Helper()
+	_, err := p.CheckInvariants(ctx)
+	for _, w := range want {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Fatalf("invariant check: %v; want a problem saying %q", err, w)
+		}
+	}
+}
+
+// legacy is a record as it was stored before UUID items existed.
+func legacy(id, uuid string) pool.Sandbox {
+	now := time.Now().Unix()
+	return pool.Sandbox{ID: id, Name: "lab-" + id, ExternalID: "identity/accounts/" + uuid,
+		Status: pool.Available, StatusAt: now, UpdatedAt: now, Rev: 1}
+}
+
+// Records from before UUID items are adopted once; two records of one account are
+// reported, and the second keeps no uuid item of its own.
+func TestAdoptUUIDMigratesOldRecords(t *testing.T) {
+	p := pooltest.New(t)
+	const uuid = "00000000-0000-4000-8000-00000000aaaa"
+	putRaw(t, p, pool.StoredItems(legacy("2000001", uuid))...)
+	wantProblems(t, p, "sandbox 2000001 has not claimed its account uuid")
+
+	old := mustGet(t, p, "2000001")
+	adopted, err := p.AdoptUUID(ctx, old)
+	if err != nil || adopted.AccountUUID != uuid || mustGet(t, p, "2000001") != adopted || adopted.Rev != old.Rev {
+		t.Fatalf("adopt: %+v %v", adopted, err)
+	}
+	pooltest.Check(t, p)
+	_, err = p.AdoptUUID(ctx, old)
+	wantCondition(t, err, pool.ItemSandbox, "already holds its account uuid")
+
+	// A duplicate from before: the same account under another sandbox ID.
+	putRaw(t, p, pool.StoredItems(legacy("2000002", uuid))...)
+	_, err = p.AdoptUUID(ctx, mustGet(t, p, "2000002"))
+	var ce *pool.ConditionError
+	if !errors.As(err, &ce) || ce.Item != pool.ItemUUID || ce.HeldBy != "2000001" {
+		t.Fatalf("adopting a second record of one account: %v", err)
+	}
+	wantProblems(t, p, "are records of one account "+uuid)
+}
+
+// The checker reports what it does not recognise and what breaks single use.
+func TestCheckInvariantsReportsUnknownItemsAndReuse(t *testing.T) {
+	p := pooltest.New(t)
+	s := seed(t, p, account(1))[0]
+	pooltest.Check(t, p)
+	putRaw(t, p, map[string]types.AttributeValue{
+		"PK": &types.AttributeValueMemberS{Value: "CACHE#x"}, "SK": &types.AttributeValueMemberS{Value: "1"},
+	})
+	wantProblems(t, p, "item CACHE#x / 1 is of no kind the pool writes")
+
+	q := pooltest.New(t)
+	s = seed(t, q, account(2))[0]
+	if _, err := q.Claim(ctx, s, claimFor("alice", time.Now()), student); err != nil {
+		t.Fatal(err)
+	}
+	// Force the record back to available, as a buggy write would: its history holds
+	// the allocation.
+	back := s
+	back.Rev = 9
+	putRaw(t, q, pool.StoredItems(back)...)
+	wantProblems(t, q, "sandbox "+s.ID+" was allocated once and is available again (single use)")
+}
+
+// A tombstone is never due work: a due-work query of a tombstone status is refused, and
+// tombstones are listable by status only.
+func TestTombstonesAreNeverDueWork(t *testing.T) {
+	p := pooltest.New(t)
+	s := seed(t, p, account(1))[0]
+	if _, err := p.Claim(ctx, s, claimFor("alice", time.Now()), student); err != nil {
+		t.Fatal(err)
+	}
+	released, err := p.Release(ctx, mustGet(t, p, s.ID), "alice", student)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.MarkDeleted(ctx, released, cleanupJob); err != nil {
+		t.Fatal(err)
+	}
+	for _, status := range []pool.Status{pool.Deleted, pool.Retired} {
+		for _, err := range p.ByStatus(ctx, status, time.Now().Add(time.Hour).Unix()) {
+			if err == nil || !strings.Contains(err.Error(), "never due work") {
+				t.Fatalf("due %s query: %v", status, err)
+			}
+		}
+	}
+	n := 0
+	for got, err := range p.ByStatus(ctx, pool.Deleted, 0) {
+		if err != nil || got.ID != s.ID {
+			t.Fatalf("listing deleted: %+v %v", got, err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("%d deleted listed, want 1", n)
+	}
+	pooltest.Check(t, p)
+}
