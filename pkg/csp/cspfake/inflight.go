@@ -155,8 +155,7 @@ func (w *DeleteWatch) wait(ctx context.Context, done func() bool) error {
 	}
 }
 
-// InFlight is the number of deletes between arrival and answer now; Peak the most there
-// ever were at once.
+// InFlight is the number of deletes between arrival and answer now.
 func (w *DeleteWatch) InFlight() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
