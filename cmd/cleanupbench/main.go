@@ -1,7 +1,10 @@
 // Command cleanupbench measures how fast cleanup drains released sandboxes against a CSP
 // whose deletes are slow and rate limited: a fake CSP over HTTP with a fixed delete latency
 // and a token-bucket limiter (burst 1) that answers 429 beyond the allowed rate, and the
-// pool on one DynamoDB Local. Each row drains 80 sandboxes with deletes in flight and,
+// pool on one DynamoDB Local. The limiter decides at arrival (cspfake.DeleteWatch), as a
+// gateway in front of the CSP would: the fake's own limiter decides after the injected
+// latency, where a loaded machine's timer jitter of tens of milliseconds on a 7 s sleep
+// would be measured instead of cleanup's pacing. Each row drains 80 sandboxes with deletes in flight and,
 // beside it, measures one delete at a time (CLEANUP_MAX_IN_FLIGHT=1) over its first few
 // deletes, because draining 80 that way takes up to ten minutes a row. Every scenario has
 // its own table and fake CSP, and all run at the same time: one run, one table.
@@ -11,7 +14,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -142,9 +144,10 @@ func drain(ctx context.Context, db *dynamodb.Client, table string, sc scenario) 
 	if err := releaseAll(ctx, p, accounts); err != nil {
 		return result{}, err
 	}
-	if err := fake.SetFaults(cspfake.Faults{DeleteLatency: sc.latency, DeleteRateLimit: sc.rate, DeleteBurst: 1}); err != nil {
+	if err := fake.SetFaults(cspfake.Faults{DeleteLatency: sc.latency}); err != nil {
 		return result{}, err
 	}
+	watch.LimitArrivals(sc.rate)
 	client, err := csp.New(csp.Options{BaseURL: fake.URL(), Token: token, RequestTimeout: requestTimeout})
 	if err != nil {
 		return result{}, err
@@ -179,13 +182,7 @@ func drain(ctx context.Context, db *dynamodb.Client, table string, sc scenario) 
 	if accepted := fake.AcceptedDeletes(); len(accepted) > 1 {
 		res.rate = float64(len(accepted)-1) / accepted[len(accepted)-1].Sub(accepted[0]).Seconds()
 	}
-	for _, d := range fake.Deletes() {
-		res.sent++
-		if d.Status == http.StatusTooManyRequests {
-			res.limited++
-		}
-	}
-	res.peak = watch.Peak()
+	res.sent, res.limited, res.peak = len(watch.Arrivals()), len(watch.RateLimited()), watch.Peak()
 	return res, err
 }
 

@@ -2,6 +2,7 @@ package cspfake
 
 import (
 	"context"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -24,6 +25,8 @@ type DeleteWatch struct {
 	limited  []RateLimitedAnswer
 	holding  bool
 	held     []chan struct{} // one per waiting request, in arrival order
+	// arrivalLimit is the limiter of LimitArrivals (rate 0: none).
+	arrivalLimit bucket
 }
 
 // RateLimitedAnswer is one 429 the server sent.
@@ -45,6 +48,11 @@ func (s *Server) WatchDeletes() *DeleteWatch {
 			return
 		}
 		defer w.leave()
+		if ok, wait := w.admit(); !ok {
+			w.rateLimited(wait)
+			writeReply(rw, reply{status: http.StatusTooManyRequests, retryAfter: wait, body: jsonError("rate limit exceeded")})
+			return
+		}
 		rec := &answerRecorder{ResponseWriter: rw}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusTooManyRequests {
@@ -52,6 +60,24 @@ func (s *Server) WatchDeletes() *DeleteWatch {
 		}
 	})
 	return w
+}
+
+// LimitArrivals answers 429 with Retry-After, at arrival (after a hold, before auth and
+// the injected latency), to the deletes beyond rate per second (a token bucket of burst 1): a CSP
+// whose limiter sits in front of its slow delete, as an API gateway's does, so the
+// jitter of the delete's own latency does not reach the limiter. 0 turns it off. The
+// server's own Faults.DeleteRateLimit instead decides after the injected latency.
+func (w *DeleteWatch) LimitArrivals(rate float64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.arrivalLimit.reset(rate, 1, w.now())
+}
+
+// admit takes a token from the arrival limiter, or says how long until one is available.
+func (w *DeleteWatch) admit() (bool, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.arrivalLimit.take(w.now())
 }
 
 // arrive counts a delete in flight and, while holding, waits to be released; false means
@@ -87,10 +113,12 @@ func (w *DeleteWatch) leave() {
 	w.notify()
 }
 
+// rateLimited records a 429 and the Retry-After it carried, whole seconds rounded up.
 func (w *DeleteWatch) rateLimited(retryAfter time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.limited = append(w.limited, RateLimitedAnswer{At: w.now(), RetryAfter: retryAfter})
+	secs := time.Duration(max(1, math.Ceil(retryAfter.Seconds()))) * time.Second
+	w.limited = append(w.limited, RateLimitedAnswer{At: w.now(), RetryAfter: secs})
 }
 
 // notify wakes the Wait methods; the caller holds w.mu.

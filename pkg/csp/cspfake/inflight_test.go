@@ -66,4 +66,19 @@ func TestDeleteWatchHoldsCountsAndReleases(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || len(limited) != 1 || limited[0].RetryAfter != 2*time.Second {
 		t.Fatalf("status %d, rate limited %+v", resp.StatusCode, limited)
 	}
+
+	// A limiter at arrival answers before the server sees the request.
+	if err := s.SetFaults(Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	w.LimitArrivals(0.5)
+	seen := len(s.Deletes())
+	first, _ := do(t, http.MethodDelete, s.URL()+"/sandbox/accounts/"+accounts[3].UUID(), "Token "+token)
+	second, _ := do(t, http.MethodDelete, s.URL()+"/sandbox/accounts/"+accounts[3].UUID(), "Token "+token)
+	limited = w.RateLimited()
+	if first.StatusCode != http.StatusNotFound || second.StatusCode != http.StatusTooManyRequests || second.Header.Get("Retry-After") != "2" ||
+		len(limited) != 2 || limited[1].RetryAfter != 2*time.Second || len(s.Deletes()) != seen+1 {
+		t.Fatalf("arrival limiter: %d then %d (Retry-After %q), limited %+v, %d deletes reached the server",
+			first.StatusCode, second.StatusCode, second.Header.Get("Retry-After"), limited, len(s.Deletes())-seen)
+	}
 }
