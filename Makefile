@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help test lint bench deps tools vet fmt run build synth diff deploy
+.PHONY: help test lint bench deps tools vet fmt run build synth diff deploy cleanup-bench
 
 ## help: this list of targets, from their ## lines.
 help:
@@ -56,6 +56,10 @@ test: tools deps vet lint
 ## bench: the allocation benchmark table (engine vs upstream strategy, one DynamoDB Local).
 bench: tools deps
 	$(GO) run ./cmd/poolbench
+
+## cleanup-bench: the cleanup drain table (deletes in flight vs one at a time, fake CSP with delete latency and a 429 limiter, one DynamoDB Local; about 2 minutes).
+cleanup-bench: tools deps
+	$(GO) run ./cmd/cleanupbench
 
 ## run: the whole broker on 127.0.0.1 (DynamoDB Local, fake CSP, jobs, API Gateway emulator).
 run: tools deps

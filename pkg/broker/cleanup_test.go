@@ -34,8 +34,9 @@ func uuids(accounts []cspfake.Account) []string {
 
 func TestCleanupDeletesDueSandboxesOldestFirst(t *testing.T) {
 	accounts := cspfake.Generate(6, nil)
-	// Query pages of 2 items: the due list is read to its end (docs/upstream.md D10).
-	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 2})
+	// Query pages of 2 items: the due list is read to its end (docs/upstream.md D10). One delete at a time,
+	// so the order the CSP sees is the order they were started in.
+	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 2, jobs: func(c *config.Jobs) { c.CleanupMaxInFlight = 1 }})
 	for _, a := range accounts {
 		e.released(t, []cspfake.Account{a})
 		e.clock.Advance(time.Minute)
@@ -181,9 +182,12 @@ func TestCleanupStopsWhenTheBreakerOpens(t *testing.T) {
 	if sum.Outcome != broker.OutcomePartial || sum.Alarm != broker.AlarmCleanupBreakerOpen || !strings.Contains(sum.Reason, "circuit breaker is open") {
 		t.Fatalf("summary %+v", sum)
 	}
-	wantCounts(t, sum, map[string]int{"failed": 5, "deleted": 0})
-	if n := len(e.fake.Deletes()); n != 5 {
-		t.Fatalf("CSP got %d deletes, want the 5 that opened the breaker", n)
+	// The fifth failure opens the breaker; deletes started before its answer came back
+	// are answered too, and booked.
+	sent := len(e.fake.Deletes())
+	wantCounts(t, sum, map[string]int{"failed": sent, "deleted": 0})
+	if sent < 5 {
+		t.Fatalf("CSP got %d deletes, want at least the 5 that opened the breaker", sent)
 	}
 	booked, untouched := 0, 0
 	for _, a := range accounts {
@@ -197,13 +201,13 @@ func TestCleanupStopsWhenTheBreakerOpens(t *testing.T) {
 			t.Fatalf("sandbox neither booked nor untouched: %+v", s)
 		}
 	}
-	if booked != 5 || untouched != 15 {
-		t.Fatalf("%d booked, %d untouched; want 5 and 15", booked, untouched)
+	if booked != sent || untouched != 20-sent {
+		t.Fatalf("%d booked, %d untouched; want %d and %d", booked, untouched, sent, 20-sent)
 	}
 
 	// While the breaker is open, a run sends nothing and books nothing.
 	sum = e.run(t, "cleanup")
-	if sum.Outcome != broker.OutcomePartial || sum.Alarm != broker.AlarmCleanupBreakerOpen || len(e.fake.Deletes()) != 5 {
+	if sum.Outcome != broker.OutcomePartial || sum.Alarm != broker.AlarmCleanupBreakerOpen || len(e.fake.Deletes()) != sent {
 		t.Fatalf("run with the breaker open: %+v, %d deletes", sum, len(e.fake.Deletes()))
 	}
 
@@ -280,28 +284,45 @@ func TestCleanupGivesUpAfterMaxAttempts(t *testing.T) {
 	pooltest.Check(t, e.pool)
 }
 
+// TestCleanupStopsBeforeItsDeadline runs cleanup with too little time for all its work,
+// deletes in flight: a delete starts only while a whole request timeout and the booking
+// are left, so every delete sent is answered and booked before the run returns.
 func TestCleanupStopsBeforeItsDeadline(t *testing.T) {
 	t.Parallel()
-	accounts := cspfake.Generate(12, nil)
-	e := newJobEnv(t, envOptions{accounts: accounts, csp: func(o *csp.Options) { o.RequestTimeout = 500 * time.Millisecond }})
+	accounts := cspfake.Generate(30, nil)
+	e := newJobEnv(t, envOptions{
+		accounts: accounts,
+		csp:      func(o *csp.Options) { o.RequestTimeout = 500 * time.Millisecond },
+		jobs:     func(c *config.Jobs) { c.DeletesPerSecond = 5 },
+	})
 	e.released(t, accounts)
 	e.setFaults(t, cspfake.Faults{DeleteLatency: 200 * time.Millisecond})
 
-	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	short, cancel := context.WithTimeout(ctx, 4*time.Second)
 	defer cancel()
 	deadline, _ := short.Deadline()
 	sum, err := e.runner.Run(short, "cleanup")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if returned := time.Now(); !returned.Before(deadline) {
+	returned := time.Now()
+	if !returned.Before(deadline) {
 		t.Fatalf("run returned %s after its deadline", returned.Sub(deadline))
 	}
 	deleted := sum.Counts["deleted"]
 	if sum.Outcome != broker.OutcomePartial || !strings.Contains(sum.Reason, "deadline") || deleted == 0 || deleted >= len(accounts) {
 		t.Fatalf("summary %+v", sum)
 	}
-	t.Logf("a 2 s run with 200 ms deletes and a 500 ms request timeout deleted %d of %d in %d ms", deleted, len(accounts), sum.DurationMS)
+	t.Logf("a 4 s run with 200 ms deletes, 5 starts/s and a 500 ms request timeout deleted %d of %d in %d ms", deleted, len(accounts), sum.DurationMS)
+	// Every delete sent was answered, and every answer booked.
+	if sent := len(e.fake.Deletes()); sent != deleted {
+		t.Fatalf("the CSP answered %d deletes, the run booked %d", sent, deleted)
+	}
+	for _, r := range e.fake.Requests() {
+		if r.Status == 0 {
+			t.Fatalf("a delete was left unanswered: %+v", r)
+		}
+	}
 	// Nothing was cut half-way: a sandbox is deleted in both places or untouched in both.
 	for _, a := range accounts {
 		if e.fake.Deleted(a.UUID()) != e.deletedIn(t, a) {
@@ -324,7 +345,9 @@ func TestCleanupStopsBeforeItsDeadline(t *testing.T) {
 }
 
 // TestCleanupKeepsToTheCSPRateLimit paces deletes at the CSP's own limit (a token bucket of
-// 5 per second, burst 1) and measures the rate the CSP accepted.
+// 5 per second, burst 1): the deletes the CSP accepted never came closer than its limit.
+// The share of the limit reached is logged here and measured by cmd/cleanupbench: on a
+// loaded machine it depends on the scheduler, which a test must not assert on.
 func TestCleanupKeepsToTheCSPRateLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 5.0
@@ -349,9 +372,6 @@ func TestCleanupKeepsToTheCSPRateLimit(t *testing.T) {
 		rate, 100*rate/limit, limit, closest, sum.Counts["rate_limited"])
 	if rate > limit || closest < time.Duration(float64(time.Second)/limit) {
 		t.Fatalf("cleanup outran its configured pace: %.2f/s, closest spacing %s", rate, closest)
-	}
-	if rate < 0.9*limit {
-		t.Fatalf("achieved %.2f deletes/s, below 90%% of the allowed %.0f/s", rate, limit)
 	}
 }
 
@@ -388,18 +408,29 @@ func TestCleanupRateLimitedIsNotAFailure(t *testing.T) {
 	}
 
 	// A CSP that asks for a wait longer than the run has left ends the run; the sandboxes
-	// left are untouched, not charged.
+	// left are untouched, not charged. (The run needs a request timeout and the booking
+	// reserve left to start a delete: 2 s + 1 s, before the 0.5 s kept to finish.)
 	more := cspfake.Generate(8, nil)[4:]
 	e.fake.Seed(more...)
 	e.released(t, more)
 	e.setFaults(t, cspfake.Faults{DeleteRateLimit: 0.05, DeleteBurst: 1})
-	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	sentBefore := len(e.fake.Deletes())
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	sum, err := e.runner.Run(short, "cleanup")
-	if err != nil || sum.Outcome != broker.OutcomePartial {
+	if err != nil || sum.Outcome != broker.OutcomePartial || !strings.Contains(sum.Reason, "deadline") {
 		t.Fatalf("summary %+v, %v", sum, err)
 	}
-	wantCounts(t, sum, map[string]int{"deleted": 1, "rate_limited": 1, "failed": 0})
+	refused = 0
+	for _, d := range e.fake.Deletes()[sentBefore:] {
+		if d.Status == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Fatal("the CSP refused nothing: the scenario did not rate limit")
+	}
+	wantCounts(t, sum, map[string]int{"deleted": 1, "rate_limited": refused, "failed": 0})
 	for _, a := range more {
 		if s, err := e.pool.Get(ctx, sandboxID(a)); err == nil && (s.Attempts != 0 || s.LastError != "") {
 			t.Fatalf("rate limiting charged an attempt: %+v", s)

@@ -3,31 +3,48 @@ package broker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
 // jobRun is the state of one run: its summary so far, its actor for history entries, and
-// the moment it must stop starting work (the context deadline minus finishReserve).
+// the moment it must stop starting work (the context deadline minus finishReserve). Its
+// mutators are safe for concurrent use, so a job may book work from several goroutines
+// (cleanup's deletes); the summary is read once the job function has returned.
 type jobRun struct {
 	summary      *RunSummary
 	actor        pool.Actor
 	workDeadline time.Time // zero: no deadline
+
+	mu sync.Mutex // guards summary while the job runs
 }
 
-func (run *jobRun) count(name string, n int) { run.summary.Counts[name] += n }
+func (run *jobRun) count(name string, n int) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	run.summary.Counts[name] += n
+}
 
 // addError keeps the first few errors of a run as examples for the operator.
 func (run *jobRun) addError(err error) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
 	if len(run.summary.Errors) < maxErrorSamples {
 		run.summary.Errors = append(run.summary.Errors, err.Error())
 	}
 }
 
-// stop ends the run early on purpose; the rest is the next run's.
+// stop ends the run early on purpose; the rest is the next run's. The first reason given
+// is the one reported: later ones (the deadline reached while the calls in flight after
+// an open breaker finish) are its consequences.
 func (run *jobRun) stop(reason string) {
-	run.summary.Outcome, run.summary.Reason = OutcomePartial, reason
+	run.mu.Lock()
+	defer run.mu.Unlock()
+	if run.summary.Outcome != OutcomePartial {
+		run.summary.Outcome, run.summary.Reason = OutcomePartial, reason
+	}
 }
 
 // interrupted stops the run because ctx ended or the work deadline passed.
@@ -41,6 +58,8 @@ func (run *jobRun) interrupted(ctx context.Context) {
 
 // alarm raises an alarm; the first one raised in a run is the one reported.
 func (run *jobRun) alarm(name string) {
+	run.mu.Lock()
+	defer run.mu.Unlock()
 	if run.summary.Alarm == "" {
 		run.summary.Alarm = name
 	}

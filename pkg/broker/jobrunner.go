@@ -45,6 +45,9 @@ type JobDeps struct {
 type JobMetrics interface {
 	JobRun(job string, counts map[string]int, alarm string, duration time.Duration)
 	PoolGauges(byStatus map[string]int, total int)
+	// TimesToDelete gets, for each sandbox a run deleted, the time from its release to the
+	// confirmed delete.
+	TimesToDelete(job string, times []time.Duration)
 }
 
 // JobRunner runs the background jobs of the job table (Jobs). It is the one entry point
@@ -73,7 +76,7 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	}
 	// A zero config.Jobs would pace deletes at 0/s and back off for 0 s: catch a caller
 	// that built one by hand instead of with config.LoadJobs.
-	if c := d.Config; c.DeletesPerSecond <= 0 || c.IntervalScale <= 0 || c.CleanupMaxAttempts < 1 ||
+	if c := d.Config; c.DeletesPerSecond <= 0 || c.IntervalScale <= 0 || c.CleanupMaxAttempts < 1 || c.CleanupMaxInFlight < 1 ||
 		c.StaleStrikes < 1 || c.CleanupBackoffBase <= 0 || c.CleanupBackoffCap < c.CleanupBackoffBase || c.LeaseTTL <= 0 {
 		return nil, fmt.Errorf("broker: job configuration is incomplete (load it with config.LoadJobs): %+v", d.Config)
 	}

@@ -156,12 +156,20 @@ type recordedMetrics struct {
 	runs  []string
 	gauge map[string]int
 	total int
+	// timesToDelete holds every value TimesToDelete got.
+	timesToDelete []time.Duration
 }
 
 func (m *recordedMetrics) JobRun(job string, counts map[string]int, _ string, _ time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.runs = append(m.runs, job)
+}
+
+func (m *recordedMetrics) TimesToDelete(job string, times []time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.timesToDelete = append(m.timesToDelete, times...)
 }
 
 func (m *recordedMetrics) PoolGauges(byStatus map[string]int, total int) {

@@ -35,6 +35,8 @@ type jobEnv struct {
 	broker *broker.Broker
 	logs   *testkit.Buffer
 	cfg    config.Jobs
+	// deletes watches the fake's delete requests (envOptions.watchDeletes).
+	deletes *cspfake.DeleteWatch
 }
 
 type envOptions struct {
@@ -42,6 +44,8 @@ type envOptions struct {
 	csp       func(*csp.Options)
 	accounts  []cspfake.Account
 	poolPages int
+	// watchDeletes puts a cspfake.DeleteWatch in front of the fake's deletes.
+	watchDeletes bool
 }
 
 func newJobEnv(t *testing.T, o envOptions) *jobEnv {
@@ -56,6 +60,9 @@ func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 
 	e.fake = cspfake.New(cspfake.Options{Token: cspToken})
 	e.fake.Seed(o.accounts...)
+	if o.watchDeletes {
+		e.deletes = e.fake.WatchDeletes()
+	}
 	if err := e.fake.Start(); err != nil {
 		t.Fatal(err)
 	}

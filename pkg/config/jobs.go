@@ -16,8 +16,11 @@ type Jobs struct {
 	// (exponential, full jitter), before IntervalScale.
 	CleanupBackoffBase time.Duration
 	CleanupBackoffCap  time.Duration
-	// DeletesPerSecond paces cleanup's CSP deletes.
+	// DeletesPerSecond paces the starts of cleanup's CSP deletes.
 	DeletesPerSecond float64
+	// CleanupMaxInFlight is how many CSP deletes cleanup runs at once. A delete takes 5–10 s
+	// (docs/upstream.md §9), so reaching DeletesPerSecond takes about rate × latency of them.
+	CleanupMaxInFlight int
 	// StaleGrace is how long a sandbox stays stale before its record is deleted.
 	StaleGrace time.Duration
 	// LeaseTTL bounds how long a run that died without releasing its lease blocks the
@@ -30,7 +33,7 @@ type Jobs struct {
 
 // LoadJobs reads SYNC_STALE_STRIKES (2), SYNC_MAX_SHRINK_FRACTION (0.5),
 // CLEANUP_MAX_ATTEMPTS (6), CLEANUP_BACKOFF_BASE_SECONDS (60), CLEANUP_BACKOFF_CAP_SECONDS
-// (3600), CLEANUP_DELETES_PER_SECOND (1), STALE_GRACE_HOURS (24), JOB_LEASE_TTL_SECONDS
+// (3600), CLEANUP_DELETES_PER_SECOND (1), CLEANUP_MAX_IN_FLIGHT (16), STALE_GRACE_HOURS (24), JOB_LEASE_TTL_SECONDS
 // (900, the longest a Lambda function runs) and JOB_INTERVAL_SCALE (1).
 func LoadJobs(env Env) (Jobs, error) {
 	r := &reader{env: env}
@@ -41,6 +44,7 @@ func LoadJobs(env Env) (Jobs, error) {
 		CleanupBackoffBase: r.duration("CLEANUP_BACKOFF_BASE_SECONDS", 60, time.Second, 1, 24*3600),
 		CleanupBackoffCap:  r.duration("CLEANUP_BACKOFF_CAP_SECONDS", 3600, time.Second, 1, 7*24*3600),
 		DeletesPerSecond:   r.float("CLEANUP_DELETES_PER_SECOND", 1, 0.01, 100),
+		CleanupMaxInFlight: r.int("CLEANUP_MAX_IN_FLIGHT", 16, 1, 64),
 		StaleGrace:         r.duration("STALE_GRACE_HOURS", 24, time.Hour, 1, 720),
 		LeaseTTL:           r.duration("JOB_LEASE_TTL_SECONDS", 900, time.Second, 60, 24*3600),
 		IntervalScale:      r.float("JOB_INTERVAL_SCALE", 1, 0, 1),

@@ -3,6 +3,7 @@ package obs
 import (
 	"encoding/json"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -31,7 +32,14 @@ const (
 	// dimension Alarm: each name belongs to one job, and a CloudWatch alarm must name the
 	// exact dimension set it watches, so Alarm alone is what the stack's alarm matches.
 	MetricJobAlarm = "JobAlarm"
+	// MetricTimeToDelete is, per sandbox cleanup deleted, the seconds from its release
+	// (mark-for-deletion or expiry) to the confirmed CSP delete, with dimension Job: a
+	// distribution, so CloudWatch can chart its p50 and p99.
+	MetricTimeToDelete = "TimeToDelete"
 )
+
+// emfMaxValues is the most values one EMF document may carry for a metric.
+const emfMaxValues = 100
 
 // PoolMetric names the gauge of one sandbox status: available → PoolAvailable,
 // deletion_failed → PoolDeletionFailed.
@@ -99,10 +107,23 @@ func (m *Metrics) JobRun(job string, counts map[string]int, alarm string, durati
 	}
 }
 
+// TimesToDelete records, for each sandbox a job run deleted, how long after its release the
+// delete was confirmed: one value per sandbox, in documents of at most emfMaxValues.
+func (m *Metrics) TimesToDelete(job string, times []time.Duration) {
+	for chunk := range slices.Chunk(times, emfMaxValues) {
+		seconds := make([]float64, len(chunk))
+		for i, d := range chunk {
+			seconds[i] = d.Seconds()
+		}
+		m.emit([]string{"Job"}, map[string]string{"Job": job}, []metricValue{{MetricTimeToDelete, "Seconds", seconds}})
+	}
+}
+
 type metricValue struct {
-	name  string
-	unit  string
-	value float64
+	name string
+	unit string
+	// value is a float64, or a []float64 of several data points of one metric.
+	value any
 }
 
 // emit writes one EMF document: the _aws metadata naming the metrics and their dimension,

@@ -163,3 +163,36 @@ func TestARaisedAlarmIsAMetricWithTheAlarmDimension(t *testing.T) {
 		t.Fatalf("a run without an alarm published JobAlarm: %s", buf.String())
 	}
 }
+
+// TestTimesToDeleteIsADistribution checks that each deleted sandbox is one data point in
+// seconds, and that a large run is split into EMF documents of at most 100 values.
+func TestTimesToDeleteIsADistribution(t *testing.T) {
+	var buf bytes.Buffer
+	m := obs.NewMetrics(&buf, "SandboxBroker")
+	times := make([]time.Duration, 150)
+	for i := range times {
+		times[i] = time.Duration(i+1) * 500 * time.Millisecond
+	}
+	m.TimesToDelete("cleanup", times)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d documents for 150 values, want 2", len(lines))
+	}
+	var got []float64
+	for _, line := range lines {
+		dims, units, values := emfDoc(t, line)
+		if len(dims) != 1 || len(dims[0]) != 1 || dims[0][0] != "Job" || values["Job"] != "cleanup" || units[obs.MetricTimeToDelete] != "Seconds" {
+			t.Fatalf("dims %v units %v values %v", dims, units, values)
+		}
+		points, ok := values[obs.MetricTimeToDelete].([]any)
+		if !ok || len(points) > 100 {
+			t.Fatalf("values %v: want an array of at most 100", values[obs.MetricTimeToDelete])
+		}
+		for _, p := range points {
+			got = append(got, p.(float64))
+		}
+	}
+	if len(got) != 150 || got[0] != 0.5 || got[149] != 75 {
+		t.Fatalf("%d values, first %v, last %v; want 150 from 0.5 to 75", len(got), got[0], got[len(got)-1])
+	}
+}
