@@ -3,9 +3,9 @@ package cspfake
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/fakeserve"
 )
 
 // Faults is the misbehaviour the fake injects. The zero value is a healthy
@@ -182,105 +182,34 @@ const (
 // FaultsFromEnv builds Faults from the FAKE_CSP_* variables; unset or empty
 // variables leave the zero value. Every bad variable is reported, by name.
 func FaultsFromEnv(getenv func(string) string) (Faults, error) {
-	p := envParser{getenv: getenv}
+	p := fakeserve.NewEnv(getenv)
 	var f Faults
-	latency := p.duration(EnvLatency)
-	f.ListLatency = p.durationOr(EnvListLatency, latency)
-	f.DeleteLatency = p.durationOr(EnvDeleteLatency, latency)
-	f.ListDrop = Trigger{Next: p.int(EnvListDropNext), Rate: p.float(EnvListDropRate)}
-	f.DeleteDrop = Trigger{Next: p.int(EnvDeleteDropNext), Rate: p.float(EnvDeleteDropRate)}
+	latency := p.Duration(EnvLatency, 0)
+	f.ListLatency = p.Duration(EnvListLatency, latency)
+	f.DeleteLatency = p.Duration(EnvDeleteLatency, latency)
+	f.ListDrop = Trigger{Next: p.Int(EnvListDropNext), Rate: p.Float(EnvListDropRate)}
+	f.DeleteDrop = Trigger{Next: p.Int(EnvDeleteDropNext), Rate: p.Float(EnvDeleteDropRate)}
 	f.ListFail = Failure{
-		Trigger: Trigger{Next: p.int(EnvListFailNext), Rate: p.float(EnvListFailRate)},
-		Status:  p.int(EnvListFailStatus),
-		Body:    BodyKind(p.str(EnvListFailBody)),
+		Trigger: Trigger{Next: p.Int(EnvListFailNext), Rate: p.Float(EnvListFailRate)},
+		Status:  p.Int(EnvListFailStatus),
+		Body:    BodyKind(p.Str(EnvListFailBody)),
 	}
 	f.DeleteFail = Failure{
-		Trigger: Trigger{Next: p.int(EnvDeleteFailNext), Rate: p.float(EnvDeleteFailRate)},
-		Status:  p.int(EnvDeleteFailStatus),
-		Body:    BodyKind(p.str(EnvDeleteFailBody)),
-		UUIDs:   p.list(EnvDeleteFailUUIDs),
+		Trigger: Trigger{Next: p.Int(EnvDeleteFailNext), Rate: p.Float(EnvDeleteFailRate)},
+		Status:  p.Int(EnvDeleteFailStatus),
+		Body:    BodyKind(p.Str(EnvDeleteFailBody)),
+		UUIDs:   p.List(EnvDeleteFailUUIDs),
 	}
-	f.ListEmpty = p.bool(EnvListEmpty)
-	f.ListLimit = p.int(EnvListLimit)
-	f.ListFraction = p.float(EnvListFraction)
-	f.Paging = PagingMode(p.str(EnvPaging))
-	f.PageCap = p.int(EnvPageCap)
-	f.DeletedListLag = p.duration(EnvDeletedListLag)
-	f.DeleteRateLimit = p.float(EnvDeleteRateLimit)
-	f.DeleteBurst = p.int(EnvDeleteBurst)
-	if err := errors.Join(append(p.errs, f.Validate())...); err != nil {
+	f.ListEmpty = p.Bool(EnvListEmpty)
+	f.ListLimit = p.Int(EnvListLimit)
+	f.ListFraction = p.Float(EnvListFraction)
+	f.Paging = PagingMode(p.Str(EnvPaging))
+	f.PageCap = p.Int(EnvPageCap)
+	f.DeletedListLag = p.Duration(EnvDeletedListLag, 0)
+	f.DeleteRateLimit = p.Float(EnvDeleteRateLimit)
+	f.DeleteBurst = p.Int(EnvDeleteBurst)
+	if err := errors.Join(p.Err(), f.Validate()); err != nil {
 		return Faults{}, fmt.Errorf("cspfake: fault environment: %w", err)
 	}
 	return f, nil
-}
-
-type envParser struct {
-	getenv func(string) string
-	errs   []error
-}
-
-func (p *envParser) str(name string) string { return strings.TrimSpace(p.getenv(name)) }
-
-func (p *envParser) fail(name, v, want string) {
-	p.errs = append(p.errs, fmt.Errorf("%s=%q: want %s", name, v, want))
-}
-
-func (p *envParser) duration(name string) time.Duration { return p.durationOr(name, 0) }
-
-func (p *envParser) durationOr(name string, def time.Duration) time.Duration {
-	v := p.str(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		p.fail(name, v, `a duration such as "250ms"`)
-	}
-	return d
-}
-
-func (p *envParser) int(name string) int {
-	v := p.str(name)
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		p.fail(name, v, "an integer")
-	}
-	return n
-}
-
-func (p *envParser) float(name string) float64 {
-	v := p.str(name)
-	if v == "" {
-		return 0
-	}
-	x, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		p.fail(name, v, "a number")
-	}
-	return x
-}
-
-func (p *envParser) bool(name string) bool {
-	v := p.str(name)
-	if v == "" {
-		return false
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		p.fail(name, v, "true or false")
-	}
-	return b
-}
-
-func (p *envParser) list(name string) []string {
-	var out []string
-	for s := range strings.SplitSeq(p.str(name), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

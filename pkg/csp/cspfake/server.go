@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/fakeserve"
 )
 
 // Options configures a Server.
@@ -66,10 +68,9 @@ type DeleteRecord struct {
 // Server is a fake CSP. Apart from Start and Close, which must not race
 // each other, its methods are safe for concurrent use.
 type Server struct {
-	opts   Options
-	srv    *http.Server
-	url    string
-	served chan struct{}
+	opts Options
+	srv  *http.Server
+	run  fakeserve.Server
 
 	mu       sync.Mutex
 	accounts []*entry
@@ -128,22 +129,15 @@ func New(opts Options) *Server {
 
 // Start validates the options and serves in the background until Close.
 func (s *Server) Start() error {
-	if s.served != nil {
+	if s.run.Started() {
 		return errors.New("cspfake: already started")
 	}
 	if err := s.validate(); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", s.opts.Addr)
-	if err != nil {
+	if err := s.run.Start(s.srv, s.opts.Addr); err != nil {
 		return fmt.Errorf("cspfake: listen: %w", err)
 	}
-	s.url = "http://" + ln.Addr().String() + basePath
-	s.served = make(chan struct{})
-	go func() {
-		defer close(s.served)
-		_ = s.srv.Serve(ln) // always http.ErrServerClosed after Close
-	}()
 	return nil
 }
 
@@ -169,17 +163,12 @@ func (s *Server) validate() error {
 }
 
 // URL is the API root to use as the client's base URL, ending in /v2.
-func (s *Server) URL() string { return s.url }
+func (s *Server) URL() string { return s.run.URL() + basePath }
 
 // Close stops the server and closes every connection, in-flight requests
 // included.
 func (s *Server) Close() error {
-	if s.served == nil {
-		return nil
-	}
-	err := s.srv.Close()
-	<-s.served
-	return err
+	return s.run.Close()
 }
 
 // Seed adds accounts in listing order. An account whose uuid is already

@@ -3,9 +3,9 @@ package niosxaasfake
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/fakeserve"
 )
 
 // Faults is the misbehaviour the fake injects, per endpoint. The zero value is a healthy
@@ -118,75 +118,24 @@ var envEndpoints = []string{"SIGN_IN", "SWITCH", "LIST", "DELETE"}
 // FaultsFromEnv builds Faults from the FAKE_NIOSXAAS_* variables; unset or empty
 // variables leave the zero value. Every bad variable is reported, by name.
 func FaultsFromEnv(getenv func(string) string) (Faults, error) {
-	p := envParser{getenv: getenv}
+	p := fakeserve.NewEnv(getenv)
 	var f Faults
-	latency := p.duration(EnvLatency, 0)
+	latency := p.Duration(EnvLatency, 0)
 	for i, x := range f.endpoints() {
 		pre := EnvPrefix + envEndpoints[i] + "_"
 		*x.e = Endpoint{
-			Latency: p.duration(pre+"LATENCY", latency),
-			Drop:    Trigger{Next: p.int(pre + "DROP_NEXT"), Rate: p.float(pre + "DROP_RATE")},
+			Latency: p.Duration(pre+"LATENCY", latency),
+			Drop:    Trigger{Next: p.Int(pre + "DROP_NEXT"), Rate: p.Float(pre + "DROP_RATE")},
 			Fail: Failure{
-				Trigger: Trigger{Next: p.int(pre + "FAIL_NEXT"), Rate: p.float(pre + "FAIL_RATE")},
-				Status:  p.int(pre + "FAIL_STATUS"),
-				Body:    BodyKind(p.str(pre + "FAIL_BODY")),
+				Trigger: Trigger{Next: p.Int(pre + "FAIL_NEXT"), Rate: p.Float(pre + "FAIL_RATE")},
+				Status:  p.Int(pre + "FAIL_STATUS"),
+				Body:    BodyKind(p.Str(pre + "FAIL_BODY")),
 			},
 		}
 	}
-	for s := range strings.SplitSeq(p.str(EnvPrefix+"DELETE_FAIL_IDS"), ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			f.Delete.Fail.IDs = append(f.Delete.Fail.IDs, s)
-		}
-	}
-	if err := errors.Join(append(p.errs, f.Validate())...); err != nil {
+	f.Delete.Fail.IDs = p.List(EnvPrefix + "DELETE_FAIL_IDS")
+	if err := errors.Join(p.Err(), f.Validate()); err != nil {
 		return Faults{}, fmt.Errorf("niosxaasfake: fault environment: %w", err)
 	}
 	return f, nil
-}
-
-type envParser struct {
-	getenv func(string) string
-	errs   []error
-}
-
-func (p *envParser) str(name string) string { return strings.TrimSpace(p.getenv(name)) }
-
-func (p *envParser) fail(name, v, want string) {
-	p.errs = append(p.errs, fmt.Errorf("%s=%q: want %s", name, v, want))
-}
-
-func (p *envParser) duration(name string, def time.Duration) time.Duration {
-	v := p.str(name)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		p.fail(name, v, `a duration such as "250ms"`)
-	}
-	return d
-}
-
-func (p *envParser) int(name string) int {
-	v := p.str(name)
-	if v == "" {
-		return 0
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		p.fail(name, v, "an integer")
-	}
-	return n
-}
-
-func (p *envParser) float(name string) float64 {
-	v := p.str(name)
-	if v == "" {
-		return 0
-	}
-	x, err := strconv.ParseFloat(v, 64)
-	if err != nil {
-		p.fail(name, v, "a number")
-	}
-	return x
 }

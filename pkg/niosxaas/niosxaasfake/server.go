@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/fakeserve"
 )
 
 // Options configures a Server.
@@ -55,10 +57,9 @@ type Counters struct {
 // Server is a fake NIOSXaaS. Apart from Start and Close, which must not race each other,
 // its methods are safe for concurrent use.
 type Server struct {
-	opts   Options
-	srv    *http.Server
-	url    string
-	served chan struct{}
+	opts Options
+	srv  *http.Server
+	run  fakeserve.Server
 
 	mu       sync.Mutex
 	accounts map[string][]Service
@@ -112,7 +113,7 @@ func newCounters() Counters {
 
 // Start validates the options and serves in the background until Close.
 func (s *Server) Start() error {
-	if s.served != nil {
+	if s.run.Started() {
 		return errors.New("niosxaasfake: already started")
 	}
 	var errs []error
@@ -129,30 +130,18 @@ func (s *Server) Start() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("niosxaasfake: %w", err)
 	}
-	ln, err := net.Listen("tcp", s.opts.Addr)
-	if err != nil {
+	if err := s.run.Start(s.srv, s.opts.Addr); err != nil {
 		return fmt.Errorf("niosxaasfake: listen: %w", err)
 	}
-	s.url = "http://" + ln.Addr().String()
-	s.served = make(chan struct{})
-	go func() {
-		defer close(s.served)
-		_ = s.srv.Serve(ln) // always http.ErrServerClosed after Close
-	}()
 	return nil
 }
 
 // URL is the base URL to give the client.
-func (s *Server) URL() string { return s.url }
+func (s *Server) URL() string { return s.run.URL() }
 
 // Close stops the server and closes every connection, in-flight requests included.
 func (s *Server) Close() error {
-	if s.served == nil {
-		return nil
-	}
-	err := s.srv.Close()
-	<-s.served
-	return err
+	return s.run.Close()
 }
 
 // Seed sets the services of the account with this external id (identity/accounts/<uuid>).
