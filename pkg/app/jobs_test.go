@@ -222,7 +222,8 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	if err != nil || len(runs) != 1 || runs[0].RunID != "admin-7" {
 		t.Fatalf("last expiry run %+v, %v", runs, err)
 	}
-	// One log line and one EMF document per run, and nothing else while the CSP is healthy.
+	// One log line and one EMF document per run (and the gauges and times to delete), and
+	// nothing else while the CSP is healthy.
 	var runLines, metricLines int
 	for _, line := range logs.JSONLines(t) {
 		switch {
@@ -230,6 +231,8 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 			metricLines++
 		case line["_aws"] != nil && line["PoolTotal"] != nil:
 			// the pool-metrics gauges
+		case line["_aws"] != nil && line["TimeToDelete"] != nil:
+			// cleanup's times to delete, one value per deleted sandbox
 		case line["msg"] == "job run" && line["run_id"] != "" && line["counts"] != nil && line["duration_ms"] != nil:
 			runLines++
 		default:

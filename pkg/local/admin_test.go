@@ -326,11 +326,15 @@ func TestAdminListPagesThroughAThousandSandboxes(t *testing.T) {
 	}
 }
 
-// After a mixed workload (allocations, releases, a delete the CSP refuses until the
-// sandbox is deletion_failed, stale marking), the stats and the gauges agree with a full
-// read of the table.
-func TestAdminStatsAgreeWithTheTable(t *testing.T) {
-	accounts := cspfake.Generate(20, []string{"lab", "other"})
+// startMixedStack starts an admin stack over n generated accounts (prefixes lab and
+// other) plus two "gone" ones, allocates a lab sandbox to each of students students,
+// releases the first three, runs cleanup with the CSP refusing the first one's delete (one
+// attempt allowed: it ends deletion_failed, the other two deleted), then stops listing the
+// gone accounts until two syncs have made them stale. It returns the stack and the IDs
+// allocated, in student order.
+func startMixedStack(t *testing.T, n, students int) (adminStack, []string) {
+	t.Helper()
+	accounts := cspfake.Generate(n, []string{"lab", "other"})
 	for i := range 2 {
 		accounts = append(accounts, cspfake.Account{AccountType: "sandbox", State: "active", ID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i),
 			Name: fmt.Sprintf("gone-%04d", i), CSPID: int64(4_000_000 + i)})
@@ -338,7 +342,7 @@ func TestAdminStatsAgreeWithTheTable(t *testing.T) {
 	s := startAdminStack(t, accounts, map[string]string{"CLEANUP_MAX_ATTEMPTS": "1"})
 
 	var ids []string
-	for i := range 6 {
+	for i := range students {
 		ids = append(ids, allocateFor(t, s, fmt.Sprintf("student-%d", i), "lab"))
 	}
 	for i, id := range ids[:3] {
@@ -348,20 +352,29 @@ func TestAdminStatsAgreeWithTheTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.csp.SetFaults(cspfake.Faults{DeleteFail: cspfake.Failure{UUIDs: []string{refused.ExternalID[strings.LastIndex(refused.ExternalID, "/")+1:]}}}); err != nil {
+	if err := s.csp.SetFaults(cspfake.Faults{DeleteFail: cspfake.Failure{UUIDs: []string{pool.AccountUUID(refused.ExternalID)}}}); err != nil {
 		t.Fatal(err)
 	}
 	if run := runJob(t, s, "cleanup"); run.Counts["deleted"] != 2 || run.Counts["deletion_failed"] != 1 {
 		t.Fatalf("cleanup %+v", run)
 	}
-	// The CSP stops listing the two "gone" accounts: two syncs make them stale.
-	if err := s.csp.SetFaults(cspfake.Faults{ListLimit: 18}); err != nil {
+	// The two deleted accounts left the listing; listing n-2 of the n left hides the two
+	// gone ones, which come last: two syncs make them stale.
+	if err := s.csp.SetFaults(cspfake.Faults{ListLimit: n - 2}); err != nil {
 		t.Fatal(err)
 	}
 	runJob(t, s, "sync")
 	if run := runJob(t, s, "sync"); run.Counts["marked_stale"] != 2 {
 		t.Fatalf("second sync %+v", run)
 	}
+	return s, ids
+}
+
+// After a mixed workload (allocations, releases, a delete the CSP refuses until the
+// sandbox is deletion_failed, stale marking), the stats and the gauges agree with a full
+// read of the table.
+func TestAdminStatsAgreeWithTheTable(t *testing.T) {
+	s, _ := startMixedStack(t, 20, 6)
 
 	census := pooltest.Check(t, s.pool)
 	stats := adminCall[map[string]any](t, s, "GET", "/v1/admin/stats")

@@ -2,16 +2,13 @@ package local
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
-	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -35,38 +32,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accounts := cspfake.Generate(12, []string{"lab", "other"})
-	for i := range 2 {
-		accounts = append(accounts, cspfake.Account{AccountType: "sandbox", State: "active", ID: fmt.Sprintf("identity/accounts/gone-%d", i),
-			Name: fmt.Sprintf("gone-%04d", i), CSPID: int64(4_000_000 + i)})
-	}
-	s := startAdminStack(t, accounts, map[string]string{"CLEANUP_MAX_ATTEMPTS": "1"})
-
-	var ids []string
-	for i := range 5 {
-		ids = append(ids, allocateFor(t, s, fmt.Sprintf("student-%d", i), "lab"))
-	}
-	for i, id := range ids[:3] {
-		release(t, s, fmt.Sprintf("student-%d", i), id)
-	}
-	refused, err := s.pool.Get(context.Background(), ids[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.csp.SetFaults(cspfake.Faults{DeleteFail: cspfake.Failure{UUIDs: []string{refused.ExternalID[strings.LastIndex(refused.ExternalID, "/")+1:]}}}); err != nil {
-		t.Fatal(err)
-	}
-	if run := runJob(t, s, "cleanup"); run.Counts["deleted"] != 2 || run.Counts["deletion_failed"] != 1 {
-		t.Fatalf("cleanup %+v", run)
-	}
-	// 10 of the 12 accounts left are listed: the two "gone" ones turn stale in two syncs.
-	if err := s.csp.SetFaults(cspfake.Faults{ListLimit: 10}); err != nil {
-		t.Fatal(err)
-	}
-	runJob(t, s, "sync")
-	if run := runJob(t, s, "sync"); run.Counts["marked_stale"] != 2 {
-		t.Fatalf("second sync %+v", run)
-	}
+	s, ids := startMixedStack(t, 12, 5)
 	release(t, s, "student-3", ids[3]) // pending deletion: no cleanup runs until the page starts one
 	census := pooltest.Check(t, s.pool)
 	want := map[pool.Status]int{pool.Allocated: 1, pool.PendingDeletion: 1, pool.DeletionFailed: 1, pool.Stale: 2}
