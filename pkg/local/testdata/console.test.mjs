@@ -164,9 +164,9 @@ test("every control is reachable with Tab (auto-refresh paused meanwhile)", asyn
   await page.getByRole("button", { name: "Resume auto-refresh" }).click();
 });
 
-test("search by ID shows a deleted sandbox's history, oldest first", async () => {
+test("search by ID shows a deleted sandbox's tombstone and history, oldest first", async () => {
   const detail = await api("GET", `/v1/admin/sandboxes/${DELETED_ID}`);
-  assert.equal(detail.sandbox, null);
+  assert.equal(detail.sandbox.status, "deleted", "a deleted sandbox stays as a tombstone with its history");
   await page.getByLabel("By", { exact: true }).selectOption("id");
   await page.getByLabel("Search for").fill(DELETED_ID);
   await page.getByRole("button", { name: "Search", exact: true }).click();
