@@ -19,8 +19,8 @@ const (
 	OutcomePartial Outcome = "partial"
 	// OutcomeSkipped: another run of the same job held the lease; this one did nothing.
 	OutcomeSkipped Outcome = "skipped"
-	// OutcomeFailed: the run could not do its work (CSP listing down, DynamoDB errors, a
-	// rejected CSP token). Run returns an error with it.
+	// OutcomeFailed: the run could not do its work (CSP listing down or refused, DynamoDB
+	// errors, a rejected CSP token, a wrong CSP endpoint). Run returns an error with it.
 	OutcomeFailed Outcome = "failed"
 )
 

@@ -45,7 +45,9 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	}
 	accounts := listing.Accounts
 	run.count("listed", len(accounts))
-	run.count("malformed", listing.Malformed)
+	if listing.Malformed > 0 {
+		run.count("malformed", listing.Malformed)
+	}
 	for _, reason := range listing.MalformedSamples {
 		run.addError(fmt.Errorf("CSP listing entry skipped: %s", reason))
 	}
