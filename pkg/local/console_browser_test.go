@@ -37,7 +37,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	accounts := cspfake.Generate(12, []string{"lab", "other"})
 	for i := range 2 {
-		accounts = append(accounts, cspfake.Account{AccountType: "sandbox", State: "active", ID: fmt.Sprintf("identity/accounts/gone-%d", i),
+		accounts = append(accounts, cspfake.Account{AccountType: "sandbox", State: "active", ID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", 4_000_000+i),
 			Name: fmt.Sprintf("gone-%04d", i), CSPID: int64(4_000_000 + i)})
 	}
 	s := startAdminStack(t, accounts, map[string]string{"CLEANUP_MAX_ATTEMPTS": "1"})
