@@ -28,6 +28,10 @@ import (
 // StaleStrikes consecutive strikes make it stale. An empty listing, or one that no longer
 // shows more than MaxShrinkFraction of the pool's available sandboxes, is not trusted for
 // that: the run marks nothing stale and raises AlarmSyncShrinkGuard (docs/upstream.md D5).
+//
+// A listing that fails writes nothing and fails the run (listingFailed); one the run's
+// deadline cuts short makes it partial. Malformed entries never fail it: they are counted
+// under malformed, and their reasons are the summary's errors.
 func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	if run.outOfTime(r.cspTimeout) {
 		return nil
