@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"net/http"
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/csp"
@@ -34,7 +33,8 @@ const (
 
 // cleanup deletes the due pending_deletion sandboxes in the CSP, the one due longest first,
 // up to CleanupMaxInFlight at once, their starts paced to DeletesPerSecond by one
-// startBucket. A confirmed delete (200, 204 or 404) makes the record a deleted tombstone. A failed one stays
+// startBucket, once the run's probe has proved the endpoint right (probe). A confirmed
+// delete (200, 204, or 404 after that probe) makes the record a deleted tombstone. A failed one stays
 // pending_deletion with attempts+1 and a next attempt after an exponential backoff with
 // full jitter, until the CleanupMaxAttempts-th failure makes it deletion_failed (docs/upstream.md D4). A 429
 // is not the sandbox's failure: it pauses every start for the CSP's Retry-After, books
@@ -57,7 +57,9 @@ func (r *JobRunner) cleanup(ctx context.Context, run *jobRun) error {
 		finished: make(chan deleteOutcome, r.cfg.CleanupMaxInFlight),
 		tried:    map[string]bool{},
 	}
-	c.startDue(ctx)
+	if c.probe(ctx) {
+		c.startDue(ctx)
+	}
 	for c.inFlight > 0 {
 		c.settle(<-c.finished)
 	}
@@ -102,11 +104,43 @@ type deleteOutcome struct {
 	// pausesAtStart is the bucket's pause count when the call started.
 	pausesAtStart int
 	// stop: no more deletes may start (open breaker, the run's deadline, a rejected
-	// token); err, when set, also fails the run.
+	// token, a wrong endpoint); err, when set, also fails the run.
 	stop bool
 	err  error
 	// timeToDelete is, for a confirmed delete, the time since the sandbox's release.
 	timeToDelete time.Duration
+}
+
+// probe makes the run's one cheap authenticated listing call (csp.Probe) before any
+// delete, and reports whether deletes may start. Only an answer that is a CSP listing
+// proves the endpoint right, which is what lets a delete's 404 count as deleted: a wrong
+// CSP_BASE_URL answers every delete with 404 (docs/architecture.md §6). Any other answer
+// stops the run before it books anything.
+func (c *cleanupRun) probe(ctx context.Context) bool {
+	if c.run.outOfTime(c.r.cspTimeout + bookingReserve) {
+		return false
+	}
+	callCtx, cancel := c.run.workContext(ctx)
+	err := c.r.csp.Probe(callCtx)
+	cut := callCtx.Err() != nil
+	cancel()
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, csp.ErrCircuitOpen):
+		c.r.stopOnOpenBreaker(c.run)
+	case errors.Is(err, csp.ErrWrongEndpoint):
+		c.run.alarm(AlarmCSPWrongEndpoint)
+		c.fail(fmt.Errorf("the CSP probe says CSP_BASE_URL is not the CSP API; nothing deleted: %w", err))
+	case errors.Is(err, csp.ErrTokenRejected):
+		c.run.alarm(AlarmCSPTokenRejected)
+		c.fail(fmt.Errorf("the CSP rejected the API token; nothing deleted: %w", err))
+	case cut:
+		c.run.interrupted(ctx)
+	default:
+		c.fail(fmt.Errorf("the CSP probe failed; nothing deleted: %w", err))
+	}
+	return false
 }
 
 // startDue reads the due sandboxes and starts their deletes until none is left or the run
@@ -256,9 +290,9 @@ func (c *cleanupRun) fail(err error) {
 // goroutine.
 func (r *JobRunner) bookDelete(ctx context.Context, run *jobRun, s pool.Sandbox, err error, cut bool) deleteOutcome {
 	out := deleteOutcome{sandbox: s}
-	var status *csp.HTTPError
 	switch {
 	case err == nil || errors.Is(err, csp.ErrAccountNotFound):
+		// A 404 is the account already gone: the run's probe proved the endpoint right.
 		_, err = r.pool.MarkDeleted(ctx, s, run.as("deleted in the CSP"))
 		run.countWrite("deleted", err)
 		if err == nil && s.DeletionRequestedAt > 0 {
@@ -276,10 +310,14 @@ func (r *JobRunner) bookDelete(ctx context.Context, run *jobRun, s pool.Sandbox,
 		out.stop = true
 	case errors.As(err, &out.rateLimited):
 		run.count("rate_limited", 1)
-	case errors.As(err, &status) && status.Status == http.StatusUnauthorized:
-		// A rejected token is the broker's problem, not the sandbox's.
+	case errors.Is(err, csp.ErrTokenRejected):
+		// A 401 or 403 is the broker's problem (its token), not the sandbox's.
 		run.alarm(AlarmCSPTokenRejected)
 		out.stop, out.err = true, fmt.Errorf("the CSP rejected the API token: %w", err)
+	case errors.Is(err, csp.ErrWrongEndpoint):
+		// A redirect, or an HTML page, answers for something that is not the CSP API.
+		run.alarm(AlarmCSPWrongEndpoint)
+		out.stop, out.err = true, fmt.Errorf("the CSP delete was not answered by the CSP API: %w", err)
 	default:
 		out.err = r.bookFailure(ctx, run, s, err)
 	}

@@ -46,6 +46,9 @@ type envOptions struct {
 	poolPages int
 	// watchDeletes puts a cspfake.DeleteWatch in front of the fake's deletes.
 	watchDeletes bool
+	// fakeOnTestClock runs the fake CSP's records (and so its DeletedListLag) on the
+	// test's clock; its delete rate limiter then runs on it too.
+	fakeOnTestClock bool
 }
 
 func newJobEnv(t *testing.T, o envOptions) *jobEnv {
@@ -58,7 +61,11 @@ func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	e.pool = pooltest.New(t, poolOpts...)
 	e.broker = broker.New(e.pool, poolCfg).WithClock(e.clock.Now)
 
-	e.fake = cspfake.New(cspfake.Options{Token: cspToken})
+	fakeOpts := cspfake.Options{Token: cspToken}
+	if o.fakeOnTestClock {
+		fakeOpts.Now = e.clock.Now
+	}
+	e.fake = cspfake.New(fakeOpts)
 	e.fake.Seed(o.accounts...)
 	if o.watchDeletes {
 		e.deletes = e.fake.WatchDeletes()

@@ -19,8 +19,8 @@ const (
 	OutcomePartial Outcome = "partial"
 	// OutcomeSkipped: another run of the same job held the lease; this one did nothing.
 	OutcomeSkipped Outcome = "skipped"
-	// OutcomeFailed: the run could not do its work (CSP listing down, DynamoDB errors, a
-	// rejected CSP token). Run returns an error with it.
+	// OutcomeFailed: the run could not do its work (CSP listing down or refused, DynamoDB
+	// errors, a rejected CSP token, a wrong CSP endpoint). Run returns an error with it.
 	OutcomeFailed Outcome = "failed"
 )
 
@@ -34,8 +34,16 @@ const (
 	AlarmDeletionFailed = "cleanup_deletion_failed"
 	// AlarmCleanupBreakerOpen: cleanup stopped because the CSP circuit breaker is open.
 	AlarmCleanupBreakerOpen = "cleanup_breaker_open"
-	// AlarmCSPTokenRejected: the CSP answered 401; no sandbox is blamed for it.
+	// AlarmCSPTokenRejected: the CSP answered 401 or 403 (to cleanup's probe or a delete,
+	// or to sync's listing); no sandbox is blamed for it.
 	AlarmCSPTokenRejected = "csp_token_rejected"
+	// AlarmCSPWrongEndpoint: what answered is not the CSP API (a 404 to the listing or the
+	// probe, a redirect, an HTML page): CSP_BASE_URL is wrong, so nothing was booked.
+	AlarmCSPWrongEndpoint = "csp_wrong_endpoint"
+	// AlarmSyncListingRefused: the CSP listing could not be read completely (a page
+	// repeated in a way no paging explains, or more than CSP_LIST_MAX_ACCOUNTS entries),
+	// so sync failed and marked nothing stale.
+	AlarmSyncListingRefused = "sync_listing_refused"
 )
 
 // RunSummary is what one run did. It is logged as one JSON line, stored (pool.Runs) and

@@ -28,6 +28,10 @@ import (
 // StaleStrikes consecutive strikes make it stale. An empty listing, or one that no longer
 // shows more than MaxShrinkFraction of the pool's available sandboxes, is not trusted for
 // that: the run marks nothing stale and raises AlarmSyncShrinkGuard (docs/upstream.md D5).
+//
+// A listing that fails writes nothing and fails the run (listingFailed); one the run's
+// deadline cuts short makes it partial. Malformed entries never fail it: they are counted
+// under malformed, and their reasons are the summary's errors.
 func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	if run.outOfTime(r.cspTimeout) {
 		return nil
@@ -37,12 +41,20 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	cancel()
 	if err != nil {
 		if run.outOfTime(0) {
+			// The deadline cut the listing short: partial, and a partial listing marks
+			// nothing stale.
 			return nil
 		}
-		return fmt.Errorf("list CSP accounts: %w", err)
+		return listingFailed(run, err)
 	}
 	accounts := listing.Accounts
 	run.count("listed", len(accounts))
+	if listing.Malformed > 0 {
+		run.count("malformed", listing.Malformed)
+	}
+	for _, reason := range listing.MalformedSamples {
+		run.addError(fmt.Errorf("CSP listing entry skipped: %s", reason))
+	}
 	if r.afterListing != nil {
 		r.afterListing()
 	}
@@ -64,9 +76,8 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 			return nil
 		}
 		acct := poolAccount(a)
-		uuid := pool.AccountUUID(acct.ExternalID)
-		listedUUIDs[uuid] = true
-		if id, ok := recordOf[uuid]; ok && id != acct.ID {
+		listedUUIDs[a.UUID] = true
+		if id, ok := recordOf[a.UUID]; ok && id != acct.ID {
 			r.uuidConflict(ctx, run, acct.ID, id)
 			continue
 		}
@@ -86,6 +97,25 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 		return nil
 	}
 	return r.strikeMissing(ctx, run, known, listed)
+}
+
+// listingFailed fails a sync whose CSP listing could not be read, and raises the alarm
+// when no retry will fix it: a listing that cannot be completed (a repeating page, more
+// than CSP_LIST_MAX_ACCOUNTS entries), a wrong endpoint or a rejected token. Nothing has
+// been written, so nothing is marked stale.
+func listingFailed(run *jobRun, err error) error {
+	switch {
+	case errors.Is(err, csp.ErrPageRepeated), errors.Is(err, csp.ErrTooManyAccounts):
+		run.alarm(AlarmSyncListingRefused)
+		return fmt.Errorf("the CSP listing cannot be read completely, so nothing was synced or marked stale: %w", err)
+	case errors.Is(err, csp.ErrWrongEndpoint):
+		run.alarm(AlarmCSPWrongEndpoint)
+		return fmt.Errorf("the CSP listing was not answered by the CSP API (check CSP_BASE_URL): %w", err)
+	case errors.Is(err, csp.ErrTokenRejected):
+		run.alarm(AlarmCSPTokenRejected)
+		return fmt.Errorf("the CSP rejected the API token: %w", err)
+	}
+	return fmt.Errorf("list CSP accounts: %w", err)
 }
 
 // adoptUUIDs gives every record created before UUID items existed its UUID item

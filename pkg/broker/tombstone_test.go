@@ -83,21 +83,30 @@ func TestSyncRacingACleanupNeverRecreatesTheAccount(t *testing.T) {
 	pooltest.Check(t, e.pool)
 }
 
-// The CSP keeps listing deleted accounts, as active, across several syncs: none comes
-// back, and a second wave of students gets none of them.
+// The CSP keeps listing deleted accounts, as active, across several syncs (the fake's
+// DeletedListLag, on the test's clock): none comes back, and a second wave of students
+// gets none of them. Once the lag is over, the listing drops them and nothing changes.
 func TestSyncListingLagNeverResurrects(t *testing.T) {
 	accounts := cspfake.Generate(6, nil)
-	e := newJobEnv(t, envOptions{accounts: accounts})
+	e := newJobEnv(t, envOptions{accounts: accounts, fakeOnTestClock: true})
+	e.setFaults(t, cspfake.Faults{DeletedListLag: 35 * time.Minute})
 	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 6})
 	used := accounts[:3]
 	e.allocateRelease(t, used)
 	wantCounts(t, e.run(t, "cleanup"), map[string]int{"deleted": 3})
-	// The lag: the listing shows the deleted accounts again.
-	e.fake.Seed(used...)
-	for range 4 {
+	for _, a := range used {
+		if !e.fake.Deleted(a.UUID()) {
+			t.Fatalf("%s not deleted in the CSP", a.Name)
+		}
+	}
+	for i := range 4 {
 		e.clock.Advance(10 * time.Minute)
+		lagging := 3
+		if i == 3 { // 40 minutes after the deletes: past the lag
+			lagging = 0
+		}
 		sum := e.run(t, "sync")
-		wantCounts(t, sum, map[string]int{"listed": 6, "tombstoned": 3, "unchanged": 3, "created": 0, "unstaled": 0})
+		wantCounts(t, sum, map[string]int{"listed": 3 + lagging, "tombstoned": lagging, "unchanged": 3, "created": 0, "unstaled": 0})
 		if sum.Alarm != "" {
 			t.Fatalf("sync alarm %q: %s", sum.Alarm, sum.Reason)
 		}

@@ -24,7 +24,8 @@ type Account struct {
 	// under its csp_id.
 	HasCSPID bool
 	// UUID is the uuid of the id, lower-cased: the one key that names the
-	// account whether or not the CSP sent its csp_id.
+	// account whether or not the CSP sent its csp_id. It is the value
+	// pool.AccountUUID gives the ExternalID, which keys the pool's records.
 	UUID string
 	// ExternalID is the CSP id, "identity/accounts/<uuid>".
 	ExternalID string

@@ -129,10 +129,12 @@ const (
 )
 
 // AccountUUID is the CSP account's uuid: the last path segment of its external ID
-// ("identity/accounts/<uuid>"). It is the account's identity across listings, whatever
-// sandbox ID (csp_id, or the uuid itself) a listing shows it under.
+// ("identity/accounts/<uuid>"), lower-cased. It is the account's identity across
+// listings, whatever sandbox ID (csp_id, or the uuid itself) a listing shows it under and
+// however the CSP spells the hex digits; csp.Account.UUID is the same value for a listed
+// account (a broker test holds the two to it).
 func AccountUUID(externalID string) string {
-	return externalID[strings.LastIndexByte(externalID, '/')+1:]
+	return strings.ToLower(externalID[strings.LastIndexByte(externalID, '/')+1:])
 }
 
 func sandboxPK(id string) string { return prefixSandbox + id }

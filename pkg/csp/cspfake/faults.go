@@ -57,7 +57,8 @@ type Trigger struct {
 }
 
 // Failure answers the requests its trigger hits with Status and a body of
-// the given kind.
+// the given kind; a 3xx also carries a Location, as a proxy or a login
+// portal redirecting the broker would send.
 type Failure struct {
 	Trigger
 	// UUIDs always fail, whatever the trigger says (deletes only).
@@ -130,7 +131,7 @@ func (f Faults) Validate() error {
 		f    Failure
 	}{{"list fail", f.ListFail}, {"delete fail", f.DeleteFail}}
 	for _, x := range failures {
-		check(x.f.Status == 0 || (x.f.Status >= 400 && x.f.Status <= 599), "%s: status %d is not a 4xx or 5xx", x.name, x.f.Status)
+		check(x.f.Status == 0 || (x.f.Status >= 300 && x.f.Status <= 599), "%s: status %d is not a 3xx, 4xx or 5xx", x.name, x.f.Status)
 		check(x.f.Body == "" || x.f.Body == BodyJSON || x.f.Body == BodyHTML || x.f.Body == BodyGarbage,
 			"%s: body %q is not one of json, html, garbage", x.name, x.f.Body)
 	}

@@ -100,7 +100,7 @@ func TestFaultsValidate(t *testing.T) {
 		{ListLatency: -1},
 		{ListDrop: Trigger{Next: -1}},
 		{DeleteDrop: Trigger{Rate: 2}},
-		{ListFail: Failure{Status: 302}},
+		{ListFail: Failure{Status: 204}},
 		{ListFail: Failure{UUIDs: []string{"x"}}},
 		{ListFraction: 1.1},
 		{DeleteRateLimit: -1},
@@ -117,5 +117,8 @@ func TestFaultsValidate(t *testing.T) {
 	}
 	if err := (Faults{DeleteFail: Failure{Status: 429, Body: BodyJSON}, ListFraction: 1, Paging: PagingCap, PageCap: 1}).Validate(); err != nil {
 		t.Errorf("Validate of good faults = %v", err)
+	}
+	if err := (Faults{DeleteFail: Failure{Status: 302}, ListFail: Failure{Status: 308}}).Validate(); err != nil {
+		t.Errorf("Validate of redirecting failures = %v", err)
 	}
 }

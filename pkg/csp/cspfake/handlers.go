@@ -57,6 +57,7 @@ type reply struct {
 	body       []byte
 	kind       BodyKind
 	retryAfter time.Duration
+	location   string
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -206,6 +207,14 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func failureReply(f Failure) reply {
+	rep := failureBody(f)
+	if rep.status >= 300 && rep.status <= 399 {
+		rep.location = "/login"
+	}
+	return rep
+}
+
+func failureBody(f Failure) reply {
 	status := f.status()
 	switch f.Body {
 	case BodyHTML:
@@ -239,6 +248,9 @@ func writeReply(w http.ResponseWriter, rep reply) {
 	default:
 		// Garbage too is labelled JSON, as a broken proxy would.
 		w.Header().Set("Content-Type", "application/json")
+	}
+	if rep.location != "" {
+		w.Header().Set("Location", rep.location)
 	}
 	if rep.retryAfter > 0 {
 		w.Header().Set("Retry-After", retryAfterSeconds(rep.retryAfter))
