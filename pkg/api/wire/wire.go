@@ -32,11 +32,11 @@ type Sandbox struct {
 	NIOSXaaSReason   *string `json:"niosxaas_reason"`
 	NIOSXaaSAt       *int64  `json:"niosxaas_at"`
 	NIOSXaaSFailures int     `json:"niosxaas_failures"`
-	MissedSyncs         int     `json:"missed_syncs"`
-	StaleSince          *int64  `json:"stale_since"`
-	LastSynced          *int64  `json:"last_synced"`
-	CreatedAt           *int64  `json:"created_at"`
-	UpdatedAt           *int64  `json:"updated_at"`
+	MissedSyncs      int     `json:"missed_syncs"`
+	StaleSince       *int64  `json:"stale_since"`
+	LastSynced       *int64  `json:"last_synced"`
+	CreatedAt        *int64  `json:"created_at"`
+	UpdatedAt        *int64  `json:"updated_at"`
 }
 
 // SandboxList is the answer of GET /v1/admin/sandboxes (upstream's shape); Cursor is null
