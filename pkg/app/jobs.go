@@ -61,8 +61,9 @@ func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string)
 		deps.CSP, err = csp.New(csp.Options{
 			BaseURL: cspCfg.BaseURL, Token: cspCfg.Token, ConnectTimeout: cspCfg.ConnectTimeout,
 			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts, MaxAccounts: cspCfg.ListMaxAccounts,
-			Breaker: csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
-			Logger:  slog.New(warnAndAbove{o.Log.With("component", "csp").Handler()}),
+			MaxConcurrentCalls: jobsCfg.CleanupMaxInFlight,
+			Breaker:            csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
+			Logger:             slog.New(warnAndAbove{o.Log.With("component", "csp").Handler()}),
 		})
 		if err != nil {
 			return nil, err
