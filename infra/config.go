@@ -11,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
 
 // StackConfig is the deployment's configuration, from CDK context (cdk.json or -c key=value).
@@ -29,6 +30,13 @@ type StackConfig struct {
 	APIThrottleBurst     int
 	AuthorizerCacheSecs  int
 	LogLevel             slog.Level // every function's LOG_LEVEL; Lambda's filter follows it
+	// The cleanup job's NIOSXaaS pre-delete step (docs/configuration.md, NIOSXAAS_*): off
+	// by default and, when on, in shadow mode by default. Its credentials are never
+	// context: they are put into the stack's NIOSXaaS secret.
+	NIOSXaaSEnabled     bool
+	NIOSXaaSShadowMode  bool
+	NIOSXaaSBaseURL     string
+	NIOSXaaSServiceName string
 }
 
 func configFromContext(node constructs.Node) (StackConfig, error) {
@@ -47,6 +55,15 @@ func configFromContext(node constructs.Node) (StackConfig, error) {
 		APIThrottleBurst:     c.int("apiThrottleBurst", 200, 1, 5_000),
 		AuthorizerCacheSecs:  c.int("authorizerCacheSeconds", 300, 0, 3600),
 		LogLevel:             c.logLevel("logLevel"),
+		NIOSXaaSEnabled:      c.bool("niosxaasEnabled"),
+		NIOSXaaSShadowMode:   c.boolOr("niosxaasShadowMode", true),
+		NIOSXaaSBaseURL:      c.str("niosxaasBaseUrl", niosxaas.DefaultBaseURL),
+		NIOSXaaSServiceName:  c.str("niosxaasServiceName", "Instrqt-SaaS"),
+	}
+	if u, err := url.Parse(cfg.NIOSXaaSBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
+		c.errs = append(c.errs, fmt.Errorf("niosxaasBaseUrl: %q is not an https URL", cfg.NIOSXaaSBaseURL))
+	} else if cfg.NIOSXaaSBaseURL, err = niosxaas.ValidateBaseURL(cfg.NIOSXaaSBaseURL); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("niosxaasBaseUrl: %w", err))
 	}
 	if a, err := config.LoadAPI(onlyVar("CORS_ALLOWED_ORIGINS", cfg.CORSAllowedOrigins)); err != nil {
 		c.errs = append(c.errs, fmt.Errorf("corsAllowedOrigins: %w", err))
@@ -107,14 +124,17 @@ func (c *contextReader) logLevel(key string) slog.Level {
 	return level.LogLevel
 }
 
-func (c *contextReader) bool(key string) bool {
+func (c *contextReader) bool(key string) bool { return c.boolOr(key, false) }
+
+func (c *contextReader) boolOr(key string, def bool) bool {
 	v, ok := c.raw(key)
 	if !ok {
-		return false
+		return def
 	}
 	b, err := strconv.ParseBool(v)
 	if err != nil {
 		c.errs = append(c.errs, fmt.Errorf("%s: %q is not true or false", key, v))
+		return def
 	}
 	return b
 }

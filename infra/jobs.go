@@ -1,6 +1,9 @@
 package main
 
 import (
+	"maps"
+	"strconv"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
@@ -8,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
 )
 
 // addJobs makes one function and one EventBridge schedule per entry of the job table.
@@ -20,6 +24,9 @@ func (s *BrokerStack) addJobs() {
 		if job.UsesCSP {
 			env["CSP_BASE_URL"] = s.cfg.CSPBaseURL
 			env["CSP_TOKEN_SECRET_ARN"] = *s.CSPSecret.SecretArn()
+		}
+		if job.UsesNIOSXaaS {
+			maps.Copy(env, s.niosxaasEnvironment())
 		}
 		fn := s.newFunction(function{
 			folder:      job.Name,
@@ -34,11 +41,31 @@ func (s *BrokerStack) addJobs() {
 		if job.UsesCSP {
 			s.CSPSecret.GrantRead(fn, nil)
 		}
+		if job.UsesNIOSXaaS && s.cfg.NIOSXaaSEnabled {
+			s.NIOSXaaSSecret.GrantRead(fn, nil)
+		}
 		awsevents.NewRule(s.Stack, jsii.String(camel(job.Name)+"Schedule"), &awsevents.RuleProps{
 			Description: jsii.String("Runs the " + job.Name + " job"),
 			Schedule:    awsevents.Schedule_Expression(jsii.String(job.Schedule())),
 			Targets:     &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(fn, nil)},
 		})
+	}
+}
+
+// niosxaasEnvironment is the NIOSXAAS_* settings of the cleanup step from the context
+// values; the credentials stay in the secret, named by its ARN.
+func (s *BrokerStack) niosxaasEnvironment() map[string]string {
+	if !s.cfg.NIOSXaaSEnabled {
+		return map[string]string{"NIOSXAAS_ENABLED": "false"}
+	}
+	service := s.cfg.NIOSXaaSServiceName
+	if service == "" {
+		service = config.AllServices
+	}
+	return map[string]string{
+		"NIOSXAAS_ENABLED": "true", "NIOSXAAS_SHADOW_MODE": strconv.FormatBool(s.cfg.NIOSXaaSShadowMode),
+		"NIOSXAAS_BASE_URL": s.cfg.NIOSXaaSBaseURL, "NIOSXAAS_SERVICE_NAME": service,
+		"NIOSXAAS_CREDENTIALS_SECRET_ARN": *s.NIOSXaaSSecret.SecretArn(),
 	}
 }
 

@@ -31,9 +31,10 @@ func suppress(scope constructs.IConstruct, id, reason string, appliesTo ...strin
 }
 
 func (s *BrokerStack) suppressFindings(restAPI awsapigateway.RestApi, public []constructs.IConstruct) {
-	rotation := "Static values set by operators (token digests, the CSP token); Secrets Manager has no rotation function for them. Rotation is a put-secret-value, documented in the README."
+	rotation := "Static values set by operators (token digests, the CSP token, the NIOSXaaS credentials); Secrets Manager has no rotation function for them. Rotation is a put-secret-value, documented in the README."
 	suppress(s.TokenSecret, "AwsSolutions-SMG4", rotation)
 	suppress(s.CSPSecret, "AwsSolutions-SMG4", rotation)
+	suppress(s.NIOSXaaSSecret, "AwsSolutions-SMG4", rotation)
 	for _, fn := range s.Functions {
 		suppress(fn.Role(), "AwsSolutions-IAM5",
 			"X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions (active tracing).",

@@ -156,6 +156,23 @@ func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
 			jobCount("cleanup", "deleted"), jobCount("cleanup", "failed"), jobCount("cleanup", "deletion_failed"), jobCount("cleanup", "rate_limited"),
 		}),
 	)
+	cleanupJob := map[string]*string{"Job": jsii.String("cleanup")}
+	dashboard.AddWidgets(
+		// From release (mark-for-deletion or expiry) to the CSP's confirmed delete.
+		graph("Time to delete (s)", []awscloudwatch.IMetric{
+			brokerMetric(obs.MetricTimeToDelete, "p50", cleanupJob), brokerMetric(obs.MetricTimeToDelete, "p99", cleanupJob),
+		}),
+		// The backlog cleanup has to drain, beside what it drained per 5 minutes.
+		graph("Pending deletions and deletes per 5 min", []awscloudwatch.IMetric{
+			poolMetric(pool.PendingDeletion, "Maximum"), jobCount("cleanup", "deleted"),
+		}),
+	)
+	dashboard.AddWidgets(
+		graph("NIOSXaaS pre-delete step", []awscloudwatch.IMetric{
+			jobCount("cleanup", "niosxaas_cleaned"), jobCount("cleanup", "niosxaas_none"),
+			jobCount("cleanup", "niosxaas_shadow"), jobCount("cleanup", "niosxaas_failed"),
+		}),
+	)
 	dashboard.AddWidgets(
 		graph("Job runs", jobRuns),
 		graph("API requests and 5xx", []awscloudwatch.IMetric{restAPI.MetricCount(nil), restAPI.MetricServerError(nil), restAPI.MetricClientError(nil)}),

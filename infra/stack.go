@@ -26,7 +26,10 @@ type BrokerStack struct {
 	Table       awsdynamodb.Table
 	TokenSecret awssecretsmanager.Secret
 	CSPSecret   awssecretsmanager.Secret
-	Functions   map[string]awslambda.Function // by route or job name, its folder under functions/
+	// NIOSXaaSSecret holds the NIOSXaaS step's {"email","password"}; only the functions
+	// of jobs with UsesNIOSXaaS (cleanup) may read it, and only while the step is on.
+	NIOSXaaSSecret awssecretsmanager.Secret
+	Functions      map[string]awslambda.Function // by route or job name, its folder under functions/
 }
 
 // NewBrokerStack builds the stack.
@@ -43,12 +46,16 @@ func NewBrokerStack(scope constructs.Construct, id string, cfg StackConfig, prop
 	s.CSPSecret = awssecretsmanager.NewSecret(s.Stack, jsii.String("CSPToken"), &awssecretsmanager.SecretProps{
 		Description: jsii.String("ENG CSP API token (plain text) used by the sync and cleanup jobs"),
 	})
+	s.NIOSXaaSSecret = awssecretsmanager.NewSecret(s.Stack, jsii.String("NIOSXaaSCredentials"), &awssecretsmanager.SecretProps{
+		Description: jsii.String(`NIOSXaaS credentials of the cleanup job's pre-delete step: {"email":"...","password":"..."}`),
+	})
 	s.addJobs()
 	api := s.addAPI()
 	s.addOperations(api)
 	for name, value := range map[string]*string{
 		"ApiUrl": api.Url(), "TableName": s.Table.TableName(),
 		"TokenSecretArn": s.TokenSecret.SecretArn(), "CSPTokenSecretArn": s.CSPSecret.SecretArn(),
+		"NIOSXaaSCredentialsSecretArn": s.NIOSXaaSSecret.SecretArn(),
 	} {
 		awscdk.NewCfnOutput(s.Stack, jsii.String(name), &awscdk.CfnOutputProps{Value: value})
 	}

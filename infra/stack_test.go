@@ -55,6 +55,7 @@ func TestMain(m *testing.M) {
 		plain := awscdk.NewApp(&awscdk.AppProps{Context: &flags})
 		cfg.WAF, cfg.AlarmEmail = false, ""
 		cfg.CORSAllowedOrigins, cfg.CORSOrigins = "", nil
+		cfg.NIOSXaaSEnabled = false
 		plainStack := NewBrokerStack(plain, "Plain", cfg, nil)
 		addNagChecks(plain)
 		noWAF = assertions.Template_FromStack(plainStack.Stack, nil)
@@ -97,6 +98,7 @@ func testConfig(assets string) StackConfig {
 		PoolLowWaterMark: 20, AlarmEmail: "ops@example.com", WAF: true, WAFRequestsPer5MinIP: 2000,
 		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300, LogLevel: slog.LevelError,
 		CORSAllowedOrigins: testOrigin, CORSOrigins: []string{testOrigin},
+		NIOSXaaSEnabled: true, NIOSXaaSShadowMode: false, NIOSXaaSBaseURL: "https://nios.example.com", NIOSXaaSServiceName: "Instrqt-SaaS",
 	}
 }
 
@@ -465,7 +467,7 @@ func TestLeastPrivilege(t *testing.T) {
 				if readOnly[folder] && writes[a] {
 					t.Errorf("read-only function %s may %s", folder, a)
 				}
-				if strings.HasPrefix(a, "secretsmanager:") && folder != api.AuthorizerFunction && !usesCSP(folder) {
+				if strings.HasPrefix(a, "secretsmanager:") && folder != api.AuthorizerFunction && !usesCSP(folder) && !usesNIOSXaaS(folder) {
 					t.Errorf("%s may read secrets (%s)", folder, a)
 				}
 				if a == "lambda:InvokeFunction" && !invokesOnly(st, starts[folder]) {
@@ -499,6 +501,11 @@ func invokesOnly(st map[string]any, job string) bool {
 		}
 	}
 	return len(resources) > 0
+}
+
+func usesNIOSXaaS(folder string) bool {
+	j, ok := broker.JobNamed(folder)
+	return ok && j.UsesNIOSXaaS
 }
 
 func usesCSP(folder string) bool {

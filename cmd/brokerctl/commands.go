@@ -32,12 +32,23 @@ func statsCmd(*flag.FlagSet) func(context.Context, *invocation) error {
 				fmt.Fprintf(w, "%s\t%d\n", s, st.CountOf(s))
 			}
 			fmt.Fprintln(w)
+			fmt.Fprintf(w, "oldest pending deletion\t%s\n", pendingAge(st.OldestPendingDeletionAt, time.Now()))
+			fmt.Fprintln(w)
 			fmt.Fprintln(w, "PREFIX\tAVAILABLE")
 			for _, p := range slices.Sorted(maps.Keys(st.AvailableByPrefix)) {
 				fmt.Fprintf(w, "%s\t%d\n", p, st.AvailableByPrefix[p])
 			}
 		})
 	}
+}
+
+// pendingAge says when the oldest pending deletion was requested and how long ago.
+func pendingAge(at *int64, now time.Time) string {
+	if at == nil {
+		return "none"
+	}
+	t := time.Unix(*at, 0)
+	return fmt.Sprintf("%s (%s ago)", unix(at), now.Sub(t).Truncate(time.Second))
 }
 
 func listCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
@@ -112,6 +123,8 @@ func showCmd(*flag.FlagSet) func(context.Context, *invocation) error {
 					{"track_name", text(s.TrackName)}, {"client", text(s.Client)}, {"allocated_at", unix(s.AllocatedAt)},
 					{"expires_at", unix(s.ExpiresAt)}, {"deletion_requested_at", unix(s.DeletionRequestedAt)},
 					{"attempts", strconv.Itoa(s.Attempts)}, {"next_attempt_at", unix(s.NextAttemptAt)}, {"last_error", text(s.LastError)},
+					{"niosxaas_outcome", text(s.NIOSXaaSOutcome)}, {"niosxaas_services", strconv.Itoa(s.NIOSXaaSServices)},
+					{"niosxaas_reason", text(s.NIOSXaaSReason)}, {"niosxaas_at", unix(s.NIOSXaaSAt)}, {"niosxaas_failures", strconv.Itoa(s.NIOSXaaSFailures)},
 					{"missed_syncs", strconv.Itoa(s.MissedSyncs)}, {"stale_since", unix(s.StaleSince)}, {"last_synced", unix(s.LastSynced)},
 					{"created_at", unix(s.CreatedAt)}, {"updated_at", unix(s.UpdatedAt)},
 				} {

@@ -33,7 +33,9 @@ func adminSandbox(s pool.Sandbox) wire.Sandbox {
 		AllocatedToTrack: optional(s.Owner), IdempotencyKey: optional(s.IdempotencyKey), TrackName: optional(s.TrackName),
 		Client: optional(s.Client), AllocatedAt: optionalTime(s.AllocatedAt), ExpiresAt: optionalTime(s.ExpiresAt),
 		DeletionRequestedAt: optionalTime(s.DeletionRequestedAt), Attempts: s.Attempts, NextAttemptAt: optionalTime(s.NextAttemptAt),
-		LastError: optional(s.LastError), MissedSyncs: s.MissedSyncs, StaleSince: optionalTime(s.StaleSince),
+		LastError: optional(s.LastError), NIOSXaaSOutcome: optional(s.NIOSXaaSOutcome), NIOSXaaSServices: s.NIOSXaaSServices,
+		NIOSXaaSReason: optional(s.NIOSXaaSReason), NIOSXaaSAt: optionalTime(s.NIOSXaaSAt), NIOSXaaSFailures: s.NIOSXaaSFailures,
+		MissedSyncs: s.MissedSyncs, StaleSince: optionalTime(s.StaleSince),
 		LastSynced: optionalTime(s.LastSynced), CreatedAt: optionalTime(s.CreatedAt), UpdatedAt: optionalTime(s.UpdatedAt),
 	}
 }
@@ -126,7 +128,7 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 		Total: st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
 		PendingDeletion: st.ByStatus[pool.PendingDeletion], Stale: st.ByStatus[pool.Stale],
 		DeletionFailed: st.ByStatus[pool.DeletionFailed], Deleted: st.ByStatus[pool.Deleted], Retired: st.ByStatus[pool.Retired],
-		AvailableByPrefix: st.AvailableByPrefix,
+		AvailableByPrefix: st.AvailableByPrefix, OldestPendingDeletionAt: optionalTime(st.OldestPendingDeletionAt),
 	}}, nil
 }
 

@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
+	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
 
 // JobHandler serves one trigger of a job and returns the run's summary. The trigger is plain
@@ -26,7 +28,8 @@ type JobTrigger struct {
 
 // JobFunction is the Lambda handler of the job named job: it loads what the job needs from
 // env (config.LoadPool, config.LoadJobs and, for a job with UsesCSP, config.LoadCSP with
-// the token read from Secrets Manager once, here), connects to the table, builds the CSP
+// the token read from Secrets Manager once, here; for a job with UsesNIOSXaaS,
+// NIOSXaaSStep), connects to the table, builds the CSP
 // client and the job runner. Every configuration problem is reported before the first
 // event is served. Logs go to out.
 func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string) (JobHandler, error) {
@@ -45,17 +48,22 @@ func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string)
 	if def.UsesCSP {
 		cspCfg, cspErr = config.LoadCSP(ctx, env, config.SecretsManager(poolCfg.Region))
 	}
-	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr); err != nil {
+	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log, Metrics: o.Metrics}
+	var niosErr error
+	if def.UsesNIOSXaaS {
+		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts, niosErr = NIOSXaaSStep(ctx, env, config.SecretsManager(poolCfg.Region), o.Log)
+	}
+	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr); err != nil {
 		return nil, err
 	}
-	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log, Metrics: o.Metrics}
 	var err error
 	if def.UsesCSP {
 		deps.CSP, err = csp.New(csp.Options{
 			BaseURL: cspCfg.BaseURL, Token: cspCfg.Token, ConnectTimeout: cspCfg.ConnectTimeout,
 			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts, MaxAccounts: cspCfg.ListMaxAccounts,
-			Breaker: csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
-			Logger:  slog.New(warnAndAbove{o.Log.With("component", "csp").Handler()}),
+			MaxConcurrentCalls: jobsCfg.CleanupMaxInFlight,
+			Breaker:            csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
+			Logger:             slog.New(warnAndAbove{o.Log.With("component", "csp").Handler()}),
 		})
 		if err != nil {
 			return nil, err
@@ -76,6 +84,31 @@ func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string)
 		}
 		return runner.RunWithID(ctx, job, trigger.RunID)
 	}, nil
+}
+
+// NIOSXaaSStep builds the client of cleanup's NIOSXaaS pre-delete step from env
+// (config.LoadNIOSXaaS, its credentials secret read with fetch, as the CSP token is) and
+// returns it with NIOSXAAS_MAX_ATTEMPTS; a nil client when NIOSXAAS_ENABLED is false. The
+// client lives as long as the function, so its session outlives a run. Its logs (each
+// service deleted, or in shadow mode each one it would delete, and breaker transitions)
+// go to log, when not nil.
+func NIOSXaaSStep(ctx context.Context, env config.Env, fetch config.SecretFetcher, log *slog.Logger) (*niosxaas.Client, int, error) {
+	cfg, err := config.LoadNIOSXaaS(ctx, env, fetch)
+	if err != nil || !cfg.Enabled {
+		return nil, 0, err
+	}
+	if log != nil {
+		log = log.With("component", "niosxaas")
+	}
+	client, err := niosxaas.New(niosxaas.Options{
+		BaseURL: cfg.BaseURL, Credentials: cfg.Credentials, ServiceName: cfg.ServiceName, ShadowMode: cfg.ShadowMode,
+		Timeout: cfg.Timeout, Breaker: breaker.Options{Threshold: cfg.BreakerThreshold, OpenFor: cfg.BreakerOpenFor},
+		Logger: log,
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return client, cfg.MaxAttempts, nil
 }
 
 // warnAndAbove passes on only warnings and errors (breaker transitions, malformed listing

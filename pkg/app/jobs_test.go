@@ -232,7 +232,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 		case line["_aws"] != nil && line["PoolTotal"] != nil:
 			// the pool-metrics gauges
 		case line["_aws"] != nil && line["TimeToDelete"] != nil:
-			// cleanup's times to delete, one value per deleted sandbox
+			// cleanup's time to delete, when the release was a second or more before it
 		case line["msg"] == "job run" && line["run_id"] != "" && line["counts"] != nil && line["duration_ms"] != nil:
 			runLines++
 		default:
@@ -259,6 +259,9 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 		{"expiry", map[string]string{"JOB_INTERVAL_SCALE": "0"}, []string{"TABLE_NAME: is required", "JOB_INTERVAL_SCALE: must be greater than 0"}},
 		{"sync", map[string]string{"STALE_GRACE_HOURS": "0"}, []string{"TABLE_NAME: is required", "STALE_GRACE_HOURS: 0 is outside", "CSP_BASE_URL: is required"}},
 		{"stale-cleanup", map[string]string{"TABLE_NAME": "t", "JOB_INTERVAL_SCALE": "0"}, []string{"JOB_INTERVAL_SCALE: must be greater than 0"}},
+		// The NIOSXaaS settings are cleanup's, reported with the others.
+		{"cleanup", map[string]string{"CSP_BASE_URL": "http://127.0.0.1:1/v2", "CSP_API_TOKEN": "x", "NIOSXAAS_ENABLED": "true", "NIOSXAAS_MAX_ATTEMPTS": "0"},
+			[]string{"TABLE_NAME: is required", "NIOSXAAS_EMAIL", "NIOSXAAS_MAX_ATTEMPTS: 0 is outside"}},
 	}
 	for _, tt := range tests {
 		_, err := app.JobFunction(ctx, testkit.Env(tt.env), io.Discard, tt.job)

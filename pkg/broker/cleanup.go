@@ -226,7 +226,8 @@ func (c *cleanupRun) awaitStart(ctx context.Context) {
 	}
 }
 
-// start sends one sandbox's delete in its own goroutine, which books the answer. The call
+// start sends one sandbox's delete in its own goroutine, which runs the NIOSXaaS step
+// first when it is due (niosxaasStep) and books the answer. The call
 // is bounded by the run's work deadline, so that a slow CSP cannot eat the time kept to
 // book the answers.
 func (c *cleanupRun) start(ctx context.Context, s pool.Sandbox) {
@@ -234,11 +235,14 @@ func (c *cleanupRun) start(ctx context.Context, s pool.Sandbox) {
 	c.inFlight++
 	pauses := c.bucket.pauses
 	go func() {
-		callCtx, cancel := c.run.workContext(ctx)
-		err := c.r.csp.DeleteAccount(callCtx, s.ExternalID)
-		cut := callCtx.Err() != nil
-		cancel()
-		out := c.r.bookDelete(ctx, c.run, s, err, cut)
+		s, proceed, out := c.r.niosxaasStep(ctx, c.run, s)
+		if proceed {
+			callCtx, cancel := c.run.workContext(ctx)
+			err := c.r.csp.DeleteAccount(callCtx, s.ExternalID)
+			cut := callCtx.Err() != nil
+			cancel()
+			out = c.r.bookDelete(ctx, c.run, s, err, cut)
+		}
 		out.pausesAtStart = pauses
 		c.finished <- out
 	}()

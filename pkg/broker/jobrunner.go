@@ -9,6 +9,7 @@ import (
 
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
+	"github.com/sandbox-broker/broker/pkg/niosxaas"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -39,6 +40,10 @@ type JobDeps struct {
 	// Now is the clock for cutoffs and timestamps (default time.Now). Deadlines are always
 	// measured in real time.
 	Now func() time.Time
+	// NIOSXaaS, when set, runs cleanup's pre-delete step before each CSP delete
+	// (niosxaasStep), up to NIOSXaaSMaxAttempts failed steps per sandbox.
+	NIOSXaaS            *niosxaas.Client
+	NIOSXaaSMaxAttempts int
 }
 
 // JobMetrics is where runs publish what they measured.
@@ -64,6 +69,9 @@ type JobRunner struct {
 	log        *slog.Logger
 	metrics    JobMetrics
 	now        func() time.Time
+	// niosxaas is the pre-delete step's client; nil: the step is off.
+	niosxaas            *niosxaas.Client
+	niosxaasMaxAttempts int
 	// afterListing, when set (tests only, export_test.go), runs between sync's CSP listing
 	// and its read of the pool, to force the racing-sync interleaving deterministically.
 	afterListing func()
@@ -83,6 +91,10 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	r := &JobRunner{
 		pool: d.Pool, csp: d.CSP, cspTimeout: d.CSPRequestTimeout, grace: d.PoolConfig.Grace,
 		cfg: d.Config, log: d.Logger, metrics: d.Metrics, now: d.Now,
+		niosxaas: d.NIOSXaaS, niosxaasMaxAttempts: d.NIOSXaaSMaxAttempts,
+	}
+	if r.niosxaas != nil && r.niosxaasMaxAttempts < 1 {
+		return nil, errors.New("broker: the NIOSXaaS step needs NIOSXaaSMaxAttempts ≥ 1 (config.LoadNIOSXaaS)")
 	}
 	if r.cspTimeout <= 0 {
 		r.cspTimeout = defaultCSPRequestTimeout

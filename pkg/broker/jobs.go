@@ -16,6 +16,9 @@ type Job struct {
 	Every time.Duration
 	// UsesCSP: the job calls the CSP, so its function needs the CSP settings and token.
 	UsesCSP bool
+	// UsesNIOSXaaS: the job runs the NIOSXaaS pre-delete step when NIOSXAAS_ENABLED, so
+	// its function alone gets the NIOSXaaS settings and may read their secret.
+	UsesNIOSXaaS bool
 	// run is the job's work, under its lease (JobRunner.RunWithID).
 	run func(*JobRunner, context.Context, *jobRun) error
 }
@@ -28,7 +31,7 @@ const maxRunTime = 5 * time.Minute
 // method, functions/<name>/main.go and events/<name>.json.
 var Jobs = []Job{
 	{Name: "sync", Every: 10 * time.Minute, UsesCSP: true, run: (*JobRunner).sync},
-	{Name: "cleanup", Every: 5 * time.Minute, UsesCSP: true, run: (*JobRunner).cleanup},
+	{Name: "cleanup", Every: 5 * time.Minute, UsesCSP: true, UsesNIOSXaaS: true, run: (*JobRunner).cleanup},
 	{Name: "expiry", Every: 5 * time.Minute, run: (*JobRunner).expire},
 	{Name: "stale-cleanup", Every: 24 * time.Hour, run: (*JobRunner).removeStale},
 	// pool-metrics publishes the pool's counts per status as CloudWatch gauges, the values

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/niosxaas"
+	"github.com/sandbox-broker/broker/pkg/niosxaas/niosxaasfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -37,6 +40,11 @@ type jobEnv struct {
 	cfg    config.Jobs
 	// deletes watches the fake's delete requests (envOptions.watchDeletes).
 	deletes *cspfake.DeleteWatch
+	// nios is the fake NIOSXaaS and niosClient the step's client, when envOptions.niosxaas
+	// is set; niosLogs gets the client's logs.
+	nios       *niosxaasfake.Server
+	niosClient *niosxaas.Client
+	niosLogs   *testkit.Buffer
 }
 
 type envOptions struct {
@@ -49,6 +57,10 @@ type envOptions struct {
 	// fakeOnTestClock runs the fake CSP's records (and so its DeletedListLag) on the
 	// test's clock; its delete rate limiter then runs on it too.
 	fakeOnTestClock bool
+	// niosxaas turns the NIOSXaaS step on, against a fake NIOSXaaS, with these client
+	// options changed (nil: the step is off); niosxaasMaxAttempts defaults to 3.
+	niosxaas            func(*niosxaas.Options)
+	niosxaasMaxAttempts int
 }
 
 func newJobEnv(t *testing.T, o envOptions) *jobEnv {
@@ -93,14 +105,46 @@ func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	if o.jobs != nil {
 		o.jobs(&e.cfg)
 	}
-	e.runner, err = broker.NewJobRunner(broker.JobDeps{
+	deps := broker.JobDeps{
 		Pool: e.pool, CSP: e.csp, CSPRequestTimeout: copts.RequestTimeout, PoolConfig: poolCfg, Config: e.cfg,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clock.Now,
-	})
-	if err != nil {
+	}
+	if o.niosxaas != nil {
+		e.startNIOSXaaS(t, o.niosxaas)
+		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts = e.niosClient, cmp.Or(o.niosxaasMaxAttempts, 3)
+	}
+	if e.runner, err = broker.NewJobRunner(deps); err != nil {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// The NIOSXaaS credentials of the job tests; the tests look for them in every log.
+const (
+	niosEmail    = "nios-cleanup@example.com"
+	niosPassword = "nios-Pw-7f3!q"
+	niosService  = "Instrqt-SaaS"
+)
+
+func (e *jobEnv) startNIOSXaaS(t *testing.T, tweak func(*niosxaas.Options)) {
+	t.Helper()
+	e.nios = niosxaasfake.New(niosxaasfake.Options{Email: niosEmail, Password: niosPassword})
+	if err := e.nios.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.nios.Close() })
+	e.niosLogs = &testkit.Buffer{}
+	opts := niosxaas.Options{
+		BaseURL:     e.nios.URL(),
+		Credentials: niosxaas.Static(niosxaas.Credentials{Email: niosEmail, Password: niosPassword}),
+		ServiceName: niosService, Timeout: 2 * time.Second,
+		Logger: slog.New(slog.NewJSONHandler(e.niosLogs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	tweak(&opts)
+	var err error
+	if e.niosClient, err = niosxaas.New(opts); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // run runs a job and fails the test on an error.

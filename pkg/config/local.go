@@ -25,6 +25,10 @@ type Local struct {
 	// used instead of the fake.
 	CSPBaseURL string
 	CSPToken   string
+	// FakeNIOSXaaS starts the fake NIOSXaaS beside the fake CSP and turns the cleanup
+	// step on against it: with LOCAL_NIOSXAAS, or with NIOSXAAS_ENABLED and no
+	// NIOSXAAS_BASE_URL.
+	FakeNIOSXaaS bool
 	// TrackToken and AdminToken are plain tokens; empty ones are generated.
 	TrackToken string
 	AdminToken string
@@ -39,7 +43,8 @@ const DefaultLocalTable = "sandbox-broker-local"
 var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // LoadLocal reads PORT (8080), DATA_DIR, DYNAMODB_ENDPOINT and TABLE_NAME, SEED_SANDBOXES
-// (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, BROKER_TRACK_TOKEN,
+// (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, LOCAL_NIOSXAAS (with
+// NIOSXAAS_ENABLED and NIOSXAAS_BASE_URL, which decide it too), BROKER_TRACK_TOKEN,
 // BROKER_ADMIN_TOKEN and AUTHORIZER_CACHE_SECONDS (300).
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
@@ -73,6 +78,11 @@ func LoadLocal(env Env) (Local, error) {
 	}
 	if (l.CSPBaseURL == "") != (l.CSPToken == "") {
 		r.fail("CSP_BASE_URL", "and CSP_API_TOKEN go together: set both to use a live CSP, or neither for the fake")
+	}
+	niosBaseURL := r.str("NIOSXAAS_BASE_URL", "")
+	l.FakeNIOSXaaS = r.bool("LOCAL_NIOSXAAS", false) || (r.bool("NIOSXAAS_ENABLED", false) && niosBaseURL == "")
+	if l.FakeNIOSXaaS && niosBaseURL != "" {
+		r.fail("LOCAL_NIOSXAAS", "starts the fake NIOSXaaS; unset NIOSXAAS_BASE_URL, or unset LOCAL_NIOSXAAS to use that NIOSXaaS")
 	}
 	if l.TrackToken != "" && l.TrackToken == l.AdminToken {
 		r.fail("BROKER_ADMIN_TOKEN", "must differ from BROKER_TRACK_TOKEN")

@@ -47,6 +47,10 @@ type Options struct {
 	// a listing beyond it fails with ErrTooManyAccounts rather than growing
 	// without end when a CSP pages wrongly.
 	MaxAccounts int
+	// MaxConcurrentCalls is how many calls the caller makes at once (cleanup's
+	// CLEANUP_MAX_IN_FLIGHT; default 16): the idle connections kept for the host, so
+	// a call never waits for a new TLS connection that a finished one could have lent.
+	MaxConcurrentCalls int
 	// HTTPClient replaces the client built from ConnectTimeout, e.g. to add
 	// tracing. It is copied, and redirects are never followed with it.
 	HTTPClient *http.Client
@@ -56,13 +60,14 @@ type Options struct {
 }
 
 const (
-	defaultConnectTimeout = 5 * time.Second
-	defaultRequestTimeout = 15 * time.Second
-	defaultMaxAttempts    = 3
-	maxMaxAttempts        = 10
-	defaultPageSize       = 100
-	maxPageSize           = 1000
-	defaultMaxAccounts    = 50_000
+	defaultConnectTimeout  = 5 * time.Second
+	defaultRequestTimeout  = 15 * time.Second
+	defaultMaxAttempts     = 3
+	maxMaxAttempts         = 10
+	defaultPageSize        = 100
+	maxPageSize            = 1000
+	defaultMaxAccounts     = 50_000
+	defaultConcurrentCalls = 16
 )
 
 // Client talks to one CSP endpoint. It is safe for concurrent use and is
@@ -108,7 +113,7 @@ func New(opts Options) (*Client, error) {
 		hc := *opts.HTTPClient
 		c.http = &hc
 	} else {
-		c.http = &http.Client{Transport: newTransport(orDefault(opts.ConnectTimeout, defaultConnectTimeout))}
+		c.http = &http.Client{Transport: newTransport(orDefault(opts.ConnectTimeout, defaultConnectTimeout), orDefault(opts.MaxConcurrentCalls, defaultConcurrentCalls))}
 	}
 	// A followed 301/302 turns a DELETE into a GET whose 200 would read as
 	// "deleted" while the account lives on; a redirect is an HTTPError.
@@ -145,6 +150,9 @@ func validate(o Options) (string, []string) {
 	if o.MaxAccounts < 0 {
 		problems = append(problems, fmt.Sprintf("max accounts must not be negative (got %d)", o.MaxAccounts))
 	}
+	if o.MaxConcurrentCalls < 0 {
+		problems = append(problems, fmt.Sprintf("max concurrent calls must not be negative (got %d)", o.MaxConcurrentCalls))
+	}
 	if o.Breaker.Threshold < 0 {
 		problems = append(problems, fmt.Sprintf("breaker threshold must not be negative (got %d)", o.Breaker.Threshold))
 	}
@@ -179,17 +187,17 @@ func orDefault[T int | time.Duration](v, def T) T {
 	return v
 }
 
-func newTransport(connectTimeout time.Duration) *http.Transport {
+func newTransport(connectTimeout time.Duration, concurrentCalls int) *http.Transport {
 	dialer := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		DialContext:         dialer.DialContext,
 		TLSHandshakeTimeout: connectTimeout,
 		ForceAttemptHTTP2:   true,
-		MaxIdleConns:        32,
+		MaxIdleConns:        max(32, concurrentCalls),
 		// The default of 2 idle connections per host would make every
 		// concurrent delete beyond the second open a new TLS connection.
-		MaxIdleConnsPerHost:   16,
+		MaxIdleConnsPerHost:   concurrentCalls,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}

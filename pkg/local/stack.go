@@ -94,6 +94,14 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 		return nil, err
 	}
 	fnEnv = overlay(fnEnv, map[string]string{"CSP_BASE_URL": cspURL, "CSP_API_TOKEN": cspToken, "CSP_TOKEN_SECRET_ARN": ""})
+	var niosLines []part
+	if cfg.FakeNIOSXaaS {
+		niosEnv, line, err := s.startNIOSXaaS(cfg, env)
+		if err != nil {
+			return nil, err
+		}
+		fnEnv, niosLines = overlay(fnEnv, niosEnv), []part{line}
+	}
 	jobs, jobLines, err := s.startJobs(ctx, fnEnv, logs)
 	if err != nil {
 		return nil, err
@@ -102,7 +110,7 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	parts := append(append([]part{dbLine, cspLine}, jobLines...), apiLine)
+	parts := append(append(append([]part{dbLine, cspLine}, niosLines...), jobLines...), apiLine)
 	printBanner(out, append(parts, tokenLines...), s, cfg.SeedPrefixes)
 	return s, nil
 }

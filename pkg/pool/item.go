@@ -77,6 +77,15 @@ type Sandbox struct {
 	NextAttemptAt       int64  `dynamodbav:"next_attempt_at,omitempty"`
 	LastError           string `dynamodbav:"last_error,omitempty"`
 
+	// The outcome of cleanup's NIOSXaaS pre-delete step (RecordNIOSXaaS): one of the
+	// NIOSXaaS* values, the services it counted, the failure's reason, when it was
+	// recorded, and how many times the step failed.
+	NIOSXaaSOutcome  string `dynamodbav:"niosxaas_outcome,omitempty"`
+	NIOSXaaSServices int    `dynamodbav:"niosxaas_services,omitempty"`
+	NIOSXaaSReason   string `dynamodbav:"niosxaas_reason,omitempty"`
+	NIOSXaaSAt       int64  `dynamodbav:"niosxaas_at,omitempty"`
+	NIOSXaaSFailures int    `dynamodbav:"niosxaas_failures,omitempty"`
+
 	MissedSyncs int   `dynamodbav:"missed_syncs,omitempty"`
 	StaleSince  int64 `dynamodbav:"stale_since,omitempty"`
 	LastSynced  int64 `dynamodbav:"last_synced,omitempty"`

@@ -174,6 +174,9 @@ func TestStatsExactForTenThousand(t *testing.T) {
 		if s.Status == pool.Available {
 			want.AvailableByPrefix[pool.NamePrefix(s.Name)]++
 		}
+		if at := s.DeletionRequestedAt; s.Status == pool.PendingDeletion && at > 0 && (want.OldestPendingDeletionAt == 0 || at < want.OldestPendingDeletionAt) {
+			want.OldestPendingDeletionAt = at
+		}
 	}
 	want.Total = 3
 	for status, n := range want.ByStatus {

@@ -24,11 +24,19 @@ type Sandbox struct {
 	Attempts            int     `json:"attempts"`
 	NextAttemptAt       *int64  `json:"next_attempt_at"`
 	LastError           *string `json:"last_error"`
-	MissedSyncs         int     `json:"missed_syncs"`
-	StaleSince          *int64  `json:"stale_since"`
-	LastSynced          *int64  `json:"last_synced"`
-	CreatedAt           *int64  `json:"created_at"`
-	UpdatedAt           *int64  `json:"updated_at"`
+	// The outcome of cleanup's NIOSXaaS pre-delete step: cleaned, none_to_clean, shadow or
+	// failed (null: never run), the services it deleted or would have, the failure's
+	// reason, when it was recorded, and how many times it failed.
+	NIOSXaaSOutcome  *string `json:"niosxaas_outcome"`
+	NIOSXaaSServices int     `json:"niosxaas_services"`
+	NIOSXaaSReason   *string `json:"niosxaas_reason"`
+	NIOSXaaSAt       *int64  `json:"niosxaas_at"`
+	NIOSXaaSFailures int     `json:"niosxaas_failures"`
+	MissedSyncs      int     `json:"missed_syncs"`
+	StaleSince       *int64  `json:"stale_since"`
+	LastSynced       *int64  `json:"last_synced"`
+	CreatedAt        *int64  `json:"created_at"`
+	UpdatedAt        *int64  `json:"updated_at"`
 }
 
 // SandboxList is the answer of GET /v1/admin/sandboxes (upstream's shape); Cursor is null
@@ -74,6 +82,9 @@ type Stats struct {
 	Deleted           int            `json:"deleted"`
 	Retired           int            `json:"retired"`
 	AvailableByPrefix map[string]int `json:"available_by_prefix"`
+	// OldestPendingDeletionAt is the earliest deletion_requested_at of the pending
+	// deletions (unix seconds), null when none is pending: how far behind cleanup is.
+	OldestPendingDeletionAt *int64 `json:"oldest_pending_deletion_at"`
 }
 
 // CountOf is the count of one of Statuses, or of "total"; 0 for anything else.
