@@ -16,8 +16,6 @@ const (
 	// waiting as told (429s to deletes started after the pause the previous one caused): the
 	// limit is tighter than the configured pace, and the next run starts fresh.
 	maxRateLimitedInARow = 3
-	// lastErrorLimit bounds the error text kept on a sandbox.
-	lastErrorLimit = 500
 	// bookingReserve is kept, besides a whole CSP request timeout, before a new delete
 	// starts: the time to book its answer, one DynamoDB write (tens of milliseconds) with
 	// room for SDK retries. Each call books its own answer, so the calls in flight at the
@@ -288,105 +286,4 @@ func (c *cleanupRun) fail(err error) {
 		c.run.addError(err)
 	}
 	c.stopped = true
-}
-
-// bookDelete books the answer to one sandbox's CSP delete. It runs in the delete's own
-// goroutine.
-func (r *JobRunner) bookDelete(ctx context.Context, run *jobRun, s pool.Sandbox, err error, cut bool) deleteOutcome {
-	out := deleteOutcome{sandbox: s}
-	switch {
-	case err == nil || errors.Is(err, csp.ErrAccountNotFound):
-		// A 404 is the account already gone: the run's probe proved the endpoint right.
-		_, err = r.pool.MarkDeleted(ctx, s, run.as("deleted in the CSP"))
-		run.countWrite("deleted", err)
-		if err == nil && s.DeletionRequestedAt > 0 {
-			out.timeToDelete = r.now().Sub(time.Unix(s.DeletionRequestedAt, 0))
-		}
-		out.err = unlessLostRace(err)
-	case errors.Is(err, csp.ErrCircuitOpen):
-		// The breaker refused the call: the CSP never saw it.
-		r.stopOnOpenBreaker(run)
-		out.stop = true
-	case cut:
-		// The run's own deadline (or the caller) cut the call short: that says nothing
-		// about the sandbox, so nothing is booked.
-		run.interrupted(ctx)
-		out.stop = true
-	case errors.As(err, &out.rateLimited):
-		run.count("rate_limited", 1)
-	case errors.Is(err, csp.ErrTokenRejected):
-		// A 401 or 403 is the broker's problem (its token), not the sandbox's.
-		run.alarm(AlarmCSPTokenRejected)
-		out.stop, out.err = true, fmt.Errorf("the CSP rejected the API token: %w", err)
-	case errors.Is(err, csp.ErrWrongEndpoint):
-		// A redirect, or an HTML page, answers for something that is not the CSP API.
-		run.alarm(AlarmCSPWrongEndpoint)
-		out.stop, out.err = true, fmt.Errorf("the CSP delete was not answered by the CSP API: %w", err)
-	default:
-		out.err = r.bookFailure(ctx, run, s, err)
-	}
-	return out
-}
-
-// bookFailure records a failed delete: the next attempt after a backoff, or deletion_failed
-// after the last allowed attempt (at once for an external ID no delete can ever use).
-func (r *JobRunner) bookFailure(ctx context.Context, run *jobRun, s pool.Sandbox, cause error) error {
-	run.addError(fmt.Errorf("sandbox %s: %w", s.ID, cause))
-	msg := cause.Error()
-	if len(msg) > lastErrorLimit {
-		msg = msg[:lastErrorLimit]
-	}
-	var err error
-	if s.Attempts+1 >= r.cfg.CleanupMaxAttempts || errors.Is(cause, csp.ErrInvalidExternalID) {
-		_, err = r.pool.FailDeletion(ctx, s, msg, run.as(fmt.Sprintf("CSP delete failed %d times", s.Attempts+1)))
-		run.countWrite("deletion_failed", err)
-		if err == nil {
-			run.alarm(AlarmDeletionFailed)
-		}
-	} else {
-		next := r.now().Add(r.deleteBackoff(s.Attempts)).Unix()
-		_, err = r.pool.RecordDeleteFailure(ctx, s, next, msg, run.as("CSP delete failed"))
-		run.countWrite("failed", err)
-	}
-	return unlessLostRace(err)
-}
-
-func (r *JobRunner) stopOnOpenBreaker(run *jobRun) {
-	run.stop("the CSP circuit breaker is open; the rest is left for the next run")
-	run.alarm(AlarmCleanupBreakerOpen)
-}
-
-// startBucket paces the starts of a run's CSP deletes: a token bucket refilled at
-// DeletesPerSecond, shared by every call of the run, that holds a single token. A burst of
-// one never sends two deletes closer than gap, so a CSP limiter that tolerates no burst at
-// all (the safe assumption: its burst is not published, and the fake CSP's defaults to one)
-// sees the configured rate and no more. A larger burst would send a clump at the start of
-// every run and after every pause, which such a limiter answers with a 429 for all but
-// the first, each 429 then pausing every start for a second or more. A token the run was
-// too busy to take is not saved up either: starts that come late do not catch up.
-type startBucket struct {
-	gap  time.Duration
-	next time.Time
-	// pauses counts the pauses a 429 caused, so an answer can tell whether its call
-	// started after the last one.
-	pauses int
-}
-
-// wait is how long until the next start may go.
-func (b *startBucket) wait() time.Duration { return max(0, time.Until(b.next)) }
-
-// take spends the token for a start now.
-func (b *startBucket) take() { b.next = time.Now().Add(b.gap) }
-
-// pause holds every start for the CSP's Retry-After.
-func (b *startBucket) pause(retryAfter time.Duration) {
-	b.pauses++
-	b.extend(retryAfter)
-}
-
-// extend holds every start at least retryAfter from now, without counting a new pause.
-func (b *startBucket) extend(retryAfter time.Duration) {
-	if until := time.Now().Add(retryAfter); until.After(b.next) {
-		b.next = until
-	}
 }

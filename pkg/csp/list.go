@@ -9,32 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
-	"time"
-	"unicode"
 )
-
-// Account is an active sandbox account of the CSP listing.
-type Account struct {
-	// SandboxID is csp_id as a decimal string, or the uuid of the id when the
-	// CSP sent no csp_id: it becomes a path segment of the broker's API.
-	SandboxID string
-	// HasCSPID reports whether the CSP sent a csp_id; when it did not,
-	// SandboxID is the uuid, and a later listing may show the same account
-	// under its csp_id.
-	HasCSPID bool
-	// UUID is the uuid of the id, lower-cased: the one key that names the
-	// account whether or not the CSP sent its csp_id. It is the value
-	// pool.AccountUUID gives the ExternalID, which keys the pool's records.
-	UUID string
-	// ExternalID is the CSP id, "identity/accounts/<uuid>".
-	ExternalID string
-	// Name is the CSP name, or "sandbox-<SandboxID>" when it has none.
-	Name string
-	// CreatedAt is zero when the CSP's created_at is missing or unparsable.
-	CreatedAt     time.Time
-	SFDCAccountID string
-}
 
 // Listing is one complete read of the CSP listing.
 type Listing struct {
@@ -57,10 +32,6 @@ type Listing struct {
 
 // maxSamples is how many malformed-entry reasons a Listing carries.
 const maxSamples = 5
-
-// maxNameBytes bounds a sandbox name: names are shown to students and
-// stored in every record and history entry, and no real CSP name comes near.
-const maxNameBytes = 256
 
 // minPageBytes bounds a listing page in memory. A CSP that ignores paging
 // sends the whole listing in one page, so the bound also follows
@@ -249,121 +220,4 @@ func decodePage(body []byte) ([]json.RawMessage, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: \"results\" is not a list: %q", ErrMalformedResponse, sanitizeSnippet(page.Results))
 	}
 	return results, page.Results, nil
-}
-
-// parseAccount maps one listing entry. keep is false for accounts that are
-// not active sandboxes; reason is set, and the entry skipped, when it cannot
-// be mapped. It never fails on odd JSON: strings and numbers are accepted
-// for one another, and nulls read as absent. Reasons quote ids shortened and
-// never quote names: both end up in logs and run summaries.
-func parseAccount(raw json.RawMessage) (acct Account, keep bool, reason string) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
-		return Account{}, false, "entry is not a JSON object"
-	}
-	if jsonText(m["account_type"]) != "sandbox" || jsonText(m["state"]) != "active" {
-		return Account{}, false, ""
-	}
-	id := strings.TrimSpace(jsonText(m["id"]))
-	if id == "" {
-		return Account{}, false, "active sandbox without an id"
-	}
-	uuid, err := accountUUID(id)
-	if err != nil {
-		return Account{}, false, fmt.Sprintf("id %.80q: %v", id, err)
-	}
-	// The uuid keys the account for life and names it in deletes: anything
-	// else is not an account id the broker can vouch for.
-	if !isUUID(uuid) {
-		return Account{}, false, fmt.Sprintf("id %.80q: last segment is not a uuid", id)
-	}
-	name := jsonText(m["name"])
-	switch {
-	case strings.ContainsFunc(name, unicode.IsControl):
-		return Account{}, false, fmt.Sprintf("id %.80q: name contains control characters", id)
-	case len(strings.TrimSpace(name)) > maxNameBytes:
-		return Account{}, false, fmt.Sprintf("id %.80q: name is %d bytes (at most %d)", id, len(strings.TrimSpace(name)), maxNameBytes)
-	}
-	acct = Account{
-		SandboxID:     uuid,
-		UUID:          strings.ToLower(uuid),
-		ExternalID:    id,
-		Name:          strings.TrimSpace(name),
-		CreatedAt:     parseCreatedAt(jsonText(m["created_at"])),
-		SFDCAccountID: strings.TrimSpace(jsonText(m["sfdc_account_id"])),
-	}
-	if rawID, ok := m["csp_id"]; ok && string(rawID) != "null" {
-		n, err := strconv.ParseInt(strings.TrimSpace(jsonText(rawID)), 10, 64)
-		if err != nil || n <= 0 {
-			return Account{}, false, fmt.Sprintf("id %.80q: csp_id %.40q is not a positive integer", id, string(rawID))
-		}
-		acct.SandboxID, acct.HasCSPID = strconv.FormatInt(n, 10), true
-	}
-	if acct.Name == "" {
-		acct.Name = "sandbox-" + acct.SandboxID
-	}
-	return acct, true, ""
-}
-
-// isUUID reports whether s is a uuid in its 8-4-4-4-12 hexadecimal form,
-// of any version and either case.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// jsonText reads a JSON string, or the literal of a JSON number, and ""
-// for anything else.
-func jsonText(raw json.RawMessage) string {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		return s
-	}
-	var n json.Number
-	if json.Unmarshal(raw, &n) == nil {
-		return n.String()
-	}
-	return ""
-}
-
-// createdAtLayouts are the ISO-8601 shapes seen from Python and Go services.
-// time.Parse accepts a fractional second after the seconds field even when
-// the layout has none, so each layout covers both.
-var createdAtLayouts = []string{
-	time.RFC3339,
-	"2006-01-02T15:04:05Z0700",
-	"2006-01-02T15:04:05",
-	"2006-01-02 15:04:05Z07:00",
-	"2006-01-02 15:04:05Z0700",
-	"2006-01-02 15:04:05",
-	"2006-01-02",
-}
-
-// parseCreatedAt returns the time in UTC; zone-less values are taken as UTC.
-func parseCreatedAt(s string) time.Time {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return time.Time{}
-	}
-	for _, layout := range createdAtLayouts {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC()
-		}
-	}
-	return time.Time{}
 }
