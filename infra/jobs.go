@@ -32,7 +32,7 @@ func (s *BrokerStack) addJobs() {
 			noRetries: true,
 		})
 		if job.UsesCSP {
-			s.CSPSecret.GrantRead(fn, nil)
+			grantSecretValue(fn, s.CSPSecret)
 		}
 		awsevents.NewRule(s.Stack, jsii.String(camel(job.Name)+"Schedule"), &awsevents.RuleProps{
 			Description: jsii.String("Runs the " + job.Name + " job"),
