@@ -366,11 +366,13 @@ func (r *run) invoke(event []byte) []byte {
 	defer resp.Body.Close()
 	var body bytes.Buffer
 	_, _ = body.ReadFrom(resp.Body)
+	// A function that exits at start leaves the emulator nothing to answer with: its
+	// "start-up failed" line says why, naming the variable.
+	if why := r.startupFailure(); why != "" {
+		t.Fatalf("function %s does not start with the template's environment: %s", r.folder, why)
+	}
 	var failure struct{ ErrorType, ErrorMessage string }
 	if json.Unmarshal(body.Bytes(), &failure) == nil && failure.ErrorType != "" {
-		if why := r.startupFailure(); why != "" {
-			t.Fatalf("function %s does not start with the template's environment: %s", r.folder, why)
-		}
 		t.Fatalf("%s: the invocation failed: %s: %s", r.folder, failure.ErrorType, failure.ErrorMessage)
 	}
 	return body.Bytes()
