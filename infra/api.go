@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +57,7 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 		folder: api.AuthorizerFunction, memoryMB: 256, timeout: awscdk.Duration_Seconds(jsii.Number(authorizerTimeout.Seconds())), access: NoTable,
 		environment: map[string]string{"TOKENS_SECRET_ARN": *s.TokenSecret.SecretArn()},
 	})
-	s.TokenSecret.GrantRead(authorizerFn, nil)
+	grantSecretValue(authorizerFn, s.TokenSecret)
 	authorizer := awsapigateway.NewRequestAuthorizer(s.Stack, jsii.String("TokenAuthorizer"), &awsapigateway.RequestAuthorizerProps{
 		Handler:         authorizerFn,
 		IdentitySources: &[]*string{awsapigateway.IdentitySource_Header(jsii.String("Authorization"))},
@@ -114,13 +113,20 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 	return restAPI
 }
 
-// routeAccess is what a route's function may do to the table: a GET only reads, and so
-// does a trigger route (it checks the job's lease; the job writes).
+// routeAccess is what a route's function may do to the table: what the route table says
+// its code does (api.Route.Table).
 func routeAccess(r api.Route) Access {
-	if r.Method == http.MethodGet || r.Starts != "" {
+	switch r.Table {
+	case api.NoTable:
+		return NoTable
+	case api.PingsTable:
+		return PingTable
+	case api.ReadsTable:
 		return ReadTable
+	case api.WritesTable:
+		return WriteTable
 	}
-	return WriteTable
+	panic("infra: route " + r.Name + " does not say what it does to the table (api.Route.Table)")
 }
 
 // addMethodNotAllowed answers a method the table does not define on a resource with 405

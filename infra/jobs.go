@@ -39,7 +39,7 @@ func (s *BrokerStack) addJobs() {
 			noRetries: true,
 		})
 		if job.UsesCSP {
-			s.CSPSecret.GrantRead(fn, nil)
+			grantSecretValue(fn, s.CSPSecret)
 		}
 		if job.UsesNIOSXaaS && s.cfg.NIOSXaaSEnabled {
 			s.NIOSXaaSSecret.GrantRead(fn, nil)

@@ -101,6 +101,7 @@ type Access int
 
 const (
 	NoTable Access = iota
+	PingTable
 	ReadTable
 	WriteTable
 )
@@ -168,13 +169,15 @@ func (s *BrokerStack) newFunction(f function) awslambda.Function {
 	}
 	fn := awslambda.NewFunction(s.Stack, jsii.String(id), props)
 	if f.access != NoTable {
-		actions := pool.ReadActions
-		if f.access == WriteTable {
-			actions = pool.WriteActions
-		}
-		resources := []string{*s.Table.TableArn()}
-		for _, ix := range pool.Schema.Indexes {
-			resources = append(resources, *s.Table.TableArn()+"/index/"+ix.Name)
+		actions, resources := pool.PingActions, []string{*s.Table.TableArn()}
+		if f.access != PingTable {
+			actions = pool.ReadActions
+			if f.access == WriteTable {
+				actions = pool.WriteActions
+			}
+			for _, ix := range pool.Schema.Indexes {
+				resources = append(resources, *s.Table.TableArn()+"/index/"+ix.Name)
+			}
 		}
 		role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Actions:   jsii.Strings(actions...),
@@ -192,4 +195,14 @@ func camel(folder string) string {
 		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
 	}
 	return b.String()
+}
+
+// grantSecretValue lets fn read the value of secret and nothing else: GrantRead would add
+// secretsmanager:DescribeSecret, which no function calls (the template-run test checks
+// every granted action is used).
+func grantSecretValue(fn awslambda.Function, secret awssecretsmanager.Secret) {
+	fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+		Resources: jsii.Strings(*secret.SecretArn()),
+	}))
 }

@@ -36,6 +36,7 @@ var (
 func TestMain(m *testing.M) {
 	code := func() int {
 		defer jsii.Close()
+		defer removeBootstraps()
 		assets, err := placeholderAssets()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)

@@ -1,4 +1,4 @@
-// Command admin-sync is the Lambda function of the route "admin-sync" (see pkg/api.Routes).
+// Command admin-sync is the Lambda function of the route "admin-sync" (see pkg/api.Routes): an admin route that starts a job.
 package main
 
 import (
@@ -8,10 +8,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/trigger"
 )
 
 func main() {
-	handler, err := app.RouteFunction(context.Background(), os.Getenv, os.Stdout, "admin-sync")
+	handler, err := trigger.Route(context.Background(), os.Getenv, os.Stdout, "admin-sync")
 	if err != nil {
 		app.Exit(err)
 	}

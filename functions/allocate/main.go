@@ -11,7 +11,7 @@ import (
 )
 
 func main() {
-	handler, err := app.RouteFunction(context.Background(), os.Getenv, os.Stdout, "allocate")
+	handler, err := app.Route(context.Background(), os.Getenv, os.Stdout, "allocate")
 	if err != nil {
 		app.Exit(err)
 	}

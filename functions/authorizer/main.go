@@ -8,12 +8,13 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/authorizer"
 )
 
 func main() {
-	authorizer, err := app.NewAuthorizer(context.Background(), os.Getenv, os.Stdout)
+	a, err := authorizer.New(context.Background(), os.Getenv, os.Stdout)
 	if err != nil {
 		app.Exit(err)
 	}
-	lambda.Start(authorizer.Authorize)
+	lambda.Start(a.Authorize)
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func main() {
-	handler, err := app.RouteFunction(context.Background(), os.Getenv, os.Stdout, "healthz")
+	handler, err := app.Route(context.Background(), os.Getenv, os.Stdout, "healthz")
 	if err != nil {
 		app.Exit(err)
 	}

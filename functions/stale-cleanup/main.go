@@ -9,10 +9,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/job"
 )
 
 func main() {
-	handler, err := app.JobFunction(context.Background(), os.Getenv, os.Stdout, "stale-cleanup")
+	handler, err := job.Function(context.Background(), os.Getenv, os.Stdout, "stale-cleanup")
 	if err != nil {
 		app.Exit(err)
 	}

@@ -22,9 +22,26 @@ type Route struct {
 	// Starts names the job (broker.Jobs) an admin trigger route starts: its function may
 	// invoke that job's function, whose name it reads from JobFunctionEnv(job).
 	Starts string
+	// Table is what the route's code does to the pool table: the stack grants its function
+	// the DynamoDB actions of that and no more.
+	Table TableUse
 	// handle is the route's code (API.Function serves it).
 	handle handlerFunc
 }
+
+// TableUse is what a route's code does to the pool table.
+type TableUse int
+
+const (
+	// NoTable: the route's code never calls the pool (health, the console's page and assets).
+	NoTable TableUse = iota + 1
+	// PingsTable: the route only asks whether the table answers (readiness).
+	PingsTable
+	// ReadsTable: the route reads and queries; a trigger route reads its job's lease (the job writes).
+	ReadsTable
+	// WritesTable: the route makes transitions.
+	WritesTable
+)
 
 type handlerFunc func(a *API, ctx context.Context, r *request) (reply, error)
 
@@ -38,24 +55,24 @@ func JobFunctionEnv(job string) string {
 // handler method, functions/<name>/main.go, events/<name>.json and its operation in
 // api/openapi.yaml; TestTablesMatchTheTree names whichever is missing or left over.
 var Routes = []Route{
-	{Name: "allocate", Method: http.MethodPost, Path: "/v1/allocate", Scope: auth.Track, handle: (*API).allocate},
-	{Name: "get-sandbox", Method: http.MethodGet, Path: "/v1/sandboxes/{id}", Scope: auth.Track, handle: (*API).getSandbox},
-	{Name: "mark-for-deletion", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/mark-for-deletion", Scope: auth.Track, handle: (*API).markForDeletion},
-	{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, handle: (*API).healthz},
-	{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, handle: (*API).readyz},
-	{Name: "console", Method: http.MethodGet, Path: "/console", Scope: auth.Public, handle: (*API).consolePage},
-	{Name: "console-asset", Method: http.MethodGet, Path: "/console/{asset}", Scope: auth.Public, handle: (*API).consoleAsset},
+	{Name: "allocate", Method: http.MethodPost, Path: "/v1/allocate", Scope: auth.Track, Table: WritesTable, handle: (*API).allocate},
+	{Name: "get-sandbox", Method: http.MethodGet, Path: "/v1/sandboxes/{id}", Scope: auth.Track, Table: ReadsTable, handle: (*API).getSandbox},
+	{Name: "mark-for-deletion", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/mark-for-deletion", Scope: auth.Track, Table: WritesTable, handle: (*API).markForDeletion},
+	{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Table: NoTable, handle: (*API).healthz},
+	{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, Table: PingsTable, handle: (*API).readyz},
+	{Name: "console", Method: http.MethodGet, Path: "/console", Scope: auth.Public, Table: NoTable, handle: (*API).consolePage},
+	{Name: "console-asset", Method: http.MethodGet, Path: "/console/{asset}", Scope: auth.Public, Table: NoTable, handle: (*API).consoleAsset},
 
-	{Name: "admin-list-sandboxes", Method: http.MethodGet, Path: "/v1/admin/sandboxes", Scope: auth.Admin, handle: (*API).listSandboxes},
-	{Name: "admin-get-sandbox", Method: http.MethodGet, Path: "/v1/admin/sandboxes/{id}", Scope: auth.Admin, handle: (*API).inspectSandbox},
-	{Name: "admin-retry-deletion", Method: http.MethodPost, Path: "/v1/admin/sandboxes/{id}/retry-deletion", Scope: auth.Admin, handle: (*API).retryDeletion},
-	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Admin, handle: (*API).stats},
-	{Name: "admin-sync", Method: http.MethodPost, Path: "/v1/admin/sync", Scope: auth.Admin, Starts: "sync", handle: (*API).startJob},
-	{Name: "admin-cleanup", Method: http.MethodPost, Path: "/v1/admin/cleanup", Scope: auth.Admin, Starts: "cleanup", handle: (*API).startJob},
-	{Name: "admin-job-runs", Method: http.MethodGet, Path: "/v1/admin/jobs/{name}", Scope: auth.Admin, handle: (*API).jobRuns},
-	{Name: "admin-bulk-delete", Method: http.MethodPost, Path: "/v1/admin/bulk-delete", Scope: auth.Admin, handle: (*API).bulkDelete},
-	{Name: "admin-auto-delete-stale", Method: http.MethodPost, Path: "/v1/admin/auto-delete-stale", Scope: auth.Admin, handle: (*API).deleteStale},
-	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Admin, handle: (*API).metricsText},
+	{Name: "admin-list-sandboxes", Method: http.MethodGet, Path: "/v1/admin/sandboxes", Scope: auth.Admin, Table: ReadsTable, handle: (*API).listSandboxes},
+	{Name: "admin-get-sandbox", Method: http.MethodGet, Path: "/v1/admin/sandboxes/{id}", Scope: auth.Admin, Table: ReadsTable, handle: (*API).inspectSandbox},
+	{Name: "admin-retry-deletion", Method: http.MethodPost, Path: "/v1/admin/sandboxes/{id}/retry-deletion", Scope: auth.Admin, Table: WritesTable, handle: (*API).retryDeletion},
+	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Admin, Table: ReadsTable, handle: (*API).stats},
+	{Name: "admin-sync", Method: http.MethodPost, Path: "/v1/admin/sync", Scope: auth.Admin, Starts: "sync", Table: ReadsTable, handle: (*API).startJob},
+	{Name: "admin-cleanup", Method: http.MethodPost, Path: "/v1/admin/cleanup", Scope: auth.Admin, Starts: "cleanup", Table: ReadsTable, handle: (*API).startJob},
+	{Name: "admin-job-runs", Method: http.MethodGet, Path: "/v1/admin/jobs/{name}", Scope: auth.Admin, Table: ReadsTable, handle: (*API).jobRuns},
+	{Name: "admin-bulk-delete", Method: http.MethodPost, Path: "/v1/admin/bulk-delete", Scope: auth.Admin, Table: WritesTable, handle: (*API).bulkDelete},
+	{Name: "admin-auto-delete-stale", Method: http.MethodPost, Path: "/v1/admin/auto-delete-stale", Scope: auth.Admin, Table: WritesTable, handle: (*API).deleteStale},
+	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Admin, Table: ReadsTable, handle: (*API).metricsText},
 }
 
 // AuthorizerFunction is the folder of the Lambda authorizer, the one function that is not

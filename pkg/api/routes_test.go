@@ -48,7 +48,14 @@ func TestTablesMatchTheTree(t *testing.T) {
 			t.Errorf("route %s: api/openapi.yaml has no operation %s %s", r.Name, r.Method, r.Path)
 		}
 		main, err := os.ReadFile(filepath.Join(root, "functions", r.Name, "main.go"))
-		if err == nil && !strings.Contains(string(main), `app.RouteFunction(context.Background(), os.Getenv, os.Stdout, "`+r.Name+`")`) {
+		if r.Table < NoTable || r.Table > WritesTable {
+			t.Errorf("route %s does not say what it does to the table (Route.Table)", r.Name)
+		}
+		constructor := "app.Route" // a trigger route's function is the one that links the Lambda client
+		if r.Starts != "" {
+			constructor = "trigger.Route"
+		}
+		if err == nil && !strings.Contains(string(main), constructor+`(context.Background(), os.Getenv, os.Stdout, "`+r.Name+`")`) {
 			t.Errorf("functions/%s/main.go does not build the %s route's handler", r.Name, r.Name)
 		}
 	}

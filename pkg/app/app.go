@@ -8,11 +8,7 @@ import (
 	"log/slog"
 	"os"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/sandbox-broker/broker/pkg/api"
-	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/obs"
@@ -60,42 +56,28 @@ func NewAPI(ctx context.Context, env config.Env, out io.Writer, jobs api.JobStar
 	return api.New(api.Deps{Broker: broker.New(p, poolCfg), Ready: p.Ping, Log: o.Log, Metrics: o.Metrics, Config: apiCfg, Jobs: jobs}), nil
 }
 
-// RouteFunction is the Lambda handler of the route named name. The function of an admin
-// trigger route (Route.Starts) also gets the client that invokes its job's function.
-func RouteFunction(ctx context.Context, env config.Env, out io.Writer, name string) (api.LambdaHandler, error) {
+// Route is the Lambda handler of the plain route named name: one that starts no job
+// (trigger.Route builds those, with the Lambda client only they link).
+func Route(ctx context.Context, env config.Env, out io.Writer, name string) (api.LambdaHandler, error) {
 	route, ok := api.RouteByName(name)
 	if !ok {
 		return nil, fmt.Errorf("app: no route named %q", name)
 	}
-	var (
-		jobs    api.JobStarter
-		jobsErr error
-	)
 	if route.Starts != "" {
-		jobs, jobsErr = newLambdaJobStarter(ctx, env, route.Starts)
+		return nil, fmt.Errorf("app: route %s starts the %s job: its function is built by trigger.Route", name, route.Starts)
 	}
-	a, apiErr := NewAPI(ctx, env, out, jobs)
-	if err := errors.Join(apiErr, jobsErr); err != nil {
+	a, err := NewAPI(ctx, env, out, nil)
+	if err != nil {
 		return nil, err
 	}
 	return a.Function(name)
 }
 
-// NewAuthorizer builds the Lambda authorizer: tokens from the Secrets Manager secret
-// TOKENS_SECRET_ARN, re-read every TOKENS_REFRESH_SECONDS.
-func NewAuthorizer(ctx context.Context, env config.Env, out io.Writer) (*api.Authorizer, error) {
-	o, obsErr := NewObservability(env, out)
-	authCfg, authErr := config.LoadAuth(env)
-	if err := errors.Join(obsErr, authErr); err != nil {
-		return nil, err
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS config: %w", err)
-	}
-	awsCfg.APIOptions = append(awsCfg.APIOptions, obs.AWSAPIOptions()...)
-	store := auth.NewSecretStore(secretsmanager.NewFromConfig(awsCfg), authCfg.TokensSecretARN, authCfg.TokensRefresh, o.Log)
-	return api.NewAuthorizer(store, o.Log), nil
+// JobTrigger is the part of a job's event that a trigger route writes and the job reads. A
+// scheduled event has no run_id, so the run gets a fresh one; the admin API sends the
+// run_id it already answered with.
+type JobTrigger struct {
+	RunID string `json:"run_id,omitempty"`
 }
 
 // Exit ends a function whose start-up failed, with one JSON line saying why. Lambda shows

@@ -20,6 +20,7 @@ import (
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/authorizer"
 )
 
 // The authorizer as its function builds it: the token digests come from Secrets Manager
@@ -46,7 +47,7 @@ func TestNewAuthorizerReadsTokensFromSecretsManager(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 
 	var logs bytes.Buffer
-	authorizer, err := app.NewAuthorizer(context.Background(), testkit.Env(map[string]string{"TOKENS_SECRET_ARN": arn}), &logs)
+	a, err := authorizer.New(context.Background(), testkit.Env(map[string]string{"TOKENS_SECRET_ARN": arn}), &logs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func TestNewAuthorizerReadsTokensFromSecretsManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 3 {
-		resp, err := authorizer.Authorize(context.Background(), ev)
+		resp, err := a.Authorize(context.Background(), ev)
 		if err != nil || resp.PrincipalID != "instruqt" || resp.PolicyDocument.Statement[0].Effect != "Allow" {
 			t.Fatalf("%+v %v\nlogs: %s", resp, err, logs.String())
 		}
@@ -80,7 +81,7 @@ func TestStartupFailsFastNamingTheVariables(t *testing.T) {
 			t.Errorf("the error does not name %s: %v", name, err)
 		}
 	}
-	if _, err := app.NewAuthorizer(context.Background(), testkit.Env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "TOKENS_SECRET_ARN") {
+	if _, err := authorizer.New(context.Background(), testkit.Env(nil), io.Discard); err == nil || !strings.Contains(err.Error(), "TOKENS_SECRET_ARN") {
 		t.Errorf("an authorizer without a token secret must not start: %v", err)
 	}
 }

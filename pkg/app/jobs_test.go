@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/sandbox-broker/broker/internal/testkit"
-	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/job"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
@@ -61,7 +61,7 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("job %s: %v", j.Name, err)
 		}
-		if !strings.Contains(string(main), `app.JobFunction(context.Background(), os.Getenv, os.Stdout, "`+j.Name+`")`) {
+		if !strings.Contains(string(main), `job.Function(context.Background(), os.Getenv, os.Stdout, "`+j.Name+`")`) {
 			t.Errorf("functions/%s/main.go does not build the %s job's handler", j.Name, j.Name)
 		}
 		var ev scheduledEvent
@@ -102,7 +102,7 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := jobs[filepath.Base(filepath.Dir(path))]; strings.Contains(string(b), "app.JobFunction(") && !ok {
+		if _, ok := jobs[filepath.Base(filepath.Dir(path))]; strings.Contains(string(b), "job.Function(") && !ok {
 			t.Errorf("%s wires a job but is no job's function", path)
 		}
 	}
@@ -129,34 +129,34 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	}
 	logs := &testkit.Buffer{}
 
-	invoke := func(t *testing.T, job broker.Job, payload []byte) broker.RunSummary {
+	invoke := func(t *testing.T, j broker.Job, payload []byte) broker.RunSummary {
 		t.Helper()
 		env := map[string]string{}
 		for k, v := range poolEnv {
 			env[k] = v
 		}
 		// Only the jobs that call the CSP get its settings: the others must not need them.
-		if job.UsesCSP {
+		if j.UsesCSP {
 			for k, v := range cspEnv {
 				env[k] = v
 			}
 		}
-		h, err := app.JobFunction(ctx, testkit.Env(env), logs, job.Name)
+		h, err := job.Function(ctx, testkit.Env(env), logs, j.Name)
 		if err != nil {
-			t.Fatalf("%s: %v", job.Name, err)
+			t.Fatalf("%s: %v", j.Name, err)
 		}
 		invokeCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		out, err := lambda.NewHandler(h).Invoke(invokeCtx, payload)
 		if err != nil {
-			t.Fatalf("%s: invoke: %v", job.Name, err)
+			t.Fatalf("%s: invoke: %v", j.Name, err)
 		}
 		var sum broker.RunSummary
 		if err := json.Unmarshal(out, &sum); err != nil {
-			t.Fatalf("%s: response %s: %v", job.Name, out, err)
+			t.Fatalf("%s: response %s: %v", j.Name, out, err)
 		}
-		if sum.Job != job.Name || sum.Outcome != broker.OutcomeOK {
-			t.Fatalf("%s: summary %+v", job.Name, sum)
+		if sum.Job != j.Name || sum.Outcome != broker.OutcomeOK {
+			t.Fatalf("%s: summary %+v", j.Name, sum)
 		}
 		return sum
 	}
@@ -264,7 +264,7 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 			[]string{"TABLE_NAME: is required", "NIOSXAAS_EMAIL", "NIOSXAAS_MAX_ATTEMPTS: 0 is outside"}},
 	}
 	for _, tt := range tests {
-		_, err := app.JobFunction(ctx, testkit.Env(tt.env), io.Discard, tt.job)
+		_, err := job.Function(ctx, testkit.Env(tt.env), io.Discard, tt.job)
 		if err == nil {
 			t.Fatalf("%s with %v: accepted", tt.job, tt.env)
 		}
@@ -274,7 +274,7 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 			}
 		}
 	}
-	h, err := app.JobFunction(ctx, testkit.Env(base), io.Discard, "expiry")
+	h, err := job.Function(ctx, testkit.Env(base), io.Discard, "expiry")
 	if err != nil {
 		t.Fatal(err)
 	}

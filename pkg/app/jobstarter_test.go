@@ -19,6 +19,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/trigger"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
@@ -82,7 +83,7 @@ func TestTriggerRouteInvokesItsJobAsynchronously(t *testing.T) {
 	env := testkit.Env(map[string]string{
 		"TABLE_NAME": pooltest.NewTable(t), "DYNAMODB_ENDPOINT": pooltest.Endpoint(), api.JobFunctionEnv("sync"): "broker-sync",
 	})
-	handler, err := app.RouteFunction(context.Background(), env, io.Discard, "admin-sync")
+	handler, err := trigger.Route(context.Background(), env, io.Discard, "admin-sync")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +121,13 @@ func TestTriggerRouteInvokesItsJobAsynchronously(t *testing.T) {
 }
 
 func TestTriggerRouteNeedsItsJobsFunctionName(t *testing.T) {
-	_, err := app.RouteFunction(context.Background(), testkit.Env(nil), io.Discard, "admin-cleanup")
+	_, err := trigger.Route(context.Background(), testkit.Env(nil), io.Discard, "admin-cleanup")
 	for _, name := range []string{"JOB_FUNCTION_CLEANUP", "TABLE_NAME"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("the start-up error does not name %s: %v", name, err)
 		}
 	}
-	if _, err := app.RouteFunction(context.Background(), testkit.Env(nil), io.Discard, "no-such-route"); err == nil {
-		t.Error("RouteFunction accepted an unknown route")
+	if _, err := trigger.Route(context.Background(), testkit.Env(nil), io.Discard, "no-such-route"); err == nil {
+		t.Error("trigger.Route accepted an unknown route")
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/sandbox-broker/broker/internal/testkit"
-	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/job"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
@@ -48,12 +48,12 @@ func TestCleanupFunctionRunsTheNIOSXaaSStep(t *testing.T) {
 		"NIOSXAAS_EMAIL": email, "NIOSXAAS_PASSWORD": password,
 	}
 	logs := &testkit.Buffer{}
-	if _, _, err := app.NIOSXaaSStep(ctx, testkit.Env(map[string]string{"NIOSXAAS_ENABLED": "false", "NIOSXAAS_MAX_ATTEMPTS": "nope"}), nil, nil); err != nil {
+	if _, _, err := job.NIOSXaaSStep(ctx, testkit.Env(map[string]string{"NIOSXAAS_ENABLED": "false", "NIOSXAAS_MAX_ATTEMPTS": "nope"}), nil, nil); err != nil {
 		t.Fatalf("a disabled step read its settings: %v", err)
 	}
-	run := func(job string) broker.RunSummary {
+	run := func(name string) broker.RunSummary {
 		t.Helper()
-		h, err := app.JobFunction(ctx, testkit.Env(env), logs, job)
+		h, err := job.Function(ctx, testkit.Env(env), logs, name)
 		if err != nil {
 			t.Fatal(err)
 		}

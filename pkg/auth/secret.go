@@ -12,15 +12,12 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
-// SecretsClient is the one Secrets Manager call the store makes.
-type SecretsClient interface {
-	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-}
+// ReadSecret returns the string value of the secret arn. The function wires it to Secrets
+// Manager (pkg/app/awssecrets); this package does not import the AWS SDK, so the route
+// functions, which use only the scopes and decisions, do not link a Secrets Manager client.
+type ReadSecret = func(ctx context.Context, arn string) (string, error)
 
 // SecretStore serves the tokens of a Secrets Manager secret of the form
 //
@@ -33,7 +30,7 @@ type SecretsClient interface {
 // served the last good tokens at once; a failed read is retried after at most
 // retryAfterFailure.
 type SecretStore struct {
-	client  SecretsClient
+	read    ReadSecret
 	arn     string
 	refresh time.Duration
 	log     *slog.Logger
@@ -54,8 +51,8 @@ const SecretReadTimeout = 1500 * time.Millisecond
 const retryAfterFailure = 10 * time.Second
 
 // NewSecretStore returns a store for the secret arn, re-read every refresh.
-func NewSecretStore(client SecretsClient, arn string, refresh time.Duration, log *slog.Logger) *SecretStore {
-	return &SecretStore{client: client, arn: arn, refresh: refresh, log: log, now: time.Now}
+func NewSecretStore(read ReadSecret, arn string, refresh time.Duration, log *slog.Logger) *SecretStore {
+	return &SecretStore{read: read, arn: arn, refresh: refresh, log: log, now: time.Now}
 }
 
 // Tokens returns the current tokens, reading the secret when they are due for a refresh.
@@ -103,14 +100,11 @@ func (s *SecretStore) Tokens(ctx context.Context) []Token {
 func (s *SecretStore) fetch(ctx context.Context) ([]Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, SecretReadTimeout)
 	defer cancel()
-	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.arn)})
+	value, err := s.read(ctx, s.arn)
 	if err != nil {
 		return nil, err
 	}
-	if out.SecretString == nil {
-		return nil, errors.New("the secret has no string value")
-	}
-	tokens, problems, err := ParseSecret([]byte(*out.SecretString))
+	tokens, problems, err := ParseSecret([]byte(value))
 	if err != nil {
 		return nil, err
 	}

@@ -64,12 +64,20 @@ func (sm *secretsManager) set(value string, fail bool) {
 	sm.value, sm.fail = value, fail
 }
 
-func (sm *secretsManager) client() *secretsmanager.Client {
-	return secretsmanager.New(secretsmanager.Options{
+// client reads the secret with the real Secrets Manager client, over HTTP.
+func (sm *secretsManager) client() auth.ReadSecret {
+	c := secretsmanager.New(secretsmanager.Options{
 		Region: "us-east-1", BaseEndpoint: aws.String(sm.server.URL),
 		Credentials:      credentials.NewStaticCredentialsProvider("test", "test", ""),
 		RetryMaxAttempts: 1,
 	})
+	return func(ctx context.Context, arn string) (string, error) {
+		out, err := c.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.SecretString), nil
+	}
 }
 
 const testARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:broker-tokens-AbCdEf"

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/auth"
 )
@@ -39,13 +36,13 @@ func (h *hangingSecrets) set(value string, hang bool) {
 	h.value, h.hang = value, hang
 }
 
-func (h *hangingSecrets) GetSecretValue(ctx context.Context, _ *secretsmanager.GetSecretValueInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+func (h *hangingSecrets) read(ctx context.Context, _ string) (string, error) {
 	h.calls.Add(1)
 	h.mu.Lock()
 	value, hang := h.value, h.hang
 	h.mu.Unlock()
 	if !hang {
-		return &secretsmanager.GetSecretValueOutput{SecretString: aws.String(value)}, nil
+		return value, nil
 	}
 	left := time.Duration(-1)
 	if deadline, ok := ctx.Deadline(); ok {
@@ -53,7 +50,7 @@ func (h *hangingSecrets) GetSecretValue(ctx context.Context, _ *secretsmanager.G
 	}
 	h.entered <- left
 	<-ctx.Done()
-	return nil, ctx.Err()
+	return "", ctx.Err()
 }
 
 // TestSlowSecretsManagerKeepsServingTheLastGoodTokens: when a refresh hangs, the read is
@@ -63,7 +60,7 @@ func (h *hangingSecrets) GetSecretValue(ctx context.Context, _ *secretsmanager.G
 func TestSlowSecretsManagerKeepsServingTheLastGoodTokens(t *testing.T) {
 	sm := newHangingSecrets(secretWith([3]string{"instruqt", "track", trackPlain}))
 	var logs bytes.Buffer // written by the reader before it answers on refreshed
-	store := auth.NewSecretStore(sm, testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
+	store := auth.NewSecretStore(sm.read, testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
 	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	auth.SetStoreClock(store, clk.Now)
 	ctx := context.Background()
@@ -113,7 +110,7 @@ func TestSlowFirstReadDeniesWithoutHanging(t *testing.T) {
 	sm := newHangingSecrets("")
 	sm.set("", true)
 	var logs bytes.Buffer
-	store := auth.NewSecretStore(sm, testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
+	store := auth.NewSecretStore(sm.read, testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
 	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	auth.SetStoreClock(store, clk.Now)
 

@@ -56,7 +56,7 @@ type JobMetrics interface {
 }
 
 // JobRunner runs the background jobs of the job table (Jobs). It is the one entry point
-// for every trigger: the Lambda functions (app.JobFunction), the local stack's scheduler and
+// for every trigger: the Lambda functions (job.Function in pkg/app/job), the local stack's scheduler and
 // the admin API's "run now". It is safe for concurrent use; runs of the same job exclude
 // each other through a lease item in the table, so an overlapping run returns at once
 // with OutcomeSkipped.

@@ -2,15 +2,9 @@ package config
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 )
 
 // CSP is how the jobs reach the ENG CSP API. There is no mock mode: the local stack and the
@@ -28,7 +22,8 @@ type CSP struct {
 	ListMaxAccounts int
 }
 
-// SecretFetcher returns the value of a secret.
+// SecretFetcher returns the value of a secret (pkg/app/awssecrets reads Secrets Manager;
+// this package imports no AWS client, which every function would then link).
 type SecretFetcher func(ctx context.Context, arn string) (string, error)
 
 // LoadCSP reads CSP_BASE_URL (required), the token, CSP_CONNECT_TIMEOUT_SECONDS (5),
@@ -77,24 +72,4 @@ func LoadCSP(ctx context.Context, env Env, fetch SecretFetcher) (CSP, error) {
 		}
 	}
 	return c, r.err()
-}
-
-// SecretsManager returns a SecretFetcher that reads secrets from AWS Secrets Manager in
-// region. The client is built on the first fetch, so functions that never read a secret
-// never load AWS credentials for it.
-func SecretsManager(region string) SecretFetcher {
-	return func(ctx context.Context, arn string) (string, error) {
-		cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
-		if err != nil {
-			return "", fmt.Errorf("load AWS config: %w", err)
-		}
-		out, err := secretsmanager.NewFromConfig(cfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
-		if err != nil {
-			return "", err
-		}
-		if out.SecretString == nil {
-			return "", errors.New("secret has no string value")
-		}
-		return *out.SecretString, nil
-	}
 }

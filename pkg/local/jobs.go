@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/job"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 )
@@ -25,7 +26,7 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 	}
 	schedule := map[string]scheduledJob{}
 	for _, j := range broker.Jobs {
-		h, err := app.JobFunction(ctx, env, logs, j.Name)
+		h, err := job.Function(ctx, env, logs, j.Name)
 		if err != nil {
 			return backgroundJobs{}, nil, fmt.Errorf("local: job %s: %w", j.Name, err)
 		}
@@ -57,7 +58,7 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 type scheduledJob struct {
 	job   broker.Job
 	every time.Duration
-	run   app.JobHandler
+	run   job.Handler
 }
 
 // repeat runs a job every interval, like its EventBridge rate schedule.

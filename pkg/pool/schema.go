@@ -94,9 +94,12 @@ func (d TableDef) Attributes() []Key {
 // IAM actions the pool's operations need, for least-privilege policies in the CDK stack.
 // Transactions are authorised per item, by the item actions they contain.
 var (
-	// ReadActions serve reads, queries, listings, statistics and readiness.
-	ReadActions = []string{"dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable"}
-	// WriteActions add every write a transition makes.
+	// ReadActions serve reads, queries, listings and statistics.
+	ReadActions = []string{"dynamodb:GetItem", "dynamodb:Query"}
+	// WriteActions add every write a transition makes; a transaction is authorised by the
+	// actions of its items (no transaction has a ConditionCheck item).
 	WriteActions = append(append([]string{}, ReadActions...),
-		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem")
+		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+	// PingActions serve readiness (Pool.Ping), on the table alone.
+	PingActions = []string{"dynamodb:DescribeTable"}
 )

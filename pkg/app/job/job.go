@@ -1,4 +1,5 @@
-package app
+// Package job builds the functions of the jobs (broker.Jobs).
+package job
 
 import (
 	"context"
@@ -8,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/awssecrets"
 	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
@@ -15,30 +18,24 @@ import (
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
 
-// JobHandler serves one trigger of a job and returns the run's summary. The trigger is plain
+// Handler serves one trigger of a job and returns the run's summary. The trigger is plain
 // JSON: an EventBridge scheduled event, or a Trigger from the admin API's asynchronous
 // invoke. No Lambda event type is needed.
-type JobHandler func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error)
+type Handler func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error)
 
-// JobTrigger is the part of an event a job handler reads. A scheduled event has no run_id, so
-// the run gets a fresh one; the admin API sends the run_id it already answered with.
-type JobTrigger struct {
-	RunID string `json:"run_id,omitempty"`
-}
-
-// JobFunction is the Lambda handler of the job named job: it loads what the job needs from
+// Function is the Lambda handler of the job named job: it loads what the job needs from
 // env (config.LoadPool, config.LoadJobs and, for a job with UsesCSP, config.LoadCSP with
 // the token read from Secrets Manager once, here; for a job with UsesNIOSXaaS,
 // NIOSXaaSStep), connects to the table, builds the CSP
 // client and the job runner. Every configuration problem is reported before the first
 // event is served. Logs go to out.
-func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string) (JobHandler, error) {
+func Function(ctx context.Context, env config.Env, out io.Writer, job string) (Handler, error) {
 	def, ok := broker.JobNamed(job)
 	if !ok {
 		return nil, fmt.Errorf("app: no job named %q", job)
 	}
 	// Every loader runs, so one start-up reports every bad variable.
-	o, obsErr := NewObservability(env, out)
+	o, obsErr := app.NewObservability(env, out)
 	poolCfg, poolErr := config.LoadPool(env)
 	jobsCfg, jobsErr := config.LoadJobs(env)
 	var (
@@ -46,12 +43,12 @@ func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string)
 		cspErr error
 	)
 	if def.UsesCSP {
-		cspCfg, cspErr = config.LoadCSP(ctx, env, config.SecretsManager(poolCfg.Region))
+		cspCfg, cspErr = config.LoadCSP(ctx, env, awssecrets.Fetcher(poolCfg.Region))
 	}
 	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log, Metrics: o.Metrics}
 	var niosErr error
 	if def.UsesNIOSXaaS {
-		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts, niosErr = NIOSXaaSStep(ctx, env, config.SecretsManager(poolCfg.Region), o.Log)
+		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts, niosErr = NIOSXaaSStep(ctx, env, awssecrets.Fetcher(poolCfg.Region), o.Log)
 	}
 	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr); err != nil {
 		return nil, err
@@ -70,7 +67,7 @@ func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string)
 		}
 		deps.CSPRequestTimeout = cspCfg.RequestTimeout
 	}
-	if deps.Pool, err = OpenPool(ctx, poolCfg); err != nil {
+	if deps.Pool, err = app.OpenPool(ctx, poolCfg); err != nil {
 		return nil, err
 	}
 	runner, err := broker.NewJobRunner(deps)
@@ -78,7 +75,7 @@ func JobFunction(ctx context.Context, env config.Env, out io.Writer, job string)
 		return nil, err
 	}
 	return func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error) {
-		var trigger JobTrigger
+		var trigger app.JobTrigger
 		if err := json.Unmarshal(event, &trigger); err != nil {
 			return broker.RunSummary{}, fmt.Errorf("app: %s: event is not a JSON object: %w", job, err)
 		}

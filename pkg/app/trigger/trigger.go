@@ -1,9 +1,13 @@
-package app
+// Package trigger builds the functions of the admin routes that start a job's run
+// (api.Route.Starts): the only functions that link the Lambda client.
+package trigger
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -11,9 +15,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/sandbox-broker/broker/pkg/api"
+	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/obs"
 )
+
+// Route is the Lambda handler of the trigger route named name, with the client that
+// invokes its job's function.
+func Route(ctx context.Context, env config.Env, out io.Writer, name string) (api.LambdaHandler, error) {
+	route, ok := api.RouteByName(name)
+	if !ok {
+		return nil, fmt.Errorf("app: no route named %q", name)
+	}
+	if route.Starts == "" {
+		return nil, fmt.Errorf("app: route %s starts no job: its function is built by app.Route", name)
+	}
+	jobs, jobsErr := newLambdaJobStarter(ctx, env, route.Starts)
+	a, apiErr := app.NewAPI(ctx, env, out, jobs)
+	if err := errors.Join(apiErr, jobsErr); err != nil {
+		return nil, err
+	}
+	return a.Function(name)
+}
 
 // lambdaJobStarter starts a job's run in AWS: an asynchronous invoke (InvocationType Event)
 // of the job's function with a JobTrigger. Lambda queues the event and answers at once,
@@ -47,7 +70,7 @@ func (s *lambdaJobStarter) StartJob(ctx context.Context, job, runID string) erro
 	if job != s.job {
 		return fmt.Errorf("app: this function starts the %s job, not %s", s.job, job)
 	}
-	payload, err := json.Marshal(JobTrigger{RunID: runID})
+	payload, err := json.Marshal(app.JobTrigger{RunID: runID})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,504 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/testkit"
+	"github.com/sandbox-broker/broker/pkg/api"
+	"github.com/sandbox-broker/broker/pkg/api/apitest"
+	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+)
+
+// The stand-in values of the secrets, by the variable that names the secret. A secret the
+// template gives a function under another variable has no stand-in and fails the test.
+const (
+	sampleToken = "sample-token-for-tests-only" // the bearer token of events/authorizer.json
+	cspToken    = "template-run-csp-token"
+)
+
+func standInSecret(variable string) (string, bool) {
+	switch variable {
+	case "TOKENS_SECRET_ARN":
+		d := sha256.Sum256([]byte(sampleToken))
+		return `{"tokens":[{"name":"instruqt","scope":"track","sha256":"` + hex.EncodeToString(d[:]) + `"}]}`, true
+	case "CSP_TOKEN_SECRET_ARN":
+		return cspToken, true
+	}
+	return "", false
+}
+
+// unexercised lists each granted action that no call of the function's sample makes, with
+// why it is granted anyway. "*" applies to every function. The DynamoDB entries are the
+// price of granting pool.ReadActions and pool.WriteActions as sets (api.Route.Table):
+// each says which path of the function uses the action, or that none does.
+var unexercised = map[string]map[string]string{
+	"*": {
+		"logs:CreateLogStream":     "the Lambda service writes the function's log with the role; the code never calls CloudWatch Logs",
+		"logs:PutLogEvents":        "the Lambda service writes the function's log with the role; the code never calls CloudWatch Logs",
+		"xray:PutTraceSegments":    "active tracing: the Lambda service sends the trace segments with the role",
+		"xray:PutTelemetryRecords": "active tracing: the Lambda service sends the trace segments with the role",
+	},
+	"get-sandbox":             {"dynamodb:Query": readSet},
+	"admin-sync":              {"dynamodb:Query": readSet},
+	"admin-cleanup":           {"dynamodb:Query": readSet},
+	"admin-list-sandboxes":    {"dynamodb:GetItem": readSet},
+	"admin-job-runs":          {"dynamodb:GetItem": readSet},
+	"admin-stats":             {"dynamodb:GetItem": readSet},
+	"metrics":                 {"dynamodb:GetItem": readSet},
+	"allocate":                {"dynamodb:GetItem": writeSet, "dynamodb:DeleteItem": writeSet},
+	"mark-for-deletion":       {"dynamodb:Query": writeSet},
+	"admin-retry-deletion":    {"dynamodb:Query": writeSet, "dynamodb:DeleteItem": writeSet},
+	"admin-bulk-delete":       {"dynamodb:GetItem": writeSet, "dynamodb:DeleteItem": writeSet},
+	"admin-auto-delete-stale": {"dynamodb:GetItem": writeSet, "dynamodb:DeleteItem": writeSet},
+	"sync":                    {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
+	"cleanup":                 {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
+	"expiry":                  {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
+	"stale-cleanup":           {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
+	"pool-metrics":            {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": writeSet},
+}
+
+const (
+	readSet   = "pool.ReadActions is granted as one set (GetItem and Query) to every reading route; this route needs only the other one"
+	writeSet  = "pool.WriteActions is granted as one set to every writer; no path of this function the sample takes needs it, and the set is not split per function"
+	noDueWork = "used when the job has due work of its kind (a transition updates the sandbox); the sample's table has none for it"
+)
+
+// sampleSandbox is the sandbox the route samples name; by default it is allocated to the
+// samples' student. A function whose sample needs it in another state says so here.
+var sampleSandboxState = map[string]pool.Status{
+	"allocate":             pool.Available, // so the sample allocates rather than replays
+	"admin-retry-deletion": pool.DeletionFailed,
+}
+
+// seedTable fills a function's table before its sample is sent: the sample's sandbox
+// 2012224, an available one and one stale for three days (so bulk and stale deletion and
+// stale-cleanup find work).
+func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string, cfg config.Pool) error {
+	p := pool.New(db, table)
+	by := pool.Actor{Kind: "job", Name: "sync"}
+	for i, id := range []string{"2012224", "2012225", "2012226"} {
+		a := pool.Account{ID: id, Name: fmt.Sprintf("lab-%04d", i+1), ExternalID: fmt.Sprintf("identity/accounts/3f1c9a52-0b7e-4d3a-9c1f-5e2d8b7a6c4%d", i)}
+		if _, err := p.Create(ctx, a, by); err != nil {
+			return err
+		}
+	}
+	threeDaysAgo := pool.New(db, table, pool.WithClock(func() time.Time { return time.Now().Add(-72 * time.Hour) }))
+	if s, err := threeDaysAgo.Get(ctx, "2012226"); err != nil {
+		return err
+	} else if _, err := threeDaysAgo.MarkStale(ctx, s, by); err != nil {
+		return err
+	}
+	state, ok := sampleSandboxState[fn]
+	if ok && state == pool.Available {
+		return nil
+	}
+	if _, err := broker.New(p, cfg).Allocate(ctx, broker.AllocateRequest{
+		Student: "participant-0001", NamePrefix: "lab-0001", TrackName: "dns-basics-lab", Client: "instruqt",
+	}); err != nil {
+		return err
+	}
+	if !ok {
+		return nil
+	}
+	s, err := p.Get(ctx, "2012224")
+	if err != nil {
+		return err
+	}
+	if s, err = p.Release(ctx, s, "participant-0001", by); err != nil {
+		return err
+	}
+	if state == pool.DeletionFailed {
+		_, err = p.FailDeletion(ctx, s, "the CSP refused the delete", by)
+		return err
+	}
+	return fmt.Errorf("seedTable: no way to put the sample sandbox in state %s", state)
+}
+
+// TestTemplateRunsEveryFunction: the template is what runs. It synthesises the stack from
+// freshly built bootstraps and, for every AWS::Lambda::Function of the template, runs the
+// bootstrap of the asset the template names under the Lambda runtime interface emulator,
+// with exactly the template's environment. Only the references are resolved, to stand-ins:
+// the table to a table of DynamoDB Local, the secrets to ARNs the Secrets Manager
+// stand-in serves, the job functions to names the Lambda stand-in accepts. On top come
+// the stand-ins' endpoints (AWS_ENDPOINT_URL), AWS credentials and region, what Lambda
+// derives from the function's properties (name, timeout, memory) and one literal:
+// CSP_BASE_URL points at the real CSP in the template and at the fake CSP here. Each
+// function answers its events/ sample correctly, and every AWS call it makes is allowed
+// by its role, and every action its role grants is used or listed in unexercised.
+func TestTemplateRunsEveryFunction(t *testing.T) {
+	root, err := ddblocal.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rie := filepath.Join(root, "bin", "aws-lambda-rie")
+	if _, err := os.Stat(rie); err != nil {
+		t.Fatalf("the Lambda runtime interface emulator is not installed at %s: run `make tools`", rie)
+	}
+	bins := buildBootstraps(t)
+	ctx := context.Background()
+	db, err := ddblocal.Start(ctx, ddblocal.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Stop)
+	dbClient, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: db.Endpoint, Region: standInRegion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := cspfake.New(cspfake.Options{Token: cspToken})
+	fake.Seed(cspfake.Generate(3, nil)...)
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fake.Close() })
+	literalOverrides := map[string]string{"CSP_BASE_URL": fake.URL()}
+
+	// Synthesis with the built bootstraps as the assets: the assembly stages a copy of each.
+	flags, err := cdkContext()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outdir := t.TempDir()
+	app := awscdk.NewApp(&awscdk.AppProps{Context: &flags, Outdir: jsii.String(outdir)})
+	cfg := testConfig(bins.dir)
+	runStack := NewBrokerStack(app, "TemplateRun", cfg, nil)
+	app.Synth(nil)
+	var tpl struct {
+		Resources map[string]any
+	}
+	readJSON(t, filepath.Join(outdir, *runStack.TemplateFile()), &tpl)
+	var manifest struct {
+		Files map[string]struct {
+			Source struct{ Path string }
+		}
+	}
+	readJSON(t, filepath.Join(outdir, "TemplateRun.assets.json"), &manifest)
+
+	var ids []string
+	for id, res := range tpl.Resources {
+		if res.(map[string]any)["Type"] == "AWS::Lambda::Function" {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	if len(ids) != len(bins.size) {
+		t.Errorf("the template has %d functions, functions/ %d", len(ids), len(bins.size))
+	}
+	// Two emulators at a time on two cores: each function's start is mostly waiting.
+	slots := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		props := tpl.Resources[id].(map[string]any)["Properties"].(map[string]any)
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			t.Run(id, func(t *testing.T) {
+				r := run{t: t, root: root, rie: rie, id: id, props: props, resources: tpl.Resources, db: dbClient,
+					dbEndpoint: db.Endpoint, literals: literalOverrides}
+				r.bootstrap, r.folder = r.asset(outdir, manifest.Files, bins)
+				r.exec(ctx)
+			})
+		})
+	}
+	wg.Wait()
+}
+
+type run struct {
+	t                 *testing.T
+	root, rie, id     string
+	props             map[string]any
+	resources         map[string]any
+	db                *dynamodb.Client
+	dbEndpoint        string
+	literals          map[string]string
+	bootstrap, folder string
+	table             string
+	standIn           *standIn
+	env               map[string]string
+	invokeAddr        string
+	outputOf          func() string
+}
+
+// asset is the bootstrap of the function's Code (its S3Key names the asset in the
+// assembly's manifest) and the functions/ folder it was built from.
+func (r *run) asset(outdir string, files map[string]struct{ Source struct{ Path string } }, bins bootstraps) (string, string) {
+	t := r.t
+	code, _ := r.props["Code"].(map[string]any)
+	key, _ := code["S3Key"].(string)
+	file, ok := files[strings.TrimSuffix(key, ".zip")]
+	if !ok {
+		t.Fatalf("%s: Code %v names no asset of the assembly", r.id, code)
+	}
+	bootstrap := filepath.Join(outdir, file.Source.Path, "bootstrap")
+	content, err := os.ReadFile(bootstrap)
+	if err != nil {
+		t.Fatalf("%s: the asset has no bootstrap: %v", r.id, err)
+	}
+	folder, ok := bins.sha256[sha256.Sum256(content)]
+	if !ok {
+		t.Fatalf("%s: its bootstrap is none of the built functions/*", r.id)
+	}
+	return bootstrap, folder
+}
+
+func (r *run) exec(ctx context.Context) {
+	t := r.t
+	r.table = fmt.Sprintf("run-%s", r.folder)
+	if err := pool.CreateTable(ctx, r.db, r.table); err != nil {
+		t.Fatal(err)
+	}
+	res := resolver{resources: r.resources, table: r.table}
+	secrets := map[string]string{}
+	r.env = map[string]string{}
+	vars, _ := r.props["Environment"].(map[string]any)
+	variables, _ := vars["Variables"].(map[string]any)
+	for name, v := range variables {
+		value, err := res.value(v)
+		if err != nil {
+			t.Fatalf("%s: variable %s: %v", r.folder, name, err)
+		}
+		if ref, ok := v.(map[string]any); ok && res.typeOf(fmt.Sprint(ref["Ref"])) == "AWS::SecretsManager::Secret" {
+			secret, ok := standInSecret(name)
+			if !ok {
+				t.Fatalf("%s: variable %s names a secret the test has no stand-in value for", r.folder, name)
+			}
+			secrets[value] = secret
+		}
+		if o, ok := r.literals[name]; ok {
+			value = o
+		}
+		r.env[name] = value
+	}
+	r.standIn = newStandIn(t, r.dbEndpoint, secrets)
+	if len(variables) > 0 {
+		poolCfg, err := config.LoadPool(testkit.Env(r.env))
+		if err == nil && r.env["TABLE_NAME"] != "" {
+			if err := seedTable(ctx, r.folder, r.db, r.table, poolCfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r.start()
+	r.answer(r.invoke(r.sample()))
+	r.checkIAM(res)
+	if r.env["TABLE_NAME"] != "" {
+		pooltest.Check(t, pool.New(r.db, r.table))
+	}
+}
+
+// start runs the bootstrap under the emulator with the template's variables and the
+// allowed overrides only: not the test's own environment.
+func (r *run) start() {
+	t := r.t
+	env := []string{
+		"AWS_REGION=" + standInRegion, "AWS_DEFAULT_REGION=" + standInRegion,
+		// DynamoDB Local keeps one database per access key: the one the test's client uses.
+		"AWS_ACCESS_KEY_ID=local", "AWS_SECRET_ACCESS_KEY=local",
+		"AWS_ENDPOINT_URL=" + r.standIn.URL(),
+		"AWS_LAMBDA_FUNCTION_NAME=" + r.id,
+		fmt.Sprintf("AWS_LAMBDA_FUNCTION_TIMEOUT=%v", r.props["Timeout"]),
+		fmt.Sprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%v", r.props["MemorySize"]),
+	}
+	for k, v := range r.env {
+		env = append(env, k+"="+v)
+	}
+	r.invokeAddr = freeAddr(t)
+	out := &testkit.Buffer{}
+	cmd := exec.Command(r.rie, "--runtime-interface-emulator-address", r.invokeAddr, "--runtime-api-address", freeAddr(t), r.bootstrap)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s emulator output:\n%s", r.folder, out.String())
+		}
+	})
+	r.outputOf = out.String
+	waitForPort(t, r.invokeAddr)
+}
+
+func (r *run) sample() []byte {
+	raw, err := os.ReadFile(filepath.Join(r.root, "events", r.folder+".json"))
+	if err != nil {
+		r.t.Fatalf("%s: %v", r.folder, err)
+	}
+	return raw
+}
+
+func (r *run) invoke(event []byte) []byte {
+	t := r.t
+	resp, err := http.Post("http://"+r.invokeAddr+"/2015-03-31/functions/function/invocations", "application/json", bytes.NewReader(event))
+	if err != nil {
+		t.Fatalf("%s: invoke: %v", r.folder, err)
+	}
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, _ = body.ReadFrom(resp.Body)
+	// A function that exits at start leaves the emulator nothing to answer with: its
+	// "start-up failed" line says why, naming the variable.
+	if why := r.startupFailure(); why != "" {
+		t.Fatalf("function %s does not start with the template's environment: %s", r.folder, why)
+	}
+	var failure struct{ ErrorType, ErrorMessage string }
+	if json.Unmarshal(body.Bytes(), &failure) == nil && failure.ErrorType != "" {
+		t.Fatalf("%s: the invocation failed: %s: %s", r.folder, failure.ErrorType, failure.ErrorMessage)
+	}
+	return body.Bytes()
+}
+
+// startupFailure is the error of the function's "start-up failed" line (app.Exit): it
+// names each variable that is missing or bad.
+func (r *run) startupFailure() string {
+	sc := bufio.NewScanner(strings.NewReader(r.outputOf()))
+	for sc.Scan() {
+		var line struct{ Msg, Error string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "start-up failed" {
+			return line.Error
+		}
+	}
+	return ""
+}
+
+// answer checks the answer by the kind of function: a route's in the contract's status
+// and envelope, a job's run summary, the authorizer's policy.
+func (r *run) answer(body []byte) {
+	t := r.t
+	if route, ok := api.RouteByName(r.folder); ok {
+		var resp events.APIGatewayProxyResponse
+		if err := json.Unmarshal(body, &resp); err != nil {
+			t.Fatalf("%s: %v: %s", r.folder, err, body)
+		}
+		h := http.Header{}
+		for k, v := range resp.Headers {
+			h.Set(k, v)
+		}
+		apitest.Check(t, route.Method, route.Path, resp.StatusCode, h, []byte(resp.Body))
+		if resp.StatusCode/100 != 2 {
+			t.Errorf("%s answers its sample %d %s, want a 2xx", r.folder, resp.StatusCode, resp.Body)
+		}
+		return
+	}
+	if _, ok := broker.JobNamed(r.folder); ok {
+		var sum broker.RunSummary
+		if err := json.Unmarshal(body, &sum); err != nil {
+			t.Fatalf("%s: %v: %s", r.folder, err, body)
+		}
+		if sum.Job != r.folder || (sum.Outcome != broker.OutcomeOK && sum.Outcome != broker.OutcomePartial) {
+			t.Errorf("%s: run summary %+v", r.folder, sum)
+		}
+		return
+	}
+	if r.folder == api.AuthorizerFunction {
+		var resp events.APIGatewayCustomAuthorizerResponse
+		if err := json.Unmarshal(body, &resp); err != nil {
+			t.Fatalf("%s: %v: %s", r.folder, err, body)
+		}
+		if resp.PrincipalID != "instruqt" || len(resp.PolicyDocument.Statement) == 0 || resp.PolicyDocument.Statement[0].Effect != "Allow" {
+			t.Errorf("authorizer: %s, want an Allow policy for instruqt", body)
+		}
+		return
+	}
+	t.Fatalf("functions/%s is neither a route, a job nor the authorizer", r.folder)
+}
+
+// checkIAM: each call the function made is allowed by its role; each action the role
+// grants is used by a call or listed in unexercised.
+func (r *run) checkIAM(res resolver) {
+	t := r.t
+	role, _ := r.props["Role"].(map[string]any)
+	att, _ := role["Fn::GetAtt"].([]any)
+	if len(att) != 2 {
+		t.Fatalf("%s: role %v is not a role of the stack", r.folder, r.props["Role"])
+	}
+	statements, err := res.roleStatements(att[0].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := r.standIn.Calls()
+	for _, c := range calls {
+		if !allows(statements, c) {
+			t.Errorf("%s: its role does not allow %s on %s", r.folder, c.Action, c.Resource)
+		}
+	}
+	for _, s := range statements {
+		for _, action := range s.actions {
+			used := false
+			for _, c := range calls {
+				used = used || matchesAny([]string{action}, c.Action, true)
+			}
+			if !used && unexercised["*"][action] == "" && unexercised[r.folder][action] == "" {
+				t.Errorf("%s: its role grants %s on %v, which its sample does not use and unexercised does not explain", r.folder, action, s.resources)
+			}
+		}
+	}
+	t.Logf("%s calls: %v", r.folder, calls)
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitForPort(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the emulator does not listen on %s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
