@@ -29,24 +29,27 @@ type StackConfig struct {
 	APIThrottleBurst     int
 	AuthorizerCacheSecs  int
 	LogLevel             slog.Level // every function's LOG_LEVEL; Lambda's filter follows it
+	// PeakAllocationsPerSecond sizes the table's warm throughput (warmthroughput.go).
+	PeakAllocationsPerSecond int
 }
 
 func configFromContext(node constructs.Node) (StackConfig, error) {
 	c := contextReader{node: node}
 	cfg := StackConfig{
-		AssetDir:             c.str("assetDir", "build"),
-		LabDurationHours:     c.int("labDurationHours", 48, 1, 720),
-		GracePeriodMinutes:   c.int("gracePeriodMinutes", 30, 0, 1440),
-		CSPBaseURL:           c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
-		CORSAllowedOrigins:   c.str("corsAllowedOrigins", ""),
-		PoolLowWaterMark:     c.int("poolLowWaterMark", 20, 0, 1_000_000),
-		AlarmEmail:           c.str("alarmEmail", ""),
-		WAF:                  c.bool("waf"),
-		WAFRequestsPer5MinIP: c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
-		APIThrottleRate:      c.int("apiThrottleRate", 50, 1, 10_000),
-		APIThrottleBurst:     c.int("apiThrottleBurst", 200, 1, 5_000),
-		AuthorizerCacheSecs:  c.int("authorizerCacheSeconds", 300, 0, 3600),
-		LogLevel:             c.logLevel("logLevel"),
+		AssetDir:                 c.str("assetDir", "build"),
+		LabDurationHours:         c.int("labDurationHours", 48, 1, 720),
+		GracePeriodMinutes:       c.int("gracePeriodMinutes", 30, 0, 1440),
+		CSPBaseURL:               c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
+		CORSAllowedOrigins:       c.str("corsAllowedOrigins", ""),
+		PoolLowWaterMark:         c.int("poolLowWaterMark", 20, 0, 1_000_000),
+		AlarmEmail:               c.str("alarmEmail", ""),
+		WAF:                      c.bool("waf"),
+		WAFRequestsPer5MinIP:     c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
+		APIThrottleRate:          c.int("apiThrottleRate", 50, 1, 10_000),
+		APIThrottleBurst:         c.int("apiThrottleBurst", 200, 1, 5_000),
+		AuthorizerCacheSecs:      c.int("authorizerCacheSeconds", 300, 0, 3600),
+		LogLevel:                 c.logLevel("logLevel"),
+		PeakAllocationsPerSecond: c.int("peakAllocationsPerSecond", 1000, 1, 100_000),
 	}
 	if a, err := config.LoadAPI(onlyVar("CORS_ALLOWED_ORIGINS", cfg.CORSAllowedOrigins)); err != nil {
 		c.errs = append(c.errs, fmt.Errorf("corsAllowedOrigins: %w", err))

@@ -14,7 +14,7 @@ type Cost struct {
 // claimed sandbox from available to allocated (a delete and a put). Reads of the table
 // happen only on replays.
 var AllocationCost = map[string]Cost{
-	"":             {Read: 0, Write: 6.4},
-	AvailableIndex: {Read: 1.6, Write: 1},
+	"":             {Read: 0, Write: 6.6},
+	AvailableIndex: {Read: 1.9, Write: 1},
 	StatusIndex:    {Read: 0, Write: 2},
 }

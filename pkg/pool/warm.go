@@ -13,13 +13,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
-// Warm-up workload: WarmRounds rounds of WarmSandboxes concurrent allocations and releases
-// on a scratch table. Measured (docs/benchmark.md): a fresh DynamoDB Local serves its first
-// burst 1.4–1.6 s slower at p99 while its JIT compiles the request paths; after this
-// workload the first real burst runs as fast as any later one.
+// Warm-up workload: WarmRounds rounds of WarmSandboxes allocations and releases, 48 at a
+// time, on a scratch table. A fresh DynamoDB Local serves its first burst 1.4–1.6 s slower
+// at p99 while its JIT compiles the request paths (docs/benchmark.md); this workload runs
+// those paths a few thousand times first. It is kept small because every test binary pays
+// for it.
 const (
-	WarmRounds    = 2
-	WarmSandboxes = 300
+	WarmRounds    = 1
+	WarmSandboxes = 250
 	warmWorkers   = 48 // at most what a local client connects (LocalMaxConns)
 	warmTimeout   = 2 * time.Minute
 )
