@@ -16,7 +16,8 @@ import (
 // and the item sizes, by DynamoDB's published rules (DynamoDB Local reports none):
 //   - a read: ceil(bytes read / 4 KB) units, half for an eventually consistent read; a
 //     query's bytes are those of every item it returned (no filters are used);
-//   - a transactional write: 2 units per 1 KB of each item (the larger of before and
+//   - a standard write (upstream's UpdateItem): 1 unit per 1 KB, charged when its condition
+//     fails too; a transactional write: 2 units per 1 KB of each item (the larger of before and
 //     after for an update), charged also when the transaction is cancelled;
 //   - index writes: each index entry a write adds or removes costs 1 unit per 1 KB of the
 //     projected entry, 2 when its key changes (delete + put). A successful claim removes
@@ -72,6 +73,12 @@ func (c *capacity) price(params, result any, err error) {
 	case *dynamodb.GetItemInput:
 		if r, ok := result.(*dynamodb.GetItemOutput); ok {
 			c.rcu += readUnits(itemSize(r.Item), aws.ToBool(p.ConsistentRead))
+		}
+	case *dynamodb.UpdateItemInput: // upstream's strategy: a standard write, charged when refused too
+		size := c.sizes[keyOf(p.Key)] + valuesSize(p.ExpressionAttributeValues)
+		c.wcu += math.Max(1, math.Ceil(float64(size)/1024))
+		if err == nil {
+			c.wcu += indexWritesPerClaim - 1 // upstream's items have no AvailableIndex entry to drop
 		}
 	case *dynamodb.TransactWriteItemsInput:
 		for _, w := range p.TransactItems {

@@ -75,11 +75,21 @@ func main() {
 	only := flag.String("only", "", "run only this strategy (engine or upstream)")
 	javaFlags := flag.String("java-flags", "", "space-separated JVM flags for DynamoDB Local instead of ddblocal.DefaultJavaFlags")
 	scenarios := flag.String("scenario", "", "run only the scenarios whose name contains this")
+	burstHTTP := flag.Int("http", 0, "instead of the table: an HTTP burst of this many students through the local stack")
+	stackURL := flag.String("url", "", "with -http: reuse the local stack at this URL (with -token) instead of starting one")
+	token := flag.String("token", "", "with -url: the stack's track token")
 	cold := flag.Bool("cold", false, "skip the warm-up: the first row pays for DynamoDB Local's JIT")
 	flag.Parse()
 	var flags []string
 	if *javaFlags != "" {
 		flags = strings.Fields(*javaFlags)
+	}
+	if *burstHTTP > 0 {
+		if err := httpBurst(context.Background(), *burstHTTP, *stackURL, *token); err != nil {
+			fmt.Fprintln(os.Stderr, "poolbench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(parseSizes(*sizes), *only, *scenarios, flags, *cold); err != nil {
 		fmt.Fprintln(os.Stderr, "poolbench:", err)
