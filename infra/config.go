@@ -37,28 +37,31 @@ type StackConfig struct {
 	NIOSXaaSShadowMode  bool
 	NIOSXaaSBaseURL     string
 	NIOSXaaSServiceName string
+	// PeakAllocationsPerSecond sizes the table's warm throughput (warmthroughput.go).
+	PeakAllocationsPerSecond int
 }
 
 func configFromContext(node constructs.Node) (StackConfig, error) {
 	c := contextReader{node: node}
 	cfg := StackConfig{
-		AssetDir:             c.str("assetDir", "build"),
-		LabDurationHours:     c.int("labDurationHours", 48, 1, 720),
-		GracePeriodMinutes:   c.int("gracePeriodMinutes", 30, 0, 1440),
-		CSPBaseURL:           c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
-		CORSAllowedOrigins:   c.str("corsAllowedOrigins", ""),
-		PoolLowWaterMark:     c.int("poolLowWaterMark", 20, 0, 1_000_000),
-		AlarmEmail:           c.str("alarmEmail", ""),
-		WAF:                  c.bool("waf"),
-		WAFRequestsPer5MinIP: c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
-		APIThrottleRate:      c.int("apiThrottleRate", 50, 1, 10_000),
-		APIThrottleBurst:     c.int("apiThrottleBurst", 200, 1, 5_000),
-		AuthorizerCacheSecs:  c.int("authorizerCacheSeconds", 300, 0, 3600),
-		LogLevel:             c.logLevel("logLevel"),
-		NIOSXaaSEnabled:      c.bool("niosxaasEnabled"),
-		NIOSXaaSShadowMode:   c.boolOr("niosxaasShadowMode", true),
-		NIOSXaaSBaseURL:      c.str("niosxaasBaseUrl", niosxaas.DefaultBaseURL),
-		NIOSXaaSServiceName:  c.str("niosxaasServiceName", "Instrqt-SaaS"),
+		AssetDir:                 c.str("assetDir", "build"),
+		LabDurationHours:         c.int("labDurationHours", 48, 1, 720),
+		GracePeriodMinutes:       c.int("gracePeriodMinutes", 30, 0, 1440),
+		CSPBaseURL:               c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
+		CORSAllowedOrigins:       c.str("corsAllowedOrigins", ""),
+		PoolLowWaterMark:         c.int("poolLowWaterMark", 20, 0, 1_000_000),
+		AlarmEmail:               c.str("alarmEmail", ""),
+		WAF:                      c.bool("waf"),
+		WAFRequestsPer5MinIP:     c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
+		APIThrottleRate:          c.int("apiThrottleRate", 50, 1, 10_000),
+		APIThrottleBurst:         c.int("apiThrottleBurst", 200, 1, 5_000),
+		AuthorizerCacheSecs:      c.int("authorizerCacheSeconds", 300, 0, 3600),
+		LogLevel:                 c.logLevel("logLevel"),
+		NIOSXaaSEnabled:          c.bool("niosxaasEnabled"),
+		NIOSXaaSShadowMode:       c.boolOr("niosxaasShadowMode", true),
+		NIOSXaaSBaseURL:          c.str("niosxaasBaseUrl", niosxaas.DefaultBaseURL),
+		NIOSXaaSServiceName:      c.str("niosxaasServiceName", "Instrqt-SaaS"),
+		PeakAllocationsPerSecond: c.int("peakAllocationsPerSecond", 1000, 1, 100_000),
 	}
 	if u, err := url.Parse(cfg.NIOSXaaSBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		c.errs = append(c.errs, fmt.Errorf("niosxaasBaseUrl: %q is not an https URL", cfg.NIOSXaaSBaseURL))

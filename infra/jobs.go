@@ -42,7 +42,7 @@ func (s *BrokerStack) addJobs() {
 			grantSecretValue(fn, s.CSPSecret)
 		}
 		if job.UsesNIOSXaaS && s.cfg.NIOSXaaSEnabled {
-			s.NIOSXaaSSecret.GrantRead(fn, nil)
+			grantSecretValue(fn, s.NIOSXaaSSecret)
 		}
 		awsevents.NewRule(s.Stack, jsii.String(camel(job.Name)+"Schedule"), &awsevents.RuleProps{
 			Description: jsii.String("Runs the " + job.Name + " job"),

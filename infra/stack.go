@@ -39,7 +39,7 @@ func NewBrokerStack(scope constructs.Construct, id string, cfg StackConfig, prop
 		cfg:       cfg,
 		Functions: map[string]awslambda.Function{},
 	}
-	s.Table = newTable(s.Stack)
+	s.Table = newTable(s.Stack, s.cfg.PeakAllocationsPerSecond)
 	s.TokenSecret = awssecretsmanager.NewSecret(s.Stack, jsii.String("TokenDigests"), &awssecretsmanager.SecretProps{
 		Description: jsii.String(`SHA-256 digests of the broker's bearer tokens: {"tokens":[{"name":"instruqt","scope":"track","sha256":"<hex>"}]}`),
 	})
@@ -62,8 +62,8 @@ func NewBrokerStack(scope constructs.Construct, id string, cfg StackConfig, prop
 	return s
 }
 
-// newTable builds the table from pool.Schema.
-func newTable(scope constructs.Construct) awsdynamodb.Table {
+// newTable builds the table from pool.Schema, warm for peak allocations per second.
+func newTable(scope constructs.Construct, peak int) awsdynamodb.Table {
 	table := awsdynamodb.NewTable(scope, jsii.String("Pool"), &awsdynamodb.TableProps{
 		PartitionKey: tableKey(pool.Schema.Partition),
 		SortKey:      tableKey(pool.Schema.Sort),
@@ -75,15 +75,22 @@ func newTable(scope constructs.Construct) awsdynamodb.Table {
 		TimeToLiveAttribute: jsii.String(pool.Schema.TTLAttribute),
 		DeletionProtection:  jsii.Bool(true),
 		// The pool outlives the stack: deleting the stack must never orphan live CSP accounts.
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		RemovalPolicy:  awscdk.RemovalPolicy_RETAIN,
+		WarmThroughput: warmThroughput(peak, ""),
 	})
 	for _, ix := range pool.Schema.Indexes {
-		table.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+		props := &awsdynamodb.GlobalSecondaryIndexProps{
 			IndexName:      jsii.String(ix.Name),
 			PartitionKey:   tableKey(ix.Partition),
 			SortKey:        tableKey(ix.Sort),
 			ProjectionType: awsdynamodb.ProjectionType_ALL,
-		})
+			WarmThroughput: warmThroughput(peak, ix.Name),
+		}
+		if len(ix.Include) > 0 {
+			props.ProjectionType = awsdynamodb.ProjectionType_INCLUDE
+			props.NonKeyAttributes = jsii.Strings(ix.Include...)
+		}
+		table.AddGlobalSecondaryIndex(props)
 	}
 	return table
 }

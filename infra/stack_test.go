@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,6 +58,7 @@ func TestMain(m *testing.M) {
 		cfg.WAF, cfg.AlarmEmail = false, ""
 		cfg.CORSAllowedOrigins, cfg.CORSOrigins = "", nil
 		cfg.NIOSXaaSEnabled = false
+		cfg.PeakAllocationsPerSecond = plainPeak
 		plainStack := NewBrokerStack(plain, "Plain", cfg, nil)
 		addNagChecks(plain)
 		noWAF = assertions.Template_FromStack(plainStack.Stack, nil)
@@ -98,10 +100,17 @@ func testConfig(assets string) StackConfig {
 		AssetDir: assets, LabDurationHours: 48, GracePeriodMinutes: 30, CSPBaseURL: "https://csp.example.com/v2",
 		PoolLowWaterMark: 20, AlarmEmail: "ops@example.com", WAF: true, WAFRequestsPer5MinIP: 2000,
 		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300, LogLevel: slog.LevelError,
-		CORSAllowedOrigins: testOrigin, CORSOrigins: []string{testOrigin},
+		CORSAllowedOrigins: testOrigin, CORSOrigins: []string{testOrigin}, PeakAllocationsPerSecond: testPeak,
 		NIOSXaaSEnabled: true, NIOSXaaSShadowMode: false, NIOSXaaSBaseURL: "https://nios.example.com", NIOSXaaSServiceName: "Instrqt-SaaS",
 	}
 }
+
+// The test stack is sized for a peak above what a new on-demand table serves; the plain one
+// for the default peak.
+const (
+	testPeak  = 10_000
+	plainPeak = 1_000
+)
 
 // placeholderAssets stands in for `make build`: the template does not depend on the
 // binaries' content, only on one bootstrap per function folder.
@@ -168,11 +177,23 @@ func TestTableMatchesPoolSchema(t *testing.T) {
 		}
 		var gsis []any
 		for _, ix := range pool.Schema.Indexes {
+			projection := map[string]any{"ProjectionType": "ALL"}
+			if len(ix.Include) > 0 {
+				projection = map[string]any{"ProjectionType": "INCLUDE", "NonKeyAttributes": ix.Include}
+			}
 			gsis = append(gsis, map[string]any{
-				"IndexName": ix.Name, "KeySchema": keySchema(ix.Partition, ix.Sort), "Projection": map[string]any{"ProjectionType": "ALL"},
+				"IndexName": ix.Name, "KeySchema": keySchema(ix.Partition, ix.Sort), "Projection": projection,
 			})
 		}
 		want["GlobalSecondaryIndexes"] = gsis
+		// Warm throughput has its own test (TestWarmThroughputFollowsThePeak).
+		var indexes []map[string]any
+		raw, _ := json.Marshal(props["GlobalSecondaryIndexes"])
+		_ = json.Unmarshal(raw, &indexes)
+		for _, ix := range indexes {
+			delete(ix, "WarmThroughput")
+		}
+		props["GlobalSecondaryIndexes"] = indexes
 		for k, v := range want {
 			if !sameJSON(props[k], v) {
 				t.Errorf("table %s = %s, want %s", k, js(props[k]), js(v))
@@ -374,12 +395,61 @@ func TestWAFAndMailAreOptional(t *testing.T) {
 	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)+len(broker.Alarms)))
 }
 
+// Warm throughput is peak × the measured cost per allocation (pool.AllocationCost) for the
+// table and each index, and never below a new on-demand table's 12 000 reads and 4 000
+// writes per second.
+func TestWarmThroughputFollowsThePeak(t *testing.T) {
+	want := func(peak int, index string) map[string]any {
+		c := pool.AllocationCost[index]
+		return map[string]any{
+			"ReadUnitsPerSecond":  math.Max(12_000, math.Ceil(float64(peak)*c.Read)),
+			"WriteUnitsPerSecond": math.Max(4_000, math.Ceil(float64(peak)*c.Write)),
+		}
+	}
+	for name, tc := range map[string]struct {
+		tmpl assertions.Template
+		peak int
+	}{"sized": {template, testPeak}, "default": {noWAF, plainPeak}} {
+		raw, _ := json.Marshal(tc.tmpl.FindResources(jsii.String("AWS::DynamoDB::Table"), nil))
+		var tables map[string]struct {
+			Properties struct {
+				WarmThroughput         map[string]any
+				GlobalSecondaryIndexes []struct {
+					IndexName      string
+					WarmThroughput map[string]any
+				}
+			}
+		}
+		if err := json.Unmarshal(raw, &tables); err != nil || len(tables) != 1 {
+			t.Fatalf("%s: tables %s: %v", name, raw, err)
+		}
+		for _, table := range tables {
+			if !sameJSON(table.Properties.WarmThroughput, want(tc.peak, "")) {
+				t.Errorf("%s: table warm throughput %v, want %v", name, table.Properties.WarmThroughput, want(tc.peak, ""))
+			}
+			if len(table.Properties.GlobalSecondaryIndexes) != len(pool.Schema.Indexes) {
+				t.Fatalf("%s: %d indexes", name, len(table.Properties.GlobalSecondaryIndexes))
+			}
+			for _, ix := range table.Properties.GlobalSecondaryIndexes {
+				if !sameJSON(ix.WarmThroughput, want(tc.peak, ix.IndexName)) {
+					t.Errorf("%s: %s warm throughput %v, want %v", name, ix.IndexName, ix.WarmThroughput, want(tc.peak, ix.IndexName))
+				}
+			}
+		}
+	}
+	// At the test peak every figure is above the on-demand floor but the table's reads.
+	if got := want(testPeak, pool.StatusIndex)["WriteUnitsPerSecond"]; got.(float64) <= 4_000 {
+		t.Fatalf("test peak %d does not exercise the formula", testPeak)
+	}
+}
+
 func TestConfigFromContext(t *testing.T) {
 	app := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{
 		"labDurationHours": "24", "waf": "true", "poolLowWaterMark": 5.0, "cspBaseUrl": "https://csp.example.com/v2",
 	}})
 	cfg, err := configFromContext(app.Node())
-	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 || cfg.LogLevel != slog.LevelInfo {
+	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 || cfg.LogLevel != slog.LevelInfo ||
+		cfg.PeakAllocationsPerSecond != 1000 {
 		t.Fatalf("config %+v, %v", cfg, err)
 	}
 	bad := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{

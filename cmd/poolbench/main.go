@@ -1,6 +1,9 @@
 // Command poolbench measures allocation under a burst of concurrent students against one
 // DynamoDB Local: this broker's engine and, as the baseline, upstream's strategy
-// (docs/upstream.md, upstream's allocate). It prints one table; every row comes from the same run.
+// (docs/upstream.md, upstream's allocate), at an exact-fit pool, a pool of twice the burst
+// and a prefix variant. Per row: success, DynamoDB requests, read and write capacity units
+// per allocation (capacity.go) and latency. It prints one table; every row comes from the
+// same run.
 package main
 
 import (
@@ -16,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/broker"
@@ -42,7 +46,9 @@ func (c *counter) Do(r *http.Request) (*http.Response, error) {
 type scenario struct {
 	name     string
 	students int
-	prefixes []string // one per lab; empty: no prefix
+	// sandboxes is the pool size as a multiple of the students (1: exact fit)
+	sandboxes int
+	prefixes  []string // one per lab; empty: no prefix
 }
 
 type strategy struct {
@@ -60,31 +66,54 @@ type row struct {
 	scenario, strategy string
 	n, ok              int
 	requests           int64
+	rcu, wcu           float64
 	p50, p99, wall     time.Duration
 }
 
 func main() {
 	sizes := flag.String("n", "100,300,500", "comma-separated burst sizes")
 	only := flag.String("only", "", "run only this strategy (engine or upstream)")
+	javaFlags := flag.String("java-flags", "", "space-separated JVM flags for DynamoDB Local instead of ddblocal.DefaultJavaFlags")
+	scenarios := flag.String("scenario", "", "run only the scenarios whose name contains this")
+	burstHTTP := flag.Int("http", 0, "instead of the table: an HTTP burst of this many students through the local stack")
+	stackURL := flag.String("url", "", "with -http: reuse the local stack at this URL (with -token) instead of starting one")
+	token := flag.String("token", "", "with -url: the stack's track token")
+	cold := flag.Bool("cold", false, "skip the warm-up: the first row pays for DynamoDB Local's JIT")
 	flag.Parse()
-	if err := run(parseSizes(*sizes), *only); err != nil {
+	var flags []string
+	if *javaFlags != "" {
+		flags = strings.Fields(*javaFlags)
+	}
+	if *burstHTTP > 0 {
+		if err := httpBurst(context.Background(), *burstHTTP, *stackURL, *token); err != nil {
+			fmt.Fprintln(os.Stderr, "poolbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(parseSizes(*sizes), *only, *scenarios, flags, *cold); err != nil {
 		fmt.Fprintln(os.Stderr, "poolbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizes []int, only string) error {
+func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) error {
 	ctx := context.Background()
-	srv, err := ddblocal.Start(ctx, ddblocal.Options{})
+	srv, err := ddblocal.Start(ctx, ddblocal.Options{JavaFlags: javaFlags})
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	count := &counter{ops: map[string]int{}, inner: &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024}}}
-	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: srv.Endpoint, Region: "us-east-1", HTTPClient: count})
+	// The same connection cap as any client of DynamoDB Local (pool.NewClient).
+	count := &counter{ops: map[string]int{}, inner: &http.Client{Transport: &http.Transport{
+		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, MaxConnsPerHost: pool.LocalMaxConns}}}
+	cu := newCapacity()
+	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: srv.Endpoint, Region: "us-east-1", HTTPClient: count,
+		APIOptions: []func(*middleware.Stack) error{cu.middleware}})
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "load average at start: %s", loadAverage())
 	cfg := config.Pool{LabDuration: 48 * time.Hour, Grace: 30 * time.Minute}
 	strategies := []strategy{
 		{"engine", func(ctx context.Context, e *env, student, prefix string) error {
@@ -93,29 +122,25 @@ func run(sizes []int, only string) error {
 		}},
 		{"upstream", upstreamAllocate},
 	}
-	// Warm DynamoDB Local's JVM up first (two bursts of 500), so no measured row pays for
-	// its JIT compilation.
-	tables := 0
-	for round := range 2 {
-		warm := &env{db: db, table: fmt.Sprintf("bench-warmup-%d", round)}
-		if err := pool.CreateTable(ctx, db, warm.table); err != nil {
+	// Warm DynamoDB Local's JVM up first, as the local stack does, so no measured row pays
+	// for its JIT compilation.
+	if !cold {
+		t0 := time.Now()
+		if err := pool.Warm(ctx, db); err != nil {
 			return err
 		}
-		warm.pool = pool.New(db, warm.table)
-		warmup := scenario{name: "warm-up", students: 500}
-		if err := seed(ctx, warm, warmup); err != nil {
-			return err
-		}
-		burst(ctx, warm, warmup, strategies[0])
+		fmt.Fprintf(os.Stderr, "warm-up took %s\n", time.Since(t0).Round(time.Millisecond))
 	}
+	tables := 0
 	var rows []row
 	for _, n := range sizes {
 		for _, sc := range []scenario{
-			{name: "no prefix", students: n},
-			{name: "3 labs + others", students: n, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
+			{name: "exact fit", students: n, sandboxes: 1},
+			{name: "pool of 2B", students: n, sandboxes: 2},
+			{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
 		} {
 			for _, st := range strategies {
-				if only != "" && st.name != only {
+				if only != "" && st.name != only || !strings.Contains(sc.name, scenarios) {
 					continue
 				}
 				tables++
@@ -129,23 +154,26 @@ func run(sizes []int, only string) error {
 				}
 				count.n.Store(0)
 				count.ops = map[string]int{}
+				cu.reset()
 				r := burst(ctx, e, sc, st)
 				r.requests = count.n.Load()
+				r.rcu, r.wcu = cu.totals()
 				rows = append(rows, r)
 				fmt.Fprintf(os.Stderr, "%s / %s / N=%d: %v\n", sc.name, st.name, n, count.ops)
 			}
 		}
 	}
 	print(rows)
+	fmt.Printf("load average at the end: %s", loadAverage())
 	return nil
 }
 
-// seed fills the pool: N sandboxes, or with labs N/labs matching each lab's prefix plus
-// N/2 named to share the leading "lab" and match none of them.
+// seed fills the pool: N × sandboxes sandboxes, or with labs N/labs matching each lab's
+// prefix plus N/2 named to share the leading "lab" and match none of them.
 func seed(ctx context.Context, e *env, sc scenario) error {
 	var names []string
 	if len(sc.prefixes) == 0 {
-		for i := range sc.students {
+		for i := range sc.students * sc.sandboxes {
 			names = append(names, fmt.Sprintf("lab-%05d", i))
 		}
 	} else {
@@ -209,21 +237,24 @@ func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
 }
 
 func print(rows []row) {
-	fmt.Printf("\n%-16s %5s %-9s %8s %10s %9s %9s %8s %11s\n", "scenario", "N", "strategy", "success", "req/alloc", "p50", "p99", "wall", "p99 ratio")
-	fmt.Println(strings.Repeat("-", 94))
+	fmt.Printf("\n%-16s %5s %-9s %8s %10s %9s %9s %9s %9s %8s %11s\n", "scenario", "B", "strategy", "success", "req/alloc", "RCU/alloc", "WCU/alloc", "p50", "p99", "wall", "p99 ratio")
+	fmt.Println(strings.Repeat("-", 114))
 	for i, r := range rows {
-		perAlloc := "-"
+		perAlloc, rcu, wcu := "-", "-", "-"
 		if r.ok > 0 {
 			perAlloc = fmt.Sprintf("%.2f", float64(r.requests)/float64(r.ok))
+			rcu = fmt.Sprintf("%.2f", r.rcu/float64(r.ok))
+			wcu = fmt.Sprintf("%.2f", r.wcu/float64(r.ok))
 		}
 		ratio := ""
 		if r.strategy == "upstream" && i > 0 && rows[i-1].strategy == "engine" {
 			ratio = fmt.Sprintf("%.1fx", float64(r.p99)/float64(rows[i-1].p99))
 		}
-		fmt.Printf("%-16s %5d %-9s %7.1f%% %10s %9s %9s %8s %11s\n", r.scenario, r.n, r.strategy,
-			100*float64(r.ok)/float64(r.n), perAlloc, round(r.p50), round(r.p99), round(r.wall), ratio)
+		fmt.Printf("%-16s %5d %-9s %7.1f%% %10s %9s %9s %9s %9s %8s %11s\n", r.scenario, r.n, r.strategy,
+			100*float64(r.ok)/float64(r.n), perAlloc, rcu, wcu, round(r.p50), round(r.p99), round(r.wall), ratio)
 	}
 	fmt.Println("\nreq/alloc: DynamoDB HTTP requests (SDK retries included) per successful allocation.")
+	fmt.Println("RCU/WCU per alloc: capacity units priced from request kinds and item sizes (capacity.go), index writes included.")
 	fmt.Println("p99 ratio: upstream p99 / engine p99 in the same scenario.")
 }
 
@@ -243,4 +274,12 @@ func parseSizes(s string) []int {
 		}
 	}
 	return out
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown\n"
+	}
+	return string(b)
 }

@@ -33,7 +33,24 @@ type Options struct {
 	Port int
 	// Log receives DynamoDB Local's output; nil discards it.
 	Log io.Writer
+	// JavaFlags replace DefaultJavaFlags (the benchmark measures alternatives).
+	JavaFlags []string
 }
+
+// DefaultJavaFlags are the JVM flags DynamoDB Local runs with, chosen by measurement
+// (docs/benchmark.md, "JVM flags"): full tiered compilation, since the stack warms the JVM
+// before it reports ready (pool.Warm), and C1-only compilation (-XX:TieredStopAtLevel=1)
+// only helps a cold JVM while it slows every warm transaction; the parallel collector and a
+// heap fixed up front keep collections short under a burst.
+var DefaultJavaFlags = []string{"-Xms512m", "-Xmx2g", "-XX:+UseParallelGC"}
+
+// corsOrigin is the only web origin DynamoDB Local answers CORS requests from. Its default
+// is "*", which lets any web page a developer opens call it, and it listens on every
+// interface. A name under the reserved .invalid top-level domain never resolves, so no page
+// can have this origin: no browser lets a page read DynamoDB Local's answers or send it the
+// JSON requests it takes (they need a preflight). Clients other than browsers do not use
+// CORS and are unaffected.
+const corsOrigin = "http://dynamodb-local.invalid"
 
 // Server is a running DynamoDB Local process.
 type Server struct {
@@ -61,8 +78,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	args := []string{"-Djava.library.path=./DynamoDBLocal_lib", "-Xms512m", "-Xmx2g", "-XX:+UseParallelGC", "-jar", "DynamoDBLocal.jar",
-		"-port", strconv.Itoa(port), "-disableTelemetry"}
+	flags := opts.JavaFlags
+	if flags == nil {
+		flags = DefaultJavaFlags
+	}
+	args := append(append([]string{"-Djava.library.path=./DynamoDBLocal_lib"}, flags...), "-jar", "DynamoDBLocal.jar",
+		"-port", strconv.Itoa(port), "-disableTelemetry", "-cors", corsOrigin)
 	if opts.DataDir != "" {
 		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("ddblocal: data dir: %w", err)

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"errors"
 	"net/http"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -93,7 +94,7 @@ func TestSyncCreatesRefreshesAndLeavesInUseAlone(t *testing.T) {
 		created.SFDCAccountID != accounts[0].SFDCAccountID || created.CreatedAt != asPoolAccount(accounts[0]).CreatedAt {
 		t.Errorf("created %+v", created)
 	}
-	if got := e.get(t, sandboxID(accounts[1])); got != before[got.ID] {
+	if got := e.get(t, sandboxID(accounts[1])); !reflect.DeepEqual(got, before[got.ID]) {
 		t.Errorf("unchanged sandbox was written: %+v", got)
 	}
 	if got := e.get(t, sandboxID(accounts[2])); got.SFDCAccountID != "0015g00000NEW002" || got.Rev != before[got.ID].Rev+1 {
@@ -103,7 +104,7 @@ func TestSyncCreatesRefreshesAndLeavesInUseAlone(t *testing.T) {
 		t.Errorf("refresh of the name: %+v", got)
 	}
 	for _, i := range []int{3, 4, 5} {
-		if got := e.get(t, sandboxID(accounts[i])); got != before[got.ID] {
+		if got := e.get(t, sandboxID(accounts[i])); !reflect.DeepEqual(got, before[got.ID]) {
 			t.Errorf("sync touched %s sandbox %s:\n was %+v\n now %+v", before[got.ID].Status, got.ID, before[got.ID], got)
 		}
 	}

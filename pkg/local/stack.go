@@ -141,6 +141,13 @@ func (s *Stack) startDynamoDB(ctx context.Context, cfg config.Local, env config.
 	if err != nil {
 		return "", part{}, err
 	}
+	if line.started == "started" {
+		// Ready means warm: the first burst must not pay for DynamoDB Local's JIT.
+		if err := pool.Warm(ctx, db); err != nil {
+			return "", part{}, err
+		}
+		line.detail += ", warmed up"
+	}
 	created, err := pool.EnsureTable(ctx, db, cfg.TableName)
 	if err != nil {
 		return "", part{}, err

@@ -18,7 +18,9 @@ type Claim struct {
 
 // Claim allocates candidate to the student: available → allocated, conditioned on the
 // version that was read, together with the owner record for (student, idempotency key),
-// conditioned on not existing yet, in one transaction. A *ConditionError with Item
+// conditioned on not existing yet, in one transaction of these two items. The history
+// entry of the allocation rides on the sandbox item until the allocation ends
+// (HistoryEntry). A *ConditionError with Item
 // ItemOwner carries the existing owner record: the caller replays it. One with Item
 // ItemSandbox means someone else got this candidate.
 func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) (Owner, error) {
@@ -31,9 +33,14 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 	e.set(":expires_at", c.ExpiresAt)
 	e.set(":now", p.now().Unix())
 	e.set(":one", 1)
+	event, err := attributevalue.Marshal(p.entry(Available, Allocated, by))
+	if err != nil {
+		return Owner{}, err
+	}
+	e.set(":allocation", event)
 	update := "SET #status = :allocated, #status_at = :expires_at, #allocated_to_track = :owner, " +
 		"#idempotency_key = :key, #allocated_at = :allocated_at, #expires_at = :expires_at, " +
-		"#updated_at = :now, #rev = #rev + :one"
+		"#allocation = :allocation, #updated_at = :now, #rev = #rev + :one"
 	for attr, v := range map[string]string{"track_name": c.TrackName, "client": c.Client} {
 		if v != "" {
 			e.set(":"+attr, v)
@@ -56,7 +63,7 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 		item[k] = v
 	}
 	t.put(ItemOwner, p.table, item, "attribute_not_exists(#PK)")
-	if err := p.commit(ctx, t, Available, Allocated, by); err != nil {
+	if err := p.run(ctx, t); err != nil {
 		return Owner{}, err
 	}
 	return owner, nil

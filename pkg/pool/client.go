@@ -7,6 +7,8 @@ import (
 	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -25,9 +27,13 @@ type ClientOptions struct {
 	HTTPClient aws.HTTPClient
 }
 
+// LocalMaxConns caps the connections of a client of DynamoDB Local (NewClient).
+const LocalMaxConns = 48
+
 // NewClient builds a DynamoDB client. A loopback endpoint is DynamoDB Local: it gets static
-// credentials and no response checksum validation, which Local does not support. Anything
-// else uses the default credential chain.
+// credentials, no response checksum validation, which Local does not support, at most
+// LocalMaxConns connections and no client-side retry quota. Anything else (AWS) uses the
+// default credential chain, connections and retryer.
 func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(o.Region)}
 	local, err := isLoopback(o.Endpoint)
@@ -44,11 +50,26 @@ func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
 	cfg.HTTPClient = o.HTTPClient
 	if cfg.HTTPClient == nil {
-		// Allocation bursts run many calls at once; the SDK's default idle pool is small.
 		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			// Allocation bursts run many calls at once; the SDK's default idle pool is small.
 			tr.MaxIdleConns = 512
 			tr.MaxIdleConnsPerHost = 512
+			if local {
+				// DynamoDB Local accepts with a listen backlog of 50 and serves one request
+				// per connection at a time: a burst that dials hundreds of connections
+				// overflows the backlog and each overflow costs a 1 s SYN retry. Calls
+				// beyond the cap wait for a free connection instead.
+				tr.MaxConnsPerHost = LocalMaxConns
+			}
 		})
+	}
+	if local {
+		// The standard retryer's client-side quota is for a remote service in trouble; on
+		// DynamoDB Local a burst's transaction conflicts drain it and the next call fails
+		// with "retry quota exceeded" instead of retrying.
+		cfg.Retryer = func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
+		}
 	}
 	return dynamodb.NewFromConfig(cfg, func(opts *dynamodb.Options) {
 		if o.Endpoint != "" {

@@ -19,6 +19,9 @@ type expect struct {
 	attempts *int   // nil: not checked
 	// withoutUUID: the record must not have claimed its account uuid yet (AdoptUUID)
 	withoutUUID bool
+	// allocation: the at_ms of the allocation entry the record must carry, 0 for none;
+	// nil: not checked
+	allocation *int64
 }
 
 func (x expect) condition(e *expr) string {
@@ -53,6 +56,12 @@ func (x expect) condition(e *expr) string {
 	if x.withoutUUID {
 		parts = append(parts, e.use("attribute_not_exists(#account_uuid)"))
 	}
+	if x.allocation != nil && *x.allocation == 0 {
+		parts = append(parts, e.use("attribute_not_exists(#allocation)"))
+	} else if x.allocation != nil {
+		e.set(":want_allocation", *x.allocation)
+		parts = append(parts, e.use("#allocation.#at_ms = :want_allocation"))
+	}
 	return strings.Join(parts, " AND ")
 }
 
@@ -77,6 +86,8 @@ func (x expect) explain(cur *Sandbox) string {
 		return fmt.Sprintf("attempts is %d, want %d", cur.Attempts, *x.attempts)
 	case x.withoutUUID && cur.AccountUUID != "":
 		return "already holds its account uuid"
+	case x.allocation != nil && allocationAt(cur) != *x.allocation:
+		return "its allocation changed since it was read"
 	}
 	return "condition failed"
 }
@@ -87,4 +98,11 @@ func joinStatuses(ss []Status) string {
 		out[i] = string(s)
 	}
 	return strings.Join(out, " or ")
+}
+
+func allocationAt(s *Sandbox) int64 {
+	if s.Allocation == nil {
+		return 0
+	}
+	return s.Allocation.At
 }

@@ -28,7 +28,7 @@ func (e *expr) use(s string) string {
 	return s
 }
 
-// set binds a :placeholder to a string, number or Status.
+// set binds a :placeholder to a string, number, Status or marshalled attribute value.
 func (e *expr) set(placeholder string, v any) {
 	if e.values == nil {
 		e.values = map[string]types.AttributeValue{}
@@ -38,6 +38,8 @@ func (e *expr) set(placeholder string, v any) {
 
 func av(v any) types.AttributeValue {
 	switch x := v.(type) {
+	case types.AttributeValue:
+		return x
 	case string:
 		return &types.AttributeValueMemberS{Value: x}
 	case Status:

@@ -29,8 +29,9 @@ type Census struct {
 //   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
 //     carries none, has a tombstone status (no job queries one: ByStatus refuses due
 //     tombstones) and a TTL;
-//   - single use (7): no record whose history holds an allocation is available, stale or
-//     a candidate;
+//   - single use (7): no record whose history holds an allocation (in a history item, or
+//     on the record while it is allocated) is available, stale or a candidate; every
+//     allocated record has its allocation entry, and only an allocated one carries it;
 //   - one record per account (8): every record holds its uuid item and every uuid item
 //     points at the record that holds it; no two records share an account uuid;
 //   - status_at agrees with the status (statusAtProblem);
@@ -76,6 +77,9 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				}
 				sandboxes[s.ID] = s
 				avail[s.ID] = keys
+				if s.Allocation != nil {
+					allocatedOnce[s.ID] = true
+				}
 				census.ByStatus[s.Status]++
 			case strings.HasPrefix(k.PK, prefixSandbox) && strings.HasPrefix(k.SK, prefixHistory):
 				census.History++
@@ -140,6 +144,12 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			}
 		} else if hasShard {
 			bad("%s sandbox %s still carries AvailableIndex keys", s.Status, id)
+		}
+		if s.Status == Allocated && !allocatedOnce[id] {
+			bad("allocated sandbox %s has no allocation entry, on the record or in its history", id)
+		}
+		if s.Allocation != nil && (s.Status != Allocated || s.Allocation.To != Allocated) {
+			bad("%s sandbox %s carries an allocation entry to %q: only an allocated record does", s.Status, id, s.Allocation.To)
 		}
 		if allocatedOnce[id] && (s.Status == Available || s.Status == Stale || hasShard) {
 			bad("sandbox %s was allocated once and is %s again (single use)", id, s.Status)

@@ -82,12 +82,33 @@ func TestCheckInvariantsReportsUnknownItemsAndReuse(t *testing.T) {
 	if _, err := q.Claim(ctx, s, claimFor("alice", time.Now()), student); err != nil {
 		t.Fatal(err)
 	}
-	// Force the record back to available, as a buggy write would: its history holds
-	// the allocation.
+	// While held, the allocation is on the record: a buggy write that makes it available
+	// but keeps the entry breaks single use.
+	held := mustGet(t, q, s.ID)
+	if held.Allocation == nil || held.Allocation.To != pool.Allocated {
+		t.Fatalf("allocated record carries no allocation entry: %+v", held.Allocation)
+	}
 	back := s
-	back.Rev = 9
+	back.Rev, back.Allocation = 9, held.Allocation
 	putRaw(t, q, pool.StoredItems(back)...)
-	wantProblems(t, q, "sandbox "+s.ID+" was allocated once and is available again (single use)")
+	wantProblems(t, q, "sandbox "+s.ID+" was allocated once and is available again (single use)",
+		"available sandbox "+s.ID+" carries an allocation entry")
+
+	// After the release the allocation is in the history: forcing the record back to
+	// available, as a buggy write would, breaks single use.
+	r := pooltest.New(t)
+	s = seed(t, r, account(3))[0]
+	if _, err := r.Claim(ctx, s, claimFor("bob", time.Now()), student); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Release(ctx, mustGet(t, r, s.ID), "bob", student); err != nil {
+		t.Fatal(err)
+	}
+	pooltest.Check(t, r)
+	back = s
+	back.Rev = 9
+	putRaw(t, r, pool.StoredItems(back)...)
+	wantProblems(t, r, "sandbox "+s.ID+" was allocated once and is available again (single use)")
 }
 
 // A tombstone is never due work: a due-work query of a tombstone status is refused, and

@@ -71,6 +71,11 @@ type Sandbox struct {
 	Client         string `dynamodbav:"client,omitempty"`
 	AllocatedAt    int64  `dynamodbav:"allocated_at,omitempty"`
 	ExpiresAt      int64  `dynamodbav:"expires_at,omitempty"`
+	// Allocation is the history entry of the claim while the sandbox is allocated; the
+	// transaction that ends the allocation moves it into the history (HistoryEntry). Nil
+	// on every other status, and on allocations claimed before it existed (their entry is
+	// in the history already).
+	Allocation *HistoryEntry `dynamodbav:"allocation,omitempty"`
 
 	DeletionRequestedAt int64  `dynamodbav:"deletion_requested_at,omitempty"`
 	Attempts            int    `dynamodbav:"attempts,omitempty"`

@@ -1,6 +1,9 @@
 package pool
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Release is the owner's mark-for-deletion: allocated → pending_deletion, only for the
 // student the sandbox is allocated to. The owner record goes in the same transaction.
@@ -15,8 +18,16 @@ func (p *Pool) Expire(ctx context.Context, cur Sandbox, cutoff int64, by Actor) 
 	return p.endAllocation(ctx, "expire", cur, expect{statuses: []Status{Allocated}, dueBy: cutoff}, by)
 }
 
+// endAllocation also moves the allocation's history entry off the record into the
+// history, with its original time. The write requires the record to still carry the entry
+// cur was read with (none, for an allocation from before entries rode on the record), so
+// the entry is never dropped unwritten.
 func (p *Pool) endAllocation(ctx context.Context, op string, cur Sandbox, want expect, by Actor) (Sandbox, error) {
 	now := p.now().Unix()
+	want.allocation = new(int64)
+	if cur.Allocation != nil {
+		*want.allocation = cur.Allocation.At
+	}
 	t := p.newTx(op, cur.ID, want)
 	var e expr
 	e.set(":pending", PendingDeletion)
@@ -24,14 +35,17 @@ func (p *Pool) endAllocation(ctx context.Context, op string, cur Sandbox, want e
 	e.set(":zero", 0)
 	e.set(":one", 1)
 	t.updateSandbox(p.table, &e, "SET #status = :pending, #status_at = :now, #deletion_requested_at = :now, "+
-		"#attempts = :zero, #updated_at = :now, #rev = #rev + :one REMOVE #next_attempt_at, #last_error")
+		"#attempts = :zero, #updated_at = :now, #rev = #rev + :one REMOVE #next_attempt_at, #last_error, #allocation")
 	t.dropOwner(p.table, cur)
+	if a := cur.Allocation; a != nil {
+		t.put("", p.table, p.historyItem(cur.ID, *a, time.UnixMilli(a.At)), "")
+	}
 	if err := p.commit(ctx, t, Allocated, PendingDeletion, by); err != nil {
 		return Sandbox{}, err
 	}
 	next := cur
 	next.Status, next.StatusAt, next.DeletionRequestedAt = PendingDeletion, now, now
 	next.Attempts, next.NextAttemptAt, next.LastError = 0, 0, ""
-	next.UpdatedAt, next.Rev = now, cur.Rev+1
+	next.UpdatedAt, next.Rev, next.Allocation = now, cur.Rev+1, nil
 	return next, nil
 }

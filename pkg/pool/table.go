@@ -25,10 +25,14 @@ func CreateTable(ctx context.Context, db *dynamodb.Client, name string) error {
 		})
 	}
 	for _, ix := range Schema.Indexes {
+		projection := &types.Projection{ProjectionType: types.ProjectionTypeAll}
+		if len(ix.Include) > 0 {
+			projection = &types.Projection{ProjectionType: types.ProjectionTypeInclude, NonKeyAttributes: ix.Include}
+		}
 		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
 			IndexName:  aws.String(ix.Name),
 			KeySchema:  keySchema(ix.Partition, ix.Sort),
-			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+			Projection: projection,
 		})
 	}
 	if _, err := db.CreateTable(ctx, in); err != nil {

@@ -73,7 +73,7 @@ func TestCreateRefusesExistingSandbox(t *testing.T) {
 	pooltest.Check(t, p)
 }
 
-func TestClaimWritesSandboxOwnerAndHistoryTogether(t *testing.T) {
+func TestClaimWritesSandboxAndOwnerInOneTransaction(t *testing.T) {
 	p := pooltest.New(t)
 	s := seed(t, p, account(1))[0]
 	now := time.Now()
@@ -101,9 +101,24 @@ func TestClaimWritesSandboxOwnerAndHistoryTogether(t *testing.T) {
 	if len(hist) != 2 || hist[0].From != pool.Available || hist[0].To != pool.Allocated || hist[0].Actor != "alice" || hist[0].RequestID != "req-1" {
 		t.Fatalf("history newest first = %+v", hist)
 	}
+	// The claim wrote two items: the allocation's entry rides on the record.
 	census := pooltest.Check(t, p)
-	if census.ByStatus[pool.Allocated] != 1 || census.Owners != 1 {
+	if census.ByStatus[pool.Allocated] != 1 || census.Owners != 1 || census.History != 1 {
 		t.Fatalf("census %+v", census)
+	}
+	// The release moves it into the history with its original time, in order.
+	if _, err := p.Release(ctx, got, "alice", student); err != nil {
+		t.Fatal(err)
+	}
+	after, err := p.History(ctx, s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != 3 || after[0].To != pool.PendingDeletion || after[1] != hist[0] || after[2] != hist[1] {
+		t.Fatalf("history after release, newest first = %+v, want the release before %+v", after, hist)
+	}
+	if census := pooltest.Check(t, p); census.History != 3 || mustGet(t, p, s.ID).Allocation != nil {
+		t.Fatalf("census after release %+v", census)
 	}
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 // tx is one transition: the sandbox write with its expectation, optional owner-record
-// writes, and the history entry, all in one TransactWriteItems.
+// writes, and the history entry (the claim keeps its entry on the sandbox item), all in one
+// TransactWriteItems.
 type tx struct {
 	op        string
 	sandboxID string
@@ -107,7 +108,7 @@ func (t *tx) add(kind string, item types.TransactWriteItem) {
 
 // commit runs the transaction with the history entry of from → to appended.
 func (p *Pool) commit(ctx context.Context, t *tx, from, to Status, by Actor) error {
-	t.put("", p.table, p.historyItem(t.sandboxID, from, to, by), "")
+	t.put("", p.table, p.historyItem(t.sandboxID, p.entry(from, to, by), p.now()), "")
 	return p.run(ctx, t)
 }
 

@@ -53,6 +53,10 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "FAIL: DynamoDB client: %v\n", err)
 		return 1
 	}
+	if err := pool.Warm(ctx, client); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: warm up DynamoDB Local: %v\n", err)
+		return 1
+	}
 	return m.Run()
 }
 

@@ -1,0 +1,20 @@
+package pool
+
+// Cost is the capacity units, read and write, that one allocation costs a table or index.
+type Cost struct {
+	Read, Write float64
+}
+
+// AllocationCost is what one allocation costs the table ("") and each index at the worst
+// burst the benchmark measures: B = 500 students at once on a pool of exactly 500, lost
+// claims included (make bench, docs/benchmark.md; docs/operations.md turns it into warm
+// throughput). The table pays 2 units per item of every claim transaction, won or lost (2
+// items, each under 1 KB); AvailableIndex pays the candidate pages (half a unit per 4 KB,
+// eventually consistent) and the removal of the claimed entry; StatusIndex re-keys the
+// claimed sandbox from available to allocated (a delete and a put). Reads of the table
+// happen only on replays.
+var AllocationCost = map[string]Cost{
+	"":             {Read: 0, Write: 6.6},
+	AvailableIndex: {Read: 1.9, Write: 1},
+	StatusIndex:    {Read: 0, Write: 2},
+}
