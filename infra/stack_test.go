@@ -376,7 +376,8 @@ func TestConfigFromContext(t *testing.T) {
 		"labDurationHours": "24", "waf": "true", "poolLowWaterMark": 5.0, "cspBaseUrl": "https://csp.example.com/v2",
 	}})
 	cfg, err := configFromContext(app.Node())
-	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 || cfg.LogLevel != slog.LevelInfo {
+	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 || cfg.LogLevel != slog.LevelInfo ||
+		cfg.APIThrottleRate != api.StageThrottle.Rate || cfg.APIThrottleBurst != api.StageThrottle.Burst {
 		t.Fatalf("config %+v, %v", cfg, err)
 	}
 	bad := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{

@@ -38,7 +38,8 @@ const (
 // authorizes it the way API Gateway runs a REQUEST authorizer (identity source
 // Authorization, cached per token, policy evaluated against the method ARN), and calls
 // the route's function. What API Gateway answers by itself (401, 403, 404, 405, 413) it
-// answers with the gateway responses of pkg/api, as the stack configures them in AWS.
+// answers with the gateway responses of pkg/api, as the stack configures them in AWS; a
+// request over the stage throttle gets THROTTLED (429), as in AWS.
 type Gateway struct {
 	functions  map[string]api.LambdaHandler
 	authorize  func(context.Context, events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error)
@@ -48,6 +49,8 @@ type Gateway struct {
 	now        func() time.Time
 	cacheMu    sync.Mutex
 	authzCache map[string]cachedAuthorization
+	// stage is the stage throttle, taken by every request before anything else runs.
+	stage *tokenBucket
 }
 
 type cachedAuthorization struct {
@@ -55,10 +58,11 @@ type cachedAuthorization struct {
 	expires time.Time
 }
 
-// NewGateway serves every route of api.Routes with the functions of a, behind authz.
-func NewGateway(a *api.API, authz *api.Authorizer, cors api.CORS, cacheTTL time.Duration, log *slog.Logger) (*Gateway, error) {
+// NewGateway serves every route of api.Routes with the functions of a, behind authz and
+// the stage throttle (api.StageThrottle outside tests).
+func NewGateway(a *api.API, authz *api.Authorizer, cors api.CORS, cacheTTL time.Duration, throttle api.Throttle, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{functions: map[string]api.LambdaHandler{}, authorize: authz.Authorize, cors: cors, cacheTTL: cacheTTL,
-		log: log, now: time.Now, authzCache: map[string]cachedAuthorization{}}
+		log: log, now: time.Now, authzCache: map[string]cachedAuthorization{}, stage: newTokenBucket(throttle, time.Now())}
 	for _, r := range api.Routes {
 		fn, err := a.Function(r.Name)
 		if err != nil {
@@ -82,6 +86,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // handle returns the response, and the gateway response type when the gateway answered
 // by itself.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, id string) (events.APIGatewayProxyResponse, string) {
+	if !g.stage.take(g.now()) {
+		return g.gatewayError(r, id, "THROTTLED")
+	}
 	if requestLineAndHeaders(r) > maxRequestLineAndHeaders {
 		return g.gatewayError(r, id, "REQUEST_TOO_LARGE")
 	}

@@ -179,7 +179,7 @@ func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, 
 	if err != nil {
 		return part{}, err
 	}
-	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), api.NewCORS(apiCfg.CORSOrigins), cfg.AuthorizerCacheTTL, log)
+	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), api.NewCORS(apiCfg.CORSOrigins), cfg.AuthorizerCacheTTL, api.StageThrottle, log)
 	if err != nil {
 		return part{}, err
 	}
