@@ -516,10 +516,15 @@ func TestAdminBulkCallsAnswerPartialBeforeTheDeadline(t *testing.T) {
 func TestAdminRoutesRefuseAnotherScope(t *testing.T) {
 	f := newFixture(t, config.API{})
 	for _, r := range Routes {
-		if r.Scope != auth.Admin {
+		refused := []string{"track", "public", ""}
+		switch r.Scope {
+		case auth.Admin:
+			refused = append(refused, "metrics")
+		case auth.Metrics:
+		default:
 			continue
 		}
-		for _, scope := range []string{"track", "public", ""} {
+		for _, scope := range refused {
 			ev := adminEvent(t, r.Name, map[string]string{"id": "1", "name": "sync"}, nil)
 			ev.RequestContext.Authorizer[ContextScope] = scope
 			wantError(t, f.call(t, ev), http.StatusForbidden, CodeForbidden)

@@ -49,13 +49,13 @@ var Routes = []Route{
 	{Name: "admin-list-sandboxes", Method: http.MethodGet, Path: "/v1/admin/sandboxes", Scope: auth.Admin, handle: (*API).listSandboxes},
 	{Name: "admin-get-sandbox", Method: http.MethodGet, Path: "/v1/admin/sandboxes/{id}", Scope: auth.Admin, handle: (*API).inspectSandbox},
 	{Name: "admin-retry-deletion", Method: http.MethodPost, Path: "/v1/admin/sandboxes/{id}/retry-deletion", Scope: auth.Admin, handle: (*API).retryDeletion},
-	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Admin, handle: (*API).stats},
+	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Metrics, handle: (*API).stats},
 	{Name: "admin-sync", Method: http.MethodPost, Path: "/v1/admin/sync", Scope: auth.Admin, Starts: "sync", handle: (*API).startJob},
 	{Name: "admin-cleanup", Method: http.MethodPost, Path: "/v1/admin/cleanup", Scope: auth.Admin, Starts: "cleanup", handle: (*API).startJob},
 	{Name: "admin-job-runs", Method: http.MethodGet, Path: "/v1/admin/jobs/{name}", Scope: auth.Admin, handle: (*API).jobRuns},
 	{Name: "admin-bulk-delete", Method: http.MethodPost, Path: "/v1/admin/bulk-delete", Scope: auth.Admin, handle: (*API).bulkDelete},
 	{Name: "admin-auto-delete-stale", Method: http.MethodPost, Path: "/v1/admin/auto-delete-stale", Scope: auth.Admin, handle: (*API).deleteStale},
-	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Admin, handle: (*API).metricsText},
+	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Metrics, handle: (*API).metricsText},
 }
 
 // AuthorizerFunction is the folder of the Lambda authorizer, the one function that is not

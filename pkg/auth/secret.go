@@ -26,6 +26,8 @@ type SecretsClient interface {
 //
 //	{"tokens":[{"name":"instruqt","scope":"track","sha256":"<hex>"}, ...]}
 //
+// scope is "track", "admin" or "metrics".
+//
 // It reads the secret on first use and again once Refresh has passed, so a rotated or
 // revoked token takes effect within Refresh without a deployment. A slow or failed read
 // keeps the tokens of the last good read (an outage of Secrets Manager must not lock every
@@ -150,8 +152,8 @@ func ParseSecret(raw []byte) (tokens []Token, problems []string, err error) {
 			why = append(why, "name must be 1-64 characters of A-Z a-z 0-9 . _ -")
 		}
 		scope := Scope(e.Scope)
-		if scope != Track && scope != Admin {
-			why = append(why, `scope must be "track" or "admin"`)
+		if scope != Track && scope != Admin && scope != Metrics {
+			why = append(why, `scope must be "track", "admin" or "metrics"`)
 		}
 		var digest [32]byte
 		if b, err := hex.DecodeString(e.SHA256); err != nil || len(b) != len(digest) {

@@ -19,12 +19,26 @@ const (
 	Track Scope = "track"
 	// Admin tokens belong to operators and call the admin routes.
 	Admin Scope = "admin"
+	// Metrics tokens belong to scrapers (Prometheus): they read /metrics and the pool
+	// statistics and nothing else, so a scraper's credential cannot change the pool. A
+	// route of this scope is open to admin tokens too.
+	Metrics Scope = "metrics"
 )
 
 // Permits reports whether a token of scope s may call a route that requires need. Scopes
-// do not nest: an admin token is an operator's credential and is refused on the student
-// routes, so every allocation names a lab platform as its client.
-func (s Scope) Permits(need Scope) bool { return need == Public || (s == need && s != Public) }
+// do not nest, with one exception: an admin token is an operator's credential and is
+// refused on the student routes, so every allocation names a lab platform as its client;
+// but the read-only metrics routes are an operator's too.
+func (s Scope) Permits(need Scope) bool {
+	switch {
+	case need == Public:
+		return true
+	case need == Metrics:
+		return s == Metrics || s == Admin
+	default:
+		return s == need && s != Public
+	}
+}
 
 // Token is one configured credential: the client's name, its scope and the SHA-256 digest
 // of the token.

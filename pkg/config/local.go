@@ -25,9 +25,10 @@ type Local struct {
 	// used instead of the fake.
 	CSPBaseURL string
 	CSPToken   string
-	// TrackToken and AdminToken are plain tokens; empty ones are generated.
-	TrackToken string
-	AdminToken string
+	// TrackToken, AdminToken and MetricsToken are plain tokens; empty ones are generated.
+	TrackToken   string
+	AdminToken   string
+	MetricsToken string
 	// AuthorizerCacheTTL is how long the emulator caches an authorizer answer per token,
 	// as API Gateway does (0 turns caching off).
 	AuthorizerCacheTTL time.Duration
@@ -40,7 +41,7 @@ var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // LoadLocal reads PORT (8080), DATA_DIR, DYNAMODB_ENDPOINT and TABLE_NAME, SEED_SANDBOXES
 // (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, BROKER_TRACK_TOKEN,
-// BROKER_ADMIN_TOKEN and AUTHORIZER_CACHE_SECONDS (300).
+// BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN and AUTHORIZER_CACHE_SECONDS (300).
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
 	l := Local{
@@ -53,6 +54,7 @@ func LoadLocal(env Env) (Local, error) {
 		CSPToken:           r.str("CSP_API_TOKEN", ""),
 		TrackToken:         r.str("BROKER_TRACK_TOKEN", ""),
 		AdminToken:         r.str("BROKER_ADMIN_TOKEN", ""),
+		MetricsToken:       r.str("BROKER_METRICS_TOKEN", ""),
 		AuthorizerCacheTTL: r.duration("AUTHORIZER_CACHE_SECONDS", 300, time.Second, 0, 3600),
 	}
 	for _, p := range strings.Split(r.str("SEED_PREFIXES", "lab"), ",") {
@@ -76,6 +78,9 @@ func LoadLocal(env Env) (Local, error) {
 	}
 	if l.TrackToken != "" && l.TrackToken == l.AdminToken {
 		r.fail("BROKER_ADMIN_TOKEN", "must differ from BROKER_TRACK_TOKEN")
+	}
+	if l.MetricsToken != "" && (l.MetricsToken == l.TrackToken || l.MetricsToken == l.AdminToken) {
+		r.fail("BROKER_METRICS_TOKEN", "must differ from BROKER_TRACK_TOKEN and BROKER_ADMIN_TOKEN")
 	}
 	return l, r.err()
 }
