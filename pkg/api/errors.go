@@ -30,6 +30,7 @@ const (
 	CodeWrongStatus        = "WRONG_STATUS"
 	CodeJobRunning         = "JOB_RUNNING"
 	CodeJobNotFound        = "JOB_NOT_FOUND"
+	CodeExtensionLimit     = "EXTENSION_LIMIT"
 )
 
 // Retry-After values, in seconds.
@@ -77,6 +78,8 @@ var (
 	errInternal         = &Error{http.StatusInternalServerError, CodeInternal, "An unexpected error occurred", 0}
 	errInvalidCursor    = &Error{http.StatusBadRequest, CodeInvalidCursor, "The cursor was not handed out by this listing (same filters); start again without it", 0}
 	errJobNotFound      = &Error{http.StatusNotFound, CodeJobNotFound, "No job of that name", 0}
+	errExtensionLimit   = &Error{http.StatusConflict, CodeExtensionLimit, "The lab already runs to its longest duration (MAX_LAB_DURATION_HOURS after allocation)", 0}
+	errNotExtendable    = &Error{http.StatusConflict, CodeWrongStatus, "Only an allocated sandbox can be extended", 0}
 )
 
 func validationError(format string, args ...any) *Error {
@@ -99,6 +102,8 @@ func toError(err error) *Error {
 		return errNotSandboxOwner
 	case errors.Is(err, broker.ErrInvalidCursor):
 		return errInvalidCursor
+	case errors.Is(err, broker.ErrExtensionLimit):
+		return errExtensionLimit
 	default:
 		return errUnavailable
 	}

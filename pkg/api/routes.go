@@ -41,6 +41,7 @@ var Routes = []Route{
 	{Name: "allocate", Method: http.MethodPost, Path: "/v1/allocate", Scope: auth.Track, handle: (*API).allocate},
 	{Name: "get-sandbox", Method: http.MethodGet, Path: "/v1/sandboxes/{id}", Scope: auth.Track, handle: (*API).getSandbox},
 	{Name: "mark-for-deletion", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/mark-for-deletion", Scope: auth.Track, handle: (*API).markForDeletion},
+	{Name: "extend", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/extend", Scope: auth.Track, handle: (*API).extend},
 	{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, handle: (*API).healthz},
 	{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, handle: (*API).readyz},
 	{Name: "console", Method: http.MethodGet, Path: "/console", Scope: auth.Public, handle: (*API).consolePage},
