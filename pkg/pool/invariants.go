@@ -17,9 +17,11 @@ type Census struct {
 	ByStatus map[Status]int
 	Owners   int
 	History  int
-	UUIDs    int
-	Leases   int
-	Runs     int
+	// Drains counts drain items and their history entries.
+	Drains int
+	UUIDs  int
+	Leases int
+	Runs   int
 }
 
 // CheckInvariants reads the whole table and checks docs/architecture.md §5 and the index
@@ -104,6 +106,8 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				census.Leases++
 			case strings.HasPrefix(k.PK, prefixJob) && strings.HasPrefix(k.SK, prefixRun):
 				census.Runs++
+			case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
+				census.Drains++
 			default:
 				bad("item %s / %s is of no kind the pool writes", k.PK, k.SK)
 			}
