@@ -322,8 +322,8 @@ func TestAdminStatsAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", w, resp.Body)
 		}
 	}
-	if n := strings.Count(resp.Body, "# TYPE "); n != 9 {
-		t.Errorf("%d TYPE lines, want one per gauge (9)", n)
+	if n := strings.Count(resp.Body, "# TYPE "); n != 10 {
+		t.Errorf("%d TYPE lines, want one per gauge (10)", n)
 	}
 	wantError(t, f.call(t, adminEvent(t, "metrics", nil, qs("format", "json"))), http.StatusBadRequest, CodeValidation)
 	wantError(t, f.call(t, adminEvent(t, "admin-stats", nil, qs("x", "1"))), http.StatusBadRequest, CodeValidation)

@@ -56,6 +56,9 @@ var Routes = []Route{
 	{Name: "admin-job-runs", Method: http.MethodGet, Path: "/v1/admin/jobs/{name}", Scope: auth.Admin, handle: (*API).jobRuns},
 	{Name: "admin-bulk-delete", Method: http.MethodPost, Path: "/v1/admin/bulk-delete", Scope: auth.Admin, handle: (*API).bulkDelete},
 	{Name: "admin-auto-delete-stale", Method: http.MethodPost, Path: "/v1/admin/auto-delete-stale", Scope: auth.Admin, handle: (*API).deleteStale},
+	{Name: "admin-drain-state", Method: http.MethodGet, Path: "/v1/admin/drain", Scope: auth.Admin, handle: (*API).drainState},
+	{Name: "admin-drain", Method: http.MethodPut, Path: "/v1/admin/drain", Scope: auth.Admin, handle: (*API).startDrain},
+	{Name: "admin-undrain", Method: http.MethodDelete, Path: "/v1/admin/drain", Scope: auth.Admin, handle: (*API).endDrains},
 	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Metrics, handle: (*API).metricsText},
 }
 

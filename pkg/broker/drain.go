@@ -112,3 +112,13 @@ func (b *Broker) EndDrains(ctx context.Context, prefix string, all bool, by pool
 
 // Drains lists the drains in force.
 func (b *Broker) Drains(ctx context.Context) ([]pool.Drain, error) { return b.pool.Drains(ctx) }
+
+// DrainState lists the drains in force and the history of drains, newest first.
+func (b *Broker) DrainState(ctx context.Context) ([]pool.Drain, []pool.HistoryEntry, error) {
+	drains, err := b.pool.Drains(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	history, err := b.pool.DrainHistory(ctx)
+	return drains, history, err
+}
