@@ -134,7 +134,7 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 	}
 	return reply{status: http.StatusOK, body: wire.Stats{
 		Drains: wireDrains(drains),
-		Total: st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
+		Total:  st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
 		PendingDeletion: st.ByStatus[pool.PendingDeletion], Stale: st.ByStatus[pool.Stale],
 		DeletionFailed: st.ByStatus[pool.DeletionFailed], Deleted: st.ByStatus[pool.Deleted], Retired: st.ByStatus[pool.Retired],
 		AvailableByPrefix: st.AvailableByPrefix,
