@@ -46,7 +46,26 @@ type Token struct {
 	Name   string
 	Scope  Scope
 	Digest [sha256.Size]byte
+	Limits ClientLimits
 }
+
+// ClientLimits are a client's own limits; zero means none of that kind. Rate and Burst
+// are its request throttle (requests per second, bucket size): API Gateway's usage plan of
+// the client in AWS, the local gateway emulator's per-client bucket locally.
+// MaxLiveAllocations is parsed and validated but not enforced yet: the claim transaction
+// will hold it atomically, as it holds the per-student limit.
+type ClientLimits struct {
+	Rate               int
+	Burst              int
+	MaxLiveAllocations int
+}
+
+// MaxClientRate and MaxClientBurst bound a client's throttle (API Gateway's default
+// account limits; a usage plan above them never applies).
+const (
+	MaxClientRate  = 10_000
+	MaxClientBurst = 5_000
+)
 
 // Identity is the client a valid token belongs to.
 type Identity struct {

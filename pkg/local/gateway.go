@@ -51,6 +51,9 @@ type Gateway struct {
 	authzCache map[string]cachedAuthorization
 	// stage is the stage throttle, taken by every request before anything else runs.
 	stage *tokenBucket
+	// clients are the per-client throttles (API Gateway's usage plans), by client name, for
+	// the clients whose token carries rate and burst; taken after the authorizer.
+	clients map[string]*tokenBucket
 }
 
 type cachedAuthorization struct {
@@ -59,10 +62,17 @@ type cachedAuthorization struct {
 }
 
 // NewGateway serves every route of api.Routes with the functions of a, behind authz and
-// the stage throttle (api.StageThrottle outside tests).
-func NewGateway(a *api.API, authz *api.Authorizer, cors api.CORS, cacheTTL time.Duration, throttle api.Throttle, log *slog.Logger) (*Gateway, error) {
+// the stage throttle (api.StageThrottle outside tests) and the per-client throttles of
+// tokens (their Limits' rate and burst).
+func NewGateway(a *api.API, authz *api.Authorizer, cors api.CORS, cacheTTL time.Duration, throttle api.Throttle, tokens []auth.Token, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{functions: map[string]api.LambdaHandler{}, authorize: authz.Authorize, cors: cors, cacheTTL: cacheTTL,
-		log: log, now: time.Now, authzCache: map[string]cachedAuthorization{}, stage: newTokenBucket(throttle, time.Now())}
+		log: log, now: time.Now, authzCache: map[string]cachedAuthorization{}, stage: newTokenBucket(throttle, time.Now()),
+		clients: map[string]*tokenBucket{}}
+	for _, t := range tokens {
+		if t.Limits.Rate > 0 {
+			g.clients[t.Name] = newTokenBucket(api.Throttle{Rate: t.Limits.Rate, Burst: t.Limits.Burst}, time.Now())
+		}
+	}
 	for _, r := range api.Routes {
 		fn, err := a.Function(r.Name)
 		if err != nil {
@@ -116,6 +126,10 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, id string) (eve
 			return g.gatewayError(r, id, denied)
 		}
 		ev.RequestContext.Authorizer = authorizer
+		client, _ := authorizer[api.ContextClient].(string)
+		if b, ok := g.clients[client]; ok && !b.take(g.now()) {
+			return g.gatewayError(r, id, "THROTTLED")
+		}
 	}
 	resp, err := g.functions[route.Name](r.Context(), ev)
 	if err != nil {

@@ -181,7 +181,7 @@ func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, 
 	if err != nil {
 		return part{}, err
 	}
-	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), api.NewCORS(apiCfg.CORSOrigins), cfg.AuthorizerCacheTTL, api.StageThrottle, log)
+	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), api.NewCORS(apiCfg.CORSOrigins), cfg.AuthorizerCacheTTL, api.StageThrottle, tokens, log)
 	if err != nil {
 		return part{}, err
 	}

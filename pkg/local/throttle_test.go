@@ -93,3 +93,37 @@ func TestDefaultStageThrottlePassesAThousandRequestBurst(t *testing.T) {
 		t.Fatalf("statuses of a 1 000-request burst: %v, want all 200", statuses)
 	}
 }
+
+// The track client's own throttle (a token's rate and burst; BROKER_TRACK_RATE and
+// BROKER_TRACK_BURST locally) over HTTP through the local stack: a quick run of requests
+// beyond its burst gets 429 RATE_LIMIT_EXCEEDED in the envelope, while the admin client,
+// which has no limit of its own, is not throttled.
+func TestClientThrottleOverHTTP(t *testing.T) {
+	s, _, _ := startStack(t, map[string]string{"BROKER_TRACK_RATE": "1", "BROKER_TRACK_BURST": "2"})
+	c := client{t, s.URL}
+	h := track(s.TrackToken, "student-throttled")
+	const n = 12
+	passed, throttled := 0, 0
+	start := time.Now()
+	for range n {
+		a := c.do("GET", "/v1/sandboxes/3000001", h, nil)
+		switch a.status {
+		case http.StatusTooManyRequests:
+			throttled++
+			if d := apitest.DecodeError(t, a.body); d.Code != api.CodeRateLimited || a.header.Get("Retry-After") == "" {
+				t.Fatalf("throttled answer %s", a.body)
+			}
+		default:
+			passed++
+		}
+	}
+	// At most the burst plus one refill per elapsed second passed.
+	if most := 2 + int(time.Since(start).Seconds()) + 1; passed > most || throttled == 0 {
+		t.Fatalf("%d passed and %d throttled of %d; at most %d may pass", passed, throttled, n, most)
+	}
+	for range n {
+		if a := c.do("GET", "/v1/admin/stats", track(s.AdminToken, ""), nil); a.status != http.StatusOK {
+			t.Fatalf("the admin client: %d %s", a.status, a.body)
+		}
+	}
+}

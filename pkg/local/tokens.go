@@ -31,6 +31,9 @@ func (s *Stack) startTokens(cfg config.Local) (auth.Static, []part, error) {
 			return nil, nil, err
 		}
 		*t.plain = plain
+		if t.scope == auth.Track {
+			tok.Limits = auth.ClientLimits{Rate: cfg.TrackRate, Burst: cfg.TrackBurst}
+		}
 		tokens = append(tokens, tok)
 		title := ""
 		if len(lines) == 0 {
