@@ -27,7 +27,7 @@ var ErrDraining = errors.New("broker: the pool is draining")
 const (
 	drainCacheTTL    = 2 * time.Second
 	claimStartWindow = time.Second
-	claimCallTimeout = 4 * time.Second
+	claimCallTimeout = 8 * time.Second
 	ackMargin        = time.Second
 	// DrainAckDelay is how long StartDrain waits after its write before it returns.
 	DrainAckDelay = drainCacheTTL + claimStartWindow + claimCallTimeout + ackMargin
