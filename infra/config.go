@@ -10,6 +10,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
@@ -53,8 +54,10 @@ func configFromContext(node constructs.Node) (StackConfig, error) {
 		AlarmEmail:               c.str("alarmEmail", ""),
 		WAF:                      c.bool("waf"),
 		WAFRequestsPer5MinIP:     c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
-		APIThrottleRate:          c.int("apiThrottleRate", 50, 1, 10_000),
-		APIThrottleBurst:         c.int("apiThrottleBurst", 200, 1, 5_000),
+		// The defaults are api.StageThrottle, which the local emulator enforces too; cdk.json
+		// does not repeat them. The maxima are API Gateway's default account limits.
+		APIThrottleRate:          c.int("apiThrottleRate", api.StageThrottle.Rate, 1, 10_000),
+		APIThrottleBurst:         c.int("apiThrottleBurst", api.StageThrottle.Burst, 1, 5_000),
 		AuthorizerCacheSecs:      c.int("authorizerCacheSeconds", 300, 0, 3600),
 		LogLevel:                 c.logLevel("logLevel"),
 		NIOSXaaSEnabled:          c.bool("niosxaasEnabled"),

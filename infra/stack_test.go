@@ -449,7 +449,8 @@ func TestConfigFromContext(t *testing.T) {
 	}})
 	cfg, err := configFromContext(app.Node())
 	if err != nil || cfg.LabDurationHours != 24 || !cfg.WAF || cfg.PoolLowWaterMark != 5 || cfg.GracePeriodMinutes != 30 || cfg.LogLevel != slog.LevelInfo ||
-		cfg.PeakAllocationsPerSecond != 1000 {
+		cfg.PeakAllocationsPerSecond != 1000 ||
+		cfg.APIThrottleRate != api.StageThrottle.Rate || cfg.APIThrottleBurst != api.StageThrottle.Burst {
 		t.Fatalf("config %+v, %v", cfg, err)
 	}
 	bad := awscdk.NewApp(&awscdk.AppProps{Context: &map[string]any{

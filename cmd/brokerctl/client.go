@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,12 +61,20 @@ func (e *apiError) Error() string {
 // call sends method path?query and returns the body of a 2xx answer; any other answer is
 // an *apiError, a failure to reach the API says so with the URL.
 func (c *client) call(ctx context.Context, method, path string, query url.Values) ([]byte, error) {
+	return c.send(ctx, method, path, query, nil)
+}
+
+// send is call with a JSON request body (none when body is nil).
+func (c *client) send(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
@@ -79,16 +88,16 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 		return nil, fmt.Errorf("cannot reach %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 == 2 {
-		return body, nil
+		return answer, nil
 	}
 	e := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
 	var envelope wire.ErrorEnvelope
-	if json.Unmarshal(body, &envelope) == nil {
+	if json.Unmarshal(answer, &envelope) == nil {
 		e.Code, e.Message = envelope.Detail.Code, envelope.Detail.Message
 		if envelope.Detail.RequestID != "" {
 			e.RequestID = envelope.Detail.RequestID

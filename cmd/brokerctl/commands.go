@@ -38,6 +38,9 @@ func statsCmd(*flag.FlagSet) func(context.Context, *invocation) error {
 			for _, p := range slices.Sorted(maps.Keys(st.AvailableByPrefix)) {
 				fmt.Fprintf(w, "%s\t%d\n", p, st.AvailableByPrefix[p])
 			}
+			for _, d := range st.Drains {
+				fmt.Fprintf(w, "\nDRAINING\t%q since %s: %s\n", d.Prefix, time.Unix(d.Since, 0).UTC().Format(time.RFC3339), text(d.Reason))
+			}
 		})
 	}
 }
@@ -265,6 +268,46 @@ func bulkDeleteCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 		}
 		fmt.Fprintf(x.stdout, "%s: deleted %d %s records (no CSP call), skipped %d, in %d ms%s\n",
 			res.Status, res.Deleted, *status, res.Skipped, res.DurationMS, partial(res))
+		return nil
+	}
+}
+
+func drainCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
+	reason := fs.String("reason", "", "")
+	return func(ctx context.Context, x *invocation) error {
+		req, err := json.Marshal(map[string]string{"prefix": x.args[0], "reason": *reason})
+		if err != nil {
+			return err
+		}
+		body, err := x.c.send(ctx, "PUT", "/v1/admin/drain", nil, req)
+		if err != nil || x.opts.json {
+			return x.printJSON(body, err)
+		}
+		what := fmt.Sprintf("prefix %q", x.args[0])
+		if x.args[0] == "" {
+			what = "every prefix"
+		}
+		fmt.Fprintf(x.stdout, "draining %s: no new allocation lands from now on; replays, sync, cleanup and expiry go on (brokerctl undrain ends it)\n", what)
+		return nil
+	}
+}
+
+func undrainCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
+	prefix := fs.String("prefix", "", "")
+	return func(ctx context.Context, x *invocation) error {
+		var q url.Values
+		if *prefix != "" {
+			q = url.Values{"prefix": {*prefix}}
+		}
+		ended, body, err := get[wire.DrainsEnded](ctx, x.c, "DELETE", "/v1/admin/drain", q)
+		if err != nil || x.opts.json {
+			return x.printJSON(body, err)
+		}
+		if len(ended.Ended) == 0 {
+			fmt.Fprintln(x.stdout, "no drain ended: none matched")
+			return nil
+		}
+		fmt.Fprintf(x.stdout, "ended the drains of %q; allocations resume within seconds\n", ended.Ended)
 		return nil
 	}
 }

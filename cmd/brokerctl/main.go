@@ -42,6 +42,9 @@ Commands:
   retry ID                         give a deletion_failed sandbox back to cleanup
   delete-stale [--grace-hours N]   delete the records of sandboxes stale for N hours (default 24)
   bulk-delete --status S           delete the records of every stale or deletion_failed sandbox
+  drain PREFIX [--reason R]        pause new allocations of PREFIX ("" for all) and wait until
+                                   the drain is in force; replays, sync and cleanup go on
+  undrain [--prefix P]             end the drain of P, or every drain without --prefix
 
 Flags (before or after the command):
   --url URL       the API, e.g. http://127.0.0.1:8080 (default $BROKER_URL)
@@ -93,6 +96,8 @@ var commands = map[string]command{
 	"retry":        {args: []string{"ID"}, setup: retryCmd},
 	"delete-stale": {setup: deleteStaleCmd},
 	"bulk-delete":  {setup: bulkDeleteCmd},
+	"drain":        {args: []string{"PREFIX"}, setup: drainCmd},
+	"undrain":      {setup: undrainCmd},
 }
 
 // run is brokerctl with its arguments, environment and output passed in; it returns the

@@ -254,3 +254,28 @@ func TestBrokerctlErrors(t *testing.T) {
 		}
 	}
 }
+
+// drain and undrain against the local stack: a drained allocate answers 503
+// POOL_DRAINING, stats shows the drain, undrain ends it.
+func TestBrokerctlDrainAndUndrain(t *testing.T) {
+	s := startStack(t)
+	ctl(t, s, nil, "drain", "lab", "--reason", "CSP maintenance").want(t, 0, `draining prefix "lab"`)
+	ctl(t, s, nil, "stats").want(t, 0, "DRAINING", `"lab"`, "CSP maintenance")
+	req, err := http.NewRequest("POST", s.URL+"/v1/allocate", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.TrackToken)
+	req.Header.Set("X-Instruqt-Sandbox-ID", "student-drained")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "POOL_DRAINING") || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a drained allocate: %d %s", resp.StatusCode, body)
+	}
+	ctl(t, s, nil, "undrain").want(t, 0, `ended the drains of ["lab"]`)
+	ctl(t, s, nil, "undrain", "--prefix", "lab").want(t, 0, "no drain ended")
+}

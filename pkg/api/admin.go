@@ -85,13 +85,19 @@ func (a *API) inspectSandbox(ctx context.Context, r *request) (reply, error) {
 		sb := adminSandbox(*s)
 		body.Sandbox = &sb
 	}
+	body.History = historyEntries(history)
+	return reply{status: http.StatusOK, body: body}, nil
+}
+
+func historyEntries(history []pool.HistoryEntry) []wire.HistoryEntry {
+	out := make([]wire.HistoryEntry, 0, len(history))
 	for _, h := range history {
-		body.History = append(body.History, wire.HistoryEntry{
+		out = append(out, wire.HistoryEntry{
 			At: time.UnixMilli(h.At).UTC().Format(wire.TimeLayout), From: optional(string(h.From)), To: optional(string(h.To)),
 			Reason: optional(h.Reason), ActorKind: optional(h.ActorKind), Actor: optional(h.Actor), RequestID: optional(h.RequestID),
 		})
 	}
-	return reply{status: http.StatusOK, body: body}, nil
+	return out
 }
 
 // retryDeletion gives a deletion_failed sandbox back to cleanup, attempts reset.
@@ -124,8 +130,13 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	drains, err := a.broker.Drains(ctx)
+	if err != nil {
+		return reply{}, err
+	}
 	return reply{status: http.StatusOK, body: wire.Stats{
-		Total: st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
+		Drains: wireDrains(drains),
+		Total:  st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
 		PendingDeletion: st.ByStatus[pool.PendingDeletion], Stale: st.ByStatus[pool.Stale],
 		DeletionFailed: st.ByStatus[pool.DeletionFailed], Deleted: st.ByStatus[pool.Deleted], Retired: st.ByStatus[pool.Retired],
 		AvailableByPrefix: st.AvailableByPrefix, OldestPendingDeletionAt: optionalTime(st.OldestPendingDeletionAt),
@@ -193,7 +204,11 @@ func (a *API) metricsText(ctx context.Context, r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	return reply{status: http.StatusOK, contentType: prometheusContentType, text: poolGauges(st)}, nil
+	drains, err := a.broker.Drains(ctx)
+	if err != nil {
+		return reply{}, err
+	}
+	return reply{status: http.StatusOK, contentType: prometheusContentType, text: poolGauges(st, drains)}, nil
 }
 
 // adminSandboxID reads the {id} path parameter of an admin route (no query parameters),

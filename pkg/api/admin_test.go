@@ -322,8 +322,8 @@ func TestAdminStatsAndMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", w, resp.Body)
 		}
 	}
-	if n := strings.Count(resp.Body, "# TYPE "); n != 9 {
-		t.Errorf("%d TYPE lines, want one per gauge (9)", n)
+	if n := strings.Count(resp.Body, "# TYPE "); n != 10 {
+		t.Errorf("%d TYPE lines, want one per gauge (10)", n)
 	}
 	wantError(t, f.call(t, adminEvent(t, "metrics", nil, qs("format", "json"))), http.StatusBadRequest, CodeValidation)
 	wantError(t, f.call(t, adminEvent(t, "admin-stats", nil, qs("x", "1"))), http.StatusBadRequest, CodeValidation)
@@ -516,10 +516,15 @@ func TestAdminBulkCallsAnswerPartialBeforeTheDeadline(t *testing.T) {
 func TestAdminRoutesRefuseAnotherScope(t *testing.T) {
 	f := newFixture(t, config.API{})
 	for _, r := range Routes {
-		if r.Scope != auth.Admin {
+		refused := []string{"track", "public", ""}
+		switch r.Scope {
+		case auth.Admin:
+			refused = append(refused, "metrics")
+		case auth.Metrics:
+		default:
 			continue
 		}
-		for _, scope := range []string{"track", "public", ""} {
+		for _, scope := range refused {
 			ev := adminEvent(t, r.Name, map[string]string{"id": "1", "name": "sync"}, nil)
 			ev.RequestContext.Authorizer[ContextScope] = scope
 			wantError(t, f.call(t, ev), http.StatusForbidden, CodeForbidden)

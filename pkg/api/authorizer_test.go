@@ -62,7 +62,7 @@ func TestAuthorizerAllowsTheTokensScope(t *testing.T) {
 	if resp.PrincipalID != "instruqt" || resp.Context[ContextScope] != "track" || resp.Context[ContextClient] != "instruqt" {
 		t.Fatalf("answer %+v", resp)
 	}
-	want := []string{arnBase + "/POST/v1/allocate", arnBase + "/GET/v1/sandboxes/*", arnBase + "/POST/v1/sandboxes/*/mark-for-deletion"}
+	want := []string{arnBase + "/POST/v1/allocate", arnBase + "/GET/v1/sandboxes/*", arnBase + "/POST/v1/sandboxes/*/mark-for-deletion", arnBase + "/POST/v1/sandboxes/*/extend"}
 	st := resp.PolicyDocument.Statement
 	if len(st) != 1 || st[0].Effect != "Allow" || !slices.Equal(st[0].Resource, want) || !slices.Equal(st[0].Action, []string{"execute-api:Invoke"}) {
 		t.Fatalf("policy %+v, want Allow on %v", resp.PolicyDocument, want)
@@ -110,7 +110,7 @@ func TestAuthorizerPolicyDoesNotDependOnTheRequest(t *testing.T) {
 	}
 	var wantAdmin []string
 	for _, r := range Routes {
-		if r.Scope == auth.Admin {
+		if r.Scope == auth.Admin || r.Scope == auth.Metrics {
 			wantAdmin = append(wantAdmin, arnBase+"/"+r.Method+arnPath(r.Path))
 		}
 	}

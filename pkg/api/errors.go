@@ -30,6 +30,8 @@ const (
 	CodeWrongStatus        = "WRONG_STATUS"
 	CodeJobRunning         = "JOB_RUNNING"
 	CodeJobNotFound        = "JOB_NOT_FOUND"
+	CodeExtensionLimit     = "EXTENSION_LIMIT"
+	CodePoolDraining       = "POOL_DRAINING"
 )
 
 // Retry-After values, in seconds.
@@ -39,6 +41,9 @@ const (
 	retryNoSandbox = 30
 	// retryUnavailable: throttling and contention pass within seconds.
 	retryUnavailable = 5
+	// retryDraining: a drain lasts minutes (a maintenance window); asking every minute is
+	// enough and keeps a class of waiting scripts off the API.
+	retryDraining = 60
 )
 
 // Error is an error answer: its status and the fields of the envelope. Message is fixed
@@ -77,6 +82,9 @@ var (
 	errInternal         = &Error{http.StatusInternalServerError, CodeInternal, "An unexpected error occurred", 0}
 	errInvalidCursor    = &Error{http.StatusBadRequest, CodeInvalidCursor, "The cursor was not handed out by this listing (same filters); start again without it", 0}
 	errJobNotFound      = &Error{http.StatusNotFound, CodeJobNotFound, "No job of that name", 0}
+	errExtensionLimit   = &Error{http.StatusConflict, CodeExtensionLimit, "The lab already runs to its longest duration (MAX_LAB_DURATION_HOURS after allocation)", 0}
+	errPoolDraining     = &Error{http.StatusServiceUnavailable, CodePoolDraining, "New allocations are paused by an operator (drain); retry later", retryDraining}
+	errNotExtendable    = &Error{http.StatusConflict, CodeWrongStatus, "Only an allocated sandbox can be extended", 0}
 )
 
 func validationError(format string, args ...any) *Error {
@@ -99,6 +107,10 @@ func toError(err error) *Error {
 		return errNotSandboxOwner
 	case errors.Is(err, broker.ErrInvalidCursor):
 		return errInvalidCursor
+	case errors.Is(err, broker.ErrDraining):
+		return errPoolDraining
+	case errors.Is(err, broker.ErrExtensionLimit):
+		return errExtensionLimit
 	default:
 		return errUnavailable
 	}

@@ -27,7 +27,7 @@ type allocationBody struct {
 	SFDCAccountID *string `json:"sfdc_account_id"`
 }
 
-// sandboxBody is the answer of GET /v1/sandboxes/{id}.
+// sandboxBody is the answer of GET /v1/sandboxes/{id} and of POST .../extend.
 type sandboxBody struct {
 	SandboxID        string  `json:"sandbox_id"`
 	Name             string  `json:"name"`
@@ -38,6 +38,13 @@ type sandboxBody struct {
 	ExpiresAt        int64   `json:"expires_at"`
 	TrackName        *string `json:"track_name"`
 	SFDCAccountID    *string `json:"sfdc_account_id"`
+}
+
+func studentView(s pool.Sandbox) sandboxBody {
+	return sandboxBody{
+		SandboxID: s.ID, Name: s.Name, ExternalID: s.ExternalID, Status: string(s.Status), AllocatedToTrack: s.Owner,
+		AllocatedAt: s.AllocatedAt, ExpiresAt: s.ExpiresAt, TrackName: optional(s.TrackName), SFDCAccountID: optional(s.SFDCAccountID),
+	}
 }
 
 // deletionBody is the answer of POST /v1/sandboxes/{id}/mark-for-deletion.
@@ -106,10 +113,7 @@ func (a *API) getSandbox(ctx context.Context, r *request) (reply, error) {
 	if sErr != nil {
 		return reply{}, sErr
 	}
-	return reply{status: http.StatusOK, body: sandboxBody{
-		SandboxID: s.ID, Name: s.Name, ExternalID: s.ExternalID, Status: string(s.Status), AllocatedToTrack: s.Owner,
-		AllocatedAt: s.AllocatedAt, ExpiresAt: s.ExpiresAt, TrackName: optional(s.TrackName), SFDCAccountID: optional(s.SFDCAccountID),
-	}}, nil
+	return reply{status: http.StatusOK, body: studentView(s)}, nil
 }
 
 // markForDeletion is the student's release. A repeat by the owner answers the same 200
@@ -125,6 +129,24 @@ func (a *API) markForDeletion(ctx context.Context, r *request) (reply, error) {
 	}
 	r.outcome = "released"
 	return reply{status: http.StatusOK, body: deletionBody{SandboxID: s.ID, Status: string(s.Status), DeletionRequestedAt: s.DeletionRequestedAt}}, nil
+}
+
+// extend moves the owner's expires_at on by LAB_EXTENSION_HOURS, up to
+// MAX_LAB_DURATION_HOURS after allocation; the answer is the sandbox as GET shows it.
+func (a *API) extend(ctx context.Context, r *request) (reply, error) {
+	id, student, err := r.sandboxAndStudent()
+	if err != nil {
+		return reply{}, err
+	}
+	s, extErr := a.broker.Extend(ctx, id, student, r.id)
+	switch {
+	case errors.Is(extErr, broker.ErrWrongStatus):
+		return reply{}, fmt.Errorf("%w: %w", errNotExtendable, extErr)
+	case extErr != nil:
+		return reply{}, extErr
+	}
+	r.outcome = "extended"
+	return reply{status: http.StatusOK, body: studentView(s)}, nil
 }
 
 // allocateRequest reads the allocation headers: the student ID and the optional lab

@@ -97,7 +97,7 @@ func fill(t *testing.T, p *pool.Pool, prefix string, n int) {
 }
 
 // event builds the REST proxy event API Gateway sends for route, with the authorizer
-// context of a token of the route's scope (track "instruqt", admin "ops"), headers in both
+// context of a token of the route's scope (track "instruqt", admin "ops", metrics "prometheus"), headers in both
 // maps, and params substituted into the path.
 func event(t *testing.T, routeName string, headers map[string]string, params map[string]string) events.APIGatewayProxyRequest {
 	t.Helper()
@@ -121,6 +121,8 @@ func event(t *testing.T, routeName string, headers map[string]string, params map
 		ev.RequestContext.Authorizer = map[string]any{"principalId": "instruqt", ContextScope: "track", ContextClient: "instruqt"}
 	case auth.Admin:
 		ev.RequestContext.Authorizer = map[string]any{"principalId": "ops", ContextScope: "admin", ContextClient: "ops"}
+	case auth.Metrics:
+		ev.RequestContext.Authorizer = map[string]any{"principalId": "prometheus", ContextScope: "metrics", ContextClient: "prometheus"}
 	}
 	for k, v := range headers {
 		ev.Headers[k] = v

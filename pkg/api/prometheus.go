@@ -14,8 +14,9 @@ const prometheusContentType = "text/plain; version=0.0.4; charset=utf-8"
 
 // poolGauges writes the pool's counts as Prometheus gauges: one per status
 // (broker_pool_<status>, the upstream names), broker_pool_total, and
-// broker_pool_available_by_prefix with a prefix label, in a stable order.
-func poolGauges(st pool.Stats) []byte {
+// broker_pool_available_by_prefix with a prefix label, in a stable order, and
+// broker_pool_draining per drained prefix.
+func poolGauges(st pool.Stats, drains []pool.Drain) []byte {
 	var b strings.Builder
 	// The HELP texts are fixed here, without backslashes or line feeds to escape.
 	gauge := func(name, help string) {
@@ -31,6 +32,10 @@ func poolGauges(st pool.Stats) []byte {
 	gauge("broker_pool_available_by_prefix", "Available sandboxes by name prefix (the name without its trailing number).")
 	for _, prefix := range slices.Sorted(maps.Keys(st.AvailableByPrefix)) {
 		fmt.Fprintf(&b, "broker_pool_available_by_prefix{prefix=\"%s\"} %d\n", escapeLabel(prefix), st.AvailableByPrefix[prefix])
+	}
+	gauge("broker_pool_draining", "1 for each name prefix whose allocations are drained (an empty prefix drains all).")
+	for _, d := range drains {
+		fmt.Fprintf(&b, "broker_pool_draining{prefix=\"%s\"} 1\n", escapeLabel(d.Prefix))
 	}
 	return []byte(b.String())
 }

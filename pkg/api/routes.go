@@ -58,6 +58,7 @@ var Routes = []Route{
 	{Name: "allocate", Method: http.MethodPost, Path: "/v1/allocate", Scope: auth.Track, Table: WritesTable, handle: (*API).allocate},
 	{Name: "get-sandbox", Method: http.MethodGet, Path: "/v1/sandboxes/{id}", Scope: auth.Track, Table: ReadsTable, handle: (*API).getSandbox},
 	{Name: "mark-for-deletion", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/mark-for-deletion", Scope: auth.Track, Table: WritesTable, handle: (*API).markForDeletion},
+	{Name: "extend", Method: http.MethodPost, Path: "/v1/sandboxes/{id}/extend", Scope: auth.Track, Table: WritesTable, handle: (*API).extend},
 	{Name: "healthz", Method: http.MethodGet, Path: "/healthz", Scope: auth.Public, Table: NoTable, handle: (*API).healthz},
 	{Name: "readyz", Method: http.MethodGet, Path: "/readyz", Scope: auth.Public, Table: PingsTable, handle: (*API).readyz},
 	{Name: "console", Method: http.MethodGet, Path: "/console", Scope: auth.Public, Table: NoTable, handle: (*API).consolePage},
@@ -66,13 +67,16 @@ var Routes = []Route{
 	{Name: "admin-list-sandboxes", Method: http.MethodGet, Path: "/v1/admin/sandboxes", Scope: auth.Admin, Table: ReadsTable, handle: (*API).listSandboxes},
 	{Name: "admin-get-sandbox", Method: http.MethodGet, Path: "/v1/admin/sandboxes/{id}", Scope: auth.Admin, Table: ReadsTable, handle: (*API).inspectSandbox},
 	{Name: "admin-retry-deletion", Method: http.MethodPost, Path: "/v1/admin/sandboxes/{id}/retry-deletion", Scope: auth.Admin, Table: WritesTable, handle: (*API).retryDeletion},
-	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Admin, Table: ReadsTable, handle: (*API).stats},
+	{Name: "admin-stats", Method: http.MethodGet, Path: "/v1/admin/stats", Scope: auth.Metrics, Table: ReadsTable, handle: (*API).stats},
 	{Name: "admin-sync", Method: http.MethodPost, Path: "/v1/admin/sync", Scope: auth.Admin, Starts: "sync", Table: ReadsTable, handle: (*API).startJob},
 	{Name: "admin-cleanup", Method: http.MethodPost, Path: "/v1/admin/cleanup", Scope: auth.Admin, Starts: "cleanup", Table: ReadsTable, handle: (*API).startJob},
 	{Name: "admin-job-runs", Method: http.MethodGet, Path: "/v1/admin/jobs/{name}", Scope: auth.Admin, Table: ReadsTable, handle: (*API).jobRuns},
 	{Name: "admin-bulk-delete", Method: http.MethodPost, Path: "/v1/admin/bulk-delete", Scope: auth.Admin, Table: WritesTable, handle: (*API).bulkDelete},
 	{Name: "admin-auto-delete-stale", Method: http.MethodPost, Path: "/v1/admin/auto-delete-stale", Scope: auth.Admin, Table: WritesTable, handle: (*API).deleteStale},
-	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Admin, Table: ReadsTable, handle: (*API).metricsText},
+	{Name: "admin-drain-state", Method: http.MethodGet, Path: "/v1/admin/drain", Scope: auth.Admin, Table: ReadsTable, handle: (*API).drainState},
+	{Name: "admin-drain", Method: http.MethodPut, Path: "/v1/admin/drain", Scope: auth.Admin, Table: WritesTable, handle: (*API).startDrain},
+	{Name: "admin-undrain", Method: http.MethodDelete, Path: "/v1/admin/drain", Scope: auth.Admin, Table: WritesTable, handle: (*API).endDrains},
+	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Metrics, Table: ReadsTable, handle: (*API).metricsText},
 }
 
 // AuthorizerFunction is the folder of the Lambda authorizer, the one function that is not

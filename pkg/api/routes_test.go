@@ -147,12 +147,17 @@ func TestRouteTable(t *testing.T) {
 			t.Errorf("route name %s twice", r.Name)
 		}
 		names[r.Name] = true
-		if !slices.Contains([]auth.Scope{auth.Public, auth.Track, auth.Admin}, r.Scope) {
+		if !slices.Contains([]auth.Scope{auth.Public, auth.Track, auth.Admin, auth.Metrics}, r.Scope) {
 			t.Errorf("route %s: unknown scope %q", r.Name, r.Scope)
 		}
-		// The admin surface is admin-only whatever else changes in the table.
-		if (strings.HasPrefix(r.Path, "/v1/admin/") || r.Path == "/metrics") && r.Scope != auth.Admin {
+		// The admin surface is admin-only whatever else changes in the table, except the
+		// two reads a metrics token may make.
+		readsMetrics := r.Method == http.MethodGet && (r.Path == "/v1/admin/stats" || r.Path == "/metrics")
+		if (strings.HasPrefix(r.Path, "/v1/admin/") || r.Path == "/metrics") && r.Scope != auth.Admin && !(readsMetrics && r.Scope == auth.Metrics) {
 			t.Errorf("route %s on %s must have the admin scope", r.Name, r.Path)
+		}
+		if r.Scope == auth.Metrics && !readsMetrics {
+			t.Errorf("route %s: a metrics token may read /metrics and GET /v1/admin/stats only", r.Name)
 		}
 		if m, _, status := Match(r.Method, r.Path); status != http.StatusOK || m.Name != r.Name {
 			t.Errorf("route %s does not match its own path", r.Name)

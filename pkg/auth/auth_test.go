@@ -97,7 +97,9 @@ func TestNewTokenRefusesWeakOrUnpresentableTokens(t *testing.T) {
 }
 
 func TestDecide(t *testing.T) {
-	tokens := auth.Static{mustToken(t, "instruqt", auth.Track, trackPlain), mustToken(t, "ops", auth.Admin, adminPlain)}
+	const metricsPlain = "metrics-token-0123456789"
+	tokens := auth.Static{mustToken(t, "instruqt", auth.Track, trackPlain), mustToken(t, "ops", auth.Admin, adminPlain),
+		mustToken(t, "prometheus", auth.Metrics, metricsPlain)}
 	for _, c := range []struct {
 		name   string
 		tokens []auth.Token
@@ -110,6 +112,11 @@ func TestDecide(t *testing.T) {
 		{"admin token on an admin route", tokens, "Bearer " + adminPlain, auth.Admin, auth.Allowed, "ops"},
 		{"track token on an admin route", tokens, "Bearer " + trackPlain, auth.Admin, auth.Forbidden, "instruqt"},
 		{"admin token on a track route", tokens, "Bearer " + adminPlain, auth.Track, auth.Forbidden, "ops"},
+		{"metrics token on a metrics route", tokens, "Bearer " + metricsPlain, auth.Metrics, auth.Allowed, "prometheus"},
+		{"admin token on a metrics route", tokens, "Bearer " + adminPlain, auth.Metrics, auth.Allowed, "ops"},
+		{"track token on a metrics route", tokens, "Bearer " + trackPlain, auth.Metrics, auth.Forbidden, "instruqt"},
+		{"metrics token on an admin route", tokens, "Bearer " + metricsPlain, auth.Admin, auth.Forbidden, "prometheus"},
+		{"metrics token on a track route", tokens, "Bearer " + metricsPlain, auth.Track, auth.Forbidden, "prometheus"},
 		{"unknown token", tokens, "Bearer unknown-token-0123456789", auth.Track, auth.Unauthorized, ""},
 		{"repeated scheme", tokens, "Bearer Bearer " + trackPlain, auth.Track, auth.Unauthorized, ""},
 		{"lowercase scheme", tokens, "bearer " + trackPlain, auth.Track, auth.Unauthorized, ""},

@@ -23,6 +23,8 @@ type ReadSecret = func(ctx context.Context, arn string) (string, error)
 //
 //	{"tokens":[{"name":"instruqt","scope":"track","sha256":"<hex>"}, ...]}
 //
+// scope is "track", "admin" or "metrics".
+//
 // It reads the secret on first use and again once Refresh has passed, so a rotated or
 // revoked token takes effect within Refresh without a deployment. A slow or failed read
 // keeps the tokens of the last good read (an outage of Secrets Manager must not lock every
@@ -127,6 +129,10 @@ func ParseSecret(raw []byte) (tokens []Token, problems []string, err error) {
 			Name   string `json:"name"`
 			Scope  string `json:"scope"`
 			SHA256 string `json:"sha256"`
+			// Rate, Burst and MaxLiveAllocations are the client's optional limits.
+			Rate               *int `json:"rate"`
+			Burst              *int `json:"burst"`
+			MaxLiveAllocations *int `json:"max_live_allocations"`
 		} `json:"tokens"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -144,8 +150,8 @@ func ParseSecret(raw []byte) (tokens []Token, problems []string, err error) {
 			why = append(why, "name must be 1-64 characters of A-Z a-z 0-9 . _ -")
 		}
 		scope := Scope(e.Scope)
-		if scope != Track && scope != Admin {
-			why = append(why, `scope must be "track" or "admin"`)
+		if scope != Track && scope != Admin && scope != Metrics {
+			why = append(why, `scope must be "track", "admin" or "metrics"`)
 		}
 		var digest [32]byte
 		if b, err := hex.DecodeString(e.SHA256); err != nil || len(b) != len(digest) {
@@ -156,14 +162,41 @@ func ParseSecret(raw []byte) (tokens []Token, problems []string, err error) {
 				why = append(why, "the same digest appears in an earlier entry")
 			}
 		}
+		limits, limitWhy := clientLimits(e.Rate, e.Burst, e.MaxLiveAllocations)
+		why = append(why, limitWhy...)
 		if len(why) > 0 {
 			problems = append(problems, fmt.Sprintf("entry %d (%q): %s", i, safeName(e.Name), strings.Join(why, "; ")))
 			continue
 		}
 		seen[digest] = true
-		tokens = append(tokens, Token{Name: e.Name, Scope: scope, Digest: digest})
+		tokens = append(tokens, Token{Name: e.Name, Scope: scope, Digest: digest, Limits: limits})
 	}
 	return tokens, problems, nil
+}
+
+// clientLimits validates an entry's limits: each is optional; rate and burst go together
+// (a usage plan's throttle has both), each within API Gateway's account limits.
+func clientLimits(rate, burst, maxLive *int) (ClientLimits, []string) {
+	var l ClientLimits
+	var why []string
+	switch {
+	case (rate == nil) != (burst == nil):
+		why = append(why, "rate and burst go together")
+	case rate != nil && (*rate < 1 || *rate > MaxClientRate):
+		why = append(why, fmt.Sprintf("rate must be 1-%d requests per second", MaxClientRate))
+	case burst != nil && (*burst < 1 || *burst > MaxClientBurst):
+		why = append(why, fmt.Sprintf("burst must be 1-%d requests", MaxClientBurst))
+	case rate != nil:
+		l.Rate, l.Burst = *rate, *burst
+	}
+	if maxLive != nil {
+		if *maxLive < 1 {
+			why = append(why, "max_live_allocations must be at least 1")
+		} else {
+			l.MaxLiveAllocations = *maxLive
+		}
+	}
+	return l, why
 }
 
 // safeName keeps a log line readable when an entry's name is garbage.

@@ -167,3 +167,25 @@ func TestSecretStoreWithoutTokensDeniesEverything(t *testing.T) {
 		t.Fatalf("invalid entries are not logged: %s", logs.String())
 	}
 }
+
+func TestParseSecretReadsClientLimits(t *testing.T) {
+	d := func(s string) string { x := sha256.Sum256([]byte(s)); return hex.EncodeToString(x[:]) }
+	raw := `{"tokens":[
+		{"name":"instruqt","scope":"track","sha256":"` + d("a") + `","rate":20,"burst":40,"max_live_allocations":500},
+		{"name":"plain","scope":"track","sha256":"` + d("b") + `"},
+		{"name":"half","scope":"track","sha256":"` + d("c") + `","rate":20},
+		{"name":"zero","scope":"track","sha256":"` + d("d") + `","rate":0,"burst":1},
+		{"name":"huge","scope":"track","sha256":"` + d("e") + `","rate":1,"burst":5001},
+		{"name":"nolive","scope":"track","sha256":"` + d("f") + `","max_live_allocations":0}]}`
+	tokens, problems, err := auth.ParseSecret([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tokens) != 2 || tokens[0].Limits != (auth.ClientLimits{Rate: 20, Burst: 40, MaxLiveAllocations: 500}) || tokens[1].Limits != (auth.ClientLimits{}) {
+		t.Fatalf("tokens %+v", tokens)
+	}
+	if len(problems) != 4 || !strings.Contains(problems[0], "rate and burst go together") || !strings.Contains(problems[1], "rate must be") ||
+		!strings.Contains(problems[2], "burst must be") || !strings.Contains(problems[3], "max_live_allocations") {
+		t.Fatalf("problems %q", problems)
+	}
+}

@@ -19,12 +19,26 @@ const (
 	Track Scope = "track"
 	// Admin tokens belong to operators and call the admin routes.
 	Admin Scope = "admin"
+	// Metrics tokens belong to scrapers (Prometheus): they read /metrics and the pool
+	// statistics and nothing else, so a scraper's credential cannot change the pool. A
+	// route of this scope is open to admin tokens too.
+	Metrics Scope = "metrics"
 )
 
 // Permits reports whether a token of scope s may call a route that requires need. Scopes
-// do not nest: an admin token is an operator's credential and is refused on the student
-// routes, so every allocation names a lab platform as its client.
-func (s Scope) Permits(need Scope) bool { return need == Public || (s == need && s != Public) }
+// do not nest, with one exception: an admin token is an operator's credential and is
+// refused on the student routes, so every allocation names a lab platform as its client;
+// but the read-only metrics routes are an operator's too.
+func (s Scope) Permits(need Scope) bool {
+	switch {
+	case need == Public:
+		return true
+	case need == Metrics:
+		return s == Metrics || s == Admin
+	default:
+		return s == need && s != Public
+	}
+}
 
 // Token is one configured credential: the client's name, its scope and the SHA-256 digest
 // of the token.
@@ -32,7 +46,26 @@ type Token struct {
 	Name   string
 	Scope  Scope
 	Digest [sha256.Size]byte
+	Limits ClientLimits
 }
+
+// ClientLimits are a client's own limits; zero means none of that kind. Rate and Burst
+// are its request throttle (requests per second, bucket size): API Gateway's usage plan of
+// the client in AWS, the local gateway emulator's per-client bucket locally.
+// MaxLiveAllocations is parsed and validated but not enforced yet: the claim transaction
+// will hold it atomically, as it holds the per-student limit.
+type ClientLimits struct {
+	Rate               int
+	Burst              int
+	MaxLiveAllocations int
+}
+
+// MaxClientRate and MaxClientBurst bound a client's throttle (API Gateway's default
+// account limits; a usage plan above them never applies).
+const (
+	MaxClientRate  = 10_000
+	MaxClientBurst = 5_000
+)
 
 // Identity is the client a valid token belongs to.
 type Identity struct {

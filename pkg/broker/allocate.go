@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -53,6 +54,10 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 		req.IdempotencyKey = req.Student
 	}
 	by := pool.Actor{Kind: "student", Name: req.Student, RequestID: req.RequestID, Reason: "allocate"}
+	startBy, err := b.drains.admit(ctx, req.NamePrefix) // see drainCache
+	if err != nil {
+		return b.refused(ctx, req, err)
+	}
 	var drained [pool.Shards]bool
 	for claims := 0; claims < maxClaims; {
 		page, err := b.candidates(ctx, req.NamePrefix, &drained)
@@ -65,7 +70,14 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 		// One random pick per fresh read: a page read after a lost claim reflects the
 		// claims that landed meanwhile, so it beats a second pick from the stale page.
 		claims++
-		alloc, done, err := b.claim(ctx, page[rand.IntN(len(page))], req, by)
+		if time.Now().After(startBy) {
+			if startBy, err = b.drains.admit(ctx, req.NamePrefix); err != nil {
+				return b.refused(ctx, req, err)
+			}
+		}
+		claimCtx, cancel := context.WithTimeout(ctx, claimCallTimeout)
+		alloc, done, err := b.claim(claimCtx, page[rand.IntN(len(page))], req, by)
+		cancel()
 		if done || err != nil {
 			return alloc, err
 		}

@@ -12,12 +12,18 @@ type Broker struct {
 	pool        *pool.Pool
 	labDuration time.Duration
 	grace       time.Duration
-	now         func() time.Time
+	// labExtension and maxLabDuration bound Extend.
+	labExtension   time.Duration
+	maxLabDuration time.Duration
+	now            func() time.Time
+	drains         *drainCache
 }
 
 // New returns a Broker with the lab duration and grace from configuration.
 func New(p *pool.Pool, cfg config.Pool) *Broker {
-	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace, now: time.Now}
+	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace,
+		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration, now: time.Now,
+		drains: &drainCache{pool: p}}
 }
 
 // WithClock returns a copy of b that reads time from now (tests of time boundaries).

@@ -29,9 +29,14 @@ type Local struct {
 	// step on against it: with LOCAL_NIOSXAAS, or with NIOSXAAS_ENABLED and no
 	// NIOSXAAS_BASE_URL.
 	FakeNIOSXaaS bool
-	// TrackToken and AdminToken are plain tokens; empty ones are generated.
-	TrackToken string
-	AdminToken string
+	// TrackToken, AdminToken and MetricsToken are plain tokens; empty ones are generated.
+	TrackToken   string
+	AdminToken   string
+	MetricsToken string
+	// TrackRate and TrackBurst are the track client's own throttle (its usage plan in AWS);
+	// 0 leaves it unthrottled but for the stage.
+	TrackRate  int
+	TrackBurst int
 	// AuthorizerCacheTTL is how long the emulator caches an authorizer answer per token,
 	// as API Gateway does (0 turns caching off).
 	AuthorizerCacheTTL time.Duration
@@ -45,7 +50,8 @@ var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 // LoadLocal reads PORT (8080), DATA_DIR, DYNAMODB_ENDPOINT and TABLE_NAME, SEED_SANDBOXES
 // (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, LOCAL_NIOSXAAS (with
 // NIOSXAAS_ENABLED and NIOSXAAS_BASE_URL, which decide it too), BROKER_TRACK_TOKEN,
-// BROKER_ADMIN_TOKEN and AUTHORIZER_CACHE_SECONDS (300).
+// BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN, BROKER_TRACK_RATE and BROKER_TRACK_BURST, and
+// AUTHORIZER_CACHE_SECONDS (300).
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
 	l := Local{
@@ -58,6 +64,9 @@ func LoadLocal(env Env) (Local, error) {
 		CSPToken:           r.str("CSP_API_TOKEN", ""),
 		TrackToken:         r.str("BROKER_TRACK_TOKEN", ""),
 		AdminToken:         r.str("BROKER_ADMIN_TOKEN", ""),
+		MetricsToken:       r.str("BROKER_METRICS_TOKEN", ""),
+		TrackRate:          r.int("BROKER_TRACK_RATE", 0, 0, 10_000),
+		TrackBurst:         r.int("BROKER_TRACK_BURST", 0, 0, 5_000),
 		AuthorizerCacheTTL: r.duration("AUTHORIZER_CACHE_SECONDS", 300, time.Second, 0, 3600),
 	}
 	for _, p := range strings.Split(r.str("SEED_PREFIXES", "lab"), ",") {
@@ -86,6 +95,12 @@ func LoadLocal(env Env) (Local, error) {
 	}
 	if l.TrackToken != "" && l.TrackToken == l.AdminToken {
 		r.fail("BROKER_ADMIN_TOKEN", "must differ from BROKER_TRACK_TOKEN")
+	}
+	if (l.TrackRate == 0) != (l.TrackBurst == 0) {
+		r.fail("BROKER_TRACK_RATE", "and BROKER_TRACK_BURST go together: set both to throttle the track client, or neither")
+	}
+	if l.MetricsToken != "" && (l.MetricsToken == l.TrackToken || l.MetricsToken == l.AdminToken) {
+		r.fail("BROKER_METRICS_TOKEN", "must differ from BROKER_TRACK_TOKEN and BROKER_ADMIN_TOKEN")
 	}
 	return l, r.err()
 }

@@ -38,7 +38,8 @@ const (
 // authorizes it the way API Gateway runs a REQUEST authorizer (identity source
 // Authorization, cached per token, policy evaluated against the method ARN), and calls
 // the route's function. What API Gateway answers by itself (401, 403, 404, 405, 413) it
-// answers with the gateway responses of pkg/api, as the stack configures them in AWS.
+// answers with the gateway responses of pkg/api, as the stack configures them in AWS; a
+// request over the stage throttle gets THROTTLED (429), as in AWS.
 type Gateway struct {
 	functions  map[string]api.LambdaHandler
 	authorize  func(context.Context, events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error)
@@ -48,6 +49,11 @@ type Gateway struct {
 	now        func() time.Time
 	cacheMu    sync.Mutex
 	authzCache map[string]cachedAuthorization
+	// stage is the stage throttle, taken by every request before anything else runs.
+	stage *tokenBucket
+	// clients are the per-client throttles (API Gateway's usage plans), by client name, for
+	// the clients whose token carries rate and burst; taken after the authorizer.
+	clients map[string]*tokenBucket
 }
 
 type cachedAuthorization struct {
@@ -55,10 +61,18 @@ type cachedAuthorization struct {
 	expires time.Time
 }
 
-// NewGateway serves every route of api.Routes with the functions of a, behind authz.
-func NewGateway(a *api.API, authz *api.Authorizer, cors api.CORS, cacheTTL time.Duration, log *slog.Logger) (*Gateway, error) {
+// NewGateway serves every route of api.Routes with the functions of a, behind authz and
+// the stage throttle (api.StageThrottle outside tests) and the per-client throttles of
+// tokens (their Limits' rate and burst).
+func NewGateway(a *api.API, authz *api.Authorizer, cors api.CORS, cacheTTL time.Duration, throttle api.Throttle, tokens []auth.Token, log *slog.Logger) (*Gateway, error) {
 	g := &Gateway{functions: map[string]api.LambdaHandler{}, authorize: authz.Authorize, cors: cors, cacheTTL: cacheTTL,
-		log: log, now: time.Now, authzCache: map[string]cachedAuthorization{}}
+		log: log, now: time.Now, authzCache: map[string]cachedAuthorization{}, stage: newTokenBucket(throttle, time.Now()),
+		clients: map[string]*tokenBucket{}}
+	for _, t := range tokens {
+		if t.Limits.Rate > 0 {
+			g.clients[t.Name] = newTokenBucket(api.Throttle{Rate: t.Limits.Rate, Burst: t.Limits.Burst}, time.Now())
+		}
+	}
 	for _, r := range api.Routes {
 		fn, err := a.Function(r.Name)
 		if err != nil {
@@ -82,6 +96,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // handle returns the response, and the gateway response type when the gateway answered
 // by itself.
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, id string) (events.APIGatewayProxyResponse, string) {
+	if !g.stage.take(g.now()) {
+		return g.gatewayError(r, id, "THROTTLED")
+	}
 	if requestLineAndHeaders(r) > maxRequestLineAndHeaders {
 		return g.gatewayError(r, id, "REQUEST_TOO_LARGE")
 	}
@@ -109,6 +126,10 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, id string) (eve
 			return g.gatewayError(r, id, denied)
 		}
 		ev.RequestContext.Authorizer = authorizer
+		client, _ := authorizer[api.ContextClient].(string)
+		if b, ok := g.clients[client]; ok && !b.take(g.now()) {
+			return g.gatewayError(r, id, "THROTTLED")
+		}
 	}
 	resp, err := g.functions[route.Name](r.Context(), ev)
 	if err != nil {

@@ -44,7 +44,7 @@ func countingGateway(t *testing.T, ttl time.Duration) (*Gateway, *int, *sync.Mut
 		}
 		tokens = append(tokens, tk)
 	}
-	g, err := NewGateway(a, api.NewAuthorizer(tokens, log), api.NewCORS(nil), ttl, log)
+	g, err := NewGateway(a, api.NewAuthorizer(tokens, log), api.NewCORS(nil), ttl, api.StageThrottle, tokens, log)
 	if err != nil {
 		t.Fatal(err)
 	}

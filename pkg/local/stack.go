@@ -23,16 +23,18 @@ import (
 
 // Names of the local tokens: what allocations record as their client.
 const (
-	TrackClient = "local-track"
-	AdminClient = "local-admin"
+	TrackClient   = "local-track"
+	AdminClient   = "local-admin"
+	MetricsClient = "local-metrics"
 )
 
 // Stack is a running local stack.
 type Stack struct {
 	// URL is the API Gateway emulator, http://127.0.0.1:<port>.
-	URL        string
-	TrackToken string
-	AdminToken string
+	URL          string
+	TrackToken   string
+	AdminToken   string
+	MetricsToken string
 
 	log *slog.Logger
 	// jobs are the scheduled and admin-started runs, which Stop waits for.
@@ -194,7 +196,7 @@ func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, 
 	if err != nil {
 		return part{}, err
 	}
-	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), api.NewCORS(apiCfg.CORSOrigins), cfg.AuthorizerCacheTTL, log)
+	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), api.NewCORS(apiCfg.CORSOrigins), cfg.AuthorizerCacheTTL, api.StageThrottle, tokens, log)
 	if err != nil {
 		return part{}, err
 	}

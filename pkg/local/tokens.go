@@ -9,41 +9,47 @@ import (
 	"github.com/sandbox-broker/broker/pkg/config"
 )
 
-// startTokens makes the track and admin tokens: the configured ones or generated ones.
+// startTokens makes the track, admin and metrics tokens: the configured ones or generated
+// ones.
 func (s *Stack) startTokens(cfg config.Local) (auth.Static, []part, error) {
-	trackToken, trackHow, err := token(cfg.TrackToken, "BROKER_TRACK_TOKEN")
-	if err != nil {
-		return nil, nil, err
-	}
-	adminToken, adminHow, err := token(cfg.AdminToken, "BROKER_ADMIN_TOKEN")
-	if err != nil {
-		return nil, nil, err
-	}
-	s.TrackToken, s.AdminToken = trackToken, adminToken
 	tokens := auth.Static{}
+	var lines []part
 	for _, t := range []struct {
-		name  string
-		scope auth.Scope
-		plain string
-	}{{TrackClient, auth.Track, trackToken}, {AdminClient, auth.Admin, adminToken}} {
-		tok, err := auth.NewToken(t.name, t.scope, t.plain)
+		name       string
+		scope      auth.Scope
+		configured string
+		variable   string
+		plain      *string
+	}{
+		{TrackClient, auth.Track, cfg.TrackToken, "BROKER_TRACK_TOKEN", &s.TrackToken},
+		{AdminClient, auth.Admin, cfg.AdminToken, "BROKER_ADMIN_TOKEN", &s.AdminToken},
+		{MetricsClient, auth.Metrics, cfg.MetricsToken, "BROKER_METRICS_TOKEN", &s.MetricsToken},
+	} {
+		plain, how := token(t.configured, t.variable)
+		tok, err := auth.NewToken(t.name, t.scope, plain)
 		if err != nil {
 			return nil, nil, err
 		}
+		*t.plain = plain
+		if t.scope == auth.Track {
+			tok.Limits = auth.ClientLimits{Rate: cfg.TrackRate, Burst: cfg.TrackBurst}
+		}
 		tokens = append(tokens, tok)
+		title := ""
+		if len(lines) == 0 {
+			title = "Tokens"
+		}
+		lines = append(lines, part{title, "", fmt.Sprintf("%s: %s (%s)", t.scope, plain, how)})
 	}
-	return tokens, []part{
-		{"Tokens", "", fmt.Sprintf("track: %s (%s)", trackToken, trackHow)},
-		{"", "", fmt.Sprintf("admin: %s (%s)", adminToken, adminHow)},
-	}, nil
+	return tokens, lines, nil
 }
 
 // token returns the configured plain token or a generated one, and says which.
-func token(configured, variable string) (string, string, error) {
+func token(configured, variable string) (string, string) {
 	if configured == "" {
-		return randomToken(), "generated; set " + variable + " to choose it", nil
+		return randomToken(), "generated; set " + variable + " to choose it"
 	}
-	return configured, "from " + variable, nil
+	return configured, "from " + variable
 }
 
 // randomToken is 256 random bits, URL-safe base64: a valid bearer token.

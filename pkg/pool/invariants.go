@@ -17,15 +17,18 @@ type Census struct {
 	ByStatus map[Status]int
 	Owners   int
 	History  int
-	UUIDs    int
-	Leases   int
-	Runs     int
+	// Drains counts drain items and their history entries.
+	Drains int
+	UUIDs  int
+	Leases int
+	Runs   int
 }
 
 // CheckInvariants reads the whole table and checks docs/architecture.md §5 and the index
 // keys:
 //   - every allocated sandbox has exactly the owner record that points back at it, and every
-//     owner record points at a sandbox allocated to its student under its key (1)–(3);
+//     owner record points at a sandbox allocated to its student under its key (1)–(3), with
+//     the sandbox's expires_at;
 //   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
 //     carries none, has a tombstone status (no job queries one: ByStatus refuses due
 //     tombstones) and a TTL;
@@ -107,6 +110,8 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				census.Leases++
 			case strings.HasPrefix(k.PK, prefixJob) && strings.HasPrefix(k.SK, prefixRun):
 				census.Runs++
+			case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
+				census.Drains++
 			default:
 				bad("item %s / %s is of no kind the pool writes", k.PK, k.SK)
 			}
@@ -127,6 +132,9 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			bad("owner record %q/%q points at sandbox %s in status %s", o.Student, o.IdempotencyKey, s.ID, s.Status)
 		case s.Owner != o.Student || s.IdempotencyKey != o.IdempotencyKey:
 			bad("owner record %q/%q points at sandbox %s allocated to %q/%q", o.Student, o.IdempotencyKey, s.ID, s.Owner, s.IdempotencyKey)
+		case s.ExpiresAt != o.ExpiresAt:
+			// A replay answers from the owner record: it must show what an extension set.
+			bad("owner record %q/%q says expires_at %d, sandbox %s says %d", o.Student, o.IdempotencyKey, o.ExpiresAt, s.ID, s.ExpiresAt)
 		}
 	}
 	recordOf := map[string]string{} // account uuid → sandbox ID

@@ -85,6 +85,27 @@ type Stats struct {
 	// OldestPendingDeletionAt is the earliest deletion_requested_at of the pending
 	// deletions (unix seconds), null when none is pending: how far behind cleanup is.
 	OldestPendingDeletionAt *int64 `json:"oldest_pending_deletion_at"`
+	// Drains are the drains in force; empty when allocations run everywhere.
+	Drains []Drain `json:"drains"`
+}
+
+// Drain is one drain in force (PUT /v1/admin/drain).
+type Drain struct {
+	Prefix string  `json:"prefix"`
+	Reason *string `json:"reason"`
+	By     *string `json:"by"`
+	Since  int64   `json:"since"`
+}
+
+// DrainState is GET /v1/admin/drain: the drains in force and their history, newest first.
+type DrainState struct {
+	Drains  []Drain        `json:"drains"`
+	History []HistoryEntry `json:"history"`
+}
+
+// DrainsEnded is DELETE /v1/admin/drain: the prefixes whose drains ended.
+type DrainsEnded struct {
+	Ended []string `json:"ended"`
 }
 
 // CountOf is the count of one of Statuses, or of "total"; 0 for anything else.
