@@ -45,15 +45,15 @@ type StackConfig struct {
 func configFromContext(node constructs.Node) (StackConfig, error) {
 	c := contextReader{node: node}
 	cfg := StackConfig{
-		AssetDir:                 c.str("assetDir", "build"),
-		LabDurationHours:         c.int("labDurationHours", 48, 1, 720),
-		GracePeriodMinutes:       c.int("gracePeriodMinutes", 30, 0, 1440),
-		CSPBaseURL:               c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
-		CORSAllowedOrigins:       c.str("corsAllowedOrigins", ""),
-		PoolLowWaterMark:         c.int("poolLowWaterMark", 20, 0, 1_000_000),
-		AlarmEmail:               c.str("alarmEmail", ""),
-		WAF:                      c.bool("waf"),
-		WAFRequestsPer5MinIP:     c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
+		AssetDir:             c.str("assetDir", "build"),
+		LabDurationHours:     c.int("labDurationHours", 48, 1, 720),
+		GracePeriodMinutes:   c.int("gracePeriodMinutes", 30, 0, 1440),
+		CSPBaseURL:           c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
+		CORSAllowedOrigins:   c.str("corsAllowedOrigins", ""),
+		PoolLowWaterMark:     c.int("poolLowWaterMark", 20, 0, 1_000_000),
+		AlarmEmail:           c.str("alarmEmail", ""),
+		WAF:                  c.bool("waf"),
+		WAFRequestsPer5MinIP: c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
 		// The defaults are api.StageThrottle, which the local emulator enforces too; cdk.json
 		// does not repeat them. The maxima are API Gateway's default account limits.
 		APIThrottleRate:          c.int("apiThrottleRate", api.StageThrottle.Rate, 1, 10_000),
