@@ -26,7 +26,8 @@ func inLambda(t *testing.T, name string) {
 func invocation(requestID, traceHeader string) context.Context {
 	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: requestID})
 	if traceHeader != "" {
-		ctx = context.WithValue(ctx, xray.LambdaTraceHeaderKey, traceHeader) //nolint:staticcheck // the runtime's own key
+		//lint:ignore SA1029 the key is the X-Ray SDK's own (a string), which it reads back
+		ctx = context.WithValue(ctx, xray.LambdaTraceHeaderKey, traceHeader)
 	}
 	return ctx
 }

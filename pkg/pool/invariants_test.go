@@ -70,7 +70,7 @@ func TestAdoptUUIDMigratesOldRecords(t *testing.T) {
 // The checker reports what it does not recognise and what breaks single use.
 func TestCheckInvariantsReportsUnknownItemsAndReuse(t *testing.T) {
 	p := pooltest.New(t)
-	s := seed(t, p, account(1))[0]
+	seed(t, p, account(1))
 	pooltest.Check(t, p)
 	putRaw(t, p, map[string]types.AttributeValue{
 		"PK": &types.AttributeValueMemberS{Value: "CACHE#x"}, "SK": &types.AttributeValueMemberS{Value: "1"},
@@ -78,7 +78,7 @@ func TestCheckInvariantsReportsUnknownItemsAndReuse(t *testing.T) {
 	wantProblems(t, p, "item CACHE#x / 1 is of no kind the pool writes")
 
 	q := pooltest.New(t)
-	s = seed(t, q, account(2))[0]
+	s := seed(t, q, account(2))[0]
 	if _, err := q.Claim(ctx, s, claimFor("alice", time.Now()), student); err != nil {
 		t.Fatal(err)
 	}
