@@ -32,6 +32,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/niosxaas/niosxaasfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -41,6 +42,9 @@ import (
 const (
 	sampleToken = "sample-token-for-tests-only" // the bearer token of events/authorizer.json
 	cspToken    = "template-run-csp-token"
+	// The NIOSXaaS service account the stand-in secret holds and the fake NIOSXaaS accepts.
+	niosxaasEmail    = "template-run@example.com"
+	niosxaasPassword = "template-run-niosxaas-password"
 )
 
 func standInSecret(variable string) (string, bool) {
@@ -50,6 +54,8 @@ func standInSecret(variable string) (string, bool) {
 		return `{"tokens":[{"name":"instruqt","scope":"track","sha256":"` + hex.EncodeToString(d[:]) + `"}]}`, true
 	case "CSP_TOKEN_SECRET_ARN":
 		return cspToken, true
+	case "NIOSXAAS_CREDENTIALS_SECRET_ARN":
+		return `{"email":"` + niosxaasEmail + `","password":"` + niosxaasPassword + `"}`, true
 	}
 	return "", false
 }
@@ -82,12 +88,18 @@ var unexercised = map[string]map[string]string{
 	"expiry":                  {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
 	"stale-cleanup":           {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
 	"pool-metrics":            {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": writeSet},
+	"extend":                  {"dynamodb:Query": writeSet, "dynamodb:DeleteItem": writeSet},
+	"admin-drain-state":       {"dynamodb:GetItem": readSet},
+	"admin-drain":             {"dynamodb:GetItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": writeSet, "dynamodb:DeleteItem": writeSet},
+	"admin-undrain": {"dynamodb:GetItem": writeSet, "dynamodb:PutItem": noDrain, "dynamodb:UpdateItem": noDrain,
+		"dynamodb:DeleteItem": noDrain},
 }
 
 const (
 	readSet   = "pool.ReadActions is granted as one set (GetItem and Query) to every reading route; this route needs only the other one"
 	writeSet  = "pool.WriteActions is granted as one set to every writer; no path of this function the sample takes needs it, and the set is not split per function"
 	noDueWork = "used when the job has due work of its kind (a transition updates the sandbox); the sample's table has none for it"
+	noDrain   = "used to end a drain in force (the drain item goes, its history entry is put); the sample's table has none"
 )
 
 // sampleSandbox is the sandbox the route samples name; by default it is allocated to the
@@ -149,7 +161,8 @@ func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string
 // stand-in serves, the job functions to names the Lambda stand-in accepts. On top come
 // the stand-ins' endpoints (AWS_ENDPOINT_URL), AWS credentials and region, what Lambda
 // derives from the function's properties (name, timeout, memory) and one literal:
-// CSP_BASE_URL points at the real CSP in the template and at the fake CSP here. Each
+// CSP_BASE_URL and NIOSXAAS_BASE_URL point at the real services in the template and at
+// the fake CSP and the fake NIOSXaaS here. Each
 // function answers its events/ sample correctly, and every AWS call it makes is allowed
 // by its role, and every action its role grants is used or listed in unexercised.
 func TestTemplateRunsEveryFunction(t *testing.T) {
@@ -178,7 +191,12 @@ func TestTemplateRunsEveryFunction(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = fake.Close() })
-	literalOverrides := map[string]string{"CSP_BASE_URL": fake.URL()}
+	nios := niosxaasfake.New(niosxaasfake.Options{Email: niosxaasEmail, Password: niosxaasPassword})
+	if err := nios.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nios.Close() })
+	literalOverrides := map[string]string{"CSP_BASE_URL": fake.URL(), "NIOSXAAS_BASE_URL": nios.URL()}
 
 	// Synthesis with the built bootstraps as the assets: the assembly stages a copy of each.
 	flags, err := cdkContext()
