@@ -25,30 +25,36 @@ export class ApiError extends Error {
   }
 }
 
-// call sends one request and returns the decoded JSON answer, or throws an ApiError.
-export async function call(method, path) {
+// call sends one request (with body as JSON when given) and returns the decoded JSON
+// answer, or throws an ApiError.
+export async function call(method, path, body) {
   const headers = { Accept: "application/json" };
   const t = token.get();
   if (t) headers.Authorization = `Bearer ${t}`;
+  const init = { method, headers, cache: "no-store", credentials: "omit", redirect: "error" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
   let resp;
   try {
-    resp = await fetch(path, { method, headers, cache: "no-store", credentials: "omit", redirect: "error" });
+    resp = await fetch(path, init);
   } catch (e) {
     throw new ApiError(0, "NETWORK", `The API did not answer (${e.message})`, "");
   }
   const requestId = resp.headers.get("X-Request-ID") || "";
-  let body = null;
+  let answer = null;
   try {
-    body = await resp.json();
+    answer = await resp.json();
   } catch {
-    body = null;
+    answer = null;
   }
   if (!resp.ok) {
-    const d = body && body.detail;
+    const d = answer && answer.detail;
     if (d && d.message) throw new ApiError(resp.status, d.code || "", d.message, d.request_id || requestId);
     throw new ApiError(resp.status, `HTTP_${resp.status}`, `The API answered ${resp.status}`, requestId);
   }
-  return body;
+  return answer;
 }
 
 // maxListPages bounds a full read of a listing: 50 pages of 100.

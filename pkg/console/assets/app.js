@@ -113,13 +113,21 @@ async function retry(sandbox, button) {
   }
 }
 
-async function toggleDrain(on) {
+// toggleDrain starts a drain of every allocation or ends every drain. Starting answers
+// once no allocation that did not see the drain can still land (about 12 s), so the button
+// waits disabled.
+async function toggleDrain(on, button) {
+  button.disabled = true;
+  announce(on ? "Starting the drain; the broker answers once no allocation can land." : "Ending every drain.");
   try {
-    await call(on ? "PUT" : "DELETE", "v1/admin/drain");
+    if (on) await call("PUT", "v1/admin/drain", { prefix: "", reason: "from the operator console" });
+    else await call("DELETE", "v1/admin/drain");
     await refresh();
     announce(on ? "Drain is on." : "Drain is off.");
   } catch (e) {
     failed(e);
+  } finally {
+    button.disabled = false;
   }
 }
 

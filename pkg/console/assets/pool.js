@@ -41,20 +41,23 @@ function count(key, value, kind) {
   return el("div", { [`data-${kind}`]: key }, el("dt", { text: kind === "stat" ? label(key) : key }), el("dd", { text: String(value) }));
 }
 
-// renderDrain shows drain mode when the stats answer carries it (a boolean "drain").
+// renderDrain shows the drains in force (stats.drains) and the switch for a drain of every
+// allocation: on starts one with prefix "" (PUT /v1/admin/drain), off ends every drain.
 export function renderDrain(stats, toggle) {
   const box = document.getElementById("drain");
-  if (!("drain" in stats)) {
+  if (!Array.isArray(stats.drains)) {
     box.hidden = true;
     return;
   }
-  const on = stats.drain === true;
+  const on = stats.drains.length > 0;
   box.hidden = false;
+  box.dataset.drains = String(stats.drains.length);
+  const names = stats.drains.map((d) => (d.prefix === "" ? "every allocation" : `prefix ${d.prefix}`) + (d.reason ? ` (${d.reason})` : ""));
   document.getElementById("drain-state").textContent = on
-    ? "Drain is on: no new allocations are handed out."
+    ? `Drain is on: no new allocations for ${names.join(", ")}. Replays still answer.`
     : "Drain is off: allocations are handed out.";
   const button = document.getElementById("drain-toggle");
-  button.textContent = on ? "Turn drain off" : "Turn drain on";
+  button.textContent = on ? "End every drain" : "Drain every allocation";
   button.setAttribute("aria-pressed", String(on));
-  button.onclick = () => toggle(!on);
+  button.onclick = () => toggle(!on, button);
 }

@@ -229,6 +229,20 @@ test("sync triggered from the page shows its finished run", async () => {
   await page.screenshot({ path: path.join(env("ARTIFACTS_DIR"), "console-full-page.png"), fullPage: true });
 });
 
+test("drain on and off from the page, as the API sees it", async () => {
+  const box = page.locator("#drain");
+  await box.waitFor();
+  assert.equal((await api("GET", "/v1/admin/stats")).drains.length, 0);
+  await page.getByRole("button", { name: "Drain every allocation" }).click();
+  await page.locator('#drain[data-drains="1"]').waitFor({ timeout: 60_000 });
+  const drains = (await api("GET", "/v1/admin/stats")).drains;
+  assert.equal(drains.length, 1);
+  assert.equal(drains[0].prefix, "");
+  await page.getByRole("button", { name: "End every drain" }).click();
+  await page.locator('#drain[data-drains="0"]').waitFor({ timeout: 60_000 });
+  assert.equal((await api("GET", "/v1/admin/stats")).drains.length, 0);
+});
+
 test("the page's CSP held: no console error, blocked resource or failed request", async () => {
   assert.deepEqual(problems, []);
   assert.deepEqual(violations, []);
