@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -347,9 +346,9 @@ func (r *run) start() {
 	for k, v := range r.env {
 		env = append(env, k+"="+v)
 	}
-	r.invokeAddr = freeAddr(t)
+	r.invokeAddr = testkit.FreeAddr(t)
 	out := &testkit.Buffer{}
-	cmd := exec.Command(r.rie, "--runtime-interface-emulator-address", r.invokeAddr, "--runtime-api-address", freeAddr(t), r.bootstrap)
+	cmd := exec.Command(r.rie, "--runtime-interface-emulator-address", r.invokeAddr, "--runtime-api-address", testkit.FreeAddr(t), r.bootstrap)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -364,7 +363,7 @@ func (r *run) start() {
 		}
 	})
 	r.outputOf = out.String
-	waitForPort(t, r.invokeAddr)
+	testkit.WaitForPort(t, r.invokeAddr, 30*time.Second)
 }
 
 func (r *run) sample() []byte {
@@ -492,31 +491,5 @@ func readJSON(t *testing.T, path string, v any) {
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitForPort(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the emulator does not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,9 +54,9 @@ func TestAllocateBootstrapUnderRuntimeEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	out := &testkit.Buffer{}
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", freeAddr(t), bootstrap)
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", testkit.FreeAddr(t), bootstrap)
 	cmd.Env = append(os.Environ(), "TABLE_NAME="+table, "DYNAMODB_ENDPOINT="+pooltest.Endpoint(), "AWS_REGION=us-east-1", "LOG_LEVEL=info")
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -71,7 +70,7 @@ func TestAllocateBootstrapUnderRuntimeEmulator(t *testing.T) {
 			t.Logf("emulator output:\n%s", out.String())
 		}
 	})
-	waitForPort(t, addr)
+	testkit.WaitForPort(t, addr, 20*time.Second)
 
 	sample, err := os.ReadFile(filepath.Join(root, "events", "allocate.json"))
 	if err != nil {
@@ -119,30 +118,4 @@ func invoke(t *testing.T, addr string, event []byte) events.APIGatewayProxyRespo
 		t.Fatalf("invoke: HTTP %d, %v", resp.StatusCode, err)
 	}
 	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func waitForPort(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the emulator does not listen on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
