@@ -126,11 +126,7 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 	if _, err := readQuery(r.ev); err != nil {
 		return reply{}, err
 	}
-	st, err := a.broker.Stats(ctx)
-	if err != nil {
-		return reply{}, err
-	}
-	drains, err := a.broker.Drains(ctx)
+	st, drains, err := a.poolState(ctx)
 	if err != nil {
 		return reply{}, err
 	}
@@ -141,6 +137,16 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 		DeletionFailed: st.ByStatus[pool.DeletionFailed], Deleted: st.ByStatus[pool.Deleted], Retired: st.ByStatus[pool.Retired],
 		AvailableByPrefix: st.AvailableByPrefix, OldestPendingDeletionAt: optionalTime(st.OldestPendingDeletionAt),
 	}}, nil
+}
+
+// poolState is what stats and /metrics both show: the exact counts and the drains in force.
+func (a *API) poolState(ctx context.Context) (pool.Stats, []pool.Drain, error) {
+	st, err := a.broker.Stats(ctx)
+	if err != nil {
+		return pool.Stats{}, nil, err
+	}
+	drains, err := a.broker.Drains(ctx)
+	return st, drains, err
 }
 
 // bulkDelete deletes the database records (never the CSP accounts) of every sandbox in
@@ -200,11 +206,7 @@ func (a *API) metricsText(ctx context.Context, r *request) (reply, error) {
 	if _, err := readQuery(r.ev); err != nil {
 		return reply{}, err
 	}
-	st, err := a.broker.Stats(ctx)
-	if err != nil {
-		return reply{}, err
-	}
-	drains, err := a.broker.Drains(ctx)
+	st, drains, err := a.poolState(ctx)
 	if err != nil {
 		return reply{}, err
 	}
