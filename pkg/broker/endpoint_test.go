@@ -83,18 +83,7 @@ func TestCleanupStopsOnAForbiddenOrRedirectedDelete(t *testing.T) {
 			const maxInFlight = 4
 			accounts := cspfake.Generate(8, nil)
 			e := newJobEnv(t, envOptions{accounts: accounts, watchDeletes: true, jobs: func(c *config.Jobs) { c.CleanupMaxInFlight = maxInFlight }})
-			e.released(t, accounts)
-			e.deletes.Hold()
-			done := make(chan runResult, 1)
-			go func() {
-				sum, err := e.runner.Run(ctx, "cleanup")
-				done <- runResult{sum, err}
-			}()
-			waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := e.deletes.WaitHeld(waitCtx, maxInFlight); err != nil {
-				t.Fatal(err)
-			}
+			done := startHeldCleanup(t, e, accounts, maxInFlight)
 			e.setFaults(t, cspfake.Faults{DeleteFail: cspfake.Failure{Trigger: cspfake.Trigger{Rate: 1}, Status: tc.status}})
 			e.deletes.ReleaseAll()
 			res := <-done
@@ -115,12 +104,10 @@ type runResult struct {
 	err error
 }
 
-// A 403 answered to one of the deletes in flight stops the starts, and the other calls in
-// flight are still booked; the 403's sandbox gets no attempt.
-func TestCleanupBooksTheCallsInFlightAfterA403(t *testing.T) {
-	const maxInFlight = 4
-	accounts := cspfake.Generate(8, nil)
-	e := newJobEnv(t, envOptions{accounts: accounts, watchDeletes: true, jobs: func(c *config.Jobs) { c.CleanupMaxInFlight = maxInFlight }})
+// startHeldCleanup releases accounts and starts a cleanup run whose CSP deletes are held,
+// returning once maxInFlight of them are in flight; the run's result comes on the channel.
+func startHeldCleanup(t *testing.T, e *jobEnv, accounts []cspfake.Account, maxInFlight int) <-chan runResult {
+	t.Helper()
 	e.released(t, accounts)
 	e.deletes.Hold()
 	done := make(chan runResult, 1)
@@ -133,6 +120,16 @@ func TestCleanupBooksTheCallsInFlightAfterA403(t *testing.T) {
 	if err := e.deletes.WaitHeld(waitCtx, maxInFlight); err != nil {
 		t.Fatal(err)
 	}
+	return done
+}
+
+// A 403 answered to one of the deletes in flight stops the starts, and the other calls in
+// flight are still booked; the 403's sandbox gets no attempt.
+func TestCleanupBooksTheCallsInFlightAfterA403(t *testing.T) {
+	const maxInFlight = 4
+	accounts := cspfake.Generate(8, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts, watchDeletes: true, jobs: func(c *config.Jobs) { c.CleanupMaxInFlight = maxInFlight }})
+	done := startHeldCleanup(t, e, accounts, maxInFlight)
 	e.setFaults(t, cspfake.Faults{DeleteFail: cspfake.Failure{Trigger: cspfake.Trigger{Next: 1}, Status: http.StatusForbidden}})
 	e.deletes.ReleaseAll()
 	res := <-done
