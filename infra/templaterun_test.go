@@ -112,7 +112,7 @@ var sampleSandboxState = map[string]pool.Status{
 // 2012224, an available one and one stale for three days (so bulk and stale deletion and
 // stale-cleanup find work).
 func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string, cfg config.Pool) error {
-	p := pool.New(db, table)
+	p := pool.New(db, table, pool.Options{})
 	by := pool.Actor{Kind: "job", Name: "sync"}
 	for i, id := range []string{"2012224", "2012225", "2012226"} {
 		a := pool.Account{ID: id, Name: fmt.Sprintf("lab-%04d", i+1), ExternalID: fmt.Sprintf("identity/accounts/3f1c9a52-0b7e-4d3a-9c1f-5e2d8b7a6c4%d", i)}
@@ -120,7 +120,7 @@ func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string
 			return err
 		}
 	}
-	threeDaysAgo := pool.New(db, table, pool.WithClock(func() time.Time { return time.Now().Add(-72 * time.Hour) }))
+	threeDaysAgo := pool.New(db, table, pool.Options{Now: func() time.Time { return time.Now().Add(-72 * time.Hour) }})
 	if s, err := threeDaysAgo.Get(ctx, "2012226"); err != nil {
 		return err
 	} else if _, err := threeDaysAgo.MarkStale(ctx, s, by); err != nil {
@@ -326,7 +326,7 @@ func (r *run) exec(ctx context.Context) {
 	r.answer(r.invoke(r.sample()))
 	r.checkIAM(res)
 	if r.env["TABLE_NAME"] != "" {
-		pooltest.Check(t, pool.New(r.db, r.table))
+		pooltest.Check(t, pool.New(r.db, r.table, pool.Options{}))
 	}
 }
 

@@ -44,7 +44,7 @@ func startStack(t *testing.T) stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
-	return stack{Stack: s, pool: pool.New(pooltest.Client(), table)}
+	return stack{Stack: s, pool: pool.New(pooltest.Client(), table, pool.Options{})}
 }
 
 type result struct {

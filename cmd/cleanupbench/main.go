@@ -132,7 +132,7 @@ func drain(ctx context.Context, db *dynamodb.Client, table string, sc scenario) 
 	if err := pool.CreateTable(ctx, db, table); err != nil {
 		return result{}, err
 	}
-	p := pool.New(db, table)
+	p := pool.New(db, table, pool.Options{})
 	accounts := cspfake.Generate(sc.sandboxes, nil)
 	fake := cspfake.New(cspfake.Options{Token: token})
 	fake.Seed(accounts...)

@@ -148,7 +148,7 @@ func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) err
 				if err := pool.CreateTable(ctx, db, e.table); err != nil {
 					return err
 				}
-				e.pool = pool.New(db, e.table)
+				e.pool = pool.New(db, e.table, pool.Options{})
 				if err := seed(ctx, e, sc); err != nil {
 					return err
 				}

@@ -77,7 +77,7 @@ func failedDeletion(t *testing.T, f *fixture, student string) pool.Sandbox {
 
 func staleSince(t *testing.T, f *fixture, since time.Time, n int) {
 	t.Helper()
-	past := pool.New(pooltest.Client(), f.pool.Table(), pool.WithClock(func() time.Time { return since }))
+	past := pooltest.Clocked(f.pool, func() time.Time { return since })
 	marked := 0
 	for s, err := range f.pool.ByStatus(ctx, pool.Available, 0) {
 		if err != nil {

@@ -103,7 +103,7 @@ func TestAllocateIdempotencyKeyAndPrefix(t *testing.T) {
 
 func TestAllocateBackendFailureIs503WithoutInternals(t *testing.T) {
 	// A pool on a table that does not exist: every DynamoDB call fails.
-	f := newFixtureOn(t, pool.New(pooltest.Client(), "no-such-table-"+strings.ReplaceAll(t.Name(), "/", "-")), config.API{})
+	f := newFixtureOn(t, pool.New(pooltest.Client(), "no-such-table-"+strings.ReplaceAll(t.Name(), "/", "-"), pool.Options{}), config.API{})
 	resp := f.call(t, event(t, "allocate", student("participant-1"), nil))
 	d := wantError(t, resp, http.StatusServiceUnavailable, CodeServiceUnavailable)
 	if resp.Headers["Retry-After"] != "5" || d.RetryAfter == nil || *d.RetryAfter != 5 {
@@ -309,7 +309,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	if resp := f.call(t, event(t, "readyz", nil, nil)); resp.StatusCode != 200 || !strings.Contains(resp.Body, `"dynamodb":"ok"`) {
 		t.Fatalf("readyz %d %s", resp.StatusCode, resp.Body)
 	}
-	down := newFixtureOn(t, pool.New(pooltest.Client(), "missing-table-for-readyz"), config.API{})
+	down := newFixtureOn(t, pool.New(pooltest.Client(), "missing-table-for-readyz", pool.Options{}), config.API{})
 	resp := down.call(t, event(t, "readyz", nil, nil))
 	wantError(t, resp, http.StatusServiceUnavailable, CodeServiceUnavailable)
 	if strings.Contains(resp.Body, "missing-table") || strings.Contains(resp.Body, "exist") {

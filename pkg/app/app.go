@@ -37,7 +37,7 @@ func OpenPool(ctx context.Context, cfg config.Pool) (*pool.Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pool.New(db, cfg.TableName, pool.WithHistoryTTL(cfg.HistoryTTL), pool.WithTombstoneTTL(cfg.TombstoneTTL)), nil
+	return pool.New(db, cfg.TableName, pool.Options{HistoryTTL: cfg.HistoryTTL, TombstoneTTL: cfg.TombstoneTTL}), nil
 }
 
 // NewAPI builds the API of the route functions from env (the pool settings, CORS, logs);

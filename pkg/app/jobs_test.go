@@ -173,7 +173,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	// Due work for the other three, set up in the past through the same table.
 	id := func(i int) string { return strconv.FormatInt(accounts[i].CSPID, 10) }
 	past := func(d time.Duration) func() time.Time { return func() time.Time { return time.Now().Add(-d) } }
-	p := pool.New(pooltest.Client(), table)
+	p := pool.New(pooltest.Client(), table, pool.Options{})
 	b := broker.New(p, poolCfg)
 	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "done", NamePrefix: accounts[0].Name}); err != nil {
 		t.Fatal(err)
@@ -181,11 +181,11 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	if _, err := b.Release(ctx, id(0), "done", "req-1"); err != nil {
 		t.Fatal(err)
 	}
-	lapsed := b.WithClock(past(poolCfg.LabDuration + poolCfg.Grace + time.Minute))
+	lapsed := broker.New(pooltest.Clocked(p, past(poolCfg.LabDuration+poolCfg.Grace+time.Minute)), poolCfg)
 	if _, err := lapsed.Allocate(ctx, broker.AllocateRequest{Student: "gone", NamePrefix: accounts[1].Name}); err != nil {
 		t.Fatal(err)
 	}
-	stale := pool.New(pooltest.Client(), table, pool.WithClock(past(25*time.Hour)))
+	stale := pooltest.Clocked(p, past(25*time.Hour))
 	s, err := stale.Get(ctx, id(2))
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ func TestAllocateBootstrapUnderRuntimeEmulator(t *testing.T) {
 	}
 
 	table := pooltest.NewTable(t)
-	p := pool.New(pooltest.Client(), table)
+	p := pool.New(pooltest.Client(), table, pool.Options{})
 	if _, err := p.Create(context.Background(), pool.Account{ID: "2012224", Name: "lab-0001", ExternalID: "identity/accounts/3f1c9a52-0b7e-4d3a-9c1f-5e2d8b7a6c40"},
 		pool.Actor{Kind: "job", Name: "sync"}); err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func TestCleanupFunctionRunsTheNIOSXaaSStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := broker.New(pool.New(pooltest.Client(), table), poolCfg)
+	b := broker.New(pool.New(pooltest.Client(), table, pool.Options{}), poolCfg)
 	id := strconv.FormatInt(accounts[0].CSPID, 10)
 	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "s", NamePrefix: accounts[0].Name}); err != nil {
 		t.Fatal(err)
@@ -90,5 +90,5 @@ func TestCleanupFunctionRunsTheNIOSXaaSStep(t *testing.T) {
 			t.Fatalf("the function's logs hold %q", secret)
 		}
 	}
-	pooltest.Check(t, pool.New(pooltest.Client(), table))
+	pooltest.Check(t, pool.New(pooltest.Client(), table, pool.Options{}))
 }

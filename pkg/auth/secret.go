@@ -52,9 +52,24 @@ const SecretReadTimeout = 1500 * time.Millisecond
 
 const retryAfterFailure = 10 * time.Second
 
-// NewSecretStore returns a store for the secret arn, re-read every refresh.
-func NewSecretStore(read ReadSecret, arn string, refresh time.Duration, log *slog.Logger) *SecretStore {
-	return &SecretStore{read: read, arn: arn, refresh: refresh, log: log, now: time.Now}
+// SecretStoreOptions adjust a SecretStore.
+type SecretStoreOptions struct {
+	// Refresh is how long a good read is served before the secret is read again.
+	Refresh time.Duration
+	Log     *slog.Logger     // nil: discarded
+	Now     func() time.Time // nil: time.Now
+}
+
+// NewSecretStore returns a store for the secret arn.
+func NewSecretStore(read ReadSecret, arn string, o SecretStoreOptions) *SecretStore {
+	s := &SecretStore{read: read, arn: arn, refresh: o.Refresh, log: o.Log, now: o.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
 }
 
 // Tokens returns the current tokens, reading the secret when they are due for a refresh.

@@ -95,9 +95,8 @@ func secretWith(entries ...[3]string) string {
 func TestSecretStoreReadsOnceThenRefreshes(t *testing.T) {
 	sm := newSecretsManager(t, secretWith([3]string{"instruqt", "track", trackPlain}))
 	var logs bytes.Buffer
-	store := auth.NewSecretStore(sm.client(), testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
 	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	auth.SetStoreClock(store, clk.Now)
+	store := auth.NewSecretStore(sm.client(), testARN, auth.SecretStoreOptions{Refresh: 5 * time.Minute, Log: slog.New(slog.NewJSONHandler(&logs, nil)), Now: clk.Now})
 	ctx := context.Background()
 
 	var wg sync.WaitGroup
@@ -153,13 +152,13 @@ func TestSecretStoreReadsOnceThenRefreshes(t *testing.T) {
 func TestSecretStoreWithoutTokensDeniesEverything(t *testing.T) {
 	sm := newSecretsManager(t, "")
 	sm.set("", true)
-	store := auth.NewSecretStore(sm.client(), testARN, time.Minute, slog.New(slog.DiscardHandler))
+	store := auth.NewSecretStore(sm.client(), testARN, auth.SecretStoreOptions{Refresh: time.Minute, Log: slog.New(slog.DiscardHandler)})
 	if d := auth.Decide(store.Tokens(context.Background()), "Bearer "+trackPlain, auth.Track); d.Outcome != auth.Unauthorized || d.Reason != auth.ReasonNoTokens {
 		t.Fatalf("an unreadable secret on a cold start: %+v", d)
 	}
 	sm.set(`{"tokens":[{"name":"x","scope":"track","sha256":"zz"}]}`, false)
 	var logs bytes.Buffer
-	store = auth.NewSecretStore(sm.client(), testARN, time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
+	store = auth.NewSecretStore(sm.client(), testARN, auth.SecretStoreOptions{Refresh: time.Minute, Log: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if tokens := store.Tokens(context.Background()); len(tokens) != 0 {
 		t.Fatalf("invalid entries were accepted: %+v", tokens)
 	}

@@ -60,9 +60,8 @@ func (h *hangingSecrets) read(ctx context.Context, _ string) (string, error) {
 func TestSlowSecretsManagerKeepsServingTheLastGoodTokens(t *testing.T) {
 	sm := newHangingSecrets(secretWith([3]string{"instruqt", "track", trackPlain}))
 	var logs bytes.Buffer // written by the reader before it answers on refreshed
-	store := auth.NewSecretStore(sm.read, testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
 	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	auth.SetStoreClock(store, clk.Now)
+	store := auth.NewSecretStore(sm.read, testARN, auth.SecretStoreOptions{Refresh: 5 * time.Minute, Log: slog.New(slog.NewJSONHandler(&logs, nil)), Now: clk.Now})
 	ctx := context.Background()
 	if _, ok := auth.Match(store.Tokens(ctx), trackPlain); !ok {
 		t.Fatal("the configured token is not accepted")
@@ -110,9 +109,8 @@ func TestSlowFirstReadDeniesWithoutHanging(t *testing.T) {
 	sm := newHangingSecrets("")
 	sm.set("", true)
 	var logs bytes.Buffer
-	store := auth.NewSecretStore(sm.read, testARN, 5*time.Minute, slog.New(slog.NewJSONHandler(&logs, nil)))
 	clk := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	auth.SetStoreClock(store, clk.Now)
+	store := auth.NewSecretStore(sm.read, testARN, auth.SecretStoreOptions{Refresh: 5 * time.Minute, Log: slog.New(slog.NewJSONHandler(&logs, nil)), Now: clk.Now})
 
 	readerCtx, endReader := context.WithCancel(context.Background())
 	first := make(chan []auth.Token)

@@ -85,7 +85,7 @@ func TestDeleteStaleHonoursGrace(t *testing.T) {
 	if err != nil || res.Deleted != 0 || !res.Complete {
 		t.Fatalf("fresh stale records must stay: %+v %v", res, err)
 	}
-	later := b.WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) })
+	later := broker.New(pooltest.Clocked(p, func() time.Time { return time.Now().Add(2 * time.Hour) }), poolCfg)
 	if res, err = later.DeleteStale(ctx, time.Hour, admin); err != nil || res.Deleted != 2 {
 		t.Fatalf("stale past the grace: %+v %v", res, err)
 	}

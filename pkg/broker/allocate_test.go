@@ -164,7 +164,7 @@ func TestAllocateStampsExpiryFromConfig(t *testing.T) {
 	p := pooltest.New(t)
 	fill(t, p, "lab", 0, 1)
 	now := time.Unix(1_800_000_000, 0)
-	b := broker.New(p, poolCfg).WithClock(func() time.Time { return now })
+	b := broker.New(pooltest.Clocked(p, func() time.Time { return now }), poolCfg)
 	a, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestAllocateReplacesLapsedAllocation(t *testing.T) {
 	p := pooltest.New(t)
 	fill(t, p, "lab", 0, 2)
 	now := time.Unix(1_800_000_000, 0)
-	b := broker.New(p, poolCfg).WithClock(func() time.Time { return now })
+	b := broker.New(pooltest.Clocked(p, func() time.Time { return now }), poolCfg)
 	first, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"})
 	if err != nil {
 		t.Fatal(err)

@@ -15,20 +15,16 @@ type Broker struct {
 	// labExtension and maxLabDuration bound Extend.
 	labExtension   time.Duration
 	maxLabDuration time.Duration
-	now            func() time.Time
 	drains         *drainCache
 }
 
 // New returns a Broker with the lab duration and grace from configuration.
 func New(p *pool.Pool, cfg config.Pool) *Broker {
 	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace,
-		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration, now: time.Now,
+		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration,
 		drains: &drainCache{pool: p}}
 }
 
-// WithClock returns a copy of b that reads time from now (tests of time boundaries).
-func (b *Broker) WithClock(now func() time.Time) *Broker {
-	c := *b
-	c.now = now
-	return &c
-}
+// now is the pool's clock (pool.Options.Now), so the broker and the pool it writes to
+// never disagree about the time.
+func (b *Broker) now() time.Time { return b.pool.Now() }

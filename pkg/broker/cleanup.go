@@ -144,7 +144,7 @@ func (c *cleanupRun) probe(ctx context.Context) bool {
 // startDue reads the due sandboxes and starts their deletes until none is left or the run
 // stops.
 func (c *cleanupRun) startDue(ctx context.Context) {
-	next, stopReading := iter.Pull2(c.r.pool.ByStatus(ctx, pool.PendingDeletion, c.r.now().Unix()))
+	next, stopReading := iter.Pull2(c.r.pool.ByStatus(ctx, pool.PendingDeletion, c.r.pool.Now().Unix()))
 	defer stopReading()
 	for !c.stopped {
 		s, ok, err := c.nextToSend(next)

@@ -244,7 +244,7 @@ func TestCleanupPublishesTimeToDelete(t *testing.T) {
 	e.clock.Advance(60 * time.Second)
 	e.setFaults(t, cspfake.Faults{DeleteFail: cspfake.Failure{UUIDs: []string{accounts[0].UUID()}}})
 	metrics := &recordedMetrics{}
-	runner, err := broker.NewJobRunner(broker.JobDeps{Pool: e.pool, CSP: e.csp, PoolConfig: poolCfg, Config: e.cfg, Metrics: metrics, Now: e.clock.Now})
+	runner, err := broker.NewJobRunner(broker.JobDeps{Pool: e.pool, CSP: e.csp, PoolConfig: poolCfg, Config: e.cfg, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

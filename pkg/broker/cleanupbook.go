@@ -23,7 +23,7 @@ func (r *JobRunner) bookDelete(ctx context.Context, run *jobRun, s pool.Sandbox,
 		_, err = r.pool.MarkDeleted(ctx, s, run.as("deleted in the CSP"))
 		run.countWrite("deleted", err)
 		if err == nil && s.DeletionRequestedAt > 0 {
-			out.timeToDelete = r.now().Sub(time.Unix(s.DeletionRequestedAt, 0))
+			out.timeToDelete = r.pool.Now().Sub(time.Unix(s.DeletionRequestedAt, 0))
 		}
 		out.err = unlessLostRace(err)
 	case errors.Is(err, csp.ErrCircuitOpen):
@@ -67,7 +67,7 @@ func (r *JobRunner) bookFailure(ctx context.Context, run *jobRun, s pool.Sandbox
 			run.alarm(AlarmDeletionFailed)
 		}
 	} else {
-		next := r.now().Add(r.deleteBackoff(s.Attempts)).Unix()
+		next := r.pool.Now().Add(r.deleteBackoff(s.Attempts)).Unix()
 		_, err = r.pool.RecordDeleteFailure(ctx, s, next, msg, run.as("CSP delete failed"))
 		run.countWrite("failed", err)
 	}

@@ -22,7 +22,7 @@ func ExampleBroker_Allocate() {
 		fmt.Println(err)
 		return
 	}
-	p := pool.New(pooltest.Client(), table)
+	p := pool.New(pooltest.Client(), table, pool.Options{})
 	if _, err := p.Create(ctx, pool.Account{ID: "3000001", Name: "lab-0001", ExternalID: "ext-1"}, pool.Actor{Kind: "job", Name: "sync"}); err != nil {
 		fmt.Println(err)
 		return

@@ -13,7 +13,7 @@ import (
 // page after page (docs/upstream.md D10). The write is conditioned on the same cutoff: a sandbox the owner
 // released meanwhile is a lost race, counted and skipped.
 func (r *JobRunner) expire(ctx context.Context, run *jobRun) error {
-	cutoff := r.now().Add(-r.grace).Unix()
+	cutoff := r.pool.Now().Add(-r.grace).Unix()
 	for s, err := range r.pool.ByStatus(ctx, pool.Allocated, cutoff) {
 		if err != nil {
 			return fmt.Errorf("read expired allocations: %w", err)

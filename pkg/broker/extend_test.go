@@ -96,7 +96,7 @@ func TestExtendRacingExpiry(t *testing.T) {
 	fill(t, p, "lab", 0, n)
 	b := extendingBroker(p)
 	then := time.Now().Add(-poolCfg.LabDuration - poolCfg.Grace - time.Minute)
-	results := allocateAll(b.WithClock(func() time.Time { return then }), students(n, ""))
+	results := allocateAll(extendingBroker(pooltest.Clocked(p, func() time.Time { return then })), students(n, ""))
 	cutoff := time.Now().Add(-poolCfg.Grace).Unix()
 
 	extendErrs, expireErrs := make([]error, n), make([]error, n)

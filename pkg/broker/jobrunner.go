@@ -37,9 +37,6 @@ type JobDeps struct {
 	Logger     *slog.Logger
 	// Metrics receives each run's counts and the pool gauges (obs.Metrics); nil: none.
 	Metrics JobMetrics
-	// Now is the clock for cutoffs and timestamps (default time.Now). Deadlines are always
-	// measured in real time.
-	Now func() time.Time
 	// NIOSXaaS, when set, runs cleanup's pre-delete step before each CSP delete
 	// (niosxaasStep), up to NIOSXaaSMaxAttempts failed steps per sandbox.
 	NIOSXaaS            *niosxaas.Client
@@ -68,7 +65,6 @@ type JobRunner struct {
 	cfg        config.Jobs
 	log        *slog.Logger
 	metrics    JobMetrics
-	now        func() time.Time
 	// niosxaas is the pre-delete step's client; nil: the step is off.
 	niosxaas            *niosxaas.Client
 	niosxaasMaxAttempts int
@@ -90,7 +86,7 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	}
 	r := &JobRunner{
 		pool: d.Pool, csp: d.CSP, cspTimeout: d.CSPRequestTimeout, grace: d.PoolConfig.Grace,
-		cfg: d.Config, log: d.Logger, metrics: d.Metrics, now: d.Now,
+		cfg: d.Config, log: d.Logger, metrics: d.Metrics,
 		niosxaas: d.NIOSXaaS, niosxaasMaxAttempts: d.NIOSXaaSMaxAttempts,
 	}
 	if r.niosxaas != nil && r.niosxaasMaxAttempts < 1 {
@@ -101,9 +97,6 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
-	}
-	if r.now == nil {
-		r.now = time.Now
 	}
 	return r, nil
 }
@@ -129,7 +122,7 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 		return RunSummary{}, fmt.Errorf("broker: run ID %q must be %s", runID, IDSyntax)
 	}
 	began := time.Now()
-	sum := RunSummary{Job: job, RunID: runID, StartedAt: r.now().UTC(), Counts: map[string]int{}}
+	sum := RunSummary{Job: job, RunID: runID, StartedAt: r.pool.Now().UTC(), Counts: map[string]int{}}
 	run := &jobRun{summary: &sum, actor: pool.Actor{Kind: "job", Name: job, RequestID: runID}}
 	if deadline, ok := ctx.Deadline(); ok {
 		run.workDeadline = deadline.Add(-finishReserve)

@@ -134,7 +134,7 @@ func TestRunRejectsWhatItCannotRun(t *testing.T) {
 			t.Fatalf("run ID %q accepted", id)
 		}
 	}
-	withoutCSP, err := broker.NewJobRunner(broker.JobDeps{Pool: e.pool, PoolConfig: poolCfg, Config: e.cfg, Now: e.clock.Now})
+	withoutCSP, err := broker.NewJobRunner(broker.JobDeps{Pool: e.pool, PoolConfig: poolCfg, Config: e.cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func (m *recordedMetrics) PoolGauges(byStatus map[string]int, total int) {
 func TestPoolMetricsPublishesExactGauges(t *testing.T) {
 	e := newJobEnv(t, envOptions{accounts: cspfake.Generate(5, nil)})
 	metrics := &recordedMetrics{}
-	runner, err := broker.NewJobRunner(broker.JobDeps{Pool: e.pool, CSP: e.csp, PoolConfig: poolCfg, Config: e.cfg, Metrics: metrics, Now: e.clock.Now})
+	runner, err := broker.NewJobRunner(broker.JobDeps{Pool: e.pool, CSP: e.csp, PoolConfig: poolCfg, Config: e.cfg, Metrics: metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

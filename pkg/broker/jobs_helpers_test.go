@@ -66,12 +66,8 @@ type envOptions struct {
 func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	t.Helper()
 	e := &jobEnv{clock: testkit.NewClock(t0), logs: &testkit.Buffer{}}
-	poolOpts := []pool.Option{pool.WithClock(e.clock.Now)}
-	if o.poolPages > 0 {
-		poolOpts = append(poolOpts, pool.WithPageSize(o.poolPages))
-	}
-	e.pool = pooltest.New(t, poolOpts...)
-	e.broker = broker.New(e.pool, poolCfg).WithClock(e.clock.Now)
+	e.pool = pooltest.NewWith(t, pool.Options{Now: e.clock.Now, PageSize: o.poolPages})
+	e.broker = broker.New(e.pool, poolCfg)
 
 	fakeOpts := cspfake.Options{Token: cspToken}
 	if o.fakeOnTestClock {
@@ -107,7 +103,7 @@ func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	}
 	deps := broker.JobDeps{
 		Pool: e.pool, CSP: e.csp, CSPRequestTimeout: copts.RequestTimeout, PoolConfig: poolCfg, Config: e.cfg,
-		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)), Now: e.clock.Now,
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)),
 	}
 	if o.niosxaas != nil {
 		e.startNIOSXaaS(t, o.niosxaas)

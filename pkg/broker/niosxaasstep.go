@@ -67,7 +67,7 @@ func (r *JobRunner) niosxaasStep(ctx context.Context, run *jobRun, s pool.Sandbo
 		run.addError(fmt.Errorf("sandbox %s: niosxaas: %s", s.ID, got.Reason))
 		last = s.NIOSXaaSFailures+1 >= r.niosxaasMaxAttempts || s.Attempts+1 >= r.cfg.CleanupMaxAttempts
 		if !last {
-			retryAt = r.now().Add(r.deleteBackoff(s.Attempts)).Unix()
+			retryAt = r.pool.Now().Add(r.deleteBackoff(s.Attempts)).Unix()
 		}
 	}
 	next, err := r.pool.RecordNIOSXaaS(ctx, s, step, retryAt, run.as("niosxaas "+step.String()))

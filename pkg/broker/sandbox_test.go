@@ -64,7 +64,7 @@ func TestReleaseRacingExpiryThroughBroker(t *testing.T) {
 	fill(t, p, "lab", 0, 40)
 	then := time.Now().Add(-49 * time.Hour)
 	b := broker.New(p, poolCfg)
-	results := allocateAll(b.WithClock(func() time.Time { return then }), students(40, ""))
+	results := allocateAll(broker.New(pooltest.Clocked(p, func() time.Time { return then }), poolCfg), students(40, ""))
 	cutoff := time.Now().Add(-poolCfg.Grace).Unix()
 	var wg sync.WaitGroup
 	for _, r := range results {

@@ -11,7 +11,7 @@ import (
 // UUID items; no CSP call, the CSP no longer lists them. They were never allocated, so no
 // tombstone is kept: should the CSP list one again, it may be adopted again.
 func (r *JobRunner) removeStale(ctx context.Context, run *jobRun) error {
-	res, err := removeStaleSince(ctx, r.pool, r.now().Add(-r.cfg.StaleGrace).Unix(),
+	res, err := removeStaleSince(ctx, r.pool, r.pool.Now().Add(-r.cfg.StaleGrace).Unix(),
 		run.as(fmt.Sprintf("stale for %s", r.cfg.StaleGrace)), func(int) bool { return run.outOfTime(0) })
 	run.count("removed", res.Deleted)
 	run.count("conflicts", res.Skipped)

@@ -150,7 +150,7 @@ func TestSyncTwoStrikesMarkStaleAndResurrection(t *testing.T) {
 			t.Fatalf("after two misses: %+v", s)
 		}
 	}
-	if n, _ := e.pool.CountAvailable(ctx, ""); n != 7 {
+	if n := pooltest.Check(t, e.pool).ByStatus[pool.Available]; n != 7 {
 		t.Fatalf("%d available, want 7: a stale sandbox must not be allocatable", n)
 	}
 
@@ -162,7 +162,7 @@ func TestSyncTwoStrikesMarkStaleAndResurrection(t *testing.T) {
 			t.Fatalf("resurrected: %+v", s)
 		}
 	}
-	if n, _ := e.pool.CountAvailable(ctx, ""); n != 10 {
+	if n := pooltest.Check(t, e.pool).ByStatus[pool.Available]; n != 10 {
 		t.Fatalf("%d available after resurrection, want 10", n)
 	}
 	pooltest.Check(t, e.pool)

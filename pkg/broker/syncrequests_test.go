@@ -33,7 +33,7 @@ func TestSyncOfUnchangedAccountsRequestCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	runner, err := broker.NewJobRunner(broker.JobDeps{
-		Pool: pool.New(db, e.pool.Table(), pool.WithClock(e.clock.Now)), CSP: e.csp, PoolConfig: poolCfg, Config: e.cfg, Now: e.clock.Now,
+		Pool: pool.New(db, e.pool.Table(), pool.Options{Now: e.clock.Now}), CSP: e.csp, PoolConfig: poolCfg, Config: e.cfg,
 	})
 	if err != nil {
 		t.Fatal(err)

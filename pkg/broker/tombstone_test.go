@@ -77,7 +77,7 @@ func TestSyncRacingACleanupNeverRecreatesTheAccount(t *testing.T) {
 	if s := e.get(t, sandboxID(accounts[0])); s.Status != pool.Deleted || !e.fake.Deleted(accounts[0].UUID()) {
 		t.Fatalf("the account deleted mid-sync: %+v (deleted upstream %v)", s, e.fake.Deleted(accounts[0].UUID()))
 	}
-	if n, _ := e.pool.CountAvailable(ctx, ""); n != 2 {
+	if n := pooltest.Check(t, e.pool).ByStatus[pool.Available]; n != 2 {
 		t.Fatalf("%d available, want the 2 never-allocated accounts", n)
 	}
 	pooltest.Check(t, e.pool)

@@ -50,7 +50,7 @@ func startAdminStack(t *testing.T, accounts []cspfake.Account, extra map[string]
 		env[k] = v
 	}
 	s, _, _ := startStack(t, env)
-	return adminStack{Stack: s, c: client{t, s.URL}, pool: pool.New(pooltest.Client(), table), csp: fake}
+	return adminStack{Stack: s, c: client{t, s.URL}, pool: pool.New(pooltest.Client(), table, pool.Options{}), csp: fake}
 }
 
 func bearer(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }

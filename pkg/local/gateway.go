@@ -61,16 +61,31 @@ type cachedAuthorization struct {
 	expires time.Time
 }
 
-// NewGateway serves every route of api.Routes with the functions of a, behind authz and
-// the stage throttle (api.StageThrottle outside tests) and the per-client throttles of
-// tokens (their Limits' rate and burst).
-func NewGateway(a *api.API, authz *api.Authorizer, cors api.CORS, cacheTTL time.Duration, throttle api.Throttle, tokens []auth.Token, log *slog.Logger) (*Gateway, error) {
-	g := &Gateway{functions: map[string]api.LambdaHandler{}, authorize: authz.Authorize, cors: cors, cacheTTL: cacheTTL,
-		log: log, now: time.Now, authzCache: map[string]cachedAuthorization{}, stage: newTokenBucket(throttle, time.Now()),
+// GatewayOptions are what API Gateway is configured with besides the routes.
+type GatewayOptions struct {
+	CORS api.CORS
+	// CacheTTL is the authorizer result cache's time to live.
+	CacheTTL time.Duration
+	// Throttle is the stage throttle (api.StageThrottle outside tests).
+	Throttle api.Throttle
+	// Tokens give the per-client throttles: their Limits' rate and burst.
+	Tokens []auth.Token
+	Log    *slog.Logger
+	Now    func() time.Time // nil: time.Now
+}
+
+// NewGateway serves every route of api.Routes with the functions of a, behind authz.
+func NewGateway(a *api.API, authz *api.Authorizer, o GatewayOptions) (*Gateway, error) {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	g := &Gateway{functions: map[string]api.LambdaHandler{}, authorize: authz.Authorize, cors: o.CORS, cacheTTL: o.CacheTTL,
+		log: o.Log, now: now, authzCache: map[string]cachedAuthorization{}, stage: newTokenBucket(o.Throttle, now()),
 		clients: map[string]*tokenBucket{}}
-	for _, t := range tokens {
+	for _, t := range o.Tokens {
 		if t.Limits.Rate > 0 {
-			g.clients[t.Name] = newTokenBucket(api.Throttle{Rate: t.Limits.Rate, Burst: t.Limits.Burst}, time.Now())
+			g.clients[t.Name] = newTokenBucket(api.Throttle{Rate: t.Limits.Rate, Burst: t.Limits.Burst}, now())
 		}
 	}
 	for _, r := range api.Routes {

@@ -44,13 +44,15 @@ func countingGateway(t *testing.T, ttl time.Duration) (*Gateway, *int, *sync.Mut
 		}
 		tokens = append(tokens, tk)
 	}
-	g, err := NewGateway(a, api.NewAuthorizer(tokens, log), api.NewCORS(nil), ttl, api.StageThrottle, tokens, log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	calls, mu := new(int), &sync.Mutex{}
 	now := time.Unix(1_800_000_000, 0)
 	clock := &now
+	g, err := NewGateway(a, api.NewAuthorizer(tokens, log), GatewayOptions{
+		CORS: api.NewCORS(nil), CacheTTL: ttl, Throttle: api.StageThrottle, Tokens: tokens, Log: log,
+		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return *clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	inner := g.authorize
 	g.authorize = func(ctx context.Context, ev events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
 		mu.Lock()
@@ -58,7 +60,6 @@ func countingGateway(t *testing.T, ttl time.Duration) (*Gateway, *int, *sync.Mut
 		mu.Unlock()
 		return inner(ctx, ev)
 	}
-	g.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return *clock }
 	return g, calls, mu, clock
 }
 

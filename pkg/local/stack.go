@@ -196,7 +196,8 @@ func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, 
 	if err != nil {
 		return part{}, err
 	}
-	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), api.NewCORS(apiCfg.CORSOrigins), cfg.AuthorizerCacheTTL, api.StageThrottle, tokens, log)
+	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), GatewayOptions{
+		CORS: api.NewCORS(apiCfg.CORSOrigins), CacheTTL: cfg.AuthorizerCacheTTL, Throttle: api.StageThrottle, Tokens: tokens, Log: log})
 	if err != nil {
 		return part{}, err
 	}

@@ -19,7 +19,7 @@ func ExamplePool_Claim() {
 		fmt.Println(err)
 		return
 	}
-	p := pool.New(pooltest.Client(), table)
+	p := pool.New(pooltest.Client(), table, pool.Options{})
 	by := pool.Actor{Kind: "job", Name: "sync"}
 	s, err := p.Create(ctx, pool.Account{ID: "3000001", Name: "lab-0001", ExternalID: "ext-1"}, by)
 	if err != nil {

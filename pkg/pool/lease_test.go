@@ -25,7 +25,7 @@ func wantLeaseHeldBy(t *testing.T, err error, holder string) {
 
 func TestLeaseExcludesUntilReleasedOrExpired(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	p := pooltest.New(t, pool.WithClock(clock.Now))
+	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
 
 	first, err := p.AcquireLease(ctx, "cleanup", "run-1", time.Minute)
 	if err != nil {
@@ -99,7 +99,7 @@ func TestLeaseConcurrentAcquireHasOneWinner(t *testing.T) {
 // same run: that is the run's own lease, not another run's.
 func TestLeaseRetriedByItsHolderIsItsOwn(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	p := pooltest.New(t, pool.WithClock(clock.Now))
+	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
 	first, err := p.AcquireLease(ctx, "sync", "run-1", time.Minute)
 	if err != nil {
 		t.Fatal(err)

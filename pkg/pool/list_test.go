@@ -189,7 +189,7 @@ func TestStatsExactForTenThousand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := pool.New(db, p.Table()).Stats(ctx)
+	got, err := pool.New(db, p.Table(), pool.Options{}).Stats(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

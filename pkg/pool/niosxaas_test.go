@@ -28,7 +28,7 @@ func pending(t *testing.T, p *pool.Pool, clock *testkit.Clock, a pool.Account) p
 // a state that changed since it was read is refused.
 func TestRecordNIOSXaaS(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	p := pooltest.New(t, pool.WithClock(clock.Now))
+	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
 	s := pending(t, p, clock, account(1))
 	job := pool.Actor{Kind: "job", Name: "cleanup"}
 
@@ -74,7 +74,7 @@ func TestRecordNIOSXaaS(t *testing.T) {
 // moved it behind newer ones in StatusIndex.
 func TestStatsOldestPendingDeletion(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
-	p := pooltest.New(t, pool.WithClock(clock.Now), pool.WithPageSize(1))
+	p := pooltest.NewWith(t, pool.Options{Now: clock.Now, PageSize: 1})
 	if st, err := p.Stats(ctx); err != nil || st.OldestPendingDeletionAt != 0 {
 		t.Fatalf("empty pool: %+v, %v", st, err)
 	}

@@ -124,21 +124,6 @@ func (p *Pool) Count(ctx context.Context, status Status) (int, error) {
 	return p.count(ctx, in, e)
 }
 
-// CountAvailable counts the available sandboxes whose name starts with prefix, over every
-// shard.
-func (p *Pool) CountAvailable(ctx context.Context, prefix string) (int, error) {
-	total := 0
-	for shard := range Shards {
-		in, e := availableQuery(shard, prefix)
-		n, err := p.count(ctx, in, e)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
-}
-
 func availableQuery(shard int, prefix string) (*dynamodb.QueryInput, *expr) {
 	e := &expr{}
 	e.set(":shard", shard)

@@ -12,7 +12,7 @@ import (
 
 // Pages of 7 items force every listing through many LastEvaluatedKey round trips.
 func TestQueriesPageToTheEnd(t *testing.T) {
-	p := pooltest.New(t, pool.WithPageSize(7))
+	p := pooltest.NewWith(t, pool.Options{PageSize: 7})
 	var accounts []pool.Account
 	for i := range 60 {
 		a := account(i)
@@ -97,7 +97,7 @@ func TestQueriesPageToTheEnd(t *testing.T) {
 }
 
 func TestOwnerRecordsListEveryKeyOfAStudent(t *testing.T) {
-	p := pooltest.New(t, pool.WithPageSize(2))
+	p := pooltest.NewWith(t, pool.Options{PageSize: 2})
 	ss := seed(t, p, account(1), account(2), account(3), account(4), account(5))
 	for i, s := range ss {
 		c := claimFor("alice", time.Now())

@@ -17,7 +17,7 @@ import (
 
 func TestRunsListNewestFirstToTheLimit(t *testing.T) {
 	// A page size of 2 makes Runs follow LastEvaluatedKey to reach the limit.
-	p := pooltest.New(t, pool.WithPageSize(2), pool.WithHistoryTTL(30*24*time.Hour))
+	p := pooltest.NewWith(t, pool.Options{PageSize: 2, HistoryTTL: 30 * 24 * time.Hour})
 	start := time.Unix(1_800_000_000, 0).UTC()
 	var want []pool.JobRun
 	for i := range 5 {

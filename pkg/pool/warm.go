@@ -39,7 +39,7 @@ func Warm(ctx context.Context, db *dynamodb.Client) error {
 	if err := CreateTable(ctx, db, table); err != nil {
 		return err
 	}
-	p := New(db, table)
+	p := New(db, table, Options{})
 	err := func() error {
 		for round := range WarmRounds {
 			if err := warmRound(ctx, p, round); err != nil {

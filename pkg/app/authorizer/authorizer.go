@@ -22,6 +22,6 @@ func New(ctx context.Context, env config.Env, out io.Writer) (*api.Authorizer, e
 	if err := errors.Join(obsErr, authErr); err != nil {
 		return nil, err
 	}
-	store := auth.NewSecretStore(awssecrets.Fetcher(""), authCfg.TokensSecretARN, authCfg.TokensRefresh, o.Log)
+	store := auth.NewSecretStore(awssecrets.Fetcher(""), authCfg.TokensSecretARN, auth.SecretStoreOptions{Refresh: authCfg.TokensRefresh, Log: o.Log})
 	return api.NewAuthorizer(store, o.Log), nil
 }

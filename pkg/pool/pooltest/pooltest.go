@@ -87,9 +87,18 @@ func NewTable(t testing.TB) string {
 	return name
 }
 
-// New returns a pool on a fresh table.
-func New(t testing.TB, opts ...pool.Option) *pool.Pool {
-	return pool.New(client, NewTable(t), opts...)
+// New returns a pool with the default options on a fresh table.
+func New(t testing.TB) *pool.Pool { return NewWith(t, pool.Options{}) }
+
+// NewWith returns a pool with options o on a fresh table.
+func NewWith(t testing.TB, o pool.Options) *pool.Pool {
+	return pool.New(client, NewTable(t), o)
+}
+
+// Clocked returns p's table seen through the clock now: a broker built on it allocates,
+// expires and stamps history as of now (tests of time boundaries).
+func Clocked(p *pool.Pool, now func() time.Time) *pool.Pool {
+	return pool.New(client, p.Table(), pool.Options{Now: now})
 }
 
 var unsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
