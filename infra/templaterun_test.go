@@ -10,12 +10,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -184,17 +182,8 @@ func TestTemplateRunsEveryFunction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fake := cspfake.New(cspfake.Options{Token: cspToken})
-	fake.Seed(cspfake.Generate(3, nil)...)
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fake.Close() })
-	nios := niosxaasfake.New(niosxaasfake.Options{Email: niosxaasEmail, Password: niosxaasPassword})
-	if err := nios.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nios.Close() })
+	fake := cspfake.Started(t, cspfake.Options{Token: cspToken}, cspfake.Generate(3, nil)...)
+	nios := niosxaasfake.Started(t, niosxaasfake.Options{Email: niosxaasEmail, Password: niosxaasPassword})
 	literalOverrides := map[string]string{"CSP_BASE_URL": fake.URL(), "NIOSXAAS_BASE_URL": nios.URL()}
 
 	// Synthesis with the built bootstraps as the assets: the assembly stages a copy of each.
@@ -346,24 +335,7 @@ func (r *run) start() {
 	for k, v := range r.env {
 		env = append(env, k+"="+v)
 	}
-	r.invokeAddr = testkit.FreeAddr(t)
-	out := &testkit.Buffer{}
-	cmd := exec.Command(r.rie, "--runtime-interface-emulator-address", r.invokeAddr, "--runtime-api-address", testkit.FreeAddr(t), r.bootstrap)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s emulator output:\n%s", r.folder, out.String())
-		}
-	})
-	r.outputOf = out.String
-	testkit.WaitForPort(t, r.invokeAddr, 30*time.Second)
+	r.invokeAddr, r.outputOf = testkit.StartEmulator(t, r.rie, r.bootstrap, env, r.folder)
 }
 
 func (r *run) sample() []byte {

@@ -2,6 +2,8 @@ package testkit
 
 import (
 	"net"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -33,4 +35,32 @@ func WaitForPort(t *testing.T, addr string, within time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// StartEmulator runs bootstrap under the Lambda runtime interface emulator rie, with
+// environment env, for the rest of test t, and returns the address its invoke API listens
+// on and its output so far. The emulator and the function are killed when t ends; the
+// output is logged, under label, when t failed.
+func StartEmulator(t *testing.T, rie, bootstrap string, env []string, label string) (addr string, output func() string) {
+	t.Helper()
+	addr = FreeAddr(t)
+	out := &Buffer{}
+	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", FreeAddr(t), bootstrap)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, killed with the test: the emulator's child, the function,
+	// must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s emulator output:\n%s", label, out.String())
+		}
+	})
+	WaitForPort(t, addr, 30*time.Second)
+	return addr, out.String
 }

@@ -114,12 +114,7 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	const token = "jobfn-test-token"
 	accounts := cspfake.Generate(4, nil)
-	fake := cspfake.New(cspfake.Options{Token: token})
-	fake.Seed(accounts...)
-	if err := fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = fake.Close() })
+	fake := cspfake.Started(t, cspfake.Options{Token: token}, accounts...)
 	table := pooltest.NewTable(t)
 	poolEnv := map[string]string{"TABLE_NAME": table, "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "AWS_REGION": "us-east-1"}
 	cspEnv := map[string]string{"CSP_BASE_URL": fake.URL(), "CSP_API_TOKEN": token}

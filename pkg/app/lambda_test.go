@@ -10,9 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -54,23 +52,8 @@ func TestAllocateBootstrapUnderRuntimeEmulator(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	addr := testkit.FreeAddr(t)
-	out := &testkit.Buffer{}
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", testkit.FreeAddr(t), bootstrap)
-	cmd.Env = append(os.Environ(), "TABLE_NAME="+table, "DYNAMODB_ENDPOINT="+pooltest.Endpoint(), "AWS_REGION=us-east-1", "LOG_LEVEL=info")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("emulator output:\n%s", out.String())
-		}
-	})
-	testkit.WaitForPort(t, addr, 20*time.Second)
+	addr, output := testkit.StartEmulator(t, rie, bootstrap,
+		append(os.Environ(), "TABLE_NAME="+table, "DYNAMODB_ENDPOINT="+pooltest.Endpoint(), "AWS_REGION=us-east-1", "LOG_LEVEL=info"), "allocate")
 
 	sample, err := os.ReadFile(filepath.Join(root, "events", "allocate.json"))
 	if err != nil {
@@ -101,8 +84,8 @@ func TestAllocateBootstrapUnderRuntimeEmulator(t *testing.T) {
 	if err != nil || s.Status != pool.Allocated || s.Owner != "participant-0001" || s.Client != "instruqt" {
 		t.Fatalf("the table after the invocation: %+v %v", s, err)
 	}
-	if !strings.Contains(out.String(), `"msg":"request"`) || !strings.Contains(out.String(), `"status":201`) {
-		t.Fatalf("the function wrote no request log line:\n%s", out.String())
+	if !strings.Contains(output(), `"msg":"request"`) || !strings.Contains(output(), `"status":201`) {
+		t.Fatalf("the function wrote no request log line:\n%s", output())
 	}
 }
 

@@ -27,17 +27,8 @@ func TestCleanupFunctionRunsTheNIOSXaaSStep(t *testing.T) {
 		password = "pw-step-Zk2!"
 	)
 	accounts := cspfake.Generate(1, nil)
-	csp := cspfake.New(cspfake.Options{Token: token})
-	csp.Seed(accounts...)
-	if err := csp.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = csp.Close() })
-	nios := niosxaasfake.New(niosxaasfake.Options{Email: email, Password: password})
-	if err := nios.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nios.Close() })
+	csp := cspfake.Started(t, cspfake.Options{Token: token}, accounts...)
+	nios := niosxaasfake.Started(t, niosxaasfake.Options{Email: email, Password: password})
 	nios.Seed(accounts[0].ID, niosxaasfake.Service{ID: "universalinfra/universalservice/s1", Name: "Instrqt-SaaS"})
 
 	table := pooltest.NewTable(t)

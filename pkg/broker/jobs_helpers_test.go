@@ -124,11 +124,7 @@ const (
 
 func (e *jobEnv) startNIOSXaaS(t *testing.T, tweak func(*niosxaas.Options)) {
 	t.Helper()
-	e.nios = niosxaasfake.New(niosxaasfake.Options{Email: niosEmail, Password: niosPassword})
-	if err := e.nios.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.nios.Close() })
+	e.nios = niosxaasfake.Started(t, niosxaasfake.Options{Email: niosEmail, Password: niosPassword})
 	e.niosLogs = &testkit.Buffer{}
 	opts := niosxaas.Options{
 		BaseURL:     e.nios.URL(),

@@ -17,17 +17,7 @@ func startFake(t *testing.T, opts cspfake.Options, accounts ...cspfake.Account) 
 	if opts.Token == "" {
 		opts.Token = testToken
 	}
-	s := cspfake.New(opts)
-	s.Seed(accounts...)
-	if err := s.Start(); err != nil {
-		t.Fatalf("start fake: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close fake: %v", err)
-		}
-	})
-	return s
+	return cspfake.Started(t, opts, accounts...)
 }
 
 func setFaults(t *testing.T, s *cspfake.Server, f cspfake.Faults) {

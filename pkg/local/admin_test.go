@@ -38,12 +38,7 @@ func startAdminStack(t *testing.T, accounts []cspfake.Account, extra map[string]
 	var fake *cspfake.Server
 	if accounts != nil {
 		token := randomToken()
-		fake = cspfake.New(cspfake.Options{Token: token})
-		if err := fake.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = fake.Close() })
-		fake.Seed(accounts...)
+		fake = cspfake.Started(t, cspfake.Options{Token: token}, accounts...)
 		env["CSP_BASE_URL"], env["CSP_API_TOKEN"] = fake.URL(), token
 	}
 	for k, v := range extra {

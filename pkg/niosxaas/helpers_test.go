@@ -25,12 +25,7 @@ func startFake(t *testing.T, opts niosxaasfake.Options) *niosxaasfake.Server {
 	if opts.Email == "" {
 		opts.Email, opts.Password = testEmail, testPassword
 	}
-	s := niosxaasfake.New(opts)
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return niosxaasfake.Started(t, opts)
 }
 
 // newClient returns a client of the fake whose debug-level JSON logs land in the buffer.

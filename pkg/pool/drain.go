@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -85,24 +86,21 @@ func (p *Pool) EndDrains(ctx context.Context, prefix string, all bool, by Actor)
 // Drains lists the drains in force, strongly consistent: a read that starts after a
 // drain was written sees it (allocate's admission relies on this).
 func (p *Pool) Drains(ctx context.Context) ([]Drain, error) {
-	var e expr
-	e.set(":pk", drainPK)
-	e.set(":drain", prefixDrainEntry)
-	return collect[Drain](p.query(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :drain)")),
-		ConsistentRead:         aws.Bool(true),
-	}, &e))
+	return collect[Drain](p.drainItems(ctx, prefixDrainEntry, &dynamodb.QueryInput{ConsistentRead: aws.Bool(true)}))
 }
 
 // DrainHistory lists the starts and ends of drains, newest first.
 func (p *Pool) DrainHistory(ctx context.Context) ([]HistoryEntry, error) {
+	return collect[HistoryEntry](p.drainItems(ctx, prefixHistory, &dynamodb.QueryInput{ScanIndexForward: aws.Bool(false)}))
+}
+
+// drainItems reads the items of the drains' partition whose sort key starts with sk.
+func (p *Pool) drainItems(ctx context.Context, sk string, in *dynamodb.QueryInput) iter.Seq2[map[string]types.AttributeValue, error] {
 	var e expr
 	e.set(":pk", drainPK)
-	e.set(":hist", prefixHistory)
-	return collect[HistoryEntry](p.query(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :hist)")),
-		ScanIndexForward:       aws.Bool(false),
-	}, &e))
+	e.set(":sk", sk)
+	in.KeyConditionExpression = aws.String(e.use("#PK = :pk AND begins_with(#SK, :sk)"))
+	return p.query(ctx, in, &e)
 }
 
 // drainHistoryItem is a history entry (no status change) in the drains' partition.

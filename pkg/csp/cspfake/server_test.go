@@ -20,13 +20,7 @@ func start(t *testing.T, opts Options, accounts ...Account) *Server {
 	if opts.Token == "" {
 		opts.Token = token
 	}
-	s := New(opts)
-	s.Seed(accounts...)
-	if err := s.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return Started(t, opts, accounts...)
 }
 
 // do sends one request with the given Authorization value ("" for none).

@@ -21,12 +21,7 @@ const (
 func start(t *testing.T, opts niosxaasfake.Options) *niosxaasfake.Server {
 	t.Helper()
 	opts.Email, opts.Password = email, password
-	s := niosxaasfake.New(opts)
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
+	return niosxaasfake.Started(t, opts)
 }
 
 // call sends one request and returns the status and the decoded JSON answer.
