@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
 // capacity prices every DynamoDB call of a run in capacity units, from the request kind
@@ -102,11 +104,12 @@ func (c *capacity) price(params, result any, err error) {
 	}
 }
 
-// isClaim: a transaction that sets a sandbox to allocated.
+// isClaim: a transaction that sets a sandbox to allocated (":status" is the placeholder of
+// every status write in pkg/pool).
 func isClaim(p *dynamodb.TransactWriteItemsInput) bool {
 	for _, w := range p.TransactItems {
 		if w.Update != nil {
-			if v, ok := w.Update.ExpressionAttributeValues[":allocated"].(*types.AttributeValueMemberS); ok && v.Value == "allocated" {
+			if v, ok := w.Update.ExpressionAttributeValues[":status"].(*types.AttributeValueMemberS); ok && v.Value == string(pool.Allocated) {
 				return true
 			}
 		}

@@ -39,20 +39,27 @@ func upstreamAllocate(ctx context.Context, e *env, student, prefix string) error
 	if prefix != "" {
 		limit = upstreamPrefixLimit
 	}
-	out, err := e.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 aws.String(e.table),
-		IndexName:                 aws.String(pool.StatusIndex),
-		KeyConditionExpression:    aws.String("#s = :a"),
-		ExpressionAttributeNames:  map[string]string{"#s": pool.AttrStatus},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":a": &types.AttributeValueMemberS{Value: string(pool.Available)}},
-		Limit:                     aws.Int32(limit),
-	})
-	if err != nil {
-		return err
-	}
+	// Upstream's status index has one partition per status. Reading the shards in order
+	// keeps its one hot head (every student reads shard 0's oldest first) and adds a request
+	// only for a shard that does not fill the limit.
 	var items []pool.Sandbox
-	if err := attributevalue.UnmarshalListOfMaps(out.Items, &items); err != nil {
-		return err
+	for shard := 0; shard < pool.Shards && len(items) < int(limit); shard++ {
+		out, err := e.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(e.table),
+			IndexName:                 aws.String(pool.StatusIndex),
+			KeyConditionExpression:    aws.String("#sk = :a"),
+			ExpressionAttributeNames:  map[string]string{"#sk": pool.AttrStatusKey},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":a": &types.AttributeValueMemberS{Value: pool.StatusShardKey(pool.Available, shard)}},
+			Limit:                     aws.Int32(limit - int32(len(items))),
+		})
+		if err != nil {
+			return err
+		}
+		var page []pool.Sandbox
+		if err := attributevalue.UnmarshalListOfMaps(out.Items, &page); err != nil {
+			return err
+		}
+		items = append(items, page...)
 	}
 	var candidates []pool.Sandbox
 	for _, s := range items {
@@ -67,12 +74,13 @@ func upstreamAllocate(ctx context.Context, e *env, student, prefix string) error
 		_, err := e.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                aws.String(e.table),
 			Key:                      pool.SandboxKey(c.ID),
-			UpdateExpression:         aws.String("SET #s = :alloc, #o = :o, #at = :now, #sa = :now REMOVE #sh, #an"),
+			UpdateExpression:         aws.String("SET #s = :alloc, #sk = :alloc_key, #o = :o, #at = :now, #sa = :now REMOVE #sh, #an"),
 			ConditionExpression:      aws.String("attribute_exists(#pk) AND #s = :a"),
-			ExpressionAttributeNames: map[string]string{"#pk": pool.AttrPK, "#s": pool.AttrStatus, "#o": pool.AttrOwner, "#at": pool.AttrAllocatedAt, "#sa": pool.AttrStatusAt, "#sh": pool.AttrAvailShard, "#an": pool.AttrAvailName},
+			ExpressionAttributeNames: map[string]string{"#pk": pool.AttrPK, "#s": pool.AttrStatus, "#sk": pool.AttrStatusKey, "#o": pool.AttrOwner, "#at": pool.AttrAllocatedAt, "#sa": pool.AttrStatusAt, "#sh": pool.AttrAvailShard, "#an": pool.AttrAvailName},
 			ExpressionAttributeValues: map[string]types.AttributeValue{
 				":a": &types.AttributeValueMemberS{Value: string(pool.Available)}, ":alloc": &types.AttributeValueMemberS{Value: string(pool.Allocated)},
 				":o": &types.AttributeValueMemberS{Value: student}, ":now": &types.AttributeValueMemberN{Value: itoa(now)},
+				":alloc_key": &types.AttributeValueMemberS{Value: pool.StatusKey(pool.Allocated, c.ID)},
 			},
 		})
 		var failed *types.ConditionalCheckFailedException

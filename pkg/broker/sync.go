@@ -187,8 +187,10 @@ func (r *JobRunner) syncAccount(ctx context.Context, run *jobRun, known map[stri
 
 // create adds a listed account the pool read no live record of. The create fails on a
 // tombstone of the account (counted under tombstoned: the listing still shows a deleted
-// or retired account, or a delete was booked after the listing was read) and on a uuid
-// another record holds (a uuid conflict).
+// or retired account, or a delete was booked after the listing was read), on a uuid
+// another record holds (a uuid conflict), and on a live record the read did not show: one
+// written before StatusIndex was sharded, in no shard of it, which gets its status_key
+// (pool.BackfillStatusKey) and is synced by the next run.
 func (r *JobRunner) create(ctx context.Context, run *jobRun, a pool.Account) error {
 	_, err := r.pool.Create(ctx, a, run.as("listed by the CSP"))
 	var ce *pool.ConditionError
@@ -197,6 +199,10 @@ func (r *JobRunner) create(ctx context.Context, run *jobRun, a pool.Account) err
 		run.count("created", 1)
 	case errors.As(err, &ce) && ce.Item == pool.ItemSandbox && ce.Current != nil && ce.Current.Status.Tombstone():
 		run.count("tombstoned", 1)
+	case errors.As(err, &ce) && ce.Item == pool.ItemSandbox && ce.Current != nil:
+		err = r.pool.BackfillStatusKey(ctx, *ce.Current)
+		run.countWrite("status_key_backfilled", err)
+		return unlessLostRace(err)
 	case errors.As(err, &ce) && ce.Item == pool.ItemUUID:
 		r.uuidConflict(ctx, run, a.ID, ce.HeldBy)
 	case pool.LostRace(err):

@@ -19,8 +19,8 @@ func (c *countingDoer) Do(r *http.Request) (*http.Response, error) {
 }
 
 // A sync of unchanged accounts writes nothing: it costs the lease (put, delete), the run
-// record and the pool read, one StatusIndex query per live status plus one per further
-// 1 MB page. Tombstones are not read.
+// record and the pool read, one query per StatusIndex shard of each live status plus one
+// per further 1 MB page. Tombstones are not read.
 func TestSyncOfUnchangedAccountsRequestCount(t *testing.T) {
 	const n = 1000
 	accounts := cspfake.Generate(n, nil)
@@ -43,8 +43,8 @@ func TestSyncOfUnchangedAccountsRequestCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantCounts(t, sum, map[string]int{"unchanged": n, "created": 0, "refreshed": 0})
-	// 3 for the lease and the run record, 5 live statuses of under 1 MB each.
-	want := int64(3 + len(pool.LiveStatuses))
+	// 3 for the lease and the run record, 5 live statuses of 8 shards under 1 MB each.
+	want := int64(3 + len(pool.LiveStatuses)*pool.Shards)
 	t.Logf("a sync of %d unchanged accounts made %d DynamoDB requests", n, counted.n.Load())
 	if got := counted.n.Load(); got != want {
 		t.Fatalf("a sync of %d unchanged accounts made %d DynamoDB requests, want %d", n, got, want)

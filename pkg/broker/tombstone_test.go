@@ -264,7 +264,7 @@ func TestRunWithItsOwnLeaseRuns(t *testing.T) {
 }
 
 // A record written before UUID items existed (here a stale one, listed again) gets its
-// uuid item from the next sync, once, and is then synced as any other.
+// uuid item from the sync that reads it, once, and is then synced as any other.
 func TestSyncAdoptsTheUUIDOfOldRecords(t *testing.T) {
 	accounts := cspfake.Generate(2, nil)
 	e := newJobEnv(t, envOptions{accounts: accounts})
@@ -283,10 +283,61 @@ func TestSyncAdoptsTheUUIDOfOldRecords(t *testing.T) {
 	if _, err := e.pool.CheckInvariants(ctx); err == nil || !strings.Contains(err.Error(), "has not claimed its account uuid") {
 		t.Fatalf("an old record is not reported: %v", err)
 	}
-	wantCounts(t, e.run(t, "sync"), map[string]int{"uuid_adopted": 1, "unstaled": 1, "created": 1, "uuid_conflicts": 0})
+	// Older than the sharded StatusIndex too, it carries no status_key: the first sync
+	// backfills that (TestSyncBackfillsTheStatusKeyOfOldRecords), the next one reads it.
+	wantCounts(t, e.run(t, "sync"), map[string]int{"status_key_backfilled": 1, "created": 1})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"uuid_adopted": 1, "unstaled": 1, "unchanged": 1, "uuid_conflicts": 0})
 	if s := e.get(t, old.ID); s.Status != pool.Available || s.AccountUUID != accounts[0].UUID() {
 		t.Fatalf("old record after sync: %+v", s)
 	}
 	wantCounts(t, e.run(t, "sync"), map[string]int{"uuid_adopted": 0, "unchanged": 2})
+	pooltest.Check(t, e.pool)
+}
+
+// Records written before StatusIndex was sharded carry no status_key: they are in no
+// shard, so neither sync's read nor the expiry and cleanup queries see them. The next
+// sync meets each listed one when its create fails, gives it its key, and from then on
+// every job sees it.
+func TestSyncBackfillsTheStatusKeyOfOldRecords(t *testing.T) {
+	accounts := cspfake.Generate(3, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 3})
+	held, err := e.broker.Allocate(ctx, broker.AllocateRequest{Student: "alice", NamePrefix: accounts[1].Name})
+	if err != nil || held.SandboxID != sandboxID(accounts[1]) {
+		t.Fatalf("allocate: %+v %v", held, err)
+	}
+	released, err := e.broker.Allocate(ctx, broker.AllocateRequest{Student: "bob", NamePrefix: accounts[2].Name})
+	if err != nil || released.SandboxID != sandboxID(accounts[2]) {
+		t.Fatalf("allocate: %+v %v", released, err)
+	}
+	if _, err := e.broker.Release(ctx, released.SandboxID, "bob", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range accounts {
+		if _, err := pooltest.Client().UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName: aws.String(e.pool.Table()), Key: pool.SandboxKey(sandboxID(a)),
+			UpdateExpression: aws.String("REMOVE #k"), ExpressionAttributeNames: map[string]string{"#k": pool.AttrStatusKey},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.pool.CheckInvariants(ctx); err == nil || !strings.Contains(err.Error(), "has status_key <nil>") {
+		t.Fatalf("old records are not reported: %v", err)
+	}
+	e.clock.Advance(poolCfg.LabDuration + poolCfg.Grace + time.Minute)
+	wantCounts(t, e.run(t, "expiry"), map[string]int{"expired": 0})
+	for _, status := range []pool.Status{pool.Available, pool.Allocated, pool.PendingDeletion} {
+		if n := e.count(t, status); n != 0 {
+			t.Fatalf("%d old %s records counted before the backfill", n, status)
+		}
+	}
+
+	wantCounts(t, e.run(t, "sync"), map[string]int{"status_key_backfilled": 3, "created": 0, "conflicts": 0})
+	pooltest.Check(t, e.pool)
+	wantCounts(t, e.run(t, "sync"), map[string]int{"status_key_backfilled": 0, "unchanged": 1, "in_use": 2})
+	wantCounts(t, e.run(t, "expiry"), map[string]int{"expired": 1})
+	if n := e.count(t, pool.PendingDeletion); n != 2 {
+		t.Fatalf("%d pending deletions after the expiry, want 2", n)
+	}
 	pooltest.Check(t, e.pool)
 }

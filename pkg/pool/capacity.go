@@ -11,8 +11,9 @@ type Cost struct {
 // throughput). The table pays 2 units per item of every claim transaction, won or lost (2
 // items, each under 1 KB); AvailableIndex pays the candidate pages (half a unit per 4 KB,
 // eventually consistent) and the removal of the claimed entry; StatusIndex re-keys the
-// claimed sandbox from available to allocated (a delete and a put). Reads of the table
-// happen only on replays.
+// claimed sandbox from available#k to allocated#k (a delete and a put, each entry under
+// 1 KB). Reads of the table happen only on replays. docs/operations.md spreads these over
+// the partitions (pool.Shards per index and status).
 var AllocationCost = map[string]Cost{
 	"":             {Read: 0, Write: 6.6},
 	AvailableIndex: {Read: 1.9, Write: 1},

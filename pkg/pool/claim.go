@@ -26,7 +26,6 @@ type Claim struct {
 func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) (Owner, error) {
 	t := p.newTx("claim", candidate.ID, expect{statuses: []Status{Available}, rev: candidate.Rev})
 	var e expr
-	e.set(":allocated", Allocated)
 	e.set(":owner", c.Student)
 	e.set(":key", c.IdempotencyKey)
 	e.set(":allocated_at", c.AllocatedAt)
@@ -38,7 +37,7 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 		return Owner{}, err
 	}
 	e.set(":allocation", event)
-	update := "SET #status = :allocated, #status_at = :expires_at, #allocated_to_track = :owner, " +
+	update := "SET " + e.setStatus(candidate.ID, Allocated, c.ExpiresAt) + ", #allocated_to_track = :owner, " +
 		"#idempotency_key = :key, #allocated_at = :allocated_at, #expires_at = :expires_at, " +
 		"#allocation = :allocation, #updated_at = :now, #rev = #rev + :one"
 	for attr, v := range map[string]string{"track_name": c.TrackName, "client": c.Client} {

@@ -31,12 +31,11 @@ func (p *Pool) FailDeletion(ctx context.Context, cur Sandbox, lastErr string, by
 	now := p.now().Unix()
 	t := p.newTx("fail deletion", cur.ID, expect{statuses: []Status{PendingDeletion}, attempts: &cur.Attempts})
 	var e expr
-	e.set(":failed", DeletionFailed)
 	e.set(":attempts", cur.Attempts+1)
 	e.set(":err", lastErr)
 	e.set(":now", now)
 	e.set(":one", 1)
-	t.updateSandbox(p.table, &e, "SET #status = :failed, #status_at = :now, #attempts = :attempts, "+
+	t.updateSandbox(p.table, &e, "SET "+e.setStatus(cur.ID, DeletionFailed, now)+", #attempts = :attempts, "+
 		"#last_error = :err, #updated_at = :now, #rev = #rev + :one REMOVE #next_attempt_at")
 	if err := p.commit(ctx, t, PendingDeletion, DeletionFailed, by); err != nil {
 		return Sandbox{}, err
@@ -53,11 +52,10 @@ func (p *Pool) RetryDeletion(ctx context.Context, cur Sandbox, by Actor) (Sandbo
 	now := p.now().Unix()
 	t := p.newTx("retry deletion", cur.ID, expect{statuses: []Status{DeletionFailed}})
 	var e expr
-	e.set(":pending", PendingDeletion)
 	e.set(":zero", 0)
 	e.set(":now", now)
 	e.set(":one", 1)
-	t.updateSandbox(p.table, &e, "SET #status = :pending, #status_at = :now, #attempts = :zero, "+
+	t.updateSandbox(p.table, &e, "SET "+e.setStatus(cur.ID, PendingDeletion, now)+", #attempts = :zero, "+
 		"#updated_at = :now, #rev = #rev + :one REMOVE #next_attempt_at")
 	if err := p.commit(ctx, t, DeletionFailed, PendingDeletion, by); err != nil {
 		return Sandbox{}, err

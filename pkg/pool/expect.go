@@ -19,6 +19,8 @@ type expect struct {
 	attempts *int   // nil: not checked
 	// withoutUUID: the record must not have claimed its account uuid yet (AdoptUUID)
 	withoutUUID bool
+	// withoutStatusKey: the record must not carry status_key yet (BackfillStatusKey)
+	withoutStatusKey bool
 	// allocation: the at_ms of the allocation entry the record must carry, 0 for none;
 	// nil: not checked
 	allocation *int64
@@ -56,6 +58,9 @@ func (x expect) condition(e *expr) string {
 	if x.withoutUUID {
 		parts = append(parts, e.use("attribute_not_exists(#account_uuid)"))
 	}
+	if x.withoutStatusKey {
+		parts = append(parts, e.use("attribute_not_exists(#status_key)"))
+	}
 	if x.allocation != nil && *x.allocation == 0 {
 		parts = append(parts, e.use("attribute_not_exists(#allocation)"))
 	} else if x.allocation != nil {
@@ -88,6 +93,9 @@ func (x expect) explain(cur *Sandbox) string {
 		return "already holds its account uuid"
 	case x.allocation != nil && allocationAt(cur) != *x.allocation:
 		return "its allocation changed since it was read"
+	case x.withoutStatusKey:
+		// Sandbox does not hold status_key; with status and rev as read, it is what failed.
+		return "already carries its status_key"
 	}
 	return "condition failed"
 }

@@ -12,16 +12,9 @@ import (
 // BatchWriteItem instead of one transaction each, or that write a record as it was
 // before UUID items existed. It covers the statuses that need no owner record.
 func StoredItems(s Sandbox) []map[string]types.AttributeValue {
-	item, err := attributevalue.MarshalMap(s)
+	item, err := recordItem(s)
 	if err != nil {
 		panic(err)
-	}
-	for k, v := range key(sandboxPK(s.ID), skMeta) {
-		item[k] = v
-	}
-	if s.Status == Available {
-		item[AttrAvailShard] = av(shardOf(s.ID))
-		item[AttrAvailName] = av(s.Name)
 	}
 	if s.AccountUUID == "" {
 		return []map[string]types.AttributeValue{item}

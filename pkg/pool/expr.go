@@ -36,6 +36,16 @@ func (e *expr) set(placeholder string, v any) {
 	e.values[placeholder] = av(v)
 }
 
+// setStatus binds a sandbox's new status, its StatusIndex partition key (StatusKey) and its
+// status_at on e, and renders their SET assignments. It is the only way a write sets
+// #status, so status_key can never disagree with the status.
+func (e *expr) setStatus(id string, to Status, at int64) string {
+	e.set(":status", to)
+	e.set(":status_key", StatusKey(to, id))
+	e.set(":status_at", at)
+	return "#status = :status, #status_key = :status_key, #status_at = :status_at"
+}
+
 func av(v any) types.AttributeValue {
 	switch x := v.(type) {
 	case types.AttributeValue:

@@ -29,6 +29,8 @@ type Census struct {
 //   - every allocated sandbox has exactly the owner record that points back at it, and every
 //     owner record points at a sandbox allocated to its student under its key (1)–(3), with
 //     the sandbox's expires_at;
+//   - every record, tombstones too, carries the StatusIndex key of its status and shard
+//     (StatusKey), so each is in the one StatusIndex shard that ByStatus, Count and List read;
 //   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
 //     carries none, has a tombstone status (no job queries one: ByStatus refuses due
 //     tombstones) and a TTL;
@@ -144,6 +146,9 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		}
 		if _, owned := claimedBy[id]; s.Status == Allocated && !owned {
 			bad("allocated sandbox %s has no owner record", id)
+		}
+		if got, want := avail[id][AttrStatusKey], StatusKey(s.Status, id); got != want {
+			bad("%s sandbox %s has status_key %v, want %s (a live record from before StatusIndex was sharded: sync backfills it)", s.Status, id, got, want)
 		}
 		_, hasShard := avail[id][AttrAvailShard]
 		if s.Status == Available {

@@ -2,6 +2,7 @@ package pool_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -144,4 +145,76 @@ func TestTombstonesAreNeverDueWork(t *testing.T) {
 		t.Fatalf("%d deleted listed, want 1", n)
 	}
 	pooltest.Check(t, p)
+}
+
+// A record whose status_key disagrees with its status or its shard is in the wrong
+// StatusIndex shard, or in none: the checker reports it.
+func TestCheckInvariantsReportsAWrongStatusKey(t *testing.T) {
+	p := pooltest.New(t)
+	s := seed(t, p, account(1))[0]
+	pooltest.Check(t, p)
+	otherShard := pool.StatusShardKey(pool.Available, 0)
+	if otherShard == pool.StatusKey(pool.Available, s.ID) {
+		otherShard = pool.StatusShardKey(pool.Available, 1)
+	}
+	for name, key := range map[string]types.AttributeValue{
+		"another status": &types.AttributeValueMemberS{Value: pool.StatusKey(pool.Allocated, s.ID)},
+		"another shard":  &types.AttributeValueMemberS{Value: otherShard},
+		"none":           nil,
+	} {
+		items := pool.StoredItems(mustGet(t, p, s.ID))
+		if key == nil {
+			delete(items[0], pool.AttrStatusKey)
+		} else {
+			items[0][pool.AttrStatusKey] = key
+		}
+		putRaw(t, p, items...)
+		_, err := p.CheckInvariants(ctx)
+		if err == nil || !strings.Contains(err.Error(), "available sandbox "+s.ID+" has status_key") {
+			t.Fatalf("%s: invariant check %v, want the status_key reported", name, err)
+		}
+	}
+}
+
+// A live record from before StatusIndex was sharded is in no shard: ByStatus, Count and
+// the checker miss it until BackfillStatusKey writes its key, once, on the version read.
+func TestBackfillStatusKeyPutsOldRecordsInTheirShard(t *testing.T) {
+	p := pooltest.New(t)
+	s := seed(t, p, account(1))[0]
+	items := pool.StoredItems(mustGet(t, p, s.ID))
+	delete(items[0], pool.AttrStatusKey)
+	putRaw(t, p, items...)
+	if n, err := p.Count(ctx, pool.Available); err != nil || n != 0 {
+		t.Fatalf("an old record is counted: %d %v", n, err)
+	}
+	wantProblems(t, p, "available sandbox "+s.ID+" has status_key <nil>")
+
+	old := mustGet(t, p, s.ID)
+	stale := old
+	stale.Rev++
+	wantCondition(t, p.BackfillStatusKey(ctx, stale), pool.ItemSandbox, fmt.Sprintf("changed since it was read (rev %d, want %d)", old.Rev, stale.Rev))
+	if err := p.BackfillStatusKey(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, p, s.ID); got != old {
+		t.Fatalf("the backfill changed the record: %+v, was %+v", got, old)
+	}
+	n := 0
+	for got, err := range p.ByStatus(ctx, pool.Available, 0) {
+		if err != nil || got.ID != s.ID {
+			t.Fatalf("after the backfill: %+v %v", got, err)
+		}
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("ByStatus(available) yielded %d after the backfill, want 1", n)
+	}
+	pooltest.Check(t, p)
+	wantCondition(t, p.BackfillStatusKey(ctx, old), pool.ItemSandbox, "already carries its status_key")
+
+	tomb := old
+	tomb.Status = pool.Retired
+	if err := p.BackfillStatusKey(ctx, tomb); err == nil || !strings.Contains(err.Error(), "tombstones") {
+		t.Fatalf("backfill of a tombstone: %v", err)
+	}
 }

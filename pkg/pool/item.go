@@ -2,8 +2,10 @@ package pool
 
 import (
 	"hash/fnv"
+	"strconv"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -165,7 +167,34 @@ func ownerPK(student string) string { return prefixOwner + student }
 
 func ownerSK(key string) string { return prefixIdem + key }
 
-// shardOf spreads sandboxes evenly and stably over the AvailableIndex partitions.
+// recordItem is the whole stored item of sandbox record s: its key, its attributes, its
+// StatusIndex partition key and, while available, its AvailableIndex keys.
+func recordItem(s Sandbox) (map[string]types.AttributeValue, error) {
+	item, err := attributevalue.MarshalMap(s)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range key(sandboxPK(s.ID), skMeta) {
+		item[k] = v
+	}
+	item[AttrStatusKey] = av(StatusKey(s.Status, s.ID))
+	if s.Status == Available {
+		item[AttrAvailShard] = av(shardOf(s.ID))
+		item[AttrAvailName] = av(s.Name)
+	}
+	return item, nil
+}
+
+// StatusKey is the StatusIndex partition key of a sandbox of this status: the status and
+// the sandbox's shard ("allocated#5"). setStatus writes it with every status.
+func StatusKey(status Status, id string) string { return StatusShardKey(status, shardOf(id)) }
+
+// StatusShardKey is the StatusIndex partition key of one shard of a status.
+func StatusShardKey(status Status, shard int) string {
+	return string(status) + "#" + strconv.Itoa(shard)
+}
+
+// shardOf spreads sandboxes evenly and stably over the shards of both indexes.
 func shardOf(id string) int {
 	h := fnv.New32a()
 	h.Write([]byte(id))

@@ -32,8 +32,9 @@ type Page struct {
 	Cursor    string
 }
 
-// cursorState is what a cursor carries: the listing it belongs to, which status of an
-// all-status listing it is in, and where that status' query stopped.
+// cursorState is what a cursor carries: the listing it belongs to, which StatusIndex shard
+// of which status it is in (Index: the status's place in the listing × Shards + the
+// shard), and where that shard's query stopped.
 type cursorState struct {
 	Version  int    `json:"v"`
 	Status   Status `json:"s,omitempty"`
@@ -43,9 +44,11 @@ type cursorState struct {
 	StatusAt int64  `json:"at"`
 }
 
-// List returns up to limit sandboxes in StatusIndex order, starting after cursor. Only
-// sandbox items are read (never history, owner or job items), and the page is filled across
-// DynamoDB pages and statuses so a short page means the end.
+// List returns up to limit sandboxes in StatusIndex order, starting after cursor: status by
+// status, each shard by shard, in status_at order within a shard (a cursor holds one
+// shard's position, so the shards are not merged as ByStatus merges them). Only sandbox
+// items are read (never history, owner or job items), and the page is filled across
+// DynamoDB pages, shards and statuses so a short page means the end.
 func (p *Pool) List(ctx context.Context, f ListFilter, limit int, cursor string) (Page, error) {
 	if f.Status != "" && !f.Status.Valid() {
 		return Page{}, fmt.Errorf("pool: list: unknown status %q", f.Status)
@@ -54,10 +57,10 @@ func (p *Pool) List(ctx context.Context, f ListFilter, limit int, cursor string)
 	if f.Status != "" {
 		statuses = []Status{f.Status}
 	}
-	at := cursorState{Version: 1, Status: f.Status, Prefix: f.Prefix}
+	at := cursorState{Version: cursorVersion, Status: f.Status, Prefix: f.Prefix}
 	if cursor != "" {
 		var err error
-		if at, err = p.decodeCursor(cursor, f, len(statuses)); err != nil {
+		if at, err = p.decodeCursor(cursor, f, len(statuses)*Shards); err != nil {
 			return Page{}, err
 		}
 	}
@@ -65,19 +68,20 @@ func (p *Pool) List(ctx context.Context, f ListFilter, limit int, cursor string)
 	var start map[string]types.AttributeValue
 	if at.PK != "" {
 		start = map[string]types.AttributeValue{
-			AttrPK: av(at.PK), AttrSK: av(skMeta), AttrStatus: av(statuses[at.Index]), AttrStatusAt: av(at.StatusAt),
+			AttrPK: av(at.PK), AttrSK: av(skMeta), AttrStatusAt: av(at.StatusAt),
+			AttrStatusKey: av(StatusShardKey(statuses[at.Index/Shards], at.Index%Shards)),
 		}
 	}
 	next := func(i int, start map[string]types.AttributeValue) string {
-		return p.encodeCursor(cursorState{Version: 1, Status: f.Status, Prefix: f.Prefix, Index: i,
+		return p.encodeCursor(cursorState{Version: cursorVersion, Status: f.Status, Prefix: f.Prefix, Index: i,
 			PK: stringAttr(start[AttrPK]), StatusAt: numberAttr(start[AttrStatusAt])})
 	}
-	for i := at.Index; i < len(statuses); i, start = i+1, nil {
+	for i := at.Index; i < len(statuses)*Shards; i, start = i+1, nil {
 		if len(page.Sandboxes) == limit {
 			page.Cursor = next(i, nil)
 			break
 		}
-		in, e := statusQuery(statuses[i], 0)
+		in, e := statusQuery(statuses[i/Shards], i%Shards, 0)
 		if f.Prefix != "" {
 			e.set(":name_prefix", f.Prefix)
 			in.FilterExpression = aws.String(e.use("begins_with(#name, :name_prefix)"))
@@ -118,7 +122,10 @@ func (p *Pool) encodeCursor(c cursorState) string {
 	return base64.RawURLEncoding.EncodeToString(payload) + "." + base64.RawURLEncoding.EncodeToString(p.cursorSum(payload))
 }
 
-func (p *Pool) decodeCursor(cursor string, f ListFilter, statuses int) (cursorState, error) {
+// cursorVersion 2: Index counts shards within statuses (version 1 counted statuses only).
+const cursorVersion = 2
+
+func (p *Pool) decodeCursor(cursor string, f ListFilter, positions int) (cursorState, error) {
 	body, sum, ok := strings.Cut(cursor, ".")
 	payload, err1 := base64.RawURLEncoding.DecodeString(body)
 	gotSum, err2 := base64.RawURLEncoding.DecodeString(sum)
@@ -126,8 +133,8 @@ func (p *Pool) decodeCursor(cursor string, f ListFilter, statuses int) (cursorSt
 		return cursorState{}, ErrInvalidCursor
 	}
 	var c cursorState
-	if err := json.Unmarshal(payload, &c); err != nil || c.Version != 1 || c.Status != f.Status || c.Prefix != f.Prefix ||
-		c.Index < 0 || c.Index >= statuses || (c.PK != "" && !strings.HasPrefix(c.PK, prefixSandbox)) {
+	if err := json.Unmarshal(payload, &c); err != nil || c.Version != cursorVersion || c.Status != f.Status || c.Prefix != f.Prefix ||
+		c.Index < 0 || c.Index >= positions || (c.PK != "" && !strings.HasPrefix(c.PK, prefixSandbox)) {
 		return cursorState{}, ErrInvalidCursor
 	}
 	return c, nil

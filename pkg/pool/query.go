@@ -107,21 +107,81 @@ func (p *Pool) Candidates(ctx context.Context, shard int, prefix string, limit i
 // ByStatus yields every sandbox of one status in status_at order, page after page to the
 // end. With dueBy > 0 it yields only those whose status_at is at or before dueBy (due
 // cleanup work, expired allocations, stale records past the grace). A tombstone is never
-// due work: asking for due tombstones is refused.
+// due work: asking for due tombstones is refused. It reads every StatusIndex shard of the
+// status, one page of each at a time, and merges them (mergeByStatusAt), so memory stays
+// at Shards pages whatever the count.
 func (p *Pool) ByStatus(ctx context.Context, status Status, dueBy int64) iter.Seq2[Sandbox, error] {
 	if dueBy > 0 && status.Tombstone() {
 		return func(yield func(Sandbox, error) bool) {
 			yield(Sandbox{}, fmt.Errorf("pool: %s records are tombstones, never due work", status))
 		}
 	}
-	in, e := statusQuery(status, dueBy)
-	return decode[Sandbox](p.query(ctx, in, e))
+	shards := make([]iter.Seq2[Sandbox, error], Shards)
+	for shard := range Shards {
+		in, e := statusQuery(status, shard, dueBy)
+		shards[shard] = decode[Sandbox](p.query(ctx, in, e))
+	}
+	return mergeByStatusAt(shards)
 }
 
-// Count counts the sandboxes of one status, to the last page.
+// mergeByStatusAt yields the sandboxes of sequences that are each in status_at order in
+// status_at order overall (ties: the earlier sequence first): a k-way merge that holds one
+// head per sequence. The first error ends it.
+func mergeByStatusAt(seqs []iter.Seq2[Sandbox, error]) iter.Seq2[Sandbox, error] {
+	return func(yield func(Sandbox, error) bool) {
+		type head struct {
+			s    Sandbox
+			next func() (Sandbox, error, bool)
+		}
+		heads := make([]head, 0, len(seqs))
+		for _, seq := range seqs {
+			next, stop := iter.Pull2(seq)
+			defer stop()
+			s, err, ok := next()
+			if err != nil {
+				yield(Sandbox{}, err)
+				return
+			}
+			if ok {
+				heads = append(heads, head{s, next})
+			}
+		}
+		for len(heads) > 0 {
+			first := 0
+			for i, h := range heads {
+				if h.s.StatusAt < heads[first].s.StatusAt {
+					first = i
+				}
+			}
+			if !yield(heads[first].s, nil) {
+				return
+			}
+			s, err, ok := heads[first].next()
+			switch {
+			case err != nil:
+				yield(Sandbox{}, err)
+				return
+			case ok:
+				heads[first].s = s
+			default:
+				heads = slices.Delete(heads, first, first+1)
+			}
+		}
+	}
+}
+
+// Count counts the sandboxes of one status over every shard, each to its last page.
 func (p *Pool) Count(ctx context.Context, status Status) (int, error) {
-	in, e := statusQuery(status, 0)
-	return p.count(ctx, in, e)
+	total := 0
+	for shard := range Shards {
+		in, e := statusQuery(status, shard, 0)
+		n, err := p.count(ctx, in, e)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 func availableQuery(shard int, prefix string) (*dynamodb.QueryInput, *expr) {
@@ -135,10 +195,11 @@ func availableQuery(shard int, prefix string) (*dynamodb.QueryInput, *expr) {
 	return &dynamodb.QueryInput{IndexName: aws.String(AvailableIndex), KeyConditionExpression: aws.String(e.use(cond))}, e
 }
 
-func statusQuery(status Status, dueBy int64) (*dynamodb.QueryInput, *expr) {
+// statusQuery reads one StatusIndex shard of a status.
+func statusQuery(status Status, shard int, dueBy int64) (*dynamodb.QueryInput, *expr) {
 	e := &expr{}
-	e.set(":status", status)
-	cond := "#status = :status"
+	e.set(":status_key", StatusShardKey(status, shard))
+	cond := "#status_key = :status_key"
 	if dueBy > 0 {
 		e.set(":due", dueBy)
 		cond += " AND #status_at <= :due"

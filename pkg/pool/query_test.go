@@ -1,7 +1,9 @@
 package pool_test
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,4 +120,76 @@ func TestOwnerRecordsListEveryKeyOfAStudent(t *testing.T) {
 			t.Fatalf("foreign owner record %+v", o)
 		}
 	}
+}
+
+// pendingAcrossShards stores n pending deletions whose status_at interleaves the shards
+// (i*17 mod n: neighbours in status_at order are far apart in ID order), each with its
+// UUID item, as the transitions store them.
+func pendingAcrossShards(t *testing.T, p *pool.Pool, n int, base int64) []pool.Sandbox {
+	t.Helper()
+	out := make([]pool.Sandbox, n)
+	shards := map[string]bool{}
+	for i := range out {
+		at := base + int64(i*17%n)
+		s := pool.Sandbox{
+			ID: fmt.Sprint(6_000_000 + i), Name: fmt.Sprintf("lab-%04d", i),
+			ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i),
+			Status:     pool.PendingDeletion, StatusAt: at, DeletionRequestedAt: at, UpdatedAt: at, Rev: 2,
+		}
+		s.AccountUUID = pool.AccountUUID(s.ExternalID)
+		putRaw(t, p, pool.StoredItems(s)...)
+		shards[pool.StatusKey(s.Status, s.ID)] = true
+		out[i] = s
+	}
+	if len(shards) != pool.Shards {
+		t.Fatalf("the sandboxes fill %d of %d StatusIndex shards", len(shards), pool.Shards)
+	}
+	return out
+}
+
+// ByStatus reads every StatusIndex shard and yields their sandboxes merged in status_at
+// order, across pages of 2; dueBy cuts every shard at once; Count sums the shards.
+func TestByStatusMergesEveryShardInStatusAtOrder(t *testing.T) {
+	p := pooltest.New(t, pool.WithPageSize(2))
+	const n = 40
+	base := time.Now().Add(-time.Hour).Unix()
+	all := pendingAcrossShards(t, p, n, base)
+	want := slices.Clone(all)
+	slices.SortFunc(want, func(a, b pool.Sandbox) int { return cmp.Compare(a.StatusAt, b.StatusAt) })
+	ids := func(ss []pool.Sandbox) []string {
+		out := make([]string, len(ss))
+		for i, s := range ss {
+			out[i] = s.ID
+		}
+		return out
+	}
+	read := func(dueBy int64, stopAfter int) []pool.Sandbox {
+		var got []pool.Sandbox
+		for s, err := range p.ByStatus(ctx, pool.PendingDeletion, dueBy) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got = append(got, s); len(got) == stopAfter {
+				break
+			}
+		}
+		return got
+	}
+	if got := read(0, 0); !slices.Equal(ids(got), ids(want)) {
+		t.Fatalf("ByStatus order\n got %v\nwant %v", ids(got), ids(want))
+	}
+	if got := read(base+19, 0); !slices.Equal(ids(got), ids(want[:20])) {
+		t.Fatalf("ByStatus due by the 20th\n got %v\nwant %v", ids(got), ids(want[:20]))
+	}
+	// A consumer that stops early (cleanup pulls only as many as it can delete) gets the
+	// earliest ones.
+	if got := read(0, 3); !slices.Equal(ids(got), ids(want[:3])) {
+		t.Fatalf("the first 3: %v, want %v", ids(got), ids(want[:3]))
+	}
+	for status, wantN := range map[pool.Status]int{pool.PendingDeletion: n, pool.Available: 0} {
+		if got, err := p.Count(ctx, status); err != nil || got != wantN {
+			t.Fatalf("Count(%s) = %d, %v; want %d", status, got, err, wantN)
+		}
+	}
+	pooltest.Check(t, p)
 }

@@ -30,11 +30,10 @@ func (p *Pool) endAllocation(ctx context.Context, op string, cur Sandbox, want e
 	}
 	t := p.newTx(op, cur.ID, want)
 	var e expr
-	e.set(":pending", PendingDeletion)
 	e.set(":now", now)
 	e.set(":zero", 0)
 	e.set(":one", 1)
-	t.updateSandbox(p.table, &e, "SET #status = :pending, #status_at = :now, #deletion_requested_at = :now, "+
+	t.updateSandbox(p.table, &e, "SET "+e.setStatus(cur.ID, PendingDeletion, now)+", #deletion_requested_at = :now, "+
 		"#attempts = :zero, #updated_at = :now, #rev = #rev + :one REMOVE #next_attempt_at, #last_error, #allocation")
 	t.dropOwner(p.table, cur)
 	if a := cur.Allocation; a != nil {

@@ -40,6 +40,7 @@ const (
 	AttrSK         = "SK"
 	AttrTTL        = "ttl"
 	AttrStatus     = "status"
+	AttrStatusKey  = "status_key"
 	AttrStatusAt   = "status_at"
 	AttrAvailShard = "avail_shard"
 	AttrAvailName  = "avail_name"
@@ -47,10 +48,13 @@ const (
 	AttrOwner       = "allocated_to_track"
 	AttrAllocatedAt = "allocated_at"
 
-	// StatusIndex lists sandboxes of one status in status_at order. status_at is the moment
-	// the status next needs attention: expires_at while allocated, next_attempt_at while
-	// pending_deletion, the time it went stale or failed, the time it joined the pool while
-	// available. The jobs find due work with one key condition.
+	// StatusIndex lists sandboxes of one status in status_at order. Its partition key is
+	// status_key, the status and the sandbox's shard (StatusKey), so a burst of claims
+	// spreads its writes under allocated and available over Shards partition keys each
+	// instead of one (docs/operations.md); ByStatus merges the shards. status_at is the
+	// moment the status next needs attention: expires_at while allocated, next_attempt_at
+	// while pending_deletion, the time it went stale or failed, the time it joined the pool
+	// while available. The jobs find due work with one key condition per shard.
 	StatusIndex = "StatusIndex"
 	// AvailableIndex is sparse: only available sandboxes carry its keys. Its partition key
 	// spreads them over Shards partitions so a burst of allocations neither hits one hot
@@ -65,7 +69,10 @@ const (
 // (docs/benchmark.md).
 var ClaimAttributes = []string{"sandbox_id", "rev", "name", "external_id", "sfdc_account_id"}
 
-// Shards is how many AvailableIndex partitions the available sandboxes are spread over.
+// Shards is how many partition keys AvailableIndex spreads the available sandboxes over,
+// and StatusIndex each status. A sandbox has one shard in both, shardOf its ID. Eight
+// keep every key under an eighth of a partition's write limit at the default peak and
+// suffice up to about 8 000 allocations per second (docs/operations.md).
 const Shards = 8
 
 // Schema is the one definition of the table.
@@ -74,7 +81,7 @@ var Schema = TableDef{
 	Sort:         Key{AttrSK, String},
 	TTLAttribute: AttrTTL,
 	Indexes: []Index{
-		{Name: StatusIndex, Partition: Key{AttrStatus, String}, Sort: Key{AttrStatusAt, Number}},
+		{Name: StatusIndex, Partition: Key{AttrStatusKey, String}, Sort: Key{AttrStatusAt, Number}},
 		{Name: AvailableIndex, Partition: Key{AttrAvailShard, Number}, Sort: Key{AttrAvailName, String}, Include: ClaimAttributes},
 	},
 }

@@ -19,11 +19,11 @@ type Stats struct {
 	OldestPendingDeletionAt int64
 }
 
-// Stats counts every status with a Select=COUNT query of StatusIndex per status, page by
-// page (about 1 600 sandboxes per 1 MB page), and groups the available sandboxes by name
-// prefix from AvailableIndex reading only their names. Nothing else in the table is read:
-// for a pool of 10 000 that is about a dozen requests, not a scan of sandboxes, history,
-// owner and job items. The tombstone counts read the tombstones' index entries too (a
+// Stats counts every status with a Select=COUNT query of each StatusIndex shard per status,
+// page by page (about 1 600 sandboxes per 1 MB page), and groups the available sandboxes
+// by name prefix from AvailableIndex reading only their names. Nothing else in the table is
+// read: for a pool of 10 000 that is about 70 small requests (7 statuses and the names, 8
+// shards each), not a scan of sandboxes, history, owner and job items. The tombstone counts read the tombstones' index entries too (a
 // COUNT still reads what it counts): about 1 600 per request.
 func (p *Pool) Stats(ctx context.Context) (Stats, error) {
 	st := Stats{ByStatus: map[Status]int{}, AvailableByPrefix: map[string]int{}}
@@ -63,15 +63,17 @@ func (p *Pool) Stats(ctx context.Context) (Stats, error) {
 // costs (DynamoDB charges a query for the entries it reads, whatever it returns): the
 // same pages and read units, with 20 more bytes per entry in the answer.
 func (p *Pool) pendingDeletions(ctx context.Context) (n int, oldest int64, err error) {
-	in, e := statusQuery(PendingDeletion, 0)
-	in.ProjectionExpression = aws.String(e.use("#deletion_requested_at"))
-	for item, err := range decode[Sandbox](p.query(ctx, in, e)) {
-		if err != nil {
-			return 0, 0, err
-		}
-		n++
-		if at := item.DeletionRequestedAt; at > 0 && (oldest == 0 || at < oldest) {
-			oldest = at
+	for shard := range Shards {
+		in, e := statusQuery(PendingDeletion, shard, 0)
+		in.ProjectionExpression = aws.String(e.use("#deletion_requested_at"))
+		for item, err := range decode[Sandbox](p.query(ctx, in, e)) {
+			if err != nil {
+				return 0, 0, err
+			}
+			n++
+			if at := item.DeletionRequestedAt; at > 0 && (oldest == 0 || at < oldest) {
+				oldest = at
+			}
 		}
 	}
 	return n, oldest, nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 )
 
 // Create adds a sandbox the CSP listed and the pool does not know, as available, with the
@@ -23,15 +21,10 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 		ID: a.ID, Name: a.Name, ExternalID: a.ExternalID, AccountUUID: uuid, SFDCAccountID: a.SFDCAccountID,
 		CreatedAt: a.CreatedAt, Status: Available, StatusAt: now, Rev: 1, LastSynced: now, UpdatedAt: now,
 	}
-	item, err := attributevalue.MarshalMap(s)
+	item, err := recordItem(s)
 	if err != nil {
 		return Sandbox{}, err
 	}
-	for k, v := range key(sandboxPK(a.ID), skMeta) {
-		item[k] = v
-	}
-	item[AttrAvailShard] = av(shardOf(a.ID))
-	item[AttrAvailName] = av(a.Name)
 	t := p.newTx("create", a.ID, expect{absent: true})
 	t.putSandbox(p.table, item)
 	t.claimUUID(p.table, uuid)
@@ -39,6 +32,24 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 		return Sandbox{}, err
 	}
 	return s, nil
+}
+
+// BackfillStatusKey is the migration of a live record written before StatusIndex was
+// sharded: it writes the record's status_key (StatusKey), conditioned on the status and
+// version read and on the record having none yet. Such a record is in no StatusIndex
+// shard, so the pool read of sync misses it; sync finds it when the create of its listed
+// account fails on it (docs/architecture.md §4). Like AdoptUUID it is not a transition and
+// bumps no version, so it never makes a concurrent claim or refresh lose. A record a
+// transition wrote meanwhile has its key from that write: the condition fails, a lost race.
+func (p *Pool) BackfillStatusKey(ctx context.Context, cur Sandbox) error {
+	if cur.Status.Tombstone() {
+		return fmt.Errorf("pool: backfill status key %s: %s records are tombstones, left to their TTL", cur.ID, cur.Status)
+	}
+	t := p.newTx("backfill status key", cur.ID, expect{statuses: []Status{cur.Status}, rev: cur.Rev, withoutStatusKey: true})
+	var e expr
+	e.set(":status_key", StatusKey(cur.Status, cur.ID))
+	t.updateSandbox(p.table, &e, "SET #status_key = :status_key")
+	return p.run(ctx, t)
 }
 
 // Refresh writes the fields of an available sandbox that changed in the CSP and clears its
@@ -85,10 +96,9 @@ func (p *Pool) MarkStale(ctx context.Context, cur Sandbox, by Actor) (Sandbox, e
 	now := p.now().Unix()
 	t := p.newTx("mark stale", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
 	var e expr
-	e.set(":stale", Stale)
 	e.set(":now", now)
 	e.set(":one", 1)
-	t.updateSandbox(p.table, &e, "SET #status = :stale, #status_at = :now, #stale_since = :now, #updated_at = :now, "+
+	t.updateSandbox(p.table, &e, "SET "+e.setStatus(cur.ID, Stale, now)+", #stale_since = :now, #updated_at = :now, "+
 		"#rev = #rev + :one REMOVE #avail_shard, #avail_name, #missed_syncs")
 	if err := p.commit(ctx, t, Available, Stale, by); err != nil {
 		return Sandbox{}, err
@@ -108,10 +118,9 @@ func (p *Pool) Unstale(ctx context.Context, cur Sandbox, a Account, by Actor) (S
 	now := p.now().Unix()
 	t := p.newTx("unstale", cur.ID, expect{statuses: []Status{Stale}, rev: cur.Rev})
 	var e expr
-	e.set(":available", Available)
 	e.set(":shard", shardOf(cur.ID))
 	t.updateSandbox(p.table, &e, accountUpdate(&e, a, now,
-		"#status = :available, #status_at = :now, #avail_shard = :shard", "#stale_since, #missed_syncs"))
+		e.setStatus(cur.ID, Available, now)+", #avail_shard = :shard", "#stale_since, #missed_syncs"))
 	if err := p.commit(ctx, t, Stale, Available, by); err != nil {
 		return Sandbox{}, err
 	}

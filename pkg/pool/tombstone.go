@@ -34,12 +34,11 @@ func (p *Pool) bury(ctx context.Context, op string, cur Sandbox, want expect, to
 	uuid := uuidOf(cur)
 	t := p.newTx(op, cur.ID, want)
 	var e expr
-	e.set(":to", to)
 	e.set(":now", now)
 	e.set(":ttl", ttl)
 	e.set(":uuid", uuid)
 	e.set(":one", 1)
-	t.updateSandbox(p.table, &e, "SET #status = :to, #status_at = :now, #updated_at = :now, #ttl = :ttl, "+
+	t.updateSandbox(p.table, &e, "SET "+e.setStatus(cur.ID, to, now)+", #updated_at = :now, #ttl = :ttl, "+
 		"#account_uuid = :uuid, #rev = #rev + :one REMOVE #avail_shard, #avail_name, #next_attempt_at, #missed_syncs")
 	t.keepUUID(p.table, uuid, ttl)
 	if err := p.commit(ctx, t, cur.Status, to, by); err != nil {
