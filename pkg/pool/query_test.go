@@ -150,7 +150,7 @@ func pendingAcrossShards(t *testing.T, p *pool.Pool, n int, base int64) []pool.S
 // ByStatus reads every StatusIndex shard and yields their sandboxes merged in status_at
 // order, across pages of 2; dueBy cuts every shard at once; Count sums the shards.
 func TestByStatusMergesEveryShardInStatusAtOrder(t *testing.T) {
-	p := pooltest.New(t, pool.WithPageSize(2))
+	p := pooltest.NewWith(t, pool.Options{PageSize: 2})
 	const n = 40
 	base := time.Now().Add(-time.Hour).Unix()
 	all := pendingAcrossShards(t, p, n, base)
