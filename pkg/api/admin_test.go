@@ -64,7 +64,7 @@ func allocated(t *testing.T, f *fixture, student string) pool.Sandbox {
 func failedDeletion(t *testing.T, f *fixture, student string) pool.Sandbox {
 	t.Helper()
 	s := allocated(t, f, student)
-	released, err := broker.New(f.pool, poolCfg).Release(ctx, s.ID, student, "req-release")
+	released, err := broker.New(f.pool, poolCfg).Release(ctx, s.ID, pool.Holder{Student: student}, "req-release")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +417,7 @@ func TestAdminBulkDeleteTakesOnlyStaleOrDeletionFailed(t *testing.T) {
 	failedDeletion(t, f, "student-1")
 	allocated(t, f, "student-2")
 	released := allocated(t, f, "student-3")
-	if _, err := broker.New(f.pool, poolCfg).Release(ctx, released.ID, "student-3", "r"); err != nil {
+	if _, err := broker.New(f.pool, poolCfg).Release(ctx, released.ID, pool.Holder{Student: "student-3"}, "r"); err != nil {
 		t.Fatal(err)
 	}
 	staleSince(t, f, time.Now(), 2)

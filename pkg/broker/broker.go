@@ -15,14 +15,18 @@ type Broker struct {
 	// labExtension and maxLabDuration bound Extend.
 	labExtension   time.Duration
 	maxLabDuration time.Duration
-	now            func() time.Time
-	drains         *drainCache
+	// studentLimit is how many live allocations a student holds at most (owner slots).
+	studentLimit int
+	now          func() time.Time
+	drains       *drainCache
 }
 
 // New returns a Broker with the lab duration and grace from configuration.
 func New(p *pool.Pool, cfg config.Pool) *Broker {
 	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace,
-		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration, now: time.Now,
+		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration,
+		// A configuration built in code (tests) may leave it zero: a student always has one.
+		studentLimit: max(cfg.StudentMaxLiveAllocations, 1), now: time.Now,
 		drains: &drainCache{pool: p}}
 }
 
