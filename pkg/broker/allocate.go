@@ -120,7 +120,7 @@ func (b *Broker) candidates(ctx context.Context, prefix string, drained *[pool.S
 }
 
 // claim tries one candidate, in the holder's first free owner slot (docs/architecture.md
-// §6): a slot held under the request's idempotency key is the replay; one held under
+// §5): a slot held under the request's idempotency key is the replay; one held under
 // another key is stepped over; a lapsed one is ended first. No free slot is
 // ErrStudentLimit. A client with a cap takes a random counter shard with it; a shard that
 // refuses is skipped for the rest of the allocation, and all of them refusing is

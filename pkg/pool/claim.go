@@ -14,7 +14,7 @@ type Claim struct {
 	Client         string
 	AllocatedAt    int64
 	ExpiresAt      int64
-	// Slot is the holder's owner slot to take (docs/architecture.md §6).
+	// Slot is the holder's owner slot to take (docs/architecture.md §5).
 	Slot int
 	// Cap is the client's cap on live allocations, 0 for none; CapShard is the counter
 	// shard to take, in [0, CapShards(Cap)).

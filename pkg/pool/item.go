@@ -120,7 +120,7 @@ func (h Holder) Holds(s Sandbox) bool {
 }
 
 // Owner is the record that ties one of a holder's slots to its live allocation, under
-// its idempotency key (docs/architecture.md §6). It is written in the claim transaction
+// its idempotency key (docs/architecture.md §5). It is written in the claim transaction
 // and deleted in the transaction that ends the allocation, and it carries what a replayed
 // allocate returns, so a replay needs no second read.
 type Owner struct {
