@@ -73,7 +73,7 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 		SFDCAccountID: candidate.SFDCAccountID, TrackName: c.TrackName, Client: c.Client,
 		AllocatedAt: c.AllocatedAt, ExpiresAt: c.ExpiresAt,
 	}
-	if err := t.putOwner(p.table, owner, c.Holder()); err != nil {
+	if err := t.putOwner(p.table, owner); err != nil {
 		return Owner{}, err
 	}
 	if c.Cap > 0 {

@@ -75,12 +75,12 @@ func (t *tx) deleteSandbox(table string) {
 }
 
 // putOwner adds the owner record o in its slot, which must be free.
-func (t *tx) putOwner(table string, o Owner, h Holder) error {
+func (t *tx) putOwner(table string, o Owner) error {
 	item, err := attributevalue.MarshalMap(o)
 	if err != nil {
 		return err
 	}
-	for k, v := range OwnerKey(h, o.Slot) {
+	for k, v := range OwnerKey(Holder{Client: o.Client, Student: o.Student}, o.Slot) {
 		item[k] = v
 	}
 	var e expr
