@@ -127,7 +127,7 @@ func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
 		poolByStatus = append(poolByStatus, poolMetric(status, "Average"))
 	}
 	var outcomes []awscloudwatch.IMetric
-	for _, o := range []obs.AllocationOutcome{obs.AllocationCreated, obs.AllocationReplay, obs.AllocationNoSandbox, obs.AllocationBusy, obs.AllocationError} {
+	for _, o := range []obs.AllocationOutcome{obs.AllocationCreated, obs.AllocationReplay, obs.AllocationNoSandbox, obs.AllocationBusy, obs.AllocationLimit, obs.AllocationError} {
 		outcomes = append(outcomes, brokerMetric(obs.MetricAllocations, "Sum", outcome(o)))
 	}
 	var jobRuns []awscloudwatch.IMetric

@@ -140,7 +140,7 @@ func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string
 	if err != nil {
 		return err
 	}
-	if s, err = p.Release(ctx, s, "participant-0001", by); err != nil {
+	if s, err = p.Release(ctx, s, pool.Holder{Client: "instruqt", Student: "participant-0001"}, by); err != nil {
 		return err
 	}
 	if state == pool.DeletionFailed {

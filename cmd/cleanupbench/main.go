@@ -224,7 +224,7 @@ func release(ctx context.Context, p *pool.Pool, a cspfake.Account, student strin
 	if s, err = p.Get(ctx, s.ID); err != nil {
 		return err
 	}
-	_, err = p.Release(ctx, s, student, actor)
+	_, err = p.Release(ctx, s, pool.Holder{Student: student}, actor)
 	return err
 }
 

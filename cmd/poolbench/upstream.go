@@ -32,7 +32,7 @@ var errUpstream409 = errors.New("upstream: 409 no sandboxes available")
 func upstreamAllocate(ctx context.Context, e *env, student, prefix string) error {
 	// Upstream queries its IdempotencyIndex first; a GetItem on the owner key is the same
 	// one request here.
-	if _, err := e.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.table), Key: pool.OwnerKey(student, student)}); err != nil {
+	if _, err := e.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(e.table), Key: pool.OwnerKey(pool.Holder{Student: student}, 0)}); err != nil {
 		return err
 	}
 	limit := int32(upstreamK)

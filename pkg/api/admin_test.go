@@ -47,9 +47,10 @@ func qs(kv ...string) map[string][]string {
 }
 
 // allocated allocates a sandbox to student through the broker and returns its item.
+// allocated allocates a sandbox to student as the track client of event ("instruqt").
 func allocated(t *testing.T, f *fixture, student string) pool.Sandbox {
 	t.Helper()
-	a, err := broker.New(f.pool, poolCfg).Allocate(ctx, broker.AllocateRequest{Student: student, RequestID: "req-" + student})
+	a, err := broker.New(f.pool, poolCfg).Allocate(ctx, broker.AllocateRequest{Student: student, Client: "instruqt", RequestID: "req-" + student})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func allocated(t *testing.T, f *fixture, student string) pool.Sandbox {
 func failedDeletion(t *testing.T, f *fixture, student string) pool.Sandbox {
 	t.Helper()
 	s := allocated(t, f, student)
-	released, err := broker.New(f.pool, poolCfg).Release(ctx, s.ID, student, "req-release")
+	released, err := broker.New(f.pool, poolCfg).Release(ctx, s.ID, pool.Holder{Client: "instruqt", Student: student}, "req-release")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,7 +418,7 @@ func TestAdminBulkDeleteTakesOnlyStaleOrDeletionFailed(t *testing.T) {
 	failedDeletion(t, f, "student-1")
 	allocated(t, f, "student-2")
 	released := allocated(t, f, "student-3")
-	if _, err := broker.New(f.pool, poolCfg).Release(ctx, released.ID, "student-3", "r"); err != nil {
+	if _, err := broker.New(f.pool, poolCfg).Release(ctx, released.ID, pool.Holder{Client: "instruqt", Student: "student-3"}, "r"); err != nil {
 		t.Fatal(err)
 	}
 	staleSince(t, f, time.Now(), 2)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -80,10 +81,14 @@ func (a *Authorizer) Authorize(ctx context.Context, ev events.APIGatewayCustomAu
 		a.log.ErrorContext(ctx, "authorizer: unusable method ARN", "request_id", ev.RequestContext.RequestID, "error", err.Error())
 		return events.APIGatewayCustomAuthorizerResponse{}, err
 	}
+	context := map[string]any{ContextScope: string(d.Identity.Scope), ContextClient: d.Identity.Name}
+	if n := d.Identity.MaxLiveAllocations; n > 0 {
+		context[ContextMaxLiveAllocations] = strconv.Itoa(n)
+	}
 	return events.APIGatewayCustomAuthorizerResponse{
 		PrincipalID:    d.Identity.Name,
 		PolicyDocument: policy,
-		Context:        map[string]any{ContextScope: string(d.Identity.Scope), ContextClient: d.Identity.Name},
+		Context:        context,
 	}, nil
 }
 

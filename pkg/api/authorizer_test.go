@@ -62,6 +62,9 @@ func TestAuthorizerAllowsTheTokensScope(t *testing.T) {
 	if resp.PrincipalID != "instruqt" || resp.Context[ContextScope] != "track" || resp.Context[ContextClient] != "instruqt" {
 		t.Fatalf("answer %+v", resp)
 	}
+	if _, ok := resp.Context[ContextMaxLiveAllocations]; ok {
+		t.Fatalf("a client without a cap got one: %+v", resp.Context)
+	}
 	want := []string{arnBase + "/POST/v1/allocate", arnBase + "/GET/v1/sandboxes/*", arnBase + "/POST/v1/sandboxes/*/mark-for-deletion", arnBase + "/POST/v1/sandboxes/*/extend"}
 	st := resp.PolicyDocument.Statement
 	if len(st) != 1 || st[0].Effect != "Allow" || !slices.Equal(st[0].Resource, want) || !slices.Equal(st[0].Action, []string{"execute-api:Invoke"}) {
@@ -171,5 +174,20 @@ func TestAuthorizerBadMethodARNIsAnError(t *testing.T) {
 		if _, err := a.Authorize(ctx, ev); err == nil || errors.Is(err, ErrUnauthorized) {
 			t.Errorf("method ARN %q: %v, want a configuration error", arn, err)
 		}
+	}
+}
+
+// A token's max_live_allocations reaches the route functions as a context value, a
+// string as API Gateway hands every value on.
+func TestAuthorizerHandsOnTheClientCap(t *testing.T) {
+	tok := tokenOf(t, "instruqt", auth.Track, sampleToken)
+	tok.Limits.MaxLiveAllocations = 25
+	a, _ := newAuthorizer(t, tok)
+	resp, err := a.Authorize(ctx, sampleAuthorizerEvent(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Context[ContextMaxLiveAllocations] != "25" || resp.Context[ContextClient] != "instruqt" {
+		t.Fatalf("context %+v", resp.Context)
 	}
 }

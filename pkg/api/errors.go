@@ -32,6 +32,8 @@ const (
 	CodeJobNotFound        = "JOB_NOT_FOUND"
 	CodeExtensionLimit     = "EXTENSION_LIMIT"
 	CodePoolDraining       = "POOL_DRAINING"
+	CodeStudentLimit       = "STUDENT_LIMIT_REACHED"
+	CodeClientLimit        = "CLIENT_LIMIT_REACHED"
 )
 
 // Retry-After values, in seconds.
@@ -41,6 +43,9 @@ const (
 	retryNoSandbox = 30
 	// retryUnavailable: throttling and contention pass within seconds.
 	retryUnavailable = 5
+	// retryClientLimit: the client's other students release theirs over minutes, as the
+	// pool refills.
+	retryClientLimit = 30
 	// retryDraining: a drain lasts minutes (a maintenance window); asking every minute is
 	// enough and keeps a class of waiting scripts off the API.
 	retryDraining = 60
@@ -85,6 +90,8 @@ var (
 	errExtensionLimit   = &Error{http.StatusConflict, CodeExtensionLimit, "The lab already runs to its longest duration (MAX_LAB_DURATION_HOURS after allocation)", 0}
 	errPoolDraining     = &Error{http.StatusServiceUnavailable, CodePoolDraining, "New allocations are paused by an operator (drain); retry later", retryDraining}
 	errNotExtendable    = &Error{http.StatusConflict, CodeWrongStatus, "Only an allocated sandbox can be extended", 0}
+	errStudentLimit     = &Error{http.StatusConflict, CodeStudentLimit, "The student already holds its maximum of live sandboxes (STUDENT_MAX_LIVE_ALLOCATIONS); release one first", 0}
+	errClientLimit      = &Error{http.StatusConflict, CodeClientLimit, "This client already holds its maximum of live sandboxes (max_live_allocations); retry after one is released", retryClientLimit}
 )
 
 func validationError(format string, args ...any) *Error {
@@ -111,6 +118,10 @@ func toError(err error) *Error {
 		return errPoolDraining
 	case errors.Is(err, broker.ErrExtensionLimit):
 		return errExtensionLimit
+	case errors.Is(err, broker.ErrStudentLimit):
+		return errStudentLimit
+	case errors.Is(err, broker.ErrClientLimit):
+		return errClientLimit
 	default:
 		return errUnavailable
 	}

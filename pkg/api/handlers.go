@@ -62,7 +62,7 @@ func (a *API) allocate(ctx context.Context, r *request) (reply, error) {
 		return reply{}, err
 	}
 	r.student = req.Student
-	req.Client, req.RequestID = r.client, r.id
+	req.Client, req.ClientCap, req.RequestID = r.client, r.clientCap, r.id
 
 	start := time.Now()
 	alloc, allocErr := a.broker.Allocate(ctx, req)
@@ -96,6 +96,8 @@ func allocationOutcome(alloc broker.Allocation, err error) obs.AllocationOutcome
 		return obs.AllocationReplay
 	case errors.Is(err, broker.ErrNoSandbox):
 		return obs.AllocationNoSandbox
+	case errors.Is(err, broker.ErrStudentLimit), errors.Is(err, broker.ErrClientLimit):
+		return obs.AllocationLimit
 	case errors.Is(err, broker.ErrBusy), errors.Is(err, pool.ErrThrottled):
 		return obs.AllocationBusy
 	default:
@@ -105,11 +107,11 @@ func allocationOutcome(alloc broker.Allocation, err error) obs.AllocationOutcome
 
 // getSandbox shows the student its sandbox, also after release until it is deleted.
 func (a *API) getSandbox(ctx context.Context, r *request) (reply, error) {
-	id, student, err := r.sandboxAndStudent()
+	id, holder, err := r.sandboxAndHolder()
 	if err != nil {
 		return reply{}, err
 	}
-	s, sErr := a.broker.Sandbox(ctx, id, student)
+	s, sErr := a.broker.Sandbox(ctx, id, holder)
 	if sErr != nil {
 		return reply{}, sErr
 	}
@@ -119,11 +121,11 @@ func (a *API) getSandbox(ctx context.Context, r *request) (reply, error) {
 // markForDeletion is the student's release. A repeat by the owner answers the same 200
 // with the stored deletion time (docs/upstream.md D11), so a retried deallocation script succeeds.
 func (a *API) markForDeletion(ctx context.Context, r *request) (reply, error) {
-	id, student, err := r.sandboxAndStudent()
+	id, holder, err := r.sandboxAndHolder()
 	if err != nil {
 		return reply{}, err
 	}
-	s, relErr := a.broker.Release(ctx, id, student, r.id)
+	s, relErr := a.broker.Release(ctx, id, holder, r.id)
 	if relErr != nil {
 		return reply{}, relErr
 	}
@@ -134,11 +136,11 @@ func (a *API) markForDeletion(ctx context.Context, r *request) (reply, error) {
 // extend moves the owner's expires_at on by LAB_EXTENSION_HOURS, up to
 // MAX_LAB_DURATION_HOURS after allocation; the answer is the sandbox as GET shows it.
 func (a *API) extend(ctx context.Context, r *request) (reply, error) {
-	id, student, err := r.sandboxAndStudent()
+	id, holder, err := r.sandboxAndHolder()
 	if err != nil {
 		return reply{}, err
 	}
-	s, extErr := a.broker.Extend(ctx, id, student, r.id)
+	s, extErr := a.broker.Extend(ctx, id, holder, r.id)
 	switch {
 	case errors.Is(extErr, broker.ErrWrongStatus):
 		return reply{}, fmt.Errorf("%w: %w", errNotExtendable, extErr)
@@ -185,14 +187,15 @@ func sandboxRequest(ev *events.APIGatewayProxyRequest) (id, student string, err 
 	return id, student, nil
 }
 
-// sandboxAndStudent is sandboxRequest, noting both for the request log.
-func (r *request) sandboxAndStudent() (string, string, error) {
+// sandboxAndHolder is sandboxRequest, noting both for the request log; the student is
+// the calling client's (pool.Holder).
+func (r *request) sandboxAndHolder() (string, pool.Holder, error) {
 	id, student, err := sandboxRequest(r.ev)
 	if err != nil {
-		return "", "", err
+		return "", pool.Holder{}, err
 	}
 	r.student, r.sandboxID = student, id
-	return id, student, nil
+	return id, pool.Holder{Client: r.client, Student: student}, nil
 }
 
 // healthz is the static liveness answer.

@@ -87,10 +87,22 @@ func TestAllocateIdempotencyKeyAndPrefix(t *testing.T) {
 	h := student("participant-1")
 	h[HeaderIdempotencyKey] = "lab-run-1"
 	first := decode[map[string]any](t, f.call(t, event(t, "allocate", h, nil)).Body)
+	// A second key is over the default limit of one live allocation per student; the
+	// envelope names no student and offers no Retry-After (only a release helps).
 	h[HeaderIdempotencyKey] = "lab-run-2"
+	over := f.call(t, event(t, "allocate", h, nil))
+	if d := wantError(t, over, http.StatusConflict, CodeStudentLimit); d.RetryAfter != nil || over.Headers["Retry-After"] != "" || strings.Contains(over.Body, "participant-1") {
+		t.Fatalf("the student limit's answer: %v %s", over.Headers, over.Body)
+	}
+	if m := f.metrics.JSONLines(t); m[len(m)-1]["Outcome"] != "limit" {
+		t.Fatalf("metric of the refusal %v", m[len(m)-1])
+	}
+	cfg := poolCfg
+	cfg.StudentMaxLiveAllocations = 3
+	f.api.broker = broker.New(f.pool, cfg)
 	second := f.call(t, event(t, "allocate", h, nil))
 	if second.StatusCode != http.StatusCreated || decode[map[string]any](t, second.Body)["sandbox_id"] == first["sandbox_id"] {
-		t.Fatalf("a new idempotency key must allocate a new sandbox: %d %s", second.StatusCode, second.Body)
+		t.Fatalf("a new idempotency key below the limit must allocate a new sandbox: %d %s", second.StatusCode, second.Body)
 	}
 	h[HeaderNamePrefix] = "nomatch"
 	h[HeaderIdempotencyKey] = "lab-run-3"
@@ -121,6 +133,34 @@ func TestAllocateBackendFailureIs503WithoutInternals(t *testing.T) {
 	}
 }
 
+// The cap the authorizer hands on holds the client: its second live allocation is refused
+// with the envelope's CLIENT_LIMIT_REACHED and a Retry-After, whatever the student.
+func TestAllocateHoldsTheClientCapFromTheAuthorizer(t *testing.T) {
+	f := newFixture(t, config.API{})
+	fill(t, f.pool, "lab", 3)
+	capped := func(who string) events.APIGatewayProxyRequest {
+		ev := event(t, "allocate", student(who), nil)
+		ev.RequestContext.Authorizer[ContextMaxLiveAllocations] = "1"
+		return ev
+	}
+	first := f.call(t, capped("participant-1"))
+	if first.StatusCode != http.StatusCreated {
+		t.Fatalf("first allocation: %d %s", first.StatusCode, first.Body)
+	}
+	if replay := f.call(t, capped("participant-1")); replay.StatusCode != http.StatusOK {
+		t.Fatalf("a replay at the cap: %d %s", replay.StatusCode, replay.Body)
+	}
+	over := f.call(t, capped("participant-2"))
+	if d := wantError(t, over, http.StatusConflict, CodeClientLimit); d.RetryAfter == nil || *d.RetryAfter != retryClientLimit || strings.Contains(over.Body, "participant") {
+		t.Fatalf("the cap's answer: %s", over.Body)
+	}
+	// Without the cap in its context, the same client allocates again.
+	if resp := f.call(t, event(t, "allocate", student("participant-2"), nil)); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("without a cap: %d %s", resp.StatusCode, resp.Body)
+	}
+	pooltest.Check(t, f.pool)
+}
+
 func TestErrorMapping(t *testing.T) {
 	for _, c := range []struct {
 		err    error
@@ -128,6 +168,8 @@ func TestErrorMapping(t *testing.T) {
 		code   string
 	}{
 		{broker.ErrNoSandbox, 409, CodeNoSandboxes},
+		{broker.ErrStudentLimit, 409, CodeStudentLimit},
+		{broker.ErrClientLimit, 409, CodeClientLimit},
 		{broker.ErrBusy, 503, CodeServiceUnavailable},
 		{pool.ErrThrottled, 503, CodeServiceUnavailable},
 		{broker.ErrNotFound, 404, CodeSandboxNotFound},
@@ -272,6 +314,8 @@ func TestFunctionRefusesWhatItDoesNotServe(t *testing.T) {
 		{"no authorizer context", func(ev *eventT) { ev.RequestContext.Authorizer = nil }, 403, CodeForbidden},
 		{"an admin token's context", func(ev *eventT) { ev.RequestContext.Authorizer[ContextScope] = "admin" }, 403, CodeForbidden},
 		{"a forged public scope", func(ev *eventT) { ev.RequestContext.Authorizer[ContextScope] = "public" }, 403, CodeForbidden},
+		{"a cap the authorizer cannot have written", func(ev *eventT) { ev.RequestContext.Authorizer[ContextMaxLiveAllocations] = "0" }, 403, CodeForbidden},
+		{"a cap that is no number", func(ev *eventT) { ev.RequestContext.Authorizer[ContextMaxLiveAllocations] = "ten" }, 403, CodeForbidden},
 	} {
 		if status, code := serve(c.mutate); status != c.status || code != c.code {
 			t.Errorf("%s: %d %s, want %d %s", c.name, status, code, c.status, c.code)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +25,9 @@ import (
 const (
 	ContextScope  = "scope"
 	ContextClient = "client"
+	// ContextMaxLiveAllocations is the client's cap on live allocations, in decimal; absent
+	// for a client without one. API Gateway hands every context value on as a string.
+	ContextMaxLiveAllocations = "max_live_allocations"
 )
 
 // maxBodyBytes: no route reads a body (upstream clients send none); anything beyond a
@@ -88,6 +92,8 @@ type request struct {
 	route  Route
 	ev     *events.APIGatewayProxyRequest
 	client string
+	// clientCap is the client's max_live_allocations, 0 for none.
+	clientCap int
 
 	student, sandboxID, outcome string
 }
@@ -172,6 +178,15 @@ func (r *request) check() error {
 		return errForbidden
 	}
 	r.client = client
+	if v, ok := r.ev.RequestContext.Authorizer[ContextMaxLiveAllocations].(string); ok {
+		// Only the authorizer writes it; a value it cannot have written refuses rather than
+		// serving the client without its cap.
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return errForbidden
+		}
+		r.clientCap = n
+	}
 	return nil
 }
 

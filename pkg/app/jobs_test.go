@@ -173,7 +173,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "done", NamePrefix: accounts[0].Name}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Release(ctx, id(0), "done", "req-1"); err != nil {
+	if _, err := b.Release(ctx, id(0), pool.Holder{Student: "done"}, "req-1"); err != nil {
 		t.Fatal(err)
 	}
 	lapsed := broker.New(pooltest.Clocked(p, past(poolCfg.LabDuration+poolCfg.Grace+time.Minute)), poolCfg)

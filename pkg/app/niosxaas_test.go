@@ -64,7 +64,7 @@ func TestCleanupFunctionRunsTheNIOSXaaSStep(t *testing.T) {
 	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "s", NamePrefix: accounts[0].Name}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Release(ctx, id, "s", "req-1"); err != nil {
+	if _, err := b.Release(ctx, id, pool.Holder{Student: "s"}, "req-1"); err != nil {
 		t.Fatal(err)
 	}
 	if sum := run("cleanup"); sum.Counts["niosxaas_cleaned"] != 1 || sum.Counts["deleted"] != 1 {

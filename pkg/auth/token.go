@@ -52,8 +52,8 @@ type Token struct {
 // ClientLimits are a client's own limits; zero means none of that kind. Rate and Burst
 // are its request throttle (requests per second, bucket size): API Gateway's usage plan of
 // the client in AWS, the local gateway emulator's per-client bucket locally.
-// MaxLiveAllocations is parsed and validated but not enforced yet: the claim transaction
-// will hold it atomically, as it holds the per-student limit.
+// MaxLiveAllocations caps the client's live allocations; the authorizer hands it to the
+// allocate function (api.ContextMaxLiveAllocations), whose claim transaction holds it.
 type ClientLimits struct {
 	Rate               int
 	Burst              int
@@ -71,6 +71,8 @@ const (
 type Identity struct {
 	Name  string
 	Scope Scope
+	// MaxLiveAllocations is the client's cap (ClientLimits), 0 for none.
+	MaxLiveAllocations int
 }
 
 // MaxTokenLength bounds a presented token; nothing longer is hashed.
@@ -124,5 +126,6 @@ func Match(tokens []Token, plain string) (Identity, bool) {
 	if found < 0 {
 		return Identity{}, false
 	}
-	return Identity{Name: tokens[found].Name, Scope: tokens[found].Scope}, true
+	t := tokens[found]
+	return Identity{Name: t.Name, Scope: t.Scope, MaxLiveAllocations: t.Limits.MaxLiveAllocations}, true
 }

@@ -43,7 +43,7 @@ func staged(t *testing.T) (*pool.Pool, *broker.Broker, map[pool.Status][]pool.Sa
 			by[pool.Allocated] = append(by[pool.Allocated], s)
 			continue
 		}
-		s, err := b.Release(ctx, a.SandboxID, a.Student, "r")
+		s, err := b.Release(ctx, a.SandboxID, pool.Holder{Client: a.Client, Student: a.Student}, "r")
 		if err != nil {
 			t.Fatal(err)
 		}

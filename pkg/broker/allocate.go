@@ -16,6 +16,11 @@ var (
 	// ErrBusy: the allocation did not settle within its claim budget. It is the caller's
 	// 503, never a 409: contention is not exhaustion.
 	ErrBusy = errors.New("broker: allocation did not settle, retry shortly")
+	// ErrStudentLimit: the student already holds STUDENT_MAX_LIVE_ALLOCATIONS live
+	// allocations at this client, under other idempotency keys.
+	ErrStudentLimit = errors.New("broker: the student holds its maximum of live allocations")
+	// ErrClientLimit: the client already holds its max_live_allocations.
+	ErrClientLimit = errors.New("broker: the client holds its maximum of live allocations")
 )
 
 const (
@@ -35,8 +40,16 @@ type AllocateRequest struct {
 	IdempotencyKey string
 	NamePrefix     string
 	TrackName      string
-	Client         string
-	RequestID      string
+	// Client is the token's name. The student ID is the client's: two clients that send
+	// the same one are two students.
+	Client string
+	// ClientCap is the client's max_live_allocations, 0 for no cap.
+	ClientCap int
+	RequestID string
+}
+
+func (r AllocateRequest) holder() pool.Holder {
+	return pool.Holder{Client: r.Client, Student: r.Student}
 }
 
 // Allocation is the sandbox a student holds. Created is false for a replay.
@@ -59,6 +72,7 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 		return b.refused(ctx, req, err)
 	}
 	var drained [pool.Shards]bool
+	caps := newCapShards(req.ClientCap)
 	for claims := 0; claims < maxClaims; {
 		page, err := b.candidates(ctx, req.NamePrefix, &drained)
 		if err != nil {
@@ -76,7 +90,7 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 			}
 		}
 		claimCtx, cancel := context.WithTimeout(ctx, claimCallTimeout)
-		alloc, done, err := b.claim(claimCtx, page[rand.IntN(len(page))], req, by)
+		alloc, done, err := b.claim(claimCtx, page[rand.IntN(len(page))], req, caps, by)
 		cancel()
 		if done || err != nil {
 			return alloc, err
@@ -105,56 +119,117 @@ func (b *Broker) candidates(ctx context.Context, prefix string, drained *[pool.S
 	return nil, nil
 }
 
-// claim tries one candidate. done is false when someone else got it first.
-func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req AllocateRequest, by pool.Actor) (Allocation, bool, error) {
+// claim tries one candidate, in the holder's first free owner slot (docs/architecture.md
+// §5): a slot held under the request's idempotency key is the replay; one held under
+// another key is stepped over; a lapsed one is ended first. No free slot is
+// ErrStudentLimit. A client with a cap takes a random counter shard with it; a shard that
+// refuses is skipped for the rest of the allocation, and all of them refusing is
+// ErrClientLimit. done is false when someone else got the candidate first, or a lapsed
+// allocation was ended: the caller picks again.
+func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req AllocateRequest, caps *capShards, by pool.Actor) (Allocation, bool, error) {
 	now := b.now()
-	owner, err := b.pool.Claim(ctx, candidate, pool.Claim{
+	c := pool.Claim{
 		Student: req.Student, IdempotencyKey: req.IdempotencyKey, TrackName: req.TrackName, Client: req.Client,
-		AllocatedAt: now.Unix(), ExpiresAt: now.Add(b.labDuration).Unix(),
-	}, by)
-	var ce *pool.ConditionError
-	switch {
-	case err == nil:
-		return Allocation{Owner: owner, Created: true}, true, nil
-	case errors.As(err, &ce) && ce.Item == pool.ItemOwner && ce.Owner != nil:
-		return b.replay(ctx, *ce.Owner, by)
-	case pool.LostRace(err):
-		return Allocation{}, false, nil
+		AllocatedAt: now.Unix(), ExpiresAt: now.Add(b.labDuration).Unix(), Cap: req.ClientCap,
 	}
-	return Allocation{}, true, err
+	for c.Slot < b.studentLimit {
+		if c.Cap > 0 {
+			var ok bool
+			if c.CapShard, ok = caps.pick(); !ok {
+				return Allocation{}, true, ErrClientLimit
+			}
+		}
+		owner, err := b.pool.Claim(ctx, candidate, c, by)
+		var ce *pool.ConditionError
+		switch {
+		case err == nil:
+			return Allocation{Owner: owner, Created: true}, true, nil
+		case errors.As(err, &ce) && ce.Item == pool.ItemOwner && ce.Owner != nil:
+			if b.lapsed(*ce.Owner) {
+				return Allocation{}, false, b.expireLapsed(ctx, *ce.Owner, by)
+			}
+			if ce.Owner.IdempotencyKey == req.IdempotencyKey {
+				return Allocation{Owner: *ce.Owner}, true, nil
+			}
+			c.Slot++
+		case errors.As(err, &ce) && ce.Item == pool.ItemCounter:
+			caps.refuse(c.CapShard)
+		case pool.LostRace(err):
+			return Allocation{}, false, nil
+		default:
+			return Allocation{}, true, err
+		}
+	}
+	return Allocation{}, true, ErrStudentLimit
 }
 
-// replay returns the student's live allocation. One already past its expiry and grace is
-// ended here, as the expiry job would, and done is false so a fresh sandbox is claimed:
-// the student must not be handed a sandbox the job is about to take back.
-func (b *Broker) replay(ctx context.Context, owner pool.Owner, by pool.Actor) (Allocation, bool, error) {
-	cutoff := b.now().Add(-b.grace).Unix()
-	if owner.ExpiresAt > cutoff {
-		return Allocation{Owner: owner}, true, nil
-	}
+// lapsed reports whether an allocation is past its expiry and grace: the student must
+// not be handed a sandbox the expiry job is about to take back, nor be held to the limit
+// by it.
+func (b *Broker) lapsed(owner pool.Owner) bool {
+	return owner.ExpiresAt <= b.now().Add(-b.grace).Unix()
+}
+
+// expireLapsed ends a lapsed allocation here, as the expiry job would. Losing to another
+// ending is fine.
+func (b *Broker) expireLapsed(ctx context.Context, owner pool.Owner, by pool.Actor) error {
 	s, err := b.pool.Get(ctx, owner.SandboxID)
 	if err != nil {
-		return Allocation{}, true, fmt.Errorf("broker: expire lapsed allocation: %w", err)
+		return fmt.Errorf("broker: expire lapsed allocation: %w", err)
 	}
 	by.Reason = "expired at replay"
-	if _, err := b.pool.Expire(ctx, s, cutoff, by); err != nil && !errors.Is(err, pool.ErrConflict) {
-		return Allocation{}, true, err
+	if _, err := b.pool.Expire(ctx, s, b.now().Add(-b.grace).Unix(), by); err != nil && !errors.Is(err, pool.ErrConflict) {
+		return err
 	}
-	return Allocation{}, false, nil
+	return nil
 }
 
-// replayOrNone decides an empty sweep: the student may still hold a sandbox under this key.
+// replayOrNone decides an empty sweep: the holder may still hold a sandbox under this
+// key (a lapsed one is ended), or already hold its limit under others.
 func (b *Broker) replayOrNone(ctx context.Context, req AllocateRequest, by pool.Actor) (Allocation, error) {
-	owner, found, err := b.pool.OwnerRecord(ctx, req.Student, req.IdempotencyKey)
+	owners, err := b.pool.OwnerRecords(ctx, req.holder())
 	if err != nil {
 		return Allocation{}, err
 	}
-	if !found {
-		return Allocation{}, ErrNoSandbox
+	live := 0
+	for _, o := range owners {
+		switch {
+		case o.IdempotencyKey == req.IdempotencyKey && b.lapsed(o):
+			if err := b.expireLapsed(ctx, o, by); err != nil {
+				return Allocation{}, err
+			}
+		case o.IdempotencyKey == req.IdempotencyKey:
+			return Allocation{Owner: o}, nil
+		case !b.lapsed(o):
+			live++
+		}
 	}
-	alloc, done, err := b.replay(ctx, owner, by)
-	if err != nil || done {
-		return alloc, err
+	if live >= b.studentLimit {
+		return Allocation{}, ErrStudentLimit
 	}
 	return Allocation{}, ErrNoSandbox
 }
+
+// capShards are a capped client's counter shards during one allocation: refused[k] says
+// shard k refused (it was full), so this allocation does not ask it again.
+type capShards struct{ refused []bool }
+
+func newCapShards(limit int) *capShards {
+	return &capShards{refused: make([]bool, pool.CapShards(limit))}
+}
+
+// pick returns a random shard that has not refused yet; false when all have.
+func (c *capShards) pick() (int, bool) {
+	var open []int
+	for k, refused := range c.refused {
+		if !refused {
+			open = append(open, k)
+		}
+	}
+	if len(open) == 0 {
+		return 0, false
+	}
+	return open[rand.IntN(len(open))], true
+}
+
+func (c *capShards) refuse(k int) { c.refused[k] = true }

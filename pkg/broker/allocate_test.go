@@ -152,8 +152,15 @@ func TestAllocateReplayAfterPoolIsEmpty(t *testing.T) {
 	if err != nil || again.Created || again.Owner != first.Owner {
 		t.Fatalf("replay on an empty pool: %+v %v, want %+v", again, err, first.Owner)
 	}
-	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice", IdempotencyKey: "second-lab"}); !errors.Is(err, broker.ErrNoSandbox) {
-		t.Fatalf("a new key on an empty pool: want ErrNoSandbox, got %v", err)
+	// A new key: alice is at her limit (1), which says more than the empty pool; with
+	// room for another she is told the pool is empty.
+	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice", IdempotencyKey: "second-lab"}); !errors.Is(err, broker.ErrStudentLimit) {
+		t.Fatalf("a new key at the limit on an empty pool: want ErrStudentLimit, got %v", err)
+	}
+	cfg := poolCfg
+	cfg.StudentMaxLiveAllocations = 2
+	if _, err := broker.New(p, cfg).Allocate(ctx, broker.AllocateRequest{Student: "alice", IdempotencyKey: "second-lab"}); !errors.Is(err, broker.ErrNoSandbox) {
+		t.Fatalf("a new key below the limit on an empty pool: want ErrNoSandbox, got %v", err)
 	}
 	if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "mallory", IdempotencyKey: "alice"}); !errors.Is(err, broker.ErrNoSandbox) {
 		t.Fatalf("another student's key must not replay alice's sandbox, got %v", err)

@@ -15,13 +15,17 @@ type Broker struct {
 	// labExtension and maxLabDuration bound Extend.
 	labExtension   time.Duration
 	maxLabDuration time.Duration
-	drains         *drainCache
+	// studentLimit is how many live allocations a student holds at most (owner slots).
+	studentLimit int
+	drains       *drainCache
 }
 
 // New returns a Broker with the lab duration and grace from configuration.
 func New(p *pool.Pool, cfg config.Pool) *Broker {
 	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace,
 		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration,
+		// A configuration built in code (tests) may leave it zero: a student always has one.
+		studentLimit: max(cfg.StudentMaxLiveAllocations, 1),
 		drains: &drainCache{pool: p}}
 }
 

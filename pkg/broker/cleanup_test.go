@@ -236,7 +236,7 @@ func TestCleanupGivesUpAfterMaxAttempts(t *testing.T) {
 	if _, err := e.pool.Claim(ctx, s, pool.Claim{Student: "bob", IdempotencyKey: "bob", AllocatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, pool.Actor{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.pool.Release(ctx, e.get(t, bad.ID), "bob", pool.Actor{}); err != nil {
+	if _, err := e.pool.Release(ctx, e.get(t, bad.ID), pool.Holder{Student: "bob"}, pool.Actor{}); err != nil {
 		t.Fatal(err)
 	}
 	e.setFaults(t, cspfake.Faults{DeleteFail: cspfake.Failure{UUIDs: []string{broken.UUID()}, Body: cspfake.BodyGarbage}})

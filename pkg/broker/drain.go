@@ -79,7 +79,7 @@ func (b *Broker) refused(ctx context.Context, req AllocateRequest, err error) (A
 	if !errors.Is(err, ErrDraining) {
 		return Allocation{}, err
 	}
-	owner, found, err := b.pool.OwnerRecord(ctx, req.Student, req.IdempotencyKey)
+	owner, found, err := b.pool.OwnerRecord(ctx, req.holder(), req.IdempotencyKey)
 	if err != nil {
 		return Allocation{}, err
 	}

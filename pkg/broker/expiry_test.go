@@ -36,7 +36,7 @@ func TestExpiryBoundaries(t *testing.T) {
 		if s.Status != want {
 			t.Fatalf("allocation %d (expires_at + grace = now %+ds) is %s, want %s", i, 1-i, s.Status, want)
 		}
-		_, found, err := e.pool.OwnerRecord(ctx, held[i].Student, held[i].Student)
+		_, found, err := e.pool.OwnerRecord(ctx, pool.Holder{Client: held[i].Client, Student: held[i].Student}, held[i].Student)
 		if err != nil || found != (want == pool.Allocated) {
 			t.Fatalf("allocation %d: owner record found=%v (%v)", i, found, err)
 		}
@@ -78,7 +78,7 @@ func TestExpiryRacingOwnerRelease(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			time.Sleep(delay)
-			_, releaseErrs[i] = e.broker.Release(ctx, r.alloc.SandboxID, r.req.Student, "req")
+			_, releaseErrs[i] = e.broker.Release(ctx, r.alloc.SandboxID, pool.Holder{Client: r.req.Client, Student: r.req.Student}, "req")
 		})
 	}
 	close(start)

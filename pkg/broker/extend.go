@@ -18,7 +18,7 @@ var ErrExtensionLimit = errors.New("broker: the allocation is at its longest dur
 // moves expires_at to the cap; one already at the cap is ErrExtensionLimit). Only an
 // allocated sandbox can be extended: once released or expired it is ErrWrongStatus.
 // Each call extends once: a retried request extends again, up to the cap.
-func (b *Broker) Extend(ctx context.Context, id, student, requestID string) (pool.Sandbox, error) {
+func (b *Broker) Extend(ctx context.Context, id string, h pool.Holder, requestID string) (pool.Sandbox, error) {
 	s, err := b.live(ctx, id)
 	// Two rounds: another extension or the expiry job may write between the read and the
 	// write; the second read shows which.
@@ -26,7 +26,7 @@ func (b *Broker) Extend(ctx context.Context, id, student, requestID string) (poo
 		if err != nil {
 			return pool.Sandbox{}, err
 		}
-		if s.Owner == "" || s.Owner != student {
+		if !h.Holds(s) {
 			return pool.Sandbox{}, ErrNotOwner
 		}
 		if s.Status != pool.Allocated {
@@ -37,10 +37,10 @@ func (b *Broker) Extend(ctx context.Context, id, student, requestID string) (poo
 			return pool.Sandbox{}, ErrExtensionLimit
 		}
 		next := min(s.ExpiresAt+int64(b.labExtension/time.Second), limit)
-		by := pool.Actor{Kind: "student", Name: student, RequestID: requestID,
+		by := pool.Actor{Kind: "student", Name: h.Student, RequestID: requestID,
 			Reason: "extended to " + time.Unix(next, 0).UTC().Format(time.RFC3339)}
 		var extended pool.Sandbox
-		if extended, err = b.pool.Extend(ctx, s, student, next, by); err == nil {
+		if extended, err = b.pool.Extend(ctx, s, h, next, by); err == nil {
 			return extended, nil
 		}
 		if !pool.LostRace(err) {

@@ -40,10 +40,13 @@ func TestExtendByTheOwnerUpToTheLongestDuration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Extend(ctx, a.SandboxID, "student-2", "r0"); !errors.Is(err, broker.ErrNotOwner) {
-		t.Fatalf("another student's extension: %v", err)
+	for _, other := range []pool.Holder{{Client: "instruqt", Student: "student-2"}, {Client: "other-lab", Student: "student-1"}} {
+		if _, err := b.Extend(ctx, a.SandboxID, other, "r0"); !errors.Is(err, broker.ErrNotOwner) {
+			t.Fatalf("%+v's extension: %v", other, err)
+		}
 	}
-	s, err := b.Extend(ctx, a.SandboxID, "student-1", "r1")
+	owner := pool.Holder{Client: "instruqt", Student: "student-1"}
+	s, err := b.Extend(ctx, a.SandboxID, owner, "r1")
 	if err != nil || s.ExpiresAt != a.ExpiresAt+int64(labExtension/time.Second) || s.StatusAt != s.ExpiresAt {
 		t.Fatalf("first extension %+v, %v", s, err)
 	}
@@ -54,10 +57,10 @@ func TestExtendByTheOwnerUpToTheLongestDuration(t *testing.T) {
 	pooltest.Check(t, p)
 	// The second stops at allocated_at + 84 h, the third is refused.
 	limit := a.AllocatedAt + int64(maxLabDuration/time.Second)
-	if s, err = b.Extend(ctx, a.SandboxID, "student-1", "r2"); err != nil || s.ExpiresAt != limit {
+	if s, err = b.Extend(ctx, a.SandboxID, owner, "r2"); err != nil || s.ExpiresAt != limit {
 		t.Fatalf("second extension %+v, %v; want expires_at %d", s, err, limit)
 	}
-	if _, err := b.Extend(ctx, a.SandboxID, "student-1", "r3"); !errors.Is(err, broker.ErrExtensionLimit) {
+	if _, err := b.Extend(ctx, a.SandboxID, owner, "r3"); !errors.Is(err, broker.ErrExtensionLimit) {
 		t.Fatalf("an extension past the longest duration: %v", err)
 	}
 	if got := mustGet(t, p, a.SandboxID); got.ExpiresAt != limit {
@@ -76,10 +79,10 @@ func TestExtendByTheOwnerUpToTheLongestDuration(t *testing.T) {
 	if extensions != 2 {
 		t.Fatalf("history %+v: %d extensions, want 2", h, extensions)
 	}
-	if _, err := b.Release(ctx, a.SandboxID, "student-1", "r4"); err != nil {
+	if _, err := b.Release(ctx, a.SandboxID, owner, "r4"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Extend(ctx, a.SandboxID, "student-1", "r5"); !errors.Is(err, broker.ErrWrongStatus) {
+	if _, err := b.Extend(ctx, a.SandboxID, owner, "r5"); !errors.Is(err, broker.ErrWrongStatus) {
 		t.Fatalf("extending a released sandbox: %v", err)
 	}
 	pooltest.Check(t, p)
@@ -108,7 +111,7 @@ func TestExtendRacingExpiry(t *testing.T) {
 		}
 		wg.Go(func() {
 			<-start
-			_, extendErrs[i] = b.Extend(ctx, r.alloc.SandboxID, r.req.Student, "req")
+			_, extendErrs[i] = b.Extend(ctx, r.alloc.SandboxID, pool.Holder{Client: r.req.Client, Student: r.req.Student}, "req")
 		})
 		wg.Go(func() {
 			<-start

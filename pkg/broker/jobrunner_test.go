@@ -197,7 +197,7 @@ func TestPoolMetricsPublishesExactGauges(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == 0 {
-			if _, err := e.broker.Release(ctx, a.SandboxID, a.Student, "r"); err != nil {
+			if _, err := e.broker.Release(ctx, a.SandboxID, pool.Holder{Client: a.Client, Student: a.Student}, "r"); err != nil {
 				t.Fatal(err)
 			}
 		}

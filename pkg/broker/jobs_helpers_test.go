@@ -202,7 +202,7 @@ func (e *jobEnv) releaseOne(a cspfake.Account, student string) error {
 	if s, err = e.pool.Get(ctx, s.ID); err != nil {
 		return err
 	}
-	_, err = e.pool.Release(ctx, s, student, pool.Actor{Kind: "student", Name: student})
+	_, err = e.pool.Release(ctx, s, pool.Holder{Student: student}, pool.Actor{Kind: "student", Name: student})
 	return err
 }
 

@@ -11,18 +11,18 @@ import (
 var (
 	// ErrNotFound: no such sandbox, or only its tombstone (docs/architecture.md §4).
 	ErrNotFound = errors.New("broker: sandbox not found")
-	// ErrNotOwner: the sandbox exists but is not the student's.
+	// ErrNotOwner: the sandbox exists but is not the student's (at this client).
 	ErrNotOwner = errors.New("broker: sandbox is not allocated to this student")
 )
 
-// Sandbox returns a sandbox to the student it was allocated to — also after release, until
-// it is deleted.
-func (b *Broker) Sandbox(ctx context.Context, id, student string) (pool.Sandbox, error) {
+// Sandbox returns a sandbox to the holder (client and student) it was allocated to — also
+// after release, until it is deleted.
+func (b *Broker) Sandbox(ctx context.Context, id string, h pool.Holder) (pool.Sandbox, error) {
 	s, err := b.live(ctx, id)
 	if err != nil {
 		return pool.Sandbox{}, err
 	}
-	if s.Owner == "" || s.Owner != student {
+	if !h.Holds(s) {
 		return pool.Sandbox{}, ErrNotOwner
 	}
 	return s, nil
@@ -31,8 +31,8 @@ func (b *Broker) Sandbox(ctx context.Context, id, student string) (pool.Sandbox,
 // Release is the student's mark-for-deletion. It is idempotent for the owner: a sandbox
 // already pending deletion (or whose deletion failed) is returned as it is. The owner may
 // release at any time while allocated, also between expires_at and the end of the grace.
-func (b *Broker) Release(ctx context.Context, id, student, requestID string) (pool.Sandbox, error) {
-	by := pool.Actor{Kind: "student", Name: student, RequestID: requestID, Reason: "mark-for-deletion"}
+func (b *Broker) Release(ctx context.Context, id string, h pool.Holder, requestID string) (pool.Sandbox, error) {
+	by := pool.Actor{Kind: "student", Name: h.Student, RequestID: requestID, Reason: "mark-for-deletion"}
 	s, err := b.live(ctx, id)
 	// Two rounds: the expiry job may end the allocation between the read and the write,
 	// and the second read then shows the sandbox already pending deletion.
@@ -40,14 +40,14 @@ func (b *Broker) Release(ctx context.Context, id, student, requestID string) (po
 		if err != nil {
 			return pool.Sandbox{}, err
 		}
-		if s.Owner == "" || s.Owner != student {
+		if !h.Holds(s) {
 			return pool.Sandbox{}, ErrNotOwner
 		}
 		if s.Status != pool.Allocated {
 			return s, nil
 		}
 		var released pool.Sandbox
-		if released, err = b.pool.Release(ctx, s, student, by); err == nil {
+		if released, err = b.pool.Release(ctx, s, h, by); err == nil {
 			return released, nil
 		}
 		if !pool.LostRace(err) {

@@ -19,30 +19,30 @@ func TestSandboxAndReleaseByOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, err := b.Sandbox(ctx, a.SandboxID, "alice"); err != nil || s.Status != pool.Allocated {
+	if s, err := b.Sandbox(ctx, a.SandboxID, pool.Holder{Student: "alice"}); err != nil || s.Status != pool.Allocated {
 		t.Fatalf("owner read: %+v %v", s, err)
 	}
-	if _, err := b.Sandbox(ctx, a.SandboxID, "bob"); !errors.Is(err, broker.ErrNotOwner) {
+	if _, err := b.Sandbox(ctx, a.SandboxID, pool.Holder{Student: "bob"}); !errors.Is(err, broker.ErrNotOwner) {
 		t.Fatalf("another student's read: want ErrNotOwner, got %v", err)
 	}
-	if _, err := b.Sandbox(ctx, "999", "alice"); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := b.Sandbox(ctx, "999", pool.Holder{Student: "alice"}); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("unknown sandbox: want ErrNotFound, got %v", err)
 	}
-	if _, err := b.Release(ctx, a.SandboxID, "bob", "r0"); !errors.Is(err, broker.ErrNotOwner) {
+	if _, err := b.Release(ctx, a.SandboxID, pool.Holder{Student: "bob"}, "r0"); !errors.Is(err, broker.ErrNotOwner) {
 		t.Fatalf("another student's release: want ErrNotOwner, got %v", err)
 	}
-	first, err := b.Release(ctx, a.SandboxID, "alice", "r1")
+	first, err := b.Release(ctx, a.SandboxID, pool.Holder{Student: "alice"}, "r1")
 	if err != nil || first.Status != pool.PendingDeletion {
 		t.Fatalf("release: %+v %v", first, err)
 	}
-	again, err := b.Release(ctx, a.SandboxID, "alice", "r2")
+	again, err := b.Release(ctx, a.SandboxID, pool.Holder{Student: "alice"}, "r2")
 	if err != nil || again.DeletionRequestedAt != first.DeletionRequestedAt || again.Status != pool.PendingDeletion {
 		t.Fatalf("repeated release must answer the same: %+v %v", again, err)
 	}
-	if s, err := b.Sandbox(ctx, a.SandboxID, "alice"); err != nil || s.Status != pool.PendingDeletion {
+	if s, err := b.Sandbox(ctx, a.SandboxID, pool.Holder{Student: "alice"}); err != nil || s.Status != pool.PendingDeletion {
 		t.Fatalf("the owner still reads a released sandbox until it is deleted: %+v %v", s, err)
 	}
-	if _, err := b.Release(ctx, "999", "alice", "r3"); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := b.Release(ctx, "999", pool.Holder{Student: "alice"}, "r3"); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("unknown sandbox: want ErrNotFound, got %v", err)
 	}
 	// Another available sandbox is nobody's: not the student's to release.
@@ -50,7 +50,7 @@ func TestSandboxAndReleaseByOwner(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.Release(ctx, s.ID, "alice", "r4"); !errors.Is(err, broker.ErrNotOwner) {
+		if _, err := b.Release(ctx, s.ID, pool.Holder{Student: "alice"}, "r4"); !errors.Is(err, broker.ErrNotOwner) {
 			t.Fatalf("releasing an available sandbox: want ErrNotOwner, got %v", err)
 		}
 	}
@@ -72,7 +72,7 @@ func TestReleaseRacingExpiryThroughBroker(t *testing.T) {
 			t.Fatal(r.err)
 		}
 		wg.Go(func() {
-			if _, err := b.Release(ctx, r.alloc.SandboxID, r.req.Student, "req"); err != nil {
+			if _, err := b.Release(ctx, r.alloc.SandboxID, pool.Holder{Client: r.req.Client, Student: r.req.Student}, "req"); err != nil {
 				t.Errorf("release %s: %v", r.alloc.SandboxID, err)
 			}
 		})

@@ -29,7 +29,7 @@ func (e *jobEnv) allocateRelease(t *testing.T, accounts []cspfake.Account) {
 		if err != nil || alloc.SandboxID != sandboxID(a) {
 			t.Fatalf("allocate %s: %+v %v", a.Name, alloc, err)
 		}
-		if _, err := e.broker.Release(ctx, alloc.SandboxID, student, ""); err != nil {
+		if _, err := e.broker.Release(ctx, alloc.SandboxID, pool.Holder{Student: student}, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -230,14 +230,14 @@ func TestTombstoneIsNotFoundForTracks(t *testing.T) {
 	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 1})
 	e.allocateRelease(t, accounts)
 	id := sandboxID(accounts[0])
-	if _, err := e.broker.Sandbox(ctx, id, "wave1-0"); err != nil {
+	if _, err := e.broker.Sandbox(ctx, id, pool.Holder{Student: "wave1-0"}); err != nil {
 		t.Fatalf("a released sandbox is its student's until deleted: %v", err)
 	}
 	wantCounts(t, e.run(t, "cleanup"), map[string]int{"deleted": 1})
-	if _, err := e.broker.Sandbox(ctx, id, "wave1-0"); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := e.broker.Sandbox(ctx, id, pool.Holder{Student: "wave1-0"}); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("GET of a tombstone: %v, want ErrNotFound", err)
 	}
-	if _, err := e.broker.Release(ctx, id, "wave1-0", ""); !errors.Is(err, broker.ErrNotFound) {
+	if _, err := e.broker.Release(ctx, id, pool.Holder{Student: "wave1-0"}, ""); !errors.Is(err, broker.ErrNotFound) {
 		t.Fatalf("mark-for-deletion of a tombstone: %v, want ErrNotFound", err)
 	}
 	s, history, err := e.broker.Inspect(ctx, id)
@@ -310,7 +310,7 @@ func TestSyncBackfillsTheStatusKeyOfOldRecords(t *testing.T) {
 	if err != nil || released.SandboxID != sandboxID(accounts[2]) {
 		t.Fatalf("allocate: %+v %v", released, err)
 	}
-	if _, err := e.broker.Release(ctx, released.SandboxID, "bob", ""); err != nil {
+	if _, err := e.broker.Release(ctx, released.SandboxID, pool.Holder{Student: "bob"}, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range accounts {

@@ -33,6 +33,9 @@ type Local struct {
 	TrackToken   string
 	AdminToken   string
 	MetricsToken string
+	// TokensFile, when set, is a file in the token secret's format whose entries join the
+	// tokens above: more clients, with their limits (a second track client, a capped one).
+	TokensFile string
 	// TrackRate and TrackBurst are the track client's own throttle (its usage plan in AWS);
 	// 0 leaves it unthrottled but for the stage.
 	TrackRate  int
@@ -50,8 +53,8 @@ var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 // LoadLocal reads PORT (8080), DATA_DIR, DYNAMODB_ENDPOINT and TABLE_NAME, SEED_SANDBOXES
 // (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, LOCAL_NIOSXAAS (with
 // NIOSXAAS_ENABLED and NIOSXAAS_BASE_URL, which decide it too), BROKER_TRACK_TOKEN,
-// BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN, BROKER_TRACK_RATE and BROKER_TRACK_BURST, and
-// AUTHORIZER_CACHE_SECONDS (300).
+// BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN, BROKER_TOKENS_FILE, BROKER_TRACK_RATE and
+// BROKER_TRACK_BURST, and AUTHORIZER_CACHE_SECONDS (300).
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
 	l := Local{
@@ -65,6 +68,7 @@ func LoadLocal(env Env) (Local, error) {
 		TrackToken:         r.str("BROKER_TRACK_TOKEN", ""),
 		AdminToken:         r.str("BROKER_ADMIN_TOKEN", ""),
 		MetricsToken:       r.str("BROKER_METRICS_TOKEN", ""),
+		TokensFile:         r.str("BROKER_TOKENS_FILE", ""),
 		TrackRate:          r.int("BROKER_TRACK_RATE", 0, 0, 10_000),
 		TrackBurst:         r.int("BROKER_TRACK_BURST", 0, 0, 5_000),
 		AuthorizerCacheTTL: r.duration("AUTHORIZER_CACHE_SECONDS", 300, time.Second, 0, 3600),

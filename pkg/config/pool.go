@@ -19,11 +19,18 @@ type Pool struct {
 	// TombstoneTTL is how long a deleted or retired record (and its account uuid) is kept,
 	// so no late listing can hand the account out again.
 	TombstoneTTL time.Duration
+	// StudentMaxLiveAllocations is how many live allocations one student (at one client)
+	// holds at most, across idempotency keys.
+	StudentMaxLiveAllocations int
 }
 
 // LoadPool reads TABLE_NAME, DYNAMODB_ENDPOINT, AWS_REGION, LAB_DURATION_HOURS,
-// GRACE_PERIOD_MINUTES, LAB_EXTENSION_HOURS, MAX_LAB_DURATION_HOURS, HISTORY_TTL_DAYS and
-// TOMBSTONE_TTL_DAYS. MAX_LAB_DURATION_HOURS must be at least LAB_DURATION_HOURS.
+// GRACE_PERIOD_MINUTES, LAB_EXTENSION_HOURS, MAX_LAB_DURATION_HOURS, HISTORY_TTL_DAYS,
+// TOMBSTONE_TTL_DAYS and STUDENT_MAX_LIVE_ALLOCATIONS. MAX_LAB_DURATION_HOURS must be at
+// least LAB_DURATION_HOURS.
+//
+// STUDENT_MAX_LIVE_ALLOCATIONS is at most 20: an allocation by a student who holds n
+// others steps over their n owner slots, one transaction each.
 //
 // A history entry expires HISTORY_TTL_DAYS after it was written, a tombstone
 // TOMBSTONE_TTL_DAYS after the record became one. HISTORY_TTL_DAYS must therefore be at
@@ -44,6 +51,8 @@ func LoadPool(env Env) (Pool, error) {
 		MaxLabDuration: r.duration("MAX_LAB_DURATION_HOURS", 96, time.Hour, 1, 24*90),
 		HistoryTTL:     r.duration("HISTORY_TTL_DAYS", 180, 24*time.Hour, 1, 3650),
 		TombstoneTTL:   r.duration("TOMBSTONE_TTL_DAYS", 90, 24*time.Hour, 1, 3650),
+
+		StudentMaxLiveAllocations: r.int("STUDENT_MAX_LIVE_ALLOCATIONS", 1, 1, 20),
 	}
 	if p.HistoryTTL > 0 && p.TombstoneTTL > 0 && p.HistoryTTL < p.TombstoneTTL {
 		r.fail("HISTORY_TTL_DAYS", "must be at least TOMBSTONE_TTL_DAYS (%d), so a tombstone's history does not expire before it",

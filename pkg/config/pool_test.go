@@ -33,3 +33,20 @@ func TestLoadPoolTombstoneTTL(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadPoolStudentLimit(t *testing.T) {
+	p, err := config.LoadPool(testkit.Env(map[string]string{"TABLE_NAME": "pool"}))
+	if err != nil || p.StudentMaxLiveAllocations != 1 {
+		t.Fatalf("default: %d %v", p.StudentMaxLiveAllocations, err)
+	}
+	p, err = config.LoadPool(testkit.Env(map[string]string{"TABLE_NAME": "pool", "STUDENT_MAX_LIVE_ALLOCATIONS": "3"}))
+	if err != nil || p.StudentMaxLiveAllocations != 3 {
+		t.Fatalf("3: %d %v", p.StudentMaxLiveAllocations, err)
+	}
+	for _, v := range []string{"0", "21", "-1", "one"} {
+		_, err := config.LoadPool(testkit.Env(map[string]string{"TABLE_NAME": "pool", "STUDENT_MAX_LIVE_ALLOCATIONS": v}))
+		if err == nil || !strings.Contains(err.Error(), "STUDENT_MAX_LIVE_ALLOCATIONS") {
+			t.Errorf("%q: error %v, want one naming the variable", v, err)
+		}
+	}
+}

@@ -192,9 +192,10 @@ func (g *Gateway) authorizeRequest(r *http.Request, ev events.APIGatewayProxyReq
 	if !allows(resp.PolicyDocument, methodArn) {
 		return nil, "ACCESS_DENIED"
 	}
+	// API Gateway hands every context value on as a string, whatever its JSON type.
 	ctx := map[string]any{"principalId": resp.PrincipalID}
 	for k, v := range resp.Context {
-		ctx[k] = v
+		ctx[k] = fmt.Sprint(v)
 	}
 	return ctx, ""
 }

@@ -17,7 +17,9 @@ const (
 	AllocationReplay    AllocationOutcome = "replay"
 	AllocationNoSandbox AllocationOutcome = "no_sandbox"
 	AllocationBusy      AllocationOutcome = "busy"
-	AllocationError     AllocationOutcome = "error"
+	// AllocationLimit: refused by the student's or the client's limit.
+	AllocationLimit AllocationOutcome = "limit"
+	AllocationError AllocationOutcome = "error"
 )
 
 // Metric names, in the namespace given to NewMetrics.

@@ -14,15 +14,28 @@ type Claim struct {
 	Client         string
 	AllocatedAt    int64
 	ExpiresAt      int64
+	// Slot is the holder's owner slot to take (docs/architecture.md §5).
+	Slot int
+	// Cap is the client's cap on live allocations, 0 for none; CapShard is the counter
+	// shard to take, in [0, CapShards(Cap)).
+	Cap      int
+	CapShard int
 }
 
-// Claim allocates candidate to the student: available → allocated, conditioned on the
-// version that was read, together with the owner record for (student, idempotency key),
-// conditioned on not existing yet, in one transaction of these two items. The history
-// entry of the allocation rides on the sandbox item until the allocation ends
-// (HistoryEntry). A *ConditionError with Item
-// ItemOwner carries the existing owner record: the caller replays it. One with Item
-// ItemSandbox means someone else got this candidate.
+// Holder is who the claim allocates to.
+func (c Claim) Holder() Holder { return Holder{Client: c.Client, Student: c.Student} }
+
+// Claim allocates candidate to the claim's holder: available → allocated, conditioned on
+// the version that was read, together with the owner record in the holder's slot c.Slot,
+// conditioned on the slot being free, in one transaction of these two items. A client
+// with a cap adds a third: one more live allocation on its counter shard c.CapShard,
+// conditioned on the shard being below its limit. The history entry of the allocation
+// rides on the sandbox item until the allocation ends (HistoryEntry).
+//
+// A *ConditionError with Item ItemOwner carries the owner record that holds the slot:
+// the caller replays it (same idempotency key), ends it (lapsed) or tries the next slot.
+// One with Item ItemCounter means the shard is full. One with Item ItemSandbox means
+// someone else got this candidate.
 func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) (Owner, error) {
 	t := p.newTx("claim", candidate.ID, expect{statuses: []Status{Available}, rev: candidate.Rev})
 	var e expr
@@ -30,6 +43,7 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 	e.set(":key", c.IdempotencyKey)
 	e.set(":allocated_at", c.AllocatedAt)
 	e.set(":expires_at", c.ExpiresAt)
+	e.set(":slot", c.Slot)
 	e.set(":now", p.now().Unix())
 	e.set(":one", 1)
 	event, err := attributevalue.Marshal(p.entry(Available, Allocated, by))
@@ -38,7 +52,7 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 	}
 	e.set(":allocation", event)
 	update := "SET " + e.setStatus(candidate.ID, Allocated, c.ExpiresAt) + ", #allocated_to_track = :owner, " +
-		"#idempotency_key = :key, #allocated_at = :allocated_at, #expires_at = :expires_at, " +
+		"#idempotency_key = :key, #allocated_at = :allocated_at, #expires_at = :expires_at, #owner_slot = :slot, " +
 		"#allocation = :allocation, #updated_at = :now, #rev = #rev + :one"
 	for attr, v := range map[string]string{"track_name": c.TrackName, "client": c.Client} {
 		if v != "" {
@@ -46,22 +60,24 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 			update += ", #" + attr + " = :" + attr
 		}
 	}
+	if c.Cap > 0 {
+		e.set(":cap_shard", c.CapShard)
+		update += ", #cap_shard = :cap_shard"
+	}
 	t.updateSandbox(p.table, &e, update+" REMOVE #avail_shard, #avail_name, #missed_syncs")
 
 	owner := Owner{
-		Student: c.Student, IdempotencyKey: c.IdempotencyKey,
+		Student: c.Student, IdempotencyKey: c.IdempotencyKey, Slot: c.Slot,
 		SandboxID: candidate.ID, Name: candidate.Name, ExternalID: candidate.ExternalID,
 		SFDCAccountID: candidate.SFDCAccountID, TrackName: c.TrackName, Client: c.Client,
 		AllocatedAt: c.AllocatedAt, ExpiresAt: c.ExpiresAt,
 	}
-	item, err := attributevalue.MarshalMap(owner)
-	if err != nil {
+	if err := t.putOwner(p.table, owner); err != nil {
 		return Owner{}, err
 	}
-	for k, v := range key(ownerPK(c.Student), ownerSK(c.IdempotencyKey)) {
-		item[k] = v
+	if c.Cap > 0 {
+		t.takeCounter(p.table, c.Client, c.CapShard, ShardLimit(c.Cap, c.CapShard))
 	}
-	t.put(ItemOwner, p.table, item, "attribute_not_exists(#PK)")
 	if err := p.run(ctx, t); err != nil {
 		return Owner{}, err
 	}

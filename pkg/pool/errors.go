@@ -22,6 +22,7 @@ const (
 	ItemSandbox = "sandbox"
 	ItemOwner   = "owner record"
 	ItemUUID    = "account uuid"
+	ItemCounter = "client counter"
 )
 
 // ConditionError says which condition of which transition failed, with the item as it was
@@ -29,10 +30,10 @@ const (
 type ConditionError struct {
 	Op        string
 	SandboxID string
-	Item      string // ItemSandbox, ItemOwner or ItemUUID
+	Item      string // ItemSandbox, ItemOwner, ItemUUID or ItemCounter
 	Reason    string
 	Current   *Sandbox // the sandbox as it was; nil when it does not exist
-	Owner     *Owner   // the existing owner record, when Item is ItemOwner
+	Owner     *Owner   // the record that holds the slot, when Item is ItemOwner
 	// HeldBy is the sandbox that holds the account uuid, when Item is ItemUUID ("" when
 	// unknown).
 	HeldBy string

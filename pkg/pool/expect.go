@@ -13,10 +13,10 @@ import (
 type expect struct {
 	absent   bool // the item must not exist yet
 	statuses []Status
-	rev      int64  // 0: any version
-	owner    string // "": any owner
-	dueBy    int64  // status_at must be <= dueBy; 0: not checked
-	attempts *int   // nil: not checked
+	rev      int64   // 0: any version
+	owner    *Holder // nil: any owner
+	dueBy    int64   // status_at must be <= dueBy; 0: not checked
+	attempts *int    // nil: not checked
 	// withoutUUID: the record must not have claimed its account uuid yet (AdoptUUID)
 	withoutUUID bool
 	// withoutStatusKey: the record must not carry status_key yet (BackfillStatusKey)
@@ -43,9 +43,15 @@ func (x expect) condition(e *expr) string {
 		e.set(":want_rev", x.rev)
 		parts = append(parts, e.use("#rev = :want_rev"))
 	}
-	if x.owner != "" {
-		e.set(":want_owner", x.owner)
+	if x.owner != nil {
+		e.set(":want_owner", x.owner.Student)
 		parts = append(parts, e.use("#allocated_to_track = :want_owner"))
+		if x.owner.Client == "" {
+			parts = append(parts, e.use("attribute_not_exists(#client)"))
+		} else {
+			e.set(":want_client", x.owner.Client)
+			parts = append(parts, e.use("#client = :want_client"))
+		}
 	}
 	if x.dueBy != 0 {
 		e.set(":want_due", x.dueBy)
@@ -83,7 +89,7 @@ func (x expect) explain(cur *Sandbox) string {
 		return fmt.Sprintf("status is %s, want %s", cur.Status, joinStatuses(x.statuses))
 	case x.rev != 0 && cur.Rev != x.rev:
 		return fmt.Sprintf("changed since it was read (rev %d, want %d)", cur.Rev, x.rev)
-	case x.owner != "" && cur.Owner != x.owner:
+	case x.owner != nil && !x.owner.Holds(*cur):
 		return "allocated to another student"
 	case x.dueBy != 0 && cur.StatusAt > x.dueBy:
 		return fmt.Sprintf("not due until %s", time.Unix(cur.StatusAt, 0).UTC().Format(time.RFC3339))
@@ -113,4 +119,34 @@ func allocationAt(s *Sandbox) int64 {
 		return 0
 	}
 	return s.Allocation.At
+}
+
+// freeSlot is what an owner record's slot must be for a claim to take it: empty. A
+// refusal carries the record that holds it (ConditionError.Owner), which the caller
+// replays, ends or steps over.
+type freeSlot struct{}
+
+func (freeSlot) condition(e *expr) string { return e.use("attribute_not_exists(#PK)") }
+
+func (freeSlot) explain(cur *Owner) string {
+	if cur == nil {
+		return "slot taken"
+	}
+	return fmt.Sprintf("slot %d holds sandbox %s", cur.Slot, cur.SandboxID)
+}
+
+// belowLimit is what a client counter shard must be to take one more live allocation:
+// new, or below its limit.
+type belowLimit struct{ limit int }
+
+func (x belowLimit) condition(e *expr) string {
+	e.set(":shard_limit", x.limit)
+	return e.use("attribute_not_exists(#PK) OR #live < :shard_limit")
+}
+
+func (x belowLimit) explain(cur *counterItem) string {
+	if cur == nil {
+		return "shard at its limit"
+	}
+	return fmt.Sprintf("shard %d holds %d live allocations, its limit is %d", cur.Shard, cur.Live, x.limit)
 }

@@ -9,15 +9,15 @@ import (
 
 // Extend moves an allocation's expires_at to expiresAt, and status_at with it (status_at
 // follows expires_at while allocated, which is what the expiry job queries). It is
-// conditioned on the sandbox still being allocated to the student at the version that
+// conditioned on the sandbox still being allocated to the holder at the version that
 // was read, so two extensions cannot both add to the same expires_at, and an extension
 // racing the expiry job has exactly one outcome: the expiry's condition (status_at at or
 // before its cutoff) fails once the extension committed, and the extension's (allocated)
 // fails once the expiry did. The owner record's expires_at moves in the same transaction,
 // so a replayed allocate shows the new value; the history records the extension.
-func (p *Pool) Extend(ctx context.Context, cur Sandbox, student string, expiresAt int64, by Actor) (Sandbox, error) {
+func (p *Pool) Extend(ctx context.Context, cur Sandbox, h Holder, expiresAt int64, by Actor) (Sandbox, error) {
 	now := p.now().Unix()
-	t := p.newTx("extend", cur.ID, expect{statuses: []Status{Allocated}, owner: student, rev: cur.Rev})
+	t := p.newTx("extend", cur.ID, expect{statuses: []Status{Allocated}, owner: &h, rev: cur.Rev})
 	var e expr
 	e.set(":expires_at", expiresAt)
 	e.set(":now", now)
@@ -29,7 +29,7 @@ func (p *Pool) Extend(ctx context.Context, cur Sandbox, student string, expiresA
 	oe.set(":sandbox", cur.ID)
 	t.add(ItemOwner, types.TransactWriteItem{Update: &types.Update{
 		TableName:                           aws.String(p.table),
-		Key:                                 key(ownerPK(cur.Owner), ownerSK(cur.IdempotencyKey)),
+		Key:                                 ownerKeyOf(cur),
 		UpdateExpression:                    aws.String(oe.use("SET #expires_at = :expires_at")),
 		ConditionExpression:                 aws.String(oe.use("#sandbox_id = :sandbox")),
 		ExpressionAttributeNames:            oe.names,

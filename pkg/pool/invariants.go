@@ -16,6 +16,8 @@ import (
 type Census struct {
 	ByStatus map[Status]int
 	Owners   int
+	// Counters counts client counter shards.
+	Counters int
 	History  int
 	// Drains counts drain items and their history entries.
 	Drains int
@@ -26,9 +28,12 @@ type Census struct {
 
 // CheckInvariants reads the whole table and checks docs/architecture.md §5 and the index
 // keys:
-//   - every allocated sandbox has exactly the owner record that points back at it, and every
-//     owner record points at a sandbox allocated to its student under its key (1)–(3), with
-//     the sandbox's expires_at;
+//   - every allocated sandbox has exactly the owner record that points back at it, at the
+//     slot the sandbox names (or under its idempotency key, for an allocation from before
+//     slots), and every owner record points at a sandbox allocated to its client and
+//     student under its key (1)–(3), with the sandbox's expires_at;
+//   - per client and counter shard, the shard counts exactly the client's allocated
+//     sandboxes that took it, and no shard is negative or above its limit (9);
 //   - every record, tombstones too, carries the StatusIndex key of its status and shard
 //     (StatusKey), so each is in the one StatusIndex shard that ByStatus, Count and List read;
 //   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
@@ -51,7 +56,12 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 	avail := map[string]map[string]any{}
 	allocatedOnce := map[string]bool{}
 	uuids := map[string]uuidItem{}
-	var owners []Owner
+	type ownerAt struct {
+		Owner
+		pk, sk string
+	}
+	var owners []ownerAt
+	counters := map[string]counterItem{} // by client and shard, as shardName renders them
 	var problems []error
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	now := p.now().Unix()
@@ -91,13 +101,23 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				if k.To == Allocated {
 					allocatedOnce[strings.TrimPrefix(k.PK, prefixSandbox)] = true
 				}
-			case strings.HasPrefix(k.PK, prefixOwner) && strings.HasPrefix(k.SK, prefixIdem):
+			case strings.HasPrefix(k.PK, prefixOwner) && (strings.HasPrefix(k.SK, prefixSlot) || strings.HasPrefix(k.SK, prefixIdem)):
 				var o Owner
 				if err := attributevalue.UnmarshalMap(item, &o); err != nil {
 					return census, err
 				}
-				owners = append(owners, o)
+				owners = append(owners, ownerAt{o, k.PK, k.SK})
 				census.Owners++
+			case strings.HasPrefix(k.PK, prefixClient) && strings.HasPrefix(k.SK, prefixLive):
+				var c counterItem
+				if err := attributevalue.UnmarshalMap(item, &c); err != nil {
+					return census, err
+				}
+				if !sameKey(CounterKey(c.Client, c.Shard), k.PK, k.SK) {
+					bad("counter item %s / %s names client %q shard %d", k.PK, k.SK, c.Client, c.Shard)
+				}
+				counters[shardName(c.Client, c.Shard)] = c
+				census.Counters++
 			case strings.HasPrefix(k.PK, prefixUUID) && k.SK == skUUID:
 				var u uuidItem
 				if err := attributevalue.UnmarshalMap(item, &u); err != nil {
@@ -125,18 +145,39 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		if prev, dup := claimedBy[o.SandboxID]; dup {
 			bad("sandbox %s has two owner records (%q/%q and %q/%q)", o.SandboxID, prev.Student, prev.IdempotencyKey, o.Student, o.IdempotencyKey)
 		}
-		claimedBy[o.SandboxID] = o
+		claimedBy[o.SandboxID] = o.Owner
 		s, ok := sandboxes[o.SandboxID]
 		switch {
 		case !ok:
-			bad("owner record %q/%q points at missing sandbox %s", o.Student, o.IdempotencyKey, o.SandboxID)
+			bad("owner record %s / %s points at missing sandbox %s", o.pk, o.sk, o.SandboxID)
 		case s.Status != Allocated:
-			bad("owner record %q/%q points at sandbox %s in status %s", o.Student, o.IdempotencyKey, s.ID, s.Status)
-		case s.Owner != o.Student || s.IdempotencyKey != o.IdempotencyKey:
-			bad("owner record %q/%q points at sandbox %s allocated to %q/%q", o.Student, o.IdempotencyKey, s.ID, s.Owner, s.IdempotencyKey)
+			bad("owner record %s / %s points at sandbox %s in status %s", o.pk, o.sk, s.ID, s.Status)
+		case s.Owner != o.Student || s.Client != o.Client || s.IdempotencyKey != o.IdempotencyKey:
+			bad("owner record %s / %s (key %q) points at sandbox %s allocated to %q/%q under key %q", o.pk, o.sk, o.IdempotencyKey, s.ID, s.Client, s.Owner, s.IdempotencyKey)
+		case !sameKey(ownerKeyOf(s), o.pk, o.sk):
+			bad("owner record %s / %s points at sandbox %s, which names its owner record elsewhere", o.pk, o.sk, s.ID)
 		case s.ExpiresAt != o.ExpiresAt:
 			// A replay answers from the owner record: it must show what an extension set.
-			bad("owner record %q/%q says expires_at %d, sandbox %s says %d", o.Student, o.IdempotencyKey, o.ExpiresAt, s.ID, s.ExpiresAt)
+			bad("owner record %s / %s says expires_at %d, sandbox %s says %d", o.pk, o.sk, o.ExpiresAt, s.ID, s.ExpiresAt)
+		}
+	}
+	live := map[string]int{} // allocated sandboxes per counter shard they took
+	for id, s := range sandboxes {
+		switch {
+		case s.Status != Allocated && (s.OwnerSlot != nil || s.CapShard != nil):
+			bad("%s sandbox %s still names an owner slot or counter shard", s.Status, id)
+		case s.Status == Allocated && s.CapShard != nil:
+			live[shardName(s.Client, *s.CapShard)]++
+		}
+	}
+	for name, c := range counters {
+		if c.Live != live[name] || c.Live < 0 || c.Live > c.Limit {
+			bad("counter shard %s holds %d (limit %d), but %d allocated sandboxes took it", name, c.Live, c.Limit, live[name])
+		}
+	}
+	for name, n := range live {
+		if _, ok := counters[name]; !ok {
+			bad("%d allocated sandboxes took counter shard %s, which does not exist", n, name)
 		}
 	}
 	recordOf := map[string]string{} // account uuid → sandbox ID
@@ -200,6 +241,21 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 	}
 	return census, errors.Join(problems...)
 }
+
+// keyStrings returns the partition and sort key of a key built by key().
+func keyStrings(k map[string]types.AttributeValue) (pk, sk string) {
+	p, _ := k[AttrPK].(*types.AttributeValueMemberS)
+	s, _ := k[AttrSK].(*types.AttributeValueMemberS)
+	return p.Value, s.Value
+}
+
+func sameKey(k map[string]types.AttributeValue, pk, sk string) bool {
+	p, s := keyStrings(k)
+	return p == pk && s == sk
+}
+
+// shardName names a client's counter shard in CheckInvariants' reports.
+func shardName(client string, k int) string { return fmt.Sprintf("%q/%d", client, k) }
 
 // statusAtProblem says how s's status_at disagrees with its status, or "". These are the
 // rules every transition keeps (StatusIndex orders each status by the moment it next

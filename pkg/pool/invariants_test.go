@@ -102,7 +102,7 @@ func TestCheckInvariantsReportsUnknownItemsAndReuse(t *testing.T) {
 	if _, err := r.Claim(ctx, s, claimFor("bob", time.Now()), student); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Release(ctx, mustGet(t, r, s.ID), "bob", student); err != nil {
+	if _, err := r.Release(ctx, mustGet(t, r, s.ID), pool.Holder{Student: "bob"}, student); err != nil {
 		t.Fatal(err)
 	}
 	pooltest.Check(t, r)
@@ -120,7 +120,7 @@ func TestTombstonesAreNeverDueWork(t *testing.T) {
 	if _, err := p.Claim(ctx, s, claimFor("alice", time.Now()), student); err != nil {
 		t.Fatal(err)
 	}
-	released, err := p.Release(ctx, mustGet(t, p, s.ID), "alice", student)
+	released, err := p.Release(ctx, mustGet(t, p, s.ID), pool.Holder{Student: "alice"}, student)
 	if err != nil {
 		t.Fatal(err)
 	}

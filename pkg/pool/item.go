@@ -73,6 +73,13 @@ type Sandbox struct {
 	Client         string `dynamodbav:"client,omitempty"`
 	AllocatedAt    int64  `dynamodbav:"allocated_at,omitempty"`
 	ExpiresAt      int64  `dynamodbav:"expires_at,omitempty"`
+	// OwnerSlot is the slot of the owner record of the live allocation (OwnerKey); nil on
+	// every other status, and on allocations claimed before slots existed, whose owner
+	// record is keyed by the idempotency key (LegacyOwnerKey).
+	OwnerSlot *int `dynamodbav:"owner_slot,omitempty"`
+	// CapShard is the client counter shard the live allocation took (CounterKey); nil when
+	// the client has no cap, and on every other status.
+	CapShard *int `dynamodbav:"cap_shard,omitempty"`
 	// Allocation is the history entry of the claim while the sandbox is allocated; the
 	// transaction that ends the allocation moves it into the history (HistoryEntry). Nil
 	// on every other status, and on allocations claimed before it existed (their entry is
@@ -101,20 +108,35 @@ type Sandbox struct {
 	TTL int64 `dynamodbav:"ttl,omitempty"`
 }
 
-// Owner is the record that ties a (student, idempotency key) to its live allocation. It is
-// written in the claim transaction and deleted in the transaction that ends the allocation,
-// and it carries what a replayed allocate returns, so a replay needs no second read.
+// Holder is who an allocation belongs to: a student as one client (the token's name)
+// knows it. Two clients that send the same student ID are two holders.
+type Holder struct {
+	Client  string
+	Student string
+}
+
+// Holds reports whether s is allocated to h (or was, until it is deleted).
+func (h Holder) Holds(s Sandbox) bool {
+	return s.Owner != "" && s.Owner == h.Student && s.Client == h.Client
+}
+
+// Owner is the record that ties one of a holder's slots to its live allocation, under
+// its idempotency key (docs/architecture.md §5). It is written in the claim transaction
+// and deleted in the transaction that ends the allocation, and it carries what a replayed
+// allocate returns, so a replay needs no second read.
 type Owner struct {
 	Student        string `dynamodbav:"student"`
 	IdempotencyKey string `dynamodbav:"idempotency_key"`
-	SandboxID      string `dynamodbav:"sandbox_id"`
-	Name           string `dynamodbav:"name"`
-	ExternalID     string `dynamodbav:"external_id"`
-	SFDCAccountID  string `dynamodbav:"sfdc_account_id,omitempty"`
-	TrackName      string `dynamodbav:"track_name,omitempty"`
-	Client         string `dynamodbav:"client,omitempty"`
-	AllocatedAt    int64  `dynamodbav:"allocated_at"`
-	ExpiresAt      int64  `dynamodbav:"expires_at"`
+	// Slot is the record's slot (OwnerKey); 0 on a record from before slots existed.
+	Slot          int    `dynamodbav:"slot,omitempty"`
+	SandboxID     string `dynamodbav:"sandbox_id"`
+	Name          string `dynamodbav:"name"`
+	ExternalID    string `dynamodbav:"external_id"`
+	SFDCAccountID string `dynamodbav:"sfdc_account_id,omitempty"`
+	TrackName     string `dynamodbav:"track_name,omitempty"`
+	Client        string `dynamodbav:"client,omitempty"`
+	AllocatedAt   int64  `dynamodbav:"allocated_at"`
+	ExpiresAt     int64  `dynamodbav:"expires_at"`
 }
 
 // Account is what sync knows about a sandbox from the CSP.
@@ -138,10 +160,19 @@ const (
 	prefixSandbox = "SBX#"
 	prefixOwner   = "OWNER#"
 	skMeta        = "META"
+	prefixSlot    = "SLOT#"
+	// prefixIdem is the sort key of an owner record from before slots existed.
 	prefixIdem    = "IDEM#"
 	prefixHistory = "HIST#"
 	prefixUUID    = "UUID#"
 	skUUID        = "UUID"
+	prefixClient  = "CLIENT#"
+	prefixLive    = "LIVE#"
+	// ownerSep separates the client from the student in an owner record's key. A client
+	// is a token name, which cannot contain it (pkg/auth's tokenName; the local stack's
+	// names are constants of that syntax), so the first one after the prefix ends the
+	// client whatever the student ID holds.
+	ownerSep = "#"
 )
 
 // AccountUUID is the CSP account's uuid: the last path segment of its external ID
@@ -158,14 +189,62 @@ func sandboxPK(id string) string { return prefixSandbox + id }
 // SandboxKey is the primary key of a sandbox's item.
 func SandboxKey(id string) map[string]types.AttributeValue { return key(sandboxPK(id), skMeta) }
 
-// OwnerKey is the primary key of the owner record of (student, idempotency key).
-func OwnerKey(student, idempotencyKey string) map[string]types.AttributeValue {
-	return key(ownerPK(student), ownerSK(idempotencyKey))
+// OwnerKey is the primary key of a holder's owner record in slot.
+func OwnerKey(h Holder, slot int) map[string]types.AttributeValue {
+	return key(ownerPK(h), slotSK(slot))
 }
 
-func ownerPK(student string) string { return prefixOwner + student }
+// LegacyOwnerKey is the key of an owner record written before slots existed: one per
+// (student, idempotency key), whatever the client.
+func LegacyOwnerKey(student, idempotencyKey string) map[string]types.AttributeValue {
+	return key(prefixOwner+student, prefixIdem+idempotencyKey)
+}
 
-func ownerSK(key string) string { return prefixIdem + key }
+func ownerPK(h Holder) string { return prefixOwner + h.Client + ownerSep + h.Student }
+
+func slotSK(slot int) string { return prefixSlot + strconv.Itoa(slot) }
+
+// ownerKeyOf is the key of the owner record of s's live allocation.
+func ownerKeyOf(s Sandbox) map[string]types.AttributeValue {
+	if s.OwnerSlot == nil {
+		return LegacyOwnerKey(s.Owner, s.IdempotencyKey)
+	}
+	return OwnerKey(Holder{Client: s.Client, Student: s.Owner}, *s.OwnerSlot)
+}
+
+// A client's cap on live allocations is held by counter items, one per shard, so a burst
+// of one client's allocations does not contend on one item. Shard k holds at most
+// ShardLimit(cap, k) of them; the limits of the CapShards(cap) shards add up to cap.
+const maxCapShards = 8
+
+// CapShards is how many counter shards hold a cap: one per allowed allocation, up to 8.
+func CapShards(limit int) int { return min(limit, maxCapShards) }
+
+// ShardLimit is how many live allocations counter shard k of a cap holds at most.
+func ShardLimit(limit, k int) int {
+	n := CapShards(limit)
+	if k < limit%n {
+		return limit/n + 1
+	}
+	return limit / n
+}
+
+// CounterKey is the key of a client's counter shard k.
+func CounterKey(client string, k int) map[string]types.AttributeValue {
+	return key(prefixClient+client, prefixLive+strconv.Itoa(k))
+}
+
+// counterItem is one shard of a client's count of live allocations. It has no TTL: it
+// is the only record of how many of the client's allocations are live, and one dropped
+// while they are would let the client past its cap; a client has at most 8.
+type counterItem struct {
+	Client string `dynamodbav:"client"`
+	Shard  int    `dynamodbav:"shard"`
+	Live   int    `dynamodbav:"live"`
+	// Limit is the shard's limit at its last increment: a cap lowered later leaves a
+	// shard above the new limit until its allocations end, never above this one.
+	Limit int `dynamodbav:"limit"`
+}
 
 // recordItem is the whole stored item of sandbox record s: its key, its attributes, its
 // StatusIndex partition key and, while available, its AvailableIndex keys.

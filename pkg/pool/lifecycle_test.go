@@ -19,7 +19,7 @@ func released(t *testing.T, p *pool.Pool, s pool.Sandbox) pool.Sandbox {
 	if _, err := p.Claim(ctx, s, claimFor("alice", time.Now()), student); err != nil {
 		t.Fatal(err)
 	}
-	r, err := p.Release(ctx, mustGet(t, p, s.ID), "alice", student)
+	r, err := p.Release(ctx, mustGet(t, p, s.ID), pool.Holder{Student: "alice"}, student)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,22 +33,22 @@ func TestReleaseOnlyByOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	cur := mustGet(t, p, s.ID)
-	_, err := p.Release(ctx, cur, "mallory", pool.Actor{Kind: "student", Name: "mallory"})
+	_, err := p.Release(ctx, cur, pool.Holder{Student: "mallory"}, pool.Actor{Kind: "student", Name: "mallory"})
 	ce := wantCondition(t, err, pool.ItemSandbox, "allocated to another student")
 	if ce.Current.Owner != "alice" {
 		t.Fatalf("current item not returned: %+v", ce.Current)
 	}
-	r, err := p.Release(ctx, cur, "alice", student)
+	r, err := p.Release(ctx, cur, pool.Holder{Student: "alice"}, student)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := mustGet(t, p, s.ID); got != r || got.Status != pool.PendingDeletion || got.StatusAt != got.DeletionRequestedAt {
 		t.Fatalf("stored %+v, returned %+v", got, r)
 	}
-	if _, found, _ := p.OwnerRecord(ctx, "alice", "alice"); found {
+	if _, found, _ := p.OwnerRecord(ctx, pool.Holder{Student: "alice"}, "alice"); found {
 		t.Fatal("owner record survived the release")
 	}
-	_, err = p.Release(ctx, cur, "alice", student)
+	_, err = p.Release(ctx, cur, pool.Holder{Student: "alice"}, student)
 	wantCondition(t, err, pool.ItemSandbox, "status is pending_deletion, want allocated")
 	pooltest.Check(t, p)
 }
@@ -67,7 +67,7 @@ func TestExpireHonoursCutoffToTheSecond(t *testing.T) {
 	if _, err := p.Expire(ctx, cur, cur.ExpiresAt, expiry); err != nil {
 		t.Fatalf("expire at exactly expires_at: %v", err)
 	}
-	if _, found, _ := p.OwnerRecord(ctx, "alice", "alice"); found {
+	if _, found, _ := p.OwnerRecord(ctx, pool.Holder{Student: "alice"}, "alice"); found {
 		t.Fatal("owner record survived the expiry")
 	}
 	pooltest.Check(t, p)

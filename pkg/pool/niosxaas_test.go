@@ -16,7 +16,7 @@ func pending(t *testing.T, p *pool.Pool, clock *testkit.Clock, a pool.Account) p
 	if _, err := p.Claim(ctx, s, claimFor("s-"+a.ID, clock.Now()), student); err != nil {
 		t.Fatal(err)
 	}
-	s, err := p.Release(ctx, mustGet(t, p, s.ID), "s-"+a.ID, student)
+	s, err := p.Release(ctx, mustGet(t, p, s.ID), pool.Holder{Student: "s-" + a.ID}, student)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,21 +28,33 @@ func (p *Pool) Get(ctx context.Context, id string) (Sandbox, error) {
 	return s, nil
 }
 
-// OwnerRecord reads the owner record of (student, idempotency key), strongly consistent.
-func (p *Pool) OwnerRecord(ctx context.Context, student, idempotencyKey string) (Owner, bool, error) {
-	var o Owner
-	found, err := p.getItem(ctx, ownerPK(student), ownerSK(idempotencyKey), &o)
-	return o, found, err
+// OwnerRecord finds the holder's owner record under an idempotency key, strongly
+// consistent: one query of the holder's slots.
+func (p *Pool) OwnerRecord(ctx context.Context, h Holder, idempotencyKey string) (Owner, bool, error) {
+	owners, err := p.OwnerRecords(ctx, h)
+	if err != nil {
+		return Owner{}, false, err
+	}
+	for _, o := range owners {
+		if o.IdempotencyKey == idempotencyKey {
+			return o, true, nil
+		}
+	}
+	return Owner{}, false, nil
 }
 
-// OwnerRecords lists every live allocation of a student, one per idempotency key.
-func (p *Pool) OwnerRecords(ctx context.Context, student string) ([]Owner, error) {
+// OwnerRecords lists every live allocation of a holder, one per slot in slot order
+// (records from before slots are not among them: they are keyed by the student alone).
+func (p *Pool) OwnerRecords(ctx context.Context, h Holder) ([]Owner, error) {
 	var e expr
-	e.set(":pk", ownerPK(student))
-	return collect[Owner](p.query(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk")),
+	e.set(":pk", ownerPK(h))
+	e.set(":slot", prefixSlot)
+	owners, err := collect[Owner](p.query(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :slot)")),
 		ConsistentRead:         aws.Bool(true),
 	}, &e))
+	slices.SortFunc(owners, func(a, b Owner) int { return a.Slot - b.Slot })
+	return owners, err
 }
 
 // History lists a sandbox's recorded transitions, newest first: the history items and,

@@ -98,28 +98,38 @@ func TestQueriesPageToTheEnd(t *testing.T) {
 	}
 }
 
-func TestOwnerRecordsListEveryKeyOfAStudent(t *testing.T) {
+func TestOwnerRecordsListEverySlotOfAHolder(t *testing.T) {
 	p := pooltest.NewWith(t, pool.Options{PageSize: 2})
-	ss := seed(t, p, account(1), account(2), account(3), account(4), account(5))
+	ss := seed(t, p, account(1), account(2), account(3), account(4), account(5), account(6), account(7), account(8), account(9), account(10), account(11), account(12))
+	// Slots 0-10 of alice at one client (10 after 9: slot order is numeric), and the
+	// same student ID at another client.
 	for i, s := range ss {
 		c := claimFor("alice", time.Now())
-		c.IdempotencyKey = fmt.Sprint("lab-", i)
-		if i == 4 {
-			c.Student, c.IdempotencyKey = "bob", "bob"
+		c.Client, c.IdempotencyKey, c.Slot = "instruqt", fmt.Sprint("lab-", i), 10-i
+		if i == 11 {
+			c.Client, c.IdempotencyKey, c.Slot = "other", "alice", 0
 		}
 		if _, err := p.Claim(ctx, s, c, student); err != nil {
 			t.Fatal(err)
 		}
 	}
-	owners, err := p.OwnerRecords(ctx, "alice")
-	if err != nil || len(owners) != 4 {
+	owners, err := p.OwnerRecords(ctx, pool.Holder{Client: "instruqt", Student: "alice"})
+	if err != nil || len(owners) != 11 {
 		t.Fatalf("alice's owner records: %d %v", len(owners), err)
 	}
-	for _, o := range owners {
-		if o.Student != "alice" {
-			t.Fatalf("foreign owner record %+v", o)
+	for i, o := range owners {
+		if o.Student != "alice" || o.Client != "instruqt" || o.Slot != i || o.IdempotencyKey != fmt.Sprint("lab-", 10-i) {
+			t.Fatalf("owner record %d: %+v", i, o)
 		}
 	}
+	o, found, err := p.OwnerRecord(ctx, pool.Holder{Client: "instruqt", Student: "alice"}, "lab-3")
+	if err != nil || !found || o.Slot != 7 || o.SandboxID != ss[3].ID {
+		t.Fatalf("alice's lab-3: %+v %v %v", o, found, err)
+	}
+	if _, found, err := p.OwnerRecord(ctx, pool.Holder{Client: "instruqt", Student: "alice"}, "alice"); err != nil || found {
+		t.Fatalf("the other client's key is found at this one: %v %v", found, err)
+	}
+	pooltest.Check(t, p)
 }
 
 // pendingAcrossShards stores n pending deletions whose status_at interleaves the shards

@@ -105,7 +105,7 @@ func TestReleaseRacingExpiryOneWins(t *testing.T) {
 		results := make(chan error, 2)
 		wg.Go(func() {
 			<-start
-			_, err := p.Release(ctx, s, s.Owner, pool.Actor{Kind: "student", Name: s.Owner})
+			_, err := p.Release(ctx, s, pool.Holder{Client: s.Client, Student: s.Owner}, pool.Actor{Kind: "student", Name: s.Owner})
 			if err == nil {
 				releases.Add(1)
 			}

@@ -6,20 +6,23 @@ import (
 )
 
 // Release is the owner's mark-for-deletion: allocated → pending_deletion, only for the
-// student the sandbox is allocated to. The owner record goes in the same transaction.
-func (p *Pool) Release(ctx context.Context, cur Sandbox, student string, by Actor) (Sandbox, error) {
-	return p.endAllocation(ctx, "release", cur, expect{statuses: []Status{Allocated}, owner: student}, by)
+// holder (client and student) the sandbox is allocated to. The owner record goes in the
+// same transaction.
+func (p *Pool) Release(ctx context.Context, cur Sandbox, h Holder, by Actor) (Sandbox, error) {
+	return p.endAllocation(ctx, "release", cur, expect{statuses: []Status{Allocated}, owner: &h}, by)
 }
 
 // Expire ends an allocation whose expires_at is at or before cutoff (now minus the grace):
-// allocated → pending_deletion, and the owner record goes. Racing the owner's Release,
+// allocated → pending_deletion, and the owner record goes (and the client counter shard
+// is given back). Racing the owner's Release,
 // exactly one of the two wins.
 func (p *Pool) Expire(ctx context.Context, cur Sandbox, cutoff int64, by Actor) (Sandbox, error) {
 	return p.endAllocation(ctx, "expire", cur, expect{statuses: []Status{Allocated}, dueBy: cutoff}, by)
 }
 
-// endAllocation also moves the allocation's history entry off the record into the
-// history, with its original time. The write requires the record to still carry the entry
+// endAllocation frees the owner slot and the client counter shard the allocation took,
+// and moves the allocation's history entry off the record into the history, with its
+// original time. The write requires the record to still carry the entry
 // cur was read with (none, for an allocation from before entries rode on the record), so
 // the entry is never dropped unwritten.
 func (p *Pool) endAllocation(ctx context.Context, op string, cur Sandbox, want expect, by Actor) (Sandbox, error) {
@@ -34,8 +37,9 @@ func (p *Pool) endAllocation(ctx context.Context, op string, cur Sandbox, want e
 	e.set(":zero", 0)
 	e.set(":one", 1)
 	t.updateSandbox(p.table, &e, "SET "+e.setStatus(cur.ID, PendingDeletion, now)+", #deletion_requested_at = :now, "+
-		"#attempts = :zero, #updated_at = :now, #rev = #rev + :one REMOVE #next_attempt_at, #last_error, #allocation")
+		"#attempts = :zero, #updated_at = :now, #rev = #rev + :one REMOVE #next_attempt_at, #last_error, #allocation, #owner_slot, #cap_shard")
 	t.dropOwner(p.table, cur)
+	t.returnCounter(p.table, cur)
 	if a := cur.Allocation; a != nil {
 		t.put("", p.table, p.historyItem(cur.ID, *a, time.UnixMilli(a.At)), "")
 	}
@@ -46,5 +50,6 @@ func (p *Pool) endAllocation(ctx context.Context, op string, cur Sandbox, want e
 	next.Status, next.StatusAt, next.DeletionRequestedAt = PendingDeletion, now, now
 	next.Attempts, next.NextAttemptAt, next.LastError = 0, 0, ""
 	next.UpdatedAt, next.Rev, next.Allocation = now, cur.Rev+1, nil
+	next.OwnerSlot, next.CapShard = nil, nil
 	return next, nil
 }

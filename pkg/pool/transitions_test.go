@@ -90,7 +90,8 @@ func TestClaimWritesSandboxAndOwnerInOneTransaction(t *testing.T) {
 	if got.Status != pool.Allocated || got.Owner != "alice" || got.StatusAt != c.ExpiresAt || got.Rev != 2 || got.TrackName != "dns-101" {
 		t.Fatalf("claimed sandbox %+v", got)
 	}
-	rec, found, err := p.OwnerRecord(ctx, "alice", "alice")
+	alice := c.Holder()
+	rec, found, err := p.OwnerRecord(ctx, alice, "alice")
 	if err != nil || !found || rec != owner {
 		t.Fatalf("owner record %+v found=%v err=%v, want %+v", rec, found, err, owner)
 	}
@@ -107,7 +108,7 @@ func TestClaimWritesSandboxAndOwnerInOneTransaction(t *testing.T) {
 		t.Fatalf("census %+v", census)
 	}
 	// The release moves it into the history with its original time, in order.
-	if _, err := p.Release(ctx, got, "alice", student); err != nil {
+	if _, err := p.Release(ctx, got, alice, student); err != nil {
 		t.Fatal(err)
 	}
 	after, err := p.History(ctx, s.ID)
@@ -139,7 +140,7 @@ func TestClaimConditions(t *testing.T) {
 	})
 	t.Run("owner record exists", func(t *testing.T) {
 		_, err := p.Claim(ctx, ss[1], claimFor("alice", now), student)
-		ce := wantCondition(t, err, pool.ItemOwner, "already exists for sandbox "+ss[0].ID)
+		ce := wantCondition(t, err, pool.ItemOwner, "slot 0 holds sandbox "+ss[0].ID)
 		if ce.Owner == nil || ce.Owner.SandboxID != ss[0].ID {
 			t.Fatalf("owner condition error carries no owner record: %+v", ce)
 		}

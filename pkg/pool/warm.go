@@ -90,7 +90,7 @@ func warmRound(ctx context.Context, p *Pool, round int) error {
 			}
 			break
 		}
-		owner, _, err := p.OwnerRecord(ctx, student, student)
+		owner, _, err := p.OwnerRecord(ctx, Holder{Student: student}, student)
 		if err != nil {
 			return err
 		}
@@ -98,7 +98,7 @@ func warmRound(ctx context.Context, p *Pool, round int) error {
 		if err != nil {
 			return err
 		}
-		if _, err := p.Release(ctx, s, student, by); err != nil {
+		if _, err := p.Release(ctx, s, Holder{Student: student}, by); err != nil {
 			return err
 		}
 		_, err = p.History(ctx, s.ID)

@@ -22,7 +22,9 @@ type tx struct {
 	sandboxID string
 	want      expect
 	items     []types.TransactWriteItem
-	kinds     []string // ItemSandbox, ItemOwner, ItemUUID or "" (history), parallel to items
+	kinds     []string // ItemSandbox, ItemOwner, ItemUUID, ItemCounter or "" (history), parallel to items
+	// counter is the condition of the counter shard the transaction takes, if any.
+	counter *belowLimit
 }
 
 func (p *Pool) newTx(op, sandboxID string, want expect) *tx {
@@ -72,8 +74,29 @@ func (t *tx) deleteSandbox(table string) {
 	}})
 }
 
-// dropOwner deletes the owner record of an ending allocation. A record already gone is
-// fine; one pointing at another sandbox is left alone.
+// putOwner adds the owner record o in its slot, which must be free.
+func (t *tx) putOwner(table string, o Owner) error {
+	item, err := attributevalue.MarshalMap(o)
+	if err != nil {
+		return err
+	}
+	for k, v := range OwnerKey(Holder{Client: o.Client, Student: o.Student}, o.Slot) {
+		item[k] = v
+	}
+	var e expr
+	t.add(ItemOwner, types.TransactWriteItem{Put: &types.Put{
+		TableName:                           aws.String(table),
+		Item:                                item,
+		ConditionExpression:                 aws.String(freeSlot{}.condition(&e)),
+		ExpressionAttributeNames:            e.names,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}})
+	return nil
+}
+
+// dropOwner deletes the owner record of an ending allocation (at its slot, or under its
+// idempotency key for an allocation from before slots). A record already gone is fine;
+// one pointing at another sandbox is left alone.
 func (t *tx) dropOwner(table string, s Sandbox) {
 	if s.Owner == "" {
 		return
@@ -82,11 +105,50 @@ func (t *tx) dropOwner(table string, s Sandbox) {
 	e.set(":sandbox", t.sandboxID)
 	t.add(ItemOwner, types.TransactWriteItem{Delete: &types.Delete{
 		TableName:                           aws.String(table),
-		Key:                                 key(ownerPK(s.Owner), ownerSK(s.IdempotencyKey)),
+		Key:                                 ownerKeyOf(s),
 		ConditionExpression:                 aws.String(e.use("attribute_not_exists(#PK) OR #sandbox_id = :sandbox")),
 		ExpressionAttributeNames:            e.names,
 		ExpressionAttributeValues:           e.values,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}})
+}
+
+// takeCounter adds one live allocation to shard k of the client's counter, which must be
+// below limit, the shard's limit.
+func (t *tx) takeCounter(table, client string, k, limit int) {
+	t.counter = &belowLimit{limit: limit}
+	var e expr
+	cond := t.counter.condition(&e)
+	e.set(":client", client)
+	e.set(":shard", k)
+	e.set(":one", 1)
+	t.add(ItemCounter, types.TransactWriteItem{Update: &types.Update{
+		TableName:                           aws.String(table),
+		Key:                                 CounterKey(client, k),
+		UpdateExpression:                    aws.String(e.use("SET #client = :client, #shard = :shard, #limit = :shard_limit ADD #live :one")),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            e.names,
+		ExpressionAttributeValues:           e.values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}})
+}
+
+// returnCounter gives back the counter shard an ending allocation took. It has no
+// condition: the sandbox's own condition (still allocated, with the entry that was read)
+// already makes it happen once per allocation, and a counter an operator broke must not
+// block releases (CheckInvariants reports a negative shard).
+func (t *tx) returnCounter(table string, s Sandbox) {
+	if s.CapShard == nil {
+		return
+	}
+	var e expr
+	e.set(":minus_one", -1)
+	t.add(ItemCounter, types.TransactWriteItem{Update: &types.Update{
+		TableName:                 aws.String(table),
+		Key:                       CounterKey(s.Client, *s.CapShard),
+		UpdateExpression:          aws.String(e.use("ADD #live :minus_one")),
+		ExpressionAttributeNames:  e.names,
+		ExpressionAttributeValues: e.values,
 	}})
 }
 
@@ -159,13 +221,23 @@ func (t *tx) conditionError(kind string, item map[string]types.AttributeValue) e
 		}
 		ce.Reason = t.want.explain(ce.Current)
 	case ItemOwner:
-		ce.Reason = "already exists"
 		if len(item) > 0 {
 			var o Owner
 			if err := attributevalue.UnmarshalMap(item, &o); err == nil {
 				ce.Owner = &o
-				ce.Reason = fmt.Sprintf("already exists for sandbox %s", o.SandboxID)
 			}
+		}
+		ce.Reason = freeSlot{}.explain(ce.Owner)
+	case ItemCounter:
+		var cur *counterItem
+		if len(item) > 0 {
+			var c counterItem
+			if err := attributevalue.UnmarshalMap(item, &c); err == nil {
+				cur = &c
+			}
+		}
+		if t.counter != nil {
+			ce.Reason = t.counter.explain(cur)
 		}
 	case ItemUUID:
 		ce.Reason = "held by another record"
