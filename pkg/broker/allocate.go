@@ -153,7 +153,13 @@ func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req Allocate
 			}
 			c.Slot++
 		case errors.As(err, &ce) && ce.Item == pool.ItemCounter:
-			caps.refuse(c.CapShard)
+			// One read tells which other shards are full too: a client at its cap is
+			// refused after one claim and one read, not one claim per shard.
+			full, err := b.pool.FullCapShards(ctx, req.Client, req.ClientCap)
+			if err != nil {
+				return Allocation{}, true, err
+			}
+			caps.refuse(append(full, c.CapShard)...)
 		case pool.LostRace(err):
 			return Allocation{}, false, nil
 		default:
@@ -232,4 +238,8 @@ func (c *capShards) pick() (int, bool) {
 	return open[rand.IntN(len(open))], true
 }
 
-func (c *capShards) refuse(k int) { c.refused[k] = true }
+func (c *capShards) refuse(shards ...int) {
+	for _, k := range shards {
+		c.refused[k] = true
+	}
+}

@@ -26,7 +26,7 @@ func New(p *pool.Pool, cfg config.Pool) *Broker {
 		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration,
 		// A configuration built in code (tests) may leave it zero: a student always has one.
 		studentLimit: max(cfg.StudentMaxLiveAllocations, 1),
-		drains: &drainCache{pool: p}}
+		drains:       &drainCache{pool: p}}
 }
 
 // now is the pool's clock (pool.Options.Now), so the broker and the pool it writes to

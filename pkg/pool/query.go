@@ -312,3 +312,26 @@ func (p *Pool) Ping(ctx context.Context) error {
 	}
 	return err
 }
+
+// FullCapShards lists the counter shards of client that hold their limit under cap,
+// strongly consistent: a claim refused by one shard asks this once, instead of trying
+// every shard in turn, and is refused outright when all are full.
+func (p *Pool) FullCapShards(ctx context.Context, client string, cap int) ([]int, error) {
+	var e expr
+	e.set(":pk", prefixClient+client)
+	e.set(":live", prefixLive)
+	shards, err := collect[counterItem](p.query(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :live)")),
+		ConsistentRead:         aws.Bool(true),
+	}, &e))
+	if err != nil {
+		return nil, err
+	}
+	var full []int
+	for _, s := range shards {
+		if s.Shard < CapShards(cap) && s.Live >= ShardLimit(cap, s.Shard) {
+			full = append(full, s.Shard)
+		}
+	}
+	return full, nil
+}
