@@ -80,10 +80,15 @@ func (a *Authorizer) Authorize(ctx context.Context, ev events.APIGatewayCustomAu
 		a.log.ErrorContext(ctx, "authorizer: unusable method ARN", "request_id", ev.RequestContext.RequestID, "error", err.Error())
 		return events.APIGatewayCustomAuthorizerResponse{}, err
 	}
+	// The usage identifier key names the client's API key, so API Gateway meters the
+	// request by the client's usage plan (docs/operations.md, "Usage plans per client").
+	// Like the policy it depends on the token only: a cached answer to a forbidden request
+	// serves the token's allowed routes too, and must carry the key for them.
 	return events.APIGatewayCustomAuthorizerResponse{
-		PrincipalID:    d.Identity.Name,
-		PolicyDocument: policy,
-		Context:        map[string]any{ContextScope: string(d.Identity.Scope), ContextClient: d.Identity.Name},
+		PrincipalID:        d.Identity.Name,
+		PolicyDocument:     policy,
+		Context:            map[string]any{ContextScope: string(d.Identity.Scope), ContextClient: d.Identity.Name},
+		UsageIdentifierKey: d.Identity.UsageKey,
 	}, nil
 }
 
