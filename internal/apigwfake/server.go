@@ -45,9 +45,9 @@ type Throttle struct {
 // of its keys.
 type UsagePlan struct {
 	ID, Name, Description string
-	Stages               []string
-	Throttle             *Throttle
-	KeyIDs               []string
+	Stages                []string
+	Throttle              *Throttle
+	KeyIDs                []string
 }
 
 // Failure makes every request of Method whose path starts with PathPrefix fail with
