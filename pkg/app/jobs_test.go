@@ -259,6 +259,8 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 		{"expiry", map[string]string{"JOB_INTERVAL_SCALE": "0"}, []string{"TABLE_NAME: is required", "JOB_INTERVAL_SCALE: must be greater than 0"}},
 		{"sync", map[string]string{"STALE_GRACE_HOURS": "0"}, []string{"TABLE_NAME: is required", "STALE_GRACE_HOURS: 0 is outside", "CSP_BASE_URL: is required"}},
 		{"stale-cleanup", map[string]string{"TABLE_NAME": "t", "JOB_INTERVAL_SCALE": "0"}, []string{"JOB_INTERVAL_SCALE: must be greater than 0"}},
+		// The usage-plans job needs the tokens secret and the REST API stage; no other job does.
+		{"usage-plans", base, []string{"TOKENS_SECRET_ARN: is required", "REST_API_ID: is required", "REST_API_STAGE: is required"}},
 		// The NIOSXaaS settings are cleanup's, reported with the others.
 		{"cleanup", map[string]string{"CSP_BASE_URL": "http://127.0.0.1:1/v2", "CSP_API_TOKEN": "x", "NIOSXAAS_ENABLED": "true", "NIOSXAAS_MAX_ATTEMPTS": "0"},
 			[]string{"TABLE_NAME: is required", "NIOSXAAS_EMAIL", "NIOSXAAS_MAX_ATTEMPTS: 0 is outside"}},

@@ -9,6 +9,9 @@ import (
 	"io"
 	"log/slog"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/apigateway"
+
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/app/awssecrets"
 	"github.com/sandbox-broker/broker/pkg/breaker"
@@ -16,6 +19,8 @@ import (
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
+	"github.com/sandbox-broker/broker/pkg/obs"
+	"github.com/sandbox-broker/broker/pkg/usageplans"
 )
 
 // Handler serves one trigger of a job and returns the run's summary. The trigger is plain
@@ -26,7 +31,7 @@ type Handler func(ctx context.Context, event json.RawMessage) (broker.RunSummary
 // Function is the Lambda handler of the job named job: it loads what the job needs from
 // env (config.LoadPool, config.LoadJobs and, for a job with UsesCSP, config.LoadCSP with
 // the token read from Secrets Manager once, here; for a job with UsesNIOSXaaS,
-// NIOSXaaSStep), connects to the table, builds the CSP
+// NIOSXaaSStep; for a job with UsesAPIGateway, UsagePlans), connects to the table, builds the CSP
 // client and the job runner. Every configuration problem is reported before the first
 // event is served. Logs go to out.
 func Function(ctx context.Context, env config.Env, out io.Writer, job string) (Handler, error) {
@@ -50,7 +55,11 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string) (H
 	if def.UsesNIOSXaaS {
 		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts, niosErr = NIOSXaaSStep(ctx, env, awssecrets.Fetcher(poolCfg.Region), o.Log)
 	}
-	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr); err != nil {
+	var upErr error
+	if def.UsesAPIGateway {
+		deps.UsagePlans, upErr = UsagePlans(ctx, env, awssecrets.Fetcher(poolCfg.Region), poolCfg.Region)
+	}
+	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr, upErr); err != nil {
 		return nil, err
 	}
 	var err error
@@ -106,6 +115,26 @@ func NIOSXaaSStep(ctx context.Context, env config.Env, fetch config.SecretFetche
 		return nil, 0, err
 	}
 	return client, cfg.MaxAttempts, nil
+}
+
+// UsagePlans is the usage-plans job's work from env (config.LoadAuth's TOKENS_SECRET_ARN,
+// read with fetch at each run, and config.LoadUsagePlans): the reconciler on an API Gateway
+// client of region, whose endpoint the SDK's own AWS_ENDPOINT_URL can move.
+func UsagePlans(ctx context.Context, env config.Env, fetch config.SecretFetcher, region string) (broker.UsagePlans, error) {
+	authCfg, authErr := config.LoadAuth(env)
+	cfg, cfgErr := config.LoadUsagePlans(env)
+	if err := errors.Join(authErr, cfgErr); err != nil {
+		return broker.UsagePlans{}, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
+	if err != nil {
+		return broker.UsagePlans{}, fmt.Errorf("load AWS config: %w", err)
+	}
+	awsCfg.APIOptions = append(awsCfg.APIOptions, obs.AWSAPIOptions()...)
+	return broker.UsagePlans{
+		ReadTokens: func(ctx context.Context) (string, error) { return fetch(ctx, authCfg.TokensSecretARN) },
+		Reconciler: usageplans.New(apigateway.NewFromConfig(awsCfg), cfg.RestAPIID, cfg.Stage),
+	}, nil
 }
 
 // warnAndAbove passes on only warnings and errors (breaker transitions, malformed listing
