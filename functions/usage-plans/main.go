@@ -10,10 +10,11 @@ import (
 
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/app/job"
+	"github.com/sandbox-broker/broker/pkg/app/usagejob"
 )
 
 func main() {
-	handler, err := job.Function(context.Background(), os.Getenv, os.Stdout, "usage-plans")
+	handler, err := job.Function(context.Background(), os.Getenv, os.Stdout, "usage-plans", job.WithUsagePlans(usagejob.Build))
 	if err != nil {
 		app.Exit(err)
 	}

@@ -9,9 +9,6 @@ import (
 	"io"
 	"log/slog"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/apigateway"
-
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/app/awssecrets"
 	"github.com/sandbox-broker/broker/pkg/breaker"
@@ -19,8 +16,6 @@ import (
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
-	"github.com/sandbox-broker/broker/pkg/obs"
-	"github.com/sandbox-broker/broker/pkg/usageplans"
 )
 
 // Handler serves one trigger of a job and returns the run's summary. The trigger is plain
@@ -31,10 +26,10 @@ type Handler func(ctx context.Context, event json.RawMessage) (broker.RunSummary
 // Function is the Lambda handler of the job named job: it loads what the job needs from
 // env (config.LoadPool, config.LoadJobs and, for a job with UsesCSP, config.LoadCSP with
 // the token read from Secrets Manager once, here; for a job with UsesNIOSXaaS,
-// NIOSXaaSStep; for a job with UsesAPIGateway, UsagePlans), connects to the table, builds the CSP
+// NIOSXaaSStep; for a job with UsesAPIGateway, the WithUsagePlans builder), connects to the table, builds the CSP
 // client and the job runner. Every configuration problem is reported before the first
 // event is served. Logs go to out.
-func Function(ctx context.Context, env config.Env, out io.Writer, job string) (Handler, error) {
+func Function(ctx context.Context, env config.Env, out io.Writer, job string, opts ...Option) (Handler, error) {
 	def, ok := broker.JobNamed(job)
 	if !ok {
 		return nil, fmt.Errorf("app: no job named %q", job)
@@ -57,7 +52,15 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string) (H
 	}
 	var upErr error
 	if def.UsesAPIGateway {
-		deps.UsagePlans, upErr = UsagePlans(ctx, env, awssecrets.Fetcher(poolCfg.Region), poolCfg.Region)
+		var o options
+		for _, opt := range opts {
+			opt(&o)
+		}
+		if o.usagePlans == nil {
+			upErr = fmt.Errorf("app: job %s uses API Gateway: its function must pass job.WithUsagePlans", job)
+		} else {
+			deps.UsagePlans, upErr = o.usagePlans(ctx, env, awssecrets.Fetcher(poolCfg.Region), poolCfg.Region)
+		}
 	}
 	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr, upErr); err != nil {
 		return nil, err
@@ -117,24 +120,21 @@ func NIOSXaaSStep(ctx context.Context, env config.Env, fetch config.SecretFetche
 	return client, cfg.MaxAttempts, nil
 }
 
-// UsagePlans is the usage-plans job's work from env (config.LoadAuth's TOKENS_SECRET_ARN,
-// read with fetch at each run, and config.LoadUsagePlans): the reconciler on an API Gateway
-// client of region, whose endpoint the SDK's own AWS_ENDPOINT_URL can move.
-func UsagePlans(ctx context.Context, env config.Env, fetch config.SecretFetcher, region string) (broker.UsagePlans, error) {
-	authCfg, authErr := config.LoadAuth(env)
-	cfg, cfgErr := config.LoadUsagePlans(env)
-	if err := errors.Join(authErr, cfgErr); err != nil {
-		return broker.UsagePlans{}, err
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))
-	if err != nil {
-		return broker.UsagePlans{}, fmt.Errorf("load AWS config: %w", err)
-	}
-	awsCfg.APIOptions = append(awsCfg.APIOptions, obs.AWSAPIOptions()...)
-	return broker.UsagePlans{
-		ReadTokens: func(ctx context.Context) (string, error) { return fetch(ctx, authCfg.TokensSecretARN) },
-		Reconciler: usageplans.New(apigateway.NewFromConfig(awsCfg), cfg.RestAPIID, cfg.Stage),
-	}, nil
+// Option adds to what Function builds.
+type Option func(*options)
+
+type options struct {
+	usagePlans UsagePlansBuilder
+}
+
+// UsagePlansBuilder builds the work of a job with UsesAPIGateway from env, reading secrets
+// with fetch, for API Gateway in region (usagejob.Build).
+type UsagePlansBuilder func(ctx context.Context, env config.Env, fetch config.SecretFetcher, region string) (broker.UsagePlans, error)
+
+// WithUsagePlans gives Function the builder of the usage-plans job's work. Only that job's
+// main passes it, so only its bootstrap links the API Gateway client.
+func WithUsagePlans(b UsagePlansBuilder) Option {
+	return func(o *options) { o.usagePlans = b }
 }
 
 // warnAndAbove passes on only warnings and errors (breaker transitions, malformed listing
