@@ -34,18 +34,26 @@ type usagePlansEnv struct {
 	secret string
 }
 
+// startAPIGateway starts a fake API Gateway and returns it with a reconciler on it.
+func startAPIGateway(t *testing.T) (*apigwfake.Server, *usageplans.Reconciler) {
+	t.Helper()
+	fake := apigwfake.New(apigwfake.Options{RestAPIID: "a1b2c3d4e5", Stage: "api"})
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fake.Close() })
+	client := apigateway.New(apigateway.Options{
+		BaseEndpoint: aws.String(fake.URL()), Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	return fake, usageplans.New(client, "a1b2c3d4e5", "api")
+}
+
 func newUsagePlansEnv(t *testing.T) *usagePlansEnv {
 	t.Helper()
 	e := &usagePlansEnv{logs: &testkit.Buffer{}}
-	e.fake = apigwfake.New(apigwfake.Options{RestAPIID: "a1b2c3d4e5", Stage: "api"})
-	if err := e.fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.fake.Close() })
-	client := apigateway.New(apigateway.Options{
-		BaseEndpoint: aws.String(e.fake.URL()), Region: "us-east-1",
-		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
+	var reconciler *usageplans.Reconciler
+	e.fake, reconciler = startAPIGateway(t)
 	cfg, err := config.LoadJobs(testkit.Env(nil))
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +67,7 @@ func newUsagePlansEnv(t *testing.T) *usagePlansEnv {
 				defer e.mu.Unlock()
 				return e.secret, nil
 			},
-			Reconciler: usageplans.New(client, "a1b2c3d4e5", "api"),
+			Reconciler: reconciler,
 		},
 	})
 	if err != nil {
