@@ -37,6 +37,9 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 		RestApiName:    jsii.String("sandbox-broker"),
 		Description:    jsii.String("Sandbox Broker track and admin API"),
 		CloudWatchRole: jsii.Bool(true),
+		// Each request's API key is the one the authorizer names (usageIdentifierKey), so
+		// API Gateway meters it by its client's usage plan (the usage-plans job).
+		ApiKeySourceType: awsapigateway.ApiKeySourceType_AUTHORIZER,
 		DeployOptions: &awsapigateway.StageOptions{
 			StageName:            jsii.String(stageName),
 			ThrottlingRateLimit:  jsii.Number(s.cfg.APIThrottleRate),
@@ -87,6 +90,9 @@ func (s *BrokerStack) addAPI() awsapigateway.RestApi {
 		if r.Scope != auth.Public {
 			opts.AuthorizationType = awsapigateway.AuthorizationType_CUSTOM
 			opts.Authorizer = authorizer
+			// A client without a usage plan is refused (403), so every authorized
+			// request is metered by its client's plan.
+			opts.ApiKeyRequired = jsii.Bool(true)
 		}
 		resource := restAPI.Root().ResourceForPath(jsii.String(r.Path))
 		resources[r.Path] = resource

@@ -55,12 +55,14 @@ func TestBootstrapsStayWithinTheirRecordedSize(t *testing.T) {
 
 // TestEachBootstrapLinksOnlyTheClientsItCalls reads the modules linked into each bootstrap
 // (its build information, as `go version -m` shows it): the Lambda client only in the
-// trigger routes, the Secrets Manager client only in the authorizer and the jobs.
+// trigger routes, the Secrets Manager client only in the authorizer and the jobs, the API
+// Gateway client only in the usage-plans job.
 func TestEachBootstrapLinksOnlyTheClientsItCalls(t *testing.T) {
 	bins := buildBootstraps(t)
 	const (
-		lambdaClient  = "github.com/aws/aws-sdk-go-v2/service/lambda"
-		secretsClient = "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+		lambdaClient     = "github.com/aws/aws-sdk-go-v2/service/lambda"
+		secretsClient    = "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+		apigatewayClient = "github.com/aws/aws-sdk-go-v2/service/apigateway"
 	)
 	wants := map[string][]string{api.AuthorizerFunction: {secretsClient}}
 	for _, r := range api.Routes {
@@ -71,6 +73,9 @@ func TestEachBootstrapLinksOnlyTheClientsItCalls(t *testing.T) {
 	}
 	for _, j := range broker.Jobs {
 		wants[j.Name] = []string{secretsClient}
+		if j.UsesAPIGateway {
+			wants[j.Name] = append(wants[j.Name], apigatewayClient)
+		}
 	}
 	for name := range bins.size {
 		info, err := buildinfo.ReadFile(filepath.Join(bins.dir, name, "bootstrap"))
@@ -81,7 +86,7 @@ func TestEachBootstrapLinksOnlyTheClientsItCalls(t *testing.T) {
 		for _, dep := range info.Deps {
 			linked[dep.Path] = true
 		}
-		for _, client := range []string{lambdaClient, secretsClient} {
+		for _, client := range []string{lambdaClient, secretsClient, apigatewayClient} {
 			if want := slices.Contains(wants[name], client); linked[client] != want {
 				t.Errorf("functions/%s links %s: %v, want %v", name, client, linked[client], want)
 			}

@@ -17,9 +17,13 @@ import (
 
 // StackConfig is the deployment's configuration, from CDK context (cdk.json or -c key=value).
 type StackConfig struct {
-	AssetDir             string // folder holding <function>/bootstrap, built by `make build`
-	LabDurationHours     int
-	GracePeriodMinutes   int
+	AssetDir           string // folder holding <function>/bootstrap, built by `make build`
+	LabDurationHours   int
+	GracePeriodMinutes int
+	// LabExtensionHours and MaxLabDurationHours are extend's (LAB_EXTENSION_HOURS,
+	// MAX_LAB_DURATION_HOURS).
+	LabExtensionHours    int
+	MaxLabDurationHours  int
 	CSPBaseURL           string
 	CORSAllowedOrigins   string   // comma-separated; empty allows no cross-origin caller
 	CORSOrigins          []string // CORSAllowedOrigins, validated as the functions read it
@@ -48,6 +52,8 @@ func configFromContext(node constructs.Node) (StackConfig, error) {
 		AssetDir:             c.str("assetDir", "build"),
 		LabDurationHours:     c.int("labDurationHours", 48, 1, 720),
 		GracePeriodMinutes:   c.int("gracePeriodMinutes", 30, 0, 1440),
+		LabExtensionHours:    c.int("labExtensionHours", config.DefaultLabExtensionHours, 1, 24*30),
+		MaxLabDurationHours:  c.int("maxLabDurationHours", config.DefaultMaxLabDurationHours, 1, 24*90),
 		CSPBaseURL:           c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
 		CORSAllowedOrigins:   c.str("corsAllowedOrigins", ""),
 		PoolLowWaterMark:     c.int("poolLowWaterMark", 20, 0, 1_000_000),
@@ -75,6 +81,13 @@ func configFromContext(node constructs.Node) (StackConfig, error) {
 		c.errs = append(c.errs, fmt.Errorf("corsAllowedOrigins: %w", err))
 	} else {
 		cfg.CORSOrigins = a.CORSOrigins
+	}
+	// The pool settings are checked together as the functions check them (pkg/config).
+	if _, err := config.LoadPool(vars(map[string]string{
+		"TABLE_NAME": "synth", "LAB_DURATION_HOURS": strconv.Itoa(cfg.LabDurationHours),
+		"LAB_EXTENSION_HOURS": strconv.Itoa(cfg.LabExtensionHours), "MAX_LAB_DURATION_HOURS": strconv.Itoa(cfg.MaxLabDurationHours),
+	})); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("labDurationHours, labExtensionHours, maxLabDurationHours: %w", err))
 	}
 	if u, err := url.Parse(cfg.CSPBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		c.errs = append(c.errs, fmt.Errorf("cspBaseUrl: %q is not an https URL", cfg.CSPBaseURL))
@@ -144,6 +157,9 @@ func (c *contextReader) boolOr(key string, def bool) bool {
 	}
 	return b
 }
+
+// vars is an environment holding exactly m.
+func vars(m map[string]string) config.Env { return func(k string) string { return m[k] } }
 
 // onlyVar is an environment holding one variable: context values are checked by the same
 // pkg/config rules the functions apply to the variables they become.

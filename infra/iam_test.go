@@ -70,6 +70,8 @@ func (r resolver) ref(id string) (string, error) {
 		return secretARN(id), nil
 	case "AWS::Lambda::Function":
 		return id, nil // the function's name
+	case "AWS::ApiGateway::RestApi":
+		return standInRestAPIID, nil
 	}
 	return "", fmt.Errorf("no stand-in for Ref %s (%s)", id, r.typeOf(id))
 }

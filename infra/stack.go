@@ -51,6 +51,7 @@ func NewBrokerStack(scope constructs.Construct, id string, cfg StackConfig, prop
 	})
 	s.addJobs()
 	api := s.addAPI()
+	s.addUsagePlansAccess(api)
 	s.addOperations(api)
 	for name, value := range map[string]*string{
 		"ApiUrl": api.Url(), "TableName": s.Table.TableName(),
@@ -142,10 +143,12 @@ func (s *BrokerStack) newFunction(f function) awslambda.Function {
 		Resources: jsii.Strings(*logs.LogGroupArn()),
 	}))
 	env := map[string]*string{
-		"TABLE_NAME":           s.Table.TableName(),
-		"LAB_DURATION_HOURS":   jsii.String(fmt.Sprint(s.cfg.LabDurationHours)),
-		"GRACE_PERIOD_MINUTES": jsii.String(fmt.Sprint(s.cfg.GracePeriodMinutes)),
-		"LOG_LEVEL":            jsii.String(s.cfg.LogLevel.String()),
+		"TABLE_NAME":             s.Table.TableName(),
+		"LAB_DURATION_HOURS":     jsii.String(fmt.Sprint(s.cfg.LabDurationHours)),
+		"GRACE_PERIOD_MINUTES":   jsii.String(fmt.Sprint(s.cfg.GracePeriodMinutes)),
+		"LAB_EXTENSION_HOURS":    jsii.String(fmt.Sprint(s.cfg.LabExtensionHours)),
+		"MAX_LAB_DURATION_HOURS": jsii.String(fmt.Sprint(s.cfg.MaxLabDurationHours)),
+		"LOG_LEVEL":              jsii.String(s.cfg.LogLevel.String()),
 	}
 	for k, v := range f.environment {
 		env[k] = jsii.String(v)

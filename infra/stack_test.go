@@ -97,7 +97,8 @@ const testOrigin = "https://lab.example.com"
 
 func testConfig(assets string) StackConfig {
 	return StackConfig{
-		AssetDir: assets, LabDurationHours: 48, GracePeriodMinutes: 30, CSPBaseURL: "https://csp.example.com/v2",
+		AssetDir: assets, LabDurationHours: 48, GracePeriodMinutes: 30, LabExtensionHours: 12, MaxLabDurationHours: 120,
+		CSPBaseURL:       "https://csp.example.com/v2",
 		PoolLowWaterMark: 20, AlarmEmail: "ops@example.com", WAF: true, WAFRequestsPer5MinIP: 2000,
 		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300, LogLevel: slog.LevelError,
 		CORSAllowedOrigins: testOrigin, CORSOrigins: []string{testOrigin}, PeakAllocationsPerSecond: testPeak,
@@ -539,11 +540,14 @@ func TestLeastPrivilege(t *testing.T) {
 				if readOnly[folder] && writes[a] {
 					t.Errorf("read-only function %s may %s", folder, a)
 				}
-				if strings.HasPrefix(a, "secretsmanager:") && folder != api.AuthorizerFunction && !usesCSP(folder) && !usesNIOSXaaS(folder) {
+				if strings.HasPrefix(a, "secretsmanager:") && folder != api.AuthorizerFunction && !usesCSP(folder) && !usesNIOSXaaS(folder) && !usesAPIGateway(folder) {
 					t.Errorf("%s may read secrets (%s)", folder, a)
 				}
 				if a == "lambda:InvokeFunction" && !invokesOnly(st, starts[folder]) {
 					t.Errorf("%s may invoke functions other than its job's: %s", folder, js(st["Resource"]))
+				}
+				if strings.HasPrefix(a, "apigateway:") && !usesAPIGateway(folder) {
+					t.Errorf("%s may manage API Gateway (%s)", folder, a)
 				}
 				if folder == api.AuthorizerFunction && strings.HasPrefix(a, "dynamodb:") {
 					t.Errorf("the authorizer may touch the table (%s)", a)
@@ -578,6 +582,11 @@ func invokesOnly(st map[string]any, job string) bool {
 func usesNIOSXaaS(folder string) bool {
 	j, ok := broker.JobNamed(folder)
 	return ok && j.UsesNIOSXaaS
+}
+
+func usesAPIGateway(folder string) bool {
+	j, ok := broker.JobNamed(folder)
+	return ok && j.UsesAPIGateway
 }
 
 func usesCSP(folder string) bool {

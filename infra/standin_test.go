@@ -22,6 +22,8 @@ import (
 const (
 	standInRegion  = "us-east-1"
 	standInAccount = "123456789012"
+	// standInRestAPIID is the id of the stack's REST API, as the fake API Gateway knows it.
+	standInRestAPIID = "a1b2c3d4e5"
 )
 
 // awsCall is one AWS request a function made, as IAM sees it: the action and the ARN of
@@ -33,24 +35,25 @@ type awsCall struct {
 
 // standIn is every AWS endpoint of one function (AWS_ENDPOINT_URL points the SDK at it):
 // DynamoDB calls go through to DynamoDB Local, Secrets Manager's GetSecretValue and
-// Lambda's Invoke are answered here. It records each call, so the IAM check sees what the
+// Lambda's Invoke are answered here, API Gateway's calls by the fake API Gateway. It records each call, so the IAM check sees what the
 // function really sent, retries included, without any test-only code in the bootstrap. A
 // request for any other service is recorded under its service and refused.
 type standIn struct {
 	server  *httptest.Server
 	dynamo  *httputil.ReverseProxy
 	secrets map[string]string // ARN → value
+	apigw   http.Handler      // API Gateway's management API: the fake
 
 	mu    sync.Mutex
 	calls []awsCall
 }
 
-func newStandIn(t *testing.T, dynamoDBLocal string, secrets map[string]string) *standIn {
+func newStandIn(t *testing.T, dynamoDBLocal string, secrets map[string]string, apigw http.Handler) *standIn {
 	target, err := url.Parse(dynamoDBLocal)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &standIn{dynamo: httputil.NewSingleHostReverseProxy(target), secrets: secrets}
+	s := &standIn{dynamo: httputil.NewSingleHostReverseProxy(target), secrets: secrets, apigw: apigw}
 	// The bootstraps talk to "AWS" here, so they check the CRC32 of each DynamoDB answer,
 	// which DynamoDB Local does not always send right: the proxy sends the true one.
 	s.dynamo.ModifyResponse = func(r *http.Response) error {
@@ -133,6 +136,12 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		service := "unknown"
 		if m := signedService.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
 			service = m[1]
+		}
+		if service == "apigateway" {
+			// API Gateway's IAM actions are the HTTP methods, on the resource's path.
+			s.record(awsCall{"apigateway:" + r.Method, "arn:aws:apigateway:" + standInRegion + "::" + r.URL.Path})
+			s.apigw.ServeHTTP(w, r)
+			return
 		}
 		s.record(awsCall{service + ":" + target, r.Method + " " + r.URL.Path})
 		http.Error(w, `{"message":"no stand-in for this service"}`, http.StatusNotImplemented)

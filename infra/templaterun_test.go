@@ -22,23 +22,29 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/sandbox-broker/broker/internal/apigwfake"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
+	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/niosxaas/niosxaasfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
+	"github.com/sandbox-broker/broker/pkg/usageplans"
 )
 
 // The stand-in values of the secrets, by the variable that names the secret. A secret the
 // template gives a function under another variable has no stand-in and fails the test.
 const (
 	sampleToken = "sample-token-for-tests-only" // the bearer token of events/authorizer.json
-	cspToken    = "template-run-csp-token"
+	// partnerToken is a second client's, with its own throttle: the usage-plans job makes
+	// its plan, while instruqt's plan is there already and departed's is left over.
+	partnerToken = "template-run-partner-token"
+	cspToken     = "template-run-csp-token"
 	// The NIOSXaaS service account the stand-in secret holds and the fake NIOSXaaS accepts.
 	niosxaasEmail    = "template-run@example.com"
 	niosxaasPassword = "template-run-niosxaas-password"
@@ -47,8 +53,9 @@ const (
 func standInSecret(variable string) (string, bool) {
 	switch variable {
 	case "TOKENS_SECRET_ARN":
-		d := sha256.Sum256([]byte(sampleToken))
-		return `{"tokens":[{"name":"instruqt","scope":"track","sha256":"` + hex.EncodeToString(d[:]) + `"}]}`, true
+		d, p := sha256.Sum256([]byte(sampleToken)), sha256.Sum256([]byte(partnerToken))
+		return `{"tokens":[{"name":"instruqt","scope":"track","sha256":"` + hex.EncodeToString(d[:]) + `"},` +
+			`{"name":"partner","scope":"track","sha256":"` + hex.EncodeToString(p[:]) + `","rate":7,"burst":14}]}`, true
 	case "CSP_TOKEN_SECRET_ARN":
 		return cspToken, true
 	case "NIOSXAAS_CREDENTIALS_SECRET_ARN":
@@ -85,6 +92,7 @@ var unexercised = map[string]map[string]string{
 	"expiry":                  {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
 	"stale-cleanup":           {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
 	"pool-metrics":            {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": writeSet},
+	"usage-plans":             {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": writeSet, "dynamodb:Query": writeSet},
 	"extend":                  {"dynamodb:Query": writeSet, "dynamodb:DeleteItem": writeSet},
 	"admin-drain-state":       {"dynamodb:GetItem": readSet},
 	"admin-drain":             {"dynamodb:GetItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": writeSet, "dynamodb:DeleteItem": writeSet},
@@ -247,6 +255,7 @@ type run struct {
 	bootstrap, folder string
 	table             string
 	standIn           *standIn
+	apigw             *apigwfake.Server
 	env               map[string]string
 	invokeAddr        string
 	outputOf          func() string
@@ -302,7 +311,8 @@ func (r *run) exec(ctx context.Context) {
 		}
 		r.env[name] = value
 	}
-	r.standIn = newStandIn(t, r.dbEndpoint, secrets)
+	r.apigw = seedAPIGateway()
+	r.standIn = newStandIn(t, r.dbEndpoint, secrets, r.apigw)
 	if len(variables) > 0 {
 		poolCfg, err := config.LoadPool(testkit.Env(r.env))
 		if err == nil && r.env["TABLE_NAME"] != "" {
@@ -313,6 +323,9 @@ func (r *run) exec(ctx context.Context) {
 	}
 	r.start()
 	r.answer(r.invoke(r.sample()))
+	if j, ok := broker.JobNamed(r.folder); ok && j.UsesAPIGateway {
+		r.checkUsagePlans()
+	}
 	r.checkIAM(res)
 	if r.env["TABLE_NAME"] != "" {
 		pooltest.Check(t, pool.New(r.db, r.table, pool.Options{}))
@@ -417,9 +430,67 @@ func (r *run) answer(body []byte) {
 		if resp.PrincipalID != "instruqt" || len(resp.PolicyDocument.Statement) == 0 || resp.PolicyDocument.Statement[0].Effect != "Allow" {
 			t.Errorf("authorizer: %s, want an Allow policy for instruqt", body)
 		}
+		if resp.UsageIdentifierKey != standInToken(t, "instruqt").UsageKey() {
+			t.Errorf("authorizer: usage identifier key %q, want instruqt's usage key", resp.UsageIdentifierKey)
+		}
 		return
 	}
 	t.Fatalf("functions/%s is neither a route, a job nor the authorizer", r.folder)
+}
+
+// seedAPIGateway is the fake API Gateway of one function's run: instruqt's plan exists
+// with a throttle its entry no longer has and without its key, and the departed client's
+// plan and key are left over, so the usage-plans job makes, updates and removes.
+func seedAPIGateway() *apigwfake.Server {
+	gw := apigwfake.New(apigwfake.Options{RestAPIID: standInRestAPIID, Stage: stageName})
+	prefix := usageplans.New(nil, standInRestAPIID, stageName).Prefix()
+	gw.AddPlan(prefix+"instruqt", &apigwfake.Throttle{RateLimit: 1, BurstLimit: 1})
+	gw.AddPlan(prefix+"departed", nil, gw.AddKey(prefix+"departed", "the-departed-clients-usage-key-0123456789"))
+	return gw
+}
+
+// standInToken is the token of client in the stand-in tokens secret.
+func standInToken(t *testing.T, client string) auth.Token {
+	t.Helper()
+	doc, _ := standInSecret("TOKENS_SECRET_ARN")
+	tokens, _, err := auth.ParseSecret([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range tokens {
+		if tok.Name == client {
+			return tok
+		}
+	}
+	t.Fatalf("no %s in the stand-in tokens secret", client)
+	return auth.Token{}
+}
+
+// checkUsagePlans: after the usage-plans job's run, the fake API Gateway holds one plan per
+// client of the stand-in secret, on the stack's stage, with the entry's throttle and the
+// key the authorizer names for the client's token; the departed client is gone.
+func (r *run) checkUsagePlans() {
+	t := r.t
+	prefix := usageplans.New(nil, standInRestAPIID, stageName).Prefix()
+	values := map[string]string{}
+	for _, k := range r.apigw.Keys() {
+		values[k.ID] = k.Value
+	}
+	plans := map[string]apigwfake.UsagePlan{}
+	for _, p := range r.apigw.Plans() {
+		plans[strings.TrimPrefix(p.Name, prefix)] = p
+	}
+	for client, throttle := range map[string]*apigwfake.Throttle{"instruqt": nil, "partner": {RateLimit: 7, BurstLimit: 14}} {
+		p, ok := plans[client]
+		key := standInToken(t, client).UsageKey()
+		if !ok || len(p.KeyIDs) != 1 || values[p.KeyIDs[0]] != key || (p.Throttle == nil) != (throttle == nil) ||
+			(throttle != nil && *p.Throttle != *throttle) || len(p.Stages) != 1 || p.Stages[0] != standInRestAPIID+":"+stageName {
+			t.Errorf("usage-plans: %s's plan %+v, want throttle %+v and its token's key", client, p, throttle)
+		}
+	}
+	if len(plans) != 2 || len(values) != 2 {
+		t.Errorf("usage-plans: %d plans and %d keys after the run, want the two clients' only", len(plans), len(values))
+	}
 }
 
 // checkIAM: each call the function made is allowed by its role; each action the role

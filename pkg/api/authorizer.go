@@ -85,10 +85,15 @@ func (a *Authorizer) Authorize(ctx context.Context, ev events.APIGatewayCustomAu
 	if n := d.Identity.MaxLiveAllocations; n > 0 {
 		context[ContextMaxLiveAllocations] = strconv.Itoa(n)
 	}
+	// The usage identifier key names the client's API key, so API Gateway meters the
+	// request by the client's usage plan (docs/operations.md, "Usage plans per client").
+	// Like the policy it depends on the token only: a cached answer to a forbidden request
+	// serves the token's allowed routes too, and must carry the key for them.
 	return events.APIGatewayCustomAuthorizerResponse{
-		PrincipalID:    d.Identity.Name,
-		PolicyDocument: policy,
-		Context:        context,
+		PrincipalID:        d.Identity.Name,
+		PolicyDocument:     policy,
+		Context:            context,
+		UsageIdentifierKey: d.Identity.UsageKey,
 	}, nil
 }
 

@@ -191,3 +191,43 @@ func TestAuthorizerHandsOnTheClientCap(t *testing.T) {
 		t.Fatalf("context %+v", resp.Context)
 	}
 }
+
+// TestAuthorizerAnswersTheClientsUsageKey: an answer carries the token's usage key as its
+// usageIdentifierKey, the API key the usage-plans job gives the client's plan (pkg/usageplans
+// checks the two agree against the fake API Gateway). A forbidden request's answer carries
+// it too, because API Gateway caches that answer for the token's allowed routes; a refused
+// token gets no answer at all, and the log never carries the key.
+func TestAuthorizerAnswersTheClientsUsageKey(t *testing.T) {
+	track, admin := tokenOf(t, "instruqt", auth.Track, sampleToken), tokenOf(t, "ops", auth.Admin, adminToken)
+	a, logs := newAuthorizer(t, track, admin)
+	allowed, err := a.Authorize(ctx, withAuthorization(sampleAuthorizerEvent(t), "Bearer "+sampleToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allowed.UsageIdentifierKey != track.UsageKey() || len(allowed.UsageIdentifierKey) < 20 {
+		t.Fatalf("allowed: usage identifier key %q, want the track token's %q", allowed.UsageIdentifierKey, track.UsageKey())
+	}
+	ev := withAuthorization(sampleAuthorizerEvent(t), "Bearer "+sampleToken)
+	ev.Resource, ev.Path, ev.HTTPMethod, ev.MethodArn = "/v1/admin/stats", "/v1/admin/stats", "GET", arnBase+"/GET/v1/admin/stats"
+	forbidden, err := a.Authorize(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forbidden.UsageIdentifierKey != track.UsageKey() {
+		t.Fatalf("forbidden: usage identifier key %q, want the track token's", forbidden.UsageIdentifierKey)
+	}
+	adminResp, err := a.Authorize(ctx, withAuthorization(sampleAuthorizerEvent(t), "Bearer "+adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if adminResp.UsageIdentifierKey != admin.UsageKey() || adminResp.UsageIdentifierKey == track.UsageKey() {
+		t.Fatalf("admin: usage identifier key %q, want its own %q", adminResp.UsageIdentifierKey, admin.UsageKey())
+	}
+	refused, err := a.Authorize(ctx, withAuthorization(sampleAuthorizerEvent(t), "Bearer unknown-token-0123456789"))
+	if !errors.Is(err, ErrUnauthorized) || refused.UsageIdentifierKey != "" {
+		t.Fatalf("refused: %+v, %v; want no answer and ErrUnauthorized", refused, err)
+	}
+	if strings.Contains(logs.String(), track.UsageKey()) || strings.Contains(logs.String(), admin.UsageKey()) {
+		t.Fatal("the log carries a usage key")
+	}
+}

@@ -6,5 +6,6 @@
 // kind needs, so a bootstrap links no client it never calls: Route here for the plain
 // routes, trigger.Route for the admin routes that start a job (the Lambda client),
 // authorizer.New for the authorizer and job.Function for the jobs (both with the Secrets
-// Manager client of awssecrets).
+// Manager client of awssecrets); the usage-plans job passes job.WithUsagePlans(usagejob.Build),
+// the one package that links the API Gateway client.
 package app

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/app/job"
+	"github.com/sandbox-broker/broker/pkg/app/usagejob"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
@@ -61,7 +62,12 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("job %s: %v", j.Name, err)
 		}
-		if !strings.Contains(string(main), `job.Function(context.Background(), os.Getenv, os.Stdout, "`+j.Name+`")`) {
+		// A job with UsesAPIGateway passes its builder after the name (job.WithUsagePlans).
+		call := `job.Function(context.Background(), os.Getenv, os.Stdout, "` + j.Name + `")`
+		if j.UsesAPIGateway {
+			call = `job.Function(context.Background(), os.Getenv, os.Stdout, "` + j.Name + `", job.WithUsagePlans(usagejob.Build))`
+		}
+		if !strings.Contains(string(main), call) {
 			t.Errorf("functions/%s/main.go does not build the %s job's handler", j.Name, j.Name)
 		}
 		var ev scheduledEvent
@@ -254,12 +260,14 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 		{"expiry", map[string]string{"JOB_INTERVAL_SCALE": "0"}, []string{"TABLE_NAME: is required", "JOB_INTERVAL_SCALE: must be greater than 0"}},
 		{"sync", map[string]string{"STALE_GRACE_HOURS": "0"}, []string{"TABLE_NAME: is required", "STALE_GRACE_HOURS: 0 is outside", "CSP_BASE_URL: is required"}},
 		{"stale-cleanup", map[string]string{"TABLE_NAME": "t", "JOB_INTERVAL_SCALE": "0"}, []string{"JOB_INTERVAL_SCALE: must be greater than 0"}},
+		// The usage-plans job needs the tokens secret and the REST API stage; no other job does.
+		{"usage-plans", base, []string{"TOKENS_SECRET_ARN: is required", "REST_API_ID: is required", "REST_API_STAGE: is required"}},
 		// The NIOSXaaS settings are cleanup's, reported with the others.
 		{"cleanup", map[string]string{"CSP_BASE_URL": "http://127.0.0.1:1/v2", "CSP_API_TOKEN": "x", "NIOSXAAS_ENABLED": "true", "NIOSXAAS_MAX_ATTEMPTS": "0"},
 			[]string{"TABLE_NAME: is required", "NIOSXAAS_EMAIL", "NIOSXAAS_MAX_ATTEMPTS: 0 is outside"}},
 	}
 	for _, tt := range tests {
-		_, err := job.Function(ctx, testkit.Env(tt.env), io.Discard, tt.job)
+		_, err := job.Function(ctx, testkit.Env(tt.env), io.Discard, tt.job, job.WithUsagePlans(usagejob.Build))
 		if err == nil {
 			t.Fatalf("%s with %v: accepted", tt.job, tt.env)
 		}
@@ -268,6 +276,9 @@ func TestJobFunctionReportsConfigurationProblems(t *testing.T) {
 				t.Errorf("%s: error %q does not name %q", tt.job, err, w)
 			}
 		}
+	}
+	if _, err := job.Function(ctx, testkit.Env(base), io.Discard, "usage-plans"); err == nil || !strings.Contains(err.Error(), "job.WithUsagePlans") {
+		t.Errorf("usage-plans without its builder: %v", err)
 	}
 	h, err := job.Function(ctx, testkit.Env(base), io.Discard, "expiry")
 	if err != nil {

@@ -68,9 +68,9 @@ func TestMatchComparesDigestsOfEveryEntry(t *testing.T) {
 		want  auth.Identity
 		ok    bool
 	}{
-		{trackPlain, auth.Identity{Name: "instruqt", Scope: auth.Track}, true},
-		{adminPlain, auth.Identity{Name: "ops", Scope: auth.Admin}, true},
-		{"rotated-track-token-abcdef0123", auth.Identity{Name: "instruqt", Scope: auth.Track}, true},
+		{trackPlain, auth.Identity{Name: "instruqt", Scope: auth.Track, UsageKey: tokens[0].UsageKey()}, true},
+		{adminPlain, auth.Identity{Name: "ops", Scope: auth.Admin, UsageKey: tokens[1].UsageKey()}, true},
+		{"rotated-track-token-abcdef0123", auth.Identity{Name: "instruqt", Scope: auth.Track, UsageKey: tokens[2].UsageKey()}, true},
 		{trackPlain + "x", auth.Identity{}, false},
 		{"", auth.Identity{}, false},
 	} {
@@ -81,6 +81,31 @@ func TestMatchComparesDigestsOfEveryEntry(t *testing.T) {
 	}
 	if _, ok := auth.Match(nil, trackPlain); ok {
 		t.Error("no tokens must match nothing")
+	}
+}
+
+// TestUsageKeyIsDerivedFromTheEntry: the usage key is a function of the digest and the
+// client's name only (the authorizer and the usage-plans job compute it apart), long enough
+// for API Gateway (at least 20 characters), and differs when either changes: a rotated
+// token, or the same token moved to another client, gets another API key.
+func TestUsageKeyIsDerivedFromTheEntry(t *testing.T) {
+	track := mustToken(t, "instruqt", auth.Track, trackPlain)
+	again := mustToken(t, "instruqt", auth.Admin, trackPlain)
+	again.Limits = auth.ClientLimits{Rate: 5, Burst: 10}
+	key := track.UsageKey()
+	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
+		t.Fatalf("usage key %q is not 64 hex digits", key)
+	}
+	if again.UsageKey() != key {
+		t.Error("the usage key depends on more than the digest and the name")
+	}
+	if strings.Contains(key, hex.EncodeToString(track.Digest[:])) || strings.Contains(key, trackPlain) {
+		t.Error("the usage key shows the digest or the token")
+	}
+	for _, other := range []auth.Token{mustToken(t, "instruqt", auth.Track, "rotated-track-token-abcdef0123"), mustToken(t, "partner", auth.Track, trackPlain)} {
+		if other.UsageKey() == key {
+			t.Errorf("%s's other token has the same usage key", other.Name)
+		}
 	}
 }
 

@@ -1,8 +1,10 @@
 package auth
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"regexp"
@@ -73,6 +75,26 @@ type Identity struct {
 	Scope Scope
 	// MaxLiveAllocations is the client's cap (ClientLimits), 0 for none.
 	MaxLiveAllocations int
+	// UsageKey is the token's UsageKey: the authorizer's usageIdentifierKey. Never log it.
+	UsageKey string
+}
+
+// usageKeyLabel keeps the usage key's HMAC apart from any other use of a token's digest.
+const usageKeyLabel = "sandbox-broker usage identifier key v1"
+
+// UsageKey is the value of the token's API Gateway API key: the authorizer answers it as
+// the usageIdentifierKey of every request the token makes (the REST API takes its API
+// keys from the authorizer), and the usage-plans job (pkg/usageplans) puts a key of this
+// value into the client's usage plan. Both derive it from the secret's entry, so the
+// authorizer makes no API Gateway call: HMAC-SHA256 keyed by the token's digest over a
+// fixed label and the client's name, in hex (64 characters). The name is in it so that a
+// token moved to another client gets another key (API Gateway refuses two keys of one
+// value). The value does not reveal the digest, let alone the token; API Gateway ignores
+// an x-api-key header with this key source, so it admits no caller. Never log it.
+func (t Token) UsageKey() string {
+	mac := hmac.New(sha256.New, t.Digest[:])
+	mac.Write([]byte(usageKeyLabel + "\x00" + t.Name))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // MaxTokenLength bounds a presented token; nothing longer is hashed.
@@ -127,5 +149,5 @@ func Match(tokens []Token, plain string) (Identity, bool) {
 		return Identity{}, false
 	}
 	t := tokens[found]
-	return Identity{Name: t.Name, Scope: t.Scope, MaxLiveAllocations: t.Limits.MaxLiveAllocations}, true
+	return Identity{Name: t.Name, Scope: t.Scope, MaxLiveAllocations: t.Limits.MaxLiveAllocations, UsageKey: t.UsageKey()}, true
 }

@@ -41,6 +41,8 @@ type JobDeps struct {
 	// (niosxaasStep), up to NIOSXaaSMaxAttempts failed steps per sandbox.
 	NIOSXaaS            *niosxaas.Client
 	NIOSXaaSMaxAttempts int
+	// UsagePlans is the usage-plans job's work; zero for a runner that does not run it.
+	UsagePlans UsagePlans
 }
 
 // JobMetrics is where runs publish what they measured.
@@ -68,6 +70,7 @@ type JobRunner struct {
 	// niosxaas is the pre-delete step's client; nil: the step is off.
 	niosxaas            *niosxaas.Client
 	niosxaasMaxAttempts int
+	usagePlans          UsagePlans
 	// afterListing, when set (tests only, export_test.go), runs between sync's CSP listing
 	// and its read of the pool, to force the racing-sync interleaving deterministically.
 	afterListing func()
@@ -87,7 +90,7 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	r := &JobRunner{
 		pool: d.Pool, csp: d.CSP, cspTimeout: d.CSPRequestTimeout, grace: d.PoolConfig.Grace,
 		cfg: d.Config, log: d.Logger, metrics: d.Metrics,
-		niosxaas: d.NIOSXaaS, niosxaasMaxAttempts: d.NIOSXaaSMaxAttempts,
+		niosxaas: d.NIOSXaaS, niosxaasMaxAttempts: d.NIOSXaaSMaxAttempts, usagePlans: d.UsagePlans,
 	}
 	if r.niosxaas != nil && r.niosxaasMaxAttempts < 1 {
 		return nil, errors.New("broker: the NIOSXaaS step needs NIOSXaaSMaxAttempts ≥ 1 (config.LoadNIOSXaaS)")

@@ -19,6 +19,11 @@ type Job struct {
 	// UsesNIOSXaaS: the job runs the NIOSXaaS pre-delete step when NIOSXAAS_ENABLED, so
 	// its function alone gets the NIOSXaaS settings and may read their secret.
 	UsesNIOSXaaS bool
+	// UsesAPIGateway: the job keeps API Gateway's usage plans in step with the tokens
+	// secret, so its function alone gets the REST API's id and stage and may read the
+	// tokens secret and manage API keys and usage plans. The local stack does not run it:
+	// its gateway emulator enforces the clients' limits itself.
+	UsesAPIGateway bool
 	// run is the job's work, under its lease (JobRunner.RunWithID).
 	run func(*JobRunner, context.Context, *jobRun) error
 }
@@ -37,6 +42,9 @@ var Jobs = []Job{
 	// pool-metrics publishes the pool's counts per status as CloudWatch gauges, the values
 	// of the pool-low and deletion_failed alarms and of the dashboard.
 	{Name: "pool-metrics", Every: 5 * time.Minute, run: (*JobRunner).publishPoolMetrics},
+	// usage-plans gives each client of the tokens secret its API Gateway usage plan
+	// (docs/operations.md, "Usage plans per client").
+	{Name: "usage-plans", Every: 5 * time.Minute, UsesAPIGateway: true, run: (*JobRunner).reconcileUsagePlans},
 }
 
 // JobNamed finds a job of the table.

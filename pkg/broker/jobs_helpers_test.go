@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -104,6 +105,14 @@ func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	deps := broker.JobDeps{
 		Pool: e.pool, CSP: e.csp, CSPRequestTimeout: copts.RequestTimeout, PoolConfig: poolCfg, Config: e.cfg,
 		Logger: slog.New(slog.NewJSONHandler(e.logs, nil)),
+	}
+	// The usage-plans job reconciles one client against a fake API Gateway.
+	_, reconciler := startAPIGateway(t)
+	deps.UsagePlans = broker.UsagePlans{
+		ReadTokens: func(context.Context) (string, error) {
+			return `{"tokens":[` + entry("instruqt", "track", "job-env-track-token-0123", "") + `]}`, nil
+		},
+		Reconciler: reconciler,
 	}
 	if o.niosxaas != nil {
 		e.startNIOSXaaS(t, o.niosxaas)

@@ -44,6 +44,10 @@ const (
 	// repeated in a way no paging explains, or more than CSP_LIST_MAX_ACCOUNTS entries),
 	// so sync failed and marked nothing stale.
 	AlarmSyncListingRefused = "sync_listing_refused"
+	// AlarmUsagePlansFailed: API Gateway refused a call of the usage-plans job, so some
+	// client's usage plan may not match the tokens secret (a new client's requests are
+	// refused until it has one).
+	AlarmUsagePlansFailed = "usage_plans_failed"
 )
 
 // RunSummary is what one run did. It is logged as one JSON line, stored (pool.Runs) and

@@ -22,12 +22,13 @@ const configurationDoc = "../../docs/configuration.md"
 // loaders drives every exported Load* function of pkg/config with a given environment.
 // TestLoadersAreAllDriven keeps this list complete.
 var loaders = map[string]func(config.Env){
-	"LoadAPI":   func(env config.Env) { _, _ = config.LoadAPI(env) },
-	"LoadAuth":  func(env config.Env) { _, _ = config.LoadAuth(env) },
-	"LoadJobs":  func(env config.Env) { _, _ = config.LoadJobs(env) },
-	"LoadLocal": func(env config.Env) { _, _ = config.LoadLocal(env) },
-	"LoadObs":   func(env config.Env) { _, _ = config.LoadObs(env) },
-	"LoadPool":  func(env config.Env) { _, _ = config.LoadPool(env) },
+	"LoadAPI":        func(env config.Env) { _, _ = config.LoadAPI(env) },
+	"LoadAuth":       func(env config.Env) { _, _ = config.LoadAuth(env) },
+	"LoadJobs":       func(env config.Env) { _, _ = config.LoadJobs(env) },
+	"LoadLocal":      func(env config.Env) { _, _ = config.LoadLocal(env) },
+	"LoadObs":        func(env config.Env) { _, _ = config.LoadObs(env) },
+	"LoadPool":       func(env config.Env) { _, _ = config.LoadPool(env) },
+	"LoadUsagePlans": func(env config.Env) { _, _ = config.LoadUsagePlans(env) },
 	"LoadCSP": func(env config.Env) {
 		fetch := func(context.Context, string) (string, error) { return "token-from-secret", nil }
 		_, _ = config.LoadCSP(context.Background(), env, fetch)

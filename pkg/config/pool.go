@@ -24,6 +24,13 @@ type Pool struct {
 	StudentMaxLiveAllocations int
 }
 
+// The defaults of LAB_EXTENSION_HOURS and MAX_LAB_DURATION_HOURS, which the CDK stack's
+// context values take too.
+const (
+	DefaultLabExtensionHours   = 24
+	DefaultMaxLabDurationHours = 96
+)
+
 // LoadPool reads TABLE_NAME, DYNAMODB_ENDPOINT, AWS_REGION, LAB_DURATION_HOURS,
 // GRACE_PERIOD_MINUTES, LAB_EXTENSION_HOURS, MAX_LAB_DURATION_HOURS, HISTORY_TTL_DAYS,
 // TOMBSTONE_TTL_DAYS and STUDENT_MAX_LIVE_ALLOCATIONS. MAX_LAB_DURATION_HOURS must be at
@@ -47,8 +54,8 @@ func LoadPool(env Env) (Pool, error) {
 		Region:         r.str("AWS_REGION", "us-east-1"),
 		LabDuration:    r.duration("LAB_DURATION_HOURS", 48, time.Hour, 1, 24*30),
 		Grace:          r.duration("GRACE_PERIOD_MINUTES", 30, time.Minute, 0, 24*60),
-		LabExtension:   r.duration("LAB_EXTENSION_HOURS", 24, time.Hour, 1, 24*30),
-		MaxLabDuration: r.duration("MAX_LAB_DURATION_HOURS", 96, time.Hour, 1, 24*90),
+		LabExtension:   r.duration("LAB_EXTENSION_HOURS", DefaultLabExtensionHours, time.Hour, 1, 24*30),
+		MaxLabDuration: r.duration("MAX_LAB_DURATION_HOURS", DefaultMaxLabDurationHours, time.Hour, 1, 24*90),
 		HistoryTTL:     r.duration("HISTORY_TTL_DAYS", 180, 24*time.Hour, 1, 3650),
 		TombstoneTTL:   r.duration("TOMBSTONE_TTL_DAYS", 90, 24*time.Hour, 1, 3650),
 

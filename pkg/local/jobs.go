@@ -17,15 +17,20 @@ import (
 )
 
 // startJobs builds each job's handler exactly as its Lambda function does, runs the
-// first sync, then runs every job on its (scaled) interval. It returns what starts runs
-// for the admin trigger routes.
+// first sync, then runs every job but those that use API Gateway on its (scaled) interval.
+// It returns what starts runs for the admin trigger routes.
 func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (backgroundJobs, []part, error) {
 	cfg, err := config.LoadJobs(env)
 	if err != nil {
 		return backgroundJobs{}, nil, err
 	}
 	schedule := map[string]scheduledJob{}
+	var local []broker.Job
 	for _, j := range broker.Jobs {
+		if j.UsesAPIGateway {
+			continue // there is no API Gateway here: the gateway emulator enforces the client limits itself
+		}
+		local = append(local, j)
 		h, err := job.Function(ctx, env, logs, j.Name)
 		if err != nil {
 			return backgroundJobs{}, nil, fmt.Errorf("local: job %s: %w", j.Name, err)
@@ -44,7 +49,7 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 		s.jobs.Wait()
 	})
 	var every []string
-	for _, j := range broker.Jobs {
+	for _, j := range local {
 		every = append(every, fmt.Sprintf("%s every %s", j.Name, schedule[j.Name].every))
 		s.jobs.Go(func() { s.repeat(jobsCtx, schedule[j.Name]) })
 	}

@@ -26,10 +26,10 @@ type Handler func(ctx context.Context, event json.RawMessage) (broker.RunSummary
 // Function is the Lambda handler of the job named job: it loads what the job needs from
 // env (config.LoadPool, config.LoadJobs and, for a job with UsesCSP, config.LoadCSP with
 // the token read from Secrets Manager once, here; for a job with UsesNIOSXaaS,
-// NIOSXaaSStep), connects to the table, builds the CSP
+// NIOSXaaSStep; for a job with UsesAPIGateway, the WithUsagePlans builder), connects to the table, builds the CSP
 // client and the job runner. Every configuration problem is reported before the first
 // event is served. Logs go to out.
-func Function(ctx context.Context, env config.Env, out io.Writer, job string) (Handler, error) {
+func Function(ctx context.Context, env config.Env, out io.Writer, job string, opts ...Option) (Handler, error) {
 	def, ok := broker.JobNamed(job)
 	if !ok {
 		return nil, fmt.Errorf("app: no job named %q", job)
@@ -50,7 +50,19 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string) (H
 	if def.UsesNIOSXaaS {
 		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts, niosErr = NIOSXaaSStep(ctx, env, awssecrets.Fetcher(poolCfg.Region), o.Log)
 	}
-	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr); err != nil {
+	var upErr error
+	if def.UsesAPIGateway {
+		var o options
+		for _, opt := range opts {
+			opt(&o)
+		}
+		if o.usagePlans == nil {
+			upErr = fmt.Errorf("app: job %s uses API Gateway: its function must pass job.WithUsagePlans", job)
+		} else {
+			deps.UsagePlans, upErr = o.usagePlans(ctx, env, awssecrets.Fetcher(poolCfg.Region), poolCfg.Region)
+		}
+	}
+	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr, upErr); err != nil {
 		return nil, err
 	}
 	var err error
@@ -106,6 +118,23 @@ func NIOSXaaSStep(ctx context.Context, env config.Env, fetch config.SecretFetche
 		return nil, 0, err
 	}
 	return client, cfg.MaxAttempts, nil
+}
+
+// Option adds to what Function builds.
+type Option func(*options)
+
+type options struct {
+	usagePlans UsagePlansBuilder
+}
+
+// UsagePlansBuilder builds the work of a job with UsesAPIGateway from env, reading secrets
+// with fetch, for API Gateway in region (usagejob.Build).
+type UsagePlansBuilder func(ctx context.Context, env config.Env, fetch config.SecretFetcher, region string) (broker.UsagePlans, error)
+
+// WithUsagePlans gives Function the builder of the usage-plans job's work. Only that job's
+// main passes it, so only its bootstrap links the API Gateway client.
+func WithUsagePlans(b UsagePlansBuilder) Option {
+	return func(o *options) { o.usagePlans = b }
 }
 
 // warnAndAbove passes on only warnings and errors (breaker transitions, malformed listing

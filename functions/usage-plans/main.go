@@ -1,0 +1,22 @@
+// Command usage-plans is the Lambda function of the usage-plans job (broker.Jobs):
+// EventBridge invokes it on the job's schedule.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/sandbox-broker/broker/pkg/app"
+	"github.com/sandbox-broker/broker/pkg/app/job"
+	"github.com/sandbox-broker/broker/pkg/app/usagejob"
+)
+
+func main() {
+	handler, err := job.Function(context.Background(), os.Getenv, os.Stdout, "usage-plans", job.WithUsagePlans(usagejob.Build))
+	if err != nil {
+		app.Exit(err)
+	}
+	lambda.Start(handler)
+}
