@@ -1,9 +1,3 @@
-// Package usageplans keeps API Gateway's usage plans in step with the tokens secret: the
-// work of the usage-plans job (broker.Jobs). Each client of the secret gets a usage plan on
-// the broker's REST API stage, throttled by the client's rate and burst, holding one API
-// key per token of the client, whose value is the token's auth.Token.UsageKey — the
-// usageIdentifierKey the authorizer answers for that token. It is a package of its own so
-// that only the job functions link the API Gateway client.
 package usageplans
 
 import (
@@ -12,7 +6,6 @@ import (
 	"maps"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/apigateway"
@@ -277,87 +270,4 @@ func (r *Reconciler) planChanges(plan types.UsagePlan, limits auth.ClientLimits)
 
 func patch(op types.Op, path, value string) types.PatchOperation {
 	return types.PatchOperation{Op: op, Path: aws.String(path), Value: aws.String(value)}
-}
-
-// deletePlan deletes a usage plan, after taking its stages off: API Gateway refuses to
-// delete a plan that has any.
-func (r *Reconciler) deletePlan(ctx context.Context, p types.UsagePlan) error {
-	var ops []types.PatchOperation
-	for _, s := range p.ApiStages {
-		ops = append(ops, patch(types.OpRemove, "/apiStages", aws.ToString(s.ApiId)+":"+aws.ToString(s.Stage)))
-	}
-	if len(ops) > 0 {
-		if _, err := r.client.UpdateUsagePlan(ctx, &apigateway.UpdateUsagePlanInput{UsagePlanId: p.Id, PatchOperations: ops}); err != nil {
-			return fmt.Errorf("take the stages off usage plan %s: %w", aws.ToString(p.Id), err)
-		}
-	}
-	if _, err := r.client.DeleteUsagePlan(ctx, &apigateway.DeleteUsagePlanInput{UsagePlanId: p.Id}); err != nil {
-		return fmt.Errorf("delete usage plan %s: %w", aws.ToString(p.Id), err)
-	}
-	return nil
-}
-
-func (r *Reconciler) deleteKey(ctx context.Context, k types.ApiKey) error {
-	if _, err := r.client.DeleteApiKey(ctx, &apigateway.DeleteApiKeyInput{ApiKey: k.Id}); err != nil {
-		return fmt.Errorf("delete API key %s: %w", aws.ToString(k.Id), err)
-	}
-	return nil
-}
-
-// ownedKeys are the API keys named with Prefix, with their values, by client name.
-func (r *Reconciler) ownedKeys(ctx context.Context) (map[string][]types.ApiKey, error) {
-	out := map[string][]types.ApiKey{}
-	pages := apigateway.NewGetApiKeysPaginator(r.client, &apigateway.GetApiKeysInput{IncludeValues: aws.Bool(true), Limit: aws.Int32(500)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list the API keys: %w", err)
-		}
-		for _, k := range page.Items {
-			if name, ok := strings.CutPrefix(aws.ToString(k.Name), r.Prefix()); ok {
-				out[name] = append(out[name], k)
-			}
-		}
-	}
-	return out, nil
-}
-
-// ownedPlans are the usage plans named with Prefix, by client name.
-func (r *Reconciler) ownedPlans(ctx context.Context) (map[string][]types.UsagePlan, error) {
-	out := map[string][]types.UsagePlan{}
-	pages := apigateway.NewGetUsagePlansPaginator(r.client, &apigateway.GetUsagePlansInput{Limit: aws.Int32(500)})
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("list the usage plans: %w", err)
-		}
-		for _, p := range page.Items {
-			if name, ok := strings.CutPrefix(aws.ToString(p.Name), r.Prefix()); ok {
-				out[name] = append(out[name], p)
-			}
-		}
-	}
-	return out, nil
-}
-
-// Permission is one IAM action the reconciler uses, on the API Gateway resource paths it
-// uses it on (arn:<partition>:apigateway:<region>::<path>; "*" as IAM reads it). The stack
-// grants exactly these; its template-run test holds them to the calls both ways.
-type Permission struct {
-	Action string
-	Paths  []string
-}
-
-// Permissions are what Reconcile calls, by HTTP method as API Gateway's IAM actions are.
-func Permissions(restAPIID, stage string) []Permission {
-	return []Permission{
-		// The stage (checked first), the key and plan listings, a plan's keys.
-		{"apigateway:GET", []string{"/restapis/" + restAPIID + "/stages/" + stage, "/apikeys", "/usageplans", "/usageplans/*"}},
-		// A new key, a new plan, a key put into a plan.
-		{"apigateway:POST", []string{"/apikeys", "/usageplans", "/usageplans/*"}},
-		// A plan's throttle and stages.
-		{"apigateway:PATCH", []string{"/usageplans/*"}},
-		// A key, a plan, a key taken out of a plan.
-		{"apigateway:DELETE", []string{"/apikeys/*", "/usageplans/*"}},
-	}
 }
