@@ -3,6 +3,7 @@ package cspfake
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/fakeserve"
@@ -213,4 +214,37 @@ func FaultsFromEnv(getenv func(string) string) (Faults, error) {
 		return Faults{}, fmt.Errorf("cspfake: fault environment: %w", err)
 	}
 	return f, nil
+}
+
+// SetFaults replaces the injected faults, restarts their Next counters and
+// refills the delete rate limiter.
+func (s *Server) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return fmt.Errorf("cspfake: %w", err)
+	}
+	f.DeleteFail.UUIDs = slices.Clone(f.DeleteFail.UUIDs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = f
+	s.bucket.reset(f.DeleteRateLimit, f.DeleteBurst, s.opts.Now())
+	return nil
+}
+
+// Faults returns the current faults; Next fields count down as they fire.
+func (s *Server) Faults() Faults {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.faults
+	f.DeleteFail.UUIDs = slices.Clone(f.DeleteFail.UUIDs)
+	return f
+}
+
+// fires reports whether a trigger hits the current request; the caller
+// holds s.mu.
+func (s *Server) fires(t *Trigger) bool {
+	if t.Next > 0 {
+		t.Next--
+		return true
+	}
+	return t.Rate > 0 && s.rng.Float64() < t.Rate
 }

@@ -1,8 +1,3 @@
-// Package cspfake is an in-process fake of the ENG CSP API: the account
-// listing and the sandbox delete, with the auth header, paging and the
-// failure modes seen upstream (5xx bursts, HTML bodies, dropped
-// connections, slow deletes, rate limiting) injectable at run time. Tests
-// and the local stack use it over real HTTP on 127.0.0.1.
 package cspfake
 
 import (
@@ -10,12 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -46,24 +38,6 @@ type Options struct {
 // basePath mirrors the real API root (https://csp.infoblox.com/v2), so a
 // client that drops the base URL's path fails against the fake too.
 const basePath = "/v2"
-
-// Request is one request the fake received. Status is 0 while it is in
-// flight and for dropped connections.
-type Request struct {
-	Method string
-	Path   string
-	Query  string
-	At     time.Time
-	Status int
-}
-
-// DeleteRecord is one authorised delete request and its outcome (Status 0:
-// the connection was dropped).
-type DeleteRecord struct {
-	UUID   string
-	At     time.Time
-	Status int
-}
 
 // Server is a fake CSP. Apart from Start and Close, which must not race
 // each other, its methods are safe for concurrent use.
@@ -195,158 +169,4 @@ func (s *Server) Seed(accounts ...Account) {
 			s.byUUID[uuid] = e
 		}
 	}
-}
-
-// SetFaults replaces the injected faults, restarts their Next counters and
-// refills the delete rate limiter.
-func (s *Server) SetFaults(f Faults) error {
-	if err := f.Validate(); err != nil {
-		return fmt.Errorf("cspfake: %w", err)
-	}
-	f.DeleteFail.UUIDs = slices.Clone(f.DeleteFail.UUIDs)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = f
-	s.bucket.reset(f.DeleteRateLimit, f.DeleteBurst, s.opts.Now())
-	return nil
-}
-
-// Faults returns the current faults; Next fields count down as they fire.
-func (s *Server) Faults() Faults {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.faults
-	f.DeleteFail.UUIDs = slices.Clone(f.DeleteFail.UUIDs)
-	return f
-}
-
-// Requests returns every request received so far, in arrival order.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
-
-// Deletes returns every authorised delete request so far, in order.
-func (s *Server) Deletes() []DeleteRecord {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.deletes)
-}
-
-// AcceptedDeletes returns when each delete got past the rate limiter
-// (whatever happened next), so a test can compute the rate a caller
-// achieved.
-func (s *Server) AcceptedDeletes() []time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []time.Time
-	for _, d := range s.deletes {
-		if d.Status != 0 && d.Status != http.StatusTooManyRequests {
-			out = append(out, d.At)
-		}
-	}
-	return out
-}
-
-// Deleted reports whether the account with this uuid was deleted.
-func (s *Server) Deleted(uuid string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.byUUID[uuid]
-	return e != nil && e.deleted
-}
-
-// ListCall is a listing request about to be served: Seq counts the
-// authorised listing requests since Start, from 0.
-type ListCall struct {
-	Seq, Limit, Offset int
-}
-
-// SetListHook installs h (nil removes it). The fake calls it before it
-// decides each authorised listing request, outside its lock and with the
-// request's context, so a hook may block to hold a listing between two of
-// its pages; what the page holds is decided after h returns, so deletes made
-// meanwhile show in it.
-func (s *Server) SetListHook(h func(context.Context, ListCall)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.listHook = h
-}
-
-// Hold is a listing request held by HoldListing.
-type Hold struct {
-	reached chan struct{}
-	release chan struct{}
-	once    sync.Once
-}
-
-// Reached is closed once the held request has arrived and is waiting.
-func (h *Hold) Reached() <-chan struct{} { return h.reached }
-
-// Release lets the held request, and every later one, through. It may be
-// called more than once.
-func (h *Hold) Release() { h.once.Do(func() { close(h.release) }) }
-
-// HoldListing holds the n-th (from 0) listing request received after this
-// call until Release, or until its client goes away. It replaces any list
-// hook.
-func (s *Server) HoldListing(n int) *Hold {
-	h := &Hold{reached: make(chan struct{}), release: make(chan struct{})}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	target := s.listSeq + n
-	s.listHook = func(ctx context.Context, c ListCall) {
-		if c.Seq != target {
-			return
-		}
-		close(h.reached)
-		select {
-		case <-h.release:
-		case <-ctx.Done():
-		}
-	}
-	return h
-}
-
-// fires reports whether a trigger hits the current request; the caller
-// holds s.mu.
-func (s *Server) fires(t *Trigger) bool {
-	if t.Next > 0 {
-		t.Next--
-		return true
-	}
-	return t.Rate > 0 && s.rng.Float64() < t.Rate
-}
-
-// bucket is the delete rate limiter: rate tokens per second, up to burst.
-type bucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func (b *bucket) reset(rate float64, burst int, now time.Time) {
-	*b = bucket{rate: rate, burst: float64(max(burst, 1)), last: now}
-	b.tokens = b.burst
-}
-
-// take spends a token, or says how long until one is available.
-func (b *bucket) take(now time.Time) (bool, time.Duration) {
-	if b.rate <= 0 {
-		return true, 0
-	}
-	if elapsed := now.Sub(b.last).Seconds(); elapsed > 0 {
-		b.tokens = math.Min(b.burst, b.tokens+elapsed*b.rate)
-		b.last = now
-	}
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
-}
-
-// retryAfterSeconds rounds up, so a client that waits as told finds a token.
-func retryAfterSeconds(d time.Duration) string {
-	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
