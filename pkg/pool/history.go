@@ -1,10 +1,16 @@
 package pool
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -43,4 +49,46 @@ func (p *Pool) historyItem(sandboxID string, h HistoryEntry, at time.Time) map[s
 	}
 	item[AttrTTL] = av(p.now().Add(p.historyTTL).Unix())
 	return item
+}
+
+// History lists a sandbox's recorded transitions, newest first: the history items and,
+// while the sandbox is allocated, the allocation's entry from the record (HistoryEntry).
+// The sandbox item shares the history's partition, so one query reads both.
+func (p *Pool) History(ctx context.Context, id string) ([]HistoryEntry, error) {
+	var e expr
+	e.set(":pk", sandboxPK(id))
+	var out []HistoryEntry
+	var held *HistoryEntry
+	for item, err := range p.query(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String(e.use("#PK = :pk")),
+		ConsistentRead:         aws.Bool(true),
+		ScanIndexForward:       aws.Bool(false),
+	}, &e) {
+		if err != nil {
+			return nil, err
+		}
+		var k struct{ SK string }
+		if err := attributevalue.UnmarshalMap(item, &k); err != nil {
+			return nil, fmt.Errorf("pool: history: %w", err)
+		}
+		switch {
+		case k.SK == skMeta:
+			var s Sandbox
+			if err := attributevalue.UnmarshalMap(item, &s); err != nil {
+				return nil, fmt.Errorf("pool: history: %w", err)
+			}
+			held = s.Allocation
+		case strings.HasPrefix(k.SK, prefixHistory):
+			var h HistoryEntry
+			if err := attributevalue.UnmarshalMap(item, &h); err != nil {
+				return nil, fmt.Errorf("pool: history: %w", err)
+			}
+			out = append(out, h)
+		}
+	}
+	if held != nil {
+		at := sort.Search(len(out), func(i int) bool { return out[i].At <= held.At })
+		out = slices.Insert(out, at, *held)
+	}
+	return out, nil
 }

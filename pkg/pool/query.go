@@ -2,12 +2,9 @@ package pool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"slices"
-	"sort"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -26,77 +23,6 @@ func (p *Pool) Get(ctx context.Context, id string) (Sandbox, error) {
 		return Sandbox{}, fmt.Errorf("pool: sandbox %s: %w", id, ErrNotFound)
 	}
 	return s, nil
-}
-
-// OwnerRecord finds the holder's owner record under an idempotency key, strongly
-// consistent: one query of the holder's slots.
-func (p *Pool) OwnerRecord(ctx context.Context, h Holder, idempotencyKey string) (Owner, bool, error) {
-	owners, err := p.OwnerRecords(ctx, h)
-	if err != nil {
-		return Owner{}, false, err
-	}
-	for _, o := range owners {
-		if o.IdempotencyKey == idempotencyKey {
-			return o, true, nil
-		}
-	}
-	return Owner{}, false, nil
-}
-
-// OwnerRecords lists every live allocation of a holder, one per slot in slot order
-// (records from before slots are not among them: they are keyed by the student alone).
-func (p *Pool) OwnerRecords(ctx context.Context, h Holder) ([]Owner, error) {
-	var e expr
-	e.set(":pk", ownerPK(h))
-	e.set(":slot", prefixSlot)
-	owners, err := collect[Owner](p.query(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :slot)")),
-		ConsistentRead:         aws.Bool(true),
-	}, &e))
-	slices.SortFunc(owners, func(a, b Owner) int { return a.Slot - b.Slot })
-	return owners, err
-}
-
-// History lists a sandbox's recorded transitions, newest first: the history items and,
-// while the sandbox is allocated, the allocation's entry from the record (HistoryEntry).
-// The sandbox item shares the history's partition, so one query reads both.
-func (p *Pool) History(ctx context.Context, id string) ([]HistoryEntry, error) {
-	var e expr
-	e.set(":pk", sandboxPK(id))
-	var out []HistoryEntry
-	var held *HistoryEntry
-	for item, err := range p.query(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk")),
-		ConsistentRead:         aws.Bool(true),
-		ScanIndexForward:       aws.Bool(false),
-	}, &e) {
-		if err != nil {
-			return nil, err
-		}
-		var k struct{ SK string }
-		if err := attributevalue.UnmarshalMap(item, &k); err != nil {
-			return nil, fmt.Errorf("pool: history: %w", err)
-		}
-		switch {
-		case k.SK == skMeta:
-			var s Sandbox
-			if err := attributevalue.UnmarshalMap(item, &s); err != nil {
-				return nil, fmt.Errorf("pool: history: %w", err)
-			}
-			held = s.Allocation
-		case strings.HasPrefix(k.SK, prefixHistory):
-			var h HistoryEntry
-			if err := attributevalue.UnmarshalMap(item, &h); err != nil {
-				return nil, fmt.Errorf("pool: history: %w", err)
-			}
-			out = append(out, h)
-		}
-	}
-	if held != nil {
-		at := sort.Search(len(out), func(i int) bool { return out[i].At <= held.At })
-		out = slices.Insert(out, at, *held)
-	}
-	return out, nil
 }
 
 // Candidates reads one page of available sandboxes from one AvailableIndex shard, those
@@ -301,37 +227,4 @@ func (p *Pool) getItem(ctx context.Context, pk, sk string, into any) (bool, erro
 		return false, fmt.Errorf("pool: decode %s/%s: %w", pk, sk, err)
 	}
 	return true, nil
-}
-
-// Ping answers whether the table is reachable (readiness).
-func (p *Pool) Ping(ctx context.Context) error {
-	_, err := p.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(p.table)})
-	var missing *types.ResourceNotFoundException
-	if errors.As(err, &missing) {
-		return fmt.Errorf("pool: table %s does not exist", p.table)
-	}
-	return err
-}
-
-// FullCapShards lists the counter shards of client that hold their limit under cap,
-// strongly consistent: a claim refused by one shard asks this once, instead of trying
-// every shard in turn, and is refused outright when all are full.
-func (p *Pool) FullCapShards(ctx context.Context, client string, cap int) ([]int, error) {
-	var e expr
-	e.set(":pk", prefixClient+client)
-	e.set(":live", prefixLive)
-	shards, err := collect[counterItem](p.query(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :live)")),
-		ConsistentRead:         aws.Bool(true),
-	}, &e))
-	if err != nil {
-		return nil, err
-	}
-	var full []int
-	for _, s := range shards {
-		if s.Shard < CapShards(cap) && s.Live >= ShardLimit(cap, s.Shard) {
-			full = append(full, s.Shard)
-		}
-	}
-	return full, nil
 }

@@ -74,3 +74,13 @@ func keySchema(partition, sort Key) []types.KeySchemaElement {
 		{AttributeName: aws.String(sort.Name), KeyType: types.KeyTypeRange},
 	}
 }
+
+// Ping answers whether the table is reachable (readiness).
+func (p *Pool) Ping(ctx context.Context) error {
+	_, err := p.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(p.table)})
+	var missing *types.ResourceNotFoundException
+	if errors.As(err, &missing) {
+		return fmt.Errorf("pool: table %s does not exist", p.table)
+	}
+	return err
+}

@@ -1,0 +1,61 @@
+package pool
+
+import (
+	"context"
+	"slices"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// OwnerRecord finds the holder's owner record under an idempotency key, strongly
+// consistent: one query of the holder's slots.
+func (p *Pool) OwnerRecord(ctx context.Context, h Holder, idempotencyKey string) (Owner, bool, error) {
+	owners, err := p.OwnerRecords(ctx, h)
+	if err != nil {
+		return Owner{}, false, err
+	}
+	for _, o := range owners {
+		if o.IdempotencyKey == idempotencyKey {
+			return o, true, nil
+		}
+	}
+	return Owner{}, false, nil
+}
+
+// OwnerRecords lists every live allocation of a holder, one per slot in slot order
+// (records from before slots are not among them: they are keyed by the student alone).
+func (p *Pool) OwnerRecords(ctx context.Context, h Holder) ([]Owner, error) {
+	var e expr
+	e.set(":pk", ownerPK(h))
+	e.set(":slot", prefixSlot)
+	owners, err := collect[Owner](p.query(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :slot)")),
+		ConsistentRead:         aws.Bool(true),
+	}, &e))
+	slices.SortFunc(owners, func(a, b Owner) int { return a.Slot - b.Slot })
+	return owners, err
+}
+
+// FullCapShards lists the counter shards of client that hold their limit under cap,
+// strongly consistent: a claim refused by one shard asks this once, instead of trying
+// every shard in turn, and is refused outright when all are full.
+func (p *Pool) FullCapShards(ctx context.Context, client string, cap int) ([]int, error) {
+	var e expr
+	e.set(":pk", prefixClient+client)
+	e.set(":live", prefixLive)
+	shards, err := collect[counterItem](p.query(ctx, &dynamodb.QueryInput{
+		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :live)")),
+		ConsistentRead:         aws.Bool(true),
+	}, &e))
+	if err != nil {
+		return nil, err
+	}
+	var full []int
+	for _, s := range shards {
+		if s.Shard < CapShards(cap) && s.Live >= ShardLimit(cap, s.Shard) {
+			full = append(full, s.Shard)
+		}
+	}
+	return full, nil
+}
