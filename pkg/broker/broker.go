@@ -17,13 +17,14 @@ type Broker struct {
 	maxLabDuration time.Duration
 	now            func() time.Time
 	drains         *drainCache
+	dealer         *dealer
 }
 
 // New returns a Broker with the lab duration and grace from configuration.
 func New(p *pool.Pool, cfg config.Pool) *Broker {
 	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace,
 		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration, now: time.Now,
-		drains: &drainCache{pool: p}}
+		drains: &drainCache{pool: p}, dealer: newDealer(p)}
 }
 
 // WithClock returns a copy of b that reads time from now (tests of time boundaries).
