@@ -126,7 +126,7 @@ func (s *session) next(ctx context.Context) (c deal, found bool, err error) {
 	d := s.d
 	for {
 		since := time.Now()
-		var busy []*page
+		busy := false
 		start := rand.IntN(pool.Shards)
 		for i := range pool.Shards {
 			shard := (start + i) % pool.Shards
@@ -145,10 +145,10 @@ func (s *session) next(ctx context.Context) (c deal, found bool, err error) {
 			case len(p.listed) == 0:
 				s.drained[shard] = true
 			default:
-				busy = append(busy, p)
+				busy = true
 			}
 		}
-		if len(busy) == 0 {
+		if !busy {
 			return deal{}, false, nil
 		}
 		d.mu.Lock()
