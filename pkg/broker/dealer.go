@@ -196,9 +196,12 @@ func (d *dealer) take(ctx context.Context, key pageKey, since time.Time) (deal, 
 			}
 			continue // the page may have been dropped meanwhile
 		}
-		if n := len(p.undealt); n > 0 {
+		for n := len(p.undealt); n > 0; n-- {
 			c := p.undealt[n-1]
 			p.undealt = p.undealt[:n-1]
+			if d.dealt[keyOf(c)] {
+				continue // dealt from the page of an overlapping prefix since this read
+			}
 			d.dealt[keyOf(c)] = true
 			d.claiming++
 			d.mu.Unlock()
