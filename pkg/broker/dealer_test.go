@@ -151,3 +151,34 @@ func TestAllocateExhaustionBehindAStalePageComesFromFreshReads(t *testing.T) {
 		t.Fatalf("census %+v", census)
 	}
 }
+
+// Allocations of one process are dealt distinct candidates, so at an exact fit none loses a
+// claim to another: every allocation makes exactly one claim.
+func TestAllocateInOneProcessDealsOneClaimPerStudent(t *testing.T) {
+	p := pooltest.New(t)
+	fill(t, p, "lab", 0, 120)
+	b := broker.New(p, poolCfg)
+	var mu sync.Mutex
+	dealt := map[string]int{}
+	broker.SetAfterDeal(b, func(c pool.Sandbox) {
+		mu.Lock()
+		dealt[c.ID]++
+		mu.Unlock()
+	})
+	results := allocateAll(b, students(120, ""))
+	for _, r := range results {
+		if r.err != nil || !r.alloc.Created {
+			t.Fatalf("%s: %+v %v", r.req.Student, r.alloc, r.err)
+		}
+		if dealt[r.alloc.SandboxID] != 1 {
+			t.Fatalf("%s was dealt %d times", r.alloc.SandboxID, dealt[r.alloc.SandboxID])
+		}
+	}
+	if len(dealt) != 120 || len(assertDistinct(t, results)) != 120 {
+		t.Fatalf("%d candidates dealt for 120 students on 120 sandboxes, want each once", len(dealt))
+	}
+	census := pooltest.Check(t, p)
+	if census.ByStatus[pool.Allocated] != 120 || census.Owners != 120 || census.ByStatus[pool.Available] != 0 {
+		t.Fatalf("census %+v", census)
+	}
+}
