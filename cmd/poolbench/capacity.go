@@ -32,6 +32,9 @@ type capacity struct {
 	sizes map[string]int // item key → bytes
 	rcu   float64
 	wcu   float64
+	// pageReads counts the queries of AvailableIndex (candidate pages) and lostClaims the
+	// claim transactions DynamoDB cancelled, for the per-row breakdown.
+	pageReads, lostClaims int
 }
 
 // indexWritesPerClaim: the AvailableIndex entry deleted (1) and the StatusIndex entry
@@ -43,6 +46,7 @@ func newCapacity() *capacity { return &capacity{sizes: map[string]int{}} }
 func (c *capacity) reset() {
 	c.mu.Lock()
 	c.rcu, c.wcu = 0, 0
+	c.pageReads, c.lostClaims = 0, 0
 	c.mu.Unlock()
 }
 
@@ -50,6 +54,12 @@ func (c *capacity) totals() (rcu, wcu float64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.rcu, c.wcu
+}
+
+func (c *capacity) breakdown() (pageReads, lostClaims int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pageReads, c.lostClaims
 }
 
 func (c *capacity) middleware(stack *middleware.Stack) error {
@@ -65,6 +75,9 @@ func (c *capacity) price(params, result any, err error) {
 	defer c.mu.Unlock()
 	switch p := params.(type) {
 	case *dynamodb.QueryInput:
+		if aws.ToString(p.IndexName) == pool.AvailableIndex {
+			c.pageReads++
+		}
 		if r, ok := result.(*dynamodb.QueryOutput); ok {
 			bytes := 0
 			for _, item := range r.Items {
@@ -98,8 +111,11 @@ func (c *capacity) price(params, result any, err error) {
 			}
 			c.wcu += 2 * math.Max(1, math.Ceil(float64(size)/1024))
 		}
-		if err == nil && isClaim(p) {
+		switch {
+		case isClaim(p) && err == nil:
 			c.wcu += indexWritesPerClaim
+		case isClaim(p):
+			c.lostClaims++
 		}
 	}
 }

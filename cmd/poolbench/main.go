@@ -1,7 +1,8 @@
 // Command poolbench measures allocation under a burst of concurrent students against one
-// DynamoDB Local: this broker's engine and, as the baseline, upstream's strategy
-// (docs/upstream.md, upstream's allocate), at an exact-fit pool, a pool of twice the burst
-// and a prefix variant. Per row: success, DynamoDB requests, read and write capacity units
+// DynamoDB Local: this broker's engine in one process and with one process per student,
+// the engine as it was before the page dealer (previous.go) and, as the baseline,
+// upstream's strategy (docs/upstream.md, upstream's allocate), at an exact-fit pool, a pool
+// of twice the burst and a prefix variant. Per row: success, DynamoDB requests, read and write capacity units
 // per allocation (capacity.go) and latency. It prints one table; every row comes from the
 // same run.
 package main
@@ -57,9 +58,12 @@ type strategy struct {
 }
 
 type env struct {
-	db    *dynamodb.Client
-	pool  *pool.Pool
-	table string
+	db   *dynamodb.Client
+	pool *pool.Pool
+	// broker is one Broker for the whole burst: one process serving every student, as the
+	// local stack does (its page dealer shared by all of them).
+	broker *broker.Broker
+	table  string
 }
 
 type row struct {
@@ -72,7 +76,7 @@ type row struct {
 
 func main() {
 	sizes := flag.String("n", "100,300,500", "comma-separated burst sizes")
-	only := flag.String("only", "", "run only this strategy (engine or upstream)")
+	only := flag.String("only", "", "run only this strategy (engine, per-req, previous or upstream)")
 	javaFlags := flag.String("java-flags", "", "space-separated JVM flags for DynamoDB Local instead of ddblocal.DefaultJavaFlags")
 	scenarios := flag.String("scenario", "", "run only the scenarios whose name contains this")
 	burstHTTP := flag.Int("http", 0, "instead of the table: an HTTP burst of this many students through the local stack")
@@ -117,9 +121,16 @@ func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) err
 	cfg := config.Pool{LabDuration: 48 * time.Hour, Grace: 30 * time.Minute}
 	strategies := []strategy{
 		{"engine", func(ctx context.Context, e *env, student, prefix string) error {
+			_, err := e.broker.Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix})
+			return err
+		}},
+		// One Broker per student, as when each allocation runs in its own Lambda instance: the
+		// dealer serves one allocation at a time. Its first allocation also reads the drains.
+		{"per-req", func(ctx context.Context, e *env, student, prefix string) error {
 			_, err := broker.New(e.pool, cfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix})
 			return err
 		}},
+		{"previous", previousAllocate},
 		{"upstream", upstreamAllocate},
 	}
 	// Warm DynamoDB Local's JVM up first, as the local stack does, so no measured row pays
@@ -149,6 +160,7 @@ func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) err
 					return err
 				}
 				e.pool = pool.New(db, e.table, pool.Options{})
+				e.broker = broker.New(e.pool, cfg)
 				if err := seed(ctx, e, sc); err != nil {
 					return err
 				}
@@ -159,7 +171,8 @@ func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) err
 				r.requests = count.n.Load()
 				r.rcu, r.wcu = cu.totals()
 				rows = append(rows, r)
-				fmt.Fprintf(os.Stderr, "%s / %s / N=%d: %v\n", sc.name, st.name, n, count.ops)
+				pageReads, lostClaims := cu.breakdown()
+				fmt.Fprintf(os.Stderr, "%s / %s / N=%d: %v, candidate page reads %d, lost claims %d\n", sc.name, st.name, n, count.ops, pageReads, lostClaims)
 			}
 		}
 	}
@@ -239,7 +252,13 @@ func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
 func print(rows []row) {
 	fmt.Printf("\n%-16s %5s %-9s %8s %10s %9s %9s %9s %9s %8s %11s\n", "scenario", "B", "strategy", "success", "req/alloc", "RCU/alloc", "WCU/alloc", "p50", "p99", "wall", "p99 ratio")
 	fmt.Println(strings.Repeat("-", 114))
-	for i, r := range rows {
+	engineP99 := map[string]time.Duration{}
+	for _, r := range rows {
+		if r.strategy == "engine" {
+			engineP99[fmt.Sprint(r.scenario, r.n)] = r.p99
+		}
+	}
+	for _, r := range rows {
 		perAlloc, rcu, wcu := "-", "-", "-"
 		if r.ok > 0 {
 			perAlloc = fmt.Sprintf("%.2f", float64(r.requests)/float64(r.ok))
@@ -247,15 +266,15 @@ func print(rows []row) {
 			wcu = fmt.Sprintf("%.2f", r.wcu/float64(r.ok))
 		}
 		ratio := ""
-		if r.strategy == "upstream" && i > 0 && rows[i-1].strategy == "engine" {
-			ratio = fmt.Sprintf("%.1fx", float64(r.p99)/float64(rows[i-1].p99))
+		if p99, ok := engineP99[fmt.Sprint(r.scenario, r.n)]; ok && r.strategy != "engine" {
+			ratio = fmt.Sprintf("%.1fx", float64(r.p99)/float64(p99))
 		}
 		fmt.Printf("%-16s %5d %-9s %7.1f%% %10s %9s %9s %9s %9s %8s %11s\n", r.scenario, r.n, r.strategy,
 			100*float64(r.ok)/float64(r.n), perAlloc, rcu, wcu, round(r.p50), round(r.p99), round(r.wall), ratio)
 	}
 	fmt.Println("\nreq/alloc: DynamoDB HTTP requests (SDK retries included) per successful allocation.")
 	fmt.Println("RCU/WCU per alloc: capacity units priced from request kinds and item sizes (capacity.go), index writes included.")
-	fmt.Println("p99 ratio: upstream p99 / engine p99 in the same scenario.")
+	fmt.Println("p99 ratio: the row's p99 / the engine's p99 in the same scenario.")
 }
 
 func round(d time.Duration) string {

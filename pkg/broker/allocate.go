@@ -59,9 +59,10 @@ type Allocation struct {
 }
 
 // Allocate gives the student a free sandbox, or the one it already holds under the same
-// idempotency key. It claims a random free sandbox of a random shard; a lost claim moves
-// on at once, without sleeping. It returns ErrNoSandbox only after a sweep of every shard
-// found nothing free that matches.
+// idempotency key. It claims a free sandbox of a random shard, dealt by the process's
+// dealer (dealer.go) so concurrent allocations of one process claim distinct candidates; a
+// lost claim moves on at once, without sleeping. It returns ErrNoSandbox only after reads
+// of every shard, made during this allocation, found nothing free that matches.
 func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation, error) {
 	if req.IdempotencyKey == "" {
 		req.IdempotencyKey = req.Student
@@ -71,52 +72,33 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 	if err != nil {
 		return b.refused(ctx, req, err)
 	}
-	var drained [pool.Shards]bool
+	deals := b.dealer.session(req.NamePrefix)
+	defer deals.close()
 	caps := newCapShards(req.ClientCap)
 	for claims := 0; claims < maxClaims; {
-		page, err := b.candidates(ctx, req.NamePrefix, &drained)
+		c, found, err := deals.next(ctx)
 		if err != nil {
 			return Allocation{}, err
 		}
-		if len(page) == 0 {
+		if !found {
 			return b.replayOrNone(ctx, req, by)
 		}
-		// One random pick per fresh read: a page read after a lost claim reflects the
-		// claims that landed meanwhile, so it beats a second pick from the stale page.
 		claims++
 		if time.Now().After(startBy) {
 			if startBy, err = b.drains.admit(ctx, req.NamePrefix); err != nil {
+				deals.settle(c, untouched)
 				return b.refused(ctx, req, err)
 			}
 		}
 		claimCtx, cancel := context.WithTimeout(ctx, claimCallTimeout)
-		alloc, done, err := b.claim(claimCtx, page[rand.IntN(len(page))], req, caps, by)
+		alloc, done, err := b.claim(claimCtx, c.Sandbox, req, caps, by)
 		cancel()
+		deals.settle(c, claimOutcome(alloc, done, err))
 		if done || err != nil {
 			return alloc, err
 		}
 	}
 	return Allocation{}, ErrBusy
-}
-
-// candidates reads shards from a random one on until one has free sandboxes matching the
-// prefix. A shard found empty stays drained for the rest of this allocation (only sync
-// adds sandboxes), so the tail of a burst does not read it again; nothing from any shard
-// means the pool has none.
-func (b *Broker) candidates(ctx context.Context, prefix string, drained *[pool.Shards]bool) ([]pool.Sandbox, error) {
-	start := rand.IntN(pool.Shards)
-	for i := range pool.Shards {
-		shard := (start + i) % pool.Shards
-		if drained[shard] {
-			continue
-		}
-		page, err := b.pool.Candidates(ctx, shard, prefix, candidatesPerQuery)
-		if err != nil || len(page) > 0 {
-			return page, err
-		}
-		drained[shard] = true
-	}
-	return nil, nil
 }
 
 // claim tries one candidate, in the holder's first free owner slot (docs/architecture.md

@@ -18,6 +18,7 @@ type Broker struct {
 	// studentLimit is how many live allocations a student holds at most (owner slots).
 	studentLimit int
 	drains       *drainCache
+	dealer       *dealer
 }
 
 // New returns a Broker with the lab duration and grace from configuration.
@@ -26,7 +27,7 @@ func New(p *pool.Pool, cfg config.Pool) *Broker {
 		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration,
 		// A configuration built in code (tests) may leave it zero: a student always has one.
 		studentLimit: max(cfg.StudentMaxLiveAllocations, 1),
-		drains:       &drainCache{pool: p}}
+		drains:       &drainCache{pool: p}, dealer: newDealer(p)}
 }
 
 // now is the pool's clock (pool.Options.Now), so the broker and the pool it writes to

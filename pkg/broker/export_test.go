@@ -1,6 +1,11 @@
 package broker
 
-import "github.com/sandbox-broker/broker/internal/testkit"
+import (
+	"context"
+
+	"github.com/sandbox-broker/broker/internal/testkit"
+	"github.com/sandbox-broker/broker/pkg/pool"
+)
 
 // RunMethod is the name of the JobRunner method a job of the table runs ("" when none).
 func RunMethod(j Job) string {
@@ -13,3 +18,17 @@ func RunMethod(j Job) string {
 // SetAfterListing makes every sync of r call f after reading the CSP listing and before
 // reading the pool.
 func SetAfterListing(r *JobRunner, f func()) { r.afterListing = f }
+
+// SetAfterDeal makes b's dealer call f with each candidate it deals, before the claim.
+func SetAfterDeal(b *Broker, f func(pool.Sandbox)) { b.dealer.afterDeal = f }
+
+// ObserveCandidateReads makes b's dealer call f with the shard and the result of each
+// candidate page it reads.
+func ObserveCandidateReads(b *Broker, f func(shard int, listed []pool.Sandbox)) {
+	read := b.dealer.read
+	b.dealer.read = func(ctx context.Context, shard int, prefix string) ([]pool.Sandbox, error) {
+		listed, err := read(ctx, shard, prefix)
+		f(shard, listed)
+		return listed, err
+	}
+}
