@@ -35,7 +35,7 @@ func TestRunStartsEverythingAndStopsOnSignal(t *testing.T) {
 	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		cmd := exec.Command(bin)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "PORT=0", "DATA_DIR="+dataDir, "SEED_SANDBOXES=4", "JOB_INTERVAL_SCALE=0.01",
+		cmd.Env = append(os.Environ(), "PORT=0", "DATA_DIR="+dataDir, "LOCAL_WARM_ROUNDS=1", "SEED_SANDBOXES=4", "JOB_INTERVAL_SCALE=0.01",
 			"BROKER_TRACK_TOKEN=", "BROKER_ADMIN_TOKEN=", "DYNAMODB_ENDPOINT=", "TABLE_NAME=", "CSP_BASE_URL=", "CSP_API_TOKEN=")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {

@@ -137,7 +137,7 @@ func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) err
 	// for its JIT compilation.
 	if !cold {
 		t0 := time.Now()
-		if err := pool.Warm(ctx, db); err != nil {
+		if err := pool.Warm(ctx, db, config.DefaultLocalWarmRounds); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "warm-up took %s\n", time.Since(t0).Round(time.Millisecond))

@@ -143,9 +143,9 @@ func (s *Stack) startDynamoDB(ctx context.Context, cfg config.Local, env config.
 	if err != nil {
 		return "", part{}, err
 	}
-	if line.started == "started" {
+	if line.started == "started" && cfg.WarmRounds > 0 {
 		// Ready means warm: the first burst must not pay for DynamoDB Local's JIT.
-		if err := pool.Warm(ctx, db); err != nil {
+		if err := pool.Warm(ctx, db, cfg.WarmRounds); err != nil {
 			return "", part{}, err
 		}
 		line.detail += ", warmed up"

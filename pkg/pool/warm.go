@@ -13,16 +13,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
-// Warm-up workload: WarmRounds rounds of WarmSandboxes allocations and releases, 48 at a
-// time, on a scratch table. A fresh DynamoDB Local serves its first burst 1.4–1.6 s slower
-// at p99 while its JIT compiles the request paths (docs/benchmark.md); this workload runs
-// those paths a few thousand times first. It is kept small because every test binary pays
-// for it.
+// Warm-up workload: rounds of WarmSandboxes allocations and releases, 48 at a time, on a
+// scratch table. A fresh DynamoDB Local serves its first burst 1.4–1.6 s slower at p99
+// while its JIT compiles the request paths (docs/benchmark.md); this workload runs those
+// paths a few thousand times first. One round takes most of that off and the JIT goes on
+// improving for a few more: the caller chooses (the local stack: LOCAL_WARM_ROUNDS; the
+// test harness, which every test binary pays for: one).
 const (
-	WarmRounds    = 1
-	WarmSandboxes = 250
-	warmWorkers   = 48 // at most what a local client connects (LocalMaxConns)
-	warmTimeout   = 2 * time.Minute
+	WarmSandboxes    = 250
+	warmWorkers      = 48 // at most what a local client connects (LocalMaxConns)
+	warmRoundTimeout = 2 * time.Minute
 )
 
 // Warm runs the warm-up workload against DynamoDB Local on a scratch table, which it drops
@@ -30,8 +30,8 @@ const (
 // claims, releases, history reads). A stack or test harness calls it before it reports
 // ready, so the first measured burst does not pay for the JIT. It is for DynamoDB Local
 // only; it is bounded by count and by a timeout.
-func Warm(ctx context.Context, db *dynamodb.Client) error {
-	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
+func Warm(ctx context.Context, db *dynamodb.Client, rounds int) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(rounds)*warmRoundTimeout)
 	defer cancel()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -41,7 +41,7 @@ func Warm(ctx context.Context, db *dynamodb.Client) error {
 	}
 	p := New(db, table, Options{})
 	err := func() error {
-		for round := range WarmRounds {
+		for round := range rounds {
 			if err := warmRound(ctx, p, round); err != nil {
 				return err
 			}

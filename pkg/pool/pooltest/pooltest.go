@@ -53,7 +53,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "FAIL: DynamoDB client: %v\n", err)
 		return 1
 	}
-	if err := pool.Warm(ctx, client); err != nil {
+	if err := pool.Warm(ctx, client, 1); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: warm up DynamoDB Local: %v\n", err)
 		return 1
 	}
