@@ -1,10 +1,3 @@
-// Command poolbench measures allocation under a burst of concurrent students against one
-// DynamoDB Local: this broker's engine in one process and with one process per student,
-// the engine as it was before the page dealer (previous.go) and, as the baseline,
-// upstream's strategy (docs/upstream.md, upstream's allocate), at an exact-fit pool, a pool
-// of twice the burst and a prefix variant. Per row: success, DynamoDB requests, read and write capacity units
-// per allocation (capacity.go) and latency. It prints one table; every row comes from the
-// same run.
 package main
 
 import (
@@ -247,41 +240,6 @@ func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
 	slices.Sort(lat)
 	return row{scenario: sc.name, strategy: st.name, n: sc.students, ok: int(ok.Load()),
 		p50: lat[len(lat)/2], p99: lat[(len(lat)*99)/100], wall: wall}
-}
-
-func print(rows []row) {
-	fmt.Printf("\n%-16s %5s %-9s %8s %10s %9s %9s %9s %9s %8s %11s\n", "scenario", "B", "strategy", "success", "req/alloc", "RCU/alloc", "WCU/alloc", "p50", "p99", "wall", "p99 ratio")
-	fmt.Println(strings.Repeat("-", 114))
-	engineP99 := map[string]time.Duration{}
-	for _, r := range rows {
-		if r.strategy == "engine" {
-			engineP99[fmt.Sprint(r.scenario, r.n)] = r.p99
-		}
-	}
-	for _, r := range rows {
-		perAlloc, rcu, wcu := "-", "-", "-"
-		if r.ok > 0 {
-			perAlloc = fmt.Sprintf("%.2f", float64(r.requests)/float64(r.ok))
-			rcu = fmt.Sprintf("%.2f", r.rcu/float64(r.ok))
-			wcu = fmt.Sprintf("%.2f", r.wcu/float64(r.ok))
-		}
-		ratio := ""
-		if p99, ok := engineP99[fmt.Sprint(r.scenario, r.n)]; ok && r.strategy != "engine" {
-			ratio = fmt.Sprintf("%.1fx", float64(r.p99)/float64(p99))
-		}
-		fmt.Printf("%-16s %5d %-9s %7.1f%% %10s %9s %9s %9s %9s %8s %11s\n", r.scenario, r.n, r.strategy,
-			100*float64(r.ok)/float64(r.n), perAlloc, rcu, wcu, round(r.p50), round(r.p99), round(r.wall), ratio)
-	}
-	fmt.Println("\nreq/alloc: DynamoDB HTTP requests (SDK retries included) per successful allocation.")
-	fmt.Println("RCU/WCU per alloc: capacity units priced from request kinds and item sizes (capacity.go), index writes included.")
-	fmt.Println("p99 ratio: the row's p99 / the engine's p99 in the same scenario.")
-}
-
-func round(d time.Duration) string {
-	if d >= time.Second {
-		return d.Round(10 * time.Millisecond).String()
-	}
-	return d.Round(100 * time.Microsecond).String()
 }
 
 func parseSizes(s string) []int {
