@@ -19,16 +19,9 @@ var ErrExtensionLimit = errors.New("broker: the allocation is at its longest dur
 // allocated sandbox can be extended: once released or expired it is ErrWrongStatus.
 // Each call extends once: a retried request extends again, up to the cap.
 func (b *Broker) Extend(ctx context.Context, id string, h pool.Holder, requestID string) (pool.Sandbox, error) {
-	s, err := b.live(ctx, id)
-	// Two rounds: another extension or the expiry job may write between the read and the
-	// write; the second read shows which.
-	for range 2 {
-		if err != nil {
-			return pool.Sandbox{}, err
-		}
-		if !h.Holds(s) {
-			return pool.Sandbox{}, ErrNotOwner
-		}
+	// A lost race means another extension or the expiry job wrote between the read and the
+	// write: the second read shows which.
+	return b.ownerWrite(ctx, "extend", id, h, func(s pool.Sandbox) (pool.Sandbox, error) {
 		if s.Status != pool.Allocated {
 			return pool.Sandbox{}, fmt.Errorf("%w: %s is %s, not allocated", ErrWrongStatus, id, s.Status)
 		}
@@ -39,14 +32,6 @@ func (b *Broker) Extend(ctx context.Context, id string, h pool.Holder, requestID
 		next := min(s.ExpiresAt+int64(b.labExtension/time.Second), limit)
 		by := pool.Actor{Kind: "student", Name: h.Student, RequestID: requestID,
 			Reason: "extended to " + time.Unix(next, 0).UTC().Format(time.RFC3339)}
-		var extended pool.Sandbox
-		if extended, err = b.pool.Extend(ctx, s, h, next, by); err == nil {
-			return extended, nil
-		}
-		if !pool.LostRace(err) {
-			return pool.Sandbox{}, err
-		}
-		s, err = b.live(ctx, id)
-	}
-	return pool.Sandbox{}, fmt.Errorf("broker: extend %s: %w", id, ErrBusy)
+		return b.pool.Extend(ctx, s, h, next, by)
+	})
 }

@@ -33,9 +33,21 @@ func (b *Broker) Sandbox(ctx context.Context, id string, h pool.Holder) (pool.Sa
 // release at any time while allocated, also between expires_at and the end of the grace.
 func (b *Broker) Release(ctx context.Context, id string, h pool.Holder, requestID string) (pool.Sandbox, error) {
 	by := pool.Actor{Kind: "student", Name: h.Student, RequestID: requestID, Reason: "mark-for-deletion"}
+	// A lost race means the expiry job ended the allocation between the read and the
+	// write: the second read shows the sandbox already pending deletion.
+	return b.ownerWrite(ctx, "release", id, h, func(s pool.Sandbox) (pool.Sandbox, error) {
+		if s.Status != pool.Allocated {
+			return s, nil
+		}
+		return b.pool.Release(ctx, s, h, by)
+	})
+}
+
+// ownerWrite runs write on sandbox id once h is found to hold it. write answers the
+// sandbox as it left it; when it loses a race (another write came between the read and
+// its own), the sandbox is read again and write runs once more on what that read shows.
+func (b *Broker) ownerWrite(ctx context.Context, op, id string, h pool.Holder, write func(pool.Sandbox) (pool.Sandbox, error)) (pool.Sandbox, error) {
 	s, err := b.live(ctx, id)
-	// Two rounds: the expiry job may end the allocation between the read and the write,
-	// and the second read then shows the sandbox already pending deletion.
 	for range 2 {
 		if err != nil {
 			return pool.Sandbox{}, err
@@ -43,19 +55,16 @@ func (b *Broker) Release(ctx context.Context, id string, h pool.Holder, requestI
 		if !h.Holds(s) {
 			return pool.Sandbox{}, ErrNotOwner
 		}
-		if s.Status != pool.Allocated {
-			return s, nil
-		}
-		var released pool.Sandbox
-		if released, err = b.pool.Release(ctx, s, h, by); err == nil {
-			return released, nil
+		var written pool.Sandbox
+		if written, err = write(s); err == nil {
+			return written, nil
 		}
 		if !pool.LostRace(err) {
 			return pool.Sandbox{}, err
 		}
 		s, err = b.live(ctx, id)
 	}
-	return pool.Sandbox{}, fmt.Errorf("broker: release %s: %w", id, ErrBusy)
+	return pool.Sandbox{}, fmt.Errorf("broker: %s %s: %w", op, id, ErrBusy)
 }
 
 // live reads a sandbox for its student: a tombstone answers ErrNotFound, as a removed
