@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -86,21 +85,12 @@ func (p *Pool) EndDrains(ctx context.Context, prefix string, all bool, by Actor)
 // Drains lists the drains in force, strongly consistent: a read that starts after a
 // drain was written sees it (allocate's admission relies on this).
 func (p *Pool) Drains(ctx context.Context) ([]Drain, error) {
-	return collect[Drain](p.drainItems(ctx, prefixDrainEntry, &dynamodb.QueryInput{ConsistentRead: aws.Bool(true)}))
+	return collect[Drain](p.itemsUnder(ctx, drainPK, prefixDrainEntry, &dynamodb.QueryInput{ConsistentRead: aws.Bool(true)}))
 }
 
 // DrainHistory lists the starts and ends of drains, newest first.
 func (p *Pool) DrainHistory(ctx context.Context) ([]HistoryEntry, error) {
-	return collect[HistoryEntry](p.drainItems(ctx, prefixHistory, &dynamodb.QueryInput{ScanIndexForward: aws.Bool(false)}))
-}
-
-// drainItems reads the items of the drains' partition whose sort key starts with sk.
-func (p *Pool) drainItems(ctx context.Context, sk string, in *dynamodb.QueryInput) iter.Seq2[map[string]types.AttributeValue, error] {
-	var e expr
-	e.set(":pk", drainPK)
-	e.set(":sk", sk)
-	in.KeyConditionExpression = aws.String(e.use("#PK = :pk AND begins_with(#SK, :sk)"))
-	return p.query(ctx, in, &e)
+	return collect[HistoryEntry](p.itemsUnder(ctx, drainPK, prefixHistory, &dynamodb.QueryInput{ScanIndexForward: aws.Bool(false)}))
 }
 
 // drainHistoryItem is a history entry (no status change) in the drains' partition.

@@ -26,13 +26,7 @@ func (p *Pool) OwnerRecord(ctx context.Context, h Holder, idempotencyKey string)
 // OwnerRecords lists every live allocation of a holder, one per slot in slot order
 // (records from before slots are not among them: they are keyed by the student alone).
 func (p *Pool) OwnerRecords(ctx context.Context, h Holder) ([]Owner, error) {
-	var e expr
-	e.set(":pk", ownerPK(h))
-	e.set(":slot", prefixSlot)
-	owners, err := collect[Owner](p.query(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :slot)")),
-		ConsistentRead:         aws.Bool(true),
-	}, &e))
+	owners, err := collect[Owner](p.itemsUnder(ctx, ownerPK(h), prefixSlot, &dynamodb.QueryInput{ConsistentRead: aws.Bool(true)}))
 	slices.SortFunc(owners, func(a, b Owner) int { return a.Slot - b.Slot })
 	return owners, err
 }
@@ -41,13 +35,7 @@ func (p *Pool) OwnerRecords(ctx context.Context, h Holder) ([]Owner, error) {
 // strongly consistent: a claim refused by one shard asks this once, instead of trying
 // every shard in turn, and is refused outright when all are full.
 func (p *Pool) FullCapShards(ctx context.Context, client string, cap int) ([]int, error) {
-	var e expr
-	e.set(":pk", prefixClient+client)
-	e.set(":live", prefixLive)
-	shards, err := collect[counterItem](p.query(ctx, &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :live)")),
-		ConsistentRead:         aws.Bool(true),
-	}, &e))
+	shards, err := collect[counterItem](p.itemsUnder(ctx, prefixClient+client, prefixLive, &dynamodb.QueryInput{ConsistentRead: aws.Bool(true)}))
 	if err != nil {
 		return nil, err
 	}

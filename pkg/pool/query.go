@@ -202,6 +202,16 @@ func decode[T any](items iter.Seq2[map[string]types.AttributeValue, error]) iter
 	}
 }
 
+// itemsUnder reads the items of partition pk whose sort key starts with skPrefix, with
+// the read options of in (consistency, order, limit).
+func (p *Pool) itemsUnder(ctx context.Context, pk, skPrefix string, in *dynamodb.QueryInput) iter.Seq2[map[string]types.AttributeValue, error] {
+	var e expr
+	e.set(":pk", pk)
+	e.set(":sk", skPrefix)
+	in.KeyConditionExpression = aws.String(e.use("#PK = :pk AND begins_with(#SK, :sk)"))
+	return p.query(ctx, in, &e)
+}
+
 func collect[T any](items iter.Seq2[map[string]types.AttributeValue, error]) ([]T, error) {
 	var out []T
 	for v, err := range decode[T](items) {

@@ -51,18 +51,12 @@ func (p *Pool) RecordRun(ctx context.Context, r JobRun) error {
 // Runs lists the recorded runs of a job, newest first, at most limit of them (all when
 // limit <= 0).
 func (p *Pool) Runs(ctx context.Context, job string, limit int) ([]JobRun, error) {
-	var e expr
-	e.set(":pk", prefixJob+job)
-	e.set(":run", prefixRun)
-	in := &dynamodb.QueryInput{
-		KeyConditionExpression: aws.String(e.use("#PK = :pk AND begins_with(#SK, :run)")),
-		ScanIndexForward:       aws.Bool(false),
-	}
+	in := &dynamodb.QueryInput{ScanIndexForward: aws.Bool(false)}
 	if limit > 0 {
 		in.Limit = aws.Int32(int32(min(limit, 1000)))
 	}
 	var out []JobRun
-	for r, err := range decode[JobRun](p.query(ctx, in, &e)) {
+	for r, err := range decode[JobRun](p.itemsUnder(ctx, prefixJob+job, prefixRun, in)) {
 		if err != nil {
 			return nil, err
 		}
