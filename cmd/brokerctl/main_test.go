@@ -321,7 +321,9 @@ func TestBrokerctlDrainAndUndrain(t *testing.T) {
 // The admin token goes over plain http only to this machine: any other host needs https,
 // and is refused before a request is sent.
 func TestBrokerctlSendsTheTokenOverPlainHTTPToLoopbackOnly(t *testing.T) {
-	for _, u := range []string{"http://example.com", "http://api.example.com:8080/prod", "http://10.0.0.8:8080", "http://192.168.1.20",
+	// Reserved names and documentation addresses (RFC 2606, 5737, 3849): should a refusal
+	// fail, nothing real is reached.
+	for _, u := range []string{"http://example.com", "http://api.example.com:8080/prod", "http://192.0.2.8:8080", "http://198.51.100.20",
 		"http://[2001:db8::1]:8080", "http://0.0.0.0:8080", "http://127.0.0.1.example.com", "http://localhost.example.com", "http://[::]:8080"} {
 		var errOut bytes.Buffer
 		if r := run(context.Background(), []string{"stats"}, getenv(map[string]string{"BROKER_URL": u, "BROKER_ADMIN_TOKEN": "a-token"}), io.Discard, &errOut); r != exitUsage ||
@@ -330,7 +332,7 @@ func TestBrokerctlSendsTheTokenOverPlainHTTPToLoopbackOnly(t *testing.T) {
 		}
 	}
 	for _, u := range []string{"http://127.0.0.1:8080", "http://127.1.2.3", "http://[::1]:8080", "http://localhost:8080", "http://LOCALHOST/stage",
-		"http://[::ffff:127.0.0.1]:8080", "https://api.example.com", "https://10.0.0.8:8443/prod"} {
+		"http://[::ffff:127.0.0.1]:8080", "https://api.example.com", "https://192.0.2.8:8443/prod"} {
 		if _, err := newClient(u, "a-token", &http.Client{}); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}
