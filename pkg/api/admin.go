@@ -149,8 +149,7 @@ func (a *API) poolState(ctx context.Context) (pool.Stats, []pool.Drain, error) {
 	return st, drains, err
 }
 
-// maxExpectedCount bounds expected_count: far above any pool, low enough to stay a
-// plain integer everywhere.
+// maxExpectedCount bounds expected_count far above any pool: a larger count is a mistake.
 const maxExpectedCount = 1_000_000
 
 // bulkDelete retires the records (never the CSP accounts) of the sandboxes in ?status=,
