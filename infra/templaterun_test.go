@@ -107,6 +107,10 @@ const (
 	noDrain   = "used to end a drain in force (the drain item goes, its history entry is put); the sample's table has none"
 )
 
+// seededStaleSince is a fixed instant, past every grace period: the admin-bulk-delete
+// sample confirms the one record stale since then with a fixed status_before (the next day).
+var seededStaleSince = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+
 // sampleSandbox is the sandbox the route samples name; by default it is allocated to the
 // samples' student. A function whose sample needs it in another state says so here.
 var sampleSandboxState = map[string]pool.Status{
@@ -115,8 +119,8 @@ var sampleSandboxState = map[string]pool.Status{
 }
 
 // seedTable fills a function's table before its sample is sent: the sample's sandbox
-// 2012224, an available one and one stale for three days (so bulk and stale deletion and
-// stale-cleanup find work).
+// 2012224, an available one and one stale since seededStaleSince (so bulk and stale
+// deletion and stale-cleanup find work).
 func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string, cfg config.Pool) error {
 	p := pool.New(db, table, pool.Options{})
 	by := pool.Actor{Kind: "job", Name: "sync"}
@@ -126,10 +130,10 @@ func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string
 			return err
 		}
 	}
-	threeDaysAgo := pool.New(db, table, pool.Options{Now: func() time.Time { return time.Now().Add(-72 * time.Hour) }})
-	if s, err := threeDaysAgo.Get(ctx, "2012226"); err != nil {
+	then := pool.New(db, table, pool.Options{Now: func() time.Time { return seededStaleSince }})
+	if s, err := then.Get(ctx, "2012226"); err != nil {
 		return err
-	} else if _, err := threeDaysAgo.MarkStale(ctx, s, by); err != nil {
+	} else if _, err := then.MarkStale(ctx, s, by); err != nil {
 		return err
 	}
 	state, ok := sampleSandboxState[fn]

@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 )
@@ -25,14 +27,32 @@ type client struct {
 	http  *http.Client
 }
 
-// newClient checks the API URL: http or https, with a host. A base path (an API Gateway
-// stage, e.g. https://abc.execute-api.us-east-1.amazonaws.com/prod) is kept.
+// newClient checks the API URL: https with a host, or http to this machine only (the
+// local stack): every request carries the admin token, which plain http would show to
+// anyone on the way. A base path (an API Gateway stage, e.g.
+// https://abc.execute-api.us-east-1.amazonaws.com/prod) is kept.
 func newClient(rawURL, token string, h *http.Client) (*client, error) {
 	u, err := url.Parse(strings.TrimRight(rawURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
 		return nil, fmt.Errorf("%q is not an API URL like https://api.example.com or http://127.0.0.1:8080", rawURL)
 	}
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		return nil, fmt.Errorf("%s: refusing to send the admin token over plain http to %s: use https "+
+			"(http only to this machine: localhost, 127.0.0.0/8, ::1)", rawURL, u.Hostname())
+	}
+	// A redirect could take the token elsewhere, or to http: follow none.
+	h.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &client{base: u, token: token, http: h}, nil
+}
+
+// loopback reports whether host names this machine: localhost, or an address of
+// 127.0.0.0/8 or ::1.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // apiError is an error answer of the API: its envelope, or the bare status when the
@@ -66,12 +86,18 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 
 // send is call with a JSON request body (none when body is nil).
 func (c *client) send(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, error) {
+	answer, _, err := c.exchange(ctx, method, path, query, body)
+	return answer, err
+}
+
+// exchange is send that also returns the headers of a 2xx answer.
+func (c *client) exchange(ctx context.Context, method, path string, query url.Values, body []byte) ([]byte, http.Header, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -85,15 +111,15 @@ func (c *client) send(ctx context.Context, method, path string, query url.Values
 		if errors.As(err, &urlErr) {
 			err = urlErr.Err // url.Error repeats the method and URL, said below
 		}
-		return nil, fmt.Errorf("cannot reach %s: %w", c.base, err)
+		return nil, nil, fmt.Errorf("cannot reach %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+		return nil, nil, fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 == 2 {
-		return answer, nil
+		return answer, resp.Header, nil
 	}
 	e := &apiError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-ID")}
 	var envelope wire.ErrorEnvelope
@@ -103,18 +129,26 @@ func (c *client) send(ctx context.Context, method, path string, query url.Values
 			e.RequestID = envelope.Detail.RequestID
 		}
 	}
-	return nil, e
+	return nil, nil, e
 }
 
 // get calls and decodes the answer into T.
 func get[T any](ctx context.Context, c *client, method, path string, query url.Values) (T, []byte, error) {
+	v, body, _, err := getAt[T](ctx, c, method, path, query)
+	return v, body, err
+}
+
+// getAt is get that also returns the broker's clock when it answered (its Date header,
+// to the second): what a count read then was counted as of.
+func getAt[T any](ctx context.Context, c *client, method, path string, query url.Values) (T, []byte, time.Time, error) {
 	var v T
-	body, err := c.call(ctx, method, path, query)
+	body, header, err := c.exchange(ctx, method, path, query, nil)
 	if err != nil {
-		return v, nil, err
+		return v, nil, time.Time{}, err
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
-		return v, nil, fmt.Errorf("%s %s: the answer is not the expected JSON: %w", method, path, err)
+		return v, nil, time.Time{}, fmt.Errorf("%s %s: the answer is not the expected JSON: %w", method, path, err)
 	}
-	return v, body, nil
+	at, _ := http.ParseTime(header.Get("Date")) // the zero time without one: the callers check
+	return v, body, at, nil
 }

@@ -63,35 +63,21 @@ func listCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 		if *limit < 1 || *limit > 100 || *maxCount < 0 {
 			return usageErr{errors.New("list: --limit is a page size from 1 to 100, --max a count (0: all)")}
 		}
-		var all []wire.Sandbox
-		var cursor *string
-		for {
-			q := url.Values{"limit": {strconv.Itoa(*limit)}}
-			if *maxCount > 0 {
-				q.Set("limit", strconv.Itoa(min(*limit, *maxCount-len(all))))
+		filter := url.Values{}
+		for k, v := range map[string]string{"status": *status, "prefix": *prefix} {
+			if v != "" {
+				filter.Set(k, v)
 			}
-			for k, v := range map[string]string{"status": *status, "prefix": *prefix} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
-			if cursor != nil {
-				q.Set("cursor", *cursor)
-			}
-			page, _, err := get[wire.SandboxList](ctx, x.c, "GET", "/v1/admin/sandboxes", q)
-			if err != nil {
-				return err
-			}
-			all, cursor = append(all, page.Sandboxes...), page.Cursor
-			if cursor == nil || (*maxCount > 0 && len(all) >= *maxCount) {
-				break
-			}
+		}
+		all, cursor, _, err := listPages(ctx, x.c, filter, *limit, *maxCount)
+		if err != nil {
+			return err
 		}
 		if x.opts.json {
 			body, err := json.Marshal(wire.SandboxList{Sandboxes: all, Count: len(all), Cursor: cursor})
 			return x.printJSON(body, err)
 		}
-		err := x.table(func(w io.Writer) {
+		err = x.table(func(w io.Writer) {
 			fmt.Fprintln(w, "SANDBOX_ID\tNAME\tSTATUS\tOWNER\tALLOCATED\tEXPIRES\tATTEMPTS\tUPDATED")
 			for _, s := range all {
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.SandboxID, s.Name, s.Status, text(s.AllocatedToTrack),
@@ -108,6 +94,42 @@ func listCmd(fs *flag.FlagSet) func(context.Context, *invocation) error {
 		fmt.Fprintf(x.stdout, "%d sandboxes%s\n", len(all), more)
 		return nil
 	}
+}
+
+// listPages reads a listing (filter: its status and prefix) page by page, limit a page,
+// following the cursor until it ends or maxCount (0: no bound) sandboxes are read. It
+// returns them, the cursor left (nil at the end) and the broker's clock at the first page.
+func listPages(ctx context.Context, c *client, filter url.Values, limit, maxCount int) ([]wire.Sandbox, *string, time.Time, error) {
+	var all []wire.Sandbox
+	var cursor *string
+	var first time.Time
+	for {
+		q := maps.Clone(filter)
+		q.Set("limit", strconv.Itoa(limit))
+		if maxCount > 0 {
+			q.Set("limit", strconv.Itoa(min(limit, maxCount-len(all))))
+		}
+		if cursor != nil {
+			q.Set("cursor", *cursor)
+		}
+		page, _, at, err := getAt[wire.SandboxList](ctx, c, "GET", "/v1/admin/sandboxes", q)
+		if err != nil {
+			return nil, nil, time.Time{}, err
+		}
+		if first.IsZero() {
+			first = at
+		}
+		all, cursor = append(all, page.Sandboxes...), page.Cursor
+		if cursor == nil || (maxCount > 0 && len(all) >= maxCount) {
+			return all, cursor, first, nil
+		}
+	}
+}
+
+// listAll reads every sandbox of a listing.
+func listAll(ctx context.Context, c *client, filter url.Values) ([]wire.Sandbox, time.Time, error) {
+	all, _, at, err := listPages(ctx, c, filter, 100, 0)
+	return all, at, err
 }
 
 func showCmd(*flag.FlagSet) func(context.Context, *invocation) error {

@@ -36,14 +36,21 @@ Commands:
   cleanup [--wait]                 start a cleanup run now; --wait as for sync
   jobs NAME [--limit N]            the last runs of a job (sync, cleanup, expiry, ...)
   retry ID                         give a deletion_failed sandbox back to cleanup
-  delete-stale [--grace-hours N]   delete the records of sandboxes stale for N hours (default 24)
-  bulk-delete --status S           delete the records of every stale or deletion_failed sandbox
+  delete-stale [--grace-hours N]   count the sandboxes stale for N hours (default 24) and print
+                                   the command that deletes their records: with --expect C it
+                                   deletes them when there are still exactly C
+  bulk-delete --status S           count the stale or deletion_failed sandboxes and print the
+                                   command that deletes their records: with --expect C --before T
+                                   it deletes the C of status S since T (unix seconds) or earlier,
+                                   when there are still exactly C
   drain PREFIX [--reason R]        pause new allocations of PREFIX ("" for all) and wait until
                                    the drain is in force; replays, sync and cleanup go on
   undrain [--prefix P]             end the drain of P, or every drain without --prefix
 
 Flags (before or after the command):
-  --url URL       the API, e.g. http://127.0.0.1:8080 (default $BROKER_URL)
+  --url URL       the API, e.g. https://api.example.com (default $BROKER_URL); plain
+                  http only to this machine (localhost, 127.0.0.0/8, ::1), e.g.
+                  http://127.0.0.1:8080
   --token TOKEN   an admin token (default $BROKER_ADMIN_TOKEN; prefer the variable: a
                   flag is visible to other users in the process list)
   --json          print the API's JSON instead of tables

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +63,7 @@ func ctl(t *testing.T, s stack, env map[string]string, args ...string) result {
 		vars[k] = v
 	}
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, func(k string) string { return vars[k] }, &out, &errOut)
+	code := run(context.Background(), args, getenv(vars), &out, &errOut)
 	return result{code, out.String(), errOut.String()}
 }
 
@@ -88,6 +91,11 @@ func (r result) failing(t *testing.T, code int, stderr ...string) {
 			t.Fatalf("stderr lacks %q: %s", s, r.stderr)
 		}
 	}
+}
+
+// getenv reads variables from vars.
+func getenv(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
 }
 
 func decodeJSON[T any](t *testing.T, s string) T {
@@ -120,6 +128,16 @@ func allocateAndRelease(t *testing.T, s stack, student string) string {
 	id := call("POST", "/v1/allocate")["sandbox_id"].(string)
 	call("POST", "/v1/sandboxes/"+id+"/mark-for-deletion")
 	return id
+}
+
+// confirmedCommand is the brokerctl command a bulk command's preview prints, as arguments.
+func confirmedCommand(t *testing.T, r result) []string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^  brokerctl (.+)$`).FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no command in the preview:\n%s", r.stdout)
+	}
+	return strings.Fields(m[1])
 }
 
 var row = func(cells ...string) *regexp.Regexp {
@@ -199,17 +217,37 @@ func TestBrokerctlAgainstTheLocalStack(t *testing.T) {
 		t.Fatalf("sync --wait --json: %v", run)
 	}
 
-	ctl(t, s, nil, "delete-stale").want(t, 0, "completed: deleted 0 stale records (stale for 24 h or more)")
-	if res := decodeJSON[map[string]any](t, ctl(t, s, nil, "delete-stale", "--grace-hours", "720", "--json").want(t, 0).stdout); res["grace_period_hours"] != 720.0 {
+	// The bulk commands: a run without --expect counts and prints the command that deletes
+	// exactly that; the broker refuses it once the pool has moved.
+	ctl(t, s, nil, "delete-stale").want(t, 0, "0 sandboxes stale for 24 h or more (of 0 stale) as of ", "nothing is deleted yet",
+		"\n  brokerctl delete-stale --grace-hours 24 --expect 0\n")
+	if res := decodeJSON[map[string]any](t, ctl(t, s, nil, "delete-stale", "--grace-hours", "720", "--expect", "0", "--json").want(t, 0).stdout); res["grace_period_hours"] != 720.0 {
 		t.Fatalf("delete-stale --json: %v", res)
 	}
-	if res := decodeJSON[map[string]any](t, ctl(t, s, nil, "bulk-delete", "--status", "deletion_failed", "--json").want(t, 0).stdout); res["status"] != "completed" {
-		t.Fatalf("bulk-delete --json: %v", res)
+	ctl(t, s, nil, "cleanup", "--wait", "--interval", "20ms").want(t, 0, "deletion_failed 1")
+	confirm := confirmedCommand(t, ctl(t, s, nil, "bulk-delete", "--status", "deletion_failed").want(t, 0, "1 deletion_failed sandboxes as of "))
+	ctl(t, s, nil, "retry", id).want(t, 0, "is pending_deletion again")
+	ctl(t, s, nil, confirm...).failing(t, 1, "HTTP 409 POOL_CHANGED", "You confirmed 1 deletion_failed record(s)", "0 match now")
+	if got, err := s.pool.Get(context.Background(), id); err != nil || got.Status != pool.PendingDeletion {
+		t.Fatalf("a refused bulk-delete changed the sandbox: %+v %v", got, err)
 	}
-	ctl(t, s, nil, "delete-stale", "--grace-hours", "0").failing(t, 1, "HTTP 400 VALIDATION_ERROR", "grace_period_hours")
-	ctl(t, s, nil, "bulk-delete", "--status", "stale").want(t, 0, "completed: deleted 0 stale records (no CSP call)")
-	ctl(t, s, nil, "bulk-delete", "--status", "allocated").failing(t, 1, "HTTP 400 VALIDATION_ERROR", "stale or deletion_failed only")
+	ctl(t, s, nil, "cleanup", "--wait", "--interval", "20ms").want(t, 0, "deletion_failed 1")
+	preview := decodeJSON[map[string]any](t, ctl(t, s, nil, "bulk-delete", "--status", "deletion_failed", "--json").want(t, 0).stdout)
+	if preview["expected_count"] != 1.0 || preview["status"] != "deletion_failed" || preview["status_before"].(float64) < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Fatalf("bulk-delete --json preview: %v", preview)
+	}
+	ctl(t, s, nil, confirmedCommand(t, ctl(t, s, nil, "bulk-delete", "--status", "deletion_failed"))...).
+		want(t, 0, "completed: deleted 1 deletion_failed records (no CSP call)")
+	if got, err := s.pool.Get(context.Background(), id); err != nil || got.Status != pool.Retired {
+		t.Fatalf("the confirmed sandbox: %+v %v", got, err)
+	}
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	ctl(t, s, nil, "delete-stale", "--grace-hours", "0", "--expect", "0").failing(t, 1, "HTTP 400 VALIDATION_ERROR", "grace_period_hours")
+	ctl(t, s, nil, "bulk-delete", "--status", "stale", "--expect", "0", "--before", now).want(t, 0, "completed: deleted 0 stale records (no CSP call)")
+	ctl(t, s, nil, "bulk-delete", "--status", "allocated", "--expect", "0", "--before", now).failing(t, 1, "HTTP 400 VALIDATION_ERROR", "stale or deletion_failed only")
 	ctl(t, s, nil, "bulk-delete").failing(t, 2, "needs --status")
+	ctl(t, s, nil, "bulk-delete", "--status", "stale", "--expect", "1").failing(t, 2, "--expect and --before together")
+	pooltest.Check(t, s.pool)
 
 	// A run holding the lease: the trigger is refused, naming it.
 	lease, err := s.pool.AcquireLease(context.Background(), "sync", "run-in-progress", time.Minute)
@@ -278,4 +316,48 @@ func TestBrokerctlDrainAndUndrain(t *testing.T) {
 	}
 	ctl(t, s, nil, "undrain").want(t, 0, `ended the drains of ["lab"]`)
 	ctl(t, s, nil, "undrain", "--prefix", "lab").want(t, 0, "no drain ended")
+}
+
+// The admin token goes over plain http only to this machine: any other host needs https,
+// and is refused before a request is sent.
+func TestBrokerctlSendsTheTokenOverPlainHTTPToLoopbackOnly(t *testing.T) {
+	// Reserved names and documentation addresses (RFC 2606, 5737, 3849): should a refusal
+	// fail, nothing real is reached.
+	for _, u := range []string{"http://example.com", "http://api.example.com:8080/prod", "http://192.0.2.8:8080", "http://198.51.100.20",
+		"http://[2001:db8::1]:8080", "http://0.0.0.0:8080", "http://127.0.0.1.example.com", "http://localhost.example.com", "http://[::]:8080"} {
+		var errOut bytes.Buffer
+		if r := run(context.Background(), []string{"stats"}, getenv(map[string]string{"BROKER_URL": u, "BROKER_ADMIN_TOKEN": "a-token"}), io.Discard, &errOut); r != exitUsage ||
+			!strings.Contains(errOut.String(), "refusing to send the admin token over plain http") {
+			t.Errorf("%s: exit %d, %s", u, r, errOut.String())
+		}
+	}
+	for _, u := range []string{"http://127.0.0.1:8080", "http://127.1.2.3", "http://[::1]:8080", "http://localhost:8080", "http://LOCALHOST/stage",
+		"http://[::ffff:127.0.0.1]:8080", "https://api.example.com", "https://192.0.2.8:8443/prod"} {
+		if _, err := newClient(u, "a-token", &http.Client{}); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
+// A redirect is never followed: it could take the token to another host, or from https to
+// plain http.
+func TestBrokerctlFollowsNoRedirect(t *testing.T) {
+	var leaked []string
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = append(leaked, r.Header.Get("Authorization"))
+	}))
+	defer plain.Close()
+	tls := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, plain.URL+r.URL.Path, http.StatusFound)
+	}))
+	defer tls.Close()
+	c, err := newClient(tls.URL, "a-token", tls.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.call(context.Background(), "GET", "/v1/admin/stats", nil)
+	var apiErr *apiError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusFound || len(leaked) != 0 {
+		t.Fatalf("a redirect to plain http: %v, requests there %v", err, leaked)
+	}
 }

@@ -66,9 +66,10 @@ func because(r wire.JobRun) string {
 	return s
 }
 
-func partial(res wire.Bulk) string {
+// partial says, for a partial bulk answer, the command that deletes the rest.
+func partial(res wire.Bulk, rest string) string {
 	if res.Status == "partial" {
-		return "; more are left: run it again"
+		return "; more are left: " + rest
 	}
 	return ""
 }

@@ -149,11 +149,17 @@ func (a *API) poolState(ctx context.Context) (pool.Stats, []pool.Drain, error) {
 	return st, drains, err
 }
 
-// bulkDelete deletes the database records (never the CSP accounts) of every sandbox in
-// ?status=, which is required and must be stale or deletion_failed (docs/upstream.md D16: upstream
-// wiped the whole table without one).
+// maxExpectedCount bounds expected_count far above any pool: a larger count is a mistake.
+const maxExpectedCount = 1_000_000
+
+// bulkDelete retires the records (never the CSP accounts) of the sandboxes in ?status=,
+// which is required and must be stale or deletion_failed (docs/upstream.md D16: upstream
+// wiped the whole table without one), and only the ones the operator confirmed:
+// ?expected_count= records whose status_at is at or before ?status_before= (unix
+// seconds, the time they read the count). Both are required: no client of the upstream
+// broker calls this route, and a count alone can match another set of records.
 func (a *API) bulkDelete(ctx context.Context, r *request) (reply, error) {
-	q, err := readQuery(r.ev, "status")
+	q, err := readQuery(r.ev, "status", "status_before", "expected_count")
 	if err != nil {
 		return reply{}, err
 	}
@@ -165,21 +171,35 @@ func (a *API) bulkDelete(ctx context.Context, r *request) (reply, error) {
 		return reply{}, validationError("Bulk delete takes status stale or deletion_failed only: it removes database records " +
 			"without deleting the CSP account, which for any other status would leave a live account behind")
 	}
-	start := time.Now()
-	work, cancel := withAnswerReserve(ctx)
-	defer cancel()
-	res, bulkErr := a.broker.BulkDelete(work, status, r.admin())
-	if bulkErr = outOfBudget(ctx, work, bulkErr); bulkErr != nil {
+	var confirmed broker.Confirmed
+	if confirmed.Count, err = expectedCount(q); err != nil {
+		return reply{}, err
+	}
+	if err = q.need("status_before", "the time (unix seconds) at which you read the count you confirmed, "+
+		"e.g. the Date of the GET /v1/admin/stats answer"); err != nil {
+		return reply{}, err
+	}
+	// A bound after the clock would reach records that enter the status after the call.
+	before, err := q.integer("status_before", 0, 1, int(time.Now().Unix()))
+	if err != nil {
+		return reply{}, err
+	}
+	confirmed.Before = int64(before)
+	body, bulkErr := bulkRetire(ctx, func(work context.Context) (broker.BulkResult, error) {
+		return a.broker.BulkDelete(work, status, confirmed, r.admin())
+	})
+	if bulkErr != nil {
 		return reply{}, bulkErr
 	}
 	r.outcome = "bulk_deleted"
-	return reply{status: http.StatusOK, body: bulkAnswer(res, start)}, nil
+	return reply{status: http.StatusOK, body: body}, nil
 }
 
-// deleteStale deletes the records of sandboxes stale for at least ?grace_period_hours=
-// (1-720, default 24; docs/upstream.md D16: upstream accepted 0 and negative values).
+// deleteStale retires the records of sandboxes stale for at least ?grace_period_hours=
+// (1-720, default 24; docs/upstream.md D16: upstream accepted 0 and negative values), when
+// there are ?expected_count= of them, as the operator confirmed.
 func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
-	q, err := readQuery(r.ev, "grace_period_hours")
+	q, err := readQuery(r.ev, "grace_period_hours", "expected_count")
 	if err != nil {
 		return reply{}, err
 	}
@@ -187,17 +207,40 @@ func (a *API) deleteStale(ctx context.Context, r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
-	start := time.Now()
-	work, cancel := withAnswerReserve(ctx)
-	defer cancel()
-	res, staleErr := a.broker.DeleteStale(work, time.Duration(hours)*time.Hour, r.admin())
-	if staleErr = outOfBudget(ctx, work, staleErr); staleErr != nil {
+	count, err := expectedCount(q)
+	if err != nil {
+		return reply{}, err
+	}
+	body, staleErr := bulkRetire(ctx, func(work context.Context) (broker.BulkResult, error) {
+		return a.broker.DeleteStale(work, time.Duration(hours)*time.Hour, count, r.admin())
+	})
+	if staleErr != nil {
 		return reply{}, staleErr
 	}
 	r.outcome = "stale_deleted"
-	body := bulkAnswer(res, start)
 	body.GracePeriodHours = hours
 	return reply{status: http.StatusOK, body: body}, nil
+}
+
+// expectedCount reads expected_count, which both bulk routes require.
+func expectedCount(q query) (int, *Error) {
+	if err := q.need("expected_count", "the number of records you confirmed deleting"); err != nil {
+		return 0, err
+	}
+	return q.integer("expected_count", 0, 0, maxExpectedCount)
+}
+
+// bulkRetire runs a bulk call within the function's deadline minus answerReserve and
+// returns the answer of what it did.
+func bulkRetire(ctx context.Context, call func(work context.Context) (broker.BulkResult, error)) (wire.Bulk, error) {
+	start := time.Now()
+	work, cancel := withAnswerReserve(ctx)
+	defer cancel()
+	res, err := call(work)
+	if err = outOfBudget(ctx, work, err); err != nil {
+		return wire.Bulk{}, err
+	}
+	return bulkAnswer(res, start), nil
 }
 
 // metricsText is GET /metrics: the pool's counts as Prometheus gauges, for an admin-token

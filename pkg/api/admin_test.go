@@ -412,6 +412,11 @@ func TestAdminJobRuns(t *testing.T) {
 	}
 }
 
+// confirmed is the query of a bulk-delete of status that confirms count records as of now.
+func confirmed(status string, count int) map[string][]string {
+	return qs("status", status, "expected_count", fmt.Sprint(count), "status_before", fmt.Sprint(time.Now().Unix()))
+}
+
 func TestAdminBulkDeleteTakesOnlyStaleOrDeletionFailed(t *testing.T) {
 	f := newFixture(t, config.API{})
 	fill(t, f.pool, "lab", 8)
@@ -423,6 +428,7 @@ func TestAdminBulkDeleteTakesOnlyStaleOrDeletionFailed(t *testing.T) {
 	}
 	staleSince(t, f, time.Now(), 2)
 
+	now := fmt.Sprint(time.Now().Unix())
 	for _, c := range []struct {
 		name string
 		q    map[string][]string
@@ -431,12 +437,18 @@ func TestAdminBulkDeleteTakesOnlyStaleOrDeletionFailed(t *testing.T) {
 		{"no status", nil, "required"},
 		{"an empty status", qs("status", ""), "required"},
 		{"available", qs("status", "available"), "stale or deletion_failed only"},
-		{"allocated", qs("status", "allocated"), "stale or deletion_failed only"},
-		{"pending_deletion", qs("status", "pending_deletion"), "stale or deletion_failed only"},
+		{"allocated", confirmed("allocated", 1), "stale or deletion_failed only"},
+		{"pending_deletion", confirmed("pending_deletion", 1), "stale or deletion_failed only"},
 		{"deleted", qs("status", "deleted"), "stale or deletion_failed only"},
 		{"an unknown status", qs("status", "all"), "stale or deletion_failed only"},
 		{"two statuses", qs("status", "stale", "status", "deletion_failed"), "more than once"},
 		{"a mistyped parameter", qs("stat", "stale"), "Unknown query parameter"},
+		{"no count", qs("status", "stale", "status_before", now), "expected_count is required"},
+		{"no bound", qs("status", "stale", "expected_count", "2"), "status_before is required"},
+		{"a negative count", qs("status", "stale", "expected_count", "-1", "status_before", now), "expected_count must be an integer from 0"},
+		{"a count in words", qs("status", "stale", "expected_count", "two", "status_before", now), "expected_count must be an integer"},
+		{"a bound after the clock", qs("status", "stale", "expected_count", "2", "status_before", fmt.Sprint(time.Now().Add(time.Hour).Unix())), "status_before must be an integer from 1 to"},
+		{"a bound in milliseconds", qs("status", "stale", "expected_count", "2", "status_before", fmt.Sprint(time.Now().UnixMilli())), "status_before must be"},
 	} {
 		d := wantError(t, f.call(t, adminEvent(t, "admin-bulk-delete", nil, c.q)), http.StatusBadRequest, CodeValidation)
 		if !strings.Contains(d.Message, c.want) {
@@ -445,7 +457,7 @@ func TestAdminBulkDeleteTakesOnlyStaleOrDeletionFailed(t *testing.T) {
 	}
 	before := pooltest.Check(t, f.pool)
 	for status, n := range map[string]int{"stale": 2, "deletion_failed": 1} {
-		resp := f.call(t, adminEvent(t, "admin-bulk-delete", nil, qs("status", status)))
+		resp := f.call(t, adminEvent(t, "admin-bulk-delete", nil, confirmed(status, n)))
 		got := decode[wire.Bulk](t, resp.Body)
 		if resp.StatusCode != http.StatusOK || got.Status != "completed" || got.Deleted != n || got.Skipped != 0 {
 			t.Fatalf("bulk-delete %s: %d %s", status, resp.StatusCode, resp.Body)
@@ -462,16 +474,54 @@ func TestAdminBulkDeleteTakesOnlyStaleOrDeletionFailed(t *testing.T) {
 	}
 }
 
+// The console confirmed 2 stale records; before the click arrives, a CSP outage turns 4
+// more stale. A bound as of the confirmation retires the 2 and leaves the 4; a count that
+// no longer matches is 409 POOL_CHANGED with both numbers, and retires nothing.
+func TestAdminBulkDeleteRetiresOnlyWhatWasConfirmed(t *testing.T) {
+	f := newFixture(t, config.API{})
+	fill(t, f.pool, "lab", 8)
+	staleSince(t, f, time.Now().Add(-time.Hour), 2)
+	seenAt := fmt.Sprint(time.Now().Add(-time.Minute).Unix())
+	staleSince(t, f, time.Now(), 4)
+
+	resp := f.call(t, adminEvent(t, "admin-bulk-delete", nil, confirmed("stale", 2)))
+	d := wantError(t, resp, http.StatusConflict, CodePoolChanged)
+	if !strings.Contains(d.Message, "You confirmed 2 stale record(s)") || !strings.Contains(d.Message, "6 match now") || d.RetryAfter != nil {
+		t.Fatalf("the 409 lacks the numbers: %+v", d)
+	}
+	if census := pooltest.Check(t, f.pool); census.ByStatus[pool.Stale] != 6 || census.ByStatus[pool.Retired] != 0 {
+		t.Fatalf("a refused call changed the pool: %v", census.ByStatus)
+	}
+
+	resp = f.call(t, adminEvent(t, "admin-bulk-delete", nil, qs("status", "stale", "expected_count", "2", "status_before", seenAt)))
+	if got := decode[wire.Bulk](t, resp.Body); resp.StatusCode != http.StatusOK || got.Deleted != 2 || got.Status != "completed" {
+		t.Fatalf("the 2 confirmed: %d %s", resp.StatusCode, resp.Body)
+	}
+	if census := pooltest.Check(t, f.pool); census.ByStatus[pool.Stale] != 4 || census.ByStatus[pool.Retired] != 2 {
+		t.Fatalf("census %v, want the 4 later ones stale", census.ByStatus)
+	}
+}
+
 func TestAdminAutoDeleteStale(t *testing.T) {
 	f := newFixture(t, config.API{})
 	fill(t, f.pool, "lab", 5)
 	staleSince(t, f, time.Now().Add(-30*time.Hour), 2)
 	staleSince(t, f, time.Now().Add(-2*time.Hour), 1)
 
+	d := wantError(t, f.call(t, adminEvent(t, "admin-auto-delete-stale", nil, qs("grace_period_hours", "1", "expected_count", "2"))),
+		http.StatusConflict, CodePoolChanged)
+	if !strings.Contains(d.Message, "You confirmed 2 stale record(s)") || !strings.Contains(d.Message, "3 match now") {
+		t.Fatalf("the 409 lacks the numbers: %+v", d)
+	}
+	wantError(t, f.call(t, adminEvent(t, "admin-auto-delete-stale", nil, qs("grace_period_hours", "24"))), http.StatusBadRequest, CodeValidation)
 	for _, c := range []struct {
 		q             map[string][]string
 		hours, delete int
-	}{{qs("grace_period_hours", "48"), 48, 0}, {nil, 24, 2}, {qs("grace_period_hours", "1"), 1, 1}} {
+	}{
+		{qs("grace_period_hours", "48", "expected_count", "0"), 48, 0},
+		{qs("expected_count", "2"), 24, 2},
+		{qs("grace_period_hours", "1", "expected_count", "1"), 1, 1},
+	} {
 		resp := f.call(t, adminEvent(t, "admin-auto-delete-stale", nil, c.q))
 		got := decode[wire.Bulk](t, resp.Body)
 		if resp.StatusCode != http.StatusOK || got.GracePeriodHours != c.hours || got.Deleted != c.delete || got.Status != "completed" {
@@ -479,7 +529,8 @@ func TestAdminAutoDeleteStale(t *testing.T) {
 		}
 	}
 	for _, hours := range []string{"0", "-1", "721", "24.5", "1e3", "a day"} {
-		wantError(t, f.call(t, adminEvent(t, "admin-auto-delete-stale", nil, qs("grace_period_hours", hours))), http.StatusBadRequest, CodeValidation)
+		wantError(t, f.call(t, adminEvent(t, "admin-auto-delete-stale", nil, qs("grace_period_hours", hours, "expected_count", "0"))),
+			http.StatusBadRequest, CodeValidation)
 	}
 	if census := pooltest.Check(t, f.pool); census.ByStatus[pool.Available] != 2 || census.ByStatus[pool.Stale] != 0 {
 		t.Fatalf("census %v", census.ByStatus)
@@ -492,7 +543,7 @@ func TestAdminBulkCallsAnswerPartialBeforeTheDeadline(t *testing.T) {
 	f := newFixture(t, config.API{})
 	fill(t, f.pool, "lab", 3)
 	staleSince(t, f, time.Now().Add(-48*time.Hour), 3)
-	for route, q := range map[string]map[string][]string{"admin-bulk-delete": qs("status", "stale"), "admin-auto-delete-stale": nil} {
+	for route, q := range map[string]map[string][]string{"admin-bulk-delete": confirmed("stale", 3), "admin-auto-delete-stale": qs("expected_count", "3")} {
 		fn, err := f.api.Function(route)
 		if err != nil {
 			t.Fatal(err)

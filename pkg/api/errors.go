@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/broker"
@@ -34,6 +35,7 @@ const (
 	CodePoolDraining       = "POOL_DRAINING"
 	CodeStudentLimit       = "STUDENT_LIMIT_REACHED"
 	CodeClientLimit        = "CLIENT_LIMIT_REACHED"
+	CodePoolChanged        = "POOL_CHANGED"
 )
 
 // Retry-After values, in seconds.
@@ -103,9 +105,12 @@ func validationError(format string, args ...any) *Error {
 // well succeed in a few seconds, and the cause goes to the log only.
 func toError(err error) *Error {
 	var apiErr *Error
+	var changed *broker.PoolChangedError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &changed):
+		return poolChanged(changed)
 	case errors.Is(err, broker.ErrNoSandbox):
 		return errNoSandboxes
 	case errors.Is(err, broker.ErrNotFound):
@@ -125,6 +130,14 @@ func toError(err error) *Error {
 	default:
 		return errUnavailable
 	}
+}
+
+// poolChanged refuses a bulk call that finds another number of records than the operator
+// confirmed (and retired none), with both numbers.
+func poolChanged(e *broker.PoolChangedError) *Error {
+	return &Error{http.StatusConflict, CodePoolChanged, fmt.Sprintf("You confirmed %d %s record(s), in that status since %s or earlier; "+
+		"%d match now. Nothing was deleted: look at the pool again and confirm what it holds now",
+		e.Confirmed.Count, e.Status, time.Unix(e.Confirmed.Before, 0).UTC().Format(time.RFC3339), e.Matching), 0}
 }
 
 // GatewayError is an answer API Gateway gives itself, as a gateway response of type

@@ -43,6 +43,14 @@ func readQuery(ev *events.APIGatewayProxyRequest, allowed ...string) (query, *Er
 	return q, nil
 }
 
+// need refuses a request without the parameter name, saying what it is.
+func (q query) need(name, what string) *Error {
+	if _, ok := q[name]; !ok {
+		return validationError("Query parameter %s is required: %s", name, what)
+	}
+	return nil
+}
+
 // integer reads an optional integer in [min, max], def when absent.
 func (q query) integer(name string, def, min, max int) (int, *Error) {
 	v, ok := q[name]

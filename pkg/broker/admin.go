@@ -78,29 +78,97 @@ type BulkResult struct {
 	Complete bool
 }
 
-// BulkDelete takes every sandbox in status, which must be stale or deletion_failed, out of
-// the pool as a retired tombstone: records only, no CSP call, so no other status may go
-// this way (a live or pending account would be orphaned in the CSP). A deletion_failed
-// account still exists upstream, so its tombstone is what keeps sync from adopting it
-// again. Each write is conditioned on the status the record was listed with.
-func (b *Broker) BulkDelete(ctx context.Context, status pool.Status, by pool.Actor) (BulkResult, error) {
+// Confirmed is what an operator saw and confirmed before a bulk retirement: Count records
+// of the status whose status_at was at or before Before (unix seconds). A bulk call
+// retires those records and no others, or none when the pool no longer holds as many.
+type Confirmed struct {
+	Count  int
+	Before int64
+}
+
+// PoolChangedError (ErrPoolChanged): a bulk call found another number of records than the
+// operator confirmed, and retired none.
+type PoolChangedError struct {
+	Status    pool.Status
+	Confirmed Confirmed
+	// Matching is how many records of Status have a status_at at or before
+	// Confirmed.Before now.
+	Matching int
+}
+
+// ErrPoolChanged: the pool no longer holds what the operator confirmed.
+var ErrPoolChanged = errors.New("broker: the pool changed since the operator confirmed")
+
+func (e *PoolChangedError) Error() string {
+	return fmt.Sprintf("%v: %d %s records at or before %d confirmed, %d match now", ErrPoolChanged, e.Confirmed.Count, e.Status,
+		e.Confirmed.Before, e.Matching)
+}
+
+func (e *PoolChangedError) Is(target error) bool { return target == ErrPoolChanged }
+
+// BulkDelete takes the confirmed sandboxes in status, which must be stale or
+// deletion_failed, out of the pool as retired tombstones: records only, no CSP call, so no
+// other status may go this way (a live or pending account would be orphaned in the CSP). A
+// deletion_failed account still exists upstream, so its tombstone is what keeps sync from
+// adopting it again. After a CSP outage a status can fill within seconds, so the call
+// retires only what the operator confirmed (retireConfirmed).
+func (b *Broker) BulkDelete(ctx context.Context, status pool.Status, confirmed Confirmed, by pool.Actor) (BulkResult, error) {
 	if status != pool.Stale && status != pool.DeletionFailed {
 		return BulkResult{}, fmt.Errorf("%w: bulk delete takes stale or deletion_failed, not %q", ErrWrongStatus, status)
 	}
-	return bulk(b.pool.ByStatus(ctx, status, 0), func(s pool.Sandbox) error {
-		_, err := b.pool.Retire(ctx, s, 0, by)
-		return err
-	}, bounded(ctx))
+	return b.retireConfirmed(ctx, status, confirmed, by)
 }
 
-// DeleteStale retires the sandboxes stale for at least grace (auto-delete-stale). Unlike
-// the stale-cleanup job, which removes them, an operator's call leaves tombstones.
-func (b *Broker) DeleteStale(ctx context.Context, grace time.Duration, by pool.Actor) (BulkResult, error) {
-	cutoff := b.now().Add(-grace).Unix()
-	return bulk(b.pool.ByStatus(ctx, pool.Stale, cutoff), func(s pool.Sandbox) error {
-		_, err := b.pool.Retire(ctx, s, cutoff, by)
+// DeleteStale retires the sandboxes stale for at least grace (auto-delete-stale), when
+// there are count of them, as the operator confirmed. Unlike the stale-cleanup job, which
+// removes them, an operator's call leaves tombstones.
+func (b *Broker) DeleteStale(ctx context.Context, grace time.Duration, count int, by pool.Actor) (BulkResult, error) {
+	return b.retireConfirmed(ctx, pool.Stale, Confirmed{Count: count, Before: b.now().Add(-grace).Unix()}, by)
+}
+
+// retireConfirmed retires the records of status whose status_at is at or before
+// c.Before, when there are exactly c.Count of them; otherwise it retires none and returns
+// a *PoolChangedError. Records that enter the status later have a later status_at, so
+// the bound keeps them out, and the count catches records that left and others that the
+// operator did not see. It reads every matching record (the count) before the first
+// write, and retires the first MaxBulk of that read, each write conditioned on the status
+// and the bound: a record that left the status meanwhile, or came back to it after the
+// bound, is skipped.
+func (b *Broker) retireConfirmed(ctx context.Context, status pool.Status, c Confirmed, by pool.Actor) (BulkResult, error) {
+	var batch []pool.Sandbox
+	matching := 0
+	for s, err := range b.pool.ByStatus(ctx, status, c.Before) {
+		if err != nil {
+			return BulkResult{}, err
+		}
+		if matching < MaxBulk {
+			batch = append(batch, s)
+		}
+		matching++
+	}
+	if matching != c.Count {
+		return BulkResult{}, &PoolChangedError{Status: status, Confirmed: c, Matching: matching}
+	}
+	if b.afterMatching != nil {
+		b.afterMatching()
+	}
+	res, err := bulk(sequence(batch), func(s pool.Sandbox) error {
+		_, err := b.pool.Retire(ctx, s, c.Before, by)
 		return err
-	}, bounded(ctx))
+	}, func(int) bool { return ctx.Err() != nil })
+	res.Complete = res.Complete && len(batch) == matching
+	return res, err
+}
+
+// sequence yields the sandboxes of a slice, as bulk reads them.
+func sequence(sandboxes []pool.Sandbox) iter.Seq2[pool.Sandbox, error] {
+	return func(yield func(pool.Sandbox, error) bool) {
+		for _, s := range sandboxes {
+			if !yield(s, nil) {
+				return
+			}
+		}
+	}
 }
 
 // bulk removes each listed sandbox until stop says to leave the rest; a record that
@@ -125,11 +193,6 @@ func bulk(sandboxes iter.Seq2[pool.Sandbox, error], remove func(pool.Sandbox) er
 	}
 	res.Complete = true
 	return res, nil
-}
-
-// bounded stops an admin call after MaxBulk records or when its context ends.
-func bounded(ctx context.Context) func(int) bool {
-	return func(done int) bool { return done >= MaxBulk || ctx.Err() != nil }
 }
 
 // JobRuns lists a job's last runs, newest first.

@@ -62,12 +62,13 @@ func staged(t *testing.T) (*pool.Pool, *broker.Broker, map[pool.Status][]pool.Sa
 
 func TestBulkDeleteOnlyStaleOrFailed(t *testing.T) {
 	p, b, _ := staged(t)
+	asOfNow := broker.Confirmed{Count: 1, Before: time.Now().Unix()}
 	for _, status := range []pool.Status{pool.Available, pool.Allocated, pool.PendingDeletion, "", "bogus"} {
-		if _, err := b.BulkDelete(ctx, status, admin); !errors.Is(err, broker.ErrWrongStatus) {
+		if _, err := b.BulkDelete(ctx, status, asOfNow, admin); !errors.Is(err, broker.ErrWrongStatus) {
 			t.Fatalf("bulk delete of %q: want ErrWrongStatus, got %v", status, err)
 		}
 	}
-	res, err := b.BulkDelete(ctx, pool.DeletionFailed, admin)
+	res, err := b.BulkDelete(ctx, pool.DeletionFailed, asOfNow, admin)
 	if err != nil || res.Deleted != 1 || !res.Complete {
 		t.Fatalf("bulk delete deletion_failed: %+v %v", res, err)
 	}
@@ -79,19 +80,98 @@ func TestBulkDeleteOnlyStaleOrFailed(t *testing.T) {
 	pooltest.Check(t, p)
 }
 
-func TestDeleteStaleHonoursGrace(t *testing.T) {
+// The operator confirms the 2 stale records they see; then a CSP outage turns 3 more
+// available sandboxes stale before their click arrives. The call retires the 2 confirmed
+// ones and not the 3 (their status_at is after the bound); a bound that takes the 3 in
+// no longer matches the count, and nothing is retired; a confirmed record that came back
+// and went stale again after the bound while the call ran is skipped, not retired.
+func TestBulkDeleteRetiresOnlyWhatTheOperatorConfirmed(t *testing.T) {
+	p, b, by := staged(t)
+	seen := broker.Confirmed{Count: 2, Before: time.Now().Unix()}
+	outage := pooltest.Clocked(p, func() time.Time { return time.Now().Add(time.Hour) })
+	var later []pool.Sandbox
+	for s, err := range p.ByStatus(ctx, pool.Available, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(later) == 3 {
+			break
+		}
+		st, err := outage.MarkStale(ctx, s, syncJob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		later = append(later, st)
+	}
+
+	afterOutage := broker.Confirmed{Count: 2, Before: time.Now().Add(2 * time.Hour).Unix()}
+	_, err := b.BulkDelete(ctx, pool.Stale, afterOutage, admin)
+	var changed *broker.PoolChangedError
+	if !errors.Is(err, broker.ErrPoolChanged) || !errors.As(err, &changed) || changed.Matching != 5 || changed.Confirmed != afterOutage {
+		t.Fatalf("2 confirmed, 5 match: want a PoolChangedError, got %v", err)
+	}
+	if n, _ := p.Count(ctx, pool.Stale); n != 5 {
+		t.Fatalf("a refused call retired records: %d stale left, want 5", n)
+	}
+
+	res, err := b.BulkDelete(ctx, pool.Stale, seen, admin)
+	if err != nil || res.Deleted != 2 || res.Skipped != 0 || !res.Complete {
+		t.Fatalf("the 2 confirmed: %+v %v", res, err)
+	}
+	for _, s := range by[pool.Stale] {
+		if got, _ := p.Get(ctx, s.ID); got.Status != pool.Retired {
+			t.Errorf("confirmed %s is %s, want retired", s.ID, got.Status)
+		}
+	}
+	for _, s := range later {
+		if got, _ := p.Get(ctx, s.ID); got.Status != pool.Stale {
+			t.Errorf("%s went stale after the bound and is %s, want stale", s.ID, got.Status)
+		}
+	}
+	pooltest.Check(t, p)
+
+	// The 3 are confirmed as of two hours on; while the call runs, the first comes back
+	// and goes stale again three hours on, after the bound.
+	again := pooltest.Clocked(p, func() time.Time { return time.Now().Add(3 * time.Hour) })
+	broker.SetAfterMatching(b, func() {
+		cur, _ := p.Get(ctx, later[0].ID)
+		back, err := p.Unstale(ctx, cur, pool.Account{ID: cur.ID, Name: cur.Name, ExternalID: cur.ExternalID}, syncJob)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := again.MarkStale(ctx, back, syncJob); err != nil {
+			t.Error(err)
+		}
+	})
+	res, err = b.BulkDelete(ctx, pool.Stale, broker.Confirmed{Count: 3, Before: afterOutage.Before}, admin)
+	if err != nil || res.Deleted != 2 || res.Skipped != 1 || !res.Complete {
+		t.Fatalf("3 confirmed, 1 of them stale again after the bound: %+v %v", res, err)
+	}
+	if got, _ := p.Get(ctx, later[0].ID); got.Status != pool.Stale || got.StaleSince <= afterOutage.Before {
+		t.Fatalf("the record stale again after the bound is %s since %d", got.Status, got.StaleSince)
+	}
+	pooltest.Check(t, p)
+}
+
+func TestDeleteStaleHonoursGraceAndCount(t *testing.T) {
 	p, b, _ := staged(t)
-	res, err := b.DeleteStale(ctx, time.Hour, admin)
+	res, err := b.DeleteStale(ctx, time.Hour, 0, admin)
 	if err != nil || res.Deleted != 0 || !res.Complete {
 		t.Fatalf("fresh stale records must stay: %+v %v", res, err)
 	}
 	later := broker.New(pooltest.Clocked(p, func() time.Time { return time.Now().Add(2 * time.Hour) }), poolCfg)
-	if res, err = later.DeleteStale(ctx, time.Hour, admin); err != nil || res.Deleted != 2 {
+	var changed *broker.PoolChangedError
+	if _, err = later.DeleteStale(ctx, time.Hour, 1, admin); !errors.As(err, &changed) || changed.Matching != 2 || changed.Status != pool.Stale {
+		t.Fatalf("1 confirmed, 2 stale past the grace: want a PoolChangedError, got %v", err)
+	}
+	if res, err = later.DeleteStale(ctx, time.Hour, 2, admin); err != nil || res.Deleted != 2 {
 		t.Fatalf("stale past the grace: %+v %v", res, err)
 	}
 	if n, _ := p.Count(ctx, pool.Stale); n != 0 {
 		t.Fatalf("%d stale left", n)
 	}
+	pooltest.Check(t, p)
 }
 
 func TestRetryDeletionAndInspect(t *testing.T) {

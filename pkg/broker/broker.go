@@ -19,6 +19,9 @@ type Broker struct {
 	studentLimit int
 	drains       *drainCache
 	dealer       *dealer
+	// afterMatching, when set, is called between a bulk retirement's read and its first
+	// write (tests).
+	afterMatching func()
 }
 
 // New returns a Broker with the lab duration and grace from configuration.

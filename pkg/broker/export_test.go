@@ -19,6 +19,10 @@ func RunMethod(j Job) string {
 // reading the pool.
 func SetAfterListing(r *JobRunner, f func()) { r.afterListing = f }
 
+// SetAfterMatching makes b's bulk retirements call f between their read and their first
+// write.
+func SetAfterMatching(b *Broker, f func()) { b.afterMatching = f }
+
 // SetAfterDeal makes b's dealer call f with each candidate it deals, before the claim.
 func SetAfterDeal(b *Broker, f func(pool.Sandbox)) { b.dealer.afterDeal = f }
 

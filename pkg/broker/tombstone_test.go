@@ -138,7 +138,7 @@ func TestBulkDeleteOfFailedDeletionsThenSync(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := e.broker.BulkDelete(ctx, pool.DeletionFailed, pool.Actor{Kind: "admin", Name: "ops"})
+	res, err := e.broker.BulkDelete(ctx, pool.DeletionFailed, broker.Confirmed{Count: 2, Before: e.clock.Now().Unix()}, pool.Actor{Kind: "admin", Name: "ops"})
 	if err != nil || res.Deleted != 2 || !res.Complete {
 		t.Fatalf("bulk delete: %+v %v", res, err)
 	}

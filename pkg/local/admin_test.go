@@ -163,8 +163,9 @@ func TestAdminRoutesOverHTTP(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	bulk := adminCall[map[string]any](t, s, "POST", "/v1/admin/bulk-delete?status=stale")
-	stale := adminCall[map[string]any](t, s, "POST", "/v1/admin/auto-delete-stale?grace_period_hours=1")
+	now := fmt.Sprint(time.Now().Unix())
+	bulk := adminCall[map[string]any](t, s, "POST", "/v1/admin/bulk-delete?status=stale&expected_count=0&status_before="+now)
+	stale := adminCall[map[string]any](t, s, "POST", "/v1/admin/auto-delete-stale?grace_period_hours=1&expected_count=0")
 	if bulk["status"] != "completed" || bulk["deleted"] != 0.0 || stale["grace_period_hours"] != 1.0 || stale["status"] != "completed" {
 		t.Fatalf("bulk %v, stale %v", bulk, stale)
 	}
@@ -186,8 +187,13 @@ func TestAdminRoutesOverHTTP(t *testing.T) {
 		{"runs of an unknown job", "GET", "/v1/admin/jobs/nope", 404, "JOB_NOT_FOUND"},
 		{"runs, limit 0", "GET", "/v1/admin/jobs/sync?limit=0", 400, "VALIDATION_ERROR"},
 		{"bulk delete without status", "POST", "/v1/admin/bulk-delete", 400, "VALIDATION_ERROR"},
-		{"auto-delete-stale, 0 hours", "POST", "/v1/admin/auto-delete-stale?grace_period_hours=0", 400, "VALIDATION_ERROR"},
-		{"auto-delete-stale, 721 hours", "POST", "/v1/admin/auto-delete-stale?grace_period_hours=721", 400, "VALIDATION_ERROR"},
+		{"bulk delete without a count", "POST", "/v1/admin/bulk-delete?status=stale&status_before=" + now, 400, "VALIDATION_ERROR"},
+		{"bulk delete without a bound", "POST", "/v1/admin/bulk-delete?status=stale&expected_count=0", 400, "VALIDATION_ERROR"},
+		{"bulk delete of another count", "POST", "/v1/admin/bulk-delete?status=stale&expected_count=3&status_before=" + now, 409, "POOL_CHANGED"},
+		{"auto-delete-stale without a count", "POST", "/v1/admin/auto-delete-stale", 400, "VALIDATION_ERROR"},
+		{"auto-delete-stale, 0 hours", "POST", "/v1/admin/auto-delete-stale?grace_period_hours=0&expected_count=0", 400, "VALIDATION_ERROR"},
+		{"auto-delete-stale, 721 hours", "POST", "/v1/admin/auto-delete-stale?grace_period_hours=721&expected_count=0", 400, "VALIDATION_ERROR"},
+		{"auto-delete-stale of another count", "POST", "/v1/admin/auto-delete-stale?expected_count=1", 409, "POOL_CHANGED"},
 		{"metrics with a parameter", "GET", "/metrics?x=1", 400, "VALIDATION_ERROR"},
 		{"GET a trigger", "GET", "/v1/admin/sync", 405, "METHOD_NOT_ALLOWED"},
 		{"DELETE a sandbox", "DELETE", "/v1/admin/sandboxes/" + id, 405, "METHOD_NOT_ALLOWED"},
@@ -214,7 +220,7 @@ func TestAdminBulkDeleteRefusesLiveStatuses(t *testing.T) {
 		wantStatus(t, "bulk-delete"+q, a, http.StatusBadRequest, "VALIDATION_ERROR")
 	}
 	for _, status := range []string{"stale", "deletion_failed"} {
-		if got := adminCall[map[string]any](t, s, "POST", "/v1/admin/bulk-delete?status="+status); got["deleted"] != 0.0 {
+		if got := adminCall[map[string]any](t, s, "POST", "/v1/admin/bulk-delete?status="+status+"&expected_count=0&status_before="+fmt.Sprint(time.Now().Unix())); got["deleted"] != 0.0 {
 			t.Fatalf("bulk-delete %s: %v", status, got)
 		}
 	}
@@ -224,6 +230,65 @@ func TestAdminBulkDeleteRefusesLiveStatuses(t *testing.T) {
 	}
 	if _, err := s.pool.Get(context.Background(), id); err != nil {
 		t.Fatalf("the allocated sandbox: %v", err)
+	}
+}
+
+// The operator confirms the 2 stale sandboxes the stats show, as of the answer's Date;
+// before the click arrives, the CSP stops listing more and two syncs make the available
+// ones among them stale. The confirmed count with a later bound is 409 POOL_CHANGED and
+// retires nothing; with the bound of the confirmation, the 2 confirmed ones are retired and
+// the later ones stay.
+func TestAdminBulkDeleteRetiresWhatTheOperatorConfirmed(t *testing.T) {
+	s, _ := startMixedStack(t, 12, 5)
+	seen := s.c.do("GET", "/v1/admin/stats", bearer(s.AdminToken), nil)
+	var stats map[string]any
+	if err := json.Unmarshal(seen.body, &stats); err != nil || stats["stale"] != 2.0 {
+		t.Fatalf("stats %s %v", seen.body, err)
+	}
+	seenAt, err := http.ParseTime(seen.header.Get("Date"))
+	if err != nil {
+		t.Fatalf("the stats answer's Date: %v", err)
+	}
+	// The outage comes in a later second than the one the count was read in (the bound
+	// is to the second).
+	for time.Now().Unix() <= seenAt.Unix() {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.csp.SetFaults(cspfake.Faults{ListLimit: 12 - 6}); err != nil {
+		t.Fatal(err)
+	}
+	runJob(t, s, "sync")
+	run := runJob(t, s, "sync")
+	later := run.Counts["marked_stale"]
+	if later == 0 {
+		t.Fatalf("the outage's second sync marked nothing stale: %+v", run)
+	}
+
+	moved := s.c.do("POST", fmt.Sprintf("/v1/admin/bulk-delete?status=stale&expected_count=2&status_before=%d", time.Now().Unix()), bearer(s.AdminToken), nil)
+	wantStatus(t, "2 confirmed, more stale now", moved, http.StatusConflict, "POOL_CHANGED")
+	if d := apitest.DecodeError(t, moved.body); !strings.Contains(d.Message, "You confirmed 2 stale record(s)") ||
+		!strings.Contains(d.Message, fmt.Sprintf("%d match now", 2+later)) {
+		t.Fatalf("the 409 lacks the numbers: %s", moved.body)
+	}
+	if census := pooltest.Check(t, s.pool); census.ByStatus[pool.Stale] != 2+later || census.ByStatus[pool.Retired] != 0 {
+		t.Fatalf("a refused call changed the pool: %v", census.ByStatus)
+	}
+
+	done := adminCall[map[string]any](t, s, "POST", fmt.Sprintf("/v1/admin/bulk-delete?status=stale&expected_count=2&status_before=%d", seenAt.Unix()))
+	if done["status"] != "completed" || done["deleted"] != 2.0 || done["skipped"] != 0.0 {
+		t.Fatalf("the 2 confirmed: %v", done)
+	}
+	census := pooltest.Check(t, s.pool)
+	if census.ByStatus[pool.Stale] != later || census.ByStatus[pool.Retired] != 2 {
+		t.Fatalf("census %v, want the 2 confirmed retired and the %d later ones stale", census.ByStatus, later)
+	}
+	for sb, err := range s.pool.ByStatus(context.Background(), pool.Stale, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sb.StaleSince <= seenAt.Unix() {
+			t.Errorf("%s, stale since %d, was confirmed and is still stale", sb.ID, sb.StaleSince)
+		}
 	}
 }
 

@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -32,7 +35,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, ids := startMixedStack(t, 12, 5)
+	const accounts = 12
+	s, ids := startMixedStack(t, accounts, 5)
 	release(t, s, "student-3", ids[3]) // pending deletion: no cleanup runs until the page starts one
 	census := pooltest.Check(t, s.pool)
 	want := map[pool.Status]int{pool.Allocated: 1, pool.PendingDeletion: 1, pool.DeletionFailed: 1, pool.Stale: 2}
@@ -41,6 +45,21 @@ func TestConsoleInABrowser(t *testing.T) {
 			t.Fatalf("seeded %v, want %v", census.ByStatus, want)
 		}
 	}
+
+	// The spec makes the CSP list the two gone accounts again (a sync then brings them
+	// back from stale) and hide them again, to move the pool under an open confirmation.
+	control := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := map[string]int{"/csp/list-all": 0, "/csp/hide-gone": accounts - 2} // as startMixedStack hides them
+		n, ok := limit[r.URL.Path]
+		if !ok || r.Method != http.MethodPost {
+			http.NotFound(w, r)
+			return
+		}
+		if err := s.csp.SetFaults(cspfake.Faults{ListLimit: n}); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	}))
+	defer control.Close()
 
 	artifacts := filepath.Join(root, "artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
@@ -52,7 +71,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(),
 		"CONSOLE_URL="+s.URL+"/console", "API_URL="+s.URL, "ADMIN_TOKEN="+s.AdminToken, "CHROMIUM="+chromiumPath,
-		"ARTIFACTS_DIR="+artifacts, "FAILED_ID="+ids[0], "DELETED_ID="+ids[1], "STUDENT=student-4", "STUDENT_SANDBOX="+ids[4],
+		"ARTIFACTS_DIR="+artifacts, "CONTROL_URL="+control.URL, "FAILED_ID="+ids[0], "DELETED_ID="+ids[1], "STUDENT=student-4", "STUDENT_SANDBOX="+ids[4],
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", out)

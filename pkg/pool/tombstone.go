@@ -15,14 +15,15 @@ func (p *Pool) MarkDeleted(ctx context.Context, cur Sandbox, by Actor) (Sandbox,
 // Retire takes a stale or deletion_failed record out of the pool without a CSP call (admin
 // bulk-delete, auto-delete-stale): it becomes a retired tombstone. A deletion_failed
 // account still exists upstream with the last student's users in it, so it must never be
-// adopted again; a stale one is retired too, since an operator chose so. staleBy > 0 also
-// requires the record to have been stale since staleBy or earlier. No other status may be
+// adopted again; a stale one is retired too, since an operator chose so. before > 0 also
+// requires the record to be in its status since before or earlier (status_at: stale_since,
+// or when its deletion failed), as the operator confirmed it. No other status may be
 // retired: that would orphan a live allocation or a pending delete.
-func (p *Pool) Retire(ctx context.Context, cur Sandbox, staleBy int64, by Actor) (Sandbox, error) {
+func (p *Pool) Retire(ctx context.Context, cur Sandbox, before int64, by Actor) (Sandbox, error) {
 	if cur.Status != Stale && cur.Status != DeletionFailed {
 		return Sandbox{}, fmt.Errorf("pool: retire %s: status %s may not be retired", cur.ID, cur.Status)
 	}
-	return p.bury(ctx, "retire", cur, expect{statuses: []Status{cur.Status}, dueBy: staleBy}, Retired, by)
+	return p.bury(ctx, "retire", cur, expect{statuses: []Status{cur.Status}, dueBy: before}, Retired, by)
 }
 
 // bury turns the record into a tombstone: out of AvailableIndex, status_at the time of

@@ -28,6 +28,18 @@ export class ApiError extends Error {
 // call sends one request (with body as JSON when given) and returns the decoded JSON
 // answer, or throws an ApiError.
 export async function call(method, path, body) {
+  return (await exchange(method, path, body)).answer;
+}
+
+// callAt is call that also returns the broker's clock when it answered, in unix seconds
+// (its Date header, to the second; null without one): what a count read then is as of.
+export async function callAt(method, path) {
+  const { answer, date } = await exchange(method, path);
+  const ms = Date.parse(date ?? "");
+  return { answer, at: Number.isNaN(ms) ? null : Math.floor(ms / 1000) };
+}
+
+async function exchange(method, path, body) {
   const headers = { Accept: "application/json" };
   const t = token.get();
   if (t) headers.Authorization = `Bearer ${t}`;
@@ -54,7 +66,7 @@ export async function call(method, path, body) {
     if (d && d.message) throw new ApiError(resp.status, d.code || "", d.message, d.request_id || requestId);
     throw new ApiError(resp.status, `HTTP_${resp.status}`, `The API answered ${resp.status}`, requestId);
   }
-  return answer;
+  return { answer, date: resp.headers.get("Date") };
 }
 
 // maxListPages bounds a full read of a listing: 50 pages of 100.

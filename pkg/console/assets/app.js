@@ -2,11 +2,11 @@
 // actions. Every call goes to the admin API (api.js); a 401 or 403 sends the operator back
 // to the prompt with the token forgotten.
 
-import { ApiError, call, listAll, sandboxPath, token } from "./api.js";
+import { ApiError, call, callAt, listAll, sandboxPath, token } from "./api.js";
 import { renderFailed, renderPending, renderStale, staleFor } from "./deletions.js";
 import { el, localTime, replace } from "./dom.js";
 import { loadRuns, renderRuns, runUntilDone } from "./jobs.js";
-import { renderDrain, renderPool, statusCounts } from "./pool.js";
+import { drainNames, renderDrain, renderPool, statusCounts } from "./pool.js";
 import { onSearchError, search } from "./search.js";
 
 const REFRESH_MS = 10_000;
@@ -14,7 +14,9 @@ const $ = (id) => document.getElementById(id);
 
 let paused = false;
 let loading = null;
-let latest = { stats: null, stale: null };
+// latest is what the page shows: the stats, the broker's clock when it counted them
+// (statsAt, unix seconds) and the stale list.
+let latest = { stats: null, statsAt: null, stale: null };
 let lastSummary = "";
 
 function announce(message) {
@@ -54,7 +56,7 @@ function describe(e) {
 function failed(e) {
   if (e instanceof ApiError && e.refusesToken) {
     token.clear();
-    latest = { stats: null, stale: null };
+    latest = { stats: null, statsAt: null, stale: null };
     showLogin(e);
     return;
   }
@@ -73,7 +75,7 @@ async function refresh() {
   if (loading) return loading;
   loading = (async () => {
     // The stats first: a refused token then shows one error, not one per list.
-    const stats = await call("GET", "v1/admin/stats");
+    const { answer: stats, at: statsAt } = await callAt("GET", "v1/admin/stats");
     const [pending, deletionFailed, stale, runs] = await Promise.all([
       listAll({ status: "pending_deletion" }),
       listAll({ status: "deletion_failed" }),
@@ -82,7 +84,7 @@ async function refresh() {
     ]);
     showDashboard();
     clearError();
-    latest = { stats, stale };
+    latest = { stats, statsAt, stale };
     renderPool(stats);
     renderDrain(stats, toggleDrain);
     renderPending(pending);
@@ -113,17 +115,25 @@ async function retry(sandbox, button) {
   }
 }
 
-// toggleDrain starts a drain of every allocation or ends every drain. Starting answers
-// once no allocation that did not see the drain can still land (about 12 s), so the button
-// waits disabled.
+// toggleDrain starts a drain of every allocation, or ends every drain once the operator
+// has confirmed the drains it names. Starting answers once no allocation that did not see
+// the drain can still land (about 12 s), so the button waits disabled.
 async function toggleDrain(on, button) {
+  if (!on) {
+    const names = drainNames(latest.stats.drains);
+    const question = `End every drain: ${names.join(", ")}? Allocations resume within seconds, for every prefix.`;
+    if (!(await confirm(question, "End every drain"))) {
+      button.focus();
+      return;
+    }
+  }
   button.disabled = true;
   announce(on ? "Starting the drain; the broker answers once no allocation can land." : "Ending every drain.");
   try {
     if (on) await call("PUT", "v1/admin/drain", { prefix: "", reason: "from the operator console" });
-    else await call("DELETE", "v1/admin/drain");
+    const ended = on ? null : await call("DELETE", "v1/admin/drain");
     await refresh();
-    announce(on ? "Drain is on." : "Drain is off.");
+    announce(on ? "Drain is on." : `Drain is off; ended: ${drainNames(ended.ended.map((prefix) => ({ prefix }))).join(", ") || "none"}.`);
   } catch (e) {
     failed(e);
   } finally {
@@ -151,31 +161,61 @@ function confirm(message, action) {
   });
 }
 
+// bulk asks the operator to confirm what question() counts, then sends the count and
+// what it was counted as of, so the broker deletes exactly that or nothing (409
+// POOL_CHANGED, shown with both numbers, and the counts read again). A partial answer
+// (1 000 records a call) goes on with the count left.
 async function bulk(button, question, action, path) {
   if (!latest.stats) return;
-  const count = question();
-  if (count === null) return;
-  if (!(await confirm(count.text, action))) {
+  const ask = question();
+  if (ask === null) return;
+  if (!(await confirm(ask.text, action))) {
     button.focus();
     return;
   }
   button.disabled = true;
   try {
-    const r = await call("POST", path);
+    let left = ask.count;
+    let deleted = 0;
+    let skipped = 0;
+    let r;
+    do {
+      r = await call("POST", `${path}?${new URLSearchParams({ ...ask.params, expected_count: String(left) })}`);
+      deleted += r.deleted;
+      skipped += r.skipped;
+      left -= r.deleted + r.skipped;
+    } while (r.status === "partial" && r.deleted + r.skipped > 0);
     await refresh();
-    announce(`Deleted ${r.deleted} records, skipped ${r.skipped} (${r.status}).`);
+    announce(`Deleted ${deleted} records, skipped ${skipped} (${r.status}).`);
   } catch (e) {
+    if (e instanceof ApiError && e.code === "POOL_CHANGED") await refresh();
     failed(e);
+    announce(e.message);
   } finally {
     button.disabled = false;
     button.focus();
   }
 }
 
+// asOf is when the counts shown were read, or null (and the operator told) when the
+// broker's answer did not say.
+function asOf() {
+  if (latest.statsAt === null) failed(new Error("The broker's answer has no Date: the console cannot tell as of when it counted."));
+  return latest.statsAt;
+}
+
 function bulkStatus(status) {
-  const n = latest.stats[status] ?? 0;
-  const name = status.replaceAll("_", " ");
-  return () => ({ text: `Delete the database records of ${n} ${name} sandbox${n === 1 ? "" : "es"}? Their CSP accounts are not deleted.` });
+  return () => {
+    const at = asOf();
+    if (at === null) return null;
+    const n = latest.stats[status] ?? 0;
+    const name = status.replaceAll("_", " ");
+    return {
+      text: `Delete the database records of ${n} ${name} sandbox${n === 1 ? "" : "es"}? Their CSP accounts are not deleted.`,
+      count: n,
+      params: { status, status_before: String(at) },
+    };
+  };
 }
 
 function autoStale() {
@@ -184,9 +224,17 @@ function autoStale() {
     failed(new Error("The grace period is a whole number of hours from 1 to 720."));
     return null;
   }
-  const n = staleFor(latest.stale, hours, Date.now() / 1000);
+  if (!latest.stale.complete) {
+    failed(new Error("There are more stale sandboxes than the console reads; count them with brokerctl delete-stale."));
+    return null;
+  }
+  const at = asOf();
+  if (at === null) return null;
+  const n = staleFor(latest.stale, hours, at);
   return {
     text: `Delete the database records of the ${n} sandbox${n === 1 ? "" : "es"} stale for at least ${hours} hours (of ${latest.stats.stale} stale)? Their CSP accounts are not deleted.`,
+    count: n,
+    params: { grace_period_hours: String(hours) },
   };
 }
 
@@ -235,13 +283,9 @@ function wire() {
     token.clear();
     showLogin(null);
   });
-  $("bulk-stale").addEventListener("click", (e) => bulk(e.currentTarget, bulkStatus("stale"), "Delete records", "v1/admin/bulk-delete?status=stale"));
-  $("bulk-failed").addEventListener("click", (e) =>
-    bulk(e.currentTarget, bulkStatus("deletion_failed"), "Delete records", "v1/admin/bulk-delete?status=deletion_failed"),
-  );
-  $("auto-stale").addEventListener("click", (e) =>
-    bulk(e.currentTarget, autoStale, "Delete records", `v1/admin/auto-delete-stale?grace_period_hours=${encodeURIComponent($("grace").value)}`),
-  );
+  $("bulk-stale").addEventListener("click", (e) => bulk(e.currentTarget, bulkStatus("stale"), "Delete records", "v1/admin/bulk-delete"));
+  $("bulk-failed").addEventListener("click", (e) => bulk(e.currentTarget, bulkStatus("deletion_failed"), "Delete records", "v1/admin/bulk-delete"));
+  $("auto-stale").addEventListener("click", (e) => bulk(e.currentTarget, autoStale, "Delete records", "v1/admin/auto-delete-stale"));
   for (const id of ["run-sync", "run-cleanup"]) $(id).addEventListener("click", (e) => trigger(e.currentTarget));
   onSearchError(failed);
   $("search-form").addEventListener("submit", (e) => {

@@ -41,6 +41,11 @@ function count(key, value, kind) {
   return el("div", { [`data-${kind}`]: key }, el("dt", { text: kind === "stat" ? label(key) : key }), el("dd", { text: String(value) }));
 }
 
+// drainNames names each drain by what it pauses, with its reason.
+export function drainNames(drains) {
+  return drains.map((d) => (d.prefix === "" ? "every allocation" : `prefix ${d.prefix}`) + (d.reason ? ` (${d.reason})` : ""));
+}
+
 // renderDrain shows the drains in force (stats.drains) and the switch for a drain of every
 // allocation: on starts one with prefix "" (PUT /v1/admin/drain), off ends every drain.
 export function renderDrain(stats, toggle) {
@@ -52,9 +57,8 @@ export function renderDrain(stats, toggle) {
   const on = stats.drains.length > 0;
   box.hidden = false;
   box.dataset.drains = String(stats.drains.length);
-  const names = stats.drains.map((d) => (d.prefix === "" ? "every allocation" : `prefix ${d.prefix}`) + (d.reason ? ` (${d.reason})` : ""));
   document.getElementById("drain-state").textContent = on
-    ? `Drain is on: no new allocations for ${names.join(", ")}. Replays still answer.`
+    ? `Drain is on: no new allocations for ${drainNames(stats.drains).join(", ")}. Replays still answer.`
     : "Drain is off: allocations are handed out.";
   const button = document.getElementById("drain-toggle");
   button.textContent = on ? "End every drain" : "Drain every allocation";

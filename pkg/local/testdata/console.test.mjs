@@ -20,13 +20,34 @@ const FAILED_ID = env("FAILED_ID");
 const DELETED_ID = env("DELETED_ID");
 const STUDENT = env("STUDENT");
 const STUDENT_SANDBOX = env("STUDENT_SANDBOX");
+const CONTROL_URL = env("CONTROL_URL");
 const STEP_TIMEOUT = 30_000;
 
 // api calls the admin API from Node, to check what the page shows against it.
-async function api(method, p) {
-  const resp = await fetch(API_URL + p, { method, headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+async function api(method, p, body) {
+  const headers = { Authorization: `Bearer ${ADMIN_TOKEN}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const resp = await fetch(API_URL + p, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   assert.ok(resp.ok, `${method} ${p}: ${resp.status}`);
   return resp.json();
+}
+
+// csp changes what the fake CSP lists (TestConsoleInABrowser serves CONTROL_URL).
+async function csp(action) {
+  const resp = await fetch(`${CONTROL_URL}/csp/${action}`, { method: "POST" });
+  assert.ok(resp.ok, `csp ${action}: ${resp.status}`);
+}
+
+// sync runs a sync through the admin API and waits until its run is recorded.
+async function sync() {
+  const started = await api("POST", "/v1/admin/sync");
+  for (let i = 0; i < 400; i++) {
+    const runs = await api("GET", "/v1/admin/jobs/sync?limit=5");
+    const run = runs.runs.find((r) => r.run_id === started.run_id);
+    if (run) return run;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`sync run ${started.run_id} never recorded`);
 }
 
 let context, page, profile;
@@ -214,6 +235,56 @@ test("the bulk delete asks first, naming the count; Cancel deletes nothing", asy
   assert.equal((await api("GET", "/v1/admin/stats")).stale, stats.stale);
 });
 
+test("a bulk delete the pool moved under deletes nothing and says so with both numbers", async () => {
+  const stats = await api("GET", "/v1/admin/stats");
+  assert.equal(stats.stale, 2);
+  await page.getByRole("button", { name: /all stale sandboxes/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), /records of 2 stale sandboxes/);
+  // While the operator reads, the CSP lists the two again and a sync brings them back.
+  await csp("list-all");
+  assert.equal((await sync()).counts.unstaled, 2);
+  expectedStatus = new Set([409]);
+  const answer = page.waitForResponse((r) => r.url().includes("/v1/admin/bulk-delete"));
+  await dialog.getByRole("button", { name: "Delete records" }).click();
+  const resp = await answer;
+  assert.equal(resp.status(), 409);
+  const sent = new URL(resp.url()).searchParams;
+  assert.equal(sent.get("status"), "stale");
+  assert.equal(sent.get("expected_count"), "2");
+  assert.ok(Number(sent.get("status_before")) <= Date.now() / 1000, `status_before ${sent.get("status_before")}`);
+  const body = await resp.json();
+  assert.equal(body.detail.code, "POOL_CHANGED");
+  await page.locator("#error").getByText(body.detail.message).waitFor();
+  assert.match(body.detail.message, /You confirmed 2 stale record\(s\).*0 match now/);
+  const after = await api("GET", "/v1/admin/stats");
+  assert.equal(after.retired, stats.retired, "nothing was retired");
+  await page.locator("#stale-count").getByText("(0)").waitFor();
+  expectedStatus = new Set();
+});
+
+test("a confirmed bulk delete sends the count and its time, and deletes exactly that", async () => {
+  // The CSP stops listing the two again: two syncs make them stale.
+  await csp("hide-gone");
+  await sync();
+  assert.equal((await sync()).counts.marked_stale, 2);
+  await page.getByRole("button", { name: "Refresh now" }).click();
+  await page.locator("#stale-count").getByText("(2)").waitFor();
+  const before = await api("GET", "/v1/admin/stats");
+  await page.getByRole("button", { name: /all stale sandboxes/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  const request = page.waitForRequest((r) => r.url().includes("/v1/admin/bulk-delete"));
+  await dialog.getByRole("button", { name: "Delete records" }).click();
+  const sent = new URL((await request).url()).searchParams;
+  assert.equal(sent.get("expected_count"), "2");
+  await page.locator("#announce").getByText("Deleted 2 records, skipped 0 (completed).").waitFor();
+  const after = await api("GET", "/v1/admin/stats");
+  assert.equal(after.stale, 0);
+  assert.equal(after.retired, before.retired + 2);
+});
+
 test("sync triggered from the page shows its finished run", async () => {
   const trigger = page.waitForResponse((r) => r.url().endsWith("/v1/admin/sync") && r.request().method() === "POST");
   await page.getByRole("button", { name: "Run sync now" }).click();
@@ -229,18 +300,35 @@ test("sync triggered from the page shows its finished run", async () => {
   await page.screenshot({ path: path.join(env("ARTIFACTS_DIR"), "console-full-page.png"), fullPage: true });
 });
 
-test("drain on and off from the page, as the API sees it", async () => {
+test("drain on and off from the page, as the API sees it; ending asks first, naming every drain", async () => {
   const box = page.locator("#drain");
   await box.waitFor();
   assert.equal((await api("GET", "/v1/admin/stats")).drains.length, 0);
+  // An operator drains one prefix with brokerctl while the page drains everything.
+  const prefixDrain = api("PUT", "/v1/admin/drain", { prefix: "lab-a", reason: "CSP maintenance" });
   await page.getByRole("button", { name: "Drain every allocation" }).click();
-  await page.locator('#drain[data-drains="1"]').waitFor({ timeout: 60_000 });
+  await prefixDrain;
+  await page.getByRole("button", { name: "Refresh now" }).click();
+  await page.locator('#drain[data-drains="2"]').waitFor({ timeout: 60_000 });
   const drains = (await api("GET", "/v1/admin/stats")).drains;
-  assert.equal(drains.length, 1);
-  assert.equal(drains[0].prefix, "");
+  assert.deepEqual(drains.map((d) => d.prefix).sort(), ["", "lab-a"]);
+
   await page.getByRole("button", { name: "End every drain" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  const question = await dialog.textContent();
+  assert.match(question, /every allocation \(from the operator console\)/);
+  assert.match(question, /prefix lab-a \(CSP maintenance\)/);
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "hidden" });
+  assert.equal((await api("GET", "/v1/admin/stats")).drains.length, 2, "Cancel ends nothing");
+
+  await page.getByRole("button", { name: "End every drain" }).click();
+  await dialog.waitFor();
+  await dialog.getByRole("button", { name: "End every drain" }).click();
   await page.locator('#drain[data-drains="0"]').waitFor({ timeout: 60_000 });
   assert.equal((await api("GET", "/v1/admin/stats")).drains.length, 0);
+  assert.match(await page.locator("#announce").textContent(), /ended: (every allocation, prefix lab-a|prefix lab-a, every allocation)/);
 });
 
 test("the page's CSP held: no console error, blocked resource or failed request", async () => {
