@@ -38,11 +38,13 @@ type SecretStore struct {
 	log     *slog.Logger
 	now     func() time.Time
 
-	mu        sync.Mutex
-	tokens    []Token
-	loaded    bool          // tokens hold a good read
-	nextFetch time.Time     // no read starts before it
-	reading   chan struct{} // closed when the read in progress ends; nil when none is
+	mu     sync.Mutex
+	tokens []Token
+	loaded bool // tokens hold a good read
+	// No read starts until wait has passed since triedAt, on the wall clock (due).
+	triedAt time.Time
+	wait    time.Duration
+	reading chan struct{} // closed when the read in progress ends; nil when none is
 }
 
 // SecretReadTimeout bounds one read of the secret. It stays well below the authorizer
@@ -56,21 +58,40 @@ const retryAfterFailure = 10 * time.Second
 type SecretStoreOptions struct {
 	// Refresh is how long a good read is served before the secret is read again.
 	Refresh time.Duration
-	Log     *slog.Logger     // nil: discarded
-	Now     func() time.Time // nil: time.Now
+	Log     *slog.Logger // nil: discarded
+	// Now replaces the clock (nil: time.Now); only its wall clock reading counts.
+	Now func() time.Time
 }
 
 // NewSecretStore returns a store for the secret arn.
+//
+// The store lives as long as its process, across Lambda invocations, and Lambda freezes an
+// idle environment between them. Where the monotonic clock stands still during a freeze,
+// a refresh timed on it would not come for as long as the freezes last, and a revoked
+// token would keep working: the refresh is timed on the wall clock.
 func NewSecretStore(read ReadSecret, arn string, o SecretStoreOptions) *SecretStore {
-	s := &SecretStore{read: read, arn: arn, refresh: o.Refresh, log: o.Log, now: o.Now}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	s := &SecretStore{read: read, arn: arn, refresh: o.Refresh, log: o.Log, now: func() time.Time { return now().Round(0) }}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	return s
 }
+
+// due reports whether a read may start: wait has passed since the last one started or
+// succeeded, or the wall clock went back past it (a clock step), which a read too early
+// costs little and a refresh held back by the step could cost a revocation. The caller
+// holds s.mu.
+func (s *SecretStore) due() bool {
+	age := s.now().Sub(s.triedAt)
+	return s.triedAt.IsZero() || age >= s.wait || age < 0
+}
+
+// retryIn times the next read from now; the caller holds s.mu.
+func (s *SecretStore) retryIn(wait time.Duration) { s.triedAt, s.wait = s.now(), wait }
 
 // Tokens returns the current tokens, reading the secret when they are due for a refresh.
 // The read's deadline moves forward before the read starts, so requests that arrive
@@ -90,11 +111,11 @@ func (s *SecretStore) Tokens(ctx context.Context) []Token {
 		defer s.mu.Unlock()
 		return s.tokens
 	}
-	if s.reading != nil || s.now().Before(s.nextFetch) {
+	if s.reading != nil || !s.due() {
 		defer s.mu.Unlock()
 		return s.tokens
 	}
-	s.nextFetch = s.now().Add(min(s.refresh, retryAfterFailure))
+	s.retryIn(min(s.refresh, retryAfterFailure))
 	reading := make(chan struct{})
 	s.reading = reading
 	s.mu.Unlock()
@@ -110,7 +131,8 @@ func (s *SecretStore) Tokens(ctx context.Context) []Token {
 			"secret", s.arn, "error", err.Error(), "tokens_kept", len(s.tokens))
 		return s.tokens
 	}
-	s.tokens, s.loaded, s.nextFetch = tokens, true, s.now().Add(s.refresh)
+	s.tokens, s.loaded = tokens, true
+	s.retryIn(s.refresh)
 	return s.tokens
 }
 

@@ -149,6 +149,30 @@ func TestSecretStoreReadsOnceThenRefreshes(t *testing.T) {
 	}
 }
 
+// TestSecretStoreRefreshIsTimedOnTheWallClock moves the clock past the refresh interval as
+// a Lambda freeze of the authorizer does (an hour on the wall clock, none on the monotonic
+// one), or steps the wall clock back past the last read. A token revoked meanwhile must
+// stop working at the next request; timed on the monotonic reading, it would keep working
+// for as long as the freezes last.
+func TestSecretStoreRefreshIsTimedOnTheWallClock(t *testing.T) {
+	for _, jump := range testkit.ClockJumps() {
+		t.Run(jump.Name, func(t *testing.T) {
+			sm := newSecretsManager(t, secretWith([3]string{"instruqt", "track", trackPlain}))
+			clk := testkit.NewMonotonicClock()
+			store := auth.NewSecretStore(sm.client(), testARN, auth.SecretStoreOptions{Refresh: 5 * time.Minute, Now: clk.Now})
+			ctx := context.Background()
+			if _, ok := auth.Match(store.Tokens(ctx), trackPlain); !ok {
+				t.Fatal("the configured token is not accepted")
+			}
+			sm.set(secretWith([3]string{"instruqt", "track", "rotated-track-token-abcdef0123"}), false)
+			jump.Move(clk)
+			if _, ok := auth.Match(store.Tokens(ctx), trackPlain); ok {
+				t.Fatalf("the revoked token still works (%d reads of the secret)", sm.calls.Load())
+			}
+		})
+	}
+}
+
 func TestSecretStoreWithoutTokensDeniesEverything(t *testing.T) {
 	sm := newSecretsManager(t, "")
 	sm.set("", true)

@@ -22,7 +22,8 @@ type Options struct {
 	// OpenFor is how long the breaker rejects calls before admitting a
 	// single probe (default 60s).
 	OpenFor time.Duration
-	// Now replaces the clock in tests (default time.Now).
+	// Now replaces the clock in tests (default time.Now). Only its wall clock reading
+	// counts (see New).
 	Now func() time.Time
 }
 
@@ -84,11 +85,20 @@ type Breaker struct {
 }
 
 // New builds a closed breaker. onChange, if not nil, hears every transition.
+//
+// A breaker lives as long as its process, across Lambda invocations, and Lambda freezes
+// an idle environment between them. Where the monotonic clock stands still during a
+// freeze, a pause timed on it would not pass for as long as the freezes last, and cleanup
+// would stall behind an open breaker for hours: the pause is timed on the wall clock.
 func New(o Options, onChange func(from, to State)) *Breaker {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
 	b := &Breaker{
 		threshold: o.Threshold,
 		openFor:   o.OpenFor,
-		now:       o.Now,
+		now:       func() time.Time { return now().Round(0) },
 		onChange:  onChange,
 	}
 	if b.threshold == 0 {
@@ -96,9 +106,6 @@ func New(o Options, onChange func(from, to State)) *Breaker {
 	}
 	if b.openFor == 0 {
 		b.openFor = defaultBreakerOpenFor
-	}
-	if b.now == nil {
-		b.now = time.Now
 	}
 	return b
 }
@@ -170,8 +177,11 @@ func (b *Breaker) State() State {
 	return to
 }
 
+// expireOpen ends the pause of an open breaker once OpenFor has passed on the wall
+// clock, or the wall clock went back past the opening (a clock step): a probe too early
+// costs one call, a pause as long as the step could cost hours.
 func (b *Breaker) expireOpen() {
-	if b.state == Open && !b.now().Before(b.openedAt.Add(b.openFor)) {
+	if open := b.now().Sub(b.openedAt); b.state == Open && (open >= b.openFor || open < 0) {
 		b.set(HalfOpen)
 	}
 }

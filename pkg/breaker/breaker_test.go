@@ -232,3 +232,25 @@ func TestBreakerStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakerPauseIsTimedOnTheWallClock opens the breaker and moves the clock as a
+// Lambda freeze does (an hour on the wall clock, none on the monotonic one) or as a step
+// back of the wall clock does: either way the breaker must admit its probe. Timed on the
+// monotonic reading, it would stay open for as long as the freezes last.
+func TestBreakerPauseIsTimedOnTheWallClock(t *testing.T) {
+	for _, jump := range testkit.ClockJumps() {
+		t.Run(jump.Name, func(t *testing.T) {
+			clock := testkit.NewMonotonicClock()
+			b, _ := testBreaker(clock, 1, time.Minute)
+			fail(t, b, 1)
+			jump.Move(clock)
+			if got := b.State(); got != HalfOpen {
+				t.Fatalf("state = %s, want half_open", got)
+			}
+			mustAllow(t, b)(Success)
+			if got := b.State(); got != Closed {
+				t.Fatalf("state after the probe = %s, want closed", got)
+			}
+		})
+	}
+}

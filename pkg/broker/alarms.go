@@ -4,4 +4,4 @@ package broker
 // as the JobAlarm metric with its name as the Alarm dimension (obs.Metrics.JobRun), and the
 // stack makes one CloudWatch alarm per name on it, so an alarm added here pages someone.
 var Alarms = []string{AlarmSyncShrinkGuard, AlarmDeletionFailed, AlarmCleanupBreakerOpen, AlarmCSPTokenRejected,
-	AlarmCSPWrongEndpoint, AlarmSyncListingRefused, AlarmNIOSXaaSFailed, AlarmUsagePlansFailed}
+	AlarmCSPWrongEndpoint, AlarmSyncListingRefused, AlarmNIOSXaaSFailed, AlarmUsagePlansFailed, AlarmSyncUUIDConflict, AlarmJobLeaseStuck}

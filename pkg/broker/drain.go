@@ -34,13 +34,25 @@ const (
 )
 
 // drainCache is one process's view of the drains. It reads real time, not the broker's
-// clock: its bounds are deadlines of real calls.
+// clock: its bounds are deadlines of real calls. And the wall clock: the cache outlives a
+// Lambda invocation, and where the monotonic clock stands still while Lambda freezes an
+// idle environment, a read timed on it would stay fresh across the freeze, and an
+// allocation after it would miss a drain started meanwhile.
 type drainCache struct {
 	pool *pool.Pool
+	now  func() time.Time // nil: time.Now (tests thaw it)
 	mu   sync.Mutex
-	// drains were read by a query that started at readAt.
+	// drains were read by a query that started at readAt (on the wall clock).
 	drains []pool.Drain
 	readAt time.Time
+}
+
+// wallNow is the time on the wall clock.
+func (c *drainCache) wallNow() time.Time {
+	if c.now == nil {
+		return time.Now().Round(0)
+	}
+	return c.now().Round(0)
 }
 
 // admit returns ErrDraining when a drain matches prefix, and otherwise the time until
@@ -48,8 +60,9 @@ type drainCache struct {
 func (c *drainCache) admit(ctx context.Context, prefix string) (time.Time, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.readAt.IsZero() || time.Since(c.readAt) >= drainCacheTTL {
-		start := time.Now()
+	// A wall clock that went back past the read (a clock step) makes it stale too.
+	if age := c.wallNow().Sub(c.readAt); c.readAt.IsZero() || age >= drainCacheTTL || age < 0 {
+		start := c.wallNow()
 		drains, err := c.pool.Drains(ctx)
 		if err != nil {
 			return time.Time{}, err

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
@@ -123,4 +124,33 @@ func TestDrainOfOnePrefix(t *testing.T) {
 		t.Fatalf("ending a drain that does not exist: %v, %v", ended, err)
 	}
 	pooltest.Check(t, p)
+}
+
+// TestDrainCacheIsTimedOnTheWallClock admits an allocation (the process's drain cache
+// reads: no drain), starts a drain (straight in the pool: the acknowledgement delay is not
+// what is tested), and then moves the clock as a Lambda freeze does (an hour on the wall
+// clock, none on the monotonic one), or steps the wall clock back past the read. The next
+// allocation must be refused; a cache timed on the monotonic reading would still be fresh
+// and let it claim a drained sandbox.
+func TestDrainCacheIsTimedOnTheWallClock(t *testing.T) {
+	for _, jump := range testkit.ClockJumps() {
+		t.Run(jump.Name, func(t *testing.T) {
+			p := pooltest.New(t)
+			fill(t, p, "lab", 0, 2)
+			b := broker.New(p, poolCfg)
+			clock := testkit.NewMonotonicClock()
+			broker.SetDrainClock(b, clock.Now)
+			if _, err := b.Allocate(ctx, broker.AllocateRequest{Student: "before-the-drain"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.StartDrain(ctx, pool.Drain{Reason: "CSP maintenance", By: drainAdmin.Name}, drainAdmin); err != nil {
+				t.Fatal(err)
+			}
+			jump.Move(clock)
+			if a, err := b.Allocate(ctx, broker.AllocateRequest{Student: "after-the-drain"}); !errors.Is(err, broker.ErrDraining) {
+				t.Fatalf("allocation after the drain: %+v, %v; want ErrDraining", a, err)
+			}
+			pooltest.Check(t, p)
+		})
+	}
 }

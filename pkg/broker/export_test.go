@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"time"
 
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -15,6 +16,9 @@ func RunMethod(j Job) string {
 	return testkit.FuncName(j.run)
 }
 
+// LeaseMargin is how long a job's lease outlasts its run's deadline.
+const LeaseMargin = leaseMargin
+
 // SetAfterListing makes every sync of r call f after reading the CSP listing and before
 // reading the pool.
 func SetAfterListing(r *JobRunner, f func()) { r.afterListing = f }
@@ -22,6 +26,9 @@ func SetAfterListing(r *JobRunner, f func()) { r.afterListing = f }
 // SetAfterMatching makes b's bulk retirements call f between their read and their first
 // write.
 func SetAfterMatching(b *Broker, f func()) { b.afterMatching = f }
+
+// SetDrainClock makes b's drain cache read the clock now instead of time.Now.
+func SetDrainClock(b *Broker, now func() time.Time) { b.drains.now = now }
 
 // SetAfterDeal makes b's dealer call f with each candidate it deals, before the claim.
 func SetAfterDeal(b *Broker, f func(pool.Sandbox)) { b.dealer.afterDeal = f }

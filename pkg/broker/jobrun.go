@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -100,6 +101,19 @@ func (run *jobRun) countWrite(name string, err error) {
 	case pool.LostRace(err):
 		run.count("conflicts", 1)
 	}
+}
+
+// refused reports whether err is DynamoDB refusing the sandbox's own item
+// (pool.ErrItemRefused: past the item size limit, a value it does not take). A retry
+// would repeat it, and it says nothing about the other sandboxes: it is counted under
+// write_refused and reported with the sandbox's ID, and the run goes on.
+func (run *jobRun) refused(id string, err error) bool {
+	if !errors.Is(err, pool.ErrItemRefused) {
+		return false
+	}
+	run.count("write_refused", 1)
+	run.addError(fmt.Errorf("sandbox %s: %w", id, err))
+	return true
 }
 
 // unlessLostRace drops a lost race, which a job skips (the next run sees the new state),

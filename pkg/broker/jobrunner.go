@@ -17,6 +17,9 @@ const (
 	// finishReserve is kept back from a run's deadline to book the last result, release
 	// the lease and record the run.
 	finishReserve = 500 * time.Millisecond
+	// leaseMargin is how long a lease outlasts its run's deadline: the clocks of two runs
+	// (two Lambda instances) may disagree by that much.
+	leaseMargin = 5 * time.Second
 	// defaultCSPRequestTimeout is the CSP client's own default.
 	defaultCSPRequestTimeout = 15 * time.Second
 	maxErrorSamples          = 5
@@ -84,7 +87,7 @@ func NewJobRunner(d JobDeps) (*JobRunner, error) {
 	// A zero config.Jobs would pace deletes at 0/s and back off for 0 s: catch a caller
 	// that built one by hand instead of with config.LoadJobs.
 	if c := d.Config; c.DeletesPerSecond <= 0 || c.IntervalScale <= 0 || c.CleanupMaxAttempts < 1 || c.CleanupMaxInFlight < 1 ||
-		c.StaleStrikes < 1 || c.CleanupBackoffBase <= 0 || c.CleanupBackoffCap < c.CleanupBackoffBase || c.LeaseTTL <= 0 {
+		c.StaleStrikes < 1 || c.CleanupBackoffBase <= 0 || c.CleanupBackoffCap < c.CleanupBackoffBase {
 		return nil, fmt.Errorf("broker: job configuration is incomplete (load it with config.LoadJobs): %+v", d.Config)
 	}
 	r := &JobRunner{
@@ -110,10 +113,11 @@ func (r *JobRunner) Run(ctx context.Context, job string) (RunSummary, error) {
 }
 
 // RunWithID runs the named job once under runID (ValidID; empty: a random one), so a
-// caller that answered "202 {job, run_id}" can find the run later. It takes the job's lease, does the work that is due, stops early enough before
-// ctx's deadline to release the lease and record the run, then logs and stores the
-// summary. The error is non-nil exactly when the outcome is OutcomeFailed (or the job name
-// or run ID is invalid, before anything runs).
+// caller that answered "202 {job, run_id}" can find the run later. It takes the job's
+// lease, does the work that is due, stops early enough before its deadline (ctx's, and at
+// most the job's Timeout, as in Lambda) to release the lease and record the run, then
+// logs and stores the summary. The error is non-nil exactly when the outcome is
+// OutcomeFailed (or the job name or run ID is invalid, before anything runs).
 func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummary, error) {
 	def, ok := JobNamed(job)
 	if !ok {
@@ -124,12 +128,14 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 	} else if !ValidID(runID) {
 		return RunSummary{}, fmt.Errorf("broker: run ID %q must be %s", runID, IDSyntax)
 	}
+	// No run outlasts its job's Timeout, whoever calls it: the lease is sized on it.
+	ctx, cancelRun := context.WithTimeout(ctx, def.Timeout())
+	defer cancelRun()
 	began := time.Now()
 	sum := RunSummary{Job: job, RunID: runID, StartedAt: r.pool.Now().UTC(), Counts: map[string]int{}}
 	run := &jobRun{summary: &sum, actor: pool.Actor{Kind: "job", Name: job, RequestID: runID}}
-	if deadline, ok := ctx.Deadline(); ok {
-		run.workDeadline = deadline.Add(-finishReserve)
-	}
+	deadline, _ := ctx.Deadline()
+	run.workDeadline = deadline.Add(-finishReserve)
 
 	var (
 		lease  *pool.Lease
@@ -137,7 +143,7 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 	)
 	if def.UsesCSP && r.csp == nil {
 		jobErr = fmt.Errorf("job %s needs the CSP client, and this runner has none", job)
-	} else if lease, jobErr = r.acquireLease(ctx, run); lease != nil {
+	} else if lease, jobErr = r.acquireLease(ctx, run, def, deadline); lease != nil {
 		jobErr = def.run(r, ctx, run)
 	}
 	switch {
@@ -162,7 +168,9 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 		run.addError(fmt.Errorf("record run: %w", err))
 	}
 	sum.log(finish, r.log)
-	if r.metrics != nil && sum.Outcome != OutcomeSkipped {
+	// A skipped run did nothing worth a metric, unless it raised an alarm, which only a
+	// metric delivers.
+	if r.metrics != nil && (sum.Outcome != OutcomeSkipped || sum.Alarm != "") {
 		r.metrics.JobRun(job, sum.Counts, sum.Alarm, time.Duration(sum.DurationMS)*time.Millisecond)
 	}
 	if sum.Outcome == OutcomeFailed {
@@ -171,20 +179,23 @@ func (r *JobRunner) RunWithID(ctx context.Context, job, runID string) (RunSummar
 	return sum, nil
 }
 
-// acquireLease takes the job's lease for the run, for the configured TTL or until the
-// run's own deadline when that is later. Another run's lease makes this run skipped: no
-// lease and no error.
-func (r *JobRunner) acquireLease(ctx context.Context, run *jobRun) (*pool.Lease, error) {
-	ttl := r.cfg.LeaseTTL
-	if deadline, ok := ctx.Deadline(); ok {
-		ttl = max(ttl, time.Until(deadline))
-	}
-	lease, err := r.pool.AcquireLease(ctx, run.summary.Job, run.summary.RunID, ttl)
+// acquireLease takes the job's lease for the run until its deadline (at most the job's
+// Timeout away) and leaseMargin: a run that crashes holding it blocks no run scheduled
+// after its own would have ended. Another run's lease makes this run skipped: no lease and
+// no error. A lease taken longer ago than any run lasts raises AlarmJobLeaseStuck: its
+// holder is over, yet it blocks the job.
+func (r *JobRunner) acquireLease(ctx context.Context, run *jobRun, def Job, deadline time.Time) (*pool.Lease, error) {
+	lease, err := r.pool.AcquireLease(ctx, run.summary.Job, run.summary.RunID, time.Until(deadline)+leaseMargin)
 	var held *pool.LeaseHeldError
 	if errors.As(err, &held) {
+		cur := held.Current
 		run.summary.Outcome = OutcomeSkipped
-		run.summary.Reason = fmt.Sprintf("run %s holds the lease until %s", held.Current.Holder,
-			time.Unix(held.Current.ExpiresAt, 0).UTC().Format(time.RFC3339))
+		run.summary.Reason = fmt.Sprintf("run %s holds the lease until %s", cur.Holder, time.Unix(cur.ExpiresAt, 0).UTC().Format(time.RFC3339))
+		if took := time.Unix(cur.AcquiredAt, 0); r.pool.Now().Sub(took) > def.Timeout()+leaseMargin {
+			run.summary.Reason += fmt.Sprintf(", yet took it at %s, longer ago than the job's %s timeout: that run is over",
+				took.UTC().Format(time.RFC3339), def.Timeout())
+			run.alarm(AlarmJobLeaseStuck)
+		}
 		return nil, nil
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"errors"
 	"maps"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
 // TestEveryJobRunsLogsOneLineAndIsRecorded runs each job of the table once and checks the
@@ -110,17 +112,75 @@ func TestOverlappingRunIsSkipped(t *testing.T) {
 	}
 }
 
-func TestLeaseOfADeadRunExpires(t *testing.T) {
+// TestCrashedRunBlocksNoScheduledRun crashes a sync holding its lease (it panics after
+// its listing, so nothing gives the lease back, as when Lambda kills a run). The lease
+// lasts as long as a run may (the job's Timeout and LeaseMargin), not 15 minutes: a run
+// meanwhile is skipped, without an alarm (the holder may still be working), and the next
+// scheduled run, Every later, goes ahead.
+func TestCrashedRunBlocksNoScheduledRun(t *testing.T) {
+	e := newJobEnv(t, envOptions{accounts: cspfake.Generate(3, nil)})
+	def, _ := broker.JobNamed("sync")
+	crash := errors.New("the run crashed")
+	broker.SetAfterListing(e.runner, func() { panic(crash) })
+	func() {
+		defer func() {
+			if r := recover(); r != crash {
+				t.Fatalf("the run did not crash as planned: %v", r)
+			}
+		}()
+		_, _ = e.runner.Run(ctx, "sync")
+	}()
+	broker.SetAfterListing(e.runner, nil)
+
+	lease, held, err := e.pool.CurrentLease(ctx, "sync")
+	if err != nil || !held {
+		t.Fatalf("the crashed run left no lease: %v", err)
+	}
+	if d := time.Duration(lease.ExpiresAt-lease.AcquiredAt) * time.Second; d > def.Timeout()+broker.LeaseMargin || d < def.Timeout()-time.Minute {
+		t.Fatalf("the lease lasts %s, want about the job's %s timeout", d, def.Timeout())
+	}
+	if sum := e.run(t, "sync"); sum.Outcome != broker.OutcomeSkipped || sum.Alarm != "" {
+		t.Fatalf("run under the crashed run's lease: %+v, want skipped without an alarm", sum)
+	}
+	e.clock.Advance(def.Every)
+	if sum := e.run(t, "sync"); sum.Outcome != broker.OutcomeOK || sum.Counts["created"] != 3 {
+		t.Fatalf("the next scheduled run: %+v, want ok with the 3 accounts created", sum)
+	}
+	pooltest.Check(t, e.pool)
+}
+
+// TestStuckLeaseRaisesAnAlarm holds a job's lease as no run of this version does (15
+// minutes, as an earlier version took it). Once it was taken longer ago than the job's
+// timeout, its run is over: a run skipped on it raises job_lease_stuck, and publishes it
+// (only a metric pages someone), while a skip behind a run that may still be working
+// raises nothing.
+func TestStuckLeaseRaisesAnAlarm(t *testing.T) {
 	e := newJobEnv(t, envOptions{})
-	if _, err := e.pool.AcquireLease(ctx, "expiry", "crashed-run", e.cfg.LeaseTTL); err != nil {
+	metrics := &recordedMetrics{}
+	runner, err := broker.NewJobRunner(broker.JobDeps{Pool: e.pool, PoolConfig: poolCfg, Config: e.cfg, Metrics: metrics})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if sum := e.run(t, "expiry"); sum.Outcome != broker.OutcomeSkipped {
-		t.Fatalf("run under a live lease: %+v", sum)
+	def, _ := broker.JobNamed("expiry")
+	if _, err := e.pool.AcquireLease(ctx, "expiry", "earlier-version-run", 15*time.Minute); err != nil {
+		t.Fatal(err)
 	}
-	e.clock.Advance(e.cfg.LeaseTTL + time.Second)
-	if sum := e.run(t, "expiry"); sum.Outcome != broker.OutcomeOK {
-		t.Fatalf("run after the dead run's lease expired: %+v", sum)
+	e.clock.Advance(def.Timeout())
+	if sum, err := runner.Run(ctx, "expiry"); err != nil || sum.Outcome != broker.OutcomeSkipped || sum.Alarm != "" {
+		t.Fatalf("skipped within the holder's timeout: %+v, %v; want skipped without an alarm", sum, err)
+	}
+	e.clock.Advance(broker.LeaseMargin + time.Second)
+	sum, err := runner.Run(ctx, "expiry")
+	if err != nil || sum.Outcome != broker.OutcomeSkipped || sum.Alarm != broker.AlarmJobLeaseStuck ||
+		!strings.Contains(sum.Reason, "run earlier-version-run holds the lease") || !strings.Contains(sum.Reason, "that run is over") {
+		t.Fatalf("skipped on a stuck lease: %+v, %v; want skipped with %s", sum, err, broker.AlarmJobLeaseStuck)
+	}
+	if !slices.Equal(metrics.alarms, []string{broker.AlarmJobLeaseStuck}) {
+		t.Fatalf("published alarms %q, want the stuck lease's", metrics.alarms)
+	}
+	runs, err := e.pool.Runs(ctx, "expiry", 0)
+	if err != nil || len(runs) != 2 || runs[0].Alarm != broker.AlarmJobLeaseStuck {
+		t.Fatalf("recorded runs %+v, %v", runs, err)
 	}
 }
 
@@ -158,12 +218,17 @@ type recordedMetrics struct {
 	total int
 	// timesToDelete holds every value TimesToDelete got.
 	timesToDelete []time.Duration
+	// alarms holds every alarm a published run raised.
+	alarms []string
 }
 
-func (m *recordedMetrics) JobRun(job string, counts map[string]int, _ string, _ time.Duration) {
+func (m *recordedMetrics) JobRun(job string, counts map[string]int, alarm string, _ time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.runs = append(m.runs, job)
+	if alarm != "" {
+		m.alarms = append(m.alarms, alarm)
+	}
 }
 
 func (m *recordedMetrics) TimesToDelete(job string, times []time.Duration) {

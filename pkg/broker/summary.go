@@ -44,6 +44,17 @@ const (
 	// repeated in a way no paging explains, or more than CSP_LIST_MAX_ACCOUNTS entries),
 	// so sync failed and marked nothing stale.
 	AlarmSyncListingRefused = "sync_listing_refused"
+	// AlarmSyncUUIDConflict: two sandbox IDs claim one CSP account: a record whose account
+	// uuid another record holds (it can never become a tombstone), or an account the CSP
+	// lists under another sandbox ID than the record that holds it. The summary's errors
+	// name both IDs.
+	AlarmSyncUUIDConflict = "sync_uuid_conflict"
+	// AlarmJobLeaseStuck: a run was skipped on a lease taken longer ago than the job's
+	// timeout: its holder is over (crashed or killed), yet the lease blocks the job until
+	// it expires. A lease this version takes never outlives its run's timeout by more than
+	// leaseMargin, so it is one written otherwise (an earlier version, a hand edit) or the
+	// clocks of two runs disagree.
+	AlarmJobLeaseStuck = "job_lease_stuck"
 	// AlarmUsagePlansFailed: API Gateway refused a call of the usage-plans job, so some
 	// client's usage plan may not match the tokens secret (a new client's requests are
 	// refused until it has one).

@@ -21,8 +21,9 @@ import (
 // conditioned on neither its record nor its account uuid existing, so an account with a
 // tombstone is never created again, however late the listing that shows it was read
 // (docs/architecture.md §4, §5 (7), (8)). An account is known by its uuid: a listing that
-// shows a known uuid under another sandbox ID makes no second record; it is counted under
-// uuid_conflicts and logged.
+// shows a known uuid under another sandbox ID makes no second record, and a record whose
+// uuid another record holds can never become a tombstone; both are counted under
+// uuid_conflicts, reported and raise AlarmSyncUUIDConflict.
 //
 // An available sandbox whose account the listing does not show gets a strike;
 // StaleStrikes consecutive strikes make it stale. An empty listing, or one that no longer
@@ -30,8 +31,9 @@ import (
 // that: the run marks nothing stale and raises AlarmSyncShrinkGuard (docs/upstream.md D5).
 //
 // A listing that fails writes nothing and fails the run (listingFailed); one the run's
-// deadline cuts short makes it partial. Malformed entries never fail it: they are counted
-// under malformed, and their reasons are the summary's errors.
+// deadline cuts short makes it partial. Malformed entries (csp.ListAccounts) never fail
+// it: they are counted under malformed, and their reasons are the summary's errors. Nor
+// does a record DynamoDB refuses to write (jobRun.refused): that is the record's.
 func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 	if run.outOfTime(r.cspTimeout) {
 		return nil
@@ -78,10 +80,10 @@ func (r *JobRunner) sync(ctx context.Context, run *jobRun) error {
 		acct := poolAccount(a)
 		listedUUIDs[a.UUID] = true
 		if id, ok := recordOf[a.UUID]; ok && id != acct.ID {
-			r.uuidConflict(ctx, run, acct.ID, id)
+			r.uuidConflict(ctx, run, listedElsewhere(acct.ID, id))
 			continue
 		}
-		if err := r.syncAccount(ctx, run, known, acct); err != nil {
+		if err := r.syncAccount(ctx, run, known, acct); err != nil && !run.refused(acct.ID, err) {
 			return err
 		}
 	}
@@ -120,7 +122,8 @@ func listingFailed(run *jobRun, err error) error {
 
 // adoptUUIDs gives every record created before UUID items existed its UUID item
 // (pool.AdoptUUID), once: a migrated record has account_uuid and is skipped from then on.
-// A uuid another record already holds is a duplicate from before, reported as a conflict.
+// A uuid another record already holds is a duplicate from before, reported as a conflict
+// on every run until an operator removes it: it can never become a tombstone.
 // The first sync after the upgrade writes one transaction per record; done is false when
 // the deadline came first, and the next run goes on.
 func (r *JobRunner) adoptUUIDs(ctx context.Context, run *jobRun, known map[string]pool.Sandbox) (done bool, err error) {
@@ -139,9 +142,12 @@ func (r *JobRunner) adoptUUIDs(ctx context.Context, run *jobRun, known map[strin
 			run.count("uuid_adopted", 1)
 		case errors.As(err, &ce) && ce.Item == pool.ItemUUID:
 			delete(known, id)
-			r.uuidConflict(ctx, run, id, ce.HeldBy)
+			r.uuidConflict(ctx, run, fmt.Errorf("sandbox %s is a second record of the account sandbox %s holds: "+
+				"it can never become a tombstone", id, ce.HeldBy))
 		case pool.LostRace(err):
 			run.count("conflicts", 1)
+		case run.refused(id, err):
+			// Reported; the next record goes on.
 		default:
 			return false, err
 		}
@@ -149,12 +155,22 @@ func (r *JobRunner) adoptUUIDs(ctx context.Context, run *jobRun, known map[strin
 	return true, nil
 }
 
-// uuidConflict counts and logs a listed account, or a record, whose account uuid another
-// record holds. The log names sandbox IDs only, never owner data.
-func (r *JobRunner) uuidConflict(ctx context.Context, run *jobRun, listedID, recordID string) {
+// uuidConflict counts, logs and reports an account uuid that two sandbox IDs claim, and
+// raises AlarmSyncUUIDConflict: a record that can never become a tombstone, or an account
+// the CSP lists under another ID than the pool's, needs an operator (docs/operations.md).
+// The reason names sandbox IDs only, never owner data.
+func (r *JobRunner) uuidConflict(ctx context.Context, run *jobRun, reason error) {
 	run.count("uuid_conflicts", 1)
-	r.log.WarnContext(ctx, "account listed under a second sandbox ID; no second record made",
-		"job", run.summary.Job, "run_id", run.summary.RunID, "listed_sandbox_id", listedID, "record_sandbox_id", recordID)
+	run.addError(reason)
+	run.alarm(AlarmSyncUUIDConflict)
+	r.log.WarnContext(ctx, "account uuid claimed by two sandbox IDs", "job", run.summary.Job, "run_id", run.summary.RunID,
+		"reason", reason.Error())
+}
+
+// listedElsewhere is the uuid conflict of an account the listing shows under listedID
+// while recordID holds it: the record keeps it, and no second record is made.
+func listedElsewhere(listedID, recordID string) error {
+	return fmt.Errorf("the CSP lists the account of sandbox %s under sandbox ID %s; no second record made", recordID, listedID)
 }
 
 // syncAccount brings one listed account into the pool.
@@ -166,7 +182,7 @@ func (r *JobRunner) syncAccount(ctx context.Context, run *jobRun, known map[stri
 		return r.create(ctx, run, a)
 	case pool.AccountUUID(cur.ExternalID) != pool.AccountUUID(a.ExternalID):
 		// The sandbox ID now names another account: the record keeps its own.
-		r.uuidConflict(ctx, run, a.ID, cur.ID)
+		r.uuidConflict(ctx, run, fmt.Errorf("the CSP lists another account under sandbox ID %s; the record keeps its own", a.ID))
 	case cur.Status == pool.Available && !pool.Changed(cur, a) && cur.MissedSyncs == 0:
 		run.count("unchanged", 1)
 	case cur.Status == pool.Available:
@@ -204,7 +220,7 @@ func (r *JobRunner) create(ctx context.Context, run *jobRun, a pool.Account) err
 		run.countWrite("status_key_backfilled", err)
 		return unlessLostRace(err)
 	case errors.As(err, &ce) && ce.Item == pool.ItemUUID:
-		r.uuidConflict(ctx, run, a.ID, ce.HeldBy)
+		r.uuidConflict(ctx, run, listedElsewhere(a.ID, ce.HeldBy))
 	case pool.LostRace(err):
 		run.count("conflicts", 1)
 	default:
@@ -236,7 +252,7 @@ func (r *JobRunner) strikeMissing(ctx context.Context, run *jobRun, known map[st
 			_, err = r.pool.RecordMiss(ctx, s)
 			run.countWrite("missed", err)
 		}
-		if err != nil && !pool.LostRace(err) {
+		if err != nil && !pool.LostRace(err) && !run.refused(s.ID, err) {
 			return err
 		}
 	}

@@ -2,8 +2,11 @@ package broker_test
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -286,4 +289,86 @@ func TestSyncRacingAllocationsRevertsNone(t *testing.T) {
 	if census.ByStatus[pool.Allocated] != n || census.Owners != n || census.ByStatus[pool.Available] != 0 {
 		t.Fatalf("census %+v", census)
 	}
+}
+
+// TestSyncNeverAdoptsHostileEntries lists, among 10 good accounts, the entries a CSP was
+// seen to list (cspfake.Hostile: a 300 KB sfdc_account_id, 64 KB of junk before
+// identity/accounts/<uuid>, names a shell acts on). Each is skipped, counted and reported
+// without its value; the good ones, listed before and after them, are created; and no
+// allocation, however many, gets a hostile one. (Each used to become available, and the
+// 300 KB one failed every sync run with DynamoDB's item size limit.)
+func TestSyncNeverAdoptsHostileEntries(t *testing.T) {
+	good, hostile := cspfake.Generate(10, nil), cspfake.Hostile()
+	listed := slices.Concat(good[:5], hostile, good[5:])
+	e := newJobEnv(t, envOptions{accounts: listed})
+	sum := e.run(t, "sync")
+	wantCounts(t, sum, map[string]int{"listed": 10, "created": 10, "malformed": len(hostile), "write_refused": 0})
+	if sum.Outcome != broker.OutcomeOK || sum.Alarm != "" || len(sum.Errors) != len(hostile) {
+		t.Fatalf("summary %+v", sum)
+	}
+	for _, reason := range sum.Errors {
+		if len(reason) > 300 || strings.ContainsAny(reason, "$`") || strings.Contains(reason, "AbCdE0015g") || strings.Count(reason, "junk/") > 10 {
+			t.Errorf("a reason echoes a hostile value: %q", reason)
+		}
+	}
+	for i := range len(listed) + 1 {
+		a, err := e.broker.Allocate(ctx, broker.AllocateRequest{Student: fmt.Sprintf("student-%d", i), NamePrefix: "lab"})
+		switch {
+		case i < len(good) && (err != nil || strings.Contains(a.Name, "bad")):
+			t.Fatalf("allocation %d: %+v, %v; want a good sandbox", i, a, err)
+		case i >= len(good) && !errors.Is(err, broker.ErrNoSandbox):
+			t.Fatalf("allocation %d: %+v, %v; want ErrNoSandbox: only the 10 good accounts are sandboxes", i, a, err)
+		}
+	}
+	if census := pooltest.Check(t, e.pool); census.ByStatus[pool.Allocated] != len(good) || census.ByStatus[pool.Available] != 0 {
+		t.Fatalf("census %+v", census.ByStatus)
+	}
+}
+
+// TestSyncGoesOnPastARecordDynamoDBRefuses holds a record that an earlier version adopted
+// with an sfdc_account_id as long as DynamoDB's 400 KB item limit allows, and that the
+// listing no longer shows: its strike would take it past the limit. DynamoDB refuses that
+// write; the refusal is the record's, not the run's: it is counted under write_refused
+// and reported with the sandbox's ID, and the next missing record still gets its strike.
+func TestSyncGoesOnPastARecordDynamoDBRefuses(t *testing.T) {
+	accounts := cspfake.Generate(10, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 10})
+	account := func(id string, n int, sfdc string) pool.Account {
+		return pool.Account{ID: id, Name: "lab-old-" + id, SFDCAccountID: sfdc,
+			ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", n)}
+	}
+	// The longest sfdc_account_id DynamoDB takes in such a record, found on a table of its
+	// own by bisection: at it, the record is within a byte of the limit.
+	probe := pooltest.New(t)
+	fits, tooLong := 300<<10, 400<<10
+	for n := 0; tooLong-fits > 1; n++ {
+		mid := (fits + tooLong) / 2
+		_, err := probe.Create(ctx, account(fmt.Sprint(1_000+n), n, strings.Repeat("x", mid)), syncJob)
+		switch {
+		case err == nil:
+			fits = mid
+		case errors.Is(err, pool.ErrItemRefused):
+			tooLong = mid
+		default:
+			t.Fatal(err)
+		}
+	}
+	full, missing := account("1000001", 1, strings.Repeat("x", fits)), account("1000002", 2, "")
+	for _, a := range []pool.Account{full, missing} {
+		if _, err := e.pool.Create(ctx, a, syncJob); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sum := e.run(t, "sync")
+	wantCounts(t, sum, map[string]int{"unchanged": 10, "write_refused": 1, "missed": 1})
+	if sum.Outcome != broker.OutcomeOK || len(sum.Errors) != 1 || !strings.HasPrefix(sum.Errors[0], "sandbox "+full.ID+": ") ||
+		strings.Contains(sum.Errors[0], "xxxx") {
+		t.Fatalf("summary %+v", sum)
+	}
+	t.Logf("reported: %s", sum.Errors[0])
+	if s := e.get(t, missing.ID); s.MissedSyncs != 1 {
+		t.Fatalf("the record after the refused one: %+v, want its strike", s)
+	}
+	pooltest.Check(t, e.pool)
 }

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -163,7 +164,8 @@ func TestBulkDeleteOfFailedDeletionsThenSync(t *testing.T) {
 }
 
 // One account listed first without csp_id (its uuid is its sandbox ID), later with one:
-// one record, a conflict counted, and the record is not struck as missing.
+// one record, a conflict counted, reported and alarmed on every run (an operator decides,
+// docs/operations.md), and the record is not struck as missing.
 func TestSyncOneRecordPerAccountUUID(t *testing.T) {
 	a := cspfake.Generate(1, nil)[0]
 	bare := a
@@ -178,6 +180,9 @@ func TestSyncOneRecordPerAccountUUID(t *testing.T) {
 		e.clock.Advance(10 * time.Minute)
 		sum := e.run(t, "sync")
 		wantCounts(t, sum, map[string]int{"listed": 1, "created": 0, "uuid_conflicts": 1, "missed": 0, "marked_stale": 0})
+		if sum.Alarm != broker.AlarmSyncUUIDConflict || len(sum.Errors) != 1 || !containsAll(sum.Errors[0], sandboxID(a), a.UUID(), "no second record") {
+			t.Fatalf("summary %+v, want the conflict reported and %s", sum, broker.AlarmSyncUUIDConflict)
+		}
 	}
 	if _, err := e.pool.Get(ctx, sandboxID(a)); !errors.Is(err, pool.ErrNotFound) {
 		t.Fatalf("a second record for one account: %v", err)
@@ -185,7 +190,7 @@ func TestSyncOneRecordPerAccountUUID(t *testing.T) {
 	if s := e.get(t, a.UUID()); s.Status != pool.Available || s.MissedSyncs != 0 {
 		t.Fatalf("the record of a listed account was struck: %+v", s)
 	}
-	if logs := e.logs.String(); !containsAll(logs, "listed_sandbox_id", sandboxID(a), a.UUID()) {
+	if logs := e.logs.String(); !containsAll(logs, "account uuid claimed by two sandbox IDs", sandboxID(a), a.UUID()) {
 		t.Fatalf("conflict not logged:\n%s", logs)
 	}
 	pooltest.Check(t, e.pool)
@@ -292,6 +297,41 @@ func TestSyncAdoptsTheUUIDOfOldRecords(t *testing.T) {
 	}
 	wantCounts(t, e.run(t, "sync"), map[string]int{"uuid_adopted": 0, "unchanged": 2})
 	pooltest.Check(t, e.pool)
+}
+
+// TestSyncAlarmsOnARecordThatCanNeverBeTombstoned holds two records of one account, as
+// before uuid items: one holds the account's uuid item, the other (written before uuid
+// items) cannot adopt it, and so can never become a tombstone (its delete or retirement
+// would fail on the uuid item every time). Every sync reports it by both sandbox IDs and
+// raises sync_uuid_conflict until an operator removes it; the invariant checker names it.
+func TestSyncAlarmsOnARecordThatCanNeverBeTombstoned(t *testing.T) {
+	accounts := cspfake.Generate(2, nil)
+	e := newJobEnv(t, envOptions{accounts: accounts})
+	wantCounts(t, e.run(t, "sync"), map[string]int{"created": 2})
+	holder := sandboxID(accounts[0])
+	second := pool.Sandbox{ID: accounts[0].UUID(), Name: accounts[0].Name, ExternalID: accounts[0].ID,
+		Status: pool.Available, StatusAt: e.clock.Now().Unix(), UpdatedAt: e.clock.Now().Unix(), Rev: 1}
+	item, err := attributevalue.MarshalMap(second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps.Copy(item, pool.SandboxKey(second.ID))
+	item[pool.AttrStatusKey] = &types.AttributeValueMemberS{Value: pool.StatusKey(pool.Available, second.ID)}
+	if _, err := pooltest.Client().PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(e.pool.Table()), Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		e.clock.Advance(10 * time.Minute)
+		sum := e.run(t, "sync")
+		wantCounts(t, sum, map[string]int{"uuid_adopted": 0, "uuid_conflicts": 1, "unchanged": 2})
+		if sum.Alarm != broker.AlarmSyncUUIDConflict || len(sum.Errors) != 1 ||
+			!containsAll(sum.Errors[0], second.ID, holder, "can never become a tombstone") {
+			t.Fatalf("summary %+v, want the record reported and %s", sum, broker.AlarmSyncUUIDConflict)
+		}
+	}
+	if _, err := e.pool.CheckInvariants(ctx); err == nil || !strings.Contains(err.Error(), "are records of one account") {
+		t.Fatalf("the invariant checker does not name the second record: %v", err)
+	}
 }
 
 // Records written before StatusIndex was sharded carry no status_key: they are in no

@@ -23,9 +23,6 @@ type Jobs struct {
 	CleanupMaxInFlight int
 	// StaleGrace is how long a sandbox stays stale before its record is deleted.
 	StaleGrace time.Duration
-	// LeaseTTL bounds how long a run that died without releasing its lease blocks the
-	// next one. A run holds its lease at least until its own deadline.
-	LeaseTTL time.Duration
 	// IntervalScale (0 < s <= 1) shortens the schedules and the cleanup backoff alike, for
 	// demos and tests.
 	IntervalScale float64
@@ -33,8 +30,8 @@ type Jobs struct {
 
 // LoadJobs reads SYNC_STALE_STRIKES (2), SYNC_MAX_SHRINK_FRACTION (0.5),
 // CLEANUP_MAX_ATTEMPTS (6), CLEANUP_BACKOFF_BASE_SECONDS (60), CLEANUP_BACKOFF_CAP_SECONDS
-// (3600), CLEANUP_DELETES_PER_SECOND (1), CLEANUP_MAX_IN_FLIGHT (16), STALE_GRACE_HOURS (24), JOB_LEASE_TTL_SECONDS
-// (900, the longest a Lambda function runs) and JOB_INTERVAL_SCALE (1).
+// (3600), CLEANUP_DELETES_PER_SECOND (1), CLEANUP_MAX_IN_FLIGHT (16), STALE_GRACE_HOURS (24) and
+// JOB_INTERVAL_SCALE (1). A job's lease lasts as long as its run may (broker.Job.Timeout).
 func LoadJobs(env Env) (Jobs, error) {
 	r := &reader{env: env}
 	j := Jobs{
@@ -46,7 +43,6 @@ func LoadJobs(env Env) (Jobs, error) {
 		DeletesPerSecond:   r.float("CLEANUP_DELETES_PER_SECOND", 1, 0.01, 100),
 		CleanupMaxInFlight: r.int("CLEANUP_MAX_IN_FLIGHT", 16, 1, 64),
 		StaleGrace:         r.duration("STALE_GRACE_HOURS", 24, time.Hour, 1, 720),
-		LeaseTTL:           r.duration("JOB_LEASE_TTL_SECONDS", 900, time.Second, 60, 24*3600),
 		IntervalScale:      r.float("JOB_INTERVAL_SCALE", 1, 0, 1),
 	}
 	if j.IntervalScale == 0 {

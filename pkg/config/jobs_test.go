@@ -17,7 +17,7 @@ func TestLoadJobsDefaults(t *testing.T) {
 	want := config.Jobs{
 		StaleStrikes: 2, MaxShrinkFraction: 0.5, CleanupMaxAttempts: 6,
 		CleanupBackoffBase: time.Minute, CleanupBackoffCap: time.Hour, DeletesPerSecond: 1, CleanupMaxInFlight: 16,
-		StaleGrace: 24 * time.Hour, LeaseTTL: 15 * time.Minute, IntervalScale: 1,
+		StaleGrace: 24 * time.Hour, IntervalScale: 1,
 	}
 	if j != want {
 		t.Fatalf("got %+v\nwant %+v", j, want)
@@ -44,7 +44,7 @@ func TestLoadJobsRejectsNamingEachVariable(t *testing.T) {
 	_, err := config.LoadJobs(testkit.Env(map[string]string{
 		"SYNC_STALE_STRIKES": "0", "SYNC_MAX_SHRINK_FRACTION": "1.5", "CLEANUP_MAX_ATTEMPTS": "many",
 		"CLEANUP_BACKOFF_BASE_SECONDS": "600", "CLEANUP_BACKOFF_CAP_SECONDS": "60",
-		"CLEANUP_DELETES_PER_SECOND": "0", "CLEANUP_MAX_IN_FLIGHT": "65", "STALE_GRACE_HOURS": "0", "JOB_LEASE_TTL_SECONDS": "10",
+		"CLEANUP_DELETES_PER_SECOND": "0", "CLEANUP_MAX_IN_FLIGHT": "65", "STALE_GRACE_HOURS": "0",
 		"JOB_INTERVAL_SCALE": "0",
 	}))
 	if err == nil {
@@ -55,7 +55,7 @@ func TestLoadJobsRejectsNamingEachVariable(t *testing.T) {
 		`CLEANUP_MAX_ATTEMPTS: "many" is not an integer`, "CLEANUP_BACKOFF_CAP_SECONDS: 1m0s is below CLEANUP_BACKOFF_BASE_SECONDS (10m0s)",
 		"CLEANUP_DELETES_PER_SECOND: 0 is outside 0.01..100", "CLEANUP_MAX_IN_FLIGHT: 65 is outside 1..64",
 		"STALE_GRACE_HOURS: 0 is outside 1..720",
-		"JOB_LEASE_TTL_SECONDS: 10 is outside 60..86400", "JOB_INTERVAL_SCALE: must be greater than 0",
+		"JOB_INTERVAL_SCALE: must be greater than 0",
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error does not contain %q:\n%v", w, err)

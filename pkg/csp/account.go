@@ -3,10 +3,10 @@ package csp
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 )
 
 // Account is an active sandbox account of the CSP listing.
@@ -31,15 +31,35 @@ type Account struct {
 	SFDCAccountID string
 }
 
-// maxNameBytes bounds a sandbox name: names are shown to students and
-// stored in every record and history entry, and no real CSP name comes near.
-const maxNameBytes = 256
+// What a listing entry may hold. Its fields end up in records, API answers, logs and the
+// lab's shell: the upstream client writes the name unquoted into the sandbox_env.sh that
+// the lab sources, and the ids and sfdc_account_id into files beside it. So the id must be
+// exactly an account id, and every other text field is a short word of safe characters
+// (docs/architecture.md §6); an entry that is not is skipped, never stored.
+const (
+	// accountIDPrefix is the whole of an account id but its uuid.
+	accountIDPrefix = "identity/accounts/"
+	// maxNameBytes bounds a sandbox name: names are shown to students and stored in every
+	// record and history entry, and no real CSP name comes near.
+	maxNameBytes = 256
+	// maxSFDCBytes bounds sfdc_account_id: a Salesforce id has 15 or 18 characters.
+	maxSFDCBytes = 64
+	// safeCharacters says what safeWord accepts, for reasons and docs.
+	safeCharacters = "a letter or digit first, then letters, digits, '.', '_' and '-'"
+	// maxQuotedID bounds an id quoted in a reason; a longer one is shortened.
+	maxQuotedID = 80
+)
+
+// safeWord holds a text field to safeCharacters: nothing a shell, a glob or a word split
+// acts on, and no leading '-' or '.'.
+var safeWord = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
 // parseAccount maps one listing entry. keep is false for accounts that are
 // not active sandboxes; reason is set, and the entry skipped, when it cannot
-// be mapped. It never fails on odd JSON: strings and numbers are accepted
-// for one another, and nulls read as absent. Reasons quote ids shortened and
-// never quote names: both end up in logs and run summaries.
+// be mapped or breaks the bounds above. It never fails on odd JSON: strings
+// and numbers are accepted for one another, and nulls read as absent. Reasons
+// quote ids shortened (quotedID) and never quote names or other fields: they
+// end up in logs and run summaries.
 func parseAccount(raw json.RawMessage) (acct Account, keep bool, reason string) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
@@ -52,34 +72,37 @@ func parseAccount(raw json.RawMessage) (acct Account, keep bool, reason string) 
 	if id == "" {
 		return Account{}, false, "active sandbox without an id"
 	}
-	uuid, err := accountUUID(id)
-	if err != nil {
-		return Account{}, false, fmt.Sprintf("id %.80q: %v", id, err)
-	}
 	// The uuid keys the account for life and names it in deletes: anything
 	// else is not an account id the broker can vouch for.
-	if !isUUID(uuid) {
-		return Account{}, false, fmt.Sprintf("id %.80q: last segment is not a uuid", id)
+	uuid, ok := strings.CutPrefix(id, accountIDPrefix)
+	if !ok || !isUUID(uuid) {
+		return Account{}, false, fmt.Sprintf("id %s is not %s<uuid>", quotedID(id), accountIDPrefix)
 	}
-	name := jsonText(m["name"])
-	switch {
-	case strings.ContainsFunc(name, unicode.IsControl):
-		return Account{}, false, fmt.Sprintf("id %.80q: name contains control characters", id)
-	case len(strings.TrimSpace(name)) > maxNameBytes:
-		return Account{}, false, fmt.Sprintf("id %.80q: name is %d bytes (at most %d)", id, len(strings.TrimSpace(name)), maxNameBytes)
+	name := strings.TrimSpace(jsonText(m["name"]))
+	sfdc := strings.TrimSpace(jsonText(m["sfdc_account_id"]))
+	for _, f := range []struct {
+		field, value string
+		maxBytes     int
+	}{{"name", name, maxNameBytes}, {"sfdc_account_id", sfdc, maxSFDCBytes}} {
+		switch {
+		case len(f.value) > f.maxBytes:
+			return Account{}, false, fmt.Sprintf("id %q: %s is %d bytes (at most %d)", id, f.field, len(f.value), f.maxBytes)
+		case f.value != "" && !safeWord.MatchString(f.value):
+			return Account{}, false, fmt.Sprintf("id %q: %s is not %s", id, f.field, safeCharacters)
+		}
 	}
 	acct = Account{
 		SandboxID:     uuid,
 		UUID:          strings.ToLower(uuid),
 		ExternalID:    id,
-		Name:          strings.TrimSpace(name),
+		Name:          name,
 		CreatedAt:     parseCreatedAt(jsonText(m["created_at"])),
-		SFDCAccountID: strings.TrimSpace(jsonText(m["sfdc_account_id"])),
+		SFDCAccountID: sfdc,
 	}
 	if rawID, ok := m["csp_id"]; ok && string(rawID) != "null" {
 		n, err := strconv.ParseInt(strings.TrimSpace(jsonText(rawID)), 10, 64)
 		if err != nil || n <= 0 {
-			return Account{}, false, fmt.Sprintf("id %.80q: csp_id %.40q is not a positive integer", id, string(rawID))
+			return Account{}, false, fmt.Sprintf("id %q: csp_id %.40q is not a positive integer", id, string(rawID))
 		}
 		acct.SandboxID, acct.HasCSPID = strconv.FormatInt(n, 10), true
 	}
@@ -87,6 +110,17 @@ func parseAccount(raw json.RawMessage) (acct Account, keep bool, reason string) 
 		acct.Name = "sandbox-" + acct.SandboxID
 	}
 	return acct, true, ""
+}
+
+// quotedID quotes an id that failed its check, shortened to its first and last
+// characters when long: the end holds the uuid an operator looks for, and a hostile id
+// (kilobytes of junk before the uuid) is never echoed whole.
+func quotedID(id string) string {
+	if len(id) <= maxQuotedID {
+		return fmt.Sprintf("%q", id)
+	}
+	const keep = maxQuotedID / 2
+	return fmt.Sprintf("%q…%q (%d bytes)", strings.ToValidUTF8(id[:keep], ""), strings.ToValidUTF8(id[len(id)-keep:], ""), len(id))
 }
 
 // isUUID reports whether s is a uuid in its 8-4-4-4-12 hexadecimal form,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -121,17 +122,18 @@ func TestListAccountsSkipsOddEntriesWithoutFailing(t *testing.T) {
 		raw(`{"account_type":"sandbox","state":null,"id":"`+id(7)+`","csp_id":10}`),
 		raw(`{`+active+`,"id":"`+id(8)+`","csp_id":" 77 ","name":123,"created_at":1759742142,"sfdc_account_id":false}`),
 		raw(`{`+active+`,"id":"`+strings.ToUpper(id(9)[len("identity/accounts/"):])+`","csp_id":null,"name":"  ","created_at":null}`),
+		raw(`{`+active+`,"id":"identity/accounts/ABCDEF01-0000-4000-8000-00000000000A","csp_id":null,"name":"  ","created_at":null}`),
 	)
 	c := newClient(t, s.URL(), nil)
 	l, err := c.ListAccounts(context.Background())
 	if err != nil {
 		t.Fatalf("ListAccounts: %v", err)
 	}
-	upper := strings.ToUpper(id(9)[len("identity/accounts/"):])
+	const upper = "ABCDEF01-0000-4000-8000-00000000000A"
 	want := []csp.Account{
 		{SandboxID: "77", HasCSPID: true, UUID: id(8)[len("identity/accounts/"):], ExternalID: id(8), Name: "123"},
-		// A bare uuid as the id, upper-case: the key is lower-cased, the id kept.
-		{SandboxID: upper, UUID: strings.ToLower(upper), ExternalID: upper, Name: "sandbox-" + upper},
+		// An upper-case uuid: the key is lower-cased, the id kept.
+		{SandboxID: upper, UUID: strings.ToLower(upper), ExternalID: "identity/accounts/" + upper, Name: "sandbox-" + upper},
 	}
 	got := l.Accounts
 	if len(got) != len(want) {
@@ -143,9 +145,37 @@ func TestListAccountsSkipsOddEntriesWithoutFailing(t *testing.T) {
 		}
 	}
 	// Malformed: not objects (4), no id (2), an empty id segment (1), a bad
-	// csp_id (5). Filtered: {} and the two entries of other types or states.
-	if l.Malformed != 12 || l.Filtered != 3 || len(l.MalformedSamples) != 5 {
-		t.Fatalf("malformed %d (samples %q), filtered %d; want 12 (5 samples), 3", l.Malformed, l.MalformedSamples, l.Filtered)
+	// csp_id (5), a bare uuid for an id (1). Filtered: {} and the two entries of
+	// other types or states.
+	if l.Malformed != 13 || l.Filtered != 3 || len(l.MalformedSamples) != 5 {
+		t.Fatalf("malformed %d (samples %q), filtered %d; want 13 (5 samples), 3", l.Malformed, l.MalformedSamples, l.Filtered)
+	}
+}
+
+// TestListAccountsSkipsHostileEntries serves, among good accounts, the entries a CSP was
+// seen to list (cspfake.Hostile), over real HTTP: the listing keeps the good accounts,
+// counts every hostile one as malformed, and no reason echoes a hostile value.
+func TestListAccountsSkipsHostileEntries(t *testing.T) {
+	t.Parallel()
+	good, hostile := cspfake.Generate(6, nil), cspfake.Hostile()
+	s := startFake(t, cspfake.Options{}, slices.Concat(good[:3], hostile, good[3:])...)
+	c := newClient(t, s.URL(), func(o *csp.Options) { o.PageSize = 4 })
+	l, err := c.ListAccounts(context.Background())
+	if err != nil {
+		t.Fatalf("ListAccounts: %v", err)
+	}
+	if len(l.Accounts) != len(good) || l.Malformed != len(hostile) || len(l.MalformedSamples) != len(hostile) {
+		t.Fatalf("got %d accounts, %d malformed (%q); want %d, %d", len(l.Accounts), l.Malformed, l.MalformedSamples, len(good), len(hostile))
+	}
+	for i, a := range l.Accounts {
+		if a.Name != good[i].Name {
+			t.Fatalf("account %d is %q, want %q", i, a.Name, good[i].Name)
+		}
+	}
+	for _, sample := range l.MalformedSamples {
+		if len(sample) > 200 || strings.ContainsAny(sample, "$`") || strings.Contains(sample, "AbCdE0015g") {
+			t.Errorf("the reason echoes a hostile value: %q", sample)
+		}
 	}
 }
 

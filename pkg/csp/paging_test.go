@@ -272,9 +272,21 @@ func TestListAccountsReportsMalformedEntries(t *testing.T) {
 		reason string
 	}{
 		{"1 100-byte name", func(a *cspfake.Account) { a.Name = strings.Repeat("n", 1100) }, "name is 1100 bytes (at most 256)"},
-		{"control character in the name", func(a *cspfake.Account) { a.Name = "lab-\x1b[31m-0007" }, "name contains control characters"},
-		{"id that is not a uuid", func(a *cspfake.Account) { a.ID = id + "not-a-uuid" }, "last segment is not a uuid"},
-		{"uuid one digit short", func(a *cspfake.Account) { a.ID = a.ID[:len(a.ID)-1] }, "last segment is not a uuid"},
+		{"control character in the name", func(a *cspfake.Account) { a.Name = "lab-\x1b[31m-0007" }, "name is not a letter or digit first"},
+		{"command substitution in the name", func(a *cspfake.Account) { a.Name = "lab-a-bad-$(touch x)" }, "name is not a letter or digit first"},
+		{"backquotes in the name", func(a *cspfake.Account) { a.Name = "lab-`id`" }, "name is not a letter or digit first"},
+		{"a space in the name", func(a *cspfake.Account) { a.Name = "lab a" }, "name is not a letter or digit first"},
+		{"a name that reads as an option", func(a *cspfake.Account) { a.Name = "-rf" }, "name is not a letter or digit first"},
+		{"a glob in the name", func(a *cspfake.Account) { a.Name = "lab-*" }, "name is not a letter or digit first"},
+		{"65-byte sfdc_account_id", func(a *cspfake.Account) { a.SFDCAccountID = strings.Repeat("0", 65) }, "sfdc_account_id is 65 bytes (at most 64)"},
+		{"300 KB sfdc_account_id", func(a *cspfake.Account) { a.SFDCAccountID = strings.Repeat("0", 300<<10) }, "sfdc_account_id is 307200 bytes (at most 64)"},
+		{"shell in the sfdc_account_id", func(a *cspfake.Account) { a.SFDCAccountID = "001;reboot" }, "sfdc_account_id is not a letter or digit first"},
+		{"id that is not a uuid", func(a *cspfake.Account) { a.ID = id + "not-a-uuid" }, "is not identity/accounts/<uuid>"},
+		{"uuid one digit short", func(a *cspfake.Account) { a.ID = a.ID[:len(a.ID)-1] }, "is not identity/accounts/<uuid>"},
+		{"a bare uuid", func(a *cspfake.Account) { a.ID = a.UUID() }, "is not identity/accounts/<uuid>"},
+		{"64 KB of junk before the account id", func(a *cspfake.Account) { a.ID = strings.Repeat("junk/", 64<<10/5) + a.ID },
+			"bytes) is not identity/accounts/<uuid>"},
+		{"another path before the uuid", func(a *cspfake.Account) { a.ID = "identity/users/" + a.UUID() }, "is not identity/accounts/<uuid>"},
 		{"csp_id zero", func(a *cspfake.Account) {
 			a.Raw = json.RawMessage(`{"account_type":"sandbox","state":"active","id":"` + a.ID + `","csp_id":0}`)
 		}, "is not a positive integer"},
@@ -297,8 +309,9 @@ func TestListAccountsReportsMalformedEntries(t *testing.T) {
 			if got := l.MalformedSamples[0]; !strings.HasPrefix(got, "entry 17: ") || !strings.Contains(got, tt.reason) {
 				t.Fatalf("sample = %q, want entry 17 and %q", got, tt.reason)
 			}
-			if strings.Contains(l.MalformedSamples[0], "nnnnnnnn") {
-				t.Fatal("the sample quotes the name")
+			if sample := l.MalformedSamples[0]; strings.Contains(sample, "nnnnnnnn") || strings.ContainsAny(sample, "$`*;") ||
+				strings.Contains(sample, "00000000000") || len(sample) > 200 {
+				t.Fatalf("the sample quotes a field or a whole id: %q", sample)
 			}
 			for _, a := range l.Accounts {
 				if a.ExternalID == seeded[17].ID {

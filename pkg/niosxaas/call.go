@@ -47,7 +47,8 @@ type request struct {
 
 // do runs r through the breaker, bounded by the client's per-call timeout. Answers that
 // prove NIOSXaaS is up (2xx, 4xx) are breaker successes; 5xx, malformed answers,
-// timeouts and transport errors are failures; a caller's cancellation is neither.
+// timeouts of the call and transport errors are failures; the caller's context ending
+// (its cancellation, or its deadline: a cleanup run stopping) is neither.
 func (c *Client) do(ctx context.Context, r request) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -66,7 +67,10 @@ func classify(ctx context.Context, err error) breaker.Outcome {
 	switch {
 	case err == nil:
 		return breaker.Success
-	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
+	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+		// The caller's context ended: the call was cut by its owner, whatever NIOSXaaS
+		// would have answered. Only the per-call timeout, within a live caller's
+		// context, blames NIOSXaaS.
 		return breaker.Ignored
 	case errors.As(err, &se):
 		if se.Status >= 500 {

@@ -46,7 +46,10 @@ type Options struct {
 	// Logger receives sign-ins, breaker transitions and each deleted (or, in shadow
 	// mode, would-be-deleted) service (default: discard).
 	Logger *slog.Logger
-	// Now replaces the clock that decides when a session expires (default time.Now).
+	// Now replaces the clock that decides when a session expires (default time.Now). The
+	// session outlives a Lambda invocation, and Lambda freezes idle environments: where
+	// the monotonic clock stands still during a freeze, a session timed on it would be
+	// used past its end, so only the wall clock reading counts.
 	Now func() time.Time
 }
 
@@ -104,14 +107,15 @@ func New(opts Options) (*Client, error) {
 		timeout:     orDefault(opts.Timeout, defaultTimeout),
 		sessionTTL:  orDefault(opts.SessionTTL, defaultSessionTTL),
 		log:         opts.Logger,
-		now:         opts.Now,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if c.now == nil {
-		c.now = time.Now
+	now := opts.Now
+	if now == nil {
+		now = time.Now
 	}
+	c.now = func() time.Time { return now().Round(0) }
 	c.breaker = breaker.New(opts.Breaker, func(from, to breaker.State) {
 		c.log.Warn("niosxaas circuit breaker changed state", "from", from.String(), "to", to.String())
 	})

@@ -132,23 +132,62 @@ func TestRefusalsDoNotOpenTheBreaker(t *testing.T) {
 	}
 }
 
-// A caller giving up says nothing about NIOSXaaS: it fails the step, not the breaker.
-func TestCallerCancellationDoesNotCountAgainstTheBreaker(t *testing.T) {
+// The caller's context ending mid-call says nothing about NIOSXaaS: the caller giving up,
+// or its deadline passing (a cleanup run reaching its end while a step's listing is slow).
+// It fails the step, not the breaker, which a threshold of 1 would open on one counted
+// failure.
+func TestCallerContextEndingDoesNotCountAgainstTheBreaker(t *testing.T) {
 	t.Parallel()
-	fake := startFake(t, niosxaasfake.Options{})
-	if err := fake.SetFaults(niosxaasfake.Faults{List: niosxaasfake.Endpoint{Latency: 10 * time.Second}}); err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name string
+		ctx  func() (context.Context, func())
+		want string
+	}{
+		{"cancelled", func() (context.Context, func()) { return context.WithCancel(context.Background()) }, "context canceled"},
+		{"deadline passed", func() (context.Context, func()) { d := newReachableDeadline(); return d, d.reach }, "deadline exceeded"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			fake := startFake(t, niosxaasfake.Options{})
+			if err := fake.SetFaults(niosxaasfake.Faults{List: niosxaasfake.Endpoint{Latency: 10 * time.Second}}); err != nil {
+				t.Fatal(err)
+			}
+			c, _ := newClient(t, fake.URL(), func(o *niosxaas.Options) { o.Breaker = breaker.Options{Threshold: 1} })
+			ctx, end := tt.ctx()
+			done := make(chan niosxaas.Outcome)
+			go func() { done <- c.Clean(ctx, sandboxID(1)) }()
+			waitFor(t, "the listing to reach the fake", func() bool { return fake.Counters().Lists[sandboxID(1)] == 1 })
+			end()
+			if got := <-done; got.Result != niosxaas.Failed || !strings.Contains(got.Reason, tt.want) {
+				t.Fatalf("outcome %+v, want failed with %q", got, tt.want)
+			}
+			if got := c.BreakerState(); got != breaker.Closed {
+				t.Fatalf("breaker %s, want closed", got)
+			}
+		})
 	}
-	c, _ := newClient(t, fake.URL(), func(o *niosxaas.Options) { o.Breaker = breaker.Options{Threshold: 1} })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan niosxaas.Outcome)
-	go func() { done <- c.Clean(ctx, sandboxID(1)) }()
-	waitFor(t, "the listing to reach the fake", func() bool { return fake.Counters().Lists[sandboxID(1)] == 1 })
-	cancel()
-	if got := <-done; got.Result != niosxaas.Failed || !strings.Contains(got.Reason, "context canceled") {
-		t.Fatalf("outcome %+v, want failed by the cancellation", got)
-	}
-	if got := c.BreakerState(); got != breaker.Closed {
-		t.Fatalf("breaker %s, want closed", got)
+}
+
+// reachableDeadline is a context whose deadline passes when the test says so, not at a
+// time a busy machine could miss: until reach it is live; then Done is closed and Err is
+// context.DeadlineExceeded, as for a run whose deadline passed.
+type reachableDeadline struct {
+	context.Context
+	done chan struct{}
+}
+
+func newReachableDeadline() *reachableDeadline {
+	return &reachableDeadline{Context: context.Background(), done: make(chan struct{})}
+}
+
+func (c *reachableDeadline) reach()                { close(c.done) }
+func (c *reachableDeadline) Done() <-chan struct{} { return c.done }
+
+func (c *reachableDeadline) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
 	}
 }

@@ -67,6 +67,26 @@ func TestSessionIsRenewedWhenItExpires(t *testing.T) {
 	}
 }
 
+// TestSessionIsTimedOnTheWallClock freezes the process past the session's end, as Lambda
+// freezes an idle environment between cleanup runs, on a host whose monotonic clock stands
+// still meanwhile. The next step must sign in again; timed on the monotonic reading, the
+// client would keep using a session NIOSXaaS has ended.
+func TestSessionIsTimedOnTheWallClock(t *testing.T) {
+	t.Parallel()
+	clock := testkit.NewMonotonicClock()
+	fake := startFake(t, niosxaasfake.Options{OmitExp: true})
+	c, _ := newClient(t, fake.URL(), func(o *niosxaas.Options) { o.Now = clock.Now; o.SessionTTL = 10 * time.Minute })
+	for range 2 {
+		if got := c.Clean(context.Background(), sandboxID(1)); got.Result != niosxaas.NoneToClean {
+			t.Fatalf("outcome %+v", got)
+		}
+		clock.Thaw(time.Hour)
+	}
+	if n := fake.Counters().SignIns; n != 2 {
+		t.Fatalf("%d sign-ins for two steps an hour apart, want 2: the session outlived its 10 minutes", n)
+	}
+}
+
 func TestRevokedSessionCostsOneSignInAndOneRetry(t *testing.T) {
 	t.Parallel()
 	fake := startFake(t, niosxaasfake.Options{})

@@ -15,6 +15,10 @@ var (
 	ErrContended = errors.New("pool: item busy in another transaction")
 	// ErrThrottled: DynamoDB refused for capacity even after the SDK's retries.
 	ErrThrottled = errors.New("pool: throttled by DynamoDB")
+	// ErrItemRefused: DynamoDB refused a transition for what the item would hold (past its
+	// 400 KB item limit, a value it does not take): a fault of that record, which a retry
+	// repeats, not of the table.
+	ErrItemRefused = errors.New("pool: DynamoDB refused the item")
 )
 
 // Which item of a transition failed its condition.

@@ -191,6 +191,9 @@ func (t *tx) classify(err error) error {
 	}
 	var canceled *types.TransactionCanceledException
 	if !errors.As(err, &canceled) {
+		if api, ok := errors.AsType[smithy.APIError](err); ok && api.ErrorCode() == "ValidationException" {
+			return fmt.Errorf("pool: %s %s: %w: %s", t.op, t.sandboxID, ErrItemRefused, api.ErrorMessage())
+		}
 		return wrapAPIError(t.op, err)
 	}
 	for i, r := range canceled.CancellationReasons {
@@ -204,6 +207,8 @@ func (t *tx) classify(err error) error {
 			return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, ErrContended)
 		case "ThrottlingError", "ProvisionedThroughputExceeded":
 			return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, ErrThrottled)
+		case "ValidationError":
+			return fmt.Errorf("pool: %s %s: %w: %s", t.op, t.sandboxID, ErrItemRefused, aws.ToString(r.Message))
 		}
 	}
 	return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, err)

@@ -64,6 +64,34 @@ func Generate(n int, prefixes []string) []Account {
 	return out
 }
 
+// Hostile returns active sandbox entries that a broker must never adopt, each with its
+// own uuid and csp_id (apart from Generate's), named "lab-a-bad-…" so that a broker that
+// adopted one would hand it to the usual "lab" prefix. They are what a CSP was seen to
+// list: a 300 KB sfdc_account_id (past DynamoDB's 400 KB item limit with the rest of a
+// record, well before it), 64 KB of junk before identity/accounts/<uuid>, and names that
+// a shell acts on (the upstream client writes the name unquoted into the sandbox_env.sh
+// that a lab sources).
+func Hostile() []Account {
+	hostile := []struct{ name, sfdc, idPrefix string }{
+		{name: "lab-a-bad-sfdc", sfdc: strings.Repeat("0015g00000AbCdE", 300<<10/15)},
+		{name: "lab-a-bad-prefix", idPrefix: strings.Repeat("junk/", 64<<10/5)},
+		{name: "lab-a-bad-$(touch /tmp/sandbox-broker-pwned)"},
+		{name: "lab-a-bad-`id`;x"},
+		{name: "lab-a-bad two words"},
+	}
+	out := make([]Account, 0, len(hostile))
+	for i, h := range hostile {
+		sum := sha256.Sum256([]byte(fmt.Sprintf("cspfake/hostile/%d", i)))
+		out = append(out, Account{
+			AccountType: "sandbox", State: "active",
+			ID:   h.idPrefix + "identity/accounts/" + uuidFrom(sum),
+			Name: h.name, CSPID: 4_000_001 + int64(i), CreatedAt: generateEpoch.Format(time.RFC3339),
+			SFDCAccountID: h.sfdc,
+		})
+	}
+	return out
+}
+
 // uuidFrom formats 16 bytes of a hash as a version-4-shaped UUID.
 func uuidFrom(sum [32]byte) string {
 	b := sum[:16]

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -312,5 +314,38 @@ func TestListLatencyAndCloseDoNotHang(t *testing.T) {
 	}
 	if err := <-errc; err == nil {
 		t.Fatal("the slow request completed despite Close")
+	}
+}
+
+// The fake serves the hostile entries verbatim, whole (the listing is the test of a
+// client that must skip them), and a delete still finds each by its uuid.
+func TestHostileEntriesAreServedWhole(t *testing.T) {
+	hostile := Hostile()
+	s := start(t, Options{}, hostile...)
+	resp, body := do(t, http.MethodGet, s.URL()+"/current_user/accounts?_limit=100", "Token "+token)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("list: %d", resp.StatusCode)
+	}
+	var page struct{ Results []Account }
+	if err := json.Unmarshal([]byte(body), &page); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(page.Results, hostile) {
+		t.Fatal("the listing does not hold the hostile entries as seeded")
+	}
+	want := map[string]func(Account) bool{
+		"a 300 KB sfdc_account_id":         func(a Account) bool { return len(a.SFDCAccountID) >= 300<<10-15 },
+		"64 KB before identity/accounts/":  func(a Account) bool { return strings.Index(a.ID, "identity/accounts/") >= 64<<10-5 },
+		"a command substitution in a name": func(a Account) bool { return strings.Contains(a.Name, "$(touch ") },
+	}
+	for what, is := range want {
+		if !slices.ContainsFunc(hostile, is) {
+			t.Errorf("no hostile entry has %s", what)
+		}
+	}
+	for _, a := range hostile {
+		if resp, _ := do(t, http.MethodDelete, s.URL()+"/sandbox/accounts/"+a.UUID(), "Token "+token); resp.StatusCode != http.StatusOK {
+			t.Fatalf("delete of %s: %d", a.UUID(), resp.StatusCode)
+		}
 	}
 }
