@@ -1,13 +1,17 @@
 package events
 
-import "time"
+import (
+	"time"
+
+	eventschema "github.com/sandbox-broker/broker/api/events"
+)
 
 // Source is the source of every event the broker puts on its bus.
 const Source = "sandbox-broker"
 
 // Version is the version of the events' schemas (api/events/events.v1.json): a change a
 // consumer could trip over is a new version, published beside the old one.
-const Version = "1"
+const Version = eventschema.Version
 
 // Type is an event's type; on the bus it is the event's detail-type.
 type Type string

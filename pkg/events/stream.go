@@ -236,3 +236,14 @@ func sequenceAfter(a, b string) bool {
 	}
 	return a > b
 }
+
+// NewStreamsClient is a DynamoDB Streams client that talks to where db does: its region,
+// credentials, endpoint (DynamoDB Local serves streams on its own port), HTTP client,
+// retryer and middleware.
+func NewStreamsClient(db *dynamodb.Client) *dynamodbstreams.Client {
+	o := db.Options()
+	return dynamodbstreams.New(dynamodbstreams.Options{
+		Region: o.Region, Credentials: o.Credentials, BaseEndpoint: o.BaseEndpoint, HTTPClient: o.HTTPClient,
+		APIOptions: o.APIOptions, Retryer: o.Retryer,
+	})
+}
