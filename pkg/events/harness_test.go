@@ -208,8 +208,8 @@ func validate(t *testing.T, eb *eventbridgefake.Server) int {
 	return n
 }
 
-// types lists the events' types in order.
-func types(evs []events.Event) []events.Type {
+// typesOf lists the events' types in order.
+func typesOf(evs []events.Event) []events.Type {
 	out := make([]events.Type, len(evs))
 	for i, e := range evs {
 		out[i] = e.Type

@@ -195,8 +195,8 @@ func TestEveryTransitionOfTheLifecycleIsOneEvent(t *testing.T) {
 	for _, acc := range accounts {
 		id := sandboxID(acc)
 		evs := of(got, id)
-		if w, ok := want[id]; ok && !slices.Equal(types(evs), w) {
-			t.Errorf("sandbox %s: events %v, want %v", id, types(evs), w)
+		if w, ok := want[id]; ok && !slices.Equal(typesOf(evs), w) {
+			t.Errorf("sandbox %s: events %v, want %v", id, typesOf(evs), w)
 		}
 		// One event per history entry, with its from and to. (The history orders entries
 		// by the test clock, which stands still between many of them: compare as sets;
@@ -220,8 +220,8 @@ func TestEveryTransitionOfTheLifecycleIsOneEvent(t *testing.T) {
 		total += len(hist)
 	}
 	drains := slices.DeleteFunc(slices.Clone(got), func(e events.Event) bool { return e.Drain == nil })
-	if !slices.Equal(types(drains), []events.Type{events.DrainStarted, events.DrainEnded}) {
-		t.Errorf("drain events %v", types(drains))
+	if !slices.Equal(typesOf(drains), []events.Type{events.DrainStarted, events.DrainEnded}) {
+		t.Errorf("drain events %v", typesOf(drains))
 	}
 	if len(got) != total+len(drains) {
 		t.Errorf("%d events for %d transitions and %d drain entries", len(got), total, len(drains))

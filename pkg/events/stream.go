@@ -247,3 +247,16 @@ func NewStreamsClient(db *dynamodb.Client) *dynamodbstreams.Client {
 		APIOptions: o.APIOptions, Retryer: o.Retryer,
 	})
 }
+
+// Shards lists the IDs of the stream's shards.
+func Shards(ctx context.Context, client *dynamodbstreams.Client, streamARN string) ([]string, error) {
+	p := Poller{Streams: client, StreamARN: streamARN}
+	if err := p.discover(ctx); err != nil {
+		return nil, err
+	}
+	var out []string
+	for id := range p.shards {
+		out = append(out, id)
+	}
+	return out, nil
+}
