@@ -17,6 +17,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	domain "github.com/sandbox-broker/broker/pkg/events"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -32,7 +33,7 @@ func TestTablesMatchTheTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := apitest.Spec(t)
-	want := map[string]string{AuthorizerFunction: "authorizer"}
+	want := map[string]string{AuthorizerFunction: "authorizer", domain.ConsumerFunction: "the stream's consumer"}
 	handled := map[string]bool{}
 	for _, r := range Routes {
 		if prev, dup := want[r.Name]; dup {
@@ -52,8 +53,11 @@ func TestTablesMatchTheTree(t *testing.T) {
 			t.Errorf("route %s does not say what it does to the table (Route.Table)", r.Name)
 		}
 		constructor := "app.Route" // a trigger route's function is the one that links the Lambda client
-		if r.Starts != "" {
+		switch {
+		case r.Starts != "":
 			constructor = "trigger.Route"
+		case r.ReplaysEvents:
+			constructor = "eventfn.ReplayRoute" // and the replay route's the EventBridge and SQS clients
 		}
 		if err == nil && !strings.Contains(string(main), constructor+`(context.Background(), os.Getenv, os.Stdout, "`+r.Name+`")`) {
 			t.Errorf("functions/%s/main.go does not build the %s route's handler", r.Name, r.Name)
@@ -97,7 +101,7 @@ func TestTablesMatchTheTree(t *testing.T) {
 	}
 	for _, d := range dirs {
 		if _, ok := want[d.Name()]; !ok {
-			t.Errorf("functions/%s belongs to no route, no job and is not the authorizer", d.Name())
+			t.Errorf("functions/%s belongs to no route, no job and is neither the authorizer nor the stream's consumer", d.Name())
 		}
 	}
 	samples, err := filepath.Glob(filepath.Join(root, "events", "*"))
@@ -107,7 +111,7 @@ func TestTablesMatchTheTree(t *testing.T) {
 	for _, s := range samples {
 		name, isJSON := strings.CutSuffix(filepath.Base(s), ".json")
 		if _, ok := want[name]; !ok || !isJSON {
-			t.Errorf("events/%s belongs to no route, no job and is not the authorizer", filepath.Base(s))
+			t.Errorf("events/%s belongs to no route, no job and is neither the authorizer nor the stream's consumer", filepath.Base(s))
 		}
 	}
 }

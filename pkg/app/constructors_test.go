@@ -13,6 +13,7 @@ import (
 
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/events"
 )
 
 // TestEachFunctionUsesTheConstructorOfItsKind parses every functions/<fn>/main.go: the
@@ -20,11 +21,14 @@ import (
 // links only what it needs (see the package doc). A trigger route built with app.Route
 // would start no job; a plain route built with trigger.Route would link the Lambda client.
 func TestEachFunctionUsesTheConstructorOfItsKind(t *testing.T) {
-	want := map[string]string{api.AuthorizerFunction: "pkg/app/authorizer.New"}
+	want := map[string]string{api.AuthorizerFunction: "pkg/app/authorizer.New", events.ConsumerFunction: "pkg/app/eventfn.Consumer"}
 	for _, r := range api.Routes {
 		want[r.Name] = "pkg/app.Route"
-		if r.Starts != "" {
+		switch {
+		case r.Starts != "":
 			want[r.Name] = "pkg/app/trigger.Route"
+		case r.ReplaysEvents:
+			want[r.Name] = "pkg/app/eventfn.ReplayRoute"
 		}
 	}
 	for _, j := range broker.Jobs {
@@ -44,7 +48,7 @@ func TestEachFunctionUsesTheConstructorOfItsKind(t *testing.T) {
 			calls = slices.DeleteFunc(calls, func(c string) bool { return c == "pkg/app/job.WithUsagePlans" })
 		}
 		if want[name] == "" {
-			t.Errorf("functions/%s is neither a route, a job nor the authorizer", name)
+			t.Errorf("functions/%s is neither a route, a job, the authorizer nor the stream's consumer", name)
 			continue
 		}
 		if len(calls) != 1 || calls[0] != want[name] {

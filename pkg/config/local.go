@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -46,7 +48,14 @@ type Local struct {
 	// AuthorizerCacheTTL is how long the emulator caches an authorizer answer per token,
 	// as API Gateway does (0 turns caching off).
 	AuthorizerCacheTTL time.Duration
+	// EventsFile is the JSON-lines file the domain events go to (DefaultEventsFile when
+	// unset): the local stack's event bus.
+	EventsFile string
 }
+
+// DefaultEventsFile is where the local stack writes the domain events, and brokerctl
+// events reads them, unless EVENTS_FILE says otherwise.
+func DefaultEventsFile() string { return filepath.Join(os.TempDir(), "sandbox-broker-events.jsonl") }
 
 // DefaultLocalTable is the table of a started DynamoDB Local.
 const DefaultLocalTable = "sandbox-broker-local"
@@ -63,7 +72,7 @@ var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 // (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, LOCAL_NIOSXAAS (with
 // NIOSXAAS_ENABLED and NIOSXAAS_BASE_URL, which decide it too), BROKER_TRACK_TOKEN,
 // BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN, BROKER_TOKENS_FILE, BROKER_TRACK_RATE and
-// BROKER_TRACK_BURST, and AUTHORIZER_CACHE_SECONDS (300).
+// BROKER_TRACK_BURST, AUTHORIZER_CACHE_SECONDS (300) and EVENTS_FILE (DefaultEventsFile).
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
 	l := Local{
@@ -72,6 +81,7 @@ func LoadLocal(env Env) (Local, error) {
 		WarmRounds:         r.int("LOCAL_WARM_ROUNDS", DefaultLocalWarmRounds, 0, 20),
 		DynamoDBEndpoint:   r.str("DYNAMODB_ENDPOINT", ""),
 		TableName:          r.str("TABLE_NAME", ""),
+		EventsFile:         r.str("EVENTS_FILE", DefaultEventsFile()),
 		SeedSandboxes:      r.int("SEED_SANDBOXES", 50, 0, 10000),
 		CSPBaseURL:         r.str("CSP_BASE_URL", ""),
 		CSPToken:           r.str("CSP_API_TOKEN", ""),

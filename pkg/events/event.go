@@ -128,3 +128,7 @@ func (e Event) Key() string {
 	}
 	return ""
 }
+
+// ConsumerFunction is the folder of the function that consumes the table's stream
+// (functions/publish-events): neither a route nor a job.
+const ConsumerFunction = "publish-events"

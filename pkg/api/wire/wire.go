@@ -116,6 +116,17 @@ func (s Stats) CountOf(status string) int {
 	}[status]
 }
 
+// EventReplay is the answer of POST /v1/admin/events/replay.
+type EventReplay struct {
+	// Messages taken from the dead-letter queue; Published events the bus accepted;
+	// Deleted messages done with; Kept messages left for a later replay (their reasons are
+	// in the function's log).
+	Messages  int `json:"messages"`
+	Published int `json:"published"`
+	Deleted   int `json:"deleted"`
+	Kept      int `json:"kept"`
+}
+
 // JobStarted is the 202 of a trigger.
 type JobStarted struct {
 	Job   string `json:"job"`
