@@ -42,6 +42,8 @@ type Stack struct {
 	// shutdowns undo the start in reverse order; each part registers its own.
 	shutdowns []func()
 	stopOnce  sync.Once
+	// replayer serves the events' replay route (startEvents); nil with events off.
+	replayer api.EventReplayer
 }
 
 // part is one line of the banner: what a component is and whether the stack started it.
@@ -57,7 +59,7 @@ func Run(ctx context.Context, env config.Env, out, logs io.Writer) error {
 		return err
 	}
 	<-ctx.Done()
-	fmt.Fprintln(out, "Stopping: API, jobs, fake CSP, DynamoDB Local ...")
+	fmt.Fprintln(out, "Stopping: API, jobs, events, fake CSP, DynamoDB Local ...")
 	s.Stop()
 	fmt.Fprintln(out, "Stopped.")
 	return nil
@@ -91,6 +93,10 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 		return nil, err
 	}
 	fnEnv := overlay(env, map[string]string{"TABLE_NAME": cfg.TableName, "DYNAMODB_ENDPOINT": endpoint})
+	eventsLine, err := s.startEvents(ctx, cfg, endpoint)
+	if err != nil {
+		return nil, err
+	}
 	cspURL, cspToken, cspLine, err := s.startCSP(cfg, env)
 	if err != nil {
 		return nil, err
@@ -112,7 +118,7 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	parts := append(append(append([]part{dbLine, cspLine}, niosLines...), jobLines...), apiLine)
+	parts := append(append(append([]part{dbLine, cspLine}, niosLines...), jobLines...), eventsLine, apiLine)
 	printBanner(out, append(parts, tokenLines...), s, cfg.SeedPrefixes)
 	return s, nil
 }
@@ -188,7 +194,7 @@ func (s *Stack) startCSP(cfg config.Local, env config.Env) (url, token string, l
 // startAPI serves the route functions behind the API Gateway emulator and the authorizer
 // on 127.0.0.1:PORT, and waits until /healthz answers.
 func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, logs io.Writer, tokens auth.Static, jobs backgroundJobs, log *slog.Logger) (part, error) {
-	routes, err := app.NewAPI(ctx, env, logs, jobs)
+	routes, err := app.NewAPI(ctx, env, logs, jobs, s.withEvents)
 	if err != nil {
 		return part{}, err
 	}
