@@ -10,6 +10,7 @@ import (
 
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/events"
 )
 
 // recordedSizes is testdata/bootstrap-sizes.json: bytes per bootstrap, by GOOS/GOARCH. The
@@ -63,12 +64,19 @@ func TestEachBootstrapLinksOnlyTheClientsItCalls(t *testing.T) {
 		lambdaClient     = "github.com/aws/aws-sdk-go-v2/service/lambda"
 		secretsClient    = "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 		apigatewayClient = "github.com/aws/aws-sdk-go-v2/service/apigateway"
+		eventsClient     = "github.com/aws/aws-sdk-go-v2/service/eventbridge"
+		sqsClient        = "github.com/aws/aws-sdk-go-v2/service/sqs"
+		streamsClient    = "github.com/aws/aws-sdk-go-v2/service/dynamodbstreams"
 	)
-	wants := map[string][]string{api.AuthorizerFunction: {secretsClient}}
+	eventClients := []string{eventsClient, sqsClient, streamsClient}
+	wants := map[string][]string{api.AuthorizerFunction: {secretsClient}, events.ConsumerFunction: eventClients}
 	for _, r := range api.Routes {
 		wants[r.Name] = nil
-		if r.Starts != "" {
+		switch {
+		case r.Starts != "":
 			wants[r.Name] = []string{lambdaClient}
+		case r.ReplaysEvents:
+			wants[r.Name] = eventClients
 		}
 	}
 	for _, j := range broker.Jobs {
@@ -86,7 +94,7 @@ func TestEachBootstrapLinksOnlyTheClientsItCalls(t *testing.T) {
 		for _, dep := range info.Deps {
 			linked[dep.Path] = true
 		}
-		for _, client := range []string{lambdaClient, secretsClient, apigatewayClient} {
+		for _, client := range append([]string{lambdaClient, secretsClient, apigatewayClient}, eventClients...) {
 			if want := slices.Contains(wants[name], client); linked[client] != want {
 				t.Errorf("functions/%s links %s: %v, want %v", name, client, linked[client], want)
 			}

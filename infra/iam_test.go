@@ -72,6 +72,10 @@ func (r resolver) ref(id string) (string, error) {
 		return id, nil // the function's name
 	case "AWS::ApiGateway::RestApi":
 		return standInRestAPIID, nil
+	case "AWS::Events::EventBus":
+		return id, nil // the bus's name
+	case "AWS::SQS::Queue":
+		return queueURL(id), nil
 	}
 	return "", fmt.Errorf("no stand-in for Ref %s (%s)", id, r.typeOf(id))
 }
@@ -85,7 +89,14 @@ func (r resolver) getAtt(id, name string) (string, error) {
 			return lambdaARN(id), nil
 		case "AWS::Logs::LogGroup":
 			return "arn:aws:logs:" + standInRegion + ":" + standInAccount + ":log-group:" + id + ":*", nil
+		case "AWS::Events::EventBus":
+			return busARN(id), nil
+		case "AWS::SQS::Queue":
+			return queueARN(id), nil
 		}
+	}
+	if name == "StreamArn" && r.typeOf(id) == "AWS::DynamoDB::Table" {
+		return tableARN(r.table, "") + standInStream, nil
 	}
 	return "", fmt.Errorf("no stand-in for Fn::GetAtt %s.%s (%s)", id, name, r.typeOf(id))
 }

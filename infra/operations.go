@@ -47,6 +47,7 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 		EnforceSSL:  jsii.Bool(true),
 		MasterKey:   s.newAlarmsKey(),
 	})
+	s.AlarmTopic = topic
 	if s.cfg.AlarmEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.cfg.AlarmEmail), nil))
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/sandbox-broker/broker/internal/apigwfake"
+	"github.com/sandbox-broker/broker/internal/eventcheck"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
@@ -31,6 +32,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	domain "github.com/sandbox-broker/broker/pkg/events"
 	"github.com/sandbox-broker/broker/pkg/niosxaas/niosxaasfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
@@ -98,6 +100,17 @@ var unexercised = map[string]map[string]string{
 	"admin-drain":             {"dynamodb:GetItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": writeSet, "dynamodb:DeleteItem": writeSet},
 	"admin-undrain": {"dynamodb:GetItem": writeSet, "dynamodb:PutItem": noDrain, "dynamodb:UpdateItem": noDrain,
 		"dynamodb:DeleteItem": noDrain},
+	domain.ConsumerFunction: {
+		"sqs:SendMessage":           "the function dead-letters what the bus refuses, and the event source mapping sends its on-failure records with this role; the sample's events are all taken",
+		"dynamodb:DescribeStream":   byTheMapping,
+		"dynamodb:GetShardIterator": byTheMapping,
+		"dynamodb:GetRecords":       byTheMapping,
+		"dynamodb:ListStreams":      byTheMapping,
+	},
+	"admin-replay-events": {
+		"dynamodb:GetShardIterator": noFailedBatch,
+		"dynamodb:GetRecords":       noFailedBatch,
+	},
 }
 
 const (
@@ -105,7 +118,22 @@ const (
 	writeSet  = "pool.WriteActions is granted as one set to every writer; no path of this function the sample takes needs it, and the set is not split per function"
 	noDueWork = "used when the job has due work of its kind (a transition updates the sandbox); the sample's table has none for it"
 	noDrain   = "used to end a drain in force (the drain item goes, its history entry is put); the sample's table has none"
+	// The stream's consumer is handed its batches by the event source mapping, which
+	// reads the stream with the function's role.
+	byTheMapping  = "Lambda's event source mapping reads the table's stream with the function's role and hands it the batches"
+	noFailedBatch = "used to read back a batch the event source mapping gave up on; the sample's queue holds an event's letter"
 )
+
+// sampleLetter is the dead letter the replay route's sample finds in the queue.
+var sampleLetter = domain.Letter{Reason: "the bus refused the event: ThrottlingException", Event: &domain.Event{
+	Version: domain.Version, ID: "2012224-2-1795000060123", Type: domain.Allocated, Sequence: 2,
+	Time:    time.UnixMilli(1795000060123).UTC(),
+	Sandbox: &domain.Sandbox{ID: "2012224", Name: "lab-0001", Prefix: "lab"}, Lab: "dns-basics-lab", Client: "instruqt",
+	Student: "participant-0001", Actor: domain.Actor{Kind: "student"}, Status: &domain.Status{From: "available", To: "allocated"},
+	AllocatedAt: ptr(time.Unix(1795000060, 0).UTC()), ExpiresAt: ptr(time.Unix(1795172860, 0).UTC()),
+}}
+
+func ptr[T any](v T) *T { return &v }
 
 // seededStaleSince is a fixed instant, past every grace period: the admin-bulk-delete
 // sample confirms the one record stale since then with a fixed status_before (the next day).
@@ -317,6 +345,10 @@ func (r *run) exec(ctx context.Context) {
 	}
 	r.apigw = seedAPIGateway()
 	r.standIn = newStandIn(t, r.dbEndpoint, secrets, r.apigw)
+	if route, ok := api.RouteByName(r.folder); ok && route.ReplaysEvents {
+		letter, _ := json.Marshal(sampleLetter)
+		r.standIn.sqs.Put(r.env["EVENTS_DLQ_URL"], string(letter))
+	}
 	if len(variables) > 0 {
 		poolCfg, err := config.LoadPool(testkit.Env(r.env))
 		if err == nil && r.env["TABLE_NAME"] != "" {
@@ -414,6 +446,13 @@ func (r *run) answer(body []byte) {
 		if resp.StatusCode/100 != 2 {
 			t.Errorf("%s answers its sample %d %s, want a 2xx", r.folder, resp.StatusCode, resp.Body)
 		}
+		if route.ReplaysEvents {
+			r.checkEvents(1, `{"messages":1,"published":1,"deleted":1,"kept":0}`, resp.Body)
+		}
+		return
+	}
+	if r.folder == domain.ConsumerFunction {
+		r.checkEvents(2, `{"batchItemFailures":[]}`, string(body))
 		return
 	}
 	if _, ok := broker.JobNamed(r.folder); ok {
@@ -439,7 +478,28 @@ func (r *run) answer(body []byte) {
 		}
 		return
 	}
-	t.Fatalf("functions/%s is neither a route, a job nor the authorizer", r.folder)
+	t.Fatalf("functions/%s is neither a route, a job, the authorizer nor the stream's consumer", r.folder)
+}
+
+// checkEvents: the function answered want and put n valid events on the stack's bus.
+func (r *run) checkEvents(n int, want, got string) {
+	t := r.t
+	if strings.TrimSpace(got) != want {
+		t.Errorf("%s answers %s, want %s", r.folder, got, want)
+	}
+	put := r.standIn.events.Events()
+	if len(put) != n {
+		t.Errorf("%s put %d events on the bus, want %d", r.folder, len(put), n)
+	}
+	for _, e := range put {
+		raw, _ := json.Marshal(e)
+		if err := eventcheck.Validate(raw); err != nil {
+			t.Errorf("%s: %v", r.folder, err)
+		}
+		if e.Bus != r.env["EVENT_BUS_NAME"] {
+			t.Errorf("%s put an event on bus %q, not the stack's %q", r.folder, e.Bus, r.env["EVENT_BUS_NAME"])
+		}
+	}
 }
 
 // seedAPIGateway is the fake API Gateway of one function's run: instruqt's plan exists

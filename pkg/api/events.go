@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-
-	"github.com/sandbox-broker/broker/pkg/api/wire"
 )
 
 // replayEvents publishes the domain events' dead letters again (docs/events.md): up to
@@ -18,13 +16,13 @@ func (a *API) replayEvents(ctx context.Context, r *request) (reply, error) {
 	if a.events == nil {
 		return reply{}, errors.New("api: this function has no event replayer")
 	}
-	res, err := a.events.Replay(ctx)
+	res, kept, err := a.events.Replay(ctx)
 	if err != nil {
 		return reply{}, err
 	}
-	for _, why := range res.Errors {
+	for _, why := range kept {
 		a.log.Warn("dead letter kept", "request_id", r.id, "reason", why)
 	}
 	r.outcome = "replayed"
-	return reply{status: http.StatusOK, body: wire.EventReplay{Messages: res.Messages, Published: res.Published, Deleted: res.Deleted, Kept: res.Kept}}, nil
+	return reply{status: http.StatusOK, body: res}, nil
 }

@@ -14,10 +14,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
-	domain "github.com/sandbox-broker/broker/pkg/events"
 	"github.com/sandbox-broker/broker/pkg/obs"
 )
 
@@ -50,9 +50,11 @@ type Deps struct {
 	Events EventReplayer
 }
 
-// EventReplayer publishes the domain events' dead letters again (events.Replayer).
+// EventReplayer publishes the domain events' dead letters again (eventfn.Replayer, over
+// pkg/events, which only its route's function links): what it did, and why it kept the
+// messages it kept.
 type EventReplayer interface {
-	Replay(ctx context.Context) (domain.ReplayResult, error)
+	Replay(ctx context.Context) (wire.EventReplay, []string, error)
 }
 
 // JobStarter starts one run of a job under runID and returns without waiting for it: in

@@ -76,7 +76,7 @@ func (s *Stack) startEvents(ctx context.Context, cfg config.Local, endpoint stri
 		_ = poller.Run(pollCtx)
 	}()
 	s.shutdowns = append(s.shutdowns, func() { cancel(); <-done })
-	s.replayer = &events.Replayer{DeadLetters: queue, Bus: sink, Streams: streams, Limit: 500}
+	s.replayer = eventfn.Replayer{R: &events.Replayer{DeadLetters: queue, Bus: sink, Streams: streams, Limit: 500}}
 	return part{"Events", "started", fmt.Sprintf("%s — the table's stream as Lambda reads it; dead letters in a fake SQS at %s; watch: go run ./cmd/brokerctl events --follow",
 		sink.Path(), dlq.URL())}, nil
 }

@@ -124,7 +124,7 @@ var (
 		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 	// PingActions serve readiness (Pool.Ping), on the table alone.
 	PingActions = []string{"dynamodb:DescribeTable"}
-	// StreamReadActions read the table's stream, on the stream's ARN: a shard's records
-	// (pkg/events) and what Lambda's event source mapping reads besides.
-	StreamReadActions = []string{"dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"}
+	// StreamReadActions are what Lambda's event source mapping reads the table's stream
+	// with, with its function's role, on the stream's ARN.
+	StreamReadActions = []string{"dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords", "dynamodb:ListStreams"}
 )

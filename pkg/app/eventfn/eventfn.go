@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/sandbox-broker/broker/pkg/api"
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/events"
@@ -107,7 +108,7 @@ func ReplayRoute(ctx context.Context, env config.Env, out io.Writer, name string
 	if err != nil {
 		return nil, err
 	}
-	replayer := &events.Replayer{DeadLetters: clients.DeadLetters, Bus: clients.Bus, Streams: clients.Streams, Limit: cfg.ReplayLimit}
+	replayer := Replayer{&events.Replayer{DeadLetters: clients.DeadLetters, Bus: clients.Bus, Streams: clients.Streams, Limit: cfg.ReplayLimit}}
 	a, err := app.NewAPI(ctx, env, out, nil, func(d *api.Deps) { d.Events = replayer })
 	if err != nil {
 		return nil, err
@@ -115,3 +116,13 @@ func ReplayRoute(ctx context.Context, env config.Env, out io.Writer, name string
 	return a.Function(name)
 }
 
+
+// Replayer is an events.Replayer as the replay route calls it (api.EventReplayer).
+type Replayer struct {
+	R *events.Replayer
+}
+
+func (r Replayer) Replay(ctx context.Context) (wire.EventReplay, []string, error) {
+	res, err := r.R.Replay(ctx)
+	return wire.EventReplay{Messages: res.Messages, Published: res.Published, Deleted: res.Deleted, Kept: res.Kept}, res.Errors, err
+}
