@@ -20,6 +20,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/events"
 	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -132,7 +133,7 @@ func placeholderAssets() (string, error) {
 }
 
 func allFunctions() []string {
-	out := []string{api.AuthorizerFunction}
+	out := []string{api.AuthorizerFunction, events.ConsumerFunction}
 	for _, r := range api.Routes {
 		out = append(out, r.Name)
 	}
