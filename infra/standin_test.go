@@ -127,14 +127,18 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.record(awsCall{"dynamodb:" + strings.TrimPrefix(target, "DynamoDBStreams_20120810."), in.StreamArn})
 		s.dynamo.ServeHTTP(w, r)
 	case target == "AWSEvents.PutEvents":
-		var in struct{ Entries []struct{ EventBusName string } }
+		var in struct {
+			Entries []struct{ EventBusName string }
+		}
 		_ = json.Unmarshal(body, &in)
 		for _, e := range in.Entries {
 			s.record(awsCall{"events:PutEvents", busARN(e.EventBusName)})
 		}
 		s.events.ServeHTTP(w, r)
 	case strings.HasPrefix(target, "AmazonSQS."):
-		var in struct{ QueueURL string `json:"QueueUrl"` }
+		var in struct {
+			QueueURL string `json:"QueueUrl"`
+		}
 		_ = json.Unmarshal(body, &in)
 		// A batch is authorised as its single-message action.
 		action := strings.TrimSuffix(strings.TrimPrefix(target, "AmazonSQS."), "Batch")
@@ -232,7 +236,9 @@ func queueURL(logicalID string) string {
 	return "https://sqs." + standInRegion + ".amazonaws.com/" + standInAccount + "/" + logicalID
 }
 
-func queueARN(name string) string { return "arn:aws:sqs:" + standInRegion + ":" + standInAccount + ":" + name }
+func queueARN(name string) string {
+	return "arn:aws:sqs:" + standInRegion + ":" + standInAccount + ":" + name
+}
 
 func secretARN(logicalID string) string {
 	return "arn:aws:secretsmanager:" + standInRegion + ":" + standInAccount + ":secret:" + logicalID + "-AbCdEf"

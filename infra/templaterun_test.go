@@ -23,8 +23,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/sandbox-broker/broker/internal/apigwfake"
-	"github.com/sandbox-broker/broker/internal/eventcheck"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/eventcheck"
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"

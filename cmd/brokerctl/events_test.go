@@ -48,7 +48,9 @@ func TestEventsPrintsAndFollowsTheEventsFile(t *testing.T) {
 	follow, stop := context.WithCancel(ctx)
 	var followed testkit.Buffer
 	done := make(chan int)
-	go func() { done <- run(follow, []string{"events", "--follow", "--type", "released"}, getenv(env), &followed, &errOut) }()
+	go func() {
+		done <- run(follow, []string{"events", "--follow", "--type", "released"}, getenv(env), &followed, &errOut)
+	}()
 	sink.Publish(ctx, []events.Event{ev(events.Released, "1")})
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(followed.String(), "sandbox.released") && time.Now().Before(deadline) {

@@ -24,9 +24,8 @@ type Server struct {
 	run fakeserve.Server
 	now func() time.Time
 
-	mu       sync.Mutex
-	queues   map[string][]*message
-	received int
+	mu     sync.Mutex
+	queues map[string][]*message
 	// refuse makes each request of the operation fail (true) or pass (false).
 	refuse func(op string) bool
 }

@@ -28,14 +28,6 @@ func Map(r Record) (e Event, ok bool, err error) {
 	return Event{}, false, nil
 }
 
-// transition is how a sandbox record's write maps to its event type.
-type transition struct {
-	from, to pool.Status
-	// op, when set, is the stamped operation that tells this transition from another with
-	// the same statuses; the write must have stamped its own change.
-	op string
-}
-
 // The actors of the transitions only sync and stale-cleanup make, which stamp no change
 // (pool.Change).
 var (
@@ -75,7 +67,8 @@ func sandboxEvent(id string, r Record) (Event, bool, error) {
 	if !ok {
 		return Event{}, false, nil // a refresh, a missed listing
 	}
-	actor, at := changeActor(change), ms(0, r)
+	actor := changeActor(change)
+	var at time.Time
 	switch {
 	case t == Allocated && cur.Allocation != nil:
 		actor, at = historyActor(*cur.Allocation), time.UnixMilli(cur.Allocation.At).UTC()

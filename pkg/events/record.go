@@ -149,7 +149,7 @@ func decodeValue(raw json.RawMessage) (types.AttributeValue, error) {
 				return nil, err
 			}
 			if _, err := strconv.ParseFloat(n, 64); err != nil {
-				return nil, fmt.Errorf("N %q: %w", n, err)
+				return nil, fmt.Errorf("number %q: %w", n, err)
 			}
 			return &types.AttributeValueMemberN{Value: n}, nil
 		case "B":

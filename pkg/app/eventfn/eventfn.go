@@ -116,7 +116,6 @@ func ReplayRoute(ctx context.Context, env config.Env, out io.Writer, name string
 	return a.Function(name)
 }
 
-
 // Replayer is an events.Replayer as the replay route calls it (api.EventReplayer).
 type Replayer struct {
 	R *events.Replayer
