@@ -109,6 +109,9 @@ func replayRoute() string {
 	panic("infra: no route replays the events")
 }
 
+// eventAlarms are the alarms of the events (addEventAlarms).
+var eventAlarms = []string{"EventsDeadLettered", "EventsBehind"}
+
 // addEventAlarms: a dead letter waiting (an event is not on the bus until it is
 // replayed), and the consumer falling behind the stream.
 func (s *BrokerStack) addEventAlarms(consumer awslambda.Function, dlq awssqs.Queue) {
@@ -117,9 +120,9 @@ func (s *BrokerStack) addEventAlarms(consumer awslambda.Function, dlq awssqs.Que
 		metric          awscloudwatch.IMetric
 		threshold       float64
 	}{
-		{"EventsDeadLettered", "Domain events or stream records are in the events' dead-letter queue: they are not on the bus. Fix the cause (the consumer's log says it), then POST /v1/admin/events/replay (brokerctl replay-events) within 24 hours for batches the event source mapping gave up on.",
+		{eventAlarms[0], "Domain events or stream records are in the events' dead-letter queue: they are not on the bus. Fix the cause (the consumer's log says it), then POST /v1/admin/events/replay (brokerctl replay-events) within 24 hours for batches the event source mapping gave up on.",
 			dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}), 0},
-		{"EventsBehind", "The publish-events function is more than 5 minutes behind the table's stream: events are late, and records older than an hour are given up on (dead-lettered). Check its errors and the bus.",
+		{eventAlarms[1], "The publish-events function is more than 5 minutes behind the table's stream: events are late, and records older than an hour are given up on (dead-lettered). Check its errors and the bus.",
 			consumer.Metric(jsii.String("IteratorAge"), &awscloudwatch.MetricOptions{Statistic: jsii.String("Maximum"), Period: awscdk.Duration_Minutes(jsii.Number(5))}), 5 * 60 * 1000},
 	} {
 		alarm := awscloudwatch.NewAlarm(s.Stack, jsii.String(a.id), &awscloudwatch.AlarmProps{

@@ -394,7 +394,7 @@ func TestWAFAndMailAreOptional(t *testing.T) {
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACL"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACLAssociation"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
-	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)+len(broker.Alarms)))
+	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)+len(broker.Alarms)+len(eventAlarms)))
 }
 
 // Warm throughput is peak × the measured cost per allocation (pool.AllocationCost) for the
@@ -597,7 +597,7 @@ func usesCSP(folder string) bool {
 
 func TestAlarmsTopicAndOutputs(t *testing.T) {
 	alarms := resources("AWS::CloudWatch::Alarm")
-	want := []string{"PoolLow", "DeletionFailed", "Api5xxRate", "AllocateLatencyP99"}
+	want := append([]string{"PoolLow", "DeletionFailed", "Api5xxRate", "AllocateLatencyP99"}, eventAlarms...)
 	for _, j := range broker.Jobs {
 		want = append(want, camel(j.Name)+"Errors")
 	}
