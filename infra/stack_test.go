@@ -466,6 +466,11 @@ func TestConfigFromContext(t *testing.T) {
 
 func TestOneSchedulePerJob(t *testing.T) {
 	rules := resources("AWS::Events::Rule")
+	for id, r := range rules {
+		if r["ScheduleExpression"] == nil {
+			delete(rules, id) // a rule on the events' bus (infra/events.go)
+		}
+	}
 	if len(rules) != len(broker.Jobs) {
 		t.Fatalf("%d rules for %d jobs", len(rules), len(broker.Jobs))
 	}
