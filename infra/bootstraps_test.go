@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -32,6 +33,16 @@ var (
 	built     bootstraps
 	buildErr  error
 )
+
+// startBootstrapBuild starts the build while TestMain synthesizes the stacks (jsii's Node
+// process and go build's compilers share the cores), when the tests that run or measure the
+// bootstraps are to run.
+func startBootstrapBuild() {
+	run := flag.Lookup("test.run").Value.String()
+	if run == "" || strings.Contains(run, "Bootstrap") || strings.Contains(run, "TemplateRuns") {
+		go builtOnce.Do(func() { built, buildErr = buildAll() })
+	}
+}
 
 // buildBootstraps builds every function in one `go build` (it compiles the packages in
 // parallel and links each main package once).
@@ -95,8 +106,10 @@ func TestMakeBuildUsesTheTestsBuildFlags(t *testing.T) {
 	}
 }
 
-// removeBootstraps runs after every test of the binary (TestMain).
+// removeBootstraps runs after every test of the binary (TestMain), once a build started
+// by startBootstrapBuild has ended.
 func removeBootstraps() {
+	builtOnce.Do(func() {})
 	if built.dir != "" {
 		_ = os.RemoveAll(built.dir)
 	}

@@ -7,11 +7,30 @@ import (
 )
 
 // resolver turns the template's references into the stand-ins' values, the way
-// CloudFormation would turn them into the deployed ones. table is the name of the table
-// the function under test gets.
+// CloudFormation would turn them into the deployed ones: each generated name is the
+// resource's logical id, in the stand-in account and region. table is the name of the table
+// the function under test gets in the template run (else the table's logical id).
 type resolver struct {
 	resources map[string]any
 	table     string
+	// longest stands in for each generated name with the longest the type allows: the quota
+	// checks measure the worst case CloudFormation can deploy.
+	longest bool
+}
+
+// longestName is the longest name CloudFormation may generate, by type.
+var longestName = map[string]int{
+	"AWS::Lambda::Function": 64, "AWS::DynamoDB::Table": 255, "AWS::Logs::LogGroup": 512, "AWS::IAM::Role": 64,
+	"AWS::Events::Rule": 64, "AWS::SecretsManager::Secret": 512, "AWS::SNS::Topic": 256,
+}
+
+// name is the physical name standing in for the generated one of id: its logical id, or
+// the longest name of its type.
+func (r resolver) name(id string) string {
+	if n := longestName[r.typeOf(id)]; r.longest && n > len(id) {
+		return id + strings.Repeat("x", n-len(id))
+	}
+	return id
 }
 
 func (r resolver) typeOf(id string) string {
@@ -20,13 +39,17 @@ func (r resolver) typeOf(id string) string {
 	return t
 }
 
-// value resolves a template value to a string: a literal, Ref, Fn::GetAtt ... Arn or
-// Fn::Join of those. Anything else is an error: the test cannot stand in for it.
+// value resolves a template value to a string: a literal, Ref, Fn::GetAtt, Fn::Join,
+// Fn::Sub or Fn::Select of Fn::Split of those. Anything else is an error: the test cannot
+// stand in for it.
 func (r resolver) value(v any) (string, error) {
 	switch v := v.(type) {
 	case string:
 		return v, nil
 	case map[string]any:
+		if len(v) != 1 {
+			break
+		}
 		if id, ok := v["Ref"].(string); ok {
 			return r.ref(id)
 		}
@@ -48,10 +71,51 @@ func (r resolver) value(v any) (string, error) {
 			}
 			return strings.Join(out, sep), nil
 		}
+		if sub, ok := v["Fn::Sub"].(string); ok {
+			return r.sub(sub)
+		}
+		if sel, ok := v["Fn::Select"].([]any); ok && len(sel) == 2 {
+			i, _ := sel[0].(float64)
+			split, _ := sel[1].(map[string]any)["Fn::Split"].([]any)
+			if len(split) == 2 {
+				sep, _ := split[0].(string)
+				s, err := r.value(split[1])
+				if err != nil {
+					return "", err
+				}
+				if parts := strings.Split(s, sep); int(i) < len(parts) {
+					return parts[int(i)], nil
+				}
+			}
+		}
 	}
 	return "", fmt.Errorf("no stand-in for %v", v)
 }
 
+var subVariable = regexp.MustCompile(`\$\{([^}!][^}]*)\}`)
+
+// sub resolves Fn::Sub's ${Name} and ${Name.Attribute}.
+func (r resolver) sub(s string) (string, error) {
+	var failed error
+	out := subVariable.ReplaceAllStringFunc(s, func(m string) string {
+		name := m[2 : len(m)-1]
+		var v string
+		var err error
+		if id, att, ok := strings.Cut(name, "."); ok {
+			v, err = r.getAtt(id, att)
+		} else {
+			v, err = r.ref(name)
+		}
+		if err != nil && failed == nil {
+			failed = err
+		}
+		return v
+	})
+	return strings.ReplaceAll(out, "${!", "${"), failed
+}
+
+// ref is what Ref answers for each resource type the stack has (the registry schema's
+// Ref identifier), with the stand-ins' names: the logical id stands in for a generated name.
 func (r resolver) ref(id string) (string, error) {
 	switch id {
 	case "AWS::Region":
@@ -65,30 +129,66 @@ func (r resolver) ref(id string) (string, error) {
 	}
 	switch r.typeOf(id) {
 	case "AWS::DynamoDB::Table":
-		return r.table, nil
+		return r.tableName(id), nil
 	case "AWS::SecretsManager::Secret":
-		return secretARN(id), nil
-	case "AWS::Lambda::Function":
-		return id, nil // the function's name
+		return secretARN(r.name(id)), nil
+	case "AWS::SNS::Topic":
+		return "arn:aws:sns:" + standInRegion + ":" + standInAccount + ":" + r.name(id), nil
 	case "AWS::ApiGateway::RestApi":
 		return standInRestAPIID, nil
+	case "AWS::ApiGateway::Stage":
+		if name, ok := r.props(id)["StageName"].(string); ok {
+			return name, nil
+		}
+	case "AWS::Lambda::Function", "AWS::Logs::LogGroup", "AWS::IAM::Role", "AWS::Events::Rule",
+		"AWS::ApiGateway::Authorizer", "AWS::ApiGateway::Resource", "AWS::ApiGateway::Deployment":
+		return r.name(id), nil // the name or id CloudFormation generates
+	case "AWS::KMS::Key":
+		return keyID(id), nil
 	}
 	return "", fmt.Errorf("no stand-in for Ref %s (%s)", id, r.typeOf(id))
 }
 
 func (r resolver) getAtt(id, name string) (string, error) {
-	if name == "Arn" {
-		switch r.typeOf(id) {
-		case "AWS::DynamoDB::Table":
-			return tableARN(r.table, ""), nil
-		case "AWS::Lambda::Function":
-			return lambdaARN(id), nil
-		case "AWS::Logs::LogGroup":
-			return "arn:aws:logs:" + standInRegion + ":" + standInAccount + ":log-group:" + id + ":*", nil
-		}
+	prefix := func(service string) string {
+		return "arn:aws:" + service + ":" + standInRegion + ":" + standInAccount + ":"
+	}
+	switch t := r.typeOf(id); {
+	case name == "Arn" && t == "AWS::DynamoDB::Table":
+		return tableARN(r.tableName(id), ""), nil
+	case name == "Arn" && t == "AWS::Lambda::Function":
+		return lambdaARN(r.name(id)), nil
+	case name == "Arn" && t == "AWS::Logs::LogGroup":
+		return prefix("logs") + "log-group:" + r.name(id) + ":*", nil
+	case name == "Arn" && t == "AWS::KMS::Key":
+		return prefix("kms") + "key/" + keyID(id), nil
+	case name == "Arn" && t == "AWS::IAM::Role":
+		return "arn:aws:iam::" + standInAccount + ":role/" + r.name(id), nil
+	case name == "Arn" && t == "AWS::Events::Rule":
+		return prefix("events") + "rule/" + r.name(id), nil
+	case name == "TopicArn" && t == "AWS::SNS::Topic":
+		return r.ref(id)
+	case name == "RootResourceId" && t == "AWS::ApiGateway::RestApi":
+		return "root", nil
 	}
 	return "", fmt.Errorf("no stand-in for Fn::GetAtt %s.%s (%s)", id, name, r.typeOf(id))
 }
+
+func (r resolver) props(id string) map[string]any {
+	res, _ := r.resources[id].(map[string]any)
+	props, _ := res["Properties"].(map[string]any)
+	return props
+}
+
+// tableName is the table's stand-in name: the one the test gave, else its logical id.
+func (r resolver) tableName(id string) string {
+	if r.table != "" {
+		return r.table
+	}
+	return r.name(id)
+}
+
+func keyID(logicalID string) string { return "key-" + strings.ToLower(logicalID) }
 
 // statement is one Allow statement of a role's policies, resolved.
 type statement struct {
@@ -162,17 +262,8 @@ func list1(v any) []any {
 	return []any{v}
 }
 
-// allows reports whether some statement allows the call. IAM matches actions without
-// regard to case and both with the wildcards * and ?.
-func allows(statements []statement, c awsCall) bool {
-	for _, s := range statements {
-		if matchesAny(s.actions, c.Action, true) && matchesAny(s.resources, c.Resource, false) {
-			return true
-		}
-	}
-	return false
-}
-
+// matchesAny reports whether s matches one of the IAM patterns (* and ?), as IAM matches
+// actions (without regard to case, foldCase) and resources.
 func matchesAny(patterns []string, s string, foldCase bool) bool {
 	for _, p := range patterns {
 		expr := "^" + strings.NewReplacer(`\*`, ".*", `\?`, ".").Replace(regexp.QuoteMeta(p)) + "$"
