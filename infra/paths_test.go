@@ -415,7 +415,7 @@ func (s synthesized) calls(r resolver, folder string) (allowed, denied []call, e
 		return out
 	}
 	// Logs and traces, which the Lambda service sends with the role.
-	logGroup := refTarget(r.props(s.functions[folder])["LoggingConfig"].(map[string]any)["LogGroup"])
+	logGroup := r.logGroupOf(s.functions[folder])
 	stream := func(group string) string {
 		return arnIn("logs", standInAccount, "log-group:"+group+":log-stream:2026/12/06/[$LATEST]0123")
 	}
@@ -423,8 +423,7 @@ func (s synthesized) calls(r resolver, folder string) (allowed, denied []call, e
 	allowed = append(allowed, on("*", "xray:PutTraceSegments", "xray:PutTelemetryRecords")...)
 	for _, other := range sortedIDs(s.functions) {
 		if other != folder {
-			otherGroup := refTarget(r.props(s.functions[other])["LoggingConfig"].(map[string]any)["LogGroup"])
-			denied = append(denied, on(stream(otherGroup), "logs:PutLogEvents")...)
+			denied = append(denied, on(stream(r.logGroupOf(s.functions[other])), "logs:PutLogEvents")...)
 			break
 		}
 	}
@@ -498,6 +497,12 @@ func (s synthesized) calls(r resolver, folder string) (allowed, denied []call, e
 		denied = append(denied, on(apigw("/apikeys"), "apigateway:GET", "apigateway:POST")...)
 	}
 	return allowed, denied, nil
+}
+
+// logGroupOf is the log group a function logs to (its LoggingConfig).
+func (r resolver) logGroupOf(fn string) string {
+	logging, _ := r.props(fn)["LoggingConfig"].(map[string]any)
+	return refTarget(logging["LogGroup"])
 }
 
 type simulated struct {
