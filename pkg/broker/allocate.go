@@ -155,8 +155,12 @@ func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req Allocate
 // not be handed a sandbox the expiry job is about to take back, nor be held to the limit
 // by it.
 func (b *Broker) lapsed(owner pool.Owner) bool {
-	return owner.ExpiresAt <= b.now().Add(-b.grace).Unix()
+	return owner.ExpiresAt <= b.lapseCutoff()
 }
+
+// lapseCutoff is the expires_at at or before which an allocation has lapsed: now minus
+// the grace, the expiry job's cutoff.
+func (b *Broker) lapseCutoff() int64 { return b.now().Add(-b.grace).Unix() }
 
 // expireLapsed ends a lapsed allocation here, as the expiry job would. Losing to another
 // ending is fine.
@@ -166,7 +170,7 @@ func (b *Broker) expireLapsed(ctx context.Context, owner pool.Owner, by pool.Act
 		return fmt.Errorf("broker: expire lapsed allocation: %w", err)
 	}
 	by.Reason = "expired at replay"
-	if _, err := b.pool.Expire(ctx, s, b.now().Add(-b.grace).Unix(), by); err != nil && !errors.Is(err, pool.ErrConflict) {
+	if _, err := b.pool.Expire(ctx, s, b.lapseCutoff(), by); err != nil && !errors.Is(err, pool.ErrConflict) {
 		return err
 	}
 	return nil

@@ -16,7 +16,10 @@ type expect struct {
 	rev      int64   // 0: any version
 	owner    *Holder // nil: any owner
 	dueBy    int64   // status_at must be <= dueBy; 0: not checked
-	attempts *int    // nil: not checked
+	// notDueBy: status_at must be after notDueBy (an allocation that has not lapsed); 0:
+	// not checked
+	notDueBy int64
+	attempts *int // nil: not checked
 	// withoutUUID: the record must not have claimed its account uuid yet (AdoptUUID)
 	withoutUUID bool
 	// withoutStatusKey: the record must not carry status_key yet (BackfillStatusKey)
@@ -57,6 +60,10 @@ func (x expect) condition(e *expr) string {
 		e.set(":want_due", x.dueBy)
 		parts = append(parts, e.use("#status_at <= :want_due"))
 	}
+	if x.notDueBy != 0 {
+		e.set(":want_not_due", x.notDueBy)
+		parts = append(parts, e.use("#status_at > :want_not_due"))
+	}
 	if x.attempts != nil {
 		e.set(":want_attempts", *x.attempts)
 		parts = append(parts, e.use("#attempts = :want_attempts"))
@@ -93,6 +100,8 @@ func (x expect) explain(cur *Sandbox) string {
 		return "allocated to another student"
 	case x.dueBy != 0 && cur.StatusAt > x.dueBy:
 		return fmt.Sprintf("not due until %s", time.Unix(cur.StatusAt, 0).UTC().Format(time.RFC3339))
+	case x.notDueBy != 0 && cur.StatusAt <= x.notDueBy:
+		return fmt.Sprintf("lapsed: due since %s", time.Unix(cur.StatusAt, 0).UTC().Format(time.RFC3339))
 	case x.attempts != nil && cur.Attempts != *x.attempts:
 		return fmt.Sprintf("attempts is %d, want %d", cur.Attempts, *x.attempts)
 	case x.withoutUUID && cur.AccountUUID != "":

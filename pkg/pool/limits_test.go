@@ -93,12 +93,12 @@ func TestHoldersAreScopedToTheClient(t *testing.T) {
 	b := pool.Holder{Client: "lab-b", Student: "alice"}
 	_, err := p.Release(ctx, a, b, student)
 	wantCondition(t, err, pool.ItemSandbox, "allocated to another student")
-	_, err = p.Extend(ctx, a, b, a.ExpiresAt+3600, student)
+	_, err = p.Extend(ctx, a, b, a.ExpiresAt+3600, 0, student)
 	wantCondition(t, err, pool.ItemSandbox, "allocated to another student")
 	if _, err := p.Release(ctx, a, pool.Holder{Student: "alice"}, student); err == nil {
 		t.Fatal("a holder without a client released lab-a's sandbox")
 	}
-	if _, err := p.Extend(ctx, a, pool.Holder{Client: "lab-a", Student: "alice"}, a.ExpiresAt+3600, student); err != nil {
+	if _, err := p.Extend(ctx, a, pool.Holder{Client: "lab-a", Student: "alice"}, a.ExpiresAt+3600, 0, student); err != nil {
 		t.Fatal(err)
 	}
 	pooltest.Check(t, p)
@@ -132,7 +132,7 @@ func TestAllocationFromBeforeSlots(t *testing.T) {
 	putRaw(t, p, pool.StoredItems(cur)...)
 	pooltest.Check(t, p)
 
-	extended, err := p.Extend(ctx, cur, pool.Holder{Student: "alice"}, cur.ExpiresAt+3600, student)
+	extended, err := p.Extend(ctx, cur, pool.Holder{Student: "alice"}, cur.ExpiresAt+3600, 0, student)
 	if err != nil {
 		t.Fatal(err)
 	}
