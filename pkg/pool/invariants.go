@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -37,19 +38,23 @@ type Census struct {
 //   - every record, tombstones too, carries the StatusIndex key of its status and shard
 //     (StatusKey), so each is in the one StatusIndex shard that ByStatus, Count and List read;
 //   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
-//     carries none, has a tombstone status (no job queries one: ByStatus refuses due
-//     tombstones) and a TTL;
+//     carries none and has a tombstone status (no job queries one: ByStatus refuses due
+//     tombstones);
+//   - only a tombstone that may expire (MayExpire, and no allocation in its history) has a
+//     TTL, and has one; its uuid item expires with it or after it, and no other uuid item
+//     expires;
 //   - single use (7): no record whose history holds an allocation (in a history item, or
 //     on the record while it is allocated) is available, stale or a candidate; every
 //     allocated record has its allocation entry, and only an allocated one carries it;
 //   - one record per account (8): every record holds its uuid item and every uuid item
-//     points at the record that holds it; no two records share an account uuid;
+//     points at the record that holds it (or outlives an expired tombstone); no two
+//     records share an account uuid;
 //   - status_at agrees with the status (statusAtProblem);
 //   - every item is of a kind the pool writes; anything else is reported.
 //
 // It is the proof the concurrency tests run after each scenario, and an operator's
 // consistency check. Items whose TTL has passed are skipped: DynamoDB drops them within
-// days, not at once, so a tombstone and its uuid item may disappear apart.
+// days, not at once.
 func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 	census := Census{ByStatus: map[Status]int{}}
 	sandboxes := map[string]Sandbox{}
@@ -134,6 +139,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				census.Runs++
 			case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
 				census.Drains++
+			case k.PK == migrationPK && k.SK == skMigration:
 			default:
 				bad("item %s / %s is of no kind the pool writes", k.PK, k.SK)
 			}
@@ -211,8 +217,16 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		if why := statusAtProblem(s); why != "" {
 			bad("%s sandbox %s: %s", s.Status, id, why)
 		}
-		if (s.TTL != 0) != s.Status.Tombstone() {
+		// A retired record whose history shows an allocation never expires, whatever
+		// traces of it the record kept.
+		mayExpire := s.MayExpire() && !(s.Status == Retired && allocatedOnce[id])
+		switch {
+		case s.TTL != 0 && !s.Status.Tombstone():
 			bad("%s sandbox %s has ttl %d: only tombstones expire", s.Status, id, s.TTL)
+		case s.TTL != 0 && !mayExpire:
+			bad("%s tombstone %s has ttl %d, but its account may still exist upstream: it must never expire (the tombstone TTL migration removes it)", s.Status, id, s.TTL)
+		case s.TTL == 0 && mayExpire:
+			bad("%s tombstone %s has no ttl", s.Status, id)
 		}
 
 		uuid := uuidOf(s)
@@ -230,12 +244,16 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			bad("sandbox %s has no uuid item for account %s", id, uuid)
 		case u.SandboxID != id:
 			bad("account %s of sandbox %s is held by sandbox %s", uuid, id, u.SandboxID)
-		case u.TTL != s.TTL:
-			bad("uuid item of sandbox %s expires at %d, the record at %d", id, u.TTL, s.TTL)
+		case (u.TTL == 0) != (s.TTL == 0) || u.TTL < s.TTL:
+			bad("uuid item of sandbox %s expires at %d, the record at %d: it must expire with the record or after it, and only if the record does", id, u.TTL, s.TTL)
 		}
 	}
 	for uuid, u := range uuids {
-		if s, ok := sandboxes[u.SandboxID]; !ok || uuidOf(s) != uuid {
+		s, ok := sandboxes[u.SandboxID]
+		switch {
+		case !ok && u.TTL != 0 && u.TTL-int64(uuidOutlives/time.Second) <= now:
+			// The tail of an expired tombstone: its record's TTL has passed.
+		case !ok || uuidOf(s) != uuid:
 			bad("uuid item of account %s points at sandbox %s, which is not its record", uuid, u.SandboxID)
 		}
 	}

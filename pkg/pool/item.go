@@ -36,9 +36,24 @@ var Statuses = append(append([]Status{}, LiveStatuses...), Deleted, Retired)
 // reads them.
 var LiveStatuses = []Status{Available, Allocated, PendingDeletion, Stale, DeletionFailed}
 
-// Tombstone reports whether s is a tombstone: a record kept (with its history, until
-// its TTL) only so the account is never adopted again (docs/architecture.md §4).
+// Tombstone reports whether s is a tombstone: a record kept (with its history) only so
+// the account is never adopted again (docs/architecture.md §4), for good or until its
+// TTL (Sandbox.MayExpire).
 func (s Status) Tombstone() bool { return s == Deleted || s == Retired }
+
+// DeleteAnswer is what the CSP answered the delete that made a record a deleted
+// tombstone.
+type DeleteAnswer string
+
+const (
+	// DeleteConfirmed: 200 or 204, the CSP deleted the account (MarkDeleted).
+	DeleteConfirmed DeleteAnswer = "confirmed"
+	// DeleteNotFound: 404, once the cleanup run's probe proved the endpoint right
+	// (MarkNotFound). The account is most likely gone already; but a CSP that answers 404
+	// for an account it still holds leaves it upstream, with the last student's users in
+	// it, so its tombstone must not expire.
+	DeleteNotFound DeleteAnswer = "not_found"
+)
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool {
@@ -86,6 +101,10 @@ type Sandbox struct {
 	// in the history already).
 	Allocation *HistoryEntry `dynamodbav:"allocation,omitempty"`
 
+	// DeleteAnswer is what the CSP answered the delete of a deleted tombstone; empty on
+	// every other status, and on tombstones buried before it was recorded.
+	DeleteAnswer DeleteAnswer `dynamodbav:"delete_answer,omitempty"`
+
 	DeletionRequestedAt int64  `dynamodbav:"deletion_requested_at,omitempty"`
 	Attempts            int    `dynamodbav:"attempts,omitempty"`
 	NextAttemptAt       int64  `dynamodbav:"next_attempt_at,omitempty"`
@@ -104,8 +123,33 @@ type Sandbox struct {
 	StaleSince  int64 `dynamodbav:"stale_since,omitempty"`
 	LastSynced  int64 `dynamodbav:"last_synced,omitempty"`
 	UpdatedAt   int64 `dynamodbav:"updated_at,omitempty"`
-	// TTL is when DynamoDB may drop a tombstone (unix seconds); 0 on live records.
+	// TTL is when DynamoDB may drop a tombstone (unix seconds); 0 on live records and on
+	// tombstones that must never expire (MayExpire).
 	TTL int64 `dynamodbav:"ttl,omitempty"`
+}
+
+// MayExpire reports whether tombstone s may leave the table at its TTL
+// (docs/architecture.md §4): only when its account cannot be in the CSP any more, or
+// was never handed out. That is a delete the CSP confirmed, or a retired record that was
+// never allocated (retired from stale). Whatever else blocks the re-adoption of an
+// ever-allocated account is kept for good: a retired deletion_failed record, a delete
+// booked from a 404, and a deleted record from before the answer was recorded (it may
+// be either).
+func (s Sandbox) MayExpire() bool {
+	switch s.Status {
+	case Deleted:
+		return s.DeleteAnswer == DeleteConfirmed
+	case Retired:
+		return !s.EverAllocated()
+	}
+	return false
+}
+
+// EverAllocated reports whether the record bears a trace of an allocation: the claim's
+// allocated_at stays on the record for good, as does the deletion request of the
+// release or expiry that ended it.
+func (s Sandbox) EverAllocated() bool {
+	return s.AllocatedAt != 0 || s.Allocation != nil || s.DeletionRequestedAt != 0
 }
 
 // Holder is who an allocation belongs to: a student as one client (the token's name)
