@@ -90,7 +90,7 @@ func TestClientCapHoldsUnderConcurrentStudents(t *testing.T) {
 	}
 	assertDistinct(t, winners)
 	census := pooltest.Check(t, p)
-	if census.ByStatus[pool.Allocated] != clientCap || census.Counters != pool.CapShards(clientCap) {
+	if census.ByStatus[pool.Allocated] != clientCap || census.Counters != pool.CounterShards {
 		t.Fatalf("census %+v", census)
 	}
 	// A replay at the cap is still a replay; another client is not held by this cap.

@@ -19,17 +19,17 @@ func (r *JobRunner) removeStale(ctx context.Context, run *jobRun) error {
 	if err != nil {
 		return fmt.Errorf("remove stale sandboxes: %w", err)
 	}
-	return r.keepTombstones(ctx, run)
+	return keepTombstones(ctx, r.pool, run)
 }
 
 // keepTombstones runs the tombstone TTL migration (pool.FixTombstoneTTLs) on from where
 // the last run left it, until it is done: tombstones buried before the TTL rule that
 // must never expire lose their TTL. Once done, it costs one read a day.
-func (r *JobRunner) keepTombstones(ctx context.Context, run *jobRun) error {
+func keepTombstones(ctx context.Context, p *pool.Pool, run *jobRun) error {
 	if run.outOfTime(0) {
 		return nil
 	}
-	fix, err := r.pool.FixTombstoneTTLs(ctx, func() bool { return run.outOfTime(0) })
+	fix, err := p.FixTombstoneTTLs(ctx, func() bool { return run.outOfTime(0) })
 	if !fix.AlreadyDone {
 		run.count("ttl_tombstones_read", fix.Read)
 		run.count("ttl_tombstones_kept", fix.Kept)

@@ -99,10 +99,10 @@ func TestSingleUseOutlivesEveryTTL(t *testing.T) {
 }
 
 // Tables from before the TTL rule gave every tombstone and its uuid item the tombstone
-// TTL. The stale-cleanup job's migration (pool.FixTombstoneTTLs) scans for them and
-// removes the TTL of every one that must not expire, from the record and its uuid item,
-// and leaves the others; it is done after two complete scans an hour or more apart, and
-// from then on reads nothing. Past every TTL, sync then adopts none of the kept accounts.
+// TTL. The stale-cleanup job's migration (pool.FixTombstoneTTLs) reads them and removes
+// the TTL of every one that must not expire, from the record and its uuid item, and
+// leaves the others; it is done after two complete passes an hour or more apart, and from
+// then on reads nothing else. Past every TTL, sync then adopts none of the kept accounts.
 func TestStaleCleanupKeepsTombstonesBuriedBeforeTheTTLRule(t *testing.T) {
 	accounts := cspfake.Generate(5, nil)
 	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 2, jobs: func(c *config.Jobs) { c.CleanupMaxAttempts = 1 }})
@@ -143,7 +143,7 @@ func TestStaleCleanupKeepsTombstonesBuriedBeforeTheTTLRule(t *testing.T) {
 			t.Fatalf("account %d after the migration: ttl %d, want kept for good: %v", i, s.TTL, kept)
 		}
 	}
-	// The second complete scan, an hour or more after the first, finishes the migration.
+	// The second complete pass, an hour or more after the first, finishes the migration.
 	wantCounts(t, e.run(t, "stale-cleanup"), map[string]int{"ttl_tombstones_read": 2, "ttl_tombstones_kept": 0})
 	e.clock.Advance(time.Hour)
 	wantCounts(t, e.run(t, "stale-cleanup"), map[string]int{"ttl_tombstones_read": 2, "ttl_tombstones_kept": 0})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +36,9 @@ type Census struct {
 //     slots), and every owner record points at a sandbox allocated to its client and
 //     student under its key (1)–(3), with the sandbox's expires_at;
 //   - per client and counter shard, the shard counts exactly the client's allocated
-//     sandboxes that took it, and no shard is negative or above its limit (9);
+//     sandboxes that name it, and none is negative; per client, all shards are split for
+//     one cap, room lies only in the cap's shards, and the live allocations counted plus
+//     the room offered are at most the cap, or no room is offered (9);
 //   - every record, tombstones too, carries the StatusIndex key of its status and shard
 //     (StatusKey), so each is in the one StatusIndex shard that ByStatus, Count and List read;
 //   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
@@ -66,7 +70,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		pk, sk string
 	}
 	var owners []ownerAt
-	counters := map[string]counterItem{} // by client and shard, as shardName renders them
+	counters := map[string]*CapCounters{} // by client
 	var problems []error
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	now := p.now().Unix()
@@ -113,15 +117,23 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				}
 				owners = append(owners, ownerAt{o, k.PK, k.SK})
 				census.Owners++
-			case strings.HasPrefix(k.PK, prefixClient) && strings.HasPrefix(k.SK, prefixLive):
-				var c counterItem
+			case strings.HasPrefix(k.PK, prefixCap) && k.SK == skLive:
+				var c CapCounter
 				if err := attributevalue.UnmarshalMap(item, &c); err != nil {
 					return census, err
 				}
-				if !sameKey(CounterKey(c.Client, c.Shard), k.PK, k.SK) {
+				if !sameKey(CounterKey(c.Client, c.Shard), k.PK, k.SK) || c.Shard < 0 || c.Shard >= CounterShards {
 					bad("counter item %s / %s names client %q shard %d", k.PK, k.SK, c.Client, c.Shard)
+					continue
 				}
-				counters[shardName(c.Client, c.Shard)] = c
+				if counters[c.Client] == nil {
+					counters[c.Client] = &CapCounters{}
+				}
+				c.stored = true
+				counters[c.Client][c.Shard] = c
+				census.Counters++
+			case strings.HasPrefix(k.PK, prefixLegacyCounter) && strings.HasPrefix(k.SK, prefixLegacyLive):
+				bad("counter item %s / %s is from before each shard had its own partition: the client's next capped allocation moves it", k.PK, k.SK)
 				census.Counters++
 			case strings.HasPrefix(k.PK, prefixUUID) && k.SK == skUUID:
 				var u uuidItem
@@ -167,23 +179,45 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			bad("owner record %s / %s says expires_at %d, sandbox %s says %d", o.pk, o.sk, o.ExpiresAt, s.ID, s.ExpiresAt)
 		}
 	}
-	live := map[string]int{} // allocated sandboxes per counter shard they took
+	type shardRef struct {
+		client string
+		k      int
+	}
+	live := map[shardRef]int{} // allocated sandboxes per counter shard that counts them
 	for id, s := range sandboxes {
 		switch {
 		case s.Status != Allocated && (s.OwnerSlot != nil || s.CapShard != nil):
 			bad("%s sandbox %s still names an owner slot or counter shard", s.Status, id)
 		case s.Status == Allocated && s.CapShard != nil:
-			live[shardName(s.Client, *s.CapShard)]++
+			live[shardRef{s.Client, *s.CapShard}]++
 		}
 	}
-	for name, c := range counters {
-		if c.Live != live[name] || c.Live < 0 || c.Live > c.Limit {
-			bad("counter shard %s holds %d (limit %d), but %d allocated sandboxes took it", name, c.Live, c.Limit, live[name])
+	for client, cs := range counters {
+		caps := map[int]bool{}
+		for k, c := range cs {
+			name, took := shardName(client, k), live[shardRef{client, k}]
+			if c.Live != took || c.Live < 0 {
+				bad("counter shard %s holds %d, but %d allocated sandboxes took it", name, c.Live, took)
+			}
+			if c.Room() > 0 && k >= OpenShards(c.Cap) {
+				bad("counter shard %s offers room beyond the %d shards of its cap %d", name, OpenShards(c.Cap), c.Cap)
+			}
+			if c.stored {
+				caps[c.Cap] = true
+			}
+		}
+		if len(caps) > 1 {
+			bad("the counter shards of client %q are split for different caps %v", client, slices.Sorted(maps.Keys(caps)))
+		}
+		// The cap bounds every live allocation counted: what the client holds plus the
+		// room its shards offer is at most its cap, or they offer none.
+		if room := cs.Room(); room > 0 && cs.Live()+room > cs.Cap() {
+			bad("client %q holds %d counted live allocations and its counter shards admit %d more: past its cap %d", client, cs.Live(), room, cs.Cap())
 		}
 	}
-	for name, n := range live {
-		if _, ok := counters[name]; !ok {
-			bad("%d allocated sandboxes took counter shard %s, which does not exist", n, name)
+	for ref, n := range live {
+		if cs := counters[ref.client]; ref.k < 0 || ref.k >= CounterShards || cs == nil || !cs[ref.k].stored {
+			bad("%d allocated sandboxes took counter shard %s, which does not exist", n, shardName(ref.client, ref.k))
 		}
 	}
 	recordOf := map[string]string{} // account uuid → sandbox ID

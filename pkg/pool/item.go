@@ -92,8 +92,9 @@ type Sandbox struct {
 	// every other status, and on allocations claimed before slots existed, whose owner
 	// record is keyed by the idempotency key (LegacyOwnerKey).
 	OwnerSlot *int `dynamodbav:"owner_slot,omitempty"`
-	// CapShard is the client counter shard the live allocation took (CounterKey); nil when
-	// the client has no cap, and on every other status.
+	// CapShard is the client counter shard that counts the live allocation (CounterKey):
+	// the one its claim took, or the one it was enrolled in (CountAllocation); nil while
+	// no counter counts it, and on every other status.
 	CapShard *int `dynamodbav:"cap_shard,omitempty"`
 	// Allocation is the history entry of the claim while the sandbox is allocated; the
 	// transaction that ends the allocation moves it into the history (HistoryEntry). Nil
@@ -210,8 +211,8 @@ const (
 	prefixHistory = "HIST#"
 	prefixUUID    = "UUID#"
 	skUUID        = "UUID"
-	prefixClient  = "CLIENT#"
-	prefixLive    = "LIVE#"
+	prefixCap     = "CAP#"
+	skLive        = "LIVE"
 	// ownerSep separates the client from the student in an owner record's key. A client
 	// is a token name, which cannot contain it (pkg/auth's tokenName; the local stack's
 	// names are constants of that syntax), so the first one after the prefix ends the
@@ -254,40 +255,6 @@ func ownerKeyOf(s Sandbox) map[string]types.AttributeValue {
 		return LegacyOwnerKey(s.Owner, s.IdempotencyKey)
 	}
 	return OwnerKey(Holder{Client: s.Client, Student: s.Owner}, *s.OwnerSlot)
-}
-
-// A client's cap on live allocations is held by counter items, one per shard, so a burst
-// of one client's allocations does not contend on one item. Shard k holds at most
-// ShardLimit(cap, k) of them; the limits of the CapShards(cap) shards add up to cap.
-const maxCapShards = 8
-
-// CapShards is how many counter shards hold a cap: one per allowed allocation, up to 8.
-func CapShards(limit int) int { return min(limit, maxCapShards) }
-
-// ShardLimit is how many live allocations counter shard k of a cap holds at most.
-func ShardLimit(limit, k int) int {
-	n := CapShards(limit)
-	if k < limit%n {
-		return limit/n + 1
-	}
-	return limit / n
-}
-
-// CounterKey is the key of a client's counter shard k.
-func CounterKey(client string, k int) map[string]types.AttributeValue {
-	return key(prefixClient+client, prefixLive+strconv.Itoa(k))
-}
-
-// counterItem is one shard of a client's count of live allocations. It has no TTL: it
-// is the only record of how many of the client's allocations are live, and one dropped
-// while they are would let the client past its cap; a client has at most 8.
-type counterItem struct {
-	Client string `dynamodbav:"client"`
-	Shard  int    `dynamodbav:"shard"`
-	Live   int    `dynamodbav:"live"`
-	// Limit is the shard's limit at its last increment: a cap lowered later leaves a
-	// shard above the new limit until its allocations end, never above this one.
-	Limit int `dynamodbav:"limit"`
 }
 
 // recordItem is the whole stored item of sandbox record s: its key, its attributes, its

@@ -150,19 +150,18 @@ func TestCheckInvariantsReportsTombstoneTTLs(t *testing.T) {
 	wantProblems(t, p, "uuid item of sandbox "+confirmed.ID+" expires at")
 }
 
-// The migration scans page by page and resumes where a run stopped; it is done after two
-// complete scans an hour apart, and then reads nothing.
-func TestFixTombstoneTTLsResumesAndFinishes(t *testing.T) {
+// The migration makes a pass over the tombstones with a TTL per call; a pass cut short
+// counts for nothing, and it is done after two complete passes an hour apart, and then
+// reads nothing.
+func TestFixTombstoneTTLsFinishesAfterTwoPasses(t *testing.T) {
 	clock := testkit.NewClock(time.Unix(1_800_000_000, 0))
 	p := pooltest.NewWith(t, pool.Options{Now: clock.Now, PageSize: 1})
 	ss := seed(t, p, account(1), account(2), account(3))
-	var kept []string
 	for _, s := range ss {
 		dead, err := p.MarkNotFound(ctx, released(t, p, s), cleanupJob)
 		if err != nil {
 			t.Fatal(err)
 		}
-		kept = append(kept, dead.ID)
 		// As the previous version buried it.
 		for _, k := range []map[string]types.AttributeValue{pool.SandboxKey(dead.ID), uuidKey(dead.AccountUUID)} {
 			if _, err := pooltest.Client().UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -175,46 +174,29 @@ func TestFixTombstoneTTLsResumesAndFinishes(t *testing.T) {
 		}
 	}
 	wantProblems(t, p, "must never expire")
-
-	// Each run stops after its first page (one item of the table, which has many).
-	total := pool.TTLFix{}
-	for runs := 0; ; runs++ {
-		if runs > 200 {
-			t.Fatal("the scan does not advance")
-		}
-		fix, err := p.FixTombstoneTTLs(ctx, func() bool { return true })
-		if err != nil {
-			t.Fatal(err)
-		}
-		total.Read += fix.Read
-		total.Kept += fix.Kept
-		if total.Read == 3 {
-			break
-		}
-	}
-	if total.Kept != 3 {
-		t.Fatalf("kept %d of %v", total.Kept, kept)
-	}
-	pooltest.Check(t, p)
-	scan := func() pool.TTLFix {
+	pass := func(stop bool) pool.TTLFix {
 		t.Helper()
-		fix, err := p.FixTombstoneTTLs(ctx, func() bool { return false })
+		fix, err := p.FixTombstoneTTLs(ctx, func() bool { return stop })
 		if err != nil {
 			t.Fatal(err)
 		}
 		return fix
 	}
-	if fix := scan(); fix.Done || fix.Read != 0 {
-		t.Fatalf("the first complete scan: %+v", fix)
+	if fix := pass(true); fix.Complete || fix.Read != 0 {
+		t.Fatalf("a pass stopped at once: %+v", fix)
 	}
-	if fix := scan(); fix.Done {
-		t.Fatalf("a second complete scan within the hour finished the migration: %+v", fix)
+	if fix := pass(false); !fix.Complete || fix.Done || fix.Read != 3 || fix.Kept != 3 {
+		t.Fatalf("the first complete pass: %+v", fix)
+	}
+	pooltest.Check(t, p)
+	if fix := pass(false); !fix.Complete || fix.Done || fix.Read != 0 {
+		t.Fatalf("a second complete pass within the hour: %+v", fix)
 	}
 	clock.Advance(time.Hour)
-	if fix := scan(); !fix.Done || fix.AlreadyDone {
-		t.Fatalf("the scan an hour later: %+v", fix)
+	if fix := pass(false); !fix.Done || fix.AlreadyDone {
+		t.Fatalf("the pass an hour later: %+v", fix)
 	}
-	if fix := scan(); !fix.AlreadyDone || fix.Read != 0 {
+	if fix := pass(false); !fix.AlreadyDone || fix.Read != 0 {
 		t.Fatalf("after the migration: %+v", fix)
 	}
 	pooltest.Check(t, p)
