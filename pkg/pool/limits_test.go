@@ -228,3 +228,106 @@ func TestCheckInvariantsReportsSlotsAndCounters(t *testing.T) {
 	putRaw(t, p, moved)
 	wantProblems(t, p, fmt.Sprintf("owner record OWNER#lab-a#alice / SLOT#2 points at sandbox %s, which names its owner record elsewhere", ss[0].ID))
 }
+
+// Each of a capped client's counter shards is an item of its own partition key, so a
+// burst of the client's claims spreads its counter writes over CounterShards partitions.
+func TestCounterShardsHaveTheirOwnPartitions(t *testing.T) {
+	p := pooltest.New(t)
+	split(t, p, "lab-a", 50)
+	out, err := pooltest.Client().Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(p.Table())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	partitions := map[string]bool{}
+	for _, item := range out.Items {
+		partitions[item[pool.AttrPK].(*types.AttributeValueMemberS).Value] = true
+	}
+	if len(out.Items) != pool.CounterShards || len(partitions) != pool.CounterShards {
+		t.Fatalf("%d counter items on %d partition keys, want %d on as many", len(out.Items), len(partitions), pool.CounterShards)
+	}
+	pooltest.Check(t, p)
+}
+
+// An allocation no counter counts is counted once: the second count and a release that
+// read it before it was counted both fail their condition; a release that reads it again
+// gives the shard back.
+func TestCountAllocationCountsOnce(t *testing.T) {
+	p := pooltest.New(t)
+	s := seed(t, p, account(1))[0]
+	c := claimFor("alice", time.Now())
+	c.Client = "lab-a"
+	if _, err := p.Claim(ctx, s, c, student); err != nil {
+		t.Fatal(err)
+	}
+	uncounted := mustGet(t, p, s.ID)
+	var found []pool.Sandbox
+	for s, err := range p.UncountedAllocations(ctx, "lab-a") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = append(found, s)
+	}
+	if len(found) != 1 || found[0].ID != s.ID {
+		t.Fatalf("uncounted allocations of lab-a: %+v", found)
+	}
+	if err := p.CountAllocation(ctx, uncounted, 2); err != nil {
+		t.Fatal(err)
+	}
+	err := p.CountAllocation(ctx, uncounted, 3)
+	wantCondition(t, err, pool.ItemSandbox, "its counter shard changed since it was read")
+	split(t, p, "lab-a", 1) // closed: it holds its cap
+	pooltest.Check(t, p)
+	alice := pool.Holder{Client: "lab-a", Student: "alice"}
+	_, err = p.Release(ctx, uncounted, alice, student)
+	wantCondition(t, err, pool.ItemSandbox, "its counter shard changed since it was read")
+	if _, err := p.Release(ctx, mustGet(t, p, s.ID), alice, student); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := p.CapCounters(ctx, "lab-a")
+	if err != nil || cs.Live() != 0 || cs[2].Live != 0 {
+		t.Fatalf("counters after the release: %+v %v", cs, err)
+	}
+	pooltest.Check(t, p)
+}
+
+// Counters from before each shard had its own partition (CLIENT#<client> / LIVE#<k>) are
+// moved into the shard of the same number, which the releases since the upgrade already
+// took from.
+func TestMoveLegacyCounters(t *testing.T) {
+	p := pooltest.New(t)
+	ss := seed(t, p, account(1), account(2), account(3))
+	for i, s := range ss {
+		c := claimFor(fmt.Sprint("s", i), time.Now())
+		c.Client = "lab-a"
+		if _, err := p.Claim(ctx, s, c, student); err != nil {
+			t.Fatal(err)
+		}
+		// As the previous version stored it: counted in legacy shard i%2.
+		cur := mustGet(t, p, s.ID)
+		if err := p.CountAllocation(ctx, cur, i%2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k := range pool.CounterShards {
+		deleteRaw(t, p, pool.CounterKey("lab-a", k))
+	}
+	for k, live := range []int{2, 1} {
+		item, err := attributevalue.MarshalMap(map[string]any{"PK": "CLIENT#lab-a", "SK": fmt.Sprint("LIVE#", k), "client": "lab-a", "shard": k, "live": live, "limit": 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		putRaw(t, p, item)
+	}
+	wantProblems(t, p, "counter item CLIENT#lab-a / LIVE#0 is from before each shard had its own partition")
+	// One allocation of legacy shard 0 ends after the upgrade, before the move.
+	if _, err := p.Release(ctx, mustGet(t, p, ss[0].ID), pool.Holder{Client: "lab-a", Student: "s0"}, student); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := p.MoveLegacyCounters(ctx, "lab-a"); err != nil || n != 2 {
+		t.Fatalf("moved %d: %v", n, err)
+	}
+	if cs := split(t, p, "lab-a", 5); cs[0].Live != 1 || cs[1].Live != 1 || cs.Room() != 3 {
+		t.Fatalf("counters after the move: %+v", cs)
+	}
+	pooltest.Check(t, p)
+}
