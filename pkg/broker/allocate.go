@@ -71,14 +71,22 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 	if err != nil {
 		return b.refused(ctx, req, err)
 	}
+	// With more than one slot a key may sit above a slot freed since: its replay must find
+	// it, whatever its slot, and the claims start at the first slot not held live. With
+	// one slot, the default, the claim's own condition on slot 0 finds the key, and no
+	// read is made.
 	firstSlot := 0
 	if b.studentLimit > 1 {
-		var replay *pool.Owner
-		if firstSlot, replay, err = b.heldSlots(ctx, req, by); err != nil || replay != nil {
+		replay, held, err := b.heldSlots(ctx, req, by)
+		switch {
+		case err != nil || replay != nil:
 			return replayOf(replay), err
-		}
-		if firstSlot >= b.studentLimit {
+		case len(held) >= b.studentLimit:
+			// Slots above the limit count too: the limit may have been lowered since.
 			return Allocation{}, ErrStudentLimit
+		}
+		for held[firstSlot] {
+			firstSlot++
 		}
 	}
 	deals := b.dealer.session(req.NamePrefix)
@@ -124,36 +132,28 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 	return Allocation{}, ErrBusy
 }
 
-// heldSlots reads, for a student who may hold several allocations, its owner records
-// once: a live allocation under the request's key is the replay, whatever its slot (a
-// lower slot freed since must not give the key a second sandbox, nor a limit lowered
-// since turn the replay into a refusal); a lapsed one is ended. The claims then start at
-// the lowest slot that is free or holds a lapsed allocation, instead of stepping over
-// the held ones one refused transaction each. With one slot, the default, the claim's
-// own condition on slot 0 finds the key, and no read is made.
-func (b *Broker) heldSlots(ctx context.Context, req AllocateRequest, by pool.Actor) (int, *pool.Owner, error) {
+// heldSlots reads the holder's owner records (one query): the live allocation under the
+// request's key, if any, whatever its slot (one under it that lapsed is ended), and the
+// slots the holder's other live allocations hold.
+func (b *Broker) heldSlots(ctx context.Context, req AllocateRequest, by pool.Actor) (*pool.Owner, map[int]bool, error) {
 	owners, err := b.pool.OwnerRecords(ctx, req.holder())
 	if err != nil {
-		return 0, nil, err
+		return nil, nil, err
 	}
 	held := map[int]bool{}
 	for _, o := range owners {
 		switch {
 		case o.IdempotencyKey == req.IdempotencyKey && !b.lapsed(o):
-			return 0, &o, nil
+			return &o, nil, nil
 		case o.IdempotencyKey == req.IdempotencyKey:
 			if err := b.expireLapsed(ctx, o, by); err != nil {
-				return 0, nil, err
+				return nil, nil, err
 			}
 		case !b.lapsed(o):
 			held[o.Slot] = true
 		}
 	}
-	slot := 0
-	for held[slot] {
-		slot++
-	}
-	return slot, nil, nil
+	return nil, held, nil
 }
 
 func replayOf(o *pool.Owner) Allocation {
@@ -241,24 +241,11 @@ func (b *Broker) expireLapsed(ctx context.Context, owner pool.Owner, by pool.Act
 // ErrNoSandbox) or no free owner slot (ErrStudentLimit): the holder may still hold a
 // sandbox under this key (a lapsed one is ended), or already hold its limit under others.
 func (b *Broker) replayOr(ctx context.Context, req AllocateRequest, by pool.Actor, otherwise error) (Allocation, error) {
-	owners, err := b.pool.OwnerRecords(ctx, req.holder())
-	if err != nil {
-		return Allocation{}, err
-	}
-	live := 0
-	for _, o := range owners {
-		switch {
-		case o.IdempotencyKey == req.IdempotencyKey && b.lapsed(o):
-			if err := b.expireLapsed(ctx, o, by); err != nil {
-				return Allocation{}, err
-			}
-		case o.IdempotencyKey == req.IdempotencyKey:
-			return Allocation{Owner: o}, nil
-		case !b.lapsed(o):
-			live++
-		}
-	}
-	if live >= b.studentLimit {
+	replay, held, err := b.heldSlots(ctx, req, by)
+	switch {
+	case err != nil || replay != nil:
+		return replayOf(replay), err
+	case len(held) >= b.studentLimit:
 		return Allocation{}, ErrStudentLimit
 	}
 	return Allocation{}, otherwise

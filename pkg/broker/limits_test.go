@@ -215,6 +215,35 @@ func TestReplayOfAHeldKeyAfterAFreedSlotOrALowerLimit(t *testing.T) {
 	if census := pooltest.Check(t, p); census.ByStatus[pool.Allocated] != 2 {
 		t.Fatalf("census %+v", census)
 	}
+
+	// From 3 down to 2: bob holds slots 1 and 2 with slot 0 free, which is his limit.
+	bob := func(key string) broker.AllocateRequest {
+		return broker.AllocateRequest{Student: "bob", IdempotencyKey: key, Client: "instruqt"}
+	}
+	cfg.StudentMaxLiveAllocations = 3
+	three := broker.New(p, cfg)
+	var b2 broker.Allocation
+	for _, key := range []string{"k0", "k1", "k2"} {
+		if b2, err = three.Allocate(ctx, bob(key)); err != nil {
+			t.Fatalf("bob %s: %v", key, err)
+		}
+	}
+	released, err := three.Allocate(ctx, bob("k0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := three.Release(ctx, released.SandboxID, pool.Holder{Client: "instruqt", Student: "bob"}, "r"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.StudentMaxLiveAllocations = 2
+	two := broker.New(p, cfg)
+	if a, err := two.Allocate(ctx, bob("k3")); !errors.Is(err, broker.ErrStudentLimit) {
+		t.Fatalf("a new key of a student holding 2 under a limit lowered to 2: %+v %v, want ErrStudentLimit", a, err)
+	}
+	if again, err := two.Allocate(ctx, bob("k2")); err != nil || again.Created || again.SandboxID != b2.SandboxID {
+		t.Fatalf("replay of k2 in slot 2 under a limit of 2: %+v %v", again, err)
+	}
+	pooltest.Check(t, p)
 }
 
 // capped is a request of client "lab-a" under cap.

@@ -29,6 +29,19 @@ func ttlOf(t *testing.T, p *pool.Pool, k map[string]types.AttributeValue) string
 	return ""
 }
 
+// setTTL writes ttl on an item, as the previous version buried tombstones or as an
+// operator might.
+func setTTL(t *testing.T, p *pool.Pool, k map[string]types.AttributeValue, ttl int64) {
+	t.Helper()
+	if _, err := pooltest.Client().UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(p.Table()), Key: k, UpdateExpression: aws.String("SET #ttl = :ttl"),
+		ExpressionAttributeNames:  map[string]string{"#ttl": pool.AttrTTL},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":ttl": &types.AttributeValueMemberN{Value: strconv.FormatInt(ttl, 10)}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func uuidKey(uuid string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{pool.AttrPK: &types.AttributeValueMemberS{Value: "UUID#" + uuid}, pool.AttrSK: &types.AttributeValueMemberS{Value: "UUID"}}
 }
@@ -127,17 +140,7 @@ func TestCheckInvariantsReportsTombstoneTTLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	setTTL := func(k map[string]types.AttributeValue, ttl int64) {
-		t.Helper()
-		if _, err := pooltest.Client().UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName: aws.String(p.Table()), Key: k, UpdateExpression: aws.String("SET #ttl = :ttl"),
-			ExpressionAttributeNames:  map[string]string{"#ttl": pool.AttrTTL},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":ttl": &types.AttributeValueMemberN{Value: strconv.FormatInt(ttl, 10)}},
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setTTL(pool.SandboxKey(notFound.ID), confirmed.TTL)
+	setTTL(t, p, pool.SandboxKey(notFound.ID), confirmed.TTL)
 	wantProblems(t, p, "deleted tombstone "+notFound.ID+" has ttl", "uuid item of sandbox "+notFound.ID+" expires at 0")
 	if err := p.KeepTombstone(ctx, mustGet(t, p, notFound.ID)); err != nil {
 		t.Fatal(err)
@@ -146,7 +149,7 @@ func TestCheckInvariantsReportsTombstoneTTLs(t *testing.T) {
 	if err := p.KeepTombstone(ctx, confirmed); err == nil {
 		t.Fatal("a tombstone that may expire was kept")
 	}
-	setTTL(uuidKey(confirmed.AccountUUID), confirmed.TTL-1)
+	setTTL(t, p, uuidKey(confirmed.AccountUUID), confirmed.TTL-1)
 	wantProblems(t, p, "uuid item of sandbox "+confirmed.ID+" expires at")
 }
 
@@ -163,15 +166,8 @@ func TestFixTombstoneTTLsFinishesAfterTwoPasses(t *testing.T) {
 			t.Fatal(err)
 		}
 		// As the previous version buried it.
-		for _, k := range []map[string]types.AttributeValue{pool.SandboxKey(dead.ID), uuidKey(dead.AccountUUID)} {
-			if _, err := pooltest.Client().UpdateItem(ctx, &dynamodb.UpdateItemInput{
-				TableName: aws.String(p.Table()), Key: k, UpdateExpression: aws.String("SET #ttl = :ttl"),
-				ExpressionAttributeNames:  map[string]string{"#ttl": pool.AttrTTL},
-				ExpressionAttributeValues: map[string]types.AttributeValue{":ttl": &types.AttributeValueMemberN{Value: "1807776000"}},
-			}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		setTTL(t, p, pool.SandboxKey(dead.ID), 1807776000)
+		setTTL(t, p, uuidKey(dead.AccountUUID), 1807776000)
 	}
 	wantProblems(t, p, "must never expire")
 	pass := func(stop bool) pool.TTLFix {
