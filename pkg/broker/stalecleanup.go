@@ -22,9 +22,9 @@ func (r *JobRunner) removeStale(ctx context.Context, run *jobRun) error {
 	return keepTombstones(ctx, r.pool, run)
 }
 
-// keepTombstones runs the tombstone TTL migration (pool.FixTombstoneTTLs) on from where
-// the last run left it, until it is done: tombstones buried before the TTL rule that
-// must never expire lose their TTL. Once done, it costs one read a day.
+// keepTombstones makes one pass of the tombstone TTL migration (pool.FixTombstoneTTLs)
+// while it is not done: tombstones buried before the TTL rule that must never expire lose
+// their TTL. Once done, it costs one read a day.
 func keepTombstones(ctx context.Context, p *pool.Pool, run *jobRun) error {
 	if run.outOfTime(0) {
 		return nil
