@@ -170,6 +170,7 @@ func TestErrorMapping(t *testing.T) {
 		{broker.ErrNoSandbox, 409, CodeNoSandboxes},
 		{broker.ErrStudentLimit, 409, CodeStudentLimit},
 		{broker.ErrClientLimit, 409, CodeClientLimit},
+		{broker.ErrLapsed, 409, CodeAllocationLapsed},
 		{broker.ErrBusy, 503, CodeServiceUnavailable},
 		{pool.ErrThrottled, 503, CodeServiceUnavailable},
 		{broker.ErrNotFound, 404, CodeSandboxNotFound},

@@ -10,15 +10,18 @@ package pooltest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -102,6 +105,53 @@ func Clocked(p *pool.Pool, now func() time.Time) *pool.Pool {
 }
 
 var unsafe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// ExpireTTLs does to p's table what DynamoDB's TTL process will have done by now, and
+// returns how many items it deleted. DynamoDB deletes an item whose ttl attribute (the
+// table's TTL attribute, pool.AttrTTL) is a top-level number of epoch seconds earlier
+// than the current time and no more than five years earlier; it ignores any other value.
+// It does so in the background, typically within two days, in no set order, and an item
+// whose TTL is removed or moved later before then stays: so each delete here is
+// conditioned on the ttl it read. Tests that need the order in which the sweeper may
+// take the items call it with the times in between.
+func ExpireTTLs(t testing.TB, p *pool.Pool, now time.Time) int {
+	t.Helper()
+	ctx := context.Background()
+	oldest := now.AddDate(-5, 0, 0).Unix()
+	deleted := 0
+	pages := dynamodb.NewScanPaginator(client, &dynamodb.ScanInput{TableName: aws.String(p.Table()), ConsistentRead: aws.Bool(true)})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, item := range out.Items {
+			ttl, ok := item[pool.AttrTTL].(*types.AttributeValueMemberN)
+			if !ok {
+				continue
+			}
+			at, err := strconv.ParseFloat(ttl.Value, 64)
+			if err != nil || at >= float64(now.Unix()) || at < float64(oldest) {
+				continue
+			}
+			_, err = client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+				TableName:                 aws.String(p.Table()),
+				Key:                       map[string]types.AttributeValue{pool.AttrPK: item[pool.AttrPK], pool.AttrSK: item[pool.AttrSK]},
+				ConditionExpression:       aws.String("#ttl = :ttl"),
+				ExpressionAttributeNames:  map[string]string{"#ttl": pool.AttrTTL},
+				ExpressionAttributeValues: map[string]types.AttributeValue{":ttl": ttl},
+			})
+			var moved *types.ConditionalCheckFailedException
+			switch {
+			case err == nil:
+				deleted++
+			case !errors.As(err, &moved):
+				t.Fatal(err)
+			}
+		}
+	}
+	return deleted
+}
 
 // Check runs the invariant checker and fails the test on any violation.
 func Check(t testing.TB, p *pool.Pool) pool.Census {
