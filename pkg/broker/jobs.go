@@ -32,6 +32,11 @@ type Job struct {
 // run must end well before Lambda's 15-minute ceiling.
 const maxRunTime = 5 * time.Minute
 
+// JobReservedConcurrency is every job function's reserved concurrency, in the CDK stack
+// and in the local stack: one run at a time even before its lease is taken. A scheduled
+// event that finds the run in flight is throttled, and Lambda retries it later.
+const JobReservedConcurrency = 1
+
 // Jobs is the job table (docs/architecture.md §6). Adding a job is one line here, one run
 // method, functions/<name>/main.go and events/<name>.json.
 var Jobs = []Job{
