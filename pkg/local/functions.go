@@ -78,15 +78,8 @@ func (s *Stack) routeFunctions(ctx context.Context, env config.Env, logs io.Writ
 }
 
 // authorizerFunction is the authorizer, built per instance as functions/authorizer builds
-// it, its token store reading the stack's tokens in the secret's format.
-func (s *Stack) authorizerFunction(ctx context.Context, env config.Env, logs io.Writer, tokens []auth.Token) (*authorizerFunction, error) {
-	secret := string(auth.SecretDocument(tokens))
-	read := func(_ context.Context, arn string) (string, error) {
-		if arn != localTokensSecret {
-			return "", fmt.Errorf("local: no secret %s", arn)
-		}
-		return secret, nil
-	}
+// it, its token store reading the secret with read (tokenSecret in the stack).
+func (s *Stack) authorizerFunction(ctx context.Context, env config.Env, logs io.Writer, read config.SecretFetcher) (*authorizerFunction, error) {
 	return addFunction(ctx, s.lambda, api.AuthorizerFunction, 0, func(ctx context.Context) (authorizeFunc, error) {
 		a, err := authorizer.FromSecret(ctx, env, logs, read)
 		if err != nil {
@@ -94,6 +87,18 @@ func (s *Stack) authorizerFunction(ctx context.Context, env config.Env, logs io.
 		}
 		return a.Authorize, nil
 	})
+}
+
+// tokenSecret serves the stack's tokens as the secret localTokensSecret, in the token
+// secret's format: what Secrets Manager serves the authorizer in AWS.
+func tokenSecret(tokens []auth.Token) config.SecretFetcher {
+	secret := string(auth.SecretDocument(tokens))
+	return func(_ context.Context, arn string) (string, error) {
+		if arn != localTokensSecret {
+			return "", fmt.Errorf("local: no secret %s", arn)
+		}
+		return secret, nil
+	}
 }
 
 // jobFunction is the job j, built per instance as functions/<job> builds it, each

@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/api"
@@ -51,7 +52,7 @@ type lambdaService struct {
 	log         *slog.Logger
 	// onInvoke, when set (tests), is called as an instance takes an invocation, before
 	// the handler runs.
-	onInvoke func(function string, instance int)
+	onInvoke atomic.Pointer[func(function string, instance int)]
 
 	mu                 sync.Mutex
 	unreservedInFlight int // invocations in flight of the functions without a reservation
@@ -180,8 +181,8 @@ func (f *lambdaFunction[E, R]) invoke(ctx context.Context, event E) (R, error) {
 		return zero, err
 	}
 	defer f.release(inst)
-	if hook := f.service.onInvoke; hook != nil {
-		hook(f.name, inst.id)
+	if hook := f.service.onInvoke.Load(); hook != nil {
+		(*hook)(f.name, inst.id)
 	}
 	if f.timeout > 0 {
 		var cancel context.CancelFunc

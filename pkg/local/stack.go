@@ -40,6 +40,7 @@ type Stack struct {
 	ExecutionModel string
 
 	log    *slog.Logger
+	table  string
 	lambda *lambdaService
 	// jobs are the scheduled and admin-started runs, which Stop waits for.
 	jobs sync.WaitGroup
@@ -80,7 +81,7 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{log: o.Log}
+	s := &Stack{log: o.Log, table: cfg.TableName}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -200,7 +201,7 @@ func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, 
 	if err != nil {
 		return part{}, err
 	}
-	authorizer, err := s.authorizerFunction(ctx, env, logs, tokens)
+	authorizer, err := s.authorizerFunction(ctx, env, logs, tokenSecret(tokens))
 	if err != nil {
 		return part{}, err
 	}
