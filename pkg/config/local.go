@@ -120,7 +120,7 @@ func LoadLocal(env Env) (Local, error) {
 	if l.ExecutionModel != ExecutionInstances && l.ExecutionModel != ExecutionProcess {
 		r.fail("LOCAL_EXECUTION_MODEL", "%q is neither %q nor %q", l.ExecutionModel, ExecutionInstances, ExecutionProcess)
 	}
-	l.ReservedConcurrency = reservations(r, "LOCAL_RESERVED_CONCURRENCY")
+	l.ReservedConcurrency = r.reservations("LOCAL_RESERVED_CONCURRENCY")
 	for _, p := range strings.Split(r.str("SEED_PREFIXES", "lab"), ",") {
 		p = strings.TrimSpace(p)
 		if !seedPrefix.MatchString(p) {
@@ -160,7 +160,7 @@ func LoadLocal(env Env) (Local, error) {
 // reservations reads a list of function=count pairs ("allocate=50,authorizer=5"); which
 // names are functions, and whether the account can spare the counts, the local stack
 // checks against its functions.
-func reservations(r *reader, name string) map[string]int {
+func (r *reader) reservations(name string) map[string]int {
 	raw := r.str(name, "")
 	if raw == "" {
 		return nil
