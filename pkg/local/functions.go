@@ -18,9 +18,8 @@ import (
 	"github.com/sandbox-broker/broker/pkg/config"
 )
 
-// The stack's functions by kind: what API Gateway, the authorizer and the schedules invoke.
+// The functions API Gateway invokes for its authorizer, and the schedules for the jobs.
 type (
-	routeFunction      = lambdaFunction[events.APIGatewayProxyRequest, events.APIGatewayProxyResponse]
 	authorizerFunction = lambdaFunction[events.APIGatewayCustomAuthorizerRequestTypeRequest, events.APIGatewayCustomAuthorizerResponse]
 	jobFunction        = lambdaFunction[json.RawMessage, broker.RunSummary]
 )
@@ -56,10 +55,10 @@ func (s *Stack) startLambda(cfg config.Local, log *slog.Logger) (part, error) {
 		"account concurrency %d%s; idle instances retired after %s", cfg.AccountConcurrency, reserved, cfg.IdleTimeout)}, nil
 }
 
-// routeFunctions are the handlers of every route, each an instance of its own function
+// addRoutes adds every route and returns their handlers, each an instance of its own function
 // built as functions/<route>/main.go builds it (app.Route, or trigger.Route whose job runs
 // jobs starts, as Lambda's asynchronous invoke does).
-func (s *Stack) routeFunctions(ctx context.Context, env config.Env, logs io.Writer, jobs api.JobStarter) (map[string]api.LambdaHandler, error) {
+func (s *Stack) addRoutes(ctx context.Context, env config.Env, logs io.Writer, jobs api.JobStarter) (map[string]api.LambdaHandler, error) {
 	handlers := map[string]api.LambdaHandler{}
 	for _, r := range api.Routes {
 		var starts api.JobStarter
@@ -77,9 +76,9 @@ func (s *Stack) routeFunctions(ctx context.Context, env config.Env, logs io.Writ
 	return handlers, nil
 }
 
-// authorizerFunction is the authorizer, built per instance as functions/authorizer builds
+// addAuthorizer adds the authorizer, built per instance as functions/authorizer builds
 // it, its token store reading the secret with read (tokenSecret in the stack).
-func (s *Stack) authorizerFunction(ctx context.Context, env config.Env, logs io.Writer, read config.SecretFetcher) (*authorizerFunction, error) {
+func (s *Stack) addAuthorizer(ctx context.Context, env config.Env, logs io.Writer, read config.SecretFetcher) (*authorizerFunction, error) {
 	return addFunction(ctx, s.lambda, api.AuthorizerFunction, 0, func(ctx context.Context) (authorizeFunc, error) {
 		a, err := authorizer.FromSecret(ctx, env, logs, read)
 		if err != nil {
@@ -101,9 +100,9 @@ func tokenSecret(tokens []auth.Token) config.SecretFetcher {
 	}
 }
 
-// jobFunction is the job j, built per instance as functions/<job> builds it, each
+// addJob adds the job j, built per instance as functions/<job> builds it, each
 // invocation ending after the job's timeout.
-func (s *Stack) jobFunction(ctx context.Context, env config.Env, logs io.Writer, j broker.Job) (*jobFunction, error) {
+func (s *Stack) addJob(ctx context.Context, env config.Env, logs io.Writer, j broker.Job) (*jobFunction, error) {
 	return addFunction(ctx, s.lambda, j.Name, j.Timeout(), func(ctx context.Context) (handler[json.RawMessage, broker.RunSummary], error) {
 		return job.Function(ctx, env, logs, j.Name)
 	})

@@ -38,7 +38,7 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 	}
 	schedule := map[string]scheduledJob{}
 	for _, j := range localJobs() {
-		fn, err := s.jobFunction(ctx, env, logs, j)
+		fn, err := s.addJob(ctx, env, logs, j)
 		if err != nil {
 			return backgroundJobs{}, nil, err
 		}

@@ -227,7 +227,7 @@ func TestAuthorizerStateLivesInItsInstance(t *testing.T) {
 		secret.Store(&doc)
 	}
 	rotate(before)
-	authz, err := s.authorizerFunction(context.Background(), testkit.Env(map[string]string{"TOKENS_SECRET_ARN": localTokensSecret}), logs,
+	authz, err := s.addAuthorizer(context.Background(), testkit.Env(map[string]string{"TOKENS_SECRET_ARN": localTokensSecret}), logs,
 		func(context.Context, string) (string, error) { return *secret.Load(), nil })
 	if err != nil {
 		t.Fatal(err)

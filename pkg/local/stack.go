@@ -197,11 +197,11 @@ func (s *Stack) startCSP(cfg config.Local, env config.Env) (url, token string, l
 // startAPI serves the route functions behind the API Gateway emulator and the authorizer
 // on 127.0.0.1:PORT, and waits until /healthz answers.
 func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, logs io.Writer, tokens auth.Static, jobs backgroundJobs, log *slog.Logger) (part, error) {
-	routes, err := s.routeFunctions(ctx, env, logs, jobs)
+	routes, err := s.addRoutes(ctx, env, logs, jobs)
 	if err != nil {
 		return part{}, err
 	}
-	authorizer, err := s.authorizerFunction(ctx, env, logs, tokenSecret(tokens))
+	authorizer, err := s.addAuthorizer(ctx, env, logs, tokenSecret(tokens))
 	if err != nil {
 		return part{}, err
 	}
