@@ -111,5 +111,5 @@ func (s *Stack) addJob(ctx context.Context, env config.Env, logs io.Writer, j br
 // Functions are the counts of every function the stack runs: invocations, cold starts and
 // their init time, throttles.
 func (s *Stack) Functions() []FunctionStats {
-	return s.lambda.Stats()
+	return s.lambda.stats()
 }

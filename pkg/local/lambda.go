@@ -110,8 +110,8 @@ func newLambdaService(cfg config.Local, functions map[string]int, log *slog.Logg
 	return s, nil
 }
 
-// Stats are the counts of every function, in the order the stack built them.
-func (s *lambdaService) Stats() []FunctionStats {
+// stats are the counts of every function, in the order the stack built them.
+func (s *lambdaService) stats() []FunctionStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]FunctionStats, 0, len(s.functions))
@@ -173,7 +173,8 @@ func addFunction[E, R any](ctx context.Context, s *lambdaService, name string, t
 // invoke runs event on an idle instance, the most recently used one as Lambda tends to,
 // or on a new one, which pays its whole init first. Beyond the function's reservation,
 // the account's unreserved concurrency or the scaling rate it answers a *throttledError,
-// as Lambda answers TooManyRequestsException (429); a failed init answers an *initError.
+// as Lambda answers TooManyRequestsException (429). A failed init answers its error, and
+// the next invocation starts another instance, as in Lambda.
 func (f *lambdaFunction[E, R]) invoke(ctx context.Context, event E) (R, error) {
 	inst, err := f.acquire(ctx)
 	if err != nil {
@@ -240,7 +241,7 @@ func (f *lambdaFunction[E, R]) acquire(ctx context.Context) (*instance[E, R], er
 		f.leave()
 		f.counts.Throttles++
 		s.mu.Unlock()
-		return nil, &throttledError{function: f.name, reason: "the function's scaling rate (1 000 new instances per 10 s)"}
+		return nil, &throttledError{function: f.name, reason: "the function's scaling rate"}
 	}
 	f.counts.Invocations++
 	f.started++
@@ -293,7 +294,7 @@ func (f *lambdaFunction[E, R]) start(ctx context.Context, id int) (*instance[E, 
 	initMS := math.Round(float64(took.Microseconds())/10) / 100
 	if err != nil {
 		s.log.ErrorContext(ctx, "cold start failed", "function", f.name, "instance", id, "init_ms", initMS, "error", err.Error())
-		return nil, &initError{function: f.name, err: err}
+		return nil, fmt.Errorf("%s: init failed: %w", f.name, err)
 	}
 	s.log.InfoContext(ctx, "cold start", "function", f.name, "instance", id, "init_ms", initMS)
 	return &instance[E, R]{id: id, handler: h}, nil
@@ -362,13 +363,3 @@ type throttledError struct {
 func (e *throttledError) Error() string {
 	return fmt.Sprintf("Lambda throttled %s: %s", e.function, e.reason)
 }
-
-// initError is a cold start whose constructor failed: Lambda answers the invocation with
-// the init error, and the next one starts another instance.
-type initError struct {
-	function string
-	err      error
-}
-
-func (e *initError) Error() string { return fmt.Sprintf("%s: init failed: %v", e.function, e.err) }
-func (e *initError) Unwrap() error { return e.err }

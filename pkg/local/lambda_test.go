@@ -70,11 +70,11 @@ func onInvoke(s *lambdaService, hook func(function string, instance int)) { s.on
 
 func statsOf(t *testing.T, s *lambdaService, name string) FunctionStats {
 	t.Helper()
-	i := slices.IndexFunc(s.Stats(), func(f FunctionStats) bool { return f.Name == name })
+	i := slices.IndexFunc(s.stats(), func(f FunctionStats) bool { return f.Name == name })
 	if i < 0 {
 		t.Fatalf("no function %s", name)
 	}
-	return s.Stats()[i]
+	return s.stats()[i]
 }
 
 func wantThrottled(t *testing.T, what string, err error, reason string) {

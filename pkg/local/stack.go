@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -121,8 +122,8 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	parts := append(append(append([]part{dbLine, cspLine}, niosLines...), append([]part{lambdaLine}, jobLines...)...), apiLine)
-	printBanner(out, append(parts, tokenLines...), s, cfg.SeedPrefixes)
+	parts := slices.Concat([]part{dbLine, cspLine}, niosLines, []part{lambdaLine}, jobLines, []part{apiLine}, tokenLines)
+	printBanner(out, parts, s, cfg.SeedPrefixes)
 	return s, nil
 }
 
