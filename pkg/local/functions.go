@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -48,8 +51,12 @@ func (s *Stack) startLambda(cfg config.Local, log *slog.Logger) (part, error) {
 			"without concurrency limits — not how Lambda runs them"}, nil
 	}
 	reserved := ""
-	if svc.reserved > 0 {
-		reserved = fmt.Sprintf(", %d of it reserved (%v)", svc.reserved, svc.reservedBy)
+	if len(svc.reservedBy) > 0 {
+		var each []string
+		for _, name := range slices.Sorted(maps.Keys(svc.reservedBy)) {
+			each = append(each, fmt.Sprintf("%s=%d", name, svc.reservedBy[name]))
+		}
+		reserved = fmt.Sprintf(", %d of it reserved (%s)", svc.reserved, strings.Join(each, ","))
 	}
 	return part{"Functions", "", fmt.Sprintf("Lambda's instance model: one invocation at a time per instance, a cold start per new one; "+
 		"account concurrency %d%s; idle instances retired after %s", cfg.AccountConcurrency, reserved, cfg.IdleTimeout)}, nil

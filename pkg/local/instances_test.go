@@ -130,7 +130,7 @@ func TestConcurrentAllocationsGetTheirOwnInstances(t *testing.T) {
 // DEFAULT_5XX gateway response. A reserved concurrency of 0 throttles every invocation.
 func TestThrottledRouteGetsAPIGatewaysAnswer(t *testing.T) {
 	s, banner, logs := startStack(t, map[string]string{"LOCAL_RESERVED_CONCURRENCY": "allocate=0", "JOB_INTERVAL_SCALE": "1"})
-	if !strings.Contains(banner, "map[allocate:0 cleanup:1") {
+	if !strings.Contains(banner, "5 of it reserved (allocate=0,cleanup=1,expiry=1,pool-metrics=1,stale-cleanup=1,sync=1)") {
 		t.Fatalf("the banner does not show the reservations:\n%s", banner)
 	}
 	a := allocations(t, s, "student-1")[0]
