@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -171,15 +172,24 @@ func TestReservationsAreCheckedAtStart(t *testing.T) {
 
 // The morning rush through the instance model: 500 students at once, each on its own
 // connection, against 500 sandboxes. Every one gets a sandbox of its own, the invariants
-// hold, and the test reports the cold starts the burst caused (no timed assertion).
+// hold, and the test reports the cold starts the burst caused and its latency (no timed
+// assertion).
+//
+// A student retries a 503 SERVICE_UNAVAILABLE after its Retry-After, as clients do
+// (docs/api.md): DynamoDB Local serves the burst's requests in one lane, and on a loaded
+// machine some wait past the broker's deadline per call, which DynamoDB in AWS does not
+// make them do (docs/architecture.md §8). A retry whose claim had committed after all
+// replays it (200). Anything else — a 409 at this exact fit, a 5xx other than that 503, a
+// sandbox twice — fails the test; the first attempts' answers are reported.
 func TestFiveHundredStudentBurstThroughInstances(t *testing.T) {
 	// The SDK parses an AWS_CA_BUNDLE at every client's creation (here ~25 ms, each cold
 	// start); a Lambda environment has none, and DynamoDB Local speaks plain HTTP.
 	t.Setenv("AWS_CA_BUNDLE", "")
-	const students = 500
-	s, _, logs := startStack(t, map[string]string{"SEED_SANDBOXES": fmt.Sprint(students), "SEED_PREFIXES": "lab",
+	const students, attempts = 500, 10
+	s, _, _ := startStack(t, map[string]string{"SEED_SANDBOXES": fmt.Sprint(students), "SEED_PREFIXES": "lab",
 		"JOB_INTERVAL_SCALE": "1", "LOG_LEVEL": "warn"})
-	statuses := make([]int, students)
+	first, final := make([]int, students), make([]int, students)
+	retries := make([]int, students)
 	ids := make([]string, students)
 	latency := make([]time.Duration, students)
 	var ready, wg sync.WaitGroup
@@ -187,57 +197,79 @@ func TestFiveHundredStudentBurstThroughInstances(t *testing.T) {
 	ready.Add(students)
 	for i := range students {
 		wg.Go(func() {
-			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Minute}
-			req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/v1/allocate", nil)
-			req.Header = track(s.TrackToken, fmt.Sprintf("burst-student-%d", i))
-			req.Header.Set(api.HeaderNamePrefix, "lab")
+			allocate := func() (int, http.Header, []byte, error) {
+				c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Minute}
+				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/v1/allocate", nil)
+				req.Header = track(s.TrackToken, fmt.Sprintf("burst-student-%d", i))
+				req.Header.Set(api.HeaderNamePrefix, "lab")
+				resp, err := c.Do(req)
+				if err != nil {
+					return 0, nil, nil, err
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				return resp.StatusCode, resp.Header, body, err
+			}
 			ready.Done()
 			<-start
 			began := time.Now()
-			resp, err := c.Do(req)
-			latency[i] = time.Since(began)
-			if err != nil {
-				t.Errorf("student %d: %v", i, err)
-				return
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			statuses[i] = resp.StatusCode
-			if resp.StatusCode == http.StatusCreated {
-				ids[i] = sandboxID(t, answer{resp.StatusCode, resp.Header, body})
-			} else {
-				apitest.CheckError(t, resp.StatusCode, resp.Header, body)
+			for attempt := range attempts {
+				status, header, body, err := allocate()
+				if err != nil {
+					t.Errorf("student %d: %v", i, err)
+					return
+				}
+				if attempt == 0 {
+					first[i], latency[i] = status, time.Since(began)
+				}
+				final[i] = status
+				if status == http.StatusCreated || status == http.StatusOK {
+					ids[i] = sandboxID(t, answer{status, header, body})
+					return
+				}
+				apitest.CheckError(t, status, header, body)
+				if status != http.StatusServiceUnavailable || apitest.DecodeError(t, body).Code != api.CodeServiceUnavailable {
+					return
+				}
+				retries[i]++
+				after, _ := strconv.Atoi(header.Get("Retry-After"))
+				time.Sleep(time.Duration(after) * time.Second)
 			}
 		})
 	}
 	ready.Wait()
 	close(start)
 	wg.Wait()
-	byStatus := map[int]int{}
-	for _, status := range statuses {
-		byStatus[status]++
+	count := func(statuses []int) map[int]int {
+		by := map[int]int{}
+		for _, status := range statuses {
+			by[status]++
+		}
+		return by
 	}
 	distinct := len(slices.Compact(slices.Sorted(slices.Values(ids))))
-	if byStatus[http.StatusCreated] != students || distinct != students {
-		var failures []string
-		for _, line := range logs.JSONLines(t) {
-			if e, ok := line["error"].(string); ok && len(failures) < 5 {
-				failures = append(failures, e)
-			}
-		}
-		t.Fatalf("answers by status %v, %d distinct sandboxes; want %d × 201, each its own; first errors logged:\n%s",
-			byStatus, distinct, students, strings.Join(failures, "\n"))
+	if got := count(final); got[http.StatusCreated]+got[http.StatusOK] != students || distinct != students {
+		t.Fatalf("final answers by status %v (first attempts %v), %d distinct sandboxes; want every student served, each its own sandbox",
+			got, count(first), distinct)
 	}
 	checkInvariants(t, s)
 	slices.Sort(latency)
-	t.Logf("%d students at once through the instance model: all served; p50 %s, p99 %s (not asserted)", students,
-		latency[students/2].Round(time.Millisecond), latency[students*99/100].Round(time.Millisecond))
+	t.Logf("%d students at once through the instance model: first attempts %v (p50 %s, p99 %s), %d retries after a 503, all served (not asserted: latency, first-attempt success)",
+		students, count(first), latency[students/2].Round(time.Millisecond), latency[students*99/100].Round(time.Millisecond), sum(retries))
 	for _, f := range s.Functions() {
 		if f.ColdStarts > 0 {
 			t.Logf("%-12s %4d invocations, %4d cold starts, init %s in all (%s each), %d throttles", f.Name, f.Invocations, f.ColdStarts,
 				f.InitTime.Round(time.Millisecond), (f.InitTime / time.Duration(f.ColdStarts)).Round(10*time.Microsecond), f.Throttles)
 		}
 	}
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
 }
 
 // checkInvariants runs the invariant checker on the stack's table.
