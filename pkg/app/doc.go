@@ -8,4 +8,9 @@
 // authorizer.New for the authorizer and job.Function for the jobs (both with the Secrets
 // Manager client of awssecrets); the usage-plans job passes job.WithUsagePlans(usagejob.Build),
 // the one package that links the API Gateway client.
+//
+// What the platform provides comes in through RouteStarting (the job starts of a trigger
+// route: Lambda's asynchronous invoke) and authorizer.FromSecret (the token secret's
+// reader: Secrets Manager), which Route, trigger.Route and authorizer.New call. The local
+// stack calls them too, for every instance of every function, with its own.
 package app

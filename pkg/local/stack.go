@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,8 +36,13 @@ type Stack struct {
 	TrackToken   string
 	AdminToken   string
 	MetricsToken string
+	// ExecutionModel is how the functions run (config.ExecutionInstances unless
+	// LOCAL_EXECUTION_MODEL says otherwise): every figure measured here names it.
+	ExecutionModel string
 
-	log *slog.Logger
+	log    *slog.Logger
+	table  string
+	lambda *lambdaService
 	// jobs are the scheduled and admin-started runs, which Stop waits for.
 	jobs sync.WaitGroup
 	// shutdowns undo the start in reverse order; each part registers its own.
@@ -76,7 +82,7 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{log: o.Log}
+	s := &Stack{log: o.Log, table: cfg.TableName}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -86,11 +92,15 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
+	lambdaLine, err := s.startLambda(cfg, o.Log)
+	if err != nil {
+		return nil, err
+	}
 	endpoint, dbLine, err := s.startDynamoDB(ctx, cfg, env)
 	if err != nil {
 		return nil, err
 	}
-	fnEnv := overlay(env, map[string]string{"TABLE_NAME": cfg.TableName, "DYNAMODB_ENDPOINT": endpoint})
+	fnEnv := overlay(env, map[string]string{"TABLE_NAME": cfg.TableName, "DYNAMODB_ENDPOINT": endpoint, "TOKENS_SECRET_ARN": localTokensSecret})
 	cspURL, cspToken, cspLine, err := s.startCSP(cfg, env)
 	if err != nil {
 		return nil, err
@@ -112,8 +122,8 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	parts := append(append(append([]part{dbLine, cspLine}, niosLines...), jobLines...), apiLine)
-	printBanner(out, append(parts, tokenLines...), s, cfg.SeedPrefixes)
+	parts := slices.Concat([]part{dbLine, cspLine}, niosLines, []part{lambdaLine}, jobLines, []part{apiLine}, tokenLines)
+	printBanner(out, parts, s, cfg.SeedPrefixes)
 	return s, nil
 }
 
@@ -188,7 +198,11 @@ func (s *Stack) startCSP(cfg config.Local, env config.Env) (url, token string, l
 // startAPI serves the route functions behind the API Gateway emulator and the authorizer
 // on 127.0.0.1:PORT, and waits until /healthz answers.
 func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, logs io.Writer, tokens auth.Static, jobs backgroundJobs, log *slog.Logger) (part, error) {
-	routes, err := app.NewAPI(ctx, env, logs, jobs)
+	routes, err := s.addRoutes(ctx, env, logs, jobs)
+	if err != nil {
+		return part{}, err
+	}
+	authorizer, err := s.addAuthorizer(ctx, env, logs, tokenSecret(tokens))
 	if err != nil {
 		return part{}, err
 	}
@@ -196,7 +210,7 @@ func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, 
 	if err != nil {
 		return part{}, err
 	}
-	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), GatewayOptions{
+	gateway, err := NewGateway(routes, authorizer.invoke, GatewayOptions{
 		CORS: api.NewCORS(apiCfg.CORSOrigins), CacheTTL: cfg.AuthorizerCacheTTL, Throttle: api.StageThrottle, Tokens: tokens, Log: log})
 	if err != nil {
 		return part{}, err
