@@ -155,7 +155,7 @@ func TestThrottledRouteGetsAPIGatewaysAnswer(t *testing.T) {
 func TestReservationsAreCheckedAtStart(t *testing.T) {
 	for env, want := range map[string]string{
 		"LOCAL_RESERVED_CONCURRENCY=allocate=901":          "leaving 99 unreserved",
-		"LOCAL_RESERVED_CONCURRENCY=allocate=900":          "take 900 of LOCAL_LAMBDA_CONCURRENCY 1000",
+		"LOCAL_RESERVED_CONCURRENCY=allocate=950":          "take 950 of LOCAL_LAMBDA_CONCURRENCY 1000",
 		"LOCAL_RESERVED_CONCURRENCY=usage-plans=1":         "usage-plans is not a function of the local stack",
 		"LOCAL_RESERVED_CONCURRENCY=allocate":              "LOCAL_RESERVED_CONCURRENCY",
 		"LOCAL_EXECUTION_MODEL=threads":                    "LOCAL_EXECUTION_MODEL",
