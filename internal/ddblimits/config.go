@@ -20,9 +20,9 @@ const (
 	NewTableReadUnits  = 12000
 )
 
-// DefaultConflictWindow is how long a transaction holds its items after DynamoDB Local
-// answered it: about the time a TransactWriteItems of a few items takes in AWS.
-const DefaultConflictWindow = 20 * time.Millisecond
+// DefaultTransactionTime is the least time a TransactWriteItems takes through the proxy,
+// holding its items: about what a transaction of a few items takes in AWS.
+const DefaultTransactionTime = 20 * time.Millisecond
 
 // Config says which of DynamoDB's limits the proxy applies; each is a switch of its own.
 // The zero value applies none and forwards every request as it is.
@@ -40,10 +40,10 @@ type Config struct {
 	// times faster.
 	Scale float64
 	// Conflicts refuses a write to an item that a transaction in flight holds, as DynamoDB
-	// does; ConflictWindow is how long after DynamoDB Local's answer a transaction still
-	// holds its items (0 means DefaultConflictWindow).
-	Conflicts      bool
-	ConflictWindow time.Duration
+	// does. TransactionTime is the least time a transaction is in flight (0 means
+	// DefaultTransactionTime): the proxy answers it no sooner.
+	Conflicts       bool
+	TransactionTime time.Duration
 	// InternalErrorRate is the share of requests answered 500 InternalServerError after
 	// DynamoDB Local carried them out: the write happened, its answer was lost.
 	InternalErrorRate float64
@@ -76,8 +76,8 @@ func (c Config) validate() error {
 			return fmt.Errorf("ddblimits: %s %g is not a share between 0 and 1", name, rate)
 		}
 	}
-	if c.Scale < 0 || c.TableWriteUnits < 0 || c.TableReadUnits < 0 || c.ConflictWindow < 0 || c.Latency < 0 {
-		return fmt.Errorf("ddblimits: negative scale, throughput, window or latency in %+v", c)
+	if c.Scale < 0 || c.TableWriteUnits < 0 || c.TableReadUnits < 0 || c.TransactionTime < 0 || c.Latency < 0 {
+		return fmt.Errorf("ddblimits: negative scale, throughput, transaction time or latency in %+v", c)
 	}
 	return nil
 }
@@ -86,6 +86,13 @@ func (c Config) validate() error {
 // the items a write touches, before and after, to bill it as DynamoDB does.
 func (c Config) limitsThroughput() bool {
 	return c.PartitionLimits || c.TableWriteUnits > 0 || c.TableReadUnits > 0
+}
+
+func (c Config) transactionTime() time.Duration {
+	if c.TransactionTime == 0 {
+		return DefaultTransactionTime
+	}
+	return c.TransactionTime
 }
 
 func (c Config) newThroughput() *throughput {

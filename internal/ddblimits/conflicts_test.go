@@ -27,33 +27,53 @@ func assertCancelled(t *testing.T, err error, codes ...string) {
 	}
 }
 
-// While a transaction holds an item (the window after DynamoDB Local answered it, here
-// frozen by the clock), another transaction touching it is cancelled with
-// TransactionConflict for that item only, and a single-item write to it gets
-// TransactionConflictException; a read and a write of another item go through, and a
-// transaction refused holds nothing. Once the window has passed, the item is free.
-func TestTransactionHoldsItsItemsForTheWindow(t *testing.T) {
+// Two transactions on one item at once, under a clock that stands still so that neither
+// ends: the one that comes second is cancelled with TransactionConflict on that item alone
+// (whichever it is), and holds nothing; while the other is in flight, a single-item write
+// of the item gets TransactionConflictException and a read of it goes through. When the
+// clock reaches the end of its TransactionTime, the one in flight commits.
+func TestConcurrentTransactionsOnOneItem(t *testing.T) {
 	clk := newClock()
-	proxy, db := start(t, ddblimits.Config{Conflicts: true, ConflictWindow: 20 * time.Millisecond, Now: clk.Now})
+	proxy, db := start(t, ddblimits.Config{Conflicts: true, Now: clk.Now})
 	tbl := table(t)
-	if _, err := db.TransactWriteItems(ctx, putTx(tbl, "x")); err != nil {
-		t.Fatal(err)
+	type outcome struct {
+		name string
+		err  error
 	}
-	_, err := db.TransactWriteItems(ctx, putTx(tbl, "y", "x"))
-	assertCancelled(t, err, ddblimits.ReasonNone, ddblimits.ReasonTransactionConflict)
+	done := make(chan outcome, 2)
+	for name, pks := range map[string][]string{"x": {"x"}, "y,x": {"y", "x"}} {
+		go func() {
+			_, err := db.TransactWriteItems(ctx, putTx(tbl, pks...))
+			done <- outcome{name, err}
+		}()
+	}
+	second := <-done
+	if second.name == "x" {
+		assertCancelled(t, second.err, ddblimits.ReasonTransactionConflict)
+	} else {
+		assertCancelled(t, second.err, ddblimits.ReasonNone, ddblimits.ReasonTransactionConflict)
+		if err := put(db, tbl, "y", ""); err != nil {
+			t.Fatalf("the other item of the cancelled transaction: %v", err)
+		}
+	}
 	var tce *types.TransactionConflictException
 	if err := put(db, tbl, "x", ""); !errors.As(err, &tce) {
-		t.Fatalf("a write of a held item: %v, want TransactionConflictException", err)
+		t.Fatalf("a write of the item in flight: %v, want TransactionConflictException", err)
 	}
 	if _, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(tbl), Key: map[string]types.AttributeValue{"PK": s("x"), "SK": s("x")}}); err != nil {
-		t.Fatalf("a read of a held item: %v", err)
+		t.Fatalf("a read of the item in flight: %v", err)
 	}
-	if err := put(db, tbl, "y", ""); err != nil {
-		t.Fatalf("the other item of the refused transaction: %v", err)
+	select {
+	case first := <-done:
+		t.Fatalf("%s ended before its transaction time: %v", first.name, first.err)
+	default:
 	}
-	clk.Advance(20 * time.Millisecond)
-	if _, err := db.TransactWriteItems(ctx, putTx(tbl, "y", "x")); err != nil {
-		t.Fatalf("after the window: %v", err)
+	clk.Advance(ddblimits.DefaultTransactionTime)
+	if first := <-done; first.err != nil {
+		t.Fatalf("%s: %v", first.name, first.err)
+	}
+	if err := put(db, tbl, "x", ""); err != nil {
+		t.Fatalf("the item after the commit: %v", err)
 	}
 	if c := proxy.Counts(); c.Total(ddblimits.Conflict) != 2 {
 		t.Fatalf("counts:\n%s", c)

@@ -50,10 +50,13 @@
 // or DeleteItem of one of them (TransactionConflictException); a read is never refused and a
 // single-item write holds nothing. DynamoDB Local runs one transaction at a time, so none of
 // this happens there. The proxy models "in flight" with holds (conflicts.go): a transaction
-// holds its items from the moment it is forwarded until DynamoDB Local has answered and
-// ConflictWindow has passed. The window stands for the part of a transaction's life in AWS
-// that DynamoDB Local compresses; the default, 20 ms, is about a small transaction's latency
-// in AWS. A transaction refused by a conflict or by the throughput holds nothing.
+// holds its items from the moment the proxy forwards it until it answers, and it answers no
+// sooner than TransactionTime after forwarding (default 20 ms, about a small transaction's
+// latency in AWS), so transactions overlap as they do in AWS although DynamoDB Local runs
+// them one by one. The hold ends with the answer, not after it: DynamoDB answers a
+// TransactWriteItems once it has committed, and the same client's next write of the item
+// does not conflict with it. A transaction refused by a conflict or by the throughput
+// holds nothing.
 //
 // # Faults
 //

@@ -51,7 +51,7 @@ func (c *clock) Advance(d time.Duration) {
 func table(t *testing.T) string {
 	t.Helper()
 	db := pooltest.Client()
-	tbl := fmt.Sprintf("limits-%d", tables.Add(1))
+	tbl := fmt.Sprintf("limits-%d-%d", tables.Add(1), time.Now().UnixNano())
 	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:   aws.String(tbl),
 		BillingMode: types.BillingModePayPerRequest,

@@ -58,10 +58,6 @@ func newProxy(upstream string, cfg Config) *Proxy {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	window := cfg.ConflictWindow
-	if window == 0 {
-		window = DefaultConflictWindow
-	}
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -72,7 +68,7 @@ func newProxy(upstream string, cfg Config) *Proxy {
 		up:         newUpstream(upstream),
 		schemas:    schemas{tables: map[string]*tableSchema{}},
 		throughput: cfg.newThroughput(),
-		holds:      &holds{window: window, until: map[itemID]time.Time{}},
+		holds:      &holds{held: map[itemID]bool{}},
 		counts:     newCounter(),
 		rng:        rand.New(rand.NewPCG(seed, seed>>1|1)),
 	}
@@ -143,7 +139,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 		}
 	}
+	forwarded := p.now()
 	rep, err := p.up.forward(r.Context(), r, body)
+	if adm != nil && len(adm.held) > 0 {
+		p.waitUntil(r.Context(), forwarded.Add(p.cfg.transactionTime()))
+	}
 	if adm != nil {
 		rep.body = p.settle(context.WithoutCancel(r.Context()), r.Header, adm, rep, err == nil)
 	}
@@ -156,6 +156,22 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeAnswer(w, rep.status, rep.body, rep.header)
+}
+
+// waitUntil waits for the proxy's clock to reach deadline (a test's clock moves when the
+// test moves it), or for the client to give up.
+func (p *Proxy) waitUntil(ctx context.Context, deadline time.Time) {
+	for {
+		left := deadline.Sub(p.now())
+		if left <= 0 {
+			return
+		}
+		select {
+		case <-time.After(min(left, 5*time.Millisecond)):
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (p *Proxy) refuse(w http.ResponseWriter, kind string, a answer, detail string) {
@@ -212,7 +228,7 @@ func (p *Proxy) admit(ctx context.Context, auth http.Header, ns string, req *req
 	}
 	now := p.now()
 	if p.cfg.Conflicts && len(ids) > 0 {
-		if a := p.conflict(req, ids, now); a != nil {
+		if a := p.conflict(req, ids); a != nil {
 			return nil, a, Conflict, ""
 		}
 		if req.transactional {
@@ -230,7 +246,7 @@ func (p *Proxy) admit(ctx context.Context, auth http.Header, ns string, req *req
 		adm.drawn = p.writeCost(adm, adm.estimate())
 	}
 	if refusedBy := p.throughput.take(adm.drawn, now); len(refusedBy) > 0 {
-		p.holds.release(adm.held, now, false)
+		p.holds.release(adm.held)
 		a := throttled(adm.tables[tables[0]], req, refusedBy)
 		return nil, &a, Throttle, throttleDetail(refusedBy)
 	}
@@ -240,15 +256,15 @@ func (p *Proxy) admit(ctx context.Context, auth http.Header, ns string, req *req
 // conflict refuses a write that touches an item a transaction in flight holds: a
 // transaction is cancelled with TransactionConflict on those items, a single-item write
 // gets TransactionConflictException. A transaction that goes through holds its items.
-func (p *Proxy) conflict(req *request, ids []itemID, now time.Time) *answer {
+func (p *Proxy) conflict(req *request, ids []itemID) *answer {
 	if !req.transactional {
-		if len(p.holds.held(ids, now)) == 0 {
+		if len(p.holds.busy(ids)) == 0 {
 			return nil
 		}
 		a := plainError(http.StatusBadRequest, CodeTransactionConflict, msgOngoing)
 		return &a
 	}
-	busy := p.holds.hold(ids, now)
+	busy := p.holds.hold(ids)
 	if len(busy) == 0 {
 		return nil
 	}
@@ -285,12 +301,10 @@ func (p *Proxy) writeCost(adm *admission, after []item) []charge {
 	return out
 }
 
-// settle bills the request with what it cost, frees a transaction's items after the
-// window, and returns the answer's body (without the consumed capacity the proxy asked
-// for).
+// settle bills the request with what it cost, frees a transaction's items, and returns
+// the answer's body (without the consumed capacity the proxy asked for).
 func (p *Proxy) settle(ctx context.Context, auth http.Header, adm *admission, rep reply, reached bool) []byte {
-	now := p.now()
-	p.holds.release(adm.held, now, reached)
+	p.holds.release(adm.held)
 	if !p.cfg.limitsThroughput() {
 		return rep.body
 	}
@@ -298,7 +312,9 @@ func (p *Proxy) settle(ctx context.Context, auth http.Header, adm *admission, re
 	switch {
 	case !reached:
 	case adm.req.read != nil && rep.status == http.StatusOK:
-		var out struct{ ConsumedCapacity struct{ CapacityUnits float64 } }
+		var out struct {
+			ConsumedCapacity struct{ CapacityUnits float64 }
+		}
 		_ = json.Unmarshal(rep.body, &out)
 		cost = []charge{readCharge(adm.tables[adm.req.read.table], adm.req.read, out.ConsumedCapacity.CapacityUnits)}
 	case adm.req.read != nil:
