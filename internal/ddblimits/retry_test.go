@@ -69,8 +69,10 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 		is       func(error) bool
 	}{
 		{
-			name:     "hot partition key: ProvisionedThroughputExceededException",
-			cfg:      func(clk *clock) ddblimits.Config { return ddblimits.Config{PartitionLimits: true, Scale: milli, Now: clk.Now} },
+			name: "hot partition key: ProvisionedThroughputExceededException",
+			cfg: func(clk *clock) ddblimits.Config {
+				return ddblimits.Config{PartitionLimits: true, Scale: milli, Now: clk.Now}
+			},
 			prime:    func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "hot", "") },
 			call:     func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "hot", "") },
 			attempts: 4, is: isType[*types.ProvisionedThroughputExceededException],
@@ -83,8 +85,10 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 			attempts: 4, is: isType[*types.ThrottlingException],
 		},
 		{
-			name:  "throttled transaction: TransactionCanceledException",
-			cfg:   func(clk *clock) ddblimits.Config { return ddblimits.Config{PartitionLimits: true, Scale: milli, Now: clk.Now} },
+			name: "throttled transaction: TransactionCanceledException",
+			cfg: func(clk *clock) ddblimits.Config {
+				return ddblimits.Config{PartitionLimits: true, Scale: milli, Now: clk.Now}
+			},
 			prime: func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "hot", "") },
 			call: func(db *dynamodb.Client, tbl string) error {
 				_, err := db.TransactWriteItems(ctx, putTx(tbl, "hot"))
@@ -93,8 +97,8 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 			attempts: 1, is: isType[*types.TransactionCanceledException],
 		},
 		{
-			name: "transaction conflict: TransactionCanceledException",
-			cfg:  func(clk *clock) ddblimits.Config { return ddblimits.Config{Conflicts: true, Now: clk.Now} },
+			name:  "transaction conflict: TransactionCanceledException",
+			cfg:   func(clk *clock) ddblimits.Config { return ddblimits.Config{Conflicts: true, Now: clk.Now} },
 			prime: inFlight,
 			call: func(db *dynamodb.Client, tbl string) error {
 				_, err := db.TransactWriteItems(ctx, putTx(tbl, "x"))
@@ -103,9 +107,9 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 			attempts: 1, is: isType[*types.TransactionCanceledException],
 		},
 		{
-			name: "write of an item in a transaction: TransactionConflictException",
-			cfg:  func(clk *clock) ddblimits.Config { return ddblimits.Config{Conflicts: true, Now: clk.Now} },
-			prime: inFlight,
+			name:     "write of an item in a transaction: TransactionConflictException",
+			cfg:      func(clk *clock) ddblimits.Config { return ddblimits.Config{Conflicts: true, Now: clk.Now} },
+			prime:    inFlight,
 			call:     func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "x", "") },
 			attempts: 1, is: isType[*types.TransactionConflictException],
 		},
