@@ -114,7 +114,7 @@ func (k *counter) consumed(charges []charge) {
 func throttleDetail(refused []refusal) string {
 	var parts []string
 	for _, f := range refused {
-		what := "partition key"
+		what := "partition key " + f.pk[strings.Index(f.pk, ":")+1:] // the value, without its type
 		if f.tableWide {
 			what = "throughput"
 		}
