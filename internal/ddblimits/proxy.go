@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -33,10 +34,15 @@ type Proxy struct {
 	served chan struct{}
 }
 
-// Start serves a proxy to the DynamoDB Local at upstream on a free loopback port.
+// Start serves a proxy to the DynamoDB Local at upstream on a free loopback port. The
+// upstream must be on loopback: the proxy forwards requests signed for its own address,
+// which only DynamoDB Local accepts, and AWS applies its limits itself.
 func Start(upstream string, cfg Config) (*Proxy, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
+	}
+	if u, err := url.Parse(upstream); err != nil || !(u.Hostname() == "localhost" || net.ParseIP(u.Hostname()).IsLoopback()) {
+		return nil, fmt.Errorf("ddblimits: %q is not a DynamoDB Local on loopback", upstream)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

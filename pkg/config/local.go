@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/ddblimits"
 )
 
 // Local is the local stack's own configuration (make run, docs/architecture.md §7). Everything a
@@ -16,6 +18,9 @@ type Local struct {
 	// WarmRounds are the rounds of pool.Warm the DynamoDB Local the stack starts runs
 	// before the stack reports ready (0: none).
 	WarmRounds int
+	// DynamoDBLimits, when set, puts a proxy applying DynamoDB's limits between the
+	// functions and DynamoDB Local (DYNAMODB_LIMITS and its switches).
+	DynamoDBLimits *ddblimits.Config
 	// DynamoDBEndpoint, when set, is an existing DynamoDB (another DynamoDB Local, or AWS)
 	// used instead of starting one; TableName is then required, and the table is created
 	// only when missing.
@@ -63,7 +68,7 @@ var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 // (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, LOCAL_NIOSXAAS (with
 // NIOSXAAS_ENABLED and NIOSXAAS_BASE_URL, which decide it too), BROKER_TRACK_TOKEN,
 // BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN, BROKER_TOKENS_FILE, BROKER_TRACK_RATE and
-// BROKER_TRACK_BURST, and AUTHORIZER_CACHE_SECONDS (300).
+// BROKER_TRACK_BURST, AUTHORIZER_CACHE_SECONDS (300), and DYNAMODB_LIMITS with its switches.
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
 	l := Local{
@@ -82,6 +87,7 @@ func LoadLocal(env Env) (Local, error) {
 		TrackRate:          r.int("BROKER_TRACK_RATE", 0, 0, 10_000),
 		TrackBurst:         r.int("BROKER_TRACK_BURST", 0, 0, 5_000),
 		AuthorizerCacheTTL: r.duration("AUTHORIZER_CACHE_SECONDS", 300, time.Second, 0, 3600),
+		DynamoDBLimits:     r.dynamoDBLimits(),
 	}
 	for _, p := range strings.Split(r.str("SEED_PREFIXES", "lab"), ",") {
 		p = strings.TrimSpace(p)
