@@ -16,6 +16,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/sandbox-broker/broker/internal/ddblimits"
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -62,7 +63,7 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 	clients := []client{{"SDK defaults", sdkClient}, {"pool behind limits", lambdaClient}}
 	cases := []struct {
 		name     string
-		cfg      func(clk *clock) ddblimits.Config
+		cfg      func(clk *testkit.Clock) ddblimits.Config
 		prime    func(db *dynamodb.Client, tbl string) error // through a client of one attempt, under a clock that stands still
 		call     func(db *dynamodb.Client, tbl string) error
 		attempts int
@@ -70,7 +71,7 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 	}{
 		{
 			name: "hot partition key: ProvisionedThroughputExceededException",
-			cfg: func(clk *clock) ddblimits.Config {
+			cfg: func(clk *testkit.Clock) ddblimits.Config {
 				return ddblimits.Config{PartitionLimits: true, Scale: milli, Now: clk.Now}
 			},
 			prime:    func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "hot", "") },
@@ -79,14 +80,14 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 		},
 		{
 			name:     "table over its throughput: ThrottlingException",
-			cfg:      func(clk *clock) ddblimits.Config { return ddblimits.Config{TableWriteUnits: 1, Now: clk.Now} },
+			cfg:      func(clk *testkit.Clock) ddblimits.Config { return ddblimits.Config{TableWriteUnits: 1, Now: clk.Now} },
 			prime:    func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "a", "") },
 			call:     func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "b", "") },
 			attempts: 4, is: isType[*types.ThrottlingException],
 		},
 		{
 			name: "throttled transaction: TransactionCanceledException",
-			cfg: func(clk *clock) ddblimits.Config {
+			cfg: func(clk *testkit.Clock) ddblimits.Config {
 				return ddblimits.Config{PartitionLimits: true, Scale: milli, Now: clk.Now}
 			},
 			prime: func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "hot", "") },
@@ -98,7 +99,7 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 		},
 		{
 			name:  "transaction conflict: TransactionCanceledException",
-			cfg:   func(clk *clock) ddblimits.Config { return ddblimits.Config{Conflicts: true, Now: clk.Now} },
+			cfg:   func(clk *testkit.Clock) ddblimits.Config { return ddblimits.Config{Conflicts: true, Now: clk.Now} },
 			prime: inFlight,
 			call: func(db *dynamodb.Client, tbl string) error {
 				_, err := db.TransactWriteItems(ctx, putTx(tbl, "x"))
@@ -108,20 +109,20 @@ func TestSDKRetriesWhatAWSHasItRetry(t *testing.T) {
 		},
 		{
 			name:     "write of an item in a transaction: TransactionConflictException",
-			cfg:      func(clk *clock) ddblimits.Config { return ddblimits.Config{Conflicts: true, Now: clk.Now} },
+			cfg:      func(clk *testkit.Clock) ddblimits.Config { return ddblimits.Config{Conflicts: true, Now: clk.Now} },
 			prime:    inFlight,
 			call:     func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "x", "") },
 			attempts: 1, is: isType[*types.TransactionConflictException],
 		},
 		{
 			name:     "500 InternalServerError",
-			cfg:      func(*clock) ddblimits.Config { return ddblimits.Config{InternalErrorRate: 1} },
+			cfg:      func(*testkit.Clock) ddblimits.Config { return ddblimits.Config{InternalErrorRate: 1} },
 			call:     func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "a", "") },
 			attempts: 4, is: isType[*types.InternalServerError],
 		},
 		{
 			name:     "503 ServiceUnavailable",
-			cfg:      func(*clock) ddblimits.Config { return ddblimits.Config{UnavailableRate: 1} },
+			cfg:      func(*testkit.Clock) ddblimits.Config { return ddblimits.Config{UnavailableRate: 1} },
 			call:     func(db *dynamodb.Client, tbl string) error { return put(db, tbl, "a", "") },
 			attempts: 4, is: isStatus(http.StatusServiceUnavailable, ddblimits.CodeServiceUnavailable),
 		},
