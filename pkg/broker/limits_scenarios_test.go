@@ -44,8 +44,8 @@ import (
 //   - the invariants hold afterwards (pooltest.Check), and the counts of the pool match the
 //     answers.
 //
-// In make test they run at an eighth of their full size (125 students instead of 1 000,
-// 1 250 accounts instead of 10 000): go test ./pkg/broker -run Limits -limits.full runs
+// In make test they run at a tenth of their full size (100 students instead of 1 000,
+// 1 000 accounts instead of 10 000): go test ./pkg/broker -run Limits -limits.full runs
 // them whole.
 
 // limitsScale is the share of AWS's throughput the scenarios give a partition key and a
@@ -57,12 +57,12 @@ const limitsScale = 0.05
 
 var limitsFull = flag.Bool("limits.full", false, "run the DynamoDB limits scenarios at their full size")
 
-// sized is n at the scenarios' size: an eighth of it in make test.
+// sized is n at the scenarios' size: a tenth of it in make test.
 func sized(n int) int {
 	if *limitsFull {
 		return n
 	}
-	return n / 8
+	return n / 10
 }
 
 // scenarioLimits is everything AWS applies to a new on-demand table, scaled.
@@ -343,14 +343,15 @@ func (e *limitsEnv) released(s pool.Sandbox) error {
 	return err
 }
 
-// The sync job lists the CSP's accounts — most of them in the pool already, a share new —
+// The sync job lists the CSP's accounts — nine in ten of them in the pool already, the
+// rest new —
 // while the students of a rush allocate: the sync reads every record through StatusIndex
 // and writes the new ones on the same index partitions the claims write. The sync may
 // fail a run (a write refused after every retry fails it, and the next run goes on);
 // it must never undo an allocation, and the next run must leave every account in the pool.
 func TestLimitsSyncWhileStudentsAllocate(t *testing.T) {
 	accounts := cspfake.Generate(sized(10000), []string{"lab"})
-	known, students := len(accounts)*3/4, sized(1000)
+	known, students := len(accounts)*9/10, sized(1000)
 	e := newLimitsEnv(t, envOptions{accounts: accounts})
 	e.seed(t, accounts[:known], nil)
 
