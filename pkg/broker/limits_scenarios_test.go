@@ -149,19 +149,9 @@ func newLimitsEnv(t *testing.T, o envOptions) *limitsEnv {
 // allocate runs every request at once, each in a broker of its own (a Lambda instance
 // per allocation), and returns the results in request order.
 func (e *limitsEnv) allocate(reqs []broker.AllocateRequest) []result {
-	out := make([]result, len(reqs))
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for i, r := range reqs {
-		wg.Go(func() {
-			<-start
-			a, err := broker.New(e.pool, poolCfg).Allocate(context.WithValue(ctx, studentKey{}, r.Student), r)
-			out[i] = result{r, a, err}
-		})
-	}
-	close(start)
-	wg.Wait()
-	return out
+	return allocateEach(reqs, func(r broker.AllocateRequest) (broker.Allocation, error) {
+		return broker.New(e.pool, poolCfg).Allocate(context.WithValue(ctx, studentKey{}, r.Student), r)
+	})
 }
 
 // answers counts what the students were told, by the HTTP answer pkg/api gives each error.
@@ -297,27 +287,13 @@ func TestLimitsThrottledClaimIsRetried(t *testing.T) {
 // directly; then applies to each sandbox what state asks for (nil: available).
 func (e *limitsEnv) seed(t *testing.T, accounts []cspfake.Account, state func(pool.Sandbox) error) {
 	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(accounts))
-	sem := make(chan struct{}, pool.LocalMaxConns)
-	for _, a := range accounts {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			s, err := e.direct.Create(ctx, asPoolAccount(a), syncJob)
-			if err == nil && state != nil {
-				err = state(s)
-			}
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatal(err)
+	all(t, len(accounts), func(i int) error {
+		s, err := e.direct.Create(ctx, asPoolAccount(accounts[i]), syncJob)
+		if err == nil && state != nil {
+			err = state(s)
 		}
-	}
+		return err
+	})
 }
 
 // allocated is a seed state: the sandbox allocated to a student of its own, now.
