@@ -10,7 +10,6 @@ import (
 // items of a TransactWriteItems) or one read. Other operations (the control plane, batch
 // and PartiQL operations, TransactGetItems) are forwarded without limits.
 type request struct {
-	op            string
 	transactional bool
 	writes        []write
 	read          *read
@@ -54,7 +53,7 @@ func parseRequest(op string, body []byte) *request {
 		if json.Unmarshal(body, &in) != nil {
 			return nil
 		}
-		return &request{op: op, writes: []write{{table: in.TableName, kind: strings.TrimSuffix(op, "Item"), key: in.Key, put: in.Item}}}
+		return &request{writes: []write{{table: in.TableName, kind: strings.TrimSuffix(op, "Item"), key: in.Key, put: in.Item}}}
 	case "TransactWriteItems":
 		var in struct {
 			TransactItems []map[string]tableItem
@@ -62,7 +61,7 @@ func parseRequest(op string, body []byte) *request {
 		if json.Unmarshal(body, &in) != nil {
 			return nil
 		}
-		r := &request{op: op, transactional: true}
+		r := &request{transactional: true}
 		for _, ti := range in.TransactItems {
 			for kind, w := range ti { // exactly one of Put, Update, Delete, ConditionCheck
 				r.writes = append(r.writes, write{table: w.TableName, kind: kind, key: w.Key, put: w.Item})
@@ -79,7 +78,7 @@ func parseRequest(op string, body []byte) *request {
 		if json.Unmarshal(body, &in) != nil {
 			return nil
 		}
-		return &request{op: op, read: &read{table: in.TableName, equal: in.Key, consistent: in.ConsistentRead,
+		return &request{read: &read{table: in.TableName, equal: in.Key, consistent: in.ConsistentRead,
 			capacityReturned: returned(in.ReturnConsumedCapacity)}}
 	case "Query", "Scan":
 		var in struct {
@@ -98,7 +97,7 @@ func parseRequest(op string, body []byte) *request {
 		if !rd.scan {
 			rd.equal = equalities(in.KeyConditionExpression, in.ExpressionAttributeNames, in.ExpressionAttributeValues)
 		}
-		return &request{op: op, read: rd}
+		return &request{read: rd}
 	}
 	return nil
 }
