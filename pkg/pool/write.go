@@ -197,7 +197,7 @@ func (p *Pool) run(ctx context.Context, t *tx) error {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			return err
+			return fmt.Errorf("%w (%w)", err, ctx.Err())
 		}
 	}
 }
