@@ -21,7 +21,7 @@ const (
 )
 
 // DefaultTransactionTime is the least time a TransactWriteItems takes through the proxy,
-// holding its items: about what a transaction of a few items takes in AWS.
+// holding its items: of the order of a small transaction's latency in AWS (doc.go).
 const DefaultTransactionTime = 20 * time.Millisecond
 
 // Config says which of DynamoDB's limits the proxy applies; each is a switch of its own.

@@ -51,9 +51,9 @@
 // single-item write holds nothing. DynamoDB Local runs one transaction at a time, so none of
 // this happens there. The proxy models "in flight" with holds (conflicts.go): a transaction
 // holds its items from the moment the proxy forwards it until it answers, and it answers no
-// sooner than TransactionTime after forwarding (default 20 ms, about a small transaction's
-// latency in AWS), so transactions overlap as they do in AWS although DynamoDB Local runs
-// them one by one. The hold ends with the answer, not after it: DynamoDB answers a
+// sooner than TransactionTime after forwarding, so transactions overlap as they do in AWS
+// although DynamoDB Local runs them one by one. The default, 20 ms, is an assumption of the
+// order of a small transaction's latency in AWS, not a measurement: conflicts grow with it. The hold ends with the answer, not after it: DynamoDB answers a
 // TransactWriteItems once it has committed, and the same client's next write of the item
 // does not conflict with it. A transaction refused by a conflict or by the throughput
 // holds nothing.

@@ -38,9 +38,9 @@ import (
 //     spent — the broker's budget of claims (ErrBusy) or of time (its 8 s deadline on a
 //     DynamoDB call, which a loaded machine's queue in front of DynamoDB Local's one lane
 //     can reach), or a DynamoDB call that failed after all the SDK's attempts (four, up to
-//     7 s of backoff for a throttle). A 5xx after a refusal the SDK does not retry and the
-//     broker did not either (a throttled transaction) is one a retry could have saved, and
-//     fails the scenario;
+//     7 s of backoff for a throttle; as many for a transaction cancelled for throughput,
+//     which the pool retries as the SDK retries a throttle). A 5xx after a refusal nobody
+//     retried is one a retry could have saved, and fails the scenario;
 //   - the invariants hold afterwards (pooltest.Check), and the counts of the pool match the
 //     answers.
 //
