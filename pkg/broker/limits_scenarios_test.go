@@ -391,12 +391,19 @@ func TestLimitsCleanupAndExpiryRaceAllocation(t *testing.T) {
 	}
 	for _, job := range []string{"expiry", "cleanup"} {
 		for run := 0; ; run++ {
+			if run == 6 {
+				t.Fatalf("%s still at work after %d runs after the rush", job, run)
+			}
 			sum, err := e.runner.Run(ctx, job)
+			if sum.Outcome == broker.OutcomeSkipped {
+				// A run that failed under throttling could not release its lease in the
+				// time it keeps for that: the job waits for the lease to expire.
+				t.Logf("%s after the rush: %s; the clock moves on past the lease", job, sum.Reason)
+				e.clock.Advance(e.cfg.LeaseTTL)
+				continue
+			}
 			if err == nil && sum.Counts["expired"]+sum.Counts["deleted"] == 0 {
 				break
-			}
-			if run == 5 {
-				t.Fatalf("%s still at work after the rush, run %d: %v (%v)", job, run, sum.Counts, err)
 			}
 		}
 	}
