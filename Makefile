@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help test lint bench deps tools vet fmt run build synth diff deploy cleanup-bench
+.PHONY: help test lint bench deps tools vet fmt run build synth diff deploy cleanup-bench bootstrap-sizes cold-start
 
 ## help: this list of targets, from their ## lines.
 help:
@@ -73,13 +73,30 @@ run: tools deps
 
 ## build: every function as an arm64 bootstrap for provided.al2023, in build/<function>/.
 FUNCTIONS = $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
+# The flags of every bootstrap build (infra's tests build with the same and check it).
+BOOTSTRAP_FLAGS = -tags lambda.norpc -trimpath -ldflags="-s -w"
 build:
 	@rm -rf build
 	@for f in $(FUNCTIONS); do \
 		echo "build/$$f/bootstrap"; \
-		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w" \
+		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BOOTSTRAP_FLAGS) \
 			-o build/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
+
+## bootstrap-sizes: every bootstrap's bytes per kind of function (linux/arm64 and linux/amd64), written to testdata/bootstrap-sizes.json.
+bootstrap-sizes:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	for arch in arm64 amd64; do \
+		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build $(BOOTSTRAP_FLAGS) -o "$$dir/linux/$$arch/" ./functions/... || exit 1; \
+	done && \
+	$(GO) run ./cmd/coldstart sizes -write testdata/bootstrap-sizes.json "$$dir"
+
+## cold-start: each function's init as Lambda measures it, on this machine (package init, main; RUNS=15 starts each).
+RUNS ?= 15
+cold-start:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	CGO_ENABLED=0 $(GO) build $(BOOTSTRAP_FLAGS) -o "$$dir/worktree/" ./functions/... ./cmd/coldstart/emptyfunction && \
+	$(GO) run ./cmd/coldstart init -runs $(RUNS) "$$dir/worktree"
 
 # cdk runs `make build` itself before every synth, diff, deploy and watch (the build step of
 # cdk.json), so no target here can ship stale bootstraps.
