@@ -74,7 +74,7 @@ run: tools deps
 ## build: every function as an arm64 bootstrap for provided.al2023, in build/<function>/.
 FUNCTIONS = $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
 # The flags of every bootstrap build (infra's tests build with the same and check it).
-BOOTSTRAP_FLAGS = -tags lambda.norpc -trimpath -ldflags="-s -w"
+BOOTSTRAP_FLAGS = -tags lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w"
 build:
 	@rm -rf build
 	@for f in $(FUNCTIONS); do \
