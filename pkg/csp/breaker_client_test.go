@@ -157,7 +157,7 @@ func TestBreakerHalfOpenAdmitsASingleProbe(t *testing.T) {
 	before := len(s.Requests())
 	probeDone := make(chan error, 1)
 	go func() { probeDone <- c.DeleteAccount(context.Background(), accounts[0].ID) }()
-	waitFor(t, "the probe to reach the server", func() bool { return len(s.Requests()) == before+1 })
+	testkit.Eventually(t, "the probe to reach the server", func() bool { return len(s.Requests()) == before+1 })
 
 	var wg sync.WaitGroup
 	for range 20 {

@@ -143,7 +143,7 @@ func TestCallerCancellationDoesNotCountAgainstTheBreaker(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan niosxaas.Outcome)
 	go func() { done <- c.Clean(ctx, sandboxID(1)) }()
-	waitFor(t, "the listing to reach the fake", func() bool { return fake.Counters().Lists[sandboxID(1)] == 1 })
+	testkit.Eventually(t, "the listing to reach the fake", func() bool { return fake.Counters().Lists[sandboxID(1)] == 1 })
 	cancel()
 	if got := <-done; got.Result != niosxaas.Failed || !strings.Contains(got.Reason, "context canceled") {
 		t.Fatalf("outcome %+v, want failed by the cancellation", got)

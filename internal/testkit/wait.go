@@ -1,0 +1,40 @@
+package testkit
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// reportReserve is kept back from the test binary's -timeout, so a wait that runs out
+// fails its test with its own message and output instead of the binary's timeout panic.
+const reportReserve = 30 * time.Second
+
+// Patience is the context of a wait for something that must happen however busy the
+// machine is (a server getting ready, a process exiting, a call arriving): it has no
+// deadline of its own, only the test binary's -timeout less reportReserve. A fixed limit
+// would make the verdict depend on the machine's speed; this one only catches a hang.
+func Patience(t *testing.T) context.Context {
+	ctx := t.Context()
+	deadline, ok := t.Deadline()
+	if !ok {
+		return ctx
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline.Add(-reportReserve))
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Eventually polls cond until it holds; the test fails, naming what it waited for, when
+// Patience runs out.
+func Eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx := Patience(t)
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("still waiting for %s when the test binary's timeout was near", what)
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
