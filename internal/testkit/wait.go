@@ -25,16 +25,17 @@ func Patience(t *testing.T) context.Context {
 	return ctx
 }
 
-// Eventually polls cond until it holds; the test fails, naming what it waited for, when
-// Patience runs out.
+// Eventually polls cond until it holds, first every millisecond, then less often (up to
+// every 50 ms, for a cond that makes calls); the test fails, naming what it waited for,
+// when Patience runs out.
 func Eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	ctx := Patience(t)
-	for !cond() {
+	for pause := time.Millisecond; !cond(); pause = min(2*pause, 50*time.Millisecond) {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("still waiting for %s when the test binary's timeout was near", what)
-		case <-time.After(2 * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 }
