@@ -39,3 +39,18 @@ func Eventually(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// DeadlineOnly is a context that reports deadline but never ends. Code that must stop
+// before a deadline on its own (not sleep into it and be cut off) keeps going past it
+// under this context, whatever the machine's speed: a test sees that in what the code did,
+// without timing it.
+func DeadlineOnly(deadline time.Time) context.Context {
+	return deadlineOnly{context.Background(), deadline}
+}
+
+type deadlineOnly struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.deadline, true }
