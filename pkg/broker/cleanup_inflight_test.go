@@ -1,7 +1,6 @@
 package broker_test
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -182,8 +181,7 @@ func TestCleanupBreakerOpeningMidRunBooksEveryCallInFlight(t *testing.T) {
 		sum, _ := e.runner.Run(ctx, "cleanup")
 		done <- sum
 	}()
-	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	waitCtx := testkit.Patience(t)
 	if err := e.deletes.WaitHeld(waitCtx, maxInFlight); err != nil {
 		t.Fatalf("waiting for %d deletes in flight: %v", maxInFlight, err)
 	}

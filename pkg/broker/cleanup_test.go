@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
@@ -337,8 +338,7 @@ func TestCleanupStopsBeforeItsDeadline(t *testing.T) {
 		}
 	}
 
-	next, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	next := testkit.Patience(t)
 	sum, err = e.runner.Run(next, "cleanup")
 	if err != nil || sum.Outcome != broker.OutcomeOK || sum.Counts["deleted"] != len(accounts)-deleted {
 		t.Fatalf("next run: %+v, %v", sum, err)

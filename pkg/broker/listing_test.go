@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
@@ -146,8 +147,7 @@ func TestSyncWithSlowPages(t *testing.T) {
 	accounts := cspfake.Generate(25, nil)
 	e := newJobEnv(t, envOptions{accounts: accounts, csp: smallPages})
 	e.setFaults(t, cspfake.Faults{ListLatency: 20 * time.Millisecond})
-	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	runCtx := testkit.Patience(t)
 	sum, err := e.runner.Run(runCtx, "sync")
 	if err != nil || sum.Outcome != broker.OutcomeOK {
 		t.Fatalf("sync with slow pages: %+v %v", sum, err)
