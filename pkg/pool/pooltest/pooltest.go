@@ -28,6 +28,12 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
+// javaFlags run a test binary's DynamoDB Local, which lives for one binary and is never
+// warmed: C1 compilation only and the serial collector, instead of ddblocal's flags for a
+// long-lived, warmed JVM. Measured on pkg/pool's tests (2 cores, busy): the JVM used 33–38 s
+// of CPU against 44–45 s with the default flags; the test binary 9–11 s either way.
+var javaFlags = []string{"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xmx1g"}
+
 var (
 	// inMain is set while Main runs the tests: only then is a started server sure to be
 	// stopped in order.
@@ -66,7 +72,7 @@ func ensure(who string) {
 	ctx := context.Background()
 	ep := os.Getenv("BROKER_TEST_DYNAMODB_ENDPOINT")
 	if ep == "" {
-		srv, err := ddblocal.Start(ctx, ddblocal.Options{})
+		srv, err := ddblocal.Start(ctx, ddblocal.Options{JavaFlags: javaFlags})
 		if err != nil {
 			fail(who, fmt.Errorf("cannot start DynamoDB Local: %w", err))
 		}
