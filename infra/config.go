@@ -11,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/sandbox-broker/broker/pkg/api"
+	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
@@ -44,6 +45,35 @@ type StackConfig struct {
 	NIOSXaaSServiceName string
 	// PeakAllocationsPerSecond sizes the table's warm throughput (warmthroughput.go).
 	PeakAllocationsPerSecond int
+	// AccountConcurrency is the account's Lambda concurrency quota in the region, as the
+	// operator states it (a new account's may be as low as 10). JobReservedConcurrency
+	// reserves that many executions for each job function; 0, the default, reserves none:
+	// the job lease already keeps a job's runs from overlapping. Synth refuses reservations
+	// Lambda would refuse (checkReservations).
+	AccountConcurrency     int
+	JobReservedConcurrency int
+}
+
+// lambdaMinUnreserved is what Lambda keeps unreserved: it refuses a reservation that would
+// leave fewer than 100 of the account's concurrent executions to the functions without one.
+const lambdaMinUnreserved = 100
+
+// smallestAccountConcurrency is the smallest concurrency quota a new account may have.
+const smallestAccountConcurrency = 10
+
+// checkReservations fails when the job functions' reservations cannot fit the stated
+// account quota: at synth, not half way through a deploy (docs/operations.md shows the
+// arithmetic).
+func checkReservations(cfg StackConfig) error {
+	reserved := cfg.JobReservedConcurrency * len(broker.Jobs)
+	if reserved == 0 || cfg.AccountConcurrency-reserved >= lambdaMinUnreserved {
+		return nil
+	}
+	return fmt.Errorf("jobReservedConcurrency: %d for each of the %d jobs reserves %d of the account's %d concurrent executions (accountConcurrency) "+
+		"and leaves %d; Lambda refuses any reservation that leaves fewer than %d unreserved. Raise the account's quota and state it "+
+		"(-c accountConcurrency=%d or more), or reserve nothing (jobReservedConcurrency=0: the job lease keeps runs from overlapping)",
+		cfg.JobReservedConcurrency, len(broker.Jobs), reserved, cfg.AccountConcurrency, cfg.AccountConcurrency-reserved,
+		lambdaMinUnreserved, reserved+lambdaMinUnreserved)
 }
 
 func configFromContext(node constructs.Node) (StackConfig, error) {
@@ -71,6 +101,11 @@ func configFromContext(node constructs.Node) (StackConfig, error) {
 		NIOSXaaSBaseURL:          c.str("niosxaasBaseUrl", niosxaas.DefaultBaseURL),
 		NIOSXaaSServiceName:      c.str("niosxaasServiceName", "Instrqt-SaaS"),
 		PeakAllocationsPerSecond: c.int("peakAllocationsPerSecond", 1000, 1, 100_000),
+		AccountConcurrency:       c.int("accountConcurrency", smallestAccountConcurrency, smallestAccountConcurrency, 10_000_000),
+		JobReservedConcurrency:   c.int("jobReservedConcurrency", 0, 0, 1000),
+	}
+	if err := checkReservations(cfg); err != nil {
+		c.errs = append(c.errs, err)
 	}
 	if u, err := url.Parse(cfg.NIOSXaaSBaseURL); err != nil || u.Scheme != "https" || u.Host == "" {
 		c.errs = append(c.errs, fmt.Errorf("niosxaasBaseUrl: %q is not an https URL", cfg.NIOSXaaSBaseURL))

@@ -19,10 +19,11 @@ import (
 	"github.com/sandbox-broker/broker/pkg/usageplans"
 )
 
-// addJobs makes one function and one EventBridge schedule per entry of the job table.
-// Reserved concurrency 1 keeps a job to one run at a time even before its lease is taken;
-// the timeout (Job.Timeout) stays under the schedule's interval, so a run ends before the
-// next one is due.
+// addJobs makes one function and one EventBridge schedule per entry of the job table. The
+// job lease keeps a job to one run at a time (broker.JobRunner), so a job function reserves
+// concurrency only when the operator asks (jobReservedConcurrency); the timeout
+// (Job.Timeout) stays under the schedule's interval, so a run ends before the next one is
+// due.
 func (s *BrokerStack) addJobs() {
 	for _, job := range broker.Jobs {
 		env := map[string]string{}
@@ -37,7 +38,7 @@ func (s *BrokerStack) addJobs() {
 			folder:      job.Name,
 			memoryMB:    512,
 			timeout:     awscdk.Duration_Seconds(jsii.Number(job.Timeout().Seconds())),
-			reserved:    1,
+			reserved:    s.cfg.JobReservedConcurrency,
 			access:      WriteTable,
 			environment: env,
 			// A failed run is not repeated at once: the next scheduled run does the work.

@@ -48,6 +48,16 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 		MasterKey:   s.newAlarmsKey(),
 	})
 	s.AlarmTopic = topic
+	// EnforceSSL gives the topic a topic policy (its TLS-only Deny), and a topic policy
+	// replaces SNS's default one: without this statement nothing would allow CloudWatch to
+	// publish, and every alarm would notify nobody.
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("CloudWatchAlarmsOfThisAccountPublish"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  jsii.Strings(*topic.TopicArn()),
+		Conditions: s.alarmsOfThisAccount(),
+	}))
 	if s.cfg.AlarmEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.cfg.AlarmEmail), nil))
 	}
@@ -100,7 +110,7 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 // newAlarmsKey is the alarm topic's customer-managed key. CloudWatch can publish to an
 // encrypted topic only when the key's policy lets cloudwatch.amazonaws.com use it, which the
 // AWS-managed alias/aws/sns key cannot: with it every alarm would notify nobody. The grant
-// is limited to this account's alarms.
+// is limited to this account's alarms, as the topic policy's is.
 func (s *BrokerStack) newAlarmsKey() awskms.Key {
 	key := awskms.NewKey(s.Stack, jsii.String("AlarmsKey"), &awskms.KeyProps{
 		Description:       jsii.String("Sandbox Broker alarm topic: CloudWatch alarms of this account publish with it"),
@@ -111,15 +121,22 @@ func (s *BrokerStack) newAlarmsKey() awskms.Key {
 		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
 		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
 		Resources:  jsii.Strings("*"), // in a key policy, * is this key
-		Conditions: &map[string]any{
-			"StringEquals": map[string]any{"aws:SourceAccount": s.Stack.Account()},
-			"ArnLike": map[string]any{"aws:SourceArn": awscdk.Arn_Format(&awscdk.ArnComponents{
-				Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"), ResourceName: jsii.String("*"),
-				ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
-			}, s.Stack)},
-		},
+		Conditions: s.alarmsOfThisAccount(),
 	}), jsii.Bool(true))
 	return key
+}
+
+// alarmsOfThisAccount is the condition of a request CloudWatch makes for an alarm of this
+// account (aws:SourceAccount and aws:SourceArn, which CloudWatch sends), so no other
+// account's alarm can use the topic or its key.
+func (s *BrokerStack) alarmsOfThisAccount() *map[string]any {
+	return &map[string]any{
+		"StringEquals": map[string]any{"aws:SourceAccount": s.Stack.Account()},
+		"ArnLike": map[string]any{"aws:SourceArn": awscdk.Arn_Format(&awscdk.ArnComponents{
+			Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"), ResourceName: jsii.String("*"),
+			ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+		}, s.Stack)},
+	}
 }
 
 func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
@@ -142,7 +159,8 @@ func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
 		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String(title), Left: &left, Width: jsii.Number(12)})
 	}
 	dashboard := awscloudwatch.NewDashboard(s.Stack, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
-		DashboardName: jsii.String("SandboxBroker"),
+		// Named after the stack: two stacks in one account and region get two dashboards.
+		DashboardName: s.Stack.StackName(),
 	})
 	dashboard.AddWidgets(
 		graph("Pool by status", poolByStatus),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"math"
@@ -39,6 +40,9 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer jsii.Close()
 		defer removeBootstraps()
+		defer closeOracle()
+		flag.Parse()
+		startBootstrapBuild()
 		assets, err := placeholderAssets()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -56,11 +60,13 @@ func TestMain(m *testing.M) {
 		addNagChecks(app)
 		template = assertions.Template_FromStack(stack.Stack, nil)
 		plain := awscdk.NewApp(&awscdk.AppProps{Context: &flags})
-		cfg.WAF, cfg.AlarmEmail = false, ""
-		cfg.CORSAllowedOrigins, cfg.CORSOrigins = "", nil
-		cfg.NIOSXaaSEnabled = false
-		cfg.PeakAllocationsPerSecond = plainPeak
-		plainStack := NewBrokerStack(plain, "Plain", cfg, nil)
+		plainCfg := cfg
+		plainCfg.WAF, plainCfg.AlarmEmail = false, ""
+		plainCfg.CORSAllowedOrigins, plainCfg.CORSOrigins = "", nil
+		plainCfg.NIOSXaaSEnabled = false
+		plainCfg.PeakAllocationsPerSecond = plainPeak
+		plainCfg.AccountConcurrency, plainCfg.JobReservedConcurrency = smallestAccountConcurrency, 0
+		plainStack := NewBrokerStack(plain, "Plain", plainCfg, nil)
 		addNagChecks(plain)
 		noWAF = assertions.Template_FromStack(plainStack.Stack, nil)
 		if errs := assertions.Annotations_FromStack(plainStack.Stack).FindError(jsii.String("*"),
@@ -68,14 +74,21 @@ func TestMain(m *testing.M) {
 			fmt.Fprintf(os.Stderr, "cdk-nag errors in the stack without WAF: %d\n", len(*errs))
 			return 1
 		}
-		raw, _ := json.Marshal(template.ToJSON())
-		if err := json.Unmarshal(raw, &tmpl); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+		tmpl = asJSON(template)
+		stacks = []synthesized{synthesizedOf("Test", stack, cfg, tmpl), synthesizedOf("Plain", plainStack, plainCfg, asJSON(noWAF))}
 		return m.Run()
 	}()
 	os.Exit(code)
+}
+
+// asJSON is a synthesized template as plain JSON values.
+func asJSON(t assertions.Template) map[string]any {
+	raw, _ := json.Marshal(t.ToJSON())
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		panic(err)
+	}
+	return out
 }
 
 // cdkContext is the context of cdk.json, feature flags included, so the tests synthesise
@@ -104,6 +117,8 @@ func testConfig(assets string) StackConfig {
 		APIThrottleRate: 50, APIThrottleBurst: 200, AuthorizerCacheSecs: 300, LogLevel: slog.LevelError,
 		CORSAllowedOrigins: testOrigin, CORSOrigins: []string{testOrigin}, PeakAllocationsPerSecond: testPeak,
 		NIOSXaaSEnabled: true, NIOSXaaSShadowMode: false, NIOSXaaSBaseURL: "https://nios.example.com", NIOSXaaSServiceName: "Instrqt-SaaS",
+		// The jobs opt into reserved concurrency, in an account whose stated quota fits it.
+		AccountConcurrency: 1000, JobReservedConcurrency: 1,
 	}
 }
 
@@ -243,7 +258,7 @@ func TestOneFunctionPerRouteJobAndAuthorizer(t *testing.T) {
 	for _, job := range broker.Jobs {
 		props := fnProps(t, job.Name)
 		if props["ReservedConcurrentExecutions"] != float64(1) {
-			t.Errorf("job %s: reserved concurrency %v, want 1", job.Name, props["ReservedConcurrentExecutions"])
+			t.Errorf("job %s: reserved concurrency %v, want 1 (jobReservedConcurrency)", job.Name, props["ReservedConcurrentExecutions"])
 		}
 		if timeout := props["Timeout"].(float64); timeout >= job.Every.Seconds() {
 			t.Errorf("job %s: timeout %vs is not under its %v interval", job.Name, timeout, job.Every)
@@ -715,50 +730,24 @@ func TestEveryJobAlarmHasACloudWatchAlarm(t *testing.T) {
 	}
 }
 
-// TestAlarmTopicKeyLetsCloudWatchPublish: the topic is encrypted with the stack's rotated
-// customer-managed key (not alias/aws/sns, which CloudWatch cannot use), and that key's
-// policy lets cloudwatch.amazonaws.com use it for this account's alarms only.
-func TestAlarmTopicKeyLetsCloudWatchPublish(t *testing.T) {
+// TestAlarmTopicIsEncryptedWithItsOwnKey: the topic is encrypted with the stack's rotated
+// customer-managed key, never alias/aws/sns (which CloudWatch cannot use). That CloudWatch
+// may publish with it is evaluated, not read off a statement: TestCloudWatchAlarmsCanPublish.
+func TestAlarmTopicIsEncryptedWithItsOwnKey(t *testing.T) {
 	topics := resources("AWS::SNS::Topic")
 	keys := resources("AWS::KMS::Key")
 	if len(topics) != 1 || len(keys) != 1 {
 		t.Fatalf("%d topics, %d keys", len(topics), len(keys))
 	}
-	var keyID string
-	var key map[string]any
-	for id, k := range keys {
-		keyID, key = id, k
-	}
-	for _, topic := range topics {
-		if !sameJSON(topic["KmsMasterKeyId"], map[string]any{"Fn::GetAtt": []string{keyID, "Arn"}}) {
-			t.Errorf("topic key %s, want the stack's key %s", js(topic["KmsMasterKeyId"]), keyID)
+	for keyID, key := range keys {
+		for _, topic := range topics {
+			if !sameJSON(topic["KmsMasterKeyId"], map[string]any{"Fn::GetAtt": []string{keyID, "Arn"}}) {
+				t.Errorf("topic key %s, want the stack's key %s", js(topic["KmsMasterKeyId"]), keyID)
+			}
 		}
-	}
-	if key["EnableKeyRotation"] != true {
-		t.Error("the alarm key does not rotate")
-	}
-	found := false
-	for _, st := range key["KeyPolicy"].(map[string]any)["Statement"].([]any) {
-		st := st.(map[string]any)
-		if !sameJSON(st["Principal"], map[string]any{"Service": "cloudwatch.amazonaws.com"}) {
-			continue
+		if key["EnableKeyRotation"] != true {
+			t.Error("the alarm key does not rotate")
 		}
-		found = true
-		actions := actionsOf(st)
-		slices.Sort(actions)
-		if st["Effect"] != "Allow" || !slices.Equal(actions, []string{"kms:Decrypt", "kms:GenerateDataKey*"}) {
-			t.Errorf("CloudWatch's grant: %s", js(st))
-		}
-		cond := st["Condition"].(map[string]any)
-		account := cond["StringEquals"].(map[string]any)["aws:SourceAccount"]
-		source := js(cond["ArnLike"].(map[string]any)["aws:SourceArn"])
-		if !sameJSON(account, map[string]any{"Ref": "AWS::AccountId"}) || !strings.Contains(source, `":cloudwatch:"`) ||
-			!strings.Contains(source, `":alarm:*"`) || !strings.Contains(source, `"AWS::AccountId"`) {
-			t.Errorf("CloudWatch's grant is not limited to this account's alarms: %s", js(cond))
-		}
-	}
-	if !found {
-		t.Fatal("the key policy does not let cloudwatch.amazonaws.com use the key")
 	}
 	if strings.Contains(js(tmpl), "alias/aws/sns") {
 		t.Error("the template still names alias/aws/sns")
@@ -877,5 +866,60 @@ func TestErrorsOfTheGatewayCarryCORSHeaders(t *testing.T) {
 				t.Errorf("the 405 mock lacks %q: %s", part, template)
 			}
 		}
+	}
+}
+
+// TestReservedConcurrencyIsOptInAndFitsTheStatedQuota: by default no function reserves
+// concurrency, so the template deploys into an account with the smallest quota (10); a
+// reservation is asked for with jobReservedConcurrency, and synth refuses one that would
+// leave Lambda fewer than 100 unreserved executions of the quota the operator states. The
+// lease keeps a job's runs apart without it (pkg/broker TestOverlappingRunIsSkipped, pkg/pool
+// TestLeaseConcurrentAcquireHasOneWinner).
+func TestReservedConcurrencyIsOptInAndFitsTheStatedQuota(t *testing.T) {
+	for id, fn := range templateResources(stacks[1].tmpl) {
+		if props, _ := fn["Properties"].(map[string]any); fn["Type"] == "AWS::Lambda::Function" && props["ReservedConcurrentExecutions"] != nil {
+			t.Errorf("default stack: %s reserves %v", id, props["ReservedConcurrentExecutions"])
+		}
+	}
+	cfg, err := configFromContext(awscdk.NewApp(nil).Node())
+	if err != nil || cfg.AccountConcurrency != 10 || cfg.JobReservedConcurrency != 0 {
+		t.Fatalf("defaults %d, %d, %v", cfg.AccountConcurrency, cfg.JobReservedConcurrency, err)
+	}
+	fits := 100 + len(broker.Jobs)
+	for _, c := range []struct {
+		context map[string]any
+		refused bool
+	}{
+		{map[string]any{"jobReservedConcurrency": "1"}, true},
+		{map[string]any{"jobReservedConcurrency": "1", "accountConcurrency": fmt.Sprint(fits - 1)}, true},
+		{map[string]any{"jobReservedConcurrency": "1", "accountConcurrency": fmt.Sprint(fits)}, false},
+		{map[string]any{"jobReservedConcurrency": "2", "accountConcurrency": "1000"}, false},
+		{map[string]any{"accountConcurrency": "10"}, false},
+		{map[string]any{"accountConcurrency": "5"}, true},
+	} {
+		_, err := configFromContext(awscdk.NewApp(&awscdk.AppProps{Context: &c.context}).Node())
+		if refused := err != nil; refused != c.refused {
+			t.Errorf("context %v: error %v, want refused %v", c.context, err, c.refused)
+		}
+		if err != nil && c.context["jobReservedConcurrency"] != nil && c.context["accountConcurrency"] != "5" &&
+			!strings.Contains(err.Error(), fmt.Sprintf("accountConcurrency=%d or more", fits)) {
+			t.Errorf("context %v: the error does not say what fits: %v", c.context, err)
+		}
+	}
+}
+
+// TestDashboardIsNamedAfterItsStack: two stacks in one account and region get dashboards of
+// their own names.
+func TestDashboardIsNamedAfterItsStack(t *testing.T) {
+	names := map[string]any{}
+	for _, s := range stacks {
+		for _, d := range templateResources(s.tmpl) {
+			if d["Type"] == "AWS::CloudWatch::Dashboard" {
+				names[s.name] = d["Properties"].(map[string]any)["DashboardName"]
+			}
+		}
+	}
+	if names["Test"] != "Test" || names["Plain"] != "Plain" {
+		t.Fatalf("dashboard names %v, want each stack's name", names)
 	}
 }

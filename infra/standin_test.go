@@ -26,8 +26,10 @@ import (
 const (
 	standInRegion  = "us-east-1"
 	standInAccount = "123456789012"
-	// standInRestAPIID is the id of the stack's REST API, as the fake API Gateway knows it.
-	standInRestAPIID = "a1b2c3d4e5"
+	// standInRestAPIID is the id of the stack's REST API, as the fake API Gateway knows it:
+	// the API the events/ samples name (their method ARN), so the authorizer's usage key for
+	// a sample is the key the usage-plans job makes.
+	standInRestAPIID = "abcdef1234"
 )
 
 // awsCall is one AWS request a function made, as IAM sees it: the action and the ARN of

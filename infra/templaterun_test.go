@@ -473,8 +473,8 @@ func (r *run) answer(body []byte) {
 		if resp.PrincipalID != "instruqt" || len(resp.PolicyDocument.Statement) == 0 || resp.PolicyDocument.Statement[0].Effect != "Allow" {
 			t.Errorf("authorizer: %s, want an Allow policy for instruqt", body)
 		}
-		if resp.UsageIdentifierKey != standInToken(t, "instruqt").UsageKey() {
-			t.Errorf("authorizer: usage identifier key %q, want instruqt's usage key", resp.UsageIdentifierKey)
+		if resp.UsageIdentifierKey != standInToken(t, "instruqt").UsageKey(standInRestAPIID) {
+			t.Errorf("authorizer: usage identifier key %q, want instruqt's usage key on the sample's REST API", resp.UsageIdentifierKey)
 		}
 		return
 	}
@@ -546,7 +546,7 @@ func (r *run) checkUsagePlans() {
 	}
 	for client, throttle := range map[string]*apigwfake.Throttle{"instruqt": nil, "partner": {RateLimit: 7, BurstLimit: 14}} {
 		p, ok := plans[client]
-		key := standInToken(t, client).UsageKey()
+		key := standInToken(t, client).UsageKey(standInRestAPIID)
 		if !ok || len(p.KeyIDs) != 1 || values[p.KeyIDs[0]] != key || (p.Throttle == nil) != (throttle == nil) ||
 			(throttle != nil && *p.Throttle != *throttle) || len(p.Stages) != 1 || p.Stages[0] != standInRestAPIID+":"+stageName {
 			t.Errorf("usage-plans: %s's plan %+v, want throttle %+v and its token's key", client, p, throttle)
@@ -557,8 +557,9 @@ func (r *run) checkUsagePlans() {
 	}
 }
 
-// checkIAM: each call the function made is allowed by its role; each action the role
-// grants is used by a call or listed in unexercised.
+// checkIAM: each call the function made is allowed, as AWS evaluates it (the policy
+// simulator, with the role's policies and the resource's policy: paths_test.go); each action
+// the role grants is used by a call or listed in unexercised.
 func (r *run) checkIAM(res resolver) {
 	t := r.t
 	role, _ := r.props["Role"].(map[string]any)
@@ -566,16 +567,30 @@ func (r *run) checkIAM(res resolver) {
 	if len(att) != 2 {
 		t.Fatalf("%s: role %v is not a role of the stack", r.folder, r.props["Role"])
 	}
-	statements, err := res.roleStatements(att[0].(string))
+	roleID := att[0].(string)
+	statements, err := res.roleStatements(roleID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity, err := res.rolePolicies(roleID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	calls := r.standIn.Calls()
+	var paths []awsPath
 	for _, c := range calls {
-		if !allows(statements, c) {
-			t.Errorf("%s: its role does not allow %s on %s", r.folder, c.Action, c.Resource)
+		rp, err := res.resourcePolicyOf(c.Resource)
+		if err != nil {
+			t.Fatal(err)
 		}
+		paths = append(paths, awsPath{fmt.Sprintf("%s: its call %s on %s", r.folder, c.Action, c.Resource), true,
+			simulation("arn:aws:sts::"+standInAccount+":assumed-role/"+roleID+"/"+r.id, c.Action, c.Resource, map[string]any{}, identity, rp)})
 	}
+	check, err := evaluatePaths(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check.report(t, r.folder)
 	for _, s := range statements {
 		for _, action := range s.actions {
 			used := false

@@ -17,8 +17,9 @@ const (
 )
 
 // warmThroughput is the warm throughput of the table ("") or an index at peak allocations
-// per second: peak × pool.AllocationCost, never below what a new on-demand table has
-// anyway (docs/operations.md shows the arithmetic).
+// per second: peak × pool.AllocationCost (the table's writes as a capped client's claims
+// cost them, counter shard included), never below what a new on-demand table has anyway
+// (docs/operations.md shows the arithmetic).
 func warmThroughput(peak int, index string) *awsdynamodb.WarmThroughput {
 	read, write := warmUnits(peak, index)
 	return &awsdynamodb.WarmThroughput{ReadUnitsPerSecond: jsii.Number(read), WriteUnitsPerSecond: jsii.Number(write)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -14,11 +15,15 @@ import (
 	"github.com/sandbox-broker/broker/pkg/local"
 )
 
-// httpBurst starts the local stack (make run's, warmed before it reports ready) with B
-// sandboxes named lab-NNNN, or reuses the stack at url with token, and sends B students
-// at once, each on a fresh TCP connection released on one barrier, with the prefix "lab"
-// (Instruqt's default). It prints success, 409s and latency.
+// httpBurst starts the local stack (make run's, warmed before it reports ready, in the
+// execution model LOCAL_EXECUTION_MODEL names) with B sandboxes named lab-NNNN, or reuses
+// the stack at url with token, and sends B students at once, each on a fresh TCP
+// connection released on one barrier, with the prefix "lab" (Instruqt's default). It
+// prints success, 409s and latency, and for a stack it started the execution model and
+// the cold starts the burst caused.
 func httpBurst(ctx context.Context, b int, url, token string) error {
+	var stack *local.Stack
+	model := "of the stack at -url"
 	if url == "" {
 		env := func(name string) string {
 			switch name {
@@ -40,8 +45,9 @@ func httpBurst(ctx context.Context, b int, url, token string) error {
 		}
 		defer s.Stop()
 		fmt.Fprintf(os.Stderr, "local stack ready (warmed) in %s\n", time.Since(t0).Round(time.Millisecond))
-		url, token = s.URL, s.TrackToken
+		url, token, stack, model = s.URL, s.TrackToken, s, "LOCAL_EXECUTION_MODEL="+s.ExecutionModel
 	}
+	before := functionStats(stack)
 	lat := make([]time.Duration, b)
 	codes := make([]int, b)
 	var ready, wg sync.WaitGroup
@@ -84,8 +90,27 @@ func httpBurst(ctx context.Context, b int, url, token string) error {
 		}
 	}
 	slices.Sort(lat)
-	fmt.Printf("\nHTTP burst through the local stack, B = %d, exact fit, prefix lab, one fresh connection per student\n", b)
+	fmt.Printf("\nHTTP burst through the local stack (%s), B = %d, exact fit, prefix lab, one fresh connection per student\n", model, b)
 	fmt.Printf("success %.1f%%  409: %d  other: %d  p50 %s  p99 %s  wall %s\n", 100*float64(created)/float64(b), conflicts, other,
 		round(lat[b/2]), round(lat[b*99/100]), round(wall))
+	after := functionStats(stack)
+	for _, name := range slices.Sorted(maps.Keys(after)) {
+		f, was := after[name], before[name]
+		if n := f.ColdStarts - was.ColdStarts; n > 0 {
+			fmt.Printf("cold starts of %s: %d, init %s on average; throttles %d\n", name, n,
+				round((f.InitTime-was.InitTime)/time.Duration(n)), f.Throttles-was.Throttles)
+		}
+	}
 	return nil
+}
+
+// functionStats are the stack's counts per function (none for a stack at -url).
+func functionStats(s *local.Stack) map[string]local.FunctionStats {
+	out := map[string]local.FunctionStats{}
+	if s != nil {
+		for _, f := range s.Functions() {
+			out[f.Name] = f
+		}
+	}
+	return out
 }

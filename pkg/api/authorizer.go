@@ -81,34 +81,31 @@ func (a *Authorizer) Authorize(ctx context.Context, ev events.APIGatewayCustomAu
 		a.log.ErrorContext(ctx, "authorizer: unusable method ARN", "request_id", ev.RequestContext.RequestID, "error", err.Error())
 		return events.APIGatewayCustomAuthorizerResponse{}, err
 	}
+	restAPIID, _, _ := parseMethodARN(ev.MethodArn) // Policy has checked it
 	context := map[string]any{ContextScope: string(d.Identity.Scope), ContextClient: d.Identity.Name}
 	if n := d.Identity.MaxLiveAllocations; n > 0 {
 		context[ContextMaxLiveAllocations] = strconv.Itoa(n)
 	}
 	// The usage identifier key names the client's API key, so API Gateway meters the
 	// request by the client's usage plan (docs/operations.md, "Usage plans per client").
-	// Like the policy it depends on the token only: a cached answer to a forbidden request
-	// serves the token's allowed routes too, and must carry the key for them.
+	// Like the policy it depends on the token only (and on the REST API, which API Gateway
+	// names in the method ARN): a cached answer to a forbidden request serves the token's
+	// allowed routes too, and must carry the key for them.
 	return events.APIGatewayCustomAuthorizerResponse{
 		PrincipalID:        d.Identity.Name,
 		PolicyDocument:     policy,
 		Context:            context,
-		UsageIdentifierKey: d.Identity.UsageKey,
+		UsageIdentifierKey: d.Identity.UsageKey(restAPIID),
 	}, nil
 }
 
 // Policy is the IAM policy of a token of scope, built on the API and stage of methodArn
 // (arn:aws:execute-api:<region>:<account>:<api-id>/<stage>/<METHOD>/<path>).
 func Policy(methodArn string, scope auth.Scope) (events.APIGatewayCustomAuthorizerPolicy, error) {
-	parts := strings.SplitN(methodArn, ":", 6)
-	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "execute-api" {
-		return events.APIGatewayCustomAuthorizerPolicy{}, fmt.Errorf("api: %q is not an execute-api method ARN", methodArn)
+	_, base, err := parseMethodARN(methodArn)
+	if err != nil {
+		return events.APIGatewayCustomAuthorizerPolicy{}, err
 	}
-	apiAndStage := strings.SplitN(parts[5], "/", 3)
-	if len(apiAndStage) != 3 || apiAndStage[0] == "" || apiAndStage[1] == "" {
-		return events.APIGatewayCustomAuthorizerPolicy{}, fmt.Errorf("api: method ARN %q has no API ID and stage", methodArn)
-	}
-	base := strings.Join(parts[:5], ":") + ":" + apiAndStage[0] + "/" + apiAndStage[1]
 	var resources []string
 	for _, r := range Routes {
 		if r.Scope != auth.Public && scope.Permits(r.Scope) {
@@ -121,6 +118,20 @@ func Policy(methodArn string, scope auth.Scope) (events.APIGatewayCustomAuthoriz
 		statement = events.IAMPolicyStatement{Action: []string{"execute-api:Invoke"}, Effect: "Deny", Resource: []string{base + "/*"}}
 	}
 	return events.APIGatewayCustomAuthorizerPolicy{Version: "2012-10-17", Statement: []events.IAMPolicyStatement{statement}}, nil
+}
+
+// parseMethodARN is the REST API id of a method ARN and its part up to the stage
+// (arn:aws:execute-api:<region>:<account>:<api-id>/<stage>).
+func parseMethodARN(methodArn string) (restAPIID, base string, err error) {
+	parts := strings.SplitN(methodArn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[2] != "execute-api" {
+		return "", "", fmt.Errorf("api: %q is not an execute-api method ARN", methodArn)
+	}
+	apiAndStage := strings.SplitN(parts[5], "/", 3)
+	if len(apiAndStage) != 3 || apiAndStage[0] == "" || apiAndStage[1] == "" {
+		return "", "", fmt.Errorf("api: method ARN %q has no API ID and stage", methodArn)
+	}
+	return apiAndStage[0], strings.Join(parts[:5], ":") + ":" + apiAndStage[0] + "/" + apiAndStage[1], nil
 }
 
 // arnPath turns a resource path into its ARN form: each {param} segment becomes "*".

@@ -192,20 +192,22 @@ func TestAuthorizerHandsOnTheClientCap(t *testing.T) {
 	}
 }
 
-// TestAuthorizerAnswersTheClientsUsageKey: an answer carries the token's usage key as its
-// usageIdentifierKey, the API key the usage-plans job gives the client's plan (pkg/usageplans
-// checks the two agree against the fake API Gateway). A forbidden request's answer carries
-// it too, because API Gateway caches that answer for the token's allowed routes; a refused
-// token gets no answer at all, and the log never carries the key.
+// TestAuthorizerAnswersTheClientsUsageKey: an answer carries the token's usage key on the
+// REST API the method ARN names as its usageIdentifierKey, the API key the usage-plans job
+// gives the client's plan of that API (pkg/usageplans checks the two agree against the fake
+// API Gateway); another REST API of the region gets another key. A forbidden request's
+// answer carries it too, because API Gateway caches that answer for the token's allowed
+// routes; a refused token gets no answer at all, and the log never carries the key.
 func TestAuthorizerAnswersTheClientsUsageKey(t *testing.T) {
+	const restAPIID = "abcdef1234" // arnBase's
 	track, admin := tokenOf(t, "instruqt", auth.Track, sampleToken), tokenOf(t, "ops", auth.Admin, adminToken)
 	a, logs := newAuthorizer(t, track, admin)
 	allowed, err := a.Authorize(ctx, withAuthorization(sampleAuthorizerEvent(t), "Bearer "+sampleToken))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if allowed.UsageIdentifierKey != track.UsageKey() || len(allowed.UsageIdentifierKey) < 20 {
-		t.Fatalf("allowed: usage identifier key %q, want the track token's %q", allowed.UsageIdentifierKey, track.UsageKey())
+	if allowed.UsageIdentifierKey != track.UsageKey(restAPIID) || len(allowed.UsageIdentifierKey) < 20 {
+		t.Fatalf("allowed: usage identifier key %q, want the track token's %q", allowed.UsageIdentifierKey, track.UsageKey(restAPIID))
 	}
 	ev := withAuthorization(sampleAuthorizerEvent(t), "Bearer "+sampleToken)
 	ev.Resource, ev.Path, ev.HTTPMethod, ev.MethodArn = "/v1/admin/stats", "/v1/admin/stats", "GET", arnBase+"/GET/v1/admin/stats"
@@ -213,21 +215,27 @@ func TestAuthorizerAnswersTheClientsUsageKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if forbidden.UsageIdentifierKey != track.UsageKey() {
+	if forbidden.UsageIdentifierKey != track.UsageKey(restAPIID) {
 		t.Fatalf("forbidden: usage identifier key %q, want the track token's", forbidden.UsageIdentifierKey)
+	}
+	ev = withAuthorization(sampleAuthorizerEvent(t), "Bearer "+sampleToken)
+	ev.MethodArn = strings.Replace(ev.MethodArn, restAPIID, "f6g7h8i9j0", 1)
+	otherAPI, err := a.Authorize(ctx, ev)
+	if err != nil || otherAPI.UsageIdentifierKey != track.UsageKey("f6g7h8i9j0") || otherAPI.UsageIdentifierKey == allowed.UsageIdentifierKey {
+		t.Fatalf("another REST API: usage identifier key %q, %v; want the token's key on that API", otherAPI.UsageIdentifierKey, err)
 	}
 	adminResp, err := a.Authorize(ctx, withAuthorization(sampleAuthorizerEvent(t), "Bearer "+adminToken))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if adminResp.UsageIdentifierKey != admin.UsageKey() || adminResp.UsageIdentifierKey == track.UsageKey() {
-		t.Fatalf("admin: usage identifier key %q, want its own %q", adminResp.UsageIdentifierKey, admin.UsageKey())
+	if adminResp.UsageIdentifierKey != admin.UsageKey(restAPIID) || adminResp.UsageIdentifierKey == track.UsageKey(restAPIID) {
+		t.Fatalf("admin: usage identifier key %q, want its own %q", adminResp.UsageIdentifierKey, admin.UsageKey(restAPIID))
 	}
 	refused, err := a.Authorize(ctx, withAuthorization(sampleAuthorizerEvent(t), "Bearer unknown-token-0123456789"))
 	if !errors.Is(err, ErrUnauthorized) || refused.UsageIdentifierKey != "" {
 		t.Fatalf("refused: %+v, %v; want no answer and ErrUnauthorized", refused, err)
 	}
-	if strings.Contains(logs.String(), track.UsageKey()) || strings.Contains(logs.String(), admin.UsageKey()) {
+	if strings.Contains(logs.String(), track.UsageKey(restAPIID)) || strings.Contains(logs.String(), admin.UsageKey(restAPIID)) {
 		t.Fatal("the log carries a usage key")
 	}
 }

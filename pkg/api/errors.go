@@ -32,6 +32,7 @@ const (
 	CodeJobRunning         = "JOB_RUNNING"
 	CodeJobNotFound        = "JOB_NOT_FOUND"
 	CodeExtensionLimit     = "EXTENSION_LIMIT"
+	CodeAllocationLapsed   = "ALLOCATION_LAPSED"
 	CodePoolDraining       = "POOL_DRAINING"
 	CodeStudentLimit       = "STUDENT_LIMIT_REACHED"
 	CodeClientLimit        = "CLIENT_LIMIT_REACHED"
@@ -92,6 +93,7 @@ var (
 	errExtensionLimit   = &Error{http.StatusConflict, CodeExtensionLimit, "The lab already runs to its longest duration (MAX_LAB_DURATION_HOURS after allocation)", 0}
 	errPoolDraining     = &Error{http.StatusServiceUnavailable, CodePoolDraining, "New allocations are paused by an operator (drain); retry later", retryDraining}
 	errNotExtendable    = &Error{http.StatusConflict, CodeWrongStatus, "Only an allocated sandbox can be extended", 0}
+	errLapsed           = &Error{http.StatusConflict, CodeAllocationLapsed, "The allocation is past its expiry and grace period and is being taken back; it can no longer be extended", 0}
 	errStudentLimit     = &Error{http.StatusConflict, CodeStudentLimit, "The student already holds its maximum of live sandboxes (STUDENT_MAX_LIVE_ALLOCATIONS); release one first", 0}
 	errClientLimit      = &Error{http.StatusConflict, CodeClientLimit, "This client already holds its maximum of live sandboxes (max_live_allocations); retry after one is released", retryClientLimit}
 )
@@ -123,6 +125,8 @@ func toError(err error) *Error {
 		return errPoolDraining
 	case errors.Is(err, broker.ErrExtensionLimit):
 		return errExtensionLimit
+	case errors.Is(err, broker.ErrLapsed):
+		return errLapsed
 	case errors.Is(err, broker.ErrStudentLimit):
 		return errStudentLimit
 	case errors.Is(err, broker.ErrClientLimit):

@@ -74,7 +74,15 @@ func Route(ctx context.Context, env config.Env, out io.Writer, name string) (api
 	if route.ReplaysEvents {
 		return nil, fmt.Errorf("app: route %s replays events: its function is built by eventfn.ReplayRoute", name)
 	}
-	a, err := NewAPI(ctx, env, out, nil)
+	return RouteStarting(ctx, env, out, name, nil)
+}
+
+// RouteStarting is the Lambda handler of the route named name, whose job runs, for a route
+// that starts one, jobs starts. It is what Route (jobs nil) and trigger.Route (Lambda's
+// asynchronous invoke) build, and what the local stack builds for each of its instances,
+// with its own asynchronous invocations as jobs.
+func RouteStarting(ctx context.Context, env config.Env, out io.Writer, name string, jobs api.JobStarter) (api.LambdaHandler, error) {
+	a, err := NewAPI(ctx, env, out, jobs)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,15 +69,20 @@ func TestMatchComparesDigestsOfEveryEntry(t *testing.T) {
 		want  auth.Identity
 		ok    bool
 	}{
-		{trackPlain, auth.Identity{Name: "instruqt", Scope: auth.Track, UsageKey: tokens[0].UsageKey()}, true},
-		{adminPlain, auth.Identity{Name: "ops", Scope: auth.Admin, UsageKey: tokens[1].UsageKey()}, true},
-		{"rotated-track-token-abcdef0123", auth.Identity{Name: "instruqt", Scope: auth.Track, UsageKey: tokens[2].UsageKey()}, true},
+		{trackPlain, auth.Identity{Name: "instruqt", Scope: auth.Track}, true},
+		{adminPlain, auth.Identity{Name: "ops", Scope: auth.Admin}, true},
+		{"rotated-track-token-abcdef0123", auth.Identity{Name: "instruqt", Scope: auth.Track}, true},
 		{trackPlain + "x", auth.Identity{}, false},
 		{"", auth.Identity{}, false},
 	} {
 		got, ok := auth.Match(tokens, c.plain)
-		if got != c.want || ok != c.ok {
-			t.Errorf("Match(%q) = %+v %v, want %+v %v", c.plain, got, ok, c.want, c.ok)
+		if got.Name != c.want.Name || got.Scope != c.want.Scope || got.MaxLiveAllocations != 0 || ok != c.ok {
+			t.Errorf("Match(%q) = %s %s %v, want %+v %v", c.plain, got.Name, got.Scope, ok, c.want, c.ok)
+		}
+		// The identity's usage key is the matched token's, on any REST API.
+		if i := slices.IndexFunc(tokens, func(tok auth.Token) bool { return tok.Digest == sha256.Sum256([]byte(c.plain)) }); ok &&
+			got.UsageKey("a1b2c3d4e5") != tokens[i].UsageKey("a1b2c3d4e5") {
+			t.Errorf("Match(%q): usage key is not the matched token's", c.plain)
 		}
 	}
 	if _, ok := auth.Match(nil, trackPlain); ok {
@@ -84,28 +90,34 @@ func TestMatchComparesDigestsOfEveryEntry(t *testing.T) {
 	}
 }
 
-// TestUsageKeyIsDerivedFromTheEntry: the usage key is a function of the digest and the
-// client's name only (the authorizer and the usage-plans job compute it apart), long enough
-// for API Gateway (at least 20 characters), and differs when either changes: a rotated
-// token, or the same token moved to another client, gets another API key.
+// TestUsageKeyIsDerivedFromTheEntry: the usage key is a function of the digest, the
+// client's name and the REST API's id only (the authorizer and the usage-plans job compute
+// it apart), long enough for API Gateway (at least 20 characters), and differs when any of
+// them changes: a rotated token, the same token moved to another client, or given to a
+// second stack's REST API in the same region (API Gateway refuses two keys of one value in
+// a region) gets another API key.
 func TestUsageKeyIsDerivedFromTheEntry(t *testing.T) {
+	const api, otherAPI = "a1b2c3d4e5", "f6g7h8i9j0"
 	track := mustToken(t, "instruqt", auth.Track, trackPlain)
 	again := mustToken(t, "instruqt", auth.Admin, trackPlain)
 	again.Limits = auth.ClientLimits{Rate: 5, Burst: 10}
-	key := track.UsageKey()
+	key := track.UsageKey(api)
 	if len(key) != 64 || strings.Trim(key, "0123456789abcdef") != "" {
 		t.Fatalf("usage key %q is not 64 hex digits", key)
 	}
-	if again.UsageKey() != key {
-		t.Error("the usage key depends on more than the digest and the name")
+	if again.UsageKey(api) != key {
+		t.Error("the usage key depends on more than the digest, the name and the REST API")
 	}
 	if strings.Contains(key, hex.EncodeToString(track.Digest[:])) || strings.Contains(key, trackPlain) {
 		t.Error("the usage key shows the digest or the token")
 	}
 	for _, other := range []auth.Token{mustToken(t, "instruqt", auth.Track, "rotated-track-token-abcdef0123"), mustToken(t, "partner", auth.Track, trackPlain)} {
-		if other.UsageKey() == key {
+		if other.UsageKey(api) == key {
 			t.Errorf("%s's other token has the same usage key", other.Name)
 		}
+	}
+	if track.UsageKey(otherAPI) == key {
+		t.Error("two REST APIs of one region get the same key for one token")
 	}
 }
 

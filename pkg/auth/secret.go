@@ -155,23 +155,47 @@ func (s *SecretStore) fetch(ctx context.Context) ([]Token, error) {
 	return tokens, nil
 }
 
+// secretDocument is the secret's JSON document, read by ParseSecret and written by
+// SecretDocument.
+type secretDocument struct {
+	Tokens *[]secretEntry `json:"tokens"`
+}
+
+type secretEntry struct {
+	Name   string `json:"name"`
+	Scope  string `json:"scope"`
+	SHA256 string `json:"sha256"`
+	// Rate, Burst and MaxLiveAllocations are the client's optional limits.
+	Rate               *int `json:"rate,omitempty"`
+	Burst              *int `json:"burst,omitempty"`
+	MaxLiveAllocations *int `json:"max_live_allocations,omitempty"`
+}
+
+// SecretDocument is the secret's document holding tokens (ParseSecret reads it back): what
+// the local stack serves its authorizer instances in place of Secrets Manager.
+func SecretDocument(tokens []Token) []byte {
+	entries := make([]secretEntry, 0, len(tokens))
+	for _, t := range tokens {
+		e := secretEntry{Name: t.Name, Scope: string(t.Scope), SHA256: hex.EncodeToString(t.Digest[:])}
+		if l := t.Limits; l.Rate > 0 {
+			e.Rate, e.Burst = &l.Rate, &l.Burst
+		}
+		if l := t.Limits; l.MaxLiveAllocations > 0 {
+			e.MaxLiveAllocations = &l.MaxLiveAllocations
+		}
+		entries = append(entries, e)
+	}
+	doc, _ := json.Marshal(secretDocument{Tokens: &entries}) // strings and ints: Marshal cannot fail
+	return doc
+}
+
 var tokenName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
 // ParseSecret reads the secret's JSON document. err is set when the document as a whole is
 // unusable; problems lists the entries that were skipped (by position and name, never by
 // digest).
 func ParseSecret(raw []byte) (tokens []Token, problems []string, err error) {
-	var doc struct {
-		Tokens *[]struct {
-			Name   string `json:"name"`
-			Scope  string `json:"scope"`
-			SHA256 string `json:"sha256"`
-			// Rate, Burst and MaxLiveAllocations are the client's optional limits.
-			Rate               *int `json:"rate"`
-			Burst              *int `json:"burst"`
-			MaxLiveAllocations *int `json:"max_live_allocations"`
-		} `json:"tokens"`
-	}
+	var doc secretDocument
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {

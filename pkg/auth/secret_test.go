@@ -212,3 +212,46 @@ func TestParseSecretReadsClientLimits(t *testing.T) {
 		t.Fatalf("problems %q", problems)
 	}
 }
+
+// SecretDocument writes what ParseSecret reads: every token with its scope, digest and
+// limits comes back, and the document carries no plain token.
+func TestSecretDocumentRoundTrips(t *testing.T) {
+	var want []auth.Token
+	var plains []string
+	for _, tk := range []struct {
+		name   string
+		scope  auth.Scope
+		plain  string
+		limits auth.ClientLimits
+	}{
+		{"instruqt", auth.Track, "track-token-0123456789abcdef", auth.ClientLimits{Rate: 20, Burst: 40, MaxLiveAllocations: 500}},
+		{"capped", auth.Track, "capped-token-0123456789abcdef", auth.ClientLimits{MaxLiveAllocations: 3}},
+		{"ops", auth.Admin, "admin-token-0123456789abcdef", auth.ClientLimits{}},
+		{"prometheus", auth.Metrics, "metrics-token-0123456789abcdef", auth.ClientLimits{}},
+	} {
+		token, err := auth.NewToken(tk.name, tk.scope, tk.plain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token.Limits = tk.limits
+		want, plains = append(want, token), append(plains, tk.plain)
+	}
+	doc := auth.SecretDocument(want)
+	for _, plain := range plains {
+		if strings.Contains(string(doc), plain) {
+			t.Errorf("the document carries a plain token: %s", doc)
+		}
+	}
+	got, problems, err := auth.ParseSecret(doc)
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("%v %q", err, problems)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d tokens back, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("token %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -75,25 +75,32 @@ type Identity struct {
 	Scope Scope
 	// MaxLiveAllocations is the client's cap (ClientLimits), 0 for none.
 	MaxLiveAllocations int
-	// UsageKey is the token's UsageKey: the authorizer's usageIdentifierKey. Never log it.
-	UsageKey string
+	digest             [sha256.Size]byte // the matched token's, for UsageKey
 }
 
-// usageKeyLabel keeps the usage key's HMAC apart from any other use of a token's digest.
-const usageKeyLabel = "sandbox-broker usage identifier key v1"
+// UsageKey is the usage key of the matched token on the REST API restAPIID
+// (Token.UsageKey): the authorizer's usageIdentifierKey. Never log it.
+func (id Identity) UsageKey(restAPIID string) string { return usageKey(id.digest, id.Name, restAPIID) }
 
-// UsageKey is the value of the token's API Gateway API key: the authorizer answers it as
-// the usageIdentifierKey of every request the token makes (the REST API takes its API
-// keys from the authorizer), and the usage-plans job (pkg/usageplans) puts a key of this
-// value into the client's usage plan. Both derive it from the secret's entry, so the
-// authorizer makes no API Gateway call: HMAC-SHA256 keyed by the token's digest over a
-// fixed label and the client's name, in hex (64 characters). The name is in it so that a
-// token moved to another client gets another key (API Gateway refuses two keys of one
-// value). The value does not reveal the digest, let alone the token; API Gateway ignores
-// an x-api-key header with this key source, so it admits no caller. Never log it.
-func (t Token) UsageKey() string {
-	mac := hmac.New(sha256.New, t.Digest[:])
-	mac.Write([]byte(usageKeyLabel + "\x00" + t.Name))
+// usageKeyLabel keeps the usage key's HMAC apart from any other use of a token's digest.
+const usageKeyLabel = "sandbox-broker usage identifier key v2"
+
+// UsageKey is the value of the token's API Gateway API key on the REST API restAPIID: the
+// authorizer answers it as the usageIdentifierKey of every request the token makes to that
+// API (the REST API takes its API keys from the authorizer), and the usage-plans job
+// (pkg/usageplans) puts a key of this value into the client's usage plan of that API. Both
+// derive it from the secret's entry, so the authorizer makes no API Gateway call:
+// HMAC-SHA256 keyed by the token's digest over a fixed label, the client's name and the
+// REST API's id, in hex (64 characters). API Gateway refuses two keys of one value in a
+// region, so each part keeps two keys apart that must be: the name, a token moved to
+// another client; the REST API id, the same token given to two stacks of one region. The
+// value does not reveal the digest, let alone the token; API Gateway ignores an x-api-key
+// header with this key source, so it admits no caller. Never log it.
+func (t Token) UsageKey(restAPIID string) string { return usageKey(t.Digest, t.Name, restAPIID) }
+
+func usageKey(digest [sha256.Size]byte, name, restAPIID string) string {
+	mac := hmac.New(sha256.New, digest[:])
+	mac.Write([]byte(usageKeyLabel + "\x00" + name + "\x00" + restAPIID))
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
@@ -149,5 +156,5 @@ func Match(tokens []Token, plain string) (Identity, bool) {
 		return Identity{}, false
 	}
 	t := tokens[found]
-	return Identity{Name: t.Name, Scope: t.Scope, MaxLiveAllocations: t.Limits.MaxLiveAllocations, UsageKey: t.UsageKey()}, true
+	return Identity{Name: t.Name, Scope: t.Scope, MaxLiveAllocations: t.Limits.MaxLiveAllocations, digest: t.Digest}, true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -72,16 +71,35 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 	if err != nil {
 		return b.refused(ctx, req, err)
 	}
+	// With more than one slot a key may sit above a slot freed since: its replay must find
+	// it, whatever its slot, and the claims start at the first slot not held live. With
+	// one slot, the default, the claim's own condition on slot 0 finds the key, and no
+	// read is made.
+	firstSlot := 0
+	if b.studentLimit > 1 {
+		replay, held, err := b.heldSlots(ctx, req, by)
+		switch {
+		case err != nil || replay != nil:
+			return replayOf(replay), err
+		case len(held) >= b.studentLimit:
+			// Slots above the limit count too: the limit may have been lowered since.
+			return Allocation{}, ErrStudentLimit
+		}
+		for held[firstSlot] {
+			firstSlot++
+		}
+	}
 	deals := b.dealer.session(req.NamePrefix)
 	defer deals.close()
 	caps := newCapShards(req.ClientCap)
+	settles := 0
 	for claims := 0; claims < maxClaims; {
 		c, found, err := deals.next(ctx)
 		if err != nil {
 			return Allocation{}, err
 		}
 		if !found {
-			return b.replayOrNone(ctx, req, by)
+			return b.replayOr(ctx, req, by, ErrNoSandbox)
 		}
 		claims++
 		if time.Now().After(startBy) {
@@ -91,28 +109,73 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 			}
 		}
 		claimCtx, cancel := context.WithTimeout(ctx, claimCallTimeout)
-		alloc, done, err := b.claim(claimCtx, c.Sandbox, req, caps, by)
+		alloc, done, err := b.claim(claimCtx, c.Sandbox, req, firstSlot, caps, by)
 		cancel()
 		deals.settle(c, claimOutcome(alloc, done, err))
-		if done || err != nil {
+		switch {
+		case errors.Is(err, ErrStudentLimit):
+			// Every slot up to the limit is held: the key may be held above it, by an
+			// allocation made under a higher limit.
+			return b.replayOr(ctx, req, by, ErrStudentLimit)
+		case errors.Is(err, errCapUnsplit), errors.Is(err, errCapClosed):
+			if settles++; settles > maxCapSettles {
+				return Allocation{}, ErrBusy
+			}
+			if err := b.settleCap(ctx, req, err); err != nil {
+				return Allocation{}, err
+			}
+			caps = newCapShards(req.ClientCap)
+		case done || err != nil:
 			return alloc, err
 		}
 	}
 	return Allocation{}, ErrBusy
 }
 
-// claim tries one candidate, in the holder's first free owner slot (docs/architecture.md
-// §5): a slot held under the request's idempotency key is the replay; one held under
-// another key is stepped over; a lapsed one is ended first. No free slot is
-// ErrStudentLimit. A client with a cap takes a random counter shard with it; a shard that
-// refuses is skipped for the rest of the allocation, and all of them refusing is
-// ErrClientLimit. done is false when someone else got the candidate first, or a lapsed
-// allocation was ended: the caller picks again.
-func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req AllocateRequest, caps *capShards, by pool.Actor) (Allocation, bool, error) {
+// heldSlots reads the holder's owner records (one query): the live allocation under the
+// request's key, if any, whatever its slot (one under it that lapsed is ended), and the
+// slots the holder's other live allocations hold.
+func (b *Broker) heldSlots(ctx context.Context, req AllocateRequest, by pool.Actor) (*pool.Owner, map[int]bool, error) {
+	owners, err := b.pool.OwnerRecords(ctx, req.holder())
+	if err != nil {
+		return nil, nil, err
+	}
+	held := map[int]bool{}
+	for _, o := range owners {
+		switch {
+		case o.IdempotencyKey == req.IdempotencyKey && !b.lapsed(o):
+			return &o, nil, nil
+		case o.IdempotencyKey == req.IdempotencyKey:
+			if err := b.expireLapsed(ctx, o, by); err != nil {
+				return nil, nil, err
+			}
+		case !b.lapsed(o):
+			held[o.Slot] = true
+		}
+	}
+	return nil, held, nil
+}
+
+func replayOf(o *pool.Owner) Allocation {
+	if o == nil {
+		return Allocation{}
+	}
+	return Allocation{Owner: *o}
+}
+
+// claim tries one candidate, in the holder's first free owner slot from firstSlot on
+// (docs/architecture.md §5): a slot held under the request's idempotency key is the
+// replay; one held under another key is stepped over; a lapsed one is ended first. No
+// free slot is ErrStudentLimit. A client with a cap takes a random counter shard that may
+// have room with it; a shard that refuses makes the claim read which have room
+// (fullShard), and none having any is ErrClientLimit, or errCapUnsplit or errCapClosed
+// for the caller to settle. done is false when someone else got the candidate first, or
+// a lapsed allocation was ended: the caller picks again.
+func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req AllocateRequest, firstSlot int, caps *capShards, by pool.Actor) (Allocation, bool, error) {
 	now := b.now()
 	c := pool.Claim{
 		Student: req.Student, IdempotencyKey: req.IdempotencyKey, TrackName: req.TrackName, Client: req.Client,
-		AllocatedAt: now.Unix(), ExpiresAt: now.Add(b.labDuration).Unix(), Cap: req.ClientCap,
+		AllocatedAt: now.Unix(), ExpiresAt: now.Add(b.labDuration).Unix(), Cap: req.ClientCap, Slot: firstSlot,
 	}
 	for c.Slot < b.studentLimit {
 		if c.Cap > 0 {
@@ -135,13 +198,11 @@ func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req Allocate
 			}
 			c.Slot++
 		case errors.As(err, &ce) && ce.Item == pool.ItemCounter:
-			// One read tells which other shards are full too: a client at its cap is
-			// refused after one claim and one read, not one claim per shard.
-			full, err := b.pool.FullCapShards(ctx, req.Client, req.ClientCap)
-			if err != nil {
+			// One read tells which shards have room: a client at its cap is refused
+			// after one claim and one read, not one claim per shard.
+			if err := b.fullShard(ctx, req, ce.Counter, caps); err != nil {
 				return Allocation{}, true, err
 			}
-			caps.refuse(append(full, c.CapShard)...)
 		case pool.LostRace(err):
 			return Allocation{}, false, nil
 		default:
@@ -155,8 +216,12 @@ func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req Allocate
 // not be handed a sandbox the expiry job is about to take back, nor be held to the limit
 // by it.
 func (b *Broker) lapsed(owner pool.Owner) bool {
-	return owner.ExpiresAt <= b.now().Add(-b.grace).Unix()
+	return owner.ExpiresAt <= b.lapseCutoff()
 }
+
+// lapseCutoff is the expires_at at or before which an allocation has lapsed: now minus
+// the grace, the expiry job's cutoff.
+func (b *Broker) lapseCutoff() int64 { return b.now().Add(-b.grace).Unix() }
 
 // expireLapsed ends a lapsed allocation here, as the expiry job would. Losing to another
 // ending is fine.
@@ -166,62 +231,22 @@ func (b *Broker) expireLapsed(ctx context.Context, owner pool.Owner, by pool.Act
 		return fmt.Errorf("broker: expire lapsed allocation: %w", err)
 	}
 	by.Reason = "expired at replay"
-	if _, err := b.pool.Expire(ctx, s, b.now().Add(-b.grace).Unix(), by); err != nil && !errors.Is(err, pool.ErrConflict) {
+	if _, err := b.pool.Expire(ctx, s, b.lapseCutoff(), by); err != nil && !errors.Is(err, pool.ErrConflict) {
 		return err
 	}
 	return nil
 }
 
-// replayOrNone decides an empty sweep: the holder may still hold a sandbox under this
-// key (a lapsed one is ended), or already hold its limit under others.
-func (b *Broker) replayOrNone(ctx context.Context, req AllocateRequest, by pool.Actor) (Allocation, error) {
-	owners, err := b.pool.OwnerRecords(ctx, req.holder())
-	if err != nil {
-		return Allocation{}, err
-	}
-	live := 0
-	for _, o := range owners {
-		switch {
-		case o.IdempotencyKey == req.IdempotencyKey && b.lapsed(o):
-			if err := b.expireLapsed(ctx, o, by); err != nil {
-				return Allocation{}, err
-			}
-		case o.IdempotencyKey == req.IdempotencyKey:
-			return Allocation{Owner: o}, nil
-		case !b.lapsed(o):
-			live++
-		}
-	}
-	if live >= b.studentLimit {
+// replayOr decides an allocation that found no sandbox to claim (otherwise is
+// ErrNoSandbox) or no free owner slot (ErrStudentLimit): the holder may still hold a
+// sandbox under this key (a lapsed one is ended), or already hold its limit under others.
+func (b *Broker) replayOr(ctx context.Context, req AllocateRequest, by pool.Actor, otherwise error) (Allocation, error) {
+	replay, held, err := b.heldSlots(ctx, req, by)
+	switch {
+	case err != nil || replay != nil:
+		return replayOf(replay), err
+	case len(held) >= b.studentLimit:
 		return Allocation{}, ErrStudentLimit
 	}
-	return Allocation{}, ErrNoSandbox
-}
-
-// capShards are a capped client's counter shards during one allocation: refused[k] says
-// shard k refused (it was full), so this allocation does not ask it again.
-type capShards struct{ refused []bool }
-
-func newCapShards(limit int) *capShards {
-	return &capShards{refused: make([]bool, pool.CapShards(limit))}
-}
-
-// pick returns a random shard that has not refused yet; false when all have.
-func (c *capShards) pick() (int, bool) {
-	var open []int
-	for k, refused := range c.refused {
-		if !refused {
-			open = append(open, k)
-		}
-	}
-	if len(open) == 0 {
-		return 0, false
-	}
-	return open[rand.IntN(len(open))], true
-}
-
-func (c *capShards) refuse(shards ...int) {
-	for _, k := range shards {
-		c.refused[k] = true
-	}
+	return Allocation{}, otherwise
 }

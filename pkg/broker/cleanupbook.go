@@ -20,7 +20,14 @@ func (r *JobRunner) bookDelete(ctx context.Context, run *jobRun, s pool.Sandbox,
 	switch {
 	case err == nil || errors.Is(err, csp.ErrAccountNotFound):
 		// A 404 is the account already gone: the run's probe proved the endpoint right.
-		_, err = r.pool.MarkDeleted(ctx, s, run.as("deleted in the CSP"))
+		// Its tombstone is kept for good all the same: a CSP that answers 404 for an
+		// account it still holds would otherwise see it adopted again once the tombstone
+		// expired (pool.MarkNotFound).
+		book, why := r.pool.MarkDeleted, "deleted in the CSP"
+		if err != nil {
+			book, why = r.pool.MarkNotFound, "the CSP answered 404 (not found)"
+		}
+		_, err = book(ctx, s, run.as(why))
 		run.countWrite("deleted", err)
 		if err == nil && s.DeletionRequestedAt > 0 {
 			out.timeToDelete = r.pool.Now().Sub(time.Unix(s.DeletionRequestedAt, 0))

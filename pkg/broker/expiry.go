@@ -11,7 +11,8 @@ import (
 // pending_deletion, and the owner record goes, in one transaction. The read is a key
 // condition on status_at (= expires_at while allocated), so only due sandboxes are read,
 // page after page (docs/upstream.md D10). The write is conditioned on the same cutoff: a sandbox the owner
-// released meanwhile is a lost race, counted and skipped.
+// released meanwhile is a lost race, counted and skipped. Then it counts the live
+// allocations of capped clients that no counter counts yet (countStragglers).
 func (r *JobRunner) expire(ctx context.Context, run *jobRun) error {
 	cutoff := r.pool.Now().Add(-r.grace).Unix()
 	for s, err := range r.pool.ByStatus(ctx, pool.Allocated, cutoff) {
@@ -27,5 +28,8 @@ func (r *JobRunner) expire(ctx context.Context, run *jobRun) error {
 			return err
 		}
 	}
-	return nil
+	if run.outOfTime(0) {
+		return nil
+	}
+	return countStragglers(ctx, r.pool, run)
 }

@@ -88,19 +88,24 @@ func TestExtendByTheOwnerUpToTheLongestDuration(t *testing.T) {
 	pooltest.Check(t, p)
 }
 
-// TestExtendRacingExpiry extends 40 allocations due for expiry while the expiry write
-// ends them: each sandbox has exactly one outcome. Either the extension committed (still
-// allocated, expires_at moved on, owner record kept with the new value, the expiry's
-// condition failed) or the expiry did (pending deletion, no owner record, the extension
-// refused with ErrWrongStatus). Never both, never neither.
+// TestExtendRacingExpiry extends 40 allocations at the last second of their grace while
+// the expiry write, whose clock is one second later, ends them: each sandbox has exactly
+// one outcome. Either the extension committed (still allocated, expires_at moved on, owner
+// record kept with the new value, the expiry's condition failed) or the expiry did
+// (pending deletion, no owner record, the extension refused with ErrWrongStatus). Never
+// both, never neither.
 func TestExtendRacingExpiry(t *testing.T) {
 	const n = 40
 	p := pooltest.New(t)
 	fill(t, p, "lab", 0, n)
-	b := extendingBroker(p)
-	then := time.Now().Add(-poolCfg.LabDuration - poolCfg.Grace - time.Minute)
+	then := time.Unix(1_800_000_000, 0)
 	results := allocateAll(extendingBroker(pooltest.Clocked(p, func() time.Time { return then })), students(n, ""))
-	cutoff := time.Now().Add(-poolCfg.Grace).Unix()
+	expiresAt := then.Add(poolCfg.LabDuration)
+	// The extension's clock: the allocations have not lapsed yet. The expiry's cutoff:
+	// they have.
+	lastSecond := expiresAt.Add(poolCfg.Grace - time.Second)
+	b := extendingBroker(pooltest.Clocked(p, func() time.Time { return lastSecond }))
+	cutoff := expiresAt.Unix()
 
 	extendErrs, expireErrs := make([]error, n), make([]error, n)
 	var wg sync.WaitGroup
@@ -147,4 +152,35 @@ func TestExtendRacingExpiry(t *testing.T) {
 		t.Fatalf("census %+v, %d extended", census, extended)
 	}
 	t.Logf("%d of %d extended, %d expired", extended, n, n-extended)
+}
+
+// An allocation past its expires_at and the grace, which the expiry job has not taken back
+// yet, can no longer be extended: ErrLapsed (409 ALLOCATION_LAPSED), nothing written. A
+// second earlier it still can.
+func TestExtendRefusesALapsedAllocation(t *testing.T) {
+	e := newJobEnv(t, envOptions{})
+	fill(t, e.pool, "lab", 0, 1)
+	b := extendingBroker(e.pool)
+	owner := pool.Holder{Client: "instruqt", Student: "student-1"}
+	a, err := b.Allocate(ctx, broker.AllocateRequest{Student: owner.Student, Client: owner.Client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(poolCfg.LabDuration + poolCfg.Grace - time.Second)
+	s, err := b.Extend(ctx, a.SandboxID, owner, "in-grace")
+	if err != nil || s.ExpiresAt != a.ExpiresAt+int64(labExtension/time.Second) {
+		t.Fatalf("an extension in the last second of the grace: %+v %v", s, err)
+	}
+
+	e.clock.Advance(labExtension + time.Second) // the new expires_at + the grace, exactly
+	before := mustGet(t, e.pool, a.SandboxID)
+	if _, err := b.Extend(ctx, a.SandboxID, owner, "lapsed"); !errors.Is(err, broker.ErrLapsed) {
+		t.Fatalf("extending a lapsed allocation: %v, want ErrLapsed", err)
+	}
+	if after := mustGet(t, e.pool, a.SandboxID); after.Rev != before.Rev || after.ExpiresAt != before.ExpiresAt {
+		t.Fatalf("a refused extension wrote: %+v, was %+v", after, before)
+	}
+	pooltest.Check(t, e.pool)
+	wantCounts(t, e.run(t, "expiry"), map[string]int{"expired": 1})
+	pooltest.Check(t, e.pool)
 }

@@ -4,8 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/ddblimits"
 )
 
 // Local is the local stack's own configuration (make run, docs/architecture.md §7). Everything a
@@ -18,6 +21,9 @@ type Local struct {
 	// WarmRounds are the rounds of pool.Warm the DynamoDB Local the stack starts runs
 	// before the stack reports ready (0: none).
 	WarmRounds int
+	// DynamoDBLimits, when set, puts a proxy applying DynamoDB's limits between the
+	// functions and DynamoDB Local (DYNAMODB_LIMITS and its switches).
+	DynamoDBLimits *ddblimits.Config
 	// DynamoDBEndpoint, when set, is an existing DynamoDB (another DynamoDB Local, or AWS)
 	// used instead of starting one; TableName is then required, and the table is created
 	// only when missing.
@@ -51,7 +57,35 @@ type Local struct {
 	// EventsFile is the JSON-lines file the domain events go to (DefaultEventsFile when
 	// unset): the local stack's event bus.
 	EventsFile string
+	// ExecutionModel is how the stack runs the functions: ExecutionInstances (Lambda's
+	// instance model, the default) or ExecutionProcess (one shared instance per function,
+	// serving every invocation at once, without limits).
+	ExecutionModel string
+	// AccountConcurrency is Lambda's concurrent executions quota of the emulated account,
+	// shared by every function without a reservation.
+	AccountConcurrency int
+	// ReservedConcurrency is the reserved concurrency of functions by name, beside the
+	// jobs' own (broker.JobReservedConcurrency).
+	ReservedConcurrency map[string]int
+	// IdleTimeout is how long an idle instance is kept for the next invocation before it
+	// is retired.
+	IdleTimeout time.Duration
 }
+
+// Execution models of the local stack (LOCAL_EXECUTION_MODEL).
+const (
+	ExecutionInstances = "instances"
+	ExecutionProcess   = "process"
+)
+
+// DefaultAccountConcurrency is Lambda's default concurrent executions quota per account
+// and region (a new account may start lower).
+const DefaultAccountConcurrency = 1000
+
+// DefaultIdleTimeout is how long the local stack keeps an idle instance. Lambda documents
+// no such time, only that it keeps an environment "for some time" after an invocation and
+// ends every environment within a few hours: five minutes errs towards more cold starts.
+const DefaultIdleTimeout = 5 * time.Minute
 
 // DefaultEventsFile is where the local stack writes the domain events, and brokerctl
 // events reads them, unless EVENTS_FILE says otherwise.
@@ -72,7 +106,10 @@ var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 // (50), SEED_PREFIXES (lab), CSP_BASE_URL and CSP_API_TOKEN, LOCAL_NIOSXAAS (with
 // NIOSXAAS_ENABLED and NIOSXAAS_BASE_URL, which decide it too), BROKER_TRACK_TOKEN,
 // BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN, BROKER_TOKENS_FILE, BROKER_TRACK_RATE and
-// BROKER_TRACK_BURST, AUTHORIZER_CACHE_SECONDS (300) and EVENTS_FILE (DefaultEventsFile).
+// BROKER_TRACK_BURST, AUTHORIZER_CACHE_SECONDS (300), LOCAL_EXECUTION_MODEL (instances),
+// LOCAL_LAMBDA_CONCURRENCY (DefaultAccountConcurrency), LOCAL_RESERVED_CONCURRENCY and
+// LOCAL_LAMBDA_IDLE_SECONDS (DefaultIdleTimeout), DYNAMODB_LIMITS with its switches, and
+// EVENTS_FILE (DefaultEventsFile).
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
 	l := Local{
@@ -92,7 +129,15 @@ func LoadLocal(env Env) (Local, error) {
 		TrackRate:          r.int("BROKER_TRACK_RATE", 0, 0, 10_000),
 		TrackBurst:         r.int("BROKER_TRACK_BURST", 0, 0, 5_000),
 		AuthorizerCacheTTL: r.duration("AUTHORIZER_CACHE_SECONDS", 300, time.Second, 0, 3600),
+		ExecutionModel:     r.str("LOCAL_EXECUTION_MODEL", ExecutionInstances),
+		AccountConcurrency: r.int("LOCAL_LAMBDA_CONCURRENCY", DefaultAccountConcurrency, 1, 100_000),
+		IdleTimeout:        r.duration("LOCAL_LAMBDA_IDLE_SECONDS", int(DefaultIdleTimeout/time.Second), time.Second, 1, 4*3600),
+		DynamoDBLimits:     r.dynamoDBLimits(),
 	}
+	if l.ExecutionModel != ExecutionInstances && l.ExecutionModel != ExecutionProcess {
+		r.fail("LOCAL_EXECUTION_MODEL", "%q is neither %q nor %q", l.ExecutionModel, ExecutionInstances, ExecutionProcess)
+	}
+	l.ReservedConcurrency = r.reservations("LOCAL_RESERVED_CONCURRENCY")
 	for _, p := range strings.Split(r.str("SEED_PREFIXES", "lab"), ",") {
 		p = strings.TrimSpace(p)
 		if !seedPrefix.MatchString(p) {
@@ -127,4 +172,30 @@ func LoadLocal(env Env) (Local, error) {
 		r.fail("BROKER_METRICS_TOKEN", "must differ from BROKER_TRACK_TOKEN and BROKER_ADMIN_TOKEN")
 	}
 	return l, r.err()
+}
+
+// reservations reads a list of function=count pairs ("allocate=50,authorizer=5"); which
+// names are functions, and whether the account can spare the counts, the local stack
+// checks against its functions.
+func (r *reader) reservations(name string) map[string]int {
+	raw := r.str(name, "")
+	if raw == "" {
+		return nil
+	}
+	out := map[string]int{}
+	for _, pair := range strings.Split(raw, ",") {
+		fn, count, ok := strings.Cut(pair, "=")
+		fn = strings.TrimSpace(fn)
+		n, err := strconv.Atoi(strings.TrimSpace(count))
+		_, twice := out[fn]
+		switch {
+		case !ok || fn == "" || err != nil || n < 0:
+			r.fail(name, "%q is not function=count (a count of 0 or more)", strings.TrimSpace(pair))
+		case twice:
+			r.fail(name, "names %s twice", fn)
+		default:
+			out[fn] = n
+		}
+	}
+	return out
 }

@@ -110,7 +110,7 @@ func TestClientsAreIsolatedOverHTTP(t *testing.T) {
 		}
 	}
 	census := pooltest.Check(t, pool.New(pooltest.Client(), table, pool.Options{}))
-	if census.ByStatus[pool.Allocated] != 2 || census.Counters != 1 {
+	if census.ByStatus[pool.Allocated] != 2 || census.Counters != pool.CounterShards {
 		t.Fatalf("census %+v", census)
 	}
 }

@@ -3,6 +3,7 @@ package local
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/sqsfake"
 	"github.com/sandbox-broker/broker/pkg/api"
+	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/app/eventfn"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/events"
@@ -23,11 +25,12 @@ const streamPollInterval = 250 * time.Millisecond
 
 // startEvents runs the domain events as in AWS, on DynamoDB Local's stream: a poller
 // reads the table's stream shard by shard, as the event source mapping does, and hands
-// each batch to the publish-events function's handler (eventfn.Serve). The bus is the
+// each batch to the publish-events function, whose instances are built as eventfn.Consumer
+// builds them, with the stack's bus and queue (eventfn.Serve). The bus is the
 // JSON-lines file EVENTS_FILE; the dead-letter queue a fake SQS, which the replay route
 // (admin-replay-events) reads. Without a stream on the table (an external one), events
 // are off and the banner says why.
-func (s *Stack) startEvents(ctx context.Context, cfg config.Local, endpoint string) (part, error) {
+func (s *Stack) startEvents(ctx context.Context, cfg config.Local, env config.Env, logs io.Writer, endpoint string) (part, error) {
 	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: endpoint, Region: "us-east-1"})
 	if err != nil {
 		return part{}, err
@@ -49,16 +52,24 @@ func (s *Stack) startEvents(ctx context.Context, cfg config.Local, endpoint stri
 	queue := events.NewSQS(sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(dlq.URL()),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}), dlq.QueueURL("sandbox-broker-events-dlq"))
 	streams := events.NewStreamsClient(db)
-	log := s.log.With("function", events.ConsumerFunction)
-	handler := eventfn.Serve(eventfn.NewDeliverer(config.Events{DeadLetterAfter: 15 * time.Minute},
-		eventfn.Clients{Bus: sink, DeadLetters: queue}, log), log)
-	poller := &events.Poller{Streams: streams, StreamARN: arn, BatchSize: 100, Interval: streamPollInterval, Log: log,
+	consumer, err := addFunction(ctx, s.lambda, events.ConsumerFunction, 0, func(context.Context) (handler[events.Batch, events.BatchResponse], error) {
+		o, err := app.NewObservability(env, logs)
+		if err != nil {
+			return nil, err
+		}
+		return eventfn.Serve(eventfn.NewDeliverer(config.Events{DeadLetterAfter: 15 * time.Minute},
+			eventfn.Clients{Bus: sink, DeadLetters: queue}, o.Log), o.Log), nil
+	})
+	if err != nil {
+		return part{}, err
+	}
+	poller := &events.Poller{Streams: streams, StreamARN: arn, BatchSize: 100, Interval: streamPollInterval, Log: s.log.With("function", events.ConsumerFunction),
 		Deliver: func(ctx context.Context, records []events.Record) (events.Result, error) {
 			batch := events.Batch{Records: make([]events.LambdaRecord, len(records))}
 			for i, r := range records {
 				batch.Records[i] = r.Lambda()
 			}
-			resp, err := handler(ctx, batch)
+			resp, err := consumer.invoke(ctx, batch)
 			if len(resp.BatchItemFailures) > 0 {
 				return events.Result{RetryFrom: resp.BatchItemFailures[0].ItemIdentifier}, err
 			}

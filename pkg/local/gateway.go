@@ -2,6 +2,8 @@ package local
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -38,10 +40,11 @@ const (
 // Authorization, cached per token, policy evaluated against the method ARN), and calls
 // the route's function. What API Gateway answers by itself (401, 403, 404, 405, 413) it
 // answers with the gateway responses of pkg/api, as the stack configures them in AWS; a
-// request over the stage throttle gets THROTTLED (429), as in AWS.
+// request over the stage throttle gets THROTTLED (429), as in AWS; an invocation Lambda
+// throttles gets 500 and a function that fails 502, both DEFAULT_5XX.
 type Gateway struct {
 	functions  map[string]api.LambdaHandler
-	authorize  func(context.Context, events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error)
+	authorize  authorizeFunc
 	cors       api.CORS
 	cacheTTL   time.Duration
 	log        *slog.Logger
@@ -68,13 +71,17 @@ type GatewayOptions struct {
 	Now    func() time.Time // nil: time.Now
 }
 
-// NewGateway serves every route of api.Routes with the functions of a, behind authz.
-func NewGateway(a *api.API, authz *api.Authorizer, o GatewayOptions) (*Gateway, error) {
+// authorizeFunc is the authorizer's function as API Gateway invokes it.
+type authorizeFunc = func(context.Context, events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error)
+
+// NewGateway serves every route of api.Routes with its function of functions, behind
+// authorize.
+func NewGateway(functions map[string]api.LambdaHandler, authorize authorizeFunc, o GatewayOptions) (*Gateway, error) {
 	now := o.Now
 	if now == nil {
 		now = time.Now
 	}
-	g := &Gateway{functions: map[string]api.LambdaHandler{}, authorize: authz.Authorize, cors: o.CORS, cacheTTL: o.CacheTTL,
+	g := &Gateway{functions: functions, authorize: authorize, cors: o.CORS, cacheTTL: o.CacheTTL,
 		log: o.Log, now: now, authzCache: map[string]cachedAuthorization{}, stage: newTokenBucket(o.Throttle, now()),
 		clients: map[string]*tokenBucket{}}
 	for _, t := range o.Tokens {
@@ -83,11 +90,9 @@ func NewGateway(a *api.API, authz *api.Authorizer, o GatewayOptions) (*Gateway, 
 		}
 	}
 	for _, r := range api.Routes {
-		fn, err := a.Function(r.Name)
-		if err != nil {
-			return nil, err
+		if functions[r.Name] == nil {
+			return nil, fmt.Errorf("local: no function for the route %s", r.Name)
 		}
-		g.functions[r.Name] = fn
 	}
 	return g, nil
 }
@@ -142,13 +147,27 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, id string) (eve
 	}
 	resp, err := g.functions[route.Name](r.Context(), ev)
 	if err != nil {
-		// A function error is API Gateway's bare 502; the route functions never return one.
-		g.log.ErrorContext(r.Context(), "gateway: the function failed", "request_id", id, "route", route.Name, "error", err.Error())
-		e, _ := api.Gateway("DEFAULT_5XX")
-		e.Status = http.StatusBadGateway
-		return g.errorResponse(r, id, e), "DEFAULT_5XX"
+		return g.integrationError(r, id, route, err), "DEFAULT_5XX"
 	}
 	return resp, ""
+}
+
+// integrationError is API Gateway's answer when the route's function does not answer
+// (docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html): 500 when Lambda
+// rejects the invocation (a throttle), 502 when the function fails (a failed init; the
+// route handlers themselves never return an error). Both are the DEFAULT_5XX gateway
+// response, whose status the stack keeps as API Gateway chose it.
+func (g *Gateway) integrationError(r *http.Request, id string, route api.Route, err error) events.APIGatewayProxyResponse {
+	e, _ := api.Gateway("DEFAULT_5XX")
+	var throttled *throttledError
+	if errors.As(err, &throttled) {
+		e.Status = http.StatusInternalServerError
+		g.log.WarnContext(r.Context(), "gateway: Lambda throttled the function", "request_id", id, "route", route.Name, "reason", throttled.reason)
+	} else {
+		e.Status = http.StatusBadGateway
+		g.log.ErrorContext(r.Context(), "gateway: the function failed", "request_id", id, "route", route.Name, "error", err.Error())
+	}
+	return g.errorResponse(r, id, e)
 }
 
 // preflight answers a CORS preflight for a known resource from an allowed origin, as the

@@ -47,7 +47,15 @@ func countingGateway(t *testing.T, ttl time.Duration) (*Gateway, *int, *sync.Mut
 	calls, mu := new(int), &sync.Mutex{}
 	now := time.Unix(1_800_000_000, 0)
 	clock := &now
-	g, err := NewGateway(a, api.NewAuthorizer(tokens, log), GatewayOptions{
+	routes := map[string]api.LambdaHandler{}
+	for _, r := range api.Routes {
+		fn, err := a.Function(r.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes[r.Name] = fn
+	}
+	g, err := NewGateway(routes, api.NewAuthorizer(tokens, log).Authorize, GatewayOptions{
 		CORS: api.NewCORS(nil), CacheTTL: ttl, Throttle: api.StageThrottle, Tokens: tokens, Log: log,
 		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return *clock }})
 	if err != nil {

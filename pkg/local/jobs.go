@@ -11,31 +11,38 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/app"
-	"github.com/sandbox-broker/broker/pkg/app/job"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 )
 
-// startJobs builds each job's handler exactly as its Lambda function does, runs the
-// first sync, then runs every job but those that use API Gateway on its (scaled) interval.
-// It returns what starts runs for the admin trigger routes.
+// localJobs are the jobs the stack runs: all but those that use API Gateway, since the
+// gateway emulator enforces the clients' limits itself.
+func localJobs() []broker.Job {
+	var local []broker.Job
+	for _, j := range broker.Jobs {
+		if !j.UsesAPIGateway {
+			local = append(local, j)
+		}
+	}
+	return local
+}
+
+// startJobs makes each job's function, built as its Lambda function builds it, runs the
+// first sync, then invokes every job on its (scaled) interval as EventBridge does:
+// asynchronously, whether or not the last run has ended. It returns what starts runs for
+// the admin trigger routes.
 func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (backgroundJobs, []part, error) {
 	cfg, err := config.LoadJobs(env)
 	if err != nil {
 		return backgroundJobs{}, nil, err
 	}
 	schedule := map[string]scheduledJob{}
-	var local []broker.Job
-	for _, j := range broker.Jobs {
-		if j.UsesAPIGateway {
-			continue // there is no API Gateway here: the gateway emulator enforces the client limits itself
-		}
-		local = append(local, j)
-		h, err := job.Function(ctx, env, logs, j.Name)
+	for _, j := range localJobs() {
+		fn, err := s.addJob(ctx, env, logs, j)
 		if err != nil {
-			return backgroundJobs{}, nil, fmt.Errorf("local: job %s: %w", j.Name, err)
+			return backgroundJobs{}, nil, err
 		}
-		schedule[j.Name] = scheduledJob{job: j, every: cfg.Scale(j.Every), run: h}
+		schedule[j.Name] = scheduledJob{job: j, every: cfg.Scale(j.Every), fn: fn, scale: cfg.Scale}
 	}
 	first, ok := schedule["sync"]
 	if !ok {
@@ -49,7 +56,7 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 		s.jobs.Wait()
 	})
 	var every []string
-	for _, j := range local {
+	for _, j := range localJobs() {
 		every = append(every, fmt.Sprintf("%s every %s", j.Name, schedule[j.Name].every))
 		s.jobs.Go(func() { s.repeat(jobsCtx, schedule[j.Name]) })
 	}
@@ -59,14 +66,18 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 	}, nil
 }
 
-// scheduledJob is one job of the job table with its handler and scaled interval.
+// scheduledJob is one job of the job table with its function and scaled interval.
 type scheduledJob struct {
 	job   broker.Job
 	every time.Duration
-	run   job.Handler
+	fn    *jobFunction
+	// scale is JOB_INTERVAL_SCALE, applied to Lambda's retries of a throttled event too.
+	scale func(time.Duration) time.Duration
 }
 
-// repeat runs a job every interval, like its EventBridge rate schedule.
+// repeat invokes a job every interval, like its EventBridge rate schedule: each event on
+// its own, so one that finds the last run in flight is throttled (the job's reservation)
+// and retried as Lambda retries it.
 func (s *Stack) repeat(ctx context.Context, j scheduledJob) {
 	t := time.NewTicker(j.every)
 	defer t.Stop()
@@ -75,7 +86,7 @@ func (s *Stack) repeat(ctx context.Context, j scheduledJob) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			s.runJob(ctx, j, scheduledEvent)
+			s.jobs.Go(func() { s.runJob(ctx, j, scheduledEvent) })
 		}
 	}
 }
@@ -84,14 +95,13 @@ func (s *Stack) repeat(ctx context.Context, j scheduledJob) {
 // scheduled event: no run ID, so the run makes its own.
 var scheduledEvent = json.RawMessage(`{"source":"local.scheduler"}`)
 
-// runJob runs a job once on event with the deadline its function has in AWS
-// (broker.Job.Timeout; a run that outlasts its scaled interval makes the next one skip on
-// the job's lease, as in AWS), and says how it went. The run logs its own summary line.
+// runJob invokes a job with event as Lambda's asynchronous invoke does (its function
+// ends each run after broker.Job.Timeout) and says how it went. The run logs its own
+// summary line; a run that failed or was dropped is logged here.
 func (s *Stack) runJob(ctx context.Context, j scheduledJob, event json.RawMessage) string {
-	ctx, cancel := context.WithTimeout(ctx, j.job.Timeout())
-	defer cancel()
-	sum, err := j.run(ctx, event)
+	sum, err := j.fn.invokeQueued(ctx, event, j.scale)
 	if err != nil {
+		s.log.ErrorContext(ctx, "local: a job's invocation failed", "job", j.job.Name, "error", err.Error())
 		return fmt.Sprintf("%s failed: %v", j.job.Name, err)
 	}
 	counts := make([]string, 0, len(sum.Counts))
@@ -103,9 +113,9 @@ func (s *Stack) runJob(ctx context.Context, j scheduledJob, event json.RawMessag
 }
 
 // backgroundJobs starts the runs the admin trigger routes ask for, as Lambda's
-// asynchronous invoke does in AWS: the job's handler (the one the schedule uses) gets a
-// JobTrigger with the run ID and runs in the background with the job function's timeout,
-// and the request returns at once. Stop waits for such runs like scheduled ones.
+// asynchronous invoke does in AWS: the job's function gets a JobTrigger with the run ID in
+// the background, and the request returns at once. Stop waits for such runs like
+// scheduled ones.
 type backgroundJobs struct {
 	stack    *Stack
 	ctx      context.Context // the stack's jobs context, not the request's: the run outlives it

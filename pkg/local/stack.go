@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/ddblimits"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/app"
@@ -35,8 +37,13 @@ type Stack struct {
 	TrackToken   string
 	AdminToken   string
 	MetricsToken string
+	// ExecutionModel is how the functions run (config.ExecutionInstances unless
+	// LOCAL_EXECUTION_MODEL says otherwise): every figure measured here names it.
+	ExecutionModel string
 
-	log *slog.Logger
+	log    *slog.Logger
+	table  string
+	lambda *lambdaService
 	// jobs are the scheduled and admin-started runs, which Stop waits for.
 	jobs sync.WaitGroup
 	// shutdowns undo the start in reverse order; each part registers its own.
@@ -78,7 +85,7 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	s := &Stack{log: o.Log}
+	s := &Stack{log: o.Log, table: cfg.TableName}
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -88,12 +95,16 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
+	lambdaLine, err := s.startLambda(cfg, o.Log)
+	if err != nil {
+		return nil, err
+	}
 	endpoint, dbLine, err := s.startDynamoDB(ctx, cfg, env)
 	if err != nil {
 		return nil, err
 	}
-	fnEnv := overlay(env, map[string]string{"TABLE_NAME": cfg.TableName, "DYNAMODB_ENDPOINT": endpoint})
-	eventsLine, err := s.startEvents(ctx, cfg, endpoint)
+	fnEnv := overlay(env, map[string]string{"TABLE_NAME": cfg.TableName, "DYNAMODB_ENDPOINT": endpoint, "TOKENS_SECRET_ARN": localTokensSecret})
+	eventsLine, err := s.startEvents(ctx, cfg, fnEnv, logs, endpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -118,13 +129,14 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	parts := append(append(append([]part{dbLine, cspLine}, niosLines...), jobLines...), eventsLine, apiLine)
-	printBanner(out, append(parts, tokenLines...), s, cfg.SeedPrefixes)
+	parts := slices.Concat([]part{dbLine, cspLine}, niosLines, []part{lambdaLine}, jobLines, []part{eventsLine, apiLine}, tokenLines)
+	printBanner(out, parts, s, cfg.SeedPrefixes)
 	return s, nil
 }
 
 // startDynamoDB uses an existing DynamoDB, or starts DynamoDB Local for this run, and
-// makes sure the table exists. It returns the endpoint.
+// makes sure the table exists; with DYNAMODB_LIMITS it starts the proxy that applies
+// DynamoDB's limits in front of it. It returns the endpoint the functions use.
 func (s *Stack) startDynamoDB(ctx context.Context, cfg config.Local, env config.Env) (string, part, error) {
 	endpoint := cfg.DynamoDBEndpoint
 	line := part{"DynamoDB", "external", "DYNAMODB_ENDPOINT " + endpoint}
@@ -161,6 +173,18 @@ func (s *Stack) startDynamoDB(ctx context.Context, cfg config.Local, env config.
 		return "", part{}, err
 	}
 	line.detail += fmt.Sprintf(", table %s (%s)", cfg.TableName, map[bool]string{true: "created", false: "existing"}[created])
+	if cfg.DynamoDBLimits != nil {
+		proxy, err := ddblimits.Start(endpoint, *cfg.DynamoDBLimits)
+		if err != nil {
+			return "", part{}, err
+		}
+		s.shutdowns = append(s.shutdowns, func() {
+			proxy.Stop()
+			s.log.Info("DynamoDB limits", "counts", proxy.Counts().String())
+		})
+		endpoint = proxy.URL
+		line.detail += ", behind DynamoDB's limits at " + proxy.URL + " (DYNAMODB_LIMITS)"
+	}
 	return endpoint, line, nil
 }
 
@@ -194,7 +218,11 @@ func (s *Stack) startCSP(cfg config.Local, env config.Env) (url, token string, l
 // startAPI serves the route functions behind the API Gateway emulator and the authorizer
 // on 127.0.0.1:PORT, and waits until /healthz answers.
 func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, logs io.Writer, tokens auth.Static, jobs backgroundJobs, log *slog.Logger) (part, error) {
-	routes, err := app.NewAPI(ctx, env, logs, jobs, s.withEvents)
+	routes, err := s.addRoutes(ctx, env, logs, jobs)
+	if err != nil {
+		return part{}, err
+	}
+	authorizer, err := s.addAuthorizer(ctx, env, logs, tokenSecret(tokens))
 	if err != nil {
 		return part{}, err
 	}
@@ -202,7 +230,7 @@ func (s *Stack) startAPI(ctx context.Context, cfg config.Local, env config.Env, 
 	if err != nil {
 		return part{}, err
 	}
-	gateway, err := NewGateway(routes, api.NewAuthorizer(tokens, log), GatewayOptions{
+	gateway, err := NewGateway(routes, authorizer.invoke, GatewayOptions{
 		CORS: api.NewCORS(apiCfg.CORSOrigins), CacheTTL: cfg.AuthorizerCacheTTL, Throttle: api.StageThrottle, Tokens: tokens, Log: log})
 	if err != nil {
 		return part{}, err

@@ -17,7 +17,7 @@ type Claim struct {
 	// Slot is the holder's owner slot to take (docs/architecture.md §5).
 	Slot int
 	// Cap is the client's cap on live allocations, 0 for none; CapShard is the counter
-	// shard to take, in [0, CapShards(Cap)).
+	// shard to take, in [0, OpenShards(Cap)).
 	Cap      int
 	CapShard int
 }
@@ -29,13 +29,15 @@ func (c Claim) Holder() Holder { return Holder{Client: c.Client, Student: c.Stud
 // the version that was read, together with the owner record in the holder's slot c.Slot,
 // conditioned on the slot being free, in one transaction of these two items. A client
 // with a cap adds a third: one more live allocation on its counter shard c.CapShard,
-// conditioned on the shard being below its limit. The history entry of the allocation
-// rides on the sandbox item until the allocation ends (HistoryEntry).
+// conditioned on the shard being split for c.Cap and below its limit (SplitCap). The
+// history entry of the allocation rides on the sandbox item until the allocation ends
+// (HistoryEntry).
 //
 // A *ConditionError with Item ItemOwner carries the owner record that holds the slot:
 // the caller replays it (same idempotency key), ends it (lapsed) or tries the next slot.
-// One with Item ItemCounter means the shard is full. One with Item ItemSandbox means
-// someone else got this candidate.
+// One with Item ItemCounter carries the shard as it was (Counter): full, or split for
+// another cap, or none (the client's allocations are not counted yet). One with Item
+// ItemSandbox means someone else got this candidate.
 func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) (Owner, error) {
 	t := p.newTx("claim", candidate.ID, expect{statuses: []Status{Available}, rev: candidate.Rev})
 	var e expr
@@ -76,7 +78,7 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 		return Owner{}, err
 	}
 	if c.Cap > 0 {
-		t.takeCounter(p.table, c.Client, c.CapShard, ShardLimit(c.Cap, c.CapShard))
+		t.addToCounter(p.table, c.Client, c.CapShard, 1, &capRoom{cap: c.Cap})
 	}
 	if err := p.run(ctx, t); err != nil {
 		return Owner{}, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -27,13 +28,14 @@ type ClientOptions struct {
 	HTTPClient aws.HTTPClient
 }
 
-// LocalMaxConns caps the connections of a client of DynamoDB Local (NewClient).
+// LocalMaxConns caps the connections of this process to one DynamoDB Local (NewClient).
 const LocalMaxConns = 48
 
 // NewClient builds a DynamoDB client. A loopback endpoint is DynamoDB Local: it gets static
 // credentials, no response checksum validation, which Local does not support, at most
-// LocalMaxConns connections and no client-side retry quota. Anything else (AWS) uses the
-// default credential chain, connections and retryer.
+// LocalMaxConns connections shared with every other client of it in this process, and no
+// client-side retry quota. Anything else (AWS) uses the default credential chain,
+// connections and retryer.
 func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(o.Region)}
 	local, err := isLoopback(o.Endpoint)
@@ -49,19 +51,12 @@ func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 	}
 	cfg.APIOptions = append(cfg.APIOptions, o.APIOptions...)
 	cfg.HTTPClient = o.HTTPClient
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-			// Allocation bursts run many calls at once; the SDK's default idle pool is small.
-			tr.MaxIdleConns = 512
-			tr.MaxIdleConnsPerHost = 512
-			if local {
-				// DynamoDB Local accepts with a listen backlog of 50 and serves one request
-				// per connection at a time: a burst that dials hundreds of connections
-				// overflows the backlog and each overflow costs a 1 s SYN retry. Calls
-				// beyond the cap wait for a free connection instead.
-				tr.MaxConnsPerHost = LocalMaxConns
-			}
-		})
+	switch {
+	case cfg.HTTPClient != nil:
+	case local:
+		cfg.HTTPClient = localHTTPClient(o.Endpoint)
+	default:
+		cfg.HTTPClient = newHTTPClient(0)
 	}
 	if local {
 		// The standard retryer's client-side quota is for a remote service in trouble; on
@@ -79,6 +74,38 @@ func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 			opts.DisableValidateResponseChecksum = true
 		}
 	}), nil
+}
+
+// newHTTPClient is the SDK's HTTP client with room for a burst's calls: its default idle
+// pool is small. maxConns caps the connections per host (0: none).
+func newHTTPClient(maxConns int) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConns = 512
+		tr.MaxIdleConnsPerHost = 512
+		tr.MaxConnsPerHost = maxConns
+	})
+}
+
+// localHTTPClients hold one HTTP client per DynamoDB Local endpoint for the whole process.
+// DynamoDB Local accepts with a listen backlog of 50 and serves one request per connection
+// at a time: a burst that dials hundreds of connections overflows the backlog and each
+// overflow costs a 1 s SYN retry. So every client of one DynamoDB Local (the local stack's
+// function instances each build their own) shares one pool of at most LocalMaxConns
+// connections, and calls beyond it wait for a free connection instead.
+var (
+	localHTTPClientsMu sync.Mutex
+	localHTTPClients   = map[string]*awshttp.BuildableClient{}
+)
+
+func localHTTPClient(endpoint string) *awshttp.BuildableClient {
+	localHTTPClientsMu.Lock()
+	defer localHTTPClientsMu.Unlock()
+	c, ok := localHTTPClients[endpoint]
+	if !ok {
+		c = newHTTPClient(LocalMaxConns)
+		localHTTPClients[endpoint] = c
+	}
+	return c
 }
 
 func isLoopback(endpoint string) (bool, error) {

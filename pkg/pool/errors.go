@@ -38,6 +38,9 @@ type ConditionError struct {
 	Reason    string
 	Current   *Sandbox // the sandbox as it was; nil when it does not exist
 	Owner     *Owner   // the record that holds the slot, when Item is ItemOwner
+	// Counter is the client counter shard as it was, when Item is ItemCounter (nil when it
+	// does not exist).
+	Counter *CapCounter
 	// HeldBy is the sandbox that holds the account uuid, when Item is ItemUUID ("" when
 	// unknown).
 	HeldBy string

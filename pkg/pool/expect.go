@@ -16,7 +16,10 @@ type expect struct {
 	rev      int64   // 0: any version
 	owner    *Holder // nil: any owner
 	dueBy    int64   // status_at must be <= dueBy; 0: not checked
-	attempts *int    // nil: not checked
+	// notDueBy: status_at must be after notDueBy (an allocation that has not lapsed); 0:
+	// not checked
+	notDueBy int64
+	attempts *int // nil: not checked
 	// withoutUUID: the record must not have claimed its account uuid yet (AdoptUUID)
 	withoutUUID bool
 	// withoutStatusKey: the record must not carry status_key yet (BackfillStatusKey)
@@ -24,6 +27,19 @@ type expect struct {
 	// allocation: the at_ms of the allocation entry the record must carry, 0 for none;
 	// nil: not checked
 	allocation *int64
+	// capShard: the counter shard the record must name (cap_shard), uncounted for none;
+	// nil: not checked
+	capShard *int
+}
+
+// uncounted is the capShard of a record that names no counter shard.
+const uncounted = -1
+
+func capShardOf(s *Sandbox) int {
+	if s.CapShard == nil {
+		return uncounted
+	}
+	return *s.CapShard
 }
 
 func (x expect) condition(e *expr) string {
@@ -57,6 +73,10 @@ func (x expect) condition(e *expr) string {
 		e.set(":want_due", x.dueBy)
 		parts = append(parts, e.use("#status_at <= :want_due"))
 	}
+	if x.notDueBy != 0 {
+		e.set(":want_not_due", x.notDueBy)
+		parts = append(parts, e.use("#status_at > :want_not_due"))
+	}
 	if x.attempts != nil {
 		e.set(":want_attempts", *x.attempts)
 		parts = append(parts, e.use("#attempts = :want_attempts"))
@@ -72,6 +92,12 @@ func (x expect) condition(e *expr) string {
 	} else if x.allocation != nil {
 		e.set(":want_allocation", *x.allocation)
 		parts = append(parts, e.use("#allocation.#at_ms = :want_allocation"))
+	}
+	if x.capShard != nil && *x.capShard == uncounted {
+		parts = append(parts, e.use("attribute_not_exists(#cap_shard)"))
+	} else if x.capShard != nil {
+		e.set(":want_cap_shard", *x.capShard)
+		parts = append(parts, e.use("#cap_shard = :want_cap_shard"))
 	}
 	return strings.Join(parts, " AND ")
 }
@@ -93,12 +119,16 @@ func (x expect) explain(cur *Sandbox) string {
 		return "allocated to another student"
 	case x.dueBy != 0 && cur.StatusAt > x.dueBy:
 		return fmt.Sprintf("not due until %s", time.Unix(cur.StatusAt, 0).UTC().Format(time.RFC3339))
+	case x.notDueBy != 0 && cur.StatusAt <= x.notDueBy:
+		return fmt.Sprintf("lapsed: due since %s", time.Unix(cur.StatusAt, 0).UTC().Format(time.RFC3339))
 	case x.attempts != nil && cur.Attempts != *x.attempts:
 		return fmt.Sprintf("attempts is %d, want %d", cur.Attempts, *x.attempts)
 	case x.withoutUUID && cur.AccountUUID != "":
 		return "already holds its account uuid"
 	case x.allocation != nil && allocationAt(cur) != *x.allocation:
 		return "its allocation changed since it was read"
+	case x.capShard != nil && capShardOf(cur) != *x.capShard:
+		return "its counter shard changed since it was read"
 	case x.withoutStatusKey:
 		// Sandbox does not hold status_key; with status and rev as read, it is what failed.
 		return "already carries its status_key"
@@ -135,18 +165,21 @@ func (freeSlot) explain(cur *Owner) string {
 	return fmt.Sprintf("slot %d holds sandbox %s", cur.Slot, cur.SandboxID)
 }
 
-// belowLimit is what a client counter shard must be to take one more live allocation:
-// new, or below its limit.
-type belowLimit struct{ limit int }
+// capRoom is what a client counter shard must be for a claim to take one more live
+// allocation in it: split for the claim's cap, and below its limit.
+type capRoom struct{ cap int }
 
-func (x belowLimit) condition(e *expr) string {
-	e.set(":shard_limit", x.limit)
-	return e.use("attribute_not_exists(#PK) OR #live < :shard_limit")
+func (x capRoom) condition(e *expr) string {
+	e.set(":cap", x.cap)
+	return e.use("#cap = :cap AND #live < #limit")
 }
 
-func (x belowLimit) explain(cur *counterItem) string {
-	if cur == nil {
-		return "shard at its limit"
+func (x capRoom) explain(cur *CapCounter) string {
+	switch {
+	case cur == nil || cur.Cap == 0:
+		return "the client's live allocations are not counted yet"
+	case cur.Cap != x.cap:
+		return fmt.Sprintf("the counters are split for a cap of %d, not %d", cur.Cap, x.cap)
 	}
-	return fmt.Sprintf("shard %d holds %d live allocations, its limit is %d", cur.Shard, cur.Live, x.limit)
+	return fmt.Sprintf("shard %d holds %d live allocations, its limit is %d", cur.Shard, cur.Live, cur.Limit)
 }

@@ -43,3 +43,6 @@ func (p *Pool) CountAvailable(ctx context.Context, prefix string) (int, error) {
 	}
 	return total, nil
 }
+
+// LimitsFor is the split of cap over the shards as they are (SplitCap).
+func (cs CapCounters) LimitsFor(cap int) [CounterShards]int { return cs.limits(cap) }

@@ -10,14 +10,17 @@ import (
 // Extend moves an allocation's expires_at to expiresAt, and status_at with it (status_at
 // follows expires_at while allocated, which is what the expiry job queries). It is
 // conditioned on the sandbox still being allocated to the holder at the version that
-// was read, so two extensions cannot both add to the same expires_at, and an extension
+// was read, so two extensions cannot both add to the same expires_at, and on the
+// allocation not having lapsed: its expires_at must lie after cutoff (now minus the
+// grace), the cutoff at or before which the expiry job takes it back. So an extension
 // racing the expiry job has exactly one outcome: the expiry's condition (status_at at or
-// before its cutoff) fails once the extension committed, and the extension's (allocated)
-// fails once the expiry did. The owner record's expires_at moves in the same transaction,
-// so a replayed allocate shows the new value; the history records the extension.
-func (p *Pool) Extend(ctx context.Context, cur Sandbox, h Holder, expiresAt int64, by Actor) (Sandbox, error) {
+// before its cutoff) fails once the extension committed, and the extension's (allocated,
+// not lapsed) fails once the expiry did or the allocation lapsed. The owner record's
+// expires_at moves in the same transaction, so a replayed allocate shows the new value;
+// the history records the extension.
+func (p *Pool) Extend(ctx context.Context, cur Sandbox, h Holder, expiresAt, cutoff int64, by Actor) (Sandbox, error) {
 	now := p.now().Unix()
-	t := p.newTx("extend", cur.ID, expect{statuses: []Status{Allocated}, owner: &h, rev: cur.Rev})
+	t := p.newTx("extend", cur.ID, expect{statuses: []Status{Allocated}, owner: &h, rev: cur.Rev, notDueBy: cutoff})
 	var e expr
 	e.set(":expires_at", expiresAt)
 	e.set(":now", now)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -33,23 +36,29 @@ type Census struct {
 //     slots), and every owner record points at a sandbox allocated to its client and
 //     student under its key (1)–(3), with the sandbox's expires_at;
 //   - per client and counter shard, the shard counts exactly the client's allocated
-//     sandboxes that took it, and no shard is negative or above its limit (9);
+//     sandboxes that name it, and none is negative; per client, all shards are split for
+//     one cap, room lies only in the cap's shards, and the live allocations counted plus
+//     the room offered are at most the cap, or no room is offered (9);
 //   - every record, tombstones too, carries the StatusIndex key of its status and shard
 //     (StatusKey), so each is in the one StatusIndex shard that ByStatus, Count and List read;
 //   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
-//     carries none, has a tombstone status (no job queries one: ByStatus refuses due
-//     tombstones) and a TTL;
+//     carries none and has a tombstone status (no job queries one: ByStatus refuses due
+//     tombstones);
+//   - only a tombstone that may expire (MayExpire, and no allocation in its history) has a
+//     TTL, and has one; its uuid item expires with it or after it, and no other uuid item
+//     expires;
 //   - single use (7): no record whose history holds an allocation (in a history item, or
 //     on the record while it is allocated) is available, stale or a candidate; every
 //     allocated record has its allocation entry, and only an allocated one carries it;
 //   - one record per account (8): every record holds its uuid item and every uuid item
-//     points at the record that holds it; no two records share an account uuid;
+//     points at the record that holds it (or outlives an expired tombstone); no two
+//     records share an account uuid;
 //   - status_at agrees with the status (statusAtProblem);
 //   - every item is of a kind the pool writes; anything else is reported.
 //
 // It is the proof the concurrency tests run after each scenario, and an operator's
 // consistency check. Items whose TTL has passed are skipped: DynamoDB drops them within
-// days, not at once, so a tombstone and its uuid item may disappear apart.
+// days, not at once.
 func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 	census := Census{ByStatus: map[Status]int{}}
 	sandboxes := map[string]Sandbox{}
@@ -61,7 +70,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		pk, sk string
 	}
 	var owners []ownerAt
-	counters := map[string]counterItem{} // by client and shard, as shardName renders them
+	counters := map[string]*CapCounters{} // by client
 	var problems []error
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	now := p.now().Unix()
@@ -108,15 +117,23 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				}
 				owners = append(owners, ownerAt{o, k.PK, k.SK})
 				census.Owners++
-			case strings.HasPrefix(k.PK, prefixClient) && strings.HasPrefix(k.SK, prefixLive):
-				var c counterItem
+			case strings.HasPrefix(k.PK, prefixCap) && k.SK == skLive:
+				var c CapCounter
 				if err := attributevalue.UnmarshalMap(item, &c); err != nil {
 					return census, err
 				}
-				if !sameKey(CounterKey(c.Client, c.Shard), k.PK, k.SK) {
+				if !sameKey(CounterKey(c.Client, c.Shard), k.PK, k.SK) || c.Shard < 0 || c.Shard >= CounterShards {
 					bad("counter item %s / %s names client %q shard %d", k.PK, k.SK, c.Client, c.Shard)
+					continue
 				}
-				counters[shardName(c.Client, c.Shard)] = c
+				if counters[c.Client] == nil {
+					counters[c.Client] = &CapCounters{}
+				}
+				c.stored = true
+				counters[c.Client][c.Shard] = c
+				census.Counters++
+			case strings.HasPrefix(k.PK, prefixLegacyCounter) && strings.HasPrefix(k.SK, prefixLegacyLive):
+				bad("counter item %s / %s is from before each shard had its own partition: the client's next capped allocation moves it", k.PK, k.SK)
 				census.Counters++
 			case strings.HasPrefix(k.PK, prefixUUID) && k.SK == skUUID:
 				var u uuidItem
@@ -134,6 +151,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				census.Runs++
 			case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
 				census.Drains++
+			case k.PK == migrationPK && k.SK == skMigration:
 			default:
 				bad("item %s / %s is of no kind the pool writes", k.PK, k.SK)
 			}
@@ -161,23 +179,45 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			bad("owner record %s / %s says expires_at %d, sandbox %s says %d", o.pk, o.sk, o.ExpiresAt, s.ID, s.ExpiresAt)
 		}
 	}
-	live := map[string]int{} // allocated sandboxes per counter shard they took
+	type shardRef struct {
+		client string
+		k      int
+	}
+	live := map[shardRef]int{} // allocated sandboxes per counter shard that counts them
 	for id, s := range sandboxes {
 		switch {
 		case s.Status != Allocated && (s.OwnerSlot != nil || s.CapShard != nil):
 			bad("%s sandbox %s still names an owner slot or counter shard", s.Status, id)
 		case s.Status == Allocated && s.CapShard != nil:
-			live[shardName(s.Client, *s.CapShard)]++
+			live[shardRef{s.Client, *s.CapShard}]++
 		}
 	}
-	for name, c := range counters {
-		if c.Live != live[name] || c.Live < 0 || c.Live > c.Limit {
-			bad("counter shard %s holds %d (limit %d), but %d allocated sandboxes took it", name, c.Live, c.Limit, live[name])
+	for client, cs := range counters {
+		caps := map[int]bool{}
+		for k, c := range cs {
+			name, took := shardName(client, k), live[shardRef{client, k}]
+			if c.Live != took || c.Live < 0 {
+				bad("counter shard %s holds %d, but %d allocated sandboxes took it", name, c.Live, took)
+			}
+			if c.Room() > 0 && k >= OpenShards(c.Cap) {
+				bad("counter shard %s offers room beyond the %d shards of its cap %d", name, OpenShards(c.Cap), c.Cap)
+			}
+			if c.stored {
+				caps[c.Cap] = true
+			}
+		}
+		if len(caps) > 1 {
+			bad("the counter shards of client %q are split for different caps %v", client, slices.Sorted(maps.Keys(caps)))
+		}
+		// The cap bounds every live allocation counted: what the client holds plus the
+		// room its shards offer is at most its cap, or they offer none.
+		if room := cs.Room(); room > 0 && cs.Live()+room > cs.Cap() {
+			bad("client %q holds %d counted live allocations and its counter shards admit %d more: past its cap %d", client, cs.Live(), room, cs.Cap())
 		}
 	}
-	for name, n := range live {
-		if _, ok := counters[name]; !ok {
-			bad("%d allocated sandboxes took counter shard %s, which does not exist", n, name)
+	for ref, n := range live {
+		if cs := counters[ref.client]; ref.k < 0 || ref.k >= CounterShards || cs == nil || !cs[ref.k].stored {
+			bad("%d allocated sandboxes took counter shard %s, which does not exist", n, shardName(ref.client, ref.k))
 		}
 	}
 	recordOf := map[string]string{} // account uuid → sandbox ID
@@ -211,8 +251,16 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		if why := statusAtProblem(s); why != "" {
 			bad("%s sandbox %s: %s", s.Status, id, why)
 		}
-		if (s.TTL != 0) != s.Status.Tombstone() {
+		// A retired record whose history shows an allocation never expires, whatever
+		// traces of it the record kept.
+		mayExpire := s.MayExpire() && !(s.Status == Retired && allocatedOnce[id])
+		switch {
+		case s.TTL != 0 && !s.Status.Tombstone():
 			bad("%s sandbox %s has ttl %d: only tombstones expire", s.Status, id, s.TTL)
+		case s.TTL != 0 && !mayExpire:
+			bad("%s tombstone %s has ttl %d, but its account may still exist upstream: it must never expire (the tombstone TTL migration removes it)", s.Status, id, s.TTL)
+		case s.TTL == 0 && mayExpire:
+			bad("%s tombstone %s has no ttl", s.Status, id)
 		}
 
 		uuid := uuidOf(s)
@@ -230,12 +278,16 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			bad("sandbox %s has no uuid item for account %s", id, uuid)
 		case u.SandboxID != id:
 			bad("account %s of sandbox %s is held by sandbox %s", uuid, id, u.SandboxID)
-		case u.TTL != s.TTL:
-			bad("uuid item of sandbox %s expires at %d, the record at %d", id, u.TTL, s.TTL)
+		case (u.TTL == 0) != (s.TTL == 0) || u.TTL < s.TTL:
+			bad("uuid item of sandbox %s expires at %d, the record at %d: it must expire with the record or after it, and only if the record does", id, u.TTL, s.TTL)
 		}
 	}
 	for uuid, u := range uuids {
-		if s, ok := sandboxes[u.SandboxID]; !ok || uuidOf(s) != uuid {
+		s, ok := sandboxes[u.SandboxID]
+		switch {
+		case !ok && u.TTL != 0 && u.TTL-int64(uuidOutlives/time.Second) <= now:
+			// The tail of an expired tombstone: its record's TTL has passed.
+		case !ok || uuidOf(s) != uuid:
 			bad("uuid item of account %s points at sandbox %s, which is not its record", uuid, u.SandboxID)
 		}
 	}

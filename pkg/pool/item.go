@@ -36,9 +36,24 @@ var Statuses = append(append([]Status{}, LiveStatuses...), Deleted, Retired)
 // reads them.
 var LiveStatuses = []Status{Available, Allocated, PendingDeletion, Stale, DeletionFailed}
 
-// Tombstone reports whether s is a tombstone: a record kept (with its history, until
-// its TTL) only so the account is never adopted again (docs/architecture.md §4).
+// Tombstone reports whether s is a tombstone: a record kept (with its history) only so
+// the account is never adopted again (docs/architecture.md §4), for good or until its
+// TTL (Sandbox.MayExpire).
 func (s Status) Tombstone() bool { return s == Deleted || s == Retired }
+
+// DeleteAnswer is what the CSP answered the delete that made a record a deleted
+// tombstone.
+type DeleteAnswer string
+
+const (
+	// DeleteConfirmed: 200 or 204, the CSP deleted the account (MarkDeleted).
+	DeleteConfirmed DeleteAnswer = "confirmed"
+	// DeleteNotFound: 404, once the cleanup run's probe proved the endpoint right
+	// (MarkNotFound). The account is most likely gone already; but a CSP that answers 404
+	// for an account it still holds leaves it upstream, with the last student's users in
+	// it, so its tombstone must not expire.
+	DeleteNotFound DeleteAnswer = "not_found"
+)
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool {
@@ -77,8 +92,9 @@ type Sandbox struct {
 	// every other status, and on allocations claimed before slots existed, whose owner
 	// record is keyed by the idempotency key (LegacyOwnerKey).
 	OwnerSlot *int `dynamodbav:"owner_slot,omitempty"`
-	// CapShard is the client counter shard the live allocation took (CounterKey); nil when
-	// the client has no cap, and on every other status.
+	// CapShard is the client counter shard that counts the live allocation (CounterKey):
+	// the one its claim took, or the one it was enrolled in (CountAllocation); nil while
+	// no counter counts it, and on every other status.
 	CapShard *int `dynamodbav:"cap_shard,omitempty"`
 	// Allocation is the history entry of the claim while the sandbox is allocated; the
 	// transaction that ends the allocation moves it into the history (HistoryEntry). Nil
@@ -88,6 +104,10 @@ type Sandbox struct {
 	// Change is the transition that wrote this version, for the table's stream (Change);
 	// nil on a sandbox sync last moved (available, stale) and on records from before it.
 	Change *Change `dynamodbav:"change,omitempty"`
+
+	// DeleteAnswer is what the CSP answered the delete of a deleted tombstone; empty on
+	// every other status, and on tombstones buried before it was recorded.
+	DeleteAnswer DeleteAnswer `dynamodbav:"delete_answer,omitempty"`
 
 	DeletionRequestedAt int64  `dynamodbav:"deletion_requested_at,omitempty"`
 	Attempts            int    `dynamodbav:"attempts,omitempty"`
@@ -107,8 +127,33 @@ type Sandbox struct {
 	StaleSince  int64 `dynamodbav:"stale_since,omitempty"`
 	LastSynced  int64 `dynamodbav:"last_synced,omitempty"`
 	UpdatedAt   int64 `dynamodbav:"updated_at,omitempty"`
-	// TTL is when DynamoDB may drop a tombstone (unix seconds); 0 on live records.
+	// TTL is when DynamoDB may drop a tombstone (unix seconds); 0 on live records and on
+	// tombstones that must never expire (MayExpire).
 	TTL int64 `dynamodbav:"ttl,omitempty"`
+}
+
+// MayExpire reports whether tombstone s may leave the table at its TTL
+// (docs/architecture.md §4): only when its account cannot be in the CSP any more, or
+// was never handed out. That is a delete the CSP confirmed, or a retired record that was
+// never allocated (retired from stale). Whatever else blocks the re-adoption of an
+// ever-allocated account is kept for good: a retired deletion_failed record, a delete
+// booked from a 404, and a deleted record from before the answer was recorded (it may
+// be either).
+func (s Sandbox) MayExpire() bool {
+	switch s.Status {
+	case Deleted:
+		return s.DeleteAnswer == DeleteConfirmed
+	case Retired:
+		return !s.EverAllocated()
+	}
+	return false
+}
+
+// EverAllocated reports whether the record bears a trace of an allocation: the claim's
+// allocated_at stays on the record for good, as does the deletion request of the
+// release or expiry that ended it.
+func (s Sandbox) EverAllocated() bool {
+	return s.AllocatedAt != 0 || s.Allocation != nil || s.DeletionRequestedAt != 0
 }
 
 // Holder is who an allocation belongs to: a student as one client (the token's name)
@@ -169,8 +214,8 @@ const (
 	prefixHistory = "HIST#"
 	prefixUUID    = "UUID#"
 	skUUID        = "UUID"
-	prefixClient  = "CLIENT#"
-	prefixLive    = "LIVE#"
+	prefixCap     = "CAP#"
+	skLive        = "LIVE"
 	// ownerSep separates the client from the student in an owner record's key. A client
 	// is a token name, which cannot contain it (pkg/auth's tokenName; the local stack's
 	// names are constants of that syntax), so the first one after the prefix ends the
@@ -213,40 +258,6 @@ func ownerKeyOf(s Sandbox) map[string]types.AttributeValue {
 		return LegacyOwnerKey(s.Owner, s.IdempotencyKey)
 	}
 	return OwnerKey(Holder{Client: s.Client, Student: s.Owner}, *s.OwnerSlot)
-}
-
-// A client's cap on live allocations is held by counter items, one per shard, so a burst
-// of one client's allocations does not contend on one item. Shard k holds at most
-// ShardLimit(cap, k) of them; the limits of the CapShards(cap) shards add up to cap.
-const maxCapShards = 8
-
-// CapShards is how many counter shards hold a cap: one per allowed allocation, up to 8.
-func CapShards(limit int) int { return min(limit, maxCapShards) }
-
-// ShardLimit is how many live allocations counter shard k of a cap holds at most.
-func ShardLimit(limit, k int) int {
-	n := CapShards(limit)
-	if k < limit%n {
-		return limit/n + 1
-	}
-	return limit / n
-}
-
-// CounterKey is the key of a client's counter shard k.
-func CounterKey(client string, k int) map[string]types.AttributeValue {
-	return key(prefixClient+client, prefixLive+strconv.Itoa(k))
-}
-
-// counterItem is one shard of a client's count of live allocations. It has no TTL: it
-// is the only record of how many of the client's allocations are live, and one dropped
-// while they are would let the client past its cap; a client has at most 8.
-type counterItem struct {
-	Client string `dynamodbav:"client"`
-	Shard  int    `dynamodbav:"shard"`
-	Live   int    `dynamodbav:"live"`
-	// Limit is the shard's limit at its last increment: a cap lowered later leaves a
-	// shard above the new limit until its allocations end, never above this one.
-	Limit int `dynamodbav:"limit"`
 }
 
 // recordItem is the whole stored item of sandbox record s: its key, its attributes, its

@@ -14,7 +14,9 @@ import (
 
 // Lease is a background job's exclusive right to run until ExpiresAt (unix seconds). It
 // is one item, PK LEASE#<job>, so a scheduled run and an admin-triggered run of the same
-// job never overlap, whichever process they run in (docs/upstream.md D13).
+// job never overlap, whichever process they run in (docs/upstream.md D13). The
+// enrolment of a capped client's allocations takes one too, under a name of its own
+// (docs/architecture.md §5, "The client cap").
 type Lease struct {
 	Job        string `dynamodbav:"job"`
 	Holder     string `dynamodbav:"holder"`

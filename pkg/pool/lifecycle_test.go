@@ -73,6 +73,27 @@ func TestExpireHonoursCutoffToTheSecond(t *testing.T) {
 	pooltest.Check(t, p)
 }
 
+// An extension is conditioned on the allocation not having lapsed: its expires_at must lie
+// after the cutoff, the one at or before which Expire takes it back.
+func TestExtendRefusesALapsedAllocation(t *testing.T) {
+	p := pooltest.New(t)
+	s := seed(t, p, account(1))[0]
+	if _, err := p.Claim(ctx, s, claimFor("alice", time.Unix(1_800_000_000, 0)), student); err != nil {
+		t.Fatal(err)
+	}
+	cur := mustGet(t, p, s.ID)
+	alice := pool.Holder{Student: "alice"}
+	_, err := p.Extend(ctx, cur, alice, cur.ExpiresAt+3600, cur.ExpiresAt, student)
+	wantCondition(t, err, pool.ItemSandbox, "lapsed: due since "+time.Unix(cur.ExpiresAt, 0).UTC().Format(time.RFC3339))
+	if got := mustGet(t, p, s.ID); got.Rev != cur.Rev || got.ExpiresAt != cur.ExpiresAt {
+		t.Fatalf("a refused extension wrote %+v", got)
+	}
+	if _, err := p.Extend(ctx, cur, alice, cur.ExpiresAt+3600, cur.ExpiresAt-1, student); err != nil {
+		t.Fatalf("an extension a second before the cutoff: %v", err)
+	}
+	pooltest.Check(t, p)
+}
+
 func TestDeletionLedger(t *testing.T) {
 	p := pooltest.New(t)
 	s := released(t, p, seed(t, p, account(1))[0])

@@ -69,7 +69,11 @@ func mixedPool(n int) []pool.Sandbox {
 			s.DeletionRequestedAt = at
 		case pool.Stale:
 			s.StaleSince = at
-		case pool.Deleted, pool.Retired:
+		case pool.Deleted:
+			// Confirmed deletes and never-allocated retired records expire.
+			s.DeleteAnswer = pool.DeleteConfirmed
+			s.TTL = at + 90*24*3600
+		case pool.Retired:
 			s.TTL = at + 90*24*3600
 		}
 		out[i] = s

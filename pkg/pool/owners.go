@@ -30,20 +30,3 @@ func (p *Pool) OwnerRecords(ctx context.Context, h Holder) ([]Owner, error) {
 	slices.SortFunc(owners, func(a, b Owner) int { return a.Slot - b.Slot })
 	return owners, err
 }
-
-// FullCapShards lists the counter shards of client that hold their limit under cap,
-// strongly consistent: a claim refused by one shard asks this once, instead of trying
-// every shard in turn, and is refused outright when all are full.
-func (p *Pool) FullCapShards(ctx context.Context, client string, cap int) ([]int, error) {
-	shards, err := collect[counterItem](p.itemsUnder(ctx, prefixClient+client, prefixLive, &dynamodb.QueryInput{ConsistentRead: aws.Bool(true)}))
-	if err != nil {
-		return nil, err
-	}
-	var full []int
-	for _, s := range shards {
-		if s.Shard < CapShards(cap) && s.Live >= ShardLimit(cap, s.Shard) {
-			full = append(full, s.Shard)
-		}
-	}
-	return full, nil
-}

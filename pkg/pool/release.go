@@ -20,17 +20,21 @@ func (p *Pool) Expire(ctx context.Context, cur Sandbox, cutoff int64, by Actor) 
 	return p.endAllocation(ctx, "expire", cur, expect{statuses: []Status{Allocated}, dueBy: cutoff}, by)
 }
 
-// endAllocation frees the owner slot and the client counter shard the allocation took,
-// and moves the allocation's history entry off the record into the history, with its
-// original time. The write requires the record to still carry the entry
-// cur was read with (none, for an allocation from before entries rode on the record), so
-// the entry is never dropped unwritten.
+// endAllocation frees the owner slot and the client counter shard that counts the
+// allocation, and moves the allocation's history entry off the record into the history,
+// with its original time. The write requires the record to still carry the entry cur was
+// read with (none, for an allocation from before entries rode on the record), so the
+// entry is never dropped unwritten, and the counter shard cur was read with (none, for
+// an allocation no counter counts), so an allocation counted since (CountAllocation) is
+// never given back to no counter.
 func (p *Pool) endAllocation(ctx context.Context, op string, cur Sandbox, want expect, by Actor) (Sandbox, error) {
 	now := p.now().Unix()
 	want.allocation = new(int64)
 	if cur.Allocation != nil {
 		*want.allocation = cur.Allocation.At
 	}
+	want.capShard = new(int)
+	*want.capShard = capShardOf(&cur)
 	t := p.newTx(op, cur.ID, want)
 	var e expr
 	e.set(":now", now)

@@ -12,7 +12,7 @@ import "fmt"
 //	                  delete was requested (or retried), not before deletion_requested_at
 //	stale             stale_since
 //	deletion_failed   the time it failed: updated_at
-//	deleted, retired  the time it became a tombstone: updated_at, before its ttl
+//	deleted, retired  the time it became a tombstone: updated_at, before its ttl if it has one
 func statusAtProblem(s Sandbox) string {
 	at := s.StatusAt
 	switch {
@@ -30,7 +30,7 @@ func statusAtProblem(s Sandbox) string {
 		return fmt.Sprintf("status_at %d is not stale_since %d", at, s.StaleSince)
 	case (s.Status == DeletionFailed || s.Status.Tombstone()) && at != s.UpdatedAt:
 		return fmt.Sprintf("status_at %d is not updated_at %d", at, s.UpdatedAt)
-	case s.Status.Tombstone() && s.TTL <= at:
+	case s.Status.Tombstone() && s.TTL != 0 && s.TTL <= at:
 		return fmt.Sprintf("ttl %d is not after status_at %d", s.TTL, at)
 	}
 	return ""

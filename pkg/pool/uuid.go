@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -10,9 +11,10 @@ import (
 
 // A UUID item (PK UUID#<uuid>, SK UUID) says which sandbox record holds a CSP account, so
 // one account has one record, live or tombstoned (docs/architecture.md §5 (8)). It is put
-// in the transaction that creates the record, conditioned on not existing; it gets the
-// tombstone's TTL in the transaction that makes the tombstone, and goes in the transaction
-// that removes a never-allocated stale record, which may then be adopted again.
+// in the transaction that creates the record, conditioned on not existing; it is kept in
+// the transaction that makes the tombstone, with a TTL later than the tombstone's when
+// that may expire and none when it may not (uuidTTL), and goes in the transaction that
+// removes a never-allocated stale record, which may then be adopted again.
 type uuidItem struct {
 	UUID      string `dynamodbav:"account_uuid"`
 	SandboxID string `dynamodbav:"sandbox_id"`
@@ -20,6 +22,21 @@ type uuidItem struct {
 }
 
 func uuidKey(uuid string) map[string]types.AttributeValue { return key(prefixUUID+uuid, skUUID) }
+
+// uuidOutlives is how much later than its tombstone a UUID item expires. DynamoDB deletes
+// expired items in the background, typically within two days and in no set order: with
+// the same TTL the UUID item could go first, and until the record went too a listing of
+// the account under another sandbox ID could make a second record of it. Two weeks put
+// the UUID item last.
+const uuidOutlives = 14 * 24 * time.Hour
+
+// uuidTTL is the TTL of the UUID item of a tombstone whose TTL is recordTTL (0: never).
+func uuidTTL(recordTTL int64) int64 {
+	if recordTTL == 0 {
+		return 0
+	}
+	return recordTTL + int64(uuidOutlives/time.Second)
+}
 
 // claimUUID adds the put of the UUID item for a new record: it fails, as ItemUUID, when any
 // record (live or tombstoned) already holds the account.
@@ -30,18 +47,22 @@ func (t *tx) claimUUID(table, uuid string) {
 	t.put(ItemUUID, table, item, "attribute_not_exists(#PK)")
 }
 
-// keepUUID adds the update that gives the UUID item the tombstone's TTL. It also writes the
-// item when it is missing (a record from before UUID items), but never takes one held by
-// another record.
+// keepUUID adds the update that gives the UUID item of a tombstone its TTL, or removes
+// any for ttl 0. It also writes the item when it is missing (a record from before UUID
+// items), but never takes one held by another record.
 func (t *tx) keepUUID(table, uuid string, ttl int64) {
 	var e expr
 	e.set(":sandbox", t.sandboxID)
 	e.set(":uuid", uuid)
-	e.set(":ttl", ttl)
+	update := "SET #account_uuid = :uuid, #sandbox_id = :sandbox REMOVE #ttl"
+	if ttl != 0 {
+		e.set(":ttl", ttl)
+		update = "SET #account_uuid = :uuid, #sandbox_id = :sandbox, #ttl = :ttl"
+	}
 	t.add(ItemUUID, types.TransactWriteItem{Update: &types.Update{
 		TableName:                           aws.String(table),
 		Key:                                 uuidKey(uuid),
-		UpdateExpression:                    aws.String(e.use("SET #account_uuid = :uuid, #sandbox_id = :sandbox, #ttl = :ttl")),
+		UpdateExpression:                    aws.String(e.use(update)),
 		ConditionExpression:                 aws.String(e.use("attribute_not_exists(#PK) OR #sandbox_id = :sandbox")),
 		ExpressionAttributeNames:            e.names,
 		ExpressionAttributeValues:           e.values,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -24,7 +25,7 @@ type tx struct {
 	items     []types.TransactWriteItem
 	kinds     []string // ItemSandbox, ItemOwner, ItemUUID, ItemCounter or "" (history), parallel to items
 	// counter is the condition of the counter shard the transaction takes, if any.
-	counter *belowLimit
+	counter *capRoom
 }
 
 func (p *Pool) newTx(op, sandboxID string, want expect) *tx {
@@ -113,43 +114,32 @@ func (t *tx) dropOwner(table string, s Sandbox) {
 	}})
 }
 
-// takeCounter adds one live allocation to shard k of the client's counter, which must be
-// below limit, the shard's limit.
-func (t *tx) takeCounter(table, client string, k, limit int) {
-	t.counter = &belowLimit{limit: limit}
+// addToCounter adds n to the live count of the client's counter shard k, on the
+// condition room when it is not nil (a claim's: the shard has room under the cap).
+func (t *tx) addToCounter(table, client string, k, n int, room *capRoom) {
 	var e expr
-	cond := t.counter.condition(&e)
+	u := &types.Update{TableName: aws.String(table), Key: CounterKey(client, k)}
+	if room != nil {
+		t.counter = room
+		u.ConditionExpression = aws.String(room.condition(&e))
+		u.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
+	}
 	e.set(":client", client)
 	e.set(":shard", k)
-	e.set(":one", 1)
-	t.add(ItemCounter, types.TransactWriteItem{Update: &types.Update{
-		TableName:                           aws.String(table),
-		Key:                                 CounterKey(client, k),
-		UpdateExpression:                    aws.String(e.use("SET #client = :client, #shard = :shard, #limit = :shard_limit ADD #live :one")),
-		ConditionExpression:                 aws.String(cond),
-		ExpressionAttributeNames:            e.names,
-		ExpressionAttributeValues:           e.values,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}})
+	e.set(":n", n)
+	u.UpdateExpression = aws.String(e.use("SET #client = :client, #shard = :shard ADD #live :n"))
+	u.ExpressionAttributeNames, u.ExpressionAttributeValues = e.names, e.values
+	t.add(ItemCounter, types.TransactWriteItem{Update: u})
 }
 
-// returnCounter gives back the counter shard an ending allocation took. It has no
-// condition: the sandbox's own condition (still allocated, with the entry that was read)
-// already makes it happen once per allocation, and a counter an operator broke must not
-// block releases (CheckInvariants reports a negative shard).
+// returnCounter gives back the counter shard that counts an ending allocation. It has no
+// condition: the sandbox's own condition (still allocated, with the entry and the counter
+// shard that were read) already makes it happen once per allocation, and a counter an
+// operator broke must not block releases (CheckInvariants reports a negative shard).
 func (t *tx) returnCounter(table string, s Sandbox) {
-	if s.CapShard == nil {
-		return
+	if s.CapShard != nil {
+		t.addToCounter(table, s.Client, *s.CapShard, -1, nil)
 	}
-	var e expr
-	e.set(":minus_one", -1)
-	t.add(ItemCounter, types.TransactWriteItem{Update: &types.Update{
-		TableName:                 aws.String(table),
-		Key:                       CounterKey(s.Client, *s.CapShard),
-		UpdateExpression:          aws.String(e.use("ADD #live :minus_one")),
-		ExpressionAttributeNames:  e.names,
-		ExpressionAttributeValues: e.values,
-	}})
 }
 
 func (t *tx) put(kind, table string, item map[string]types.AttributeValue, cond string) {
@@ -180,15 +170,35 @@ func (p *Pool) commit(ctx context.Context, t *tx, from, to Status, by Actor) err
 }
 
 // run executes the transaction as it is: writes that change no status keep no history.
+// DynamoDB cancels a transaction it throttles (ThrottlingError in its cancellation
+// reasons), and the SDK does not retry a cancelled transaction as it retries a throttled
+// request; run does, with the client's retryer's attempts and throttling backoff, so that
+// ErrThrottled means what it says: refused even after the SDK's retries.
 func (p *Pool) run(ctx context.Context, t *tx) error {
-	_, err := p.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: t.items,
-		// The SDK retries a timed-out call; the token makes that retry a no-op instead of
-		// a failed condition.
-		ClientRequestToken: aws.String(requestToken()),
-	})
-	return t.classify(err)
+	retryer := p.db.Options().Retryer
+	for attempt := 1; ; attempt++ {
+		_, err := p.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+			TransactItems: t.items,
+			// The SDK retries a timed-out call; the token makes that retry a no-op instead
+			// of a failed condition.
+			ClientRequestToken: aws.String(requestToken()),
+		})
+		err = t.classify(err)
+		if !errors.Is(err, errThrottledCancellation) || attempt >= retryer.MaxAttempts() {
+			return err
+		}
+		delay, _ := retryer.RetryDelay(attempt, &types.ThrottlingException{})
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+	}
 }
+
+// errThrottledCancellation marks an ErrThrottled that is a cancelled transaction, not a
+// throttled request the SDK has retried already.
+var errThrottledCancellation = errors.New("transaction cancelled for throughput")
 
 func (t *tx) classify(err error) error {
 	if err == nil {
@@ -211,7 +221,7 @@ func (t *tx) classify(err error) error {
 		case "TransactionConflict":
 			return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, ErrContended)
 		case "ThrottlingError", "ProvisionedThroughputExceeded":
-			return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, ErrThrottled)
+			return fmt.Errorf("pool: %s %s: %w (%w)", t.op, t.sandboxID, ErrThrottled, errThrottledCancellation)
 		case "ValidationError":
 			return fmt.Errorf("pool: %s %s: %w: %s", t.op, t.sandboxID, ErrItemRefused, aws.ToString(r.Message))
 		}
@@ -239,15 +249,15 @@ func (t *tx) conditionError(kind string, item map[string]types.AttributeValue) e
 		}
 		ce.Reason = freeSlot{}.explain(ce.Owner)
 	case ItemCounter:
-		var cur *counterItem
 		if len(item) > 0 {
-			var c counterItem
+			var c CapCounter
 			if err := attributevalue.UnmarshalMap(item, &c); err == nil {
-				cur = &c
+				ce.Counter = &c
 			}
 		}
+		ce.Reason = "the counter changed since it was read"
 		if t.counter != nil {
-			ce.Reason = t.counter.explain(cur)
+			ce.Reason = t.counter.explain(ce.Counter)
 		}
 	case ItemUUID:
 		ce.Reason = "held by another record"

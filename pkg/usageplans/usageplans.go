@@ -47,7 +47,8 @@ func (r *Reconciler) Prefix() string {
 // stageID is the stage as a usage plan's patch operations name it.
 func (r *Reconciler) stageID() string { return r.restAPIID + ":" + r.stage }
 
-// client is one client of the secret: its throttle and the usage keys of its tokens.
+// client is one client of the secret: its throttle and the usage keys of its tokens on the
+// reconciler's REST API.
 type client struct {
 	name   string
 	limits auth.ClientLimits
@@ -57,7 +58,7 @@ type client struct {
 // clients groups the tokens by client name, in the secret's order. The entries of one
 // client (during a token rotation) should carry the same rate and burst; when they do not,
 // the plan takes the last entry's, as the local gateway emulator does, and a note says so.
-func clients(tokens []auth.Token) ([]client, []string) {
+func clients(tokens []auth.Token, restAPIID string) ([]client, []string) {
 	var out []client
 	var notes []string
 	at := map[string]int{}
@@ -72,7 +73,7 @@ func clients(tokens []auth.Token) ([]client, []string) {
 			notes = append(notes, fmt.Sprintf("client %s: its entries disagree on rate and burst; its usage plan takes the last entry's", t.Name))
 		}
 		c.limits = t.Limits
-		c.keys = append(c.keys, t.UsageKey())
+		c.keys = append(c.keys, t.UsageKey(restAPIID))
 	}
 	return out, notes
 }
@@ -88,7 +89,7 @@ func clients(tokens []auth.Token) ([]client, []string) {
 // next run starts over from what API Gateway then holds, so a repeated run is harmless).
 func (r *Reconciler) Reconcile(ctx context.Context, tokens []auth.Token) (map[string]int, []string, error) {
 	counts := map[string]int{}
-	want, notes := clients(tokens)
+	want, notes := clients(tokens, r.restAPIID)
 	// A wrong REST API id or stage (the stack's settings) fails before anything changes.
 	if _, err := r.client.GetStage(ctx, &apigateway.GetStageInput{RestApiId: aws.String(r.restAPIID), StageName: aws.String(r.stage)}); err != nil {
 		return counts, notes, fmt.Errorf("stage %s of REST API %s: %w", r.stage, r.restAPIID, err)

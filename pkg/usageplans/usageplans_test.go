@@ -102,7 +102,7 @@ func want(t *testing.T, fake *apigwfake.Server, prefix, client string, throttle 
 	s := stateOf(t, fake, prefix, client)
 	var values []string
 	for _, tok := range tokens {
-		values = append(values, tok.UsageKey())
+		values = append(values, tok.UsageKey(restAPIID))
 	}
 	slices.Sort(values)
 	if len(s.plans) != 1 || !slices.Equal(s.values, values) || s.keys != len(values) {
@@ -249,7 +249,7 @@ func TestReconcileNotesDisagreeingEntries(t *testing.T) {
 	if err != nil || counts[usageplans.Created] != 1 || len(notes) != 1 || !strings.Contains(notes[0], "instruqt") {
 		t.Fatalf("counts %v, notes %q, %v", counts, notes, err)
 	}
-	if strings.Contains(notes[0], old.UsageKey()) || strings.Contains(notes[0], rotated.UsageKey()) {
+	if strings.Contains(notes[0], old.UsageKey(restAPIID)) || strings.Contains(notes[0], rotated.UsageKey(restAPIID)) {
 		t.Fatal("the note carries a key")
 	}
 	want(t, fake, r.Prefix(), "instruqt", &apigwfake.Throttle{RateLimit: 4, BurstLimit: 8}, old, rotated)
@@ -284,5 +284,22 @@ func TestReconcileStopsOnAnAPIGatewayError(t *testing.T) {
 	}
 	if got := fake.Requests()[n:]; len(got) != 1 || !strings.HasPrefix(got[0], "GET /restapis/no-such-api/stages/") {
 		t.Fatalf("a wrong REST API id made the requests %q", got)
+	}
+}
+
+// TestAnotherStacksKeysInTheRegionDoNotCollide: API keys are unique by value in a region,
+// and a second stack of the region (another REST API) holds keys for the same tokens: its
+// keys do not stop this stack's, because a usage key names its REST API.
+func TestAnotherStacksKeysInTheRegionDoNotCollide(t *testing.T) {
+	fake := newFake(t)
+	instruqt := token(t, "instruqt", auth.Track, "instruqt-token-0123456789abcdef", 0, 0)
+	const otherAPI = "f6g7h8i9j0"
+	other := usageplans.New(nil, otherAPI, stage)
+	fake.AddKey(other.Prefix()+"instruqt", instruqt.UsageKey(otherAPI))
+	r := usageplans.New(client(fake), restAPIID, stage)
+	reconcile(t, r, []auth.Token{instruqt}, map[string]int{usageplans.Created: 1})
+	want(t, fake, r.Prefix(), "instruqt", nil, instruqt)
+	if s := stateOf(t, fake, other.Prefix(), "instruqt"); s.keys != 1 {
+		t.Fatalf("the other stack's key: %+v, want it untouched", s)
 	}
 }

@@ -17,11 +17,18 @@ import (
 // New builds the Lambda authorizer: tokens from the Secrets Manager secret
 // TOKENS_SECRET_ARN, re-read every TOKENS_REFRESH_SECONDS.
 func New(ctx context.Context, env config.Env, out io.Writer) (*api.Authorizer, error) {
+	return FromSecret(ctx, env, out, awssecrets.Fetcher(""))
+}
+
+// FromSecret builds the authorizer whose token store reads the secret TOKENS_SECRET_ARN
+// with read: Secrets Manager in New, the local stack's tokens in its instances. The store
+// is the authorizer's own, so each instance reads the secret on its first request.
+func FromSecret(_ context.Context, env config.Env, out io.Writer, read config.SecretFetcher) (*api.Authorizer, error) {
 	o, obsErr := app.NewObservability(env, out)
 	authCfg, authErr := config.LoadAuth(env)
 	if err := errors.Join(obsErr, authErr); err != nil {
 		return nil, err
 	}
-	store := auth.NewSecretStore(awssecrets.Fetcher(""), authCfg.TokensSecretARN, auth.SecretStoreOptions{Refresh: authCfg.TokensRefresh, Log: o.Log})
+	store := auth.NewSecretStore(read, authCfg.TokensSecretARN, auth.SecretStoreOptions{Refresh: authCfg.TokensRefresh, Log: o.Log})
 	return api.NewAuthorizer(store, o.Log), nil
 }

@@ -31,11 +31,11 @@ func Route(ctx context.Context, env config.Env, out io.Writer, name string) (api
 		return nil, fmt.Errorf("app: route %s starts no job: its function is built by app.Route", name)
 	}
 	jobs, jobsErr := newLambdaJobStarter(ctx, env, route.Starts)
-	a, apiErr := app.NewAPI(ctx, env, out, jobs)
+	handler, apiErr := app.RouteStarting(ctx, env, out, name, jobs)
 	if err := errors.Join(apiErr, jobsErr); err != nil {
 		return nil, err
 	}
-	return a.Function(name)
+	return handler, nil
 }
 
 // lambdaJobStarter starts a job's run in AWS: an asynchronous invoke (InvocationType Event)
