@@ -51,10 +51,10 @@ func (s *BrokerStack) addEvents() {
 	streamARN := *s.Table.TableStreamArn()
 	env := map[string]string{"EVENT_BUS_NAME": *bus.EventBusName(), "EVENTS_DLQ_URL": *dlq.QueueUrl()}
 
-	consumer := s.newFunction(function{folder: events.ConsumerFunction, memoryMB: 256,
+	consumer := s.newFunction(function{folder: api.EventConsumerFunction, memoryMB: 256,
 		timeout: awscdk.Duration_Seconds(jsii.Number(60)), access: NoTable, environment: env})
 	suppress(consumer.Role(), "AwsSolutions-IAM5",
-		"X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions (active tracing).",
+		"X-Ray's PutTraceSegments and PutTelemetryRecords (active tracing) and DynamoDB's ListStreams (the event source mapping's) support no resource-level permissions.",
 		"Resource::*")
 	putEvents := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions: jsii.Strings("events:PutEvents"), Resources: jsii.Strings(*bus.EventBusArn())})
@@ -66,6 +66,8 @@ func (s *BrokerStack) addEvents() {
 	// What the event source mapping reads with the function's role.
 	consumer.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Actions: jsii.Strings(pool.StreamReadActions...), Resources: jsii.Strings(streamARN)}))
+	consumer.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions: jsii.Strings(pool.StreamListAction), Resources: jsii.Strings("*")}))
 	mapping := awslambda.NewCfnEventSourceMapping(s.Stack, jsii.String("EventsStream"), &awslambda.CfnEventSourceMappingProps{
 		FunctionName:               consumer.FunctionName(),
 		EventSourceArn:             jsii.String(streamARN),

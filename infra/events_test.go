@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 
 	eventschema "github.com/sandbox-broker/broker/api/events"
+	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/events"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -43,7 +44,7 @@ func TestEventsFlowFromTheStreamToTheBus(t *testing.T) {
 		t.Errorf("the dead-letter queue is not encrypted: %s", js(queue))
 	}
 	_, m := only(t, "AWS::Lambda::EventSourceMapping")
-	consumer := logicalID(stack.Functions[events.ConsumerFunction].Node().DefaultChild().(awscdk.CfnElement))
+	consumer := logicalID(stack.Functions[api.EventConsumerFunction].Node().DefaultChild().(awscdk.CfnElement))
 	want := map[string]any{
 		"FunctionName": map[string]any{"Ref": consumer}, "StartingPosition": "TRIM_HORIZON", "BatchSize": 100.0,
 		"BisectBatchOnFunctionError": true, "FunctionResponseTypes": []any{"ReportBatchItemFailures"},
@@ -58,7 +59,7 @@ func TestEventsFlowFromTheStreamToTheBus(t *testing.T) {
 	if !strings.Contains(js(m["EventSourceArn"]), "StreamArn") {
 		t.Errorf("the mapping reads %s, not the table's stream", js(m["EventSourceArn"]))
 	}
-	env := fnProps(t, events.ConsumerFunction)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	env := fnProps(t, api.EventConsumerFunction)["Environment"].(map[string]any)["Variables"].(map[string]any)
 	if !sameJSON(env["EVENT_BUS_NAME"], map[string]any{"Ref": busID}) || !sameJSON(env["EVENTS_DLQ_URL"], map[string]any{"Ref": queueID}) {
 		t.Errorf("publish-events environment %s", js(env))
 	}
@@ -91,12 +92,13 @@ func TestEventRolesGrantExactlyWhatTheyCall(t *testing.T) {
 	bus := map[string]any{"Fn::GetAtt": []any{busID, "Arn"}}
 	queue := map[string]any{"Fn::GetAtt": []any{queueID, "Arn"}}
 	want := map[string]map[string]string{
-		events.ConsumerFunction: {"events:PutEvents": js(bus), "sqs:SendMessage": js(queue)},
-		replayRoute():           {"events:PutEvents": js(bus), "sqs:ReceiveMessage": js(queue), "sqs:DeleteMessage": js(queue)},
+		api.EventConsumerFunction: {"events:PutEvents": js(bus), "sqs:SendMessage": js(queue)},
+		replayRoute():             {"events:PutEvents": js(bus), "sqs:ReceiveMessage": js(queue), "sqs:DeleteMessage": js(queue)},
 	}
 	for _, a := range pool.StreamReadActions {
-		want[events.ConsumerFunction][a] = "stream"
+		want[api.EventConsumerFunction][a] = "stream"
 	}
+	want[api.EventConsumerFunction][pool.StreamListAction] = `"*"`
 	want[replayRoute()]["dynamodb:GetShardIterator"], want[replayRoute()]["dynamodb:GetRecords"] = "stream", "stream"
 	for folder, sts := range policyStatements(t) {
 		granted := map[string]bool{}
@@ -104,14 +106,14 @@ func TestEventRolesGrantExactlyWhatTheyCall(t *testing.T) {
 			for _, a := range actionsOf(st) {
 				wantOn, ok := want[folder][a]
 				switch {
-				case strings.HasPrefix(a, "events:") || strings.HasPrefix(a, "sqs:") || slices.Contains(pool.StreamReadActions, a):
+				case strings.HasPrefix(a, "events:") || strings.HasPrefix(a, "sqs:") || slices.Contains(pool.StreamReadActions, a) || a == pool.StreamListAction:
 					if !ok {
 						t.Errorf("%s may %s", folder, a)
 					} else if res := js(st["Resource"]); (wantOn == "stream" && !strings.Contains(res, "StreamArn")) || (wantOn != "stream" && res != wantOn) {
 						t.Errorf("%s may %s on %s, want %s", folder, a, res, wantOn)
 					}
 					granted[a] = true
-				case folder == events.ConsumerFunction && strings.HasPrefix(a, "dynamodb:"):
+				case folder == api.EventConsumerFunction && strings.HasPrefix(a, "dynamodb:"):
 					t.Errorf("publish-events may %s", a)
 				}
 			}

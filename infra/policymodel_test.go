@@ -202,6 +202,28 @@ func (r resolver) topicPolicy(topicID string) (policy, error) {
 	return nil, fmt.Errorf("topic %s has %d topic policies %v: SNS keeps only the last one applied", topicID, len(found), found)
 }
 
+// queuePolicy is the policy SQS evaluates for the queue: its queue policy (none: only
+// identity policies of the account decide).
+func (r resolver) queuePolicy(queueID string) (policy, error) {
+	var found []string
+	for _, id := range r.ofType("AWS::SQS::QueuePolicy") {
+		for _, q := range list1(r.props(id)["Queues"]) {
+			if refTarget(q) == queueID {
+				found = append(found, id)
+			}
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, nil
+	case 1:
+		doc, err := r.resolveDeep(r.props(found[0])["PolicyDocument"])
+		p, _ := doc.(policy)
+		return p, err
+	}
+	return nil, fmt.Errorf("queue %s has %d queue policies %v: SQS keeps only the last one applied", queueID, len(found), found)
+}
+
 // awsManagedSNSKeyPolicy is the policy of the AWS-managed key alias/aws/sns: principals of
 // the account, calling through SNS.
 func awsManagedSNSKeyPolicy() policy {
@@ -285,6 +307,11 @@ func (r resolver) resourcePolicyOf(arn string) (policy, error) {
 		}
 		if key, p, err := r.topicKey(id); err == nil && key == arn {
 			return p, nil
+		}
+	}
+	for _, id := range r.ofType("AWS::SQS::Queue") {
+		if a, _ := r.getAtt(id, "Arn"); a == arn {
+			return r.queuePolicy(id)
 		}
 	}
 	for _, id := range r.ofType("AWS::KMS::Key") {

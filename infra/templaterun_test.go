@@ -100,7 +100,7 @@ var unexercised = map[string]map[string]string{
 	"admin-drain":             {"dynamodb:GetItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": writeSet, "dynamodb:DeleteItem": writeSet},
 	"admin-undrain": {"dynamodb:GetItem": writeSet, "dynamodb:PutItem": noDrain, "dynamodb:UpdateItem": noDrain,
 		"dynamodb:DeleteItem": noDrain},
-	domain.ConsumerFunction: {
+	api.EventConsumerFunction: {
 		"sqs:SendMessage":           "the function dead-letters what the bus refuses, and the event source mapping sends its on-failure records with this role; the sample's events are all taken",
 		"dynamodb:DescribeStream":   byTheMapping,
 		"dynamodb:GetShardIterator": byTheMapping,
@@ -451,7 +451,7 @@ func (r *run) answer(body []byte) {
 		}
 		return
 	}
-	if r.folder == domain.ConsumerFunction {
+	if r.folder == api.EventConsumerFunction {
 		r.checkEvents(2, `{"batchItemFailures":[]}`, string(body))
 		return
 	}

@@ -88,6 +88,12 @@ var Routes = []Route{
 // a route.
 const AuthorizerFunction = "authorizer"
 
+// EventConsumerFunction is the folder of the function that consumes the table's stream
+// and publishes the domain events (pkg/events): neither a route nor a job. It is named
+// here, beside the authorizer, so what sorts the functions (app.KindOf) links no events
+// code.
+const EventConsumerFunction = "publish-events"
+
 // RouteByName finds a route of the table.
 func RouteByName(name string) (Route, bool) {
 	for _, r := range Routes {

@@ -17,7 +17,6 @@ import (
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
-	domain "github.com/sandbox-broker/broker/pkg/events"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -33,7 +32,7 @@ func TestTablesMatchTheTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := apitest.Spec(t)
-	want := map[string]string{AuthorizerFunction: "authorizer", domain.ConsumerFunction: "the stream's consumer"}
+	want := map[string]string{AuthorizerFunction: "authorizer", EventConsumerFunction: "the stream's consumer"}
 	handled := map[string]bool{}
 	for _, r := range Routes {
 		if prev, dup := want[r.Name]; dup {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/broker"
-	"github.com/sandbox-broker/broker/pkg/events"
 )
 
 // TestEachFunctionUsesTheConstructorOfItsKind parses every functions/<fn>/main.go: the
@@ -21,7 +20,7 @@ import (
 // links only what it needs (see the package doc). A trigger route built with app.Route
 // would start no job; a plain route built with trigger.Route would link the Lambda client.
 func TestEachFunctionUsesTheConstructorOfItsKind(t *testing.T) {
-	want := map[string]string{api.AuthorizerFunction: "pkg/app/authorizer.New", events.ConsumerFunction: "pkg/app/eventfn.Consumer"}
+	want := map[string]string{api.AuthorizerFunction: "pkg/app/authorizer.New", api.EventConsumerFunction: "pkg/app/eventfn.Consumer"}
 	for _, r := range api.Routes {
 		want[r.Name] = "pkg/app.Route"
 		switch {

@@ -3,7 +3,6 @@ package app
 import (
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/broker"
-	"github.com/sandbox-broker/broker/pkg/events"
 )
 
 // Kind is a kind of function: the constructor its main calls (see the package doc), and so
@@ -31,7 +30,7 @@ func KindOf(function string) (Kind, bool) {
 	switch function {
 	case api.AuthorizerFunction:
 		return KindAuthorizer, true
-	case events.ConsumerFunction:
+	case api.EventConsumerFunction:
 		return KindEventConsumer, true
 	}
 	if r, ok := api.RouteByName(function); ok {

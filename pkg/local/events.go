@@ -52,7 +52,7 @@ func (s *Stack) startEvents(ctx context.Context, cfg config.Local, env config.En
 	queue := events.NewSQS(sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(dlq.URL()),
 		Credentials: credentials.NewStaticCredentialsProvider("local", "local", "")}), dlq.QueueURL("sandbox-broker-events-dlq"))
 	streams := events.NewStreamsClient(db)
-	consumer, err := addFunction(ctx, s.lambda, events.ConsumerFunction, 0, func(context.Context) (handler[events.Batch, events.BatchResponse], error) {
+	consumer, err := addFunction(ctx, s.lambda, api.EventConsumerFunction, 0, func(context.Context) (handler[events.Batch, events.BatchResponse], error) {
 		o, err := app.NewObservability(env, logs)
 		if err != nil {
 			return nil, err
@@ -63,7 +63,7 @@ func (s *Stack) startEvents(ctx context.Context, cfg config.Local, env config.En
 	if err != nil {
 		return part{}, err
 	}
-	poller := &events.Poller{Streams: streams, StreamARN: arn, BatchSize: 100, Interval: streamPollInterval, Log: s.log.With("function", events.ConsumerFunction),
+	poller := &events.Poller{Streams: streams, StreamARN: arn, BatchSize: 100, Interval: streamPollInterval, Log: s.log.With("function", api.EventConsumerFunction),
 		Deliver: func(ctx context.Context, records []events.Record) (events.Result, error) {
 			batch := events.Batch{Records: make([]events.LambdaRecord, len(records))}
 			for i, r := range records {

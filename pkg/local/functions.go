@@ -19,7 +19,6 @@ import (
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
-	brokerevents "github.com/sandbox-broker/broker/pkg/events"
 )
 
 // The functions API Gateway invokes for its authorizer, and the schedules for the jobs.
@@ -43,7 +42,7 @@ func (s *Stack) startLambda(cfg config.Local, log *slog.Logger) (part, error) {
 	for _, j := range localJobs() {
 		functions[j.Name] = noReservation
 	}
-	functions[brokerevents.ConsumerFunction] = noReservation
+	functions[api.EventConsumerFunction] = noReservation
 	svc, err := newLambdaService(cfg, functions, log)
 	if err != nil {
 		return part{}, err

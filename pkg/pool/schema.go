@@ -125,6 +125,8 @@ var (
 	// PingActions serve readiness (Pool.Ping), on the table alone.
 	PingActions = []string{"dynamodb:DescribeTable"}
 	// StreamReadActions are what Lambda's event source mapping reads the table's stream
-	// with, with its function's role, on the stream's ARN.
-	StreamReadActions = []string{"dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords", "dynamodb:ListStreams"}
+	// with, with its function's role, on the stream's ARN; and StreamListAction, which
+	// acts on "*" only.
+	StreamReadActions = []string{"dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"}
+	StreamListAction  = "dynamodb:ListStreams"
 )

@@ -58,7 +58,7 @@ func NewDeliverer(cfg config.Events, c Clients, log *slog.Logger) *events.Delive
 }
 
 // Consumer is the Lambda handler of the function that consumes the table's stream
-// (events.ConsumerFunction): config.LoadEvents and the logs from env.
+// (api.EventConsumerFunction): config.LoadEvents and the logs from env.
 func Consumer(ctx context.Context, env config.Env, out io.Writer) (Handler, error) {
 	o, obsErr := app.NewObservability(env, out)
 	cfg, cfgErr := config.LoadEvents(env)
