@@ -21,7 +21,6 @@ import (
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
-	"github.com/sandbox-broker/broker/pkg/events"
 	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -148,7 +147,7 @@ func placeholderAssets() (string, error) {
 }
 
 func allFunctions() []string {
-	out := []string{api.AuthorizerFunction, events.ConsumerFunction}
+	out := []string{api.AuthorizerFunction, api.EventConsumerFunction}
 	for _, r := range api.Routes {
 		out = append(out, r.Name)
 	}
@@ -409,7 +408,7 @@ func TestWAFAndMailAreOptional(t *testing.T) {
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACL"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACLAssociation"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
-	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)+len(broker.Alarms)+len(eventAlarms)))
+	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(6+len(broker.Jobs)+len(broker.Alarms)+len(eventAlarms)))
 }
 
 // Warm throughput is peak × the measured cost per allocation (pool.AllocationCost) for the
@@ -617,7 +616,7 @@ func usesCSP(folder string) bool {
 
 func TestAlarmsTopicAndOutputs(t *testing.T) {
 	alarms := resources("AWS::CloudWatch::Alarm")
-	want := append([]string{"PoolLow", "DeletionFailed", "Api5xxRate", "AllocateLatencyP99"}, eventAlarms...)
+	want := append([]string{"PoolLow", "PrefixLow", "PrefixEmptying", "DeletionFailed", "Api5xxRate", "AllocateLatencyP99"}, eventAlarms...)
 	for _, j := range broker.Jobs {
 		want = append(want, camel(j.Name)+"Errors")
 	}

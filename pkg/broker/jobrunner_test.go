@@ -13,6 +13,7 @@ import (
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -220,6 +221,9 @@ type recordedMetrics struct {
 	timesToDelete []time.Duration
 	// alarms holds every alarm a published run raised.
 	alarms []string
+	// The last PrefixGauges.
+	prefixesLow, prefixesEmptying int
+	prefixes                      []obs.PrefixSignal
 }
 
 func (m *recordedMetrics) JobRun(job string, counts map[string]int, alarm string, _ time.Duration) {
@@ -235,6 +239,12 @@ func (m *recordedMetrics) TimesToDelete(job string, times []time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.timesToDelete = append(m.timesToDelete, times...)
+}
+
+func (m *recordedMetrics) PrefixGauges(low, emptying int, each []obs.PrefixSignal) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prefixesLow, m.prefixesEmptying, m.prefixes = low, emptying, each
 }
 
 func (m *recordedMetrics) PoolGauges(byStatus map[string]int, total int) {

@@ -16,8 +16,8 @@ const Version = eventschema.Version
 // Type is an event's type; on the bus it is the event's detail-type.
 type Type string
 
-// The event types: one per transition of docs/architecture.md §4 and per drain started
-// or ended.
+// The event types: one per transition of docs/architecture.md §4, per drain started or
+// ended, and per name prefix turning low or recovering (docs/operations.md).
 const (
 	Added               Type = "sandbox.added"
 	Allocated           Type = "sandbox.allocated"
@@ -36,12 +36,14 @@ const (
 	Removed             Type = "sandbox.removed"
 	DrainStarted        Type = "drain.started"
 	DrainEnded          Type = "drain.ended"
+	PrefixLow           Type = "pool.prefix_low"
+	PrefixRecovered     Type = "pool.prefix_recovered"
 )
 
 // Types lists every type, in lifecycle order.
 var Types = []Type{Added, Allocated, Extended, Released, Expired, DeletionRequested, PreDeleteStep,
 	DeletionAttemptFail, DeletionFailed, DeletionRetried, Deleted, Retired, Stale, BackFromStale, Removed,
-	DrainStarted, DrainEnded}
+	DrainStarted, DrainEnded, PrefixLow, PrefixRecovered}
 
 // Event is one domain event: the detail of what the bus carries. Times are UTC, to the
 // millisecond where the transition recorded one.
@@ -57,6 +59,7 @@ type Event struct {
 
 	Sandbox *Sandbox `json:"sandbox,omitempty"`
 	Drain   *Drain   `json:"drain,omitempty"`
+	Prefix  *Prefix  `json:"prefix,omitempty"`
 	// Lab is the track the sandbox was allocated for; Client the token's name that
 	// allocated it; Student the student ID that client sent. They are set from the
 	// allocation on, until the record is gone.
@@ -98,6 +101,18 @@ type Drain struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Prefix is a name prefix's signals (pool.PrefixSignal) of a prefix event.
+type Prefix struct {
+	Prefix    string  `json:"prefix"`
+	Available int     `json:"available"`
+	PerMinute float64 `json:"per_minute"`
+	// MinutesToEmpty is the forecast; nil when nothing was allocated in the rate window.
+	MinutesToEmpty *float64 `json:"minutes_to_empty,omitempty"`
+	LowWater       int      `json:"low_water"`
+	LeadMinutes    float64  `json:"lead_minutes"`
+	Reasons        []string `json:"reasons"`
+}
+
 // Actor is who caused the event: kind student, admin or job, and the name of an admin
 // client or a job (a student's ID is the event's Student). Never a token.
 type Actor struct {
@@ -118,17 +133,17 @@ type PreDelete struct {
 	Services int    `json:"services"`
 }
 
-// Key is what the order of events is kept within: one sandbox, or one drain prefix.
+// Key is what the order of events is kept within: one sandbox, one drain prefix or one
+// name prefix's signals.
 func (e Event) Key() string {
 	if e.Drain != nil {
 		return "drain\x00" + e.Drain.Prefix
+	}
+	if e.Prefix != nil {
+		return "prefix\x00" + e.Prefix.Prefix
 	}
 	if e.Sandbox != nil {
 		return "sandbox\x00" + e.Sandbox.ID
 	}
 	return ""
 }
-
-// ConsumerFunction is the folder of the function that consumes the table's stream
-// (functions/publish-events): neither a route nor a job.
-const ConsumerFunction = "publish-events"

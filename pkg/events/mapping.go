@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +25,60 @@ func Map(r Record) (e Event, ok bool, err error) {
 		return drainEvent(sk, r)
 	case id != "":
 		return sandboxEvent(id, r)
+	case pool.IsPrefixSignal(pk, sk):
+		return prefixEvent(r)
 	}
 	return Event{}, false, nil
+}
+
+// poolMetricsJob writes the prefix signals.
+var poolMetricsJob = Actor{Kind: "job", Name: "pool-metrics"}
+
+// prefixEvent is a prefix's signal gaining a reason to be low (PrefixLow: below its
+// low-water mark, emptying within the lead time), or losing the last one (PrefixRecovered).
+// The pool-metrics job writes each prefix's signal every run; the same reasons again, or
+// one reason of several gone, is no event.
+func prefixEvent(r Record) (Event, bool, error) {
+	var old, cur *pool.PrefixSignal
+	for _, img := range []struct {
+		item map[string]types.AttributeValue
+		into **pool.PrefixSignal
+	}{{r.Old, &old}, {r.New, &cur}} {
+		if len(img.item) == 0 {
+			continue
+		}
+		var s pool.PrefixSignal
+		if err := attributevalue.UnmarshalMap(img.item, &s); err != nil {
+			return Event{}, false, fmt.Errorf("events: prefix signal: %w", err)
+		}
+		*img.into = &s
+	}
+	if cur == nil {
+		return Event{}, false, nil
+	}
+	var before []string
+	if old != nil {
+		before = old.Reasons
+	}
+	var t Type
+	switch {
+	case slices.ContainsFunc(cur.Reasons, func(r string) bool { return !slices.Contains(before, r) }):
+		t = PrefixLow
+	case len(before) > 0 && !cur.Low():
+		t = PrefixRecovered
+	default:
+		return Event{}, false, nil
+	}
+	p := &Prefix{Prefix: cur.Prefix, Available: cur.Available, PerMinute: cur.PerMinute, LowWater: cur.LowWater,
+		LeadMinutes: cur.LeadMinutes, Reasons: append([]string{}, cur.Reasons...)}
+	if cur.Empties() {
+		p.MinutesToEmpty = &cur.MinutesToEmpty
+	}
+	return Event{
+		Version: Version, Type: t, Sequence: cur.At, Time: time.UnixMilli(cur.At).UTC(),
+		ID:     fmt.Sprintf("prefix-%s-%d", cur.Prefix, cur.At),
+		Prefix: p, Actor: poolMetricsJob,
+	}, true, nil
 }
 
 // The actors of the transitions only sync and stale-cleanup make, which stamp no change

@@ -152,6 +152,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
 				census.Drains++
 			case k.PK == migrationPK && k.SK == skMigration:
+			case IsPrefixSignal(k.PK, k.SK):
 			default:
 				bad("item %s / %s is of no kind the pool writes", k.PK, k.SK)
 			}

@@ -87,6 +87,21 @@ type Stats struct {
 	OldestPendingDeletionAt *int64 `json:"oldest_pending_deletion_at"`
 	// Drains are the drains in force; empty when allocations run everywhere.
 	Drains []Drain `json:"drains"`
+	// Prefixes are each name prefix's signals as the pool-metrics job last counted them.
+	Prefixes []PrefixSignal `json:"prefixes"`
+}
+
+// PrefixSignal is one name prefix's level, rate and forecast (pool.PrefixSignal).
+type PrefixSignal struct {
+	Prefix    string  `json:"prefix"`
+	Available int     `json:"available"`
+	PerMinute float64 `json:"per_minute"`
+	// MinutesToEmpty is null when nothing was allocated in the rate window.
+	MinutesToEmpty *float64 `json:"minutes_to_empty"`
+	LowWater       int      `json:"low_water"`
+	LeadMinutes    float64  `json:"lead_minutes"`
+	Reasons        []string `json:"reasons"`
+	CountedAt      int64    `json:"counted_at"`
 }
 
 // Drain is one drain in force (PUT /v1/admin/drain).
