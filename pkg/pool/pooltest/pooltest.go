@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/ddblocal/warmup"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -56,7 +57,7 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "FAIL: DynamoDB client: %v\n", err)
 		return 1
 	}
-	if err := pool.Warm(ctx, client, 1); err != nil {
+	if err := warmup.Run(ctx, client, 1); err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL: warm up DynamoDB Local: %v\n", err)
 		return 1
 	}
