@@ -63,6 +63,9 @@ type envOptions struct {
 	// fakeOnTestClock runs the fake CSP's records (and so its DeletedListLag) on the
 	// test's clock; its delete rate limiter then runs on it too.
 	fakeOnTestClock bool
+	// fakeClock, when set, is the fake CSP's clock instead (its records and its delete
+	// rate limiter), one the test moves apart from the pool's.
+	fakeClock *testkit.Clock
 	// niosxaas turns the NIOSXaaS step on, against a fake NIOSXaaS, with these client
 	// options changed (nil: the step is off); niosxaasMaxAttempts defaults to 3.
 	niosxaas            func(*niosxaas.Options)
@@ -86,6 +89,9 @@ func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	fakeOpts := cspfake.Options{Token: cspToken}
 	if o.fakeOnTestClock {
 		fakeOpts.Now = e.clock.Now
+	}
+	if o.fakeClock != nil {
+		fakeOpts.Now = o.fakeClock.Now
 	}
 	e.fake = cspfake.New(fakeOpts)
 	e.fake.Seed(o.accounts...)

@@ -1,6 +1,7 @@
-// Package warmup warms a fresh DynamoDB Local's JVM before a stack or a test binary reports
-// ready. It drives the pool's own requests, so it imports pkg/pool, which imports
-// internal/ddblocal: hence a package of its own below ddblocal.
+// Package warmup warms a fresh DynamoDB Local's JVM before the local stack reports ready
+// (a test binary's DynamoDB Local is never warmed: pkg/pool/pooltest). It drives the
+// pool's own requests, so it imports pkg/pool, which imports internal/ddblocal: hence a
+// package of its own below ddblocal.
 package warmup
 
 import (
@@ -23,8 +24,7 @@ import (
 // on a scratch table. A fresh DynamoDB Local serves its first burst 1.4–1.6 s slower at p99
 // while its JIT compiles the request paths (docs/benchmark.md); this workload runs those
 // paths a few thousand times first. One round takes most of that off and the JIT goes on
-// improving for a few more: the caller chooses (the local stack: LOCAL_WARM_ROUNDS; the
-// test harness, which every test binary pays for: one).
+// improving for a few more: the caller chooses (the local stack: LOCAL_WARM_ROUNDS).
 const (
 	roundSize    = 250
 	workers      = ddblocal.MaxConns
@@ -33,8 +33,8 @@ const (
 
 // Run runs rounds of the workload against the DynamoDB Local db talks to, on a scratch
 // table it drops afterwards: the same requests an allocation burst makes (creates,
-// candidate pages, claims, releases, history reads). A stack or test harness calls it
-// before it reports ready, so the first measured burst does not pay for the JIT. It is for
+// candidate pages, claims, releases, history reads). The local stack calls it before it
+// reports ready, so the first measured burst does not pay for the JIT. It is for
 // DynamoDB Local only; it is bounded by count and by a timeout of two minutes a round, and
 // returns the first error of a round, or the drop's.
 func Run(ctx context.Context, db *dynamodb.Client, rounds int) error {
