@@ -135,17 +135,9 @@ func TestPackageDocMapsTheCode(t *testing.T) {
 		}
 	}
 	text := packageDoc(t, files)
-	section := func(heading string) string {
-		_, after, ok := strings.Cut(text, "# "+heading+"\n")
-		if !ok {
-			t.Fatalf("the package doc has no section %q", heading)
-		}
-		before, _, _ := strings.Cut(after, "\n# ")
-		return before
-	}
-	row := regexp.MustCompile(`(?m)^\t(\w+\.go) +(.+)$`)
+	section := func(heading string) string { return docSection(t, text, heading) }
 	for _, heading := range []string{"Transitions", "Queries"} {
-		rows := row.FindAllStringSubmatch(section(heading), -1)
+		rows := fileRow.FindAllStringSubmatch(section(heading), -1)
 		if len(rows) == 0 {
 			t.Errorf("section %q maps no file", heading)
 		}
@@ -187,6 +179,47 @@ func TestPackageDocMapsTheCode(t *testing.T) {
 	for name := range methodFile {
 		if token.IsExported(name) && !word(name).MatchString(text) {
 			t.Errorf("the package doc does not name Pool.%s", name)
+		}
+	}
+}
+
+// fileRow is a row of the package doc's maps: a file and what it holds.
+var fileRow = regexp.MustCompile(`(?m)^\t(\w+\.go) +(.+)$`)
+
+// docSection is the text of the package doc's section under heading.
+func docSection(t *testing.T, text, heading string) string {
+	t.Helper()
+	_, after, ok := strings.Cut(text, "# "+heading+"\n")
+	if !ok {
+		t.Fatalf("the package doc has no section %q", heading)
+	}
+	before, _, _ := strings.Cut(after, "\n# ")
+	return before
+}
+
+// The README's code map names every file that holds transitions, as the package doc
+// maps them, and only files that exist.
+func TestReadmeNamesWhereTransitionsLive(t *testing.T) {
+	_, files := parsePackage(t)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, row, ok := strings.Cut(string(readme), "| where are the state transitions? |")
+	if !ok {
+		t.Fatal(`the README's code map has no row "where are the state transitions?"`)
+	}
+	row, _, _ = strings.Cut(row, "\n")
+	linked := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\(pkg/pool/(\w+\.go)\)`).FindAllStringSubmatch(row, -1) {
+		linked[m[1]] = true
+		if _, err := os.Stat(m[1]); err != nil {
+			t.Errorf("the README links pkg/pool/%s: %v", m[1], err)
+		}
+	}
+	for _, r := range fileRow.FindAllStringSubmatch(docSection(t, packageDoc(t, files), "Transitions"), -1) {
+		if !linked[r[1]] {
+			t.Errorf("the README's row of state transitions does not name %s, which holds %s", r[1], r[2])
 		}
 	}
 }
