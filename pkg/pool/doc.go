@@ -143,9 +143,9 @@ gives the use cases the same clock.
 
 Every query follows LastEvaluatedKey to the end (docs/architecture.md §5 (6)); the
 iterators ([Pool.ByStatus], [Pool.UncountedAllocations]) hold at most one page per
-shard, whatever the count. Reads of the table by key are strongly consistent (Get, History, OwnerRecords,
-CapCounters, Drains); queries of an index are not (DynamoDB has no consistent index
-read): Candidates, ByStatus, Count, List and Stats may miss a write of a moment ago, so
+shard, whatever the count. Reads of the table by key are strongly consistent (Get,
+History, OwnerRecords, CapCounters, Drains); queries of an index are not (DynamoDB has
+no consistent index read): Candidates, ByStatus, Count, List and Stats may miss a write of a moment ago, so
 what they return is re-checked by the condition of the transition that acts on it.
 
 # Invariants

@@ -35,8 +35,10 @@ type Census struct {
 // counts and every violation found, joined.
 //
 // It is the proof the concurrency tests run after each scenario (pooltest.Check), and an
-// operator's consistency check. Items whose TTL has passed are skipped: DynamoDB drops
-// them within days, not at once.
+// operator's consistency check. The scan reads each item consistently but is no snapshot
+// of the table: a transaction that commits while it runs may show half done (a sandbox
+// allocated, its owner record not yet read), so run it when no writer is active. Items
+// whose TTL has passed are skipped: DynamoDB drops them within days, not at once.
 func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 	c, err := p.takeCensus(ctx)
 	if err != nil {
