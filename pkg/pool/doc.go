@@ -106,19 +106,20 @@ Each transition is a method of [Pool] in the file of its part of the lifecycle:
 	uuid.go       AdoptUUID
 	clientcap.go  SplitCap, CountAllocation, MoveLegacyCounters (the client cap's counters)
 
-Outside the lifecycle, with the same machinery: drains ([Pool.StartDrain],
-[Pool.EndDrains] in drain.go), job leases ([Pool.AcquireLease], [Pool.ReleaseLease] in
-lease.go, conditional single writes), run records ([Pool.RecordRun] in runs.go) and the
-tombstone TTL migration ([Pool.FixTombstoneTTLs] in ttlmigration.go, which keeps
-tombstones with [Pool.KeepTombstone]).
+Outside the lifecycle: drains ([Pool.StartDrain], [Pool.EndDrains] in drain.go, each a
+transaction with its history entry), job leases ([Pool.AcquireLease],
+[Pool.ReleaseLease] in lease.go, single conditional writes), run records
+([Pool.RecordRun] in runs.go, plain puts under a key no other run has) and the tombstone
+TTL migration ([Pool.FixTombstoneTTLs] in ttlmigration.go, which keeps tombstones with
+[Pool.KeepTombstone]).
 
 # Calling a transition
 
 A transition takes the record as the caller read it (cur, from [Pool.Get] or a query)
 and conditions its write on what it needs of that reading: the status always, and the
 version (rev) where a change since the read must make it lose (a claim, a sync write,
-an extension). It returns the record as it wrote it, so a caller can go on without
-reading again; on any error nothing was written. by is the [Actor] its history entry
+an extension). One that returns a [Sandbox] returns the record as it wrote it, so a
+caller can go on without reading again; on any error nothing was written. by is the [Actor] its history entry
 names. cutoff and before are unix seconds the record's status_at must be at or before
 (Expire, RemoveStale, Retire); Extend's cutoff is the one its status_at must be after.
 
@@ -141,12 +142,14 @@ gives the use cases the same clock.
 	lease.go     CurrentLease
 	runs.go      Runs
 
-Every query follows LastEvaluatedKey to the end (docs/architecture.md §5 (6)); the
+Every query follows LastEvaluatedKey to the end (docs/architecture.md §5 (6)), but for
+Candidates, which reads one page by design, and Runs, which stops at its limit; the
 iterators ([Pool.ByStatus], [Pool.UncountedAllocations]) hold at most one page per
 shard, whatever the count. Reads of the table by key are strongly consistent (Get,
 History, OwnerRecords, CapCounters, Drains); queries of an index are not (DynamoDB has
-no consistent index read): Candidates, ByStatus, Count, List and Stats may miss a write of a moment ago, so
-what they return is re-checked by the condition of the transition that acts on it.
+no consistent index read): Candidates, ByStatus, Count, List and Stats may miss a write
+of a moment ago, so what they return is re-checked by the condition of the transition
+that acts on it.
 
 # Invariants
 
