@@ -119,9 +119,10 @@ A transition takes the record as the caller read it (cur, from [Pool.Get] or a q
 and conditions its write on what it needs of that reading: the status always, and the
 version (rev) where a change since the read must make it lose (a claim, a sync write,
 an extension). One that returns a [Sandbox] returns the record as it wrote it, so a
-caller can go on without reading again; on any error nothing was written. by is the [Actor] its history entry
-names. cutoff and before are unix seconds the record's status_at must be at or before
-(Expire, RemoveStale, Retire); Extend's cutoff is the one its status_at must be after.
+caller can go on without reading again; on any error nothing was written. by is the
+[Actor] its history entry names. cutoff and before are unix seconds the record's
+status_at must be at or before (Expire, RemoveStale, Retire); Extend's cutoff is the one
+its status_at must be after.
 
 A Pool is safe for concurrent use by any number of goroutines, and any number of
 processes may use one table at once: the pool holds no lock and no cache, and every
