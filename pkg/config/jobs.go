@@ -51,7 +51,8 @@ const (
 // CLEANUP_MAX_ATTEMPTS (6), CLEANUP_BACKOFF_BASE_SECONDS (60), CLEANUP_BACKOFF_CAP_SECONDS
 // (3600), CLEANUP_DELETES_PER_SECOND (1), CLEANUP_MAX_IN_FLIGHT (16), STALE_GRACE_HOURS (24) and
 // JOB_INTERVAL_SCALE (1), and the prefix signals' PREFIX_LOW_WATER_MARK, PREFIX_LEAD_TIME_MINUTES,
-// ALLOCATION_RATE_WINDOW_MINUTES and PREFIX_METRICS_MAX (the Default… constants). A job's lease lasts as long as its run may (broker.Job.Timeout).
+// ALLOCATION_RATE_WINDOW_MINUTES and PREFIX_METRICS_MAX (the Default… constants). A job's lease
+// lasts as long as its run may (jobs.Job.Timeout).
 func LoadJobs(env Env) (Jobs, error) {
 	r := &reader{env: env}
 	j := Jobs{

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"slices"
 	"strings"
 	"sync"
@@ -57,7 +58,7 @@ func allocateAll(t *testing.T, b *broker.Broker, n int) []broker.Allocation {
 	out := make([]broker.Allocation, n)
 	var wg sync.WaitGroup
 	var failed atomic.Int64
-	inFlight := make(chan struct{}, pool.LocalMaxConns)
+	inFlight := make(chan struct{}, ddblocal.MaxConns)
 	for i := range n {
 		wg.Go(func() {
 			inFlight <- struct{}{}

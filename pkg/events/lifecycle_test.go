@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"fmt"
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"slices"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/events"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -23,7 +25,7 @@ type world struct {
 	*bus
 	csp    *cspfake.Server
 	broker *broker.Broker
-	runner *broker.JobRunner
+	runner *jobs.Runner
 	// accounts are what the fake CSP lists, in order.
 	accounts []cspfake.Account
 }
@@ -38,27 +40,27 @@ func newWorld(t *testing.T, accounts []cspfake.Account) *world {
 	}
 	t.Cleanup(func() { _ = w.csp.Close() })
 	client, err := csp.New(csp.Options{BaseURL: w.csp.URL(), Token: "events-test-csp-token", RequestTimeout: 2 * time.Second,
-		MaxAttempts: 1, Breaker: csp.BreakerOptions{Now: w.clock.Now}})
+		MaxAttempts: 1, Breaker: breaker.Options{Now: w.clock.Now}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, err := config.LoadJobs(testkit.Env(map[string]string{"CLEANUP_DELETES_PER_SECOND": "100", "CLEANUP_MAX_ATTEMPTS": "3", "SYNC_MAX_SHRINK_FRACTION": "1"}))
+	jobCfg, err := config.LoadJobs(testkit.Env(map[string]string{"CLEANUP_DELETES_PER_SECOND": "100", "CLEANUP_MAX_ATTEMPTS": "3", "SYNC_MAX_SHRINK_FRACTION": "1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.broker = broker.New(w.pool, poolCfg)
-	w.runner, err = broker.NewJobRunner(broker.JobDeps{Pool: w.pool, CSP: client, CSPRequestTimeout: 2 * time.Second,
-		PoolConfig: poolCfg, Config: jobs, Logger: w.deliver.Log})
+	w.runner, err = jobs.NewRunner(jobs.Deps{Pool: w.pool, CSP: client, CSPRequestTimeout: 2 * time.Second,
+		PoolConfig: poolCfg, Config: jobCfg, Logger: w.deliver.Log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w
 }
 
-func (w *world) run(t *testing.T, job string) broker.RunSummary {
+func (w *world) run(t *testing.T, job string) jobs.Summary {
 	t.Helper()
 	sum, err := w.runner.Run(ctx, job)
-	if err != nil || (sum.Outcome != broker.OutcomeOK && sum.Outcome != broker.OutcomePartial) {
+	if err != nil || (sum.Outcome != jobs.OutcomeOK && sum.Outcome != jobs.OutcomePartial) {
 		t.Fatalf("%s: %+v, %v", job, sum, err)
 	}
 	return sum
