@@ -41,7 +41,8 @@ type Census struct {
 //     the room offered are at most the cap, or no room is offered (9);
 //   - every record, tombstones too, carries the StatusIndex key of its status and shard
 //     (StatusKey), so each is in the one StatusIndex shard that ByStatus, Count and List read;
-//   - only available sandboxes carry AvailableIndex keys, in the right shard; a tombstone
+//   - only available sandboxes carry AvailableIndex keys, in the right shard: the drained
+//     one (DrainedShard) while a drain covers its name, its own otherwise; a tombstone
 //     carries none and has a tombstone status (no job queries one: ByStatus refuses due
 //     tombstones);
 //   - only a tombstone that may expire (MayExpire, and no allocation in its history) has a
@@ -71,6 +72,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 	}
 	var owners []ownerAt
 	counters := map[string]*CapCounters{} // by client
+	var drains drainGate                  // the drains in force
 	var problems []error
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	now := p.now().Unix()
@@ -117,6 +119,12 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				}
 				owners = append(owners, ownerAt{o, k.PK, k.SK})
 				census.Owners++
+			case k.PK == drainPK && strings.HasPrefix(k.SK, prefixDrainEntry):
+				var d Drain
+				if err := attributevalue.UnmarshalMap(item, &d); err != nil {
+					return census, err
+				}
+				drains.drains = append(drains.drains, d)
 			case strings.HasPrefix(k.PK, prefixCap) && k.SK == skLive:
 				var c CapCounter
 				if err := attributevalue.UnmarshalMap(item, &c); err != nil {
@@ -151,6 +159,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 				census.Runs++
 			case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
 				census.Drains++
+			case k.PK == drainPK && (k.SK == skDrainState || strings.HasPrefix(k.SK, prefixJoinedLog) || strings.HasPrefix(k.SK, prefixDrainedLog)):
 			case k.PK == migrationPK && k.SK == skMigration:
 			default:
 				bad("item %s / %s is of no kind the pool writes", k.PK, k.SK)
@@ -233,7 +242,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 		}
 		_, hasShard := avail[id][AttrAvailShard]
 		if s.Status == Available {
-			if !hasShard || fmt.Sprint(avail[id][AttrAvailShard]) != fmt.Sprint(shardOf(id)) || avail[id][AttrAvailName] != s.Name {
+			if !hasShard || fmt.Sprint(avail[id][AttrAvailShard]) != fmt.Sprint(drains.availShard(id, s.Name)) || avail[id][AttrAvailName] != s.Name {
 				bad("available sandbox %s has wrong AvailableIndex keys", id)
 			}
 		} else if hasShard {
