@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help test lint bench deps tools vet fmt run build synth diff deploy cleanup-bench
+.PHONY: help test lint bench deps tools vet fmt run build synth diff deploy cleanup-bench bootstrap-sizes cold-start
 
 ## help: this list of targets, from their ## lines.
 help:
@@ -27,9 +27,14 @@ RIE_MODULE := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambd
 bin/aws-lambda-rie:
 	GOBIN=$(CURDIR)/bin $(GO) install $(RIE_MODULE)
 
+# RACE is empty for `make vet` and `make lint` on their own. make test sets it: vet and lint
+# then check the race build its tests compile (the same files: none here is build-tagged
+# race), so every package, the CDK's included, is compiled once instead of twice.
+RACE ?=
+
 ## vet: go vet on every package.
 vet:
-	$(GO) vet ./...
+	$(GO) vet $(RACE) ./...
 
 # staticcheck, pinned, from the Go module proxy into ./bin (v0.8.x supports Go 1.26).
 STATICCHECK_MODULE := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -38,7 +43,7 @@ bin/staticcheck:
 
 ## lint: staticcheck on every package; each finding is fixed or carries a //lint:ignore reason.
 lint: bin/staticcheck deps
-	bin/staticcheck ./...
+	GOFLAGS='$(strip $(shell $(GO) env GOFLAGS) $(RACE))' bin/staticcheck ./...
 
 GOFILES = $$(find . -name '*.go' -not -path './node_modules/*' -not -path './cdk.out/*')
 
@@ -46,15 +51,14 @@ GOFILES = $$(find . -name '*.go' -not -path './node_modules/*' -not -path './cdk
 fmt:
 	gofmt -w $(GOFILES)
 
-## test: vet, lint and every test against DynamoDB Local, with the race detector (the CDK app's without).
-# The CDK app's tests (infra) run without -race: under it the ~400 MB awscdk module would be compiled a
-# second time (vet, lint and synth compile it without), and what they run concurrently is the CDK
-# app, Node and the real bootstraps in processes of their own; the packages they share with the
-# functions are raced in their own tests.
+## test: vet, lint and every test with the race detector, against DynamoDB Local.
+# -vet=off: the vet target has just run every analyzer on the same code, tests included.
+# -timeout only catches a hang: no test's verdict depends on the machine's speed, so a busy
+# machine may take long.
+test: RACE = -race
 test: tools deps vet lint
 	@unformatted=$$(gofmt -l $(GOFILES)); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
-	$(GO) test -race -count=1 -timeout 12m $$($(GO) list ./... | grep -v '/infra$$')
-	$(GO) test -count=1 -timeout 12m ./infra
+	$(GO) test -race -count=1 -vet=off -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestParsing$$' -fuzztime 10s ./pkg/api
 	$(GO) test -run '^$$' -fuzz '^FuzzAdminQueryParsing$$' -fuzztime 5s ./pkg/api
 
@@ -73,13 +77,30 @@ run: tools deps
 
 ## build: every function as an arm64 bootstrap for provided.al2023, in build/<function>/.
 FUNCTIONS = $(notdir $(patsubst %/,%,$(wildcard functions/*/)))
+# The flags of every bootstrap build (infra's tests build with the same and check it).
+BOOTSTRAP_FLAGS = -tags lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w"
 build:
 	@rm -rf build
 	@for f in $(FUNCTIONS); do \
 		echo "build/$$f/bootstrap"; \
-		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w" \
+		GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BOOTSTRAP_FLAGS) \
 			-o build/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
+
+## bootstrap-sizes: every bootstrap's bytes per kind of function (linux/arm64 and linux/amd64), written to testdata/bootstrap-sizes.json.
+bootstrap-sizes:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	for arch in arm64 amd64; do \
+		GOOS=linux GOARCH=$$arch CGO_ENABLED=0 $(GO) build $(BOOTSTRAP_FLAGS) -o "$$dir/linux/$$arch/" ./functions/... || exit 1; \
+	done && \
+	$(GO) run ./cmd/coldstart sizes -write testdata/bootstrap-sizes.json "$$dir"
+
+## cold-start: each function's init as Lambda measures it, on this machine (package init, main; RUNS=15 starts each).
+RUNS ?= 15
+cold-start:
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	CGO_ENABLED=0 $(GO) build $(BOOTSTRAP_FLAGS) -o "$$dir/worktree/" ./functions/... ./cmd/coldstart/emptyfunction && \
+	$(GO) run ./cmd/coldstart init -runs $(RUNS) "$$dir/worktree"
 
 # cdk runs `make build` itself before every synth, diff, deploy and watch (the build step of
 # cdk.json), so no target here can ship stale bootstraps.

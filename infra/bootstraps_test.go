@@ -20,7 +20,7 @@ import (
 // buildFlags are those of `make build` (a test checks the Makefile still uses them), so the
 // bootstraps the tests run and measure differ from the deployed ones only in GOOS/GOARCH:
 // they must run here, under the runtime interface emulator.
-var buildFlags = []string{"-tags", "lambda.norpc", "-trimpath", `-ldflags=-s -w`}
+var buildFlags = []string{"-tags", "lambda.norpc,grpcnotrace", "-trimpath", `-ldflags=-s -w`}
 
 // bootstraps is every functions/<fn> built once per test binary into <dir>/<fn>/bootstrap,
 // the layout `make build` gives the stack as its AssetDir.
@@ -140,7 +140,7 @@ func TestMakeBuildUsesTheTestsBuildFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `-tags lambda.norpc -trimpath -ldflags="-s -w"`; !strings.Contains(string(raw), want) {
+	if want := `-tags lambda.norpc,grpcnotrace -trimpath -ldflags="-s -w"`; !strings.Contains(string(raw), want) {
 		t.Fatalf("the Makefile's build no longer uses %s: update buildFlags with it", want)
 	}
 }

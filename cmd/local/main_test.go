@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/testkit"
 )
 
 // The command as make run starts it: DynamoDB Local with DATA_DIR, the fake CSP, the
@@ -25,8 +26,10 @@ func TestRunStartsEverythingAndStopsOnSignal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// With the race detector: the packages are those the test run has just compiled, so
+	// only the link is new, and the stack runs under the detector too.
 	bin := filepath.Join(t.TempDir(), "broker-local")
-	build := exec.Command("go", "build", "-o", bin, ".")
+	build := exec.Command("go", "build", "-race", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
@@ -41,11 +44,12 @@ func TestRunStartsEverythingAndStopsOnSignal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd.Stderr = io.Discard
+		stderr := &testkit.Buffer{}
+		cmd.Stderr = stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		banner, lines := readUntilReady(t, stdout, cmd)
+		banner, lines := readUntilReady(t, stdout, cmd, stderr)
 		api := match(t, banner, `Ready at (http://127\.0\.0\.1:\d+)`)
 		ddb := match(t, banner, `DynamoDB Local at http://(127\.0\.0\.1:\d+)`)
 		if want := []string{"(created)", "(existing)"}[i]; !strings.Contains(banner, "table sandbox-broker-local "+want) {
@@ -74,9 +78,9 @@ func TestRunStartsEverythingAndStopsOnSignal(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run %d: exit after %v: %v", i+1, sig, err)
 			}
-		case <-time.After(hang):
+		case <-testkit.Patience(t).Done():
 			_ = cmd.Process.Kill()
-			t.Fatalf("run %d: still running %s after %v", i+1, hang, sig)
+			t.Fatalf("run %d: still running after %v, near the test binary's timeout", i+1, sig)
 		}
 		if conn, err := net.DialTimeout("tcp", ddb, time.Second); err == nil {
 			conn.Close()
@@ -88,14 +92,9 @@ func TestRunStartsEverythingAndStopsOnSignal(t *testing.T) {
 	}
 }
 
-// hang is how long the command may take to get ready or to stop before the test calls it
-// hung: a guard, not a measure, so a busy machine (DynamoDB Local's start and warm-up
-// take most of a minute under load) does not fail it.
-const hang = 5 * time.Minute
-
 // readUntilReady returns stdout up to the "Ready at" line, and a channel of the lines
 // after it.
-func readUntilReady(t *testing.T, r io.Reader, cmd *exec.Cmd) (string, <-chan string) {
+func readUntilReady(t *testing.T, r io.Reader, cmd *exec.Cmd, stderr *testkit.Buffer) (string, <-chan string) {
 	t.Helper()
 	lines := make(chan string, 100)
 	go func() {
@@ -106,20 +105,20 @@ func readUntilReady(t *testing.T, r io.Reader, cmd *exec.Cmd) (string, <-chan st
 		}
 	}()
 	var b strings.Builder
-	deadline := time.After(hang)
+	patience := testkit.Patience(t)
 	for {
 		select {
 		case l, ok := <-lines:
 			if !ok {
-				t.Fatalf("the stack exited before it was ready:\n%s", b.String())
+				t.Fatalf("the stack exited before it was ready:\n%s\nstderr:\n%s", b.String(), stderr.String())
 			}
 			b.WriteString(l + "\n")
 			if strings.HasPrefix(l, "Ready at ") {
 				return b.String(), lines
 			}
-		case <-deadline:
+		case <-patience.Done():
 			_ = cmd.Process.Kill()
-			t.Fatalf("not ready after %s:\n%s", hang, b.String())
+			t.Fatalf("not ready near the test binary's timeout:\n%s\nstderr:\n%s", b.String(), stderr.String())
 		}
 	}
 }

@@ -63,7 +63,9 @@ type Server struct {
 // ErrPrerequisite marks a missing tool; its message says what to install.
 var ErrPrerequisite = errors.New("missing prerequisite")
 
-// Start launches DynamoDB Local and returns once it accepts connections.
+// Start launches DynamoDB Local and returns once it accepts connections. It fails when the
+// process exits first or ctx ends: the wait has no limit of its own, since a JVM starting on
+// a busy machine may take far longer than its usual second and a half.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := CheckJava(); err != nil {
 		return nil, err
@@ -133,8 +135,6 @@ func (s *Server) run(dir string, args []string, log io.Writer, started chan<- er
 }
 
 func (s *Server) waitReady(ctx context.Context, port int) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	for {
 		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)

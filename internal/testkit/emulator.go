@@ -20,21 +20,16 @@ func FreeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// WaitForPort returns once something listens on addr, and fails the test after within.
-func WaitForPort(t *testing.T, addr string, within time.Duration) {
+// WaitForPort returns once something listens on addr (testkit.Eventually).
+func WaitForPort(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	Eventually(t, "something to listen on "+addr, func() bool {
 		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s: %v", addr, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 // StartEmulator runs bootstrap under the Lambda runtime interface emulator rie, with
@@ -61,6 +56,6 @@ func StartEmulator(t *testing.T, rie, bootstrap string, env []string, label stri
 			t.Logf("%s emulator output:\n%s", label, out.String())
 		}
 	})
-	WaitForPort(t, addr, 30*time.Second)
+	WaitForPort(t, addr)
 	return addr, out.String
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -188,7 +189,8 @@ func TestErrorMapping(t *testing.T) {
 }
 
 func TestGetAndMarkForDeletion(t *testing.T) {
-	f := newFixture(t, config.API{})
+	clock := testkit.NewClock(time.Now())
+	f := newFixtureOn(t, pooltest.Clocked(pooltest.New(t), clock.Now), config.API{})
 	fill(t, f.pool, "lab", 2)
 	alloc := decode[map[string]any](t, f.call(t, event(t, "allocate", student("participant-1"), nil)).Body)
 	id := alloc["sandbox_id"].(string)
@@ -213,7 +215,7 @@ func TestGetAndMarkForDeletion(t *testing.T) {
 	if marked.StatusCode != 200 || m["status"] != "pending_deletion" || m["sandbox_id"] != id || m["deletion_requested_at"].(float64) < alloc["allocated_at"].(float64) {
 		t.Fatalf("mark: %d %s", marked.StatusCode, marked.Body)
 	}
-	time.Sleep(1100 * time.Millisecond) // a repeat a second later must still answer the stored time
+	clock.Advance(time.Minute) // a repeat a minute later must still answer the stored time
 	again := f.call(t, event(t, "mark-for-deletion", student("participant-1"), params))
 	if again.StatusCode != 200 || again.Body != marked.Body {
 		t.Fatalf("repeat: %d %s, want %s", again.StatusCode, again.Body, marked.Body)

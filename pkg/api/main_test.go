@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,17 +22,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
-// TestMain starts DynamoDB Local for the handler tests. The fuzz target parses requests
-// without touching a table, so a fuzzing run (whose worker processes each run TestMain)
-// starts no JVM.
-func TestMain(m *testing.M) {
-	for _, arg := range os.Args[1:] {
-		if strings.HasPrefix(arg, "-test.fuzzworker") || (strings.HasPrefix(arg, "-test.fuzz=") && arg != "-test.fuzz=") {
-			os.Exit(m.Run())
-		}
-	}
-	pooltest.Main(m)
-}
+func TestMain(m *testing.M) { pooltest.Main(m) }
 
 var (
 	ctx     = context.Background()

@@ -38,7 +38,7 @@ func TestAllocateBootstrapUnderRuntimeEmulator(t *testing.T) {
 	}
 
 	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
-	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", bootstrap, "./functions/allocate")
+	build := exec.Command("go", "build", "-tags", "lambda.norpc,grpcnotrace", "-trimpath", "-o", bootstrap, "./functions/allocate")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	if out, err := build.CombinedOutput(); err != nil {

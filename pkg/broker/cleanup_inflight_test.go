@@ -1,12 +1,13 @@
 package broker_test
 
 import (
-	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
@@ -36,21 +37,58 @@ func rateLimitedAnswers(e *jobEnv) int {
 	return n
 }
 
+// pacedLimiterClock is the clock of a fake CSP's delete rate limiter in a test that must
+// reach the limiter however fast the machine runs: it moves by gap with every delete the
+// client sends (the runner's pace, whatever the real one), and by the Retry-After of every
+// 429 the client receives (a client that waits as told finds a token). The limiter's
+// answers then depend on the order of the calls, not on their timing.
+type pacedLimiterClock struct {
+	*testkit.Clock
+	gap  time.Duration
+	next http.RoundTripper
+}
+
+func (c pacedLimiterClock) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodDelete {
+		c.Advance(c.gap)
+	}
+	resp, err := c.next.RoundTrip(r)
+	if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+		secs, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+		c.Advance(time.Duration(secs) * time.Second)
+	}
+	return resp, err
+}
+
 // TestCleanupInFlightKeepsEveryLedgerRule deletes 60 sandboxes 8 at a time while the CSP
-// answers 200 to 40, 500 to 20 and 429 to whatever outruns its limiter (20/s, burst 10,
-// against 100 starts/s). Each sandbox must be booked exactly as one-at-a-time cleanup
-// books it: deleted; attempts+1 with the next attempt after its backoff; deletion_failed
-// on the last allowed attempt; and nothing for a 429. The backoffs are scaled below a
-// second, so every failure is due again at once, further down the index the run is still
-// paging through: it must not be tried a second time.
+// answers 200 to 40, 500 to 20 and 429 to whatever outruns its limiter (20/s, burst 16,
+// against 100 starts/s on the limiter's own clock, pacedLimiterClock). Each sandbox must be
+// booked exactly as one-at-a-time cleanup books it: deleted; attempts+1 with the next
+// attempt after its backoff; deletion_failed on the last allowed attempt; and nothing for a
+// 429. The backoffs are scaled below a second, so every failure is due again at once,
+// further down the index the run is still paging through: it must not be tried a second
+// time.
+//
+// Nothing here depends on timing: the limiter is outrun within its first 24 deletes; a
+// burst of at least twice the deletes in flight lets a delete started after a 429's pause
+// succeed and settle before the next one can be refused, so the run never stops on 429s in
+// a row; the breaker's threshold is above the 20 failures, which may settle in any order;
+// and the first delete is held until a second one is in flight.
 func TestCleanupInFlightKeepsEveryLedgerRule(t *testing.T) {
 	t.Parallel()
 	const maxInFlight = 8
 	accounts := cspfake.Generate(60, nil)
-	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 5, watchDeletes: true, jobs: func(c *config.Jobs) {
-		c.CleanupMaxInFlight = maxInFlight
-		c.IntervalScale = 0.001
-	}})
+	limiterClock := pacedLimiterClock{Clock: testkit.NewClock(t0), gap: 10 * time.Millisecond, next: http.DefaultTransport}
+	e := newJobEnv(t, envOptions{accounts: accounts, poolPages: 5, watchDeletes: true, fakeClock: limiterClock.Clock,
+		jobs: func(c *config.Jobs) {
+			c.CleanupMaxInFlight = maxInFlight
+			c.IntervalScale = 0.001
+		},
+		csp: func(o *csp.Options) {
+			o.HTTPClient = &http.Client{Transport: limiterClock}
+			o.Breaker.Threshold = 21
+		},
+	})
 	e.released(t, accounts)
 	// Every third sandbox fails: the first 8 of them are on their last allowed attempt
 	// (5 of 6 used), the other 12 have 0 or 2 failures behind them.
@@ -77,8 +115,14 @@ func TestCleanupInFlightKeepsEveryLedgerRule(t *testing.T) {
 	now := e.clock.Now().Unix()
 	e.setFaults(t, cspfake.Faults{
 		DeleteLatency: 50 * time.Millisecond, DeleteFail: cspfake.Failure{UUIDs: uuids(failing)},
-		DeleteRateLimit: 20, DeleteBurst: 10,
+		DeleteRateLimit: 20, DeleteBurst: 2 * maxInFlight,
 	})
+	e.deletes.Hold()
+	go func() {
+		if e.deletes.WaitHeld(ctx, 2) == nil {
+			e.deletes.ReleaseAll()
+		}
+	}()
 
 	sum := e.run(t, "cleanup")
 	limited := rateLimitedAnswers(e)
@@ -137,8 +181,7 @@ func TestCleanupBreakerOpeningMidRunBooksEveryCallInFlight(t *testing.T) {
 		sum, _ := e.runner.Run(ctx, "cleanup")
 		done <- sum
 	}()
-	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	waitCtx := testkit.Patience(t)
 	if err := e.deletes.WaitHeld(waitCtx, maxInFlight); err != nil {
 		t.Fatalf("waiting for %d deletes in flight: %v", maxInFlight, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
@@ -286,19 +287,21 @@ func TestCleanupGivesUpAfterMaxAttempts(t *testing.T) {
 
 // TestCleanupStopsBeforeItsDeadline runs cleanup with too little time for all its work,
 // deletes in flight: a delete starts only while a whole request timeout and the booking
-// are left, so every delete sent is answered and booked before the run returns.
+// are left, so every delete sent is answered and booked before the run returns. At 3
+// starts a second, 8 s cannot hold the 30 deletes however fast the machine, and leave 6 s
+// to start the first however slow.
 func TestCleanupStopsBeforeItsDeadline(t *testing.T) {
 	t.Parallel()
 	accounts := cspfake.Generate(30, nil)
 	e := newJobEnv(t, envOptions{
 		accounts: accounts,
 		csp:      func(o *csp.Options) { o.RequestTimeout = 500 * time.Millisecond },
-		jobs:     func(c *config.Jobs) { c.DeletesPerSecond = 5 },
+		jobs:     func(c *config.Jobs) { c.DeletesPerSecond = 3 },
 	})
 	e.released(t, accounts)
 	e.setFaults(t, cspfake.Faults{DeleteLatency: 200 * time.Millisecond})
 
-	short, cancel := context.WithTimeout(ctx, 4*time.Second)
+	short, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
 	deadline, _ := short.Deadline()
 	sum, err := e.runner.Run(short, "cleanup")
@@ -313,7 +316,7 @@ func TestCleanupStopsBeforeItsDeadline(t *testing.T) {
 	if sum.Outcome != broker.OutcomePartial || !strings.Contains(sum.Reason, "deadline") || deleted == 0 || deleted >= len(accounts) {
 		t.Fatalf("summary %+v", sum)
 	}
-	t.Logf("a 4 s run with 200 ms deletes, 5 starts/s and a 500 ms request timeout deleted %d of %d in %d ms", deleted, len(accounts), sum.DurationMS)
+	t.Logf("an 8 s run with 200 ms deletes, 3 starts/s and a 500 ms request timeout deleted %d of %d in %d ms", deleted, len(accounts), sum.DurationMS)
 	// Every delete sent was answered, and every answer booked.
 	if sent := len(e.fake.Deletes()); sent != deleted {
 		t.Fatalf("the CSP answered %d deletes, the run booked %d", sent, deleted)
@@ -335,8 +338,7 @@ func TestCleanupStopsBeforeItsDeadline(t *testing.T) {
 		}
 	}
 
-	next, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	next := testkit.Patience(t)
 	sum, err = e.runner.Run(next, "cleanup")
 	if err != nil || sum.Outcome != broker.OutcomeOK || sum.Counts["deleted"] != len(accounts)-deleted {
 		t.Fatalf("next run: %+v, %v", sum, err)
@@ -409,13 +411,15 @@ func TestCleanupRateLimitedIsNotAFailure(t *testing.T) {
 
 	// A CSP that asks for a wait longer than the run has left ends the run; the sandboxes
 	// left are untouched, not charged. (The run needs a request timeout and the booking
-	// reserve left to start a delete: 2 s + 1 s, before the 0.5 s kept to finish.)
+	// reserve left to start a delete: 2 s + 1 s, before the 0.5 s kept to finish.) Its
+	// limiter admits one delete per 100 s: one, whatever the machine's speed, in a run of
+	// 30 s, which leaves 26 s to start it.
 	more := cspfake.Generate(8, nil)[4:]
 	e.fake.Seed(more...)
 	e.released(t, more)
-	e.setFaults(t, cspfake.Faults{DeleteRateLimit: 0.05, DeleteBurst: 1})
+	e.setFaults(t, cspfake.Faults{DeleteRateLimit: 0.01, DeleteBurst: 1})
 	sentBefore := len(e.fake.Deletes())
-	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	short, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	sum, err := e.runner.Run(short, "cleanup")
 	if err != nil || sum.Outcome != broker.OutcomePartial || !strings.Contains(sum.Reason, "deadline") {

@@ -1,13 +1,12 @@
 package broker_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
@@ -115,8 +114,7 @@ func startHeldCleanup(t *testing.T, e *jobEnv, accounts []cspfake.Account, maxIn
 		sum, err := e.runner.Run(ctx, "cleanup")
 		done <- runResult{sum, err}
 	}()
-	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	waitCtx := testkit.Patience(t)
 	if err := e.deletes.WaitHeld(waitCtx, maxInFlight); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -57,15 +58,13 @@ func sameRun(r pool.JobRun, s broker.RunSummary) bool {
 }
 
 // TestOverlappingRunIsSkipped starts a second run of a job while the first is deleting
-// (slowly): the second returns at once with outcome skipped, and a run of another job is
-// not held up.
+// (its deletes held at the CSP until then): the second returns at once with outcome
+// skipped, and a run of another job is not held up.
 func TestOverlappingRunIsSkipped(t *testing.T) {
 	accounts := cspfake.Generate(3, nil)
-	e := newJobEnv(t, envOptions{accounts: accounts})
+	e := newJobEnv(t, envOptions{accounts: accounts, watchDeletes: true})
 	e.released(t, accounts)
-	// Three deletes of 500 ms each: the first run lasts at least a second after its
-	// first delete starts.
-	e.setFaults(t, cspfake.Faults{DeleteLatency: 500 * time.Millisecond})
+	e.deletes.Hold()
 
 	var wg sync.WaitGroup
 	var first broker.RunSummary
@@ -75,8 +74,8 @@ func TestOverlappingRunIsSkipped(t *testing.T) {
 		first, firstErr = e.runner.RunWithID(ctx, "cleanup", "scheduled-1")
 		firstDone.Store(true)
 	})
-	for len(e.fake.Requests()) == 0 {
-		time.Sleep(5 * time.Millisecond)
+	if err := e.deletes.WaitHeld(testkit.Patience(t), 1); err != nil {
+		t.Fatalf("waiting for the first run's delete: %v", err)
 	}
 	second, err := e.runner.RunWithID(ctx, "cleanup", "admin-1")
 	if err != nil || second.Outcome != broker.OutcomeSkipped || !strings.HasPrefix(second.Reason, "run scheduled-1 holds the lease until ") {
@@ -88,6 +87,7 @@ func TestOverlappingRunIsSkipped(t *testing.T) {
 	if sum := e.run(t, "expiry"); sum.Outcome != broker.OutcomeOK {
 		t.Fatalf("another job was held up: %+v", sum)
 	}
+	e.deletes.ReleaseAll()
 	wg.Wait()
 	if firstErr != nil || first.Outcome != broker.OutcomeOK || first.Counts["deleted"] != 3 {
 		t.Fatalf("first run: %+v, %v", first, firstErr)

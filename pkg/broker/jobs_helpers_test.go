@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/sandbox-broker/broker/internal/ddblimits"
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
@@ -46,6 +49,8 @@ type jobEnv struct {
 	nios       *niosxaasfake.Server
 	niosClient *niosxaas.Client
 	niosLogs   *testkit.Buffer
+	// limits is the proxy the pool's table sits behind, when envOptions.limits is set.
+	limits *ddblimits.Proxy
 }
 
 type envOptions struct {
@@ -58,21 +63,35 @@ type envOptions struct {
 	// fakeOnTestClock runs the fake CSP's records (and so its DeletedListLag) on the
 	// test's clock; its delete rate limiter then runs on it too.
 	fakeOnTestClock bool
+	// fakeClock, when set, is the fake CSP's clock instead (its records and its delete
+	// rate limiter), one the test moves apart from the pool's.
+	fakeClock *testkit.Clock
 	// niosxaas turns the NIOSXaaS step on, against a fake NIOSXaaS, with these client
 	// options changed (nil: the step is off); niosxaasMaxAttempts defaults to 3.
 	niosxaas            func(*niosxaas.Options)
 	niosxaasMaxAttempts int
+	// limits puts the pool's table behind DynamoDB's limits (pooltest.NewBehindLimits),
+	// its client calling limitsAPIOptions too.
+	limits           *ddblimits.Config
+	limitsAPIOptions []func(*middleware.Stack) error
 }
 
 func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	t.Helper()
 	e := &jobEnv{clock: testkit.NewClock(t0), logs: &testkit.Buffer{}}
-	e.pool = pooltest.NewWith(t, pool.Options{Now: e.clock.Now, PageSize: o.poolPages})
+	if o.limits != nil {
+		e.pool, e.limits = pooltest.NewBehindLimits(t, *o.limits, pool.Options{Now: e.clock.Now, PageSize: o.poolPages}, o.limitsAPIOptions...)
+	} else {
+		e.pool = pooltest.NewWith(t, pool.Options{Now: e.clock.Now, PageSize: o.poolPages})
+	}
 	e.broker = broker.New(e.pool, poolCfg)
 
 	fakeOpts := cspfake.Options{Token: cspToken}
 	if o.fakeOnTestClock {
 		fakeOpts.Now = e.clock.Now
+	}
+	if o.fakeClock != nil {
+		fakeOpts.Now = o.fakeClock.Now
 	}
 	e.fake = cspfake.New(fakeOpts)
 	e.fake.Seed(o.accounts...)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
@@ -143,24 +144,26 @@ func TestSyncListingFromAWrongEndpointOrToken(t *testing.T) {
 // completes; when its deadline comes mid-listing, it stops as partial and marks nothing
 // stale, since a partial listing would look like accounts disappearing.
 func TestSyncWithSlowPages(t *testing.T) {
+	t.Parallel()
 	accounts := cspfake.Generate(25, nil)
 	e := newJobEnv(t, envOptions{accounts: accounts, csp: smallPages})
 	e.setFaults(t, cspfake.Faults{ListLatency: 20 * time.Millisecond})
-	runCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	runCtx := testkit.Patience(t)
 	sum, err := e.runner.Run(runCtx, "sync")
 	if err != nil || sum.Outcome != broker.OutcomeOK {
 		t.Fatalf("sync with slow pages: %+v %v", sum, err)
 	}
 	wantCounts(t, sum, map[string]int{"listed": 25, "created": 25})
 
-	// Four requests (three pages and the empty one that ends the listing) of a second
-	// each cannot fit in a deadline that leaves the request timeout (2 s) and a little.
-	e.setFaults(t, cspfake.Faults{ListLatency: time.Second})
+	// Four requests (three pages and the empty one that ends the listing) of 1.5 s each
+	// cannot fit in 5 s: a request starts only while the request timeout (2 s) is left
+	// before the 0.5 s kept to finish, so at most two do, however fast the machine; and the
+	// first has 2.5 s to start, however slow.
+	e.setFaults(t, cspfake.Faults{ListLatency: 1500 * time.Millisecond})
 	before := len(e.fake.Requests())
 	for range 3 {
 		e.clock.Advance(10 * time.Minute)
-		runCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		runCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		sum, err := e.runner.Run(runCtx, "sync")
 		cancel()
 		if err != nil || sum.Outcome != broker.OutcomePartial {

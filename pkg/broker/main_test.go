@@ -24,16 +24,23 @@ var (
 // fill creates available sandboxes named <prefix>-<n> and returns their IDs.
 func fill(t *testing.T, p *pool.Pool, prefix string, first, n int) {
 	t.Helper()
+	all(t, n, func(i int) error {
+		i += first
+		_, err := p.Create(ctx, pool.Account{
+			ID: fmt.Sprint(3000000 + i), Name: fmt.Sprintf("%s-%05d", prefix, i),
+			ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i),
+		}, syncJob)
+		return err
+	})
+}
+
+// all runs f(0) … f(n-1) at once and fails the test on an error.
+func all(t *testing.T, n int, f func(i int) error) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
-	for i := first; i < first+n; i++ {
-		wg.Go(func() {
-			_, err := p.Create(ctx, pool.Account{
-				ID: fmt.Sprint(3000000 + i), Name: fmt.Sprintf("%s-%05d", prefix, i),
-				ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i),
-			}, syncJob)
-			errs <- err
-		})
+	for i := range n {
+		wg.Go(func() { errs <- f(i) })
 	}
 	wg.Wait()
 	close(errs)
@@ -52,13 +59,19 @@ type result struct {
 
 // allocateAll runs every request at once and returns the results in request order.
 func allocateAll(b *broker.Broker, reqs []broker.AllocateRequest) []result {
+	return allocateEach(reqs, func(r broker.AllocateRequest) (broker.Allocation, error) { return b.Allocate(ctx, r) })
+}
+
+// allocateEach runs allocate for every request at once and returns the results in
+// request order.
+func allocateEach(reqs []broker.AllocateRequest, allocate func(broker.AllocateRequest) (broker.Allocation, error)) []result {
 	out := make([]result, len(reqs))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i, r := range reqs {
 		wg.Go(func() {
 			<-start
-			a, err := b.Allocate(ctx, r)
+			a, err := allocate(r)
 			out[i] = result{r, a, err}
 		})
 	}

@@ -1,11 +1,11 @@
 package broker_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
@@ -89,8 +89,7 @@ func TestNIOSXaaSCleansBeforeTheAccountDelete(t *testing.T) {
 		sum, _ := e.runner.Run(ctx, "cleanup")
 		done <- sum
 	}()
-	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
+	waitCtx := testkit.Patience(t)
 	if err := e.deletes.WaitHeld(waitCtx, 4); err != nil {
 		t.Fatalf("waiting for the 4 CSP deletes: %v", err)
 	}

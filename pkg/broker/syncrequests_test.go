@@ -1,9 +1,14 @@
 package broker_test
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
@@ -11,11 +16,37 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
-type countingDoer struct{ n atomic.Int64 }
+// operationCounter counts the DynamoDB calls the code makes. It counts in the Initialize
+// step, which runs once per call before the SDK's retry loop: a request the SDK retries (a
+// connection reset or a lock timeout of DynamoDB Local on a busy machine) is still one call.
+type operationCounter struct{ n atomic.Int64 }
 
-func (c *countingDoer) Do(r *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return http.DefaultClient.Do(r)
+func (c *operationCounter) register(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("CountOperations",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			c.n.Add(1)
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+}
+
+// oneServerError answers the request numbered failAt with an HTTP 500, a DynamoDB
+// InternalServerError the SDK retries, and passes every other to DynamoDB Local.
+type oneServerError struct {
+	failAt int64
+	sent   atomic.Int64
+}
+
+func (d *oneServerError) Do(r *http.Request) (*http.Response, error) {
+	if d.sent.Add(1) != d.failAt {
+		return http.DefaultClient.Do(r)
+	}
+	const body = `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected by the test"}`
+	return &http.Response{
+		StatusCode: http.StatusInternalServerError, Status: "500 Internal Server Error", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:        http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)), Request: r,
+	}, nil
 }
 
 // A sync of unchanged accounts writes nothing: it costs the lease (put, delete), the run
@@ -27,8 +58,10 @@ func TestSyncOfUnchangedAccountsRequestCount(t *testing.T) {
 	e := newJobEnv(t, envOptions{accounts: accounts})
 	wantCounts(t, e.run(t, "sync"), map[string]int{"created": n})
 
-	counted := &countingDoer{}
-	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1", HTTPClient: counted})
+	// One request of the pool read is answered 500 and retried: the count must not see it.
+	counted, transport := &operationCounter{}, &oneServerError{failAt: 10}
+	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1",
+		APIOptions: []func(*middleware.Stack) error{counted.register}, HTTPClient: transport})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,9 +78,12 @@ func TestSyncOfUnchangedAccountsRequestCount(t *testing.T) {
 	wantCounts(t, sum, map[string]int{"unchanged": n, "created": 0, "refreshed": 0})
 	// 3 for the lease and the run record, 5 live statuses of 8 shards under 1 MB each.
 	want := int64(3 + len(pool.LiveStatuses)*pool.Shards)
-	t.Logf("a sync of %d unchanged accounts made %d DynamoDB requests", n, counted.n.Load())
+	t.Logf("a sync of %d unchanged accounts made %d DynamoDB calls", n, counted.n.Load())
 	if got := counted.n.Load(); got != want {
-		t.Fatalf("a sync of %d unchanged accounts made %d DynamoDB requests, want %d", n, got, want)
+		t.Fatalf("a sync of %d unchanged accounts made %d DynamoDB calls, want %d", n, got, want)
+	}
+	if sent := transport.sent.Load(); sent < want+1 {
+		t.Fatalf("%d requests sent for %d calls: the injected 500 was not retried", sent, want)
 	}
 	pooltest.Check(t, e.pool)
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/ddblimits"
 )
 
 // Local is the local stack's own configuration (make run, docs/architecture.md §7). Everything a
@@ -17,6 +19,9 @@ type Local struct {
 	// WarmRounds are the rounds of pool.Warm the DynamoDB Local the stack starts runs
 	// before the stack reports ready (0: none).
 	WarmRounds int
+	// DynamoDBLimits, when set, puts a proxy applying DynamoDB's limits between the
+	// functions and DynamoDB Local (DYNAMODB_LIMITS and its switches).
+	DynamoDBLimits *ddblimits.Config
 	// DynamoDBEndpoint, when set, is an existing DynamoDB (another DynamoDB Local, or AWS)
 	// used instead of starting one; TableName is then required, and the table is created
 	// only when missing.
@@ -94,7 +99,7 @@ var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 // BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN, BROKER_TOKENS_FILE, BROKER_TRACK_RATE and
 // BROKER_TRACK_BURST, AUTHORIZER_CACHE_SECONDS (300), LOCAL_EXECUTION_MODEL (instances),
 // LOCAL_LAMBDA_CONCURRENCY (DefaultAccountConcurrency), LOCAL_RESERVED_CONCURRENCY and
-// LOCAL_LAMBDA_IDLE_SECONDS (DefaultIdleTimeout).
+// LOCAL_LAMBDA_IDLE_SECONDS (DefaultIdleTimeout), and DYNAMODB_LIMITS with its switches.
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
 	l := Local{
@@ -116,6 +121,7 @@ func LoadLocal(env Env) (Local, error) {
 		ExecutionModel:     r.str("LOCAL_EXECUTION_MODEL", ExecutionInstances),
 		AccountConcurrency: r.int("LOCAL_LAMBDA_CONCURRENCY", DefaultAccountConcurrency, 1, 100_000),
 		IdleTimeout:        r.duration("LOCAL_LAMBDA_IDLE_SECONDS", int(DefaultIdleTimeout/time.Second), time.Second, 1, 4*3600),
+		DynamoDBLimits:     r.dynamoDBLimits(),
 	}
 	if l.ExecutionModel != ExecutionInstances && l.ExecutionModel != ExecutionProcess {
 		r.fail("LOCAL_EXECUTION_MODEL", "%q is neither %q nor %q", l.ExecutionModel, ExecutionInstances, ExecutionProcess)

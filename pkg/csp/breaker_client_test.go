@@ -70,7 +70,6 @@ func TestBreakerOpensAfterFiveFailedCallsAndRejectsWithoutServer(t *testing.T) {
 			}
 
 			seen := len(s.Requests())
-			start := time.Now()
 			errDelete := c.DeleteAccount(context.Background(), accounts[0].ID)
 			_, errList := c.ListAccounts(context.Background())
 			for _, err := range []error{errDelete, errList} {
@@ -78,9 +77,7 @@ func TestBreakerOpensAfterFiveFailedCallsAndRejectsWithoutServer(t *testing.T) {
 					t.Fatalf("call on an open breaker = %v, want a transient ErrCircuitOpen", err)
 				}
 			}
-			if elapsed := time.Since(start); elapsed > 50*time.Millisecond {
-				t.Fatalf("rejections took %s, want immediate", elapsed)
-			}
+			// Rejected at once: without a request, so without waiting for the CSP.
 			if n := len(s.Requests()); n != seen {
 				t.Fatalf("server saw %d more requests with the breaker open", n-seen)
 			}
@@ -157,7 +154,7 @@ func TestBreakerHalfOpenAdmitsASingleProbe(t *testing.T) {
 	before := len(s.Requests())
 	probeDone := make(chan error, 1)
 	go func() { probeDone <- c.DeleteAccount(context.Background(), accounts[0].ID) }()
-	waitFor(t, "the probe to reach the server", func() bool { return len(s.Requests()) == before+1 })
+	testkit.Eventually(t, "the probe to reach the server", func() bool { return len(s.Requests()) == before+1 })
 
 	var wg sync.WaitGroup
 	for range 20 {

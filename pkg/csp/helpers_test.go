@@ -71,15 +71,3 @@ func sameAccount(a, b csp.Account) bool {
 	return a.SandboxID == b.SandboxID && a.HasCSPID == b.HasCSPID && a.UUID == b.UUID && a.ExternalID == b.ExternalID && a.Name == b.Name &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.SFDCAccountID == b.SFDCAccountID
 }
-
-// waitFor polls cond until it holds or a second has passed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

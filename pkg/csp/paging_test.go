@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -139,8 +140,7 @@ func TestListAccountsFailsWhenTheCSPIgnoresOnlyOffset(t *testing.T) {
 			s := startFake(t, cspfake.Options{}, cspfake.Generate(tt.accounts, nil)...)
 			setFaults(t, s, cspfake.Faults{Paging: cspfake.PagingIgnoreOffset})
 			c := newClient(t, s.URL(), func(o *csp.Options) { o.PageSize = tt.pageSize })
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			ctx := testkit.Patience(t)
 
 			l, err := c.ListAccounts(ctx)
 			if !errors.Is(err, csp.ErrPageRepeated) || !strings.Contains(err.Error(), "honours _limit but answers every _offset with the first page") {
@@ -192,8 +192,7 @@ func TestListAccountsFailsOnARepeatedPageWithoutLooping(t *testing.T) {
 			t.Parallel()
 			var hits atomic.Int32
 			c := newClient(t, pagedCSP(t, tt.serve, &hits), func(o *csp.Options) { o.PageSize = 2 })
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
+			ctx := testkit.Patience(t)
 
 			l, err := c.ListAccounts(ctx)
 			if !errors.Is(err, csp.ErrPageRepeated) || !strings.Contains(err.Error(), tt.want) || l.Accounts != nil {

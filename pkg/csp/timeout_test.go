@@ -6,12 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
-
-// slack absorbs scheduling noise under -race on a loaded machine.
-const slack = 250 * time.Millisecond
 
 func TestRequestTimeoutHonoured(t *testing.T) {
 	accounts := cspfake.Generate(1, nil)
@@ -33,8 +31,10 @@ func TestRequestTimeoutHonoured(t *testing.T) {
 		if !ok || !te.Timeout() || !errors.Is(err, context.DeadlineExceeded) || !csp.IsTransient(err) {
 			t.Fatalf("%s: err = %v, want a transient timeout TransportError", name, err)
 		}
-		if elapsed < 100*time.Millisecond || elapsed > 100*time.Millisecond+slack {
-			t.Fatalf("%s took %s, want about the 100ms request timeout", name, elapsed)
+		// The caller set no deadline and the CSP answers after 3 s: the timeout error can
+		// only come from RequestTimeout, which the call ran to the end of.
+		if elapsed < 100*time.Millisecond {
+			t.Fatalf("%s took %s, less than the 100ms request timeout", name, elapsed)
 		}
 	}
 	if s.Deleted(accounts[0].UUID()) {
@@ -57,34 +57,31 @@ func TestRequestTimeoutAppliesPerAttempt(t *testing.T) {
 	if n := len(s.Requests()); n != 3 {
 		t.Fatalf("server saw %d requests, want 3: timeouts are retried", n)
 	}
-	// Three 80ms attempts plus at most 200ms + 400ms of backoff.
-	if max := 3*80*time.Millisecond + 600*time.Millisecond + slack; elapsed > max {
-		t.Fatalf("took %s, want at most %s", elapsed, max)
+	// Three timeouts, not one shared by the attempts: each ran its full 80ms.
+	if elapsed < 3*80*time.Millisecond {
+		t.Fatalf("took %s, less than three 80ms attempts", elapsed)
 	}
 }
 
+// Retries never sleep past the caller's deadline: the client stops when the next backoff
+// would cross it, rather than being cut off by it. Under a context whose deadline never
+// fires, a client that did not read the deadline would make all 10 attempts (its backoffs
+// alone would add up to seconds); this one stops after a few with the CSP's last answer.
 func TestContextDeadlineNeverExceededByRetries(t *testing.T) {
 	accounts := cspfake.Generate(1, nil)
 	s := startFake(t, cspfake.Options{}, accounts...)
 	setFaults(t, s, cspfake.Faults{DeleteFail: cspfake.Failure{Trigger: cspfake.Trigger{Rate: 1}}})
 	c := newClient(t, s.URL(), func(o *csp.Options) { o.MaxAttempts = 10 })
 
-	const budget = 300 * time.Millisecond
 	for range 3 {
-		ctx, cancel := context.WithTimeout(context.Background(), budget)
-		start := time.Now()
-		err := c.DeleteAccount(ctx, accounts[0].ID)
-		elapsed := time.Since(start)
-		cancel()
-		if err == nil || !csp.IsTransient(err) {
-			t.Fatalf("err = %v, want the last transient failure", err)
+		before := len(s.Deletes())
+		err := c.DeleteAccount(testkit.DeadlineOnly(time.Now().Add(300*time.Millisecond)), accounts[0].ID)
+		if he, ok := errors.AsType[*csp.HTTPError](err); !ok || he.Status != 500 || !csp.IsTransient(err) {
+			t.Fatalf("err = %v, want the CSP's last answer, a transient 500", err)
 		}
-		if elapsed > budget+50*time.Millisecond {
-			t.Fatalf("DeleteAccount took %s with a %s deadline", elapsed, budget)
+		if n := len(s.Deletes()) - before; n >= 10 {
+			t.Fatalf("%d attempts in one call: the retries went on past the deadline", n)
 		}
-	}
-	if n := len(s.Deletes()); n < 3 || n > 30 {
-		t.Fatalf("server saw %d deletes over 3 calls, want between 3 and 30", n)
 	}
 }
 
@@ -96,11 +93,9 @@ func TestContextDeadlineCutsASlowAttempt(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
-	start := time.Now()
+	// The CSP answers after 5 s and the request timeout is 10 s: a deadline error can only
+	// be the caller's 150ms.
 	err := c.DeleteAccount(ctx, accounts[0].ID)
-	if elapsed := time.Since(start); elapsed > 150*time.Millisecond+slack {
-		t.Fatalf("took %s with a 150ms deadline", elapsed)
-	}
 	if !errors.Is(err, context.DeadlineExceeded) || !csp.IsTransient(err) {
 		t.Fatalf("err = %v, want a transient deadline error", err)
 	}

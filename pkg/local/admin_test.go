@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"github.com/sandbox-broker/broker/pkg/auth"
@@ -79,16 +80,16 @@ func runJob(t *testing.T, s adminStack, job string) jobRun {
 	if started["job"] != job || started["run_id"] == "" {
 		t.Fatalf("trigger %s: %v", job, started)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	var run jobRun
+	testkit.Eventually(t, "run "+started["run_id"]+" of "+job+" in its job's runs", func() bool {
 		runs := adminCall[struct{ Runs []jobRun }](t, s, "GET", "/v1/admin/jobs/"+job+"?limit=5")
-		if i := slices.IndexFunc(runs.Runs, func(r jobRun) bool { return r.RunID == started["run_id"] }); i >= 0 {
-			return runs.Runs[i]
+		i := slices.IndexFunc(runs.Runs, func(r jobRun) bool { return r.RunID == started["run_id"] })
+		if i >= 0 {
+			run = runs.Runs[i]
 		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("run %s of %s never showed in its job's runs", started["run_id"], job)
-	return jobRun{}
+		return i >= 0
+	})
+	return run
 }
 
 // allocateFor allocates a sandbox with prefix for student over the track API.
@@ -496,19 +497,13 @@ func TestAdminHistoryOfOneSandbox(t *testing.T) {
 	// Cleanup until the sandbox is given up on: a failed attempt, then (once its backoff
 	// of at most a second has passed) the last one.
 	var cleanupRuns []string
-	for deadline := time.Now().Add(15 * time.Second); ; {
+	testkit.Eventually(t, "a cleanup run that gives the sandbox up (deletion_failed)", func() bool {
 		run := runJob(t, s, "cleanup")
 		if run.Counts["failed"]+run.Counts["deletion_failed"] > 0 {
 			cleanupRuns = append(cleanupRuns, run.RunID)
 		}
-		if run.Counts["deletion_failed"] == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("never deletion_failed; last run %+v", run)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return run.Counts["deletion_failed"] == 1
+	})
 	if err := s.csp.SetFaults(cspfake.Faults{}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
@@ -18,9 +20,6 @@ import (
 
 // chromiumPath is Debian's chromium, which `make test` installs (scripts/check-tools).
 const chromiumPath = "/usr/bin/chromium"
-
-// browserTestTimeout bounds the whole browser run (it takes seconds).
-const browserTestTimeout = 4 * time.Minute
 
 // The console in a real headless Chromium, driven by playwright-core from Node's test
 // runner (pkg/local/testdata/console.test.mjs), against a local stack seeded with one
@@ -65,13 +64,18 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), browserTestTimeout)
-	defer cancel()
+	// The run and each of its steps may take until the test binary's -timeout is near.
+	ctx := testkit.Patience(t)
+	stepTimeout := time.Duration(0) // Playwright's "no limit"
+	if deadline, ok := ctx.Deadline(); ok {
+		stepTimeout = time.Until(deadline)
+	}
 	cmd := exec.CommandContext(ctx, "node", "--test", "--test-reporter=spec", filepath.Join("pkg", "local", "testdata", "console.test.mjs"))
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(),
 		"CONSOLE_URL="+s.URL+"/console", "API_URL="+s.URL, "ADMIN_TOKEN="+s.AdminToken, "CHROMIUM="+chromiumPath,
 		"ARTIFACTS_DIR="+artifacts, "CONTROL_URL="+control.URL, "FAILED_ID="+ids[0], "DELETED_ID="+ids[1], "STUDENT=student-4", "STUDENT_SANDBOX="+ids[4],
+		fmt.Sprintf("STEP_TIMEOUT_MS=%d", stepTimeout.Milliseconds()),
 	)
 	out, err := cmd.CombinedOutput()
 	t.Logf("node --test:\n%s", out)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/ddblimits"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/app"
@@ -128,7 +129,8 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 }
 
 // startDynamoDB uses an existing DynamoDB, or starts DynamoDB Local for this run, and
-// makes sure the table exists. It returns the endpoint.
+// makes sure the table exists; with DYNAMODB_LIMITS it starts the proxy that applies
+// DynamoDB's limits in front of it. It returns the endpoint the functions use.
 func (s *Stack) startDynamoDB(ctx context.Context, cfg config.Local, env config.Env) (string, part, error) {
 	endpoint := cfg.DynamoDBEndpoint
 	line := part{"DynamoDB", "external", "DYNAMODB_ENDPOINT " + endpoint}
@@ -165,6 +167,18 @@ func (s *Stack) startDynamoDB(ctx context.Context, cfg config.Local, env config.
 		return "", part{}, err
 	}
 	line.detail += fmt.Sprintf(", table %s (%s)", cfg.TableName, map[bool]string{true: "created", false: "existing"}[created])
+	if cfg.DynamoDBLimits != nil {
+		proxy, err := ddblimits.Start(endpoint, *cfg.DynamoDBLimits)
+		if err != nil {
+			return "", part{}, err
+		}
+		s.shutdowns = append(s.shutdowns, func() {
+			proxy.Stop()
+			s.log.Info("DynamoDB limits", "counts", proxy.Counts().String())
+		})
+		endpoint = proxy.URL
+		line.detail += ", behind DynamoDB's limits at " + proxy.URL + " (DYNAMODB_LIMITS)"
+	}
 	return endpoint, line, nil
 }
 

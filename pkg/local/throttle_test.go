@@ -95,18 +95,33 @@ func TestDefaultStageThrottlePassesAThousandRequestBurst(t *testing.T) {
 }
 
 // The track client's own throttle (a token's rate and burst; BROKER_TRACK_RATE and
-// BROKER_TRACK_BURST locally) over HTTP through the local stack: a quick run of requests
-// beyond its burst gets 429 RATE_LIMIT_EXCEEDED in the envelope, while the admin client,
-// which has no limit of its own, is not throttled.
+// BROKER_TRACK_BURST locally) over HTTP through the local stack: requests beyond its burst,
+// sent all at once, get 429 RATE_LIMIT_EXCEEDED in the envelope, while the admin client,
+// which has no limit of its own, is not throttled. Sent at once, not one after the other:
+// however slowly each is answered, they reach the throttle together.
 func TestClientThrottleOverHTTP(t *testing.T) {
 	s, _, _ := startStack(t, map[string]string{"BROKER_TRACK_RATE": "1", "BROKER_TRACK_BURST": "2"})
 	c := client{t, s.URL}
 	h := track(s.TrackToken, "student-throttled")
 	const n = 12
-	passed, throttled := 0, 0
+	answers, errs := make([]answer, n), make([]error, n)
+	fire := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-fire
+			answers[i], errs[i] = c.send("GET", "/v1/sandboxes/3000001", h, nil)
+		})
+	}
 	start := time.Now()
-	for range n {
-		a := c.do("GET", "/v1/sandboxes/3000001", h, nil)
+	close(fire)
+	wg.Wait()
+	passed, throttled := 0, 0
+	for i, a := range answers {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		c.check("GET", "/v1/sandboxes/3000001", a)
 		switch a.status {
 		case http.StatusTooManyRequests:
 			throttled++

@@ -156,7 +156,7 @@ func TestCallerContextEndingDoesNotCountAgainstTheBreaker(t *testing.T) {
 			ctx, end := tt.ctx()
 			done := make(chan niosxaas.Outcome)
 			go func() { done <- c.Clean(ctx, sandboxID(1)) }()
-			waitFor(t, "the listing to reach the fake", func() bool { return fake.Counters().Lists[sandboxID(1)] == 1 })
+			testkit.Eventually(t, "the listing to reach the fake", func() bool { return fake.Counters().Lists[sandboxID(1)] == 1 })
 			end()
 			if got := <-done; got.Result != niosxaas.Failed || !strings.Contains(got.Reason, tt.want) {
 				t.Fatalf("outcome %+v, want failed with %q", got, tt.want)

@@ -143,7 +143,7 @@ func TestConcurrentSandboxesNeedingASessionShareOneSignIn(t *testing.T) {
 		wg.Go(func() { outcomes[i] = c.Clean(context.Background(), sandboxID(i)) })
 	}
 	<-entered
-	waitFor(t, "15 callers waiting for the sign-in", func() bool { return c.SignInWaiters() == 15 })
+	testkit.Eventually(t, "15 callers waiting for the sign-in", func() bool { return c.SignInWaiters() == 15 })
 	close(release)
 	wg.Wait()
 	for i, got := range outcomes {

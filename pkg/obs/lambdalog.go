@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-xray-sdk-go/xray"
+	"github.com/aws/aws-xray-sdk-go/v2/xray"
 )
 
 // Lambda's JSON log format filters application lines by their "level" field and gives a

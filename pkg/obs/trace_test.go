@@ -4,17 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-xray-sdk-go/xray"
-	"github.com/aws/aws-xray-sdk-go/xraylog"
+	"github.com/aws/aws-xray-sdk-go/v2/strategy/sampling"
+	"github.com/aws/aws-xray-sdk-go/v2/xray"
+	"github.com/aws/aws-xray-sdk-go/v2/xraylog"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
@@ -52,18 +54,27 @@ func startDaemon(t *testing.T) *daemon {
 	return d
 }
 
-// received waits briefly for n documents.
-func (d *daemon) received(n int) []string {
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+// received waits for the daemon to have n documents in all and returns them.
+func (d *daemon) received(t *testing.T, n int) []string {
+	t.Helper()
+	var docs []string
+	testkit.Eventually(t, fmt.Sprintf("%d X-Ray documents", n), func() bool {
 		d.mu.Lock()
-		docs := append([]string(nil), d.docs...)
-		d.mu.Unlock()
-		if len(docs) >= n || time.Now().After(deadline) {
-			return docs
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer d.mu.Unlock()
+		docs = append([]string(nil), d.docs...)
+		return len(docs) >= n
+	})
+	return docs
+}
+
+// marker closes a segment of its own and returns its trace ID. The SDK sends each document
+// on one UDP socket as it closes, and loopback keeps their order, so a document that
+// arrives before the marker's was sent before it: waiting for the marker's proves what
+// was not sent, without waiting an arbitrary time.
+func marker() string {
+	_, seg := xray.BeginSegment(context.Background(), "marker")
+	seg.Close(nil)
+	return seg.TraceID
 }
 
 // traceHeaders records the X-Ray trace header of each request to DynamoDB.
@@ -84,7 +95,12 @@ func (h *traceHeaders) Do(r *http.Request) (*http.Response, error) {
 // DynamoDB subsegment and the trace header goes with the request.
 func TestAWSAPIOptionsTraceOnlyInsideATrace(t *testing.T) {
 	d := startDaemon(t)
-	if err := xray.Configure(xray.Config{DaemonAddr: d.conn.LocalAddr().String()}); err != nil {
+	// Every segment sampled: the SDK's default samples one a second and 5 % of the rest.
+	everything, err := sampling.NewLocalizedStrategyFromJSONBytes([]byte(`{"version": 2, "default": {"fixed_target": 0, "rate": 1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := xray.Configure(xray.Config{DaemonAddr: d.conn.LocalAddr().String(), SamplingStrategy: everything}); err != nil {
 		t.Fatal(err)
 	}
 	var xrayLog bytes.Buffer
@@ -107,7 +123,9 @@ func TestAWSAPIOptionsTraceOnlyInsideATrace(t *testing.T) {
 			t.Fatalf("an untraced call failed: %v", err)
 		}
 	}
-	if docs := d.received(1); len(docs) != 0 || strings.Contains(xrayLog.String(), "segment cannot be found") || strings.Contains(xrayLog.String(), "context missing") {
+	first := marker()
+	if docs := d.received(t, 1); len(docs) != 1 || !strings.Contains(docs[0], first) ||
+		strings.Contains(xrayLog.String(), "segment cannot be found") || strings.Contains(xrayLog.String(), "context missing") {
 		t.Fatalf("untraced calls were recorded or complained about: %q, log %q", docs, xrayLog.String())
 	}
 	for _, h := range headers.seen {
@@ -127,12 +145,13 @@ func TestAWSAPIOptionsTraceOnlyInsideATrace(t *testing.T) {
 	if last := headers.seen[len(headers.seen)-1]; !strings.Contains(last, seg.TraceID) {
 		t.Fatalf("the traced call sent trace header %q, want the trace %s", last, seg.TraceID)
 	}
-	docs := d.received(1)
-	if len(docs) != 1 {
-		t.Fatalf("%d documents emitted, want the one segment: %q", len(docs), docs)
+	last := marker()
+	docs := d.received(t, 3)
+	if len(docs) != 3 || !strings.Contains(docs[2], last) {
+		t.Fatalf("documents after the first marker: %q, want the one segment, then the marker", docs[1:])
 	}
 	// A daemon document is a header line, then the segment.
-	_, body, _ := strings.Cut(docs[0], "\n")
+	_, body, _ := strings.Cut(docs[1], "\n")
 	var doc struct {
 		TraceID     string            `json:"trace_id"`
 		Subsegments []json.RawMessage `json:"subsegments"`

@@ -17,8 +17,7 @@ import (
 // scratch table. A fresh DynamoDB Local serves its first burst 1.4–1.6 s slower at p99
 // while its JIT compiles the request paths (docs/benchmark.md); this workload runs those
 // paths a few thousand times first. One round takes most of that off and the JIT goes on
-// improving for a few more: the caller chooses (the local stack: LOCAL_WARM_ROUNDS; the
-// test harness, which every test binary pays for: one).
+// improving for a few more: the caller chooses (the local stack: LOCAL_WARM_ROUNDS).
 const (
 	WarmSandboxes    = 250
 	warmWorkers      = 48 // at most what a local client connects (LocalMaxConns)
@@ -27,8 +26,8 @@ const (
 
 // Warm runs the warm-up workload against DynamoDB Local on a scratch table, which it drops
 // afterwards: the same requests an allocation burst makes (creates, candidate pages,
-// claims, releases, history reads). A stack or test harness calls it before it reports
-// ready, so the first measured burst does not pay for the JIT. It is for DynamoDB Local
+// claims, releases, history reads). The local stack calls it before it reports ready, so
+// the first measured burst does not pay for the JIT. It is for DynamoDB Local
 // only; it is bounded by count and by a timeout.
 func Warm(ctx context.Context, db *dynamodb.Client, rounds int) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(rounds)*warmRoundTimeout)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -164,15 +165,35 @@ func (p *Pool) commit(ctx context.Context, t *tx, from, to Status, by Actor) err
 }
 
 // run executes the transaction as it is: writes that change no status keep no history.
+// DynamoDB cancels a transaction it throttles (ThrottlingError in its cancellation
+// reasons), and the SDK does not retry a cancelled transaction as it retries a throttled
+// request; run does, with the client's retryer's attempts and throttling backoff, so that
+// ErrThrottled means what it says: refused even after the SDK's retries.
 func (p *Pool) run(ctx context.Context, t *tx) error {
-	_, err := p.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-		TransactItems: t.items,
-		// The SDK retries a timed-out call; the token makes that retry a no-op instead of
-		// a failed condition.
-		ClientRequestToken: aws.String(requestToken()),
-	})
-	return t.classify(err)
+	retryer := p.db.Options().Retryer
+	for attempt := 1; ; attempt++ {
+		_, err := p.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+			TransactItems: t.items,
+			// The SDK retries a timed-out call; the token makes that retry a no-op instead
+			// of a failed condition.
+			ClientRequestToken: aws.String(requestToken()),
+		})
+		err = t.classify(err)
+		if !errors.Is(err, errThrottledCancellation) || attempt >= retryer.MaxAttempts() {
+			return err
+		}
+		delay, _ := retryer.RetryDelay(attempt, &types.ThrottlingException{})
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+	}
 }
+
+// errThrottledCancellation marks an ErrThrottled that is a cancelled transaction, not a
+// throttled request the SDK has retried already.
+var errThrottledCancellation = errors.New("transaction cancelled for throughput")
 
 func (t *tx) classify(err error) error {
 	if err == nil {
@@ -195,7 +216,7 @@ func (t *tx) classify(err error) error {
 		case "TransactionConflict":
 			return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, ErrContended)
 		case "ThrottlingError", "ProvisionedThroughputExceeded":
-			return fmt.Errorf("pool: %s %s: %w", t.op, t.sandboxID, ErrThrottled)
+			return fmt.Errorf("pool: %s %s: %w (%w)", t.op, t.sandboxID, ErrThrottled, errThrottledCancellation)
 		case "ValidationError":
 			return fmt.Errorf("pool: %s %s: %w: %s", t.op, t.sandboxID, ErrItemRefused, aws.ToString(r.Message))
 		}

@@ -38,17 +38,19 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string, op
 	o, obsErr := app.NewObservability(env, out)
 	poolCfg, poolErr := config.LoadPool(env)
 	jobsCfg, jobsErr := config.LoadJobs(env)
+	// One Secrets Manager client for every secret the job reads, built on the first read.
+	fetch := awssecrets.Fetcher(poolCfg.Region)
 	var (
 		cspCfg config.CSP
 		cspErr error
 	)
 	if def.UsesCSP {
-		cspCfg, cspErr = config.LoadCSP(ctx, env, awssecrets.Fetcher(poolCfg.Region))
+		cspCfg, cspErr = config.LoadCSP(ctx, env, fetch)
 	}
 	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log, Metrics: o.Metrics}
 	var niosErr error
 	if def.UsesNIOSXaaS {
-		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts, niosErr = NIOSXaaSStep(ctx, env, awssecrets.Fetcher(poolCfg.Region), o.Log)
+		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts, niosErr = NIOSXaaSStep(ctx, env, fetch, o.Log)
 	}
 	var upErr error
 	if def.UsesAPIGateway {
@@ -59,7 +61,7 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string, op
 		if o.usagePlans == nil {
 			upErr = fmt.Errorf("app: job %s uses API Gateway: its function must pass job.WithUsagePlans", job)
 		} else {
-			deps.UsagePlans, upErr = o.usagePlans(ctx, env, awssecrets.Fetcher(poolCfg.Region), poolCfg.Region)
+			deps.UsagePlans, upErr = o.usagePlans(ctx, env, fetch, poolCfg.Region)
 		}
 	}
 	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr, upErr); err != nil {

@@ -1,17 +1,20 @@
 package cspfake
 
 import (
-	"context"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/testkit"
 )
 
 // TestDeleteWatchHoldsCountsAndReleases holds three deletes, checks they are counted in
-// flight and not answered, lets one go, then the rest, and checks the 429 records.
+// flight and not answered, lets one go, then the rest, and checks the 429 records. The
+// server's clock stands still, so its limiters refill only when the test says.
 func TestDeleteWatchHoldsCountsAndReleases(t *testing.T) {
 	accounts := Generate(4, nil)
-	s := New(Options{Token: token})
+	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := New(Options{Token: token, Now: clock.Now})
 	s.Seed(accounts...)
 	w := s.WatchDeletes()
 	if err := s.Start(); err != nil {
@@ -34,8 +37,7 @@ func TestDeleteWatchHoldsCountsAndReleases(t *testing.T) {
 			answered <- resp.StatusCode
 		}()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := testkit.Patience(t)
 	if err := w.WaitHeld(ctx, 3); err != nil {
 		t.Fatal(err)
 	}
