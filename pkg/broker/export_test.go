@@ -24,9 +24,6 @@ func SetAfterListing(r *JobRunner, f func()) { r.afterListing = f }
 // write.
 func SetAfterMatching(b *Broker, f func()) { b.afterMatching = f }
 
-// PicksPerPage bounds the claims one candidate page serves.
-const PicksPerPage = picksPerPage
-
 // SetAfterPick makes b's allocations call f with each candidate they pick, before the
 // claim.
 func SetAfterPick(b *Broker, f func(pool.Sandbox)) { b.afterPick = f }
