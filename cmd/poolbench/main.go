@@ -18,6 +18,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/ddblimits"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/ddblocal/warmup"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -136,7 +137,7 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 	// for its JIT compilation.
 	if !cold {
 		t0 := time.Now()
-		if err := pool.Warm(ctx, direct, config.DefaultLocalWarmRounds); err != nil {
+		if err := warmup.Run(ctx, direct, config.DefaultLocalWarmRounds); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "warm-up took %s\n", time.Since(t0).Round(time.Millisecond))
@@ -177,10 +178,10 @@ func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm l
 		defer proxy.Stop()
 	}
 	// One client for the burst, with the connection cap of any client of DynamoDB Local
-	// (pool.NewClient); behind the proxy it retries as a Lambda function's client does in
+	// (ddblocal.HTTPClient); behind the proxy it retries as a Lambda function's client does in
 	// AWS (ddblimits.AsInLambda).
 	count := &counter{ops: map[string]int{}, inner: &http.Client{Transport: &http.Transport{
-		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, MaxConnsPerHost: pool.LocalMaxConns}}}
+		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, MaxConnsPerHost: ddblocal.MaxConns}}}
 	cu := newCapacity()
 	url := endpoint
 	if proxy != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/ddblimits"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/ddblocal/warmup"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/auth"
@@ -157,7 +158,7 @@ func (s *Stack) startDynamoDB(ctx context.Context, cfg config.Local, env config.
 	}
 	if line.started == "started" && cfg.WarmRounds > 0 {
 		// Ready means warm: the first burst must not pay for DynamoDB Local's JIT.
-		if err := pool.Warm(ctx, db, cfg.WarmRounds); err != nil {
+		if err := warmup.Run(ctx, db, cfg.WarmRounds); err != nil {
 			return "", part{}, err
 		}
 		line.detail += ", warmed up"

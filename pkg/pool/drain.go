@@ -244,11 +244,13 @@ func (p *Pool) StartDrain(ctx context.Context, d Drain, by Actor) (Drain, error)
 	return d, p.drainPass(ctx, d.Prefix)
 }
 
-// EndDrains ends the drain of prefix, or every drain when all is set, each with a history
-// entry and the next version of the drain state. It returns the prefixes it ended; ending a
-// drain that does not exist ends nothing. Then it moves every drained sandbox that no drain
-// in force covers back into its shard (restorePass), whether or not it ended a drain, so
-// ending a drain again repairs a pass an error cut short.
+// EndDrains ends the drain of prefix, or every drain when all is set, each in a
+// transaction of its own with a history entry and the next version of the drain state. It
+// returns the prefixes it ended; ending a drain that does not exist ends nothing, and a
+// drain another call ended meanwhile is not among them. On an error the drains before it
+// stay ended. Then it moves every drained sandbox that no drain in force covers back into
+// its shard (restorePass), whether or not it ended a drain, so ending a drain again repairs
+// a pass an error cut short.
 func (p *Pool) EndDrains(ctx context.Context, prefix string, all bool, by Actor) ([]string, error) {
 	drains, err := p.Drains(ctx)
 	if err != nil {

@@ -2,6 +2,9 @@ package pool
 
 import (
 	"context"
+	"reflect"
+	"runtime"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -50,3 +53,18 @@ func (cs CapCounters) LimitsFor(cap int) [CounterShards]int { return cs.limits(c
 // SetAfterGateRead makes p's gated writes (Create, Unstale, a renaming Refresh) call f
 // after each read of the drain state, before their write.
 func SetAfterGateRead(p *Pool, f func()) { p.gates.afterRead = f }
+
+// Violations takes one census of the table and runs each invariant of CheckInvariants over
+// it alone, returning what each found by the name of its method.
+func (p *Pool) Violations(ctx context.Context) (map[string][]error, error) {
+	c, err := p.takeCensus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]error{}
+	for _, check := range invariants {
+		name := runtime.FuncForPC(reflect.ValueOf(check).Pointer()).Name()
+		out[name[strings.LastIndexByte(name, '.')+1:]] = check(c)
+	}
+	return out, nil
+}

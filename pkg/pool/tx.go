@@ -15,9 +15,11 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// tx is one transition: the sandbox write with its expectation, optional owner-record
-// writes, and the history entry (the claim keeps its entry on the sandbox item), all in one
-// TransactWriteItems.
+// tx is one transition, one TransactWriteItems: the sandbox write with its expectation
+// (expect), the writes of its companions with their own conditions (owner record, UUID
+// item, counter shard), and, through commit, the history entry (the claim keeps its entry
+// on the sandbox item). classify turns a refusal into the package's errors, naming the
+// item whose condition failed (kinds).
 type tx struct {
 	op        string
 	sandboxID string
