@@ -35,10 +35,11 @@ local stack both build the table from it ([CreateTable], [EnsureTable]).
 	drain                DRAIN / PREFIX#<prefix>                   Drain          drain.go
 	drain history        DRAIN / HIST#<ns>#<random>                HistoryEntry   drain.go
 	drain state          DRAIN / STATE                             drainGate      drain.go
-	index log            DRAIN / JOINED#<name>#<id>, DRAINED#…     Sandbox ID     drain.go
 	migration state      MIGRATION#tombstone-ttl / STATE           ttlMigration   ttlmigration.go
 
-A sandbox's history shares its partition, so [Pool.History] reads the record and its
+Beside the drains, the index log (DRAIN / JOINED#<name>#<id> and DRAINED#<name>#<id>,
+each for an hour) lists the writes that put a sandbox into AvailableIndex, which a drain
+reads with the index (drain.go). A sandbox's history shares its partition, so [Pool.History] reads the record and its
 entries with one query; history entries and job runs expire with the history TTL
 ([Options]). The owner record ties a holder ([Holder]: a client and a student) to one
 live allocation in one of the holder's slots, and carries what a replayed allocate
