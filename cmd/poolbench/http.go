@@ -86,6 +86,9 @@ func httpBurst(ctx context.Context, b int, endpoint string, lm limitsMode) (row,
 	r := row{scenario: "exact fit", strategy: "http", limits: lm.name, n: b, lost: -1, wall: wall,
 		requests: int64(counts.Requests - countsBefore.Requests),
 		refused:  counts.Total(ddblimits.Throttle) + counts.Total(ddblimits.Conflict) - countsBefore.Total(ddblimits.Throttle) - countsBefore.Total(ddblimits.Conflict)}
+	if lm.cfg == nil {
+		r.rcu, r.wcu = -1, -1 // the proxy prices units only where it applies limits
+	}
 	for resource, units := range counts.Units {
 		switch {
 		case strings.HasSuffix(resource, " read"):

@@ -85,7 +85,8 @@ type row struct {
 	n, ok, conflicts, failed   int
 	requests                   int64
 	// lost is -1 where the row cannot count the lost claims.
-	lost           int64
+	lost int64
+	// rcu and wcu are -1 where the row cannot price them.
 	rcu, wcu       float64
 	p50, p99, wall time.Duration
 	// refused are the throttles and transaction conflicts the proxy answered.

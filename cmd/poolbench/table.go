@@ -16,6 +16,8 @@ func print(rows []row) {
 		perAlloc, rcu, wcu := "-", "-", "-"
 		if r.ok > 0 {
 			perAlloc = fmt.Sprintf("%.2f", float64(r.requests)/float64(r.ok))
+		}
+		if r.ok > 0 && r.rcu >= 0 {
 			rcu = fmt.Sprintf("%.2f", r.rcu/float64(r.ok))
 			wcu = fmt.Sprintf("%.2f", r.wcu/float64(r.ok))
 		}
