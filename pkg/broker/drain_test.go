@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -24,15 +25,15 @@ var drainAdmin = pool.Actor{Kind: "admin", Name: "ops", RequestID: "req-drain"}
 // through again at once.
 func TestDrainRacingABurst(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 300)
+	brokertest.Fill(t, p, "lab", 0, 300)
 	var brokers []*broker.Broker
 	for range 4 {
 		brokers = append(brokers, broker.New(p, poolCfg))
 	}
-	held := allocateAll(brokers[0], []broker.AllocateRequest{{Student: "held-0"}, {Student: "held-1"}, {Student: "held-2"}})
+	held := brokertest.AllocateAll(brokers[0], []broker.AllocateRequest{{Student: "held-0"}, {Student: "held-1"}, {Student: "held-2"}})
 	for _, r := range held {
-		if r.err != nil {
-			t.Fatal(r.err)
+		if r.Err != nil {
+			t.Fatal(r.Err)
 		}
 	}
 
@@ -77,8 +78,8 @@ func TestDrainRacingABurst(t *testing.T) {
 	t.Logf("%d allocations, %d refused", successes, refused)
 
 	for _, r := range held {
-		a, err := brokers[1].Allocate(ctx, r.req)
-		if err != nil || a.Created || a.SandboxID != r.alloc.SandboxID {
+		a, err := brokers[1].Allocate(ctx, r.Req)
+		if err != nil || a.Created || a.SandboxID != r.Alloc.SandboxID {
 			t.Fatalf("a replay while draining: %+v, %v", a, err)
 		}
 	}
@@ -102,8 +103,8 @@ func TestDrainRacingABurst(t *testing.T) {
 // gives its sandboxes back at once.
 func TestDrainOfOnePrefix(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab-a", 0, 3)
-	fill(t, p, "lab-b", 10, 3)
+	brokertest.Fill(t, p, "lab-a", 0, 3)
+	brokertest.Fill(t, p, "lab-b", 10, 3)
 	b := broker.New(p, poolCfg)
 	if _, err := b.StartDrain(ctx, "lab-a", "", drainAdmin); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -78,7 +79,7 @@ func (l *readLog) len() int {
 
 func TestAllocateMovesOnFromAStalePage(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 2)
+	brokertest.Fill(t, p, "lab", 0, 2)
 	b := broker.New(p, poolCfg)
 	dealt, _, _ := onFirstDeal(t, b, pool.New(pooltest.Client(), p.Table(), pool.Options{}), func(c pool.Sandbox) []pool.Sandbox { return []pool.Sandbox{c} })
 
@@ -105,7 +106,7 @@ func TestAllocateMovesOnFromAStalePage(t *testing.T) {
 
 func TestAllocateExhaustionBehindAStalePageComesFromFreshReads(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 40) // these IDs put at least two sandboxes in every shard
+	brokertest.Fill(t, p, "lab", 0, 40) // these IDs put at least two sandboxes in every shard
 	b := broker.New(p, poolCfg)
 	other := pool.New(pooltest.Client(), p.Table(), pool.Options{})
 	// Between alice's first deal and her claim, the other process takes every free sandbox:
