@@ -31,7 +31,7 @@ local stack both build the table from it ([CreateTable], [EnsureTable]).
 	client counter shard CAP#<client>#<k> / LIVE                   CapCounter     clientcap.go
 	  (before shards)    CLIENT#<client> / LIVE#<k>                CapCounter
 	job lease            LEASE#<job> / LEASE                       Lease          lease.go
-	job run              JOB#<job> / RUN#<ns>#<run-id>             JobRun         runs.go
+	job run              JOB#<job> / RUN#<ns>#<run-id>             RunRecord      runs.go
 	drain                DRAIN / PREFIX#<prefix>                   Drain          drain.go
 	drain history        DRAIN / HIST#<ns>#<random>                HistoryEntry   drain.go
 	drain state          DRAIN / STATE                             drainGate      drain.go
