@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -58,19 +57,16 @@ type Allocation struct {
 }
 
 // Allocate gives the student a free sandbox, or the one it already holds under the same
-// idempotency key. It claims a free sandbox of a random shard, dealt by the process's
-// dealer (dealer.go) so concurrent allocations of one process claim distinct candidates; a
-// lost claim moves on at once, without sleeping. It returns ErrNoSandbox only after reads
-// of every shard, made during this allocation, found nothing free that matches.
+// idempotency key. It claims a free sandbox of a random shard (sweep.go); a lost claim
+// moves on at once, without sleeping. A drain costs it nothing: the sandboxes a drain
+// covers are out of the shards it reads (pool.StartDrain). It returns ErrNoSandbox, or
+// ErrDraining when a drain covers the request, only after reads of every shard, made
+// during this allocation, found nothing free that matches.
 func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation, error) {
 	if req.IdempotencyKey == "" {
 		req.IdempotencyKey = req.Student
 	}
 	by := pool.Actor{Kind: "student", Name: req.Student, RequestID: req.RequestID, Reason: "allocate"}
-	startBy, err := b.drains.admit(ctx, req.NamePrefix) // see drainCache
-	if err != nil {
-		return b.refused(ctx, req, err)
-	}
 	// With more than one slot a key may sit above a slot freed since: its replay must find
 	// it, whatever its slot, and the claims start at the first slot not held live. With
 	// one slot, the default, the claim's own condition on slot 0 finds the key, and no
@@ -89,29 +85,19 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 			firstSlot++
 		}
 	}
-	deals := b.dealer.session(req.NamePrefix)
-	defer deals.close()
+	picks := b.newSweep(req.NamePrefix)
 	caps := newCapShards(req.ClientCap)
 	settles := 0
 	for claims := 0; claims < maxClaims; {
-		c, found, err := deals.next(ctx)
+		c, found, err := picks.next(ctx)
 		if err != nil {
 			return Allocation{}, err
 		}
 		if !found {
-			return b.replayOr(ctx, req, by, ErrNoSandbox)
+			return b.nothingFree(ctx, req, by)
 		}
 		claims++
-		if time.Now().After(startBy) {
-			if startBy, err = b.drains.admit(ctx, req.NamePrefix); err != nil {
-				deals.settle(c, untouched)
-				return b.refused(ctx, req, err)
-			}
-		}
-		claimCtx, cancel := context.WithTimeout(ctx, claimCallTimeout)
-		alloc, done, err := b.claim(claimCtx, c.Sandbox, req, firstSlot, caps, by)
-		cancel()
-		deals.settle(c, claimOutcome(alloc, done, err))
+		alloc, done, err := b.claim(ctx, c, req, firstSlot, caps, by)
 		switch {
 		case errors.Is(err, ErrStudentLimit):
 			// Every slot up to the limit is held: the key may be held above it, by an
