@@ -112,8 +112,15 @@ func sandboxEvent(id string, r Record) (Event, bool, error) {
 		// pool.BackfillStatusKey, pool.AdoptUUID).
 		return Event{}, false, nil
 	}
-	change := cur.Change
-	if change != nil && old.Change != nil && *change == *old.Change {
+	change, err := pool.ChangeOf(r.New)
+	if err != nil {
+		return Event{}, false, err
+	}
+	before, err := pool.ChangeOf(r.Old)
+	if err != nil {
+		return Event{}, false, err
+	}
+	if change != nil && before != nil && *change == *before {
 		change = nil // left by an earlier write: this one stamped nothing
 	}
 	t, ok := typeOf(*old, *cur, change)

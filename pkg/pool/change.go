@@ -9,7 +9,7 @@ import (
 )
 
 // Change is the transition that wrote a sandbox item's current version: its operation, who
-// made it, why and when. It rides on the item (Sandbox.Change) so that the table stream's
+// made it, why and when. It rides on the item (attribute change, read by ChangeOf), not on Sandbox, which stays comparable, so that the table stream's
 // record of that write says all of it by itself (pkg/events reads it from the new image:
 // a release from an expiry, which operator retried a deletion); the history entry of the
 // same transaction is another item, and the stream orders records per item only.
@@ -83,4 +83,18 @@ func RecordOf(pk, sk string) (sandboxID string, drainEntry bool) {
 		return id, false
 	}
 	return "", pk == drainPK && strings.HasPrefix(sk, prefixHistory)
+}
+
+// ChangeOf is the change stamped on a sandbox record's item (a stream image): nil when the
+// item carries none (a sandbox sync last moved, a record from before changes).
+func ChangeOf(item map[string]types.AttributeValue) (*Change, error) {
+	av, ok := item["change"]
+	if !ok {
+		return nil, nil
+	}
+	var c Change
+	if err := attributevalue.Unmarshal(av, &c); err != nil {
+		return nil, fmt.Errorf("pool: the record's change: %w", err)
+	}
+	return &c, nil
 }

@@ -101,9 +101,6 @@ type Sandbox struct {
 	// on every other status, and on allocations claimed before it existed (their entry is
 	// in the history already).
 	Allocation *HistoryEntry `dynamodbav:"allocation,omitempty"`
-	// Change is the transition that wrote this version, for the table's stream (Change);
-	// nil on a sandbox sync last moved (available, stale) and on records from before it.
-	Change *Change `dynamodbav:"change,omitempty"`
 
 	// DeleteAnswer is what the CSP answered the delete of a deleted tombstone; empty on
 	// every other status, and on tombstones buried before it was recorded.
