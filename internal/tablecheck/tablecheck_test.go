@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -46,6 +47,7 @@ func TestRoutesAndJobs(t *testing.T) {
 	c.operations()
 	c.bootstrapSizes()
 	c.unexercised()
+	c.proseTables()
 	c.report()
 }
 
@@ -519,4 +521,78 @@ func (c *check) unexercised() {
 			c.add("internal/tablecheck/unexercised.go", "an entry for %s, which is no function", name)
 		}
 	}
+}
+
+// proseTables holds the two prose tables that stay to the code: the admin routes' answers
+// in docs/api.md (a row per admin or metrics route, first column `METHOD /path?query`)
+// and the jobs in docs/architecture.md §6 (a row per job with its schedule).
+func (c *check) proseTables() {
+	const apiDoc, jobsDoc = "docs/api.md", "docs/architecture.md"
+	listed := map[string]bool{}
+	for _, row := range c.markdownTable(apiDoc, "| route | answer |") {
+		for _, m := range codeSpan.FindAllStringSubmatch(row[0], -1) {
+			route, _, _ := strings.Cut(m[1], "?")
+			listed[route] = true
+		}
+	}
+	for _, r := range api.Routes {
+		key := r.Method + " " + r.Path
+		switch admin := r.Scope == auth.Admin || r.Scope == auth.Metrics; {
+		case admin && !listed[key]:
+			c.add(routeOwner(r), "no row in %s's admin route table (\"| route | answer |\")", apiDoc)
+		case !admin && listed[key]:
+			c.add(routeOwner(r), "a row in %s's admin route table, and its scope is %s", apiDoc, r.Scope)
+		}
+		delete(listed, key)
+	}
+	for key := range listed {
+		c.add(apiDoc, "the admin route table lists %s, which is no route", key)
+	}
+	schedules := map[string]string{}
+	for _, row := range c.markdownTable(jobsDoc, "| job | schedule | what |") {
+		if len(row) > 1 {
+			schedules[row[0]] = row[1]
+		}
+	}
+	for _, j := range jobs.Table {
+		switch got, ok := schedules[j.Name]; {
+		case !ok:
+			c.add(jobOwner(j), "no row in %s's job table (§6, \"| job | schedule | what |\")", jobsDoc)
+		case got != j.Schedule():
+			c.add(jobOwner(j), "%s's job table says %s, its interval gives %s", jobsDoc, got, j.Schedule())
+		}
+		delete(schedules, j.Name)
+	}
+	for name := range schedules {
+		c.add(jobsDoc, "the job table lists %s, which is no job", name)
+	}
+}
+
+var codeSpan = regexp.MustCompile("`([A-Z]+ /[^`]*)`")
+
+// markdownTable returns the cells of the body rows of the table in doc whose header row is
+// header.
+func (c *check) markdownTable(doc, header string) [][]string {
+	raw, err := os.ReadFile(c.path(doc))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	lines := strings.Split(string(raw), "\n")
+	i := slices.Index(lines, header)
+	if i < 0 {
+		c.add(doc, "no table with the header %q", header)
+		return nil
+	}
+	var rows [][]string
+	for _, line := range lines[i+2:] {
+		if !strings.HasPrefix(line, "|") {
+			break
+		}
+		var cells []string
+		for _, cell := range strings.Split(strings.Trim(line, "|"), " | ") {
+			cells = append(cells, strings.TrimSpace(cell))
+		}
+		rows = append(rows, cells)
+	}
+	return rows
 }
