@@ -51,11 +51,11 @@ GOFILES = $$(find . -name '*.go' -not -path './node_modules/*' -not -path './cdk
 fmt:
 	gofmt -w $(GOFILES)
 
-## check: every piece each route and job lacks (README "Checklists"), in about a second and without Java.
+## check: every piece each route and job lacks (README "Checklists") and every citation of docs that does not exist, in about a second, without Java.
 # -vet=off: the loop is the tables' check alone; make test vets. Go's test cache reruns it
 # when a file it read changed.
 check:
-	$(GO) test -vet=off ./internal/tablecheck
+	$(GO) test -vet=off ./internal/tablecheck ./internal/doccheck
 
 ## test: vet, lint and every test with the race detector, against DynamoDB Local.
 # -vet=off: the vet target has just run every analyzer on the same code, tests included.

@@ -274,7 +274,11 @@ func (c *check) functions() {
 			c.add(o, "functions/%s/main.go: its doc comment does not start \"Command %s \"", name, name)
 		}
 		if _, isJob := jobs.Named(name); isJob && strings.Contains(doc, "admin API") != started[name] {
-			c.add(o, "functions/%s/main.go: its doc comment says the admin API starts it: %t; a route of the table starts it: %t", name, !started[name], started[name])
+			if started[name] {
+				c.add(o, "functions/%s/main.go: a route of the table starts it, and its doc comment does not say the admin API does", name)
+			} else {
+				c.add(o, "functions/%s/main.go: its doc comment says the admin API starts it, and no route of the table does", name)
+			}
 		}
 	}
 	dirs, err := os.ReadDir(c.path("functions"))
@@ -557,7 +561,7 @@ func (c *check) proseTables() {
 	for _, j := range jobs.Table {
 		switch got, ok := schedules[j.Name]; {
 		case !ok:
-			c.add(jobOwner(j), "no row in %s's job table (§6, \"| job | schedule | what |\")", jobsDoc)
+			c.add(jobOwner(j), "no row in the job table of docs/architecture.md §6")
 		case got != j.Schedule():
 			c.add(jobOwner(j), "%s's job table says %s, its interval gives %s", jobsDoc, got, j.Schedule())
 		}

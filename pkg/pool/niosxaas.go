@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// NIOSXaaS outcomes, the values of Sandbox.NIOSXaaSOutcome (docs/upstream.md §4.7).
+// NIOSXaaS outcomes, the values of Sandbox.NIOSXaaSOutcome (docs/upstream.md D20).
 const (
 	NIOSXaaSCleaned     = "cleaned"
 	NIOSXaaSNoneToClean = "none_to_clean"
