@@ -151,3 +151,48 @@ func walk(t *testing.T, root string, f func(path, text string)) {
 		t.Fatal(err)
 	}
 }
+
+// packageLink is a Markdown link whose text is a path in backquotes: [`pkg/csp`](…).
+var packageLink = regexp.MustCompile("\\[`([\\w./-]+?)/?`\\]\\(([^)#]+)\\)")
+
+// TestPackageLinksLandOnTheirDoc: in the README and docs/, a link named after a Go
+// package's folder opens the file that holds the package's doc comment (its doc.go in a
+// package of several files), where a reader of the package starts.
+func TestPackageLinksLandOnTheirDoc(t *testing.T) {
+	root := repoRoot(t)
+	walk(t, root, func(path, text string) {
+		if !strings.HasSuffix(path, ".md") {
+			return
+		}
+		for _, m := range packageLink.FindAllStringSubmatch(text, -1) {
+			doc := packageDoc(t, filepath.Join(root, m[1]))
+			if doc == "" {
+				continue // not a Go package's folder
+			}
+			target, _ := filepath.Rel(root, filepath.Join(root, filepath.Dir(path), m[2]))
+			if want, _ := filepath.Rel(root, doc); target != want {
+				t.Errorf("%s: the link to package %s opens %s; its doc is in %s", path, m[1], target, want)
+			}
+		}
+	})
+}
+
+// packageDoc is the non-test Go file of dir that holds the package's doc comment ("//
+// Package x" or "// Command x"), or "" when dir holds no Go package.
+func packageDoc(t *testing.T, dir string) string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if regexp.MustCompile(`(?m)^// (Package|Command) `).Match(raw) {
+			return f
+		}
+	}
+	return ""
+}
