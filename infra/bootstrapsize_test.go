@@ -64,7 +64,7 @@ func functionKind(t *testing.T, name string) app.Kind {
 	t.Helper()
 	kind, ok := app.KindOf(name)
 	if !ok {
-		t.Fatalf("functions/%s is neither a route, a job nor the authorizer", name)
+		t.Fatalf("functions/%s is of no kind of function (app.KindOf)", name)
 	}
 	return kind
 }
@@ -72,7 +72,8 @@ func functionKind(t *testing.T, name string) app.Kind {
 // TestEachBootstrapLinksOnlyTheClientsItCalls reads the modules linked into each bootstrap
 // (its build information, as `go version -m` shows it): the Lambda client only in the
 // trigger routes, the Secrets Manager client only in the authorizer and the jobs, the API
-// Gateway client only in the usage-plans job, and in none the AWS SDK for Go v1, out of
+// Gateway client only in the usage-plans job, the EventBridge and SQS clients only in the
+// events' consumer and replay route, and in none the AWS SDK for Go v1, out of
 // support since 2025-07-31 (the X-Ray SDK's v1 module linked it).
 func TestEachBootstrapLinksOnlyTheClientsItCalls(t *testing.T) {
 	bins := buildBootstraps(t)
@@ -80,14 +81,20 @@ func TestEachBootstrapLinksOnlyTheClientsItCalls(t *testing.T) {
 		lambdaClient     = "github.com/aws/aws-sdk-go-v2/service/lambda"
 		secretsClient    = "github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 		apigatewayClient = "github.com/aws/aws-sdk-go-v2/service/apigateway"
+		eventsClient     = "github.com/aws/aws-sdk-go-v2/service/eventbridge"
+		sqsClient        = "github.com/aws/aws-sdk-go-v2/service/sqs"
 		sdkV1            = "github.com/aws/aws-sdk-go"
 	)
+	// The DynamoDB Streams client is not among them: the build info lists modules, and every
+	// function links that module's types through attributevalue.
 	wants := map[app.Kind][]string{
 		app.KindRoute:         nil,
 		app.KindTriggerRoute:  {lambdaClient},
 		app.KindAuthorizer:    {secretsClient},
 		app.KindJob:           {secretsClient},
 		app.KindUsagePlansJob: {secretsClient, apigatewayClient},
+		app.KindReplayRoute:   {eventsClient, sqsClient},
+		app.KindEventConsumer: {eventsClient, sqsClient},
 	}
 	for name := range bins.size {
 		want := wants[functionKind(t, name)]
@@ -99,7 +106,7 @@ func TestEachBootstrapLinksOnlyTheClientsItCalls(t *testing.T) {
 		for _, dep := range info.Deps {
 			linked[dep.Path] = true
 		}
-		for _, client := range []string{lambdaClient, secretsClient, apigatewayClient} {
+		for _, client := range []string{lambdaClient, secretsClient, apigatewayClient, eventsClient, sqsClient} {
 			if linked[client] != slices.Contains(want, client) {
 				t.Errorf("functions/%s links %s: %v, want %v", name, client, linked[client], !linked[client])
 			}

@@ -23,19 +23,24 @@ type StackConfig struct {
 	GracePeriodMinutes int
 	// LabExtensionHours and MaxLabDurationHours are extend's (LAB_EXTENSION_HOURS,
 	// MAX_LAB_DURATION_HOURS).
-	LabExtensionHours    int
-	MaxLabDurationHours  int
-	CSPBaseURL           string
-	CORSAllowedOrigins   string   // comma-separated; empty allows no cross-origin caller
-	CORSOrigins          []string // CORSAllowedOrigins, validated as the functions read it
-	PoolLowWaterMark     int      // alarm when fewer sandboxes are available
-	AlarmEmail           string   // optional subscription to the alarm topic
-	WAF                  bool
-	WAFRequestsPer5MinIP int
-	APIThrottleRate      int
-	APIThrottleBurst     int
-	AuthorizerCacheSecs  int
-	LogLevel             slog.Level // every function's LOG_LEVEL; Lambda's filter follows it
+	LabExtensionHours   int
+	MaxLabDurationHours int
+	CSPBaseURL          string
+	CORSAllowedOrigins  string   // comma-separated; empty allows no cross-origin caller
+	CORSOrigins         []string // CORSAllowedOrigins, validated as the functions read it
+	PoolLowWaterMark    int      // alarm when fewer sandboxes are available
+	// PrefixLowWaterMark and PrefixLeadTimeMinutes: a name prefix is low below the mark, or
+	// when it runs out within the lead time at its recent rate (PREFIX_LOW_WATER_MARK and
+	// PREFIX_LEAD_TIME_MINUTES of the jobs).
+	PrefixLowWaterMark    int
+	PrefixLeadTimeMinutes int
+	AlarmEmail            string // optional subscription to the alarm topic
+	WAF                   bool
+	WAFRequestsPer5MinIP  int
+	APIThrottleRate       int
+	APIThrottleBurst      int
+	AuthorizerCacheSecs   int
+	LogLevel              slog.Level // every function's LOG_LEVEL; Lambda's filter follows it
 	// The cleanup job's NIOSXaaS pre-delete step (docs/configuration.md, NIOSXAAS_*): off
 	// by default and, when on, in shadow mode by default. Its credentials are never
 	// context: they are put into the stack's NIOSXaaS secret.
@@ -79,17 +84,19 @@ func checkReservations(cfg StackConfig) error {
 func configFromContext(node constructs.Node) (StackConfig, error) {
 	c := contextReader{node: node}
 	cfg := StackConfig{
-		AssetDir:             c.str("assetDir", "build"),
-		LabDurationHours:     c.int("labDurationHours", 48, 1, 720),
-		GracePeriodMinutes:   c.int("gracePeriodMinutes", 30, 0, 1440),
-		LabExtensionHours:    c.int("labExtensionHours", config.DefaultLabExtensionHours, 1, 24*30),
-		MaxLabDurationHours:  c.int("maxLabDurationHours", config.DefaultMaxLabDurationHours, 1, 24*90),
-		CSPBaseURL:           c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
-		CORSAllowedOrigins:   c.str("corsAllowedOrigins", ""),
-		PoolLowWaterMark:     c.int("poolLowWaterMark", 20, 0, 1_000_000),
-		AlarmEmail:           c.str("alarmEmail", ""),
-		WAF:                  c.bool("waf"),
-		WAFRequestsPer5MinIP: c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
+		AssetDir:              c.str("assetDir", "build"),
+		LabDurationHours:      c.int("labDurationHours", 48, 1, 720),
+		GracePeriodMinutes:    c.int("gracePeriodMinutes", 30, 0, 1440),
+		LabExtensionHours:     c.int("labExtensionHours", config.DefaultLabExtensionHours, 1, 24*30),
+		MaxLabDurationHours:   c.int("maxLabDurationHours", config.DefaultMaxLabDurationHours, 1, 24*90),
+		CSPBaseURL:            c.str("cspBaseUrl", "https://csp.infoblox.com/v2"),
+		CORSAllowedOrigins:    c.str("corsAllowedOrigins", ""),
+		PoolLowWaterMark:      c.int("poolLowWaterMark", 20, 0, 1_000_000),
+		PrefixLowWaterMark:    c.int("prefixLowWaterMark", config.DefaultPrefixLowWaterMark, 0, 100_000),
+		PrefixLeadTimeMinutes: c.int("prefixLeadTimeMinutes", config.DefaultPrefixLeadTimeMinutes, 0, 24*60),
+		AlarmEmail:            c.str("alarmEmail", ""),
+		WAF:                   c.bool("waf"),
+		WAFRequestsPer5MinIP:  c.int("wafRequestsPer5MinPerIp", 2000, 100, 2_000_000_000),
 		// The defaults are api.StageThrottle, which the local emulator enforces too; cdk.json
 		// does not repeat them. The maxima are API Gateway's default account limits.
 		APIThrottleRate:          c.int("apiThrottleRate", api.StageThrottle.Rate, 1, 10_000),

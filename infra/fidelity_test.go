@@ -68,8 +68,11 @@ func TestTemplateFitsTheQuotasOfAFirstDeploy(t *testing.T) {
 
 // TestCrossServicePathsEvaluateAsInAWS: every path between the stack's services, evaluated
 // by the IAM policy simulator with the services' own rules modelled (policymodel_test.go):
-// CloudWatch → the alarm topic and its key, API Gateway → each route's function and the
-// authorizer, EventBridge → each job, Lambda → each role, each role → what its code calls.
+// CloudWatch → the alarm topic and its key (each alarm, the events' dead-letter alarm among
+// them), API Gateway → each route's function and the authorizer, EventBridge → each job,
+// EventBridge → the alarm topic for the sample deletion_failed rule only, anyone → the
+// dead-letter queue over TLS only, Lambda → each role, each role → what its code calls
+// (publish-events and the replay route: the bus, the queue and the stream, each its part).
 // Both ways: each path that must be allowed is, each that must be denied is.
 func TestCrossServicePathsEvaluateAsInAWS(t *testing.T) {
 	for _, s := range stacks {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -26,7 +27,11 @@ import (
 // due.
 func (s *BrokerStack) addJobs() {
 	for _, job := range jobs.Table {
-		env := map[string]string{}
+		// Every job reads the job settings (config.LoadJobs); pool-metrics acts on these.
+		env := map[string]string{
+			"PREFIX_LOW_WATER_MARK":    fmt.Sprint(s.cfg.PrefixLowWaterMark),
+			"PREFIX_LEAD_TIME_MINUTES": fmt.Sprint(s.cfg.PrefixLeadTimeMinutes),
+		}
 		if job.UsesCSP {
 			env["CSP_BASE_URL"] = s.cfg.CSPBaseURL
 			env["CSP_TOKEN_SECRET_ARN"] = *s.CSPSecret.SecretArn()

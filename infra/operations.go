@@ -47,6 +47,7 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 		EnforceSSL:  jsii.Bool(true),
 		MasterKey:   s.newAlarmsKey(),
 	})
+	s.AlarmTopic = topic
 	// EnforceSSL gives the topic a topic policy (its TLS-only Deny), and a topic policy
 	// replaces SNS's default one: without this statement nothing would allow CloudWatch to
 	// publish, and every alarm would notify nobody.
@@ -75,6 +76,14 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 	alarm("PoolLow", fmt.Sprintf("Fewer than %d sandboxes available: allocations will soon get 409. Add sandboxes in the CSP tenant; check the sync job.", s.cfg.PoolLowWaterMark),
 		poolMetric(pool.Available, "Minimum"), awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, float64(s.cfg.PoolLowWaterMark), 2,
 		awscloudwatch.TreatMissingData_BREACHING)
+	alarm("PrefixLow", fmt.Sprintf("A name prefix (a lab) has fewer than its low-water mark (%d unless its lab sets one) sandboxes available: its students will soon get 409. "+
+		"The pool.prefix_low event and the console's prefixes say which; add sandboxes of that prefix in the CSP tenant.", s.cfg.PrefixLowWaterMark),
+		brokerMetric(obs.MetricPrefixesLow, "Maximum", nil), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1,
+		awscloudwatch.TreatMissingData_NOT_BREACHING)
+	alarm("PrefixEmptying", fmt.Sprintf("At its recent allocation rate a name prefix (a lab) runs out within %d minutes. "+
+		"The pool.prefix_low event and the console's prefixes say which; add sandboxes of that prefix in the CSP tenant.", s.cfg.PrefixLeadTimeMinutes),
+		brokerMetric(obs.MetricPrefixesEmptying, "Maximum", nil), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1,
+		awscloudwatch.TreatMissingData_NOT_BREACHING)
 	alarm("DeletionFailed", "Sandboxes gave up on CSP deletion (deletion_failed). Check last_error, then POST /v1/admin/sandboxes/{id}/retry-deletion.",
 		poolMetric(pool.DeletionFailed, "Maximum"), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1,
 		awscloudwatch.TreatMissingData_NOT_BREACHING)

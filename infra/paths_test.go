@@ -93,7 +93,7 @@ func (s synthesized) paths() ([]awsPath, []string) {
 	r := resolver{resources: s.tmpl["Resources"].(map[string]any)}
 	var out []awsPath
 	var problems []string
-	for _, build := range []func(resolver) ([]awsPath, error){alarmPaths, apiGatewayPaths, schedulePaths, trustPaths, s.rolePaths} {
+	for _, build := range []func(resolver) ([]awsPath, error){alarmPaths, apiGatewayPaths, schedulePaths, busRulePaths, queuePaths, trustPaths, s.rolePaths} {
 		p, err := build(r)
 		if err != nil {
 			problems = append(problems, err.Error())
@@ -104,48 +104,117 @@ func (s synthesized) paths() ([]awsPath, []string) {
 }
 
 // alarmPaths: CloudWatch publishes each alarm's notification to its topic and uses the
-// topic's key, for this account's alarms only; nobody publishes without TLS.
+// topic's key, for this account's alarms only (each alarm both ways: another account's
+// alarm of that name is refused); nobody publishes without TLS.
 func alarmPaths(r resolver) ([]awsPath, error) {
 	var out []awsPath
-	negated := map[string]bool{}
+	withoutTLS := map[string]bool{}
 	for _, alarm := range r.ofType("AWS::CloudWatch::Alarm") {
 		for _, action := range list1(r.props(alarm)["AlarmActions"]) {
 			topic := refTarget(action)
 			if r.typeOf(topic) != "AWS::SNS::Topic" {
 				continue
 			}
-			topicARN, _ := r.ref(topic)
-			topicPolicy, err := r.topicPolicy(topic)
-			if err != nil {
-				return out, err
-			}
-			keyARN, keyPolicy, err := r.topicKey(topic)
+			sendsTo, err := r.topicPaths(topic)
 			if err != nil {
 				return out, err
 			}
 			publish := func(name string, allow bool, ctx map[string]any) {
-				ctx["aws:SourceOwner"], ctx["aws:SecureTransport"] = ctx[sourceAccount], "true"
-				out = append(out, awsPath{name + ": sns:Publish on the topic " + topic, allow,
-					simulation("cloudwatch.amazonaws.com", "sns:Publish", topicARN, ctx, nil, topicPolicy)})
-				if keyARN == "" {
-					return
-				}
-				for _, a := range []string{"kms:GenerateDataKey", "kms:Decrypt"} {
-					out = append(out, awsPath{name + ": " + a + " on the topic's key", allow,
-						simulation("cloudwatch.amazonaws.com", a, keyARN, ctx, nil, keyPolicy)})
-				}
+				ctx["aws:SourceOwner"] = ctx[sourceAccount]
+				out = append(out, sendsTo("cloudwatch.amazonaws.com", name, allow, ctx)...)
 			}
 			publish("CloudWatch for the alarm "+alarm, true, onBehalfOf(standInAccount, arnIn("cloudwatch", standInAccount, "alarm:"+alarm)))
-			if negated[topic] {
-				continue
+			publish("alarm "+alarm+", CloudWatch for another account's alarm of that name", false, onBehalfOf(otherAccount, arnIn("cloudwatch", otherAccount, "alarm:"+alarm)))
+			publish("alarm "+alarm+", CloudWatch claiming this account for another account's alarm of that name", false, onBehalfOf(standInAccount, arnIn("cloudwatch", otherAccount, "alarm:"+alarm)))
+			if !withoutTLS[topic] {
+				withoutTLS[topic] = true
+				out = append(out, r.publishWithoutTLS(topic))
 			}
-			negated[topic] = true
-			publish("CloudWatch for another account's alarm", false, onBehalfOf(otherAccount, arnIn("cloudwatch", otherAccount, "alarm:"+alarm)))
-			publish("CloudWatch claiming this account for another account's alarm", false, onBehalfOf(standInAccount, arnIn("cloudwatch", otherAccount, "alarm:"+alarm)))
-			anyPublish := []map[string]any{{"name": "publishes", "policy": document(map[string]any{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"})}}
-			out = append(out, awsPath{"a principal of the account allowed to publish, without TLS: sns:Publish on the topic " + topic, false,
-				simulation("arn:aws:sts::"+standInAccount+":assumed-role/Publisher/session", "sns:Publish", topicARN,
-					map[string]any{"aws:SecureTransport": "false"}, anyPublish, topicPolicy)})
+		}
+	}
+	return out, nil
+}
+
+// topicPaths returns what a service publishing to topic is evaluated on: sns:Publish on the
+// topic with its policy, and, on an encrypted topic, the key's GenerateDataKey and Decrypt
+// with the key's policy; always over TLS.
+func (r resolver) topicPaths(topic string) (func(service, name string, allow bool, ctx map[string]any) []awsPath, error) {
+	topicARN, _ := r.ref(topic)
+	topicPolicy, err := r.topicPolicy(topic)
+	if err != nil {
+		return nil, err
+	}
+	keyARN, keyPolicy, err := r.topicKey(topic)
+	if err != nil {
+		return nil, err
+	}
+	return func(service, name string, allow bool, ctx map[string]any) []awsPath {
+		ctx["aws:SecureTransport"] = "true"
+		out := []awsPath{{name + ": sns:Publish on the topic " + topic, allow, simulation(service, "sns:Publish", topicARN, ctx, nil, topicPolicy)}}
+		if keyARN == "" {
+			return out
+		}
+		for _, a := range []string{"kms:GenerateDataKey", "kms:Decrypt"} {
+			out = append(out, awsPath{name + ": " + a + " on the topic's key", allow, simulation(service, a, keyARN, ctx, nil, keyPolicy)})
+		}
+		return out
+	}, nil
+}
+
+// publishWithoutTLS is a principal of the account allowed to publish by its own policy,
+// publishing without TLS: the topic's Deny refuses it.
+func (r resolver) publishWithoutTLS(topic string) awsPath {
+	topicARN, _ := r.ref(topic)
+	topicPolicy, _ := r.topicPolicy(topic)
+	anyPublish := []map[string]any{{"name": "publishes", "policy": document(map[string]any{"Effect": "Allow", "Action": "sns:Publish", "Resource": "*"})}}
+	return awsPath{"a principal of the account allowed to publish, without TLS: sns:Publish on the topic " + topic, false,
+		simulation("arn:aws:sts::"+standInAccount+":assumed-role/Publisher/session", "sns:Publish", topicARN,
+			map[string]any{"aws:SecureTransport": "false"}, anyPublish, topicPolicy)}
+}
+
+// busRulePaths: EventBridge delivers each rule on the stack's own bus to its topic (the
+// sample deletion_failed rule → the alarm topic) for that rule only: another rule on the
+// bus, a rule of that name on the default bus and another account's rule of that name are
+// refused, on the topic and on its key.
+func busRulePaths(r resolver) ([]awsPath, error) {
+	var out []awsPath
+	for _, rule := range r.ofType("AWS::Events::Rule") {
+		busRef, onBus := r.props(rule)["EventBusName"]
+		if !onBus {
+			continue // a schedule (schedulePaths)
+		}
+		bus, err := r.value(busRef)
+		if err != nil {
+			return out, err
+		}
+		ruleARN, err := r.getAtt(rule, "Arn")
+		if err != nil {
+			return out, err
+		}
+		name := r.name(rule)
+		for _, target := range list1(r.props(rule)["Targets"]) {
+			target, _ := target.(map[string]any)
+			topic := refTarget(target["Arn"])
+			if r.typeOf(topic) != "AWS::SNS::Topic" {
+				return out, fmt.Errorf("rule %s: target %s is no topic of the stack, which the model cannot evaluate", rule, js(target["Arn"]))
+			}
+			sendsTo, err := r.topicPaths(topic)
+			if err != nil {
+				return out, err
+			}
+			for _, p := range []struct {
+				name    string
+				allow   bool
+				account string
+				arn     string
+			}{
+				{"EventBridge for the rule " + rule, true, standInAccount, ruleARN},
+				{"EventBridge for another rule on the stack's bus", false, standInAccount, arnIn("events", standInAccount, "rule/"+bus+"/another-rule")},
+				{"EventBridge for a rule of that name on the default bus", false, standInAccount, arnIn("events", standInAccount, "rule/"+name)},
+				{"EventBridge for another account's rule of that name", false, otherAccount, arnIn("events", otherAccount, "rule/"+bus+"/"+name)},
+			} {
+				out = append(out, sendsTo("events.amazonaws.com", p.name, p.allow, onBehalfOf(p.account, p.arn))...)
+			}
 		}
 	}
 	return out, nil
@@ -404,8 +473,10 @@ func (s synthesized) calls(r resolver, folder string) (allowed, denied []call, e
 		}
 	case folder == api.AuthorizerFunction:
 		secrets = append(secrets, "tokens")
+	case folder == api.EventConsumerFunction:
+		// It reads the table's stream, never the table (eventCalls).
 	default:
-		return nil, nil, fmt.Errorf("functions/%s is neither a route, a job nor the authorizer", folder)
+		return nil, nil, fmt.Errorf("functions/%s is neither a route, a job, the authorizer nor the stream's consumer", folder)
 	}
 	on := func(resource string, actions ...string) []call {
 		var out []call
@@ -476,6 +547,11 @@ func (s synthesized) calls(r resolver, folder string) (allowed, denied []call, e
 	if keyARN, _, err := r.topicKey(topics[0]); err == nil && keyARN != "" {
 		denied = append(denied, on(keyARN, "kms:Decrypt", "kms:GenerateDataKey")...)
 	}
+	evAllowed, evDenied, err := eventCalls(r, folder, isRoute && route.ReplaysEvents)
+	if err != nil {
+		return nil, nil, err
+	}
+	allowed, denied = append(allowed, evAllowed...), append(denied, evDenied...)
 	// API Gateway's management API: the usage-plans job's calls (usageplans.Reconcile's,
 	// as API Gateway's REST paths), on keys and plans only.
 	restAPI, _ := r.ref(apis[0])
@@ -497,6 +573,61 @@ func (s synthesized) calls(r resolver, folder string) (allowed, denied []call, e
 		denied = append(denied, on(apigw("/apikeys"), "apigateway:GET", "apigateway:POST")...)
 	}
 	return allowed, denied, nil
+}
+
+// eventCalls are the calls of the domain events (infra/events.go): publish-events puts
+// events on the stack's bus, sends to the dead-letter queue (its own dead letters and the
+// event source mapping's, sent with its role) and reads the table's stream; the replay route
+// receives and deletes dead letters, reads the records they name from the stream and puts
+// them on the bus. Neither may do the other's part, use another bus or queue, or purge the
+// queue; no other function may touch any of it.
+func eventCalls(r resolver, folder string, replays bool) (allowed, denied []call, err error) {
+	buses, queues, tables := r.ofType("AWS::Events::EventBus"), r.ofType("AWS::SQS::Queue"), r.ofType("AWS::DynamoDB::Table")
+	if len(buses) != 1 || len(queues) != 1 {
+		return nil, nil, fmt.Errorf("want one event bus and one queue, have %v %v", buses, queues)
+	}
+	bus, _ := r.getAtt(buses[0], "Arn")
+	queue, _ := r.getAtt(queues[0], "Arn")
+	stream, _ := r.getAtt(tables[0], "StreamArn")
+	put, send, receive := call{"events:PutEvents", bus}, call{"sqs:SendMessage", queue}, []call{{"sqs:ReceiveMessage", queue}, {"sqs:DeleteMessage", queue}}
+	// ListStreams acts on "*" only (IAM's service reference).
+	readStream := []call{{pool.StreamListAction, "*"}}
+	for _, a := range pool.StreamReadActions {
+		readStream = append(readStream, call{a, stream})
+	}
+	replayReads := []call{{"dynamodb:GetShardIterator", stream}, {"dynamodb:GetRecords", stream}}
+	denied = []call{{"events:PutEvents", busARN("default")}, {"sqs:SendMessage", queueARN("AnotherQueue")}, {"sqs:PurgeQueue", queue}}
+	switch {
+	case folder == api.EventConsumerFunction:
+		allowed = append([]call{put, send}, readStream...)
+		denied = append(denied, receive...)
+	case replays:
+		allowed = append(append([]call{put}, receive...), replayReads...)
+		denied = append(denied, send)
+	default:
+		denied = append(append(denied, put, send), append(receive, readStream...)...)
+	}
+	return allowed, denied, nil
+}
+
+// queuePaths: a principal of the account whose own policy lets it send to a queue of the
+// stack sends over TLS, and is refused without it (the queue's TLS-only Deny).
+func queuePaths(r resolver) ([]awsPath, error) {
+	var out []awsPath
+	anySend := []map[string]any{{"name": "sends", "policy": document(map[string]any{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"})}}
+	for _, q := range r.ofType("AWS::SQS::Queue") {
+		arn, _ := r.getAtt(q, "Arn")
+		qp, err := r.queuePolicy(q)
+		if err != nil {
+			return out, err
+		}
+		for _, tls := range []bool{true, false} {
+			out = append(out, awsPath{fmt.Sprintf("a principal of the account allowed to send, TLS %v: sqs:SendMessage on the queue %s", tls, q), tls,
+				simulation("arn:aws:sts::"+standInAccount+":assumed-role/Sender/session", "sqs:SendMessage", arn,
+					map[string]any{"aws:SecureTransport": fmt.Sprint(tls)}, anySend, qp)})
+		}
+	}
+	return out, nil
 }
 
 // logGroupOf is the log group a function logs to (its LoggingConfig).

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/sandbox-broker/broker/pkg/api"
 )
 
 // A planted defect per rule of the fidelity checks: each changes a copy of the synthesized
@@ -89,6 +91,10 @@ func dropStatements(doc map[string]any, drop func(st map[string]any) bool) {
 		}
 	}
 	doc["Statement"] = kept
+}
+
+func fromEventBridge(st map[string]any) bool {
+	return strings.Contains(js(st["Principal"]), "events.amazonaws.com")
 }
 
 func fromCloudWatch(st map[string]any) bool {
@@ -189,12 +195,12 @@ var plantedDefects = []plantedDefect{
 				delete(st.(map[string]any), "Condition")
 			}
 		}
-	}, "CloudWatch for another account's alarm: sns:Publish on the topic %topic%: AWS answers Allowed, want denied"},
+	}, "CloudWatch for another account's alarm of that name: sns:Publish on the topic %topic%: AWS answers Allowed, want denied"},
 	{"the TLS-only Deny dropped", pathsCheck, func(p planting) {
 		dropStatements(p.topicPolicy(), func(st map[string]any) bool { return st["Effect"] == "Deny" })
 	}, "without TLS: sns:Publish on the topic %topic%: AWS answers Allowed, want denied"},
 	{"no topic policy: SNS's default policy", pathsCheck, func(p planting) { p.remove(p.ofType("AWS::SNS::TopicPolicy")...) },
-		"CloudWatch claiming this account for another account's alarm: sns:Publish on the topic %topic%: AWS answers Allowed"},
+		"CloudWatch claiming this account for another account's alarm of that name: sns:Publish on the topic %topic%: AWS answers Allowed"},
 	{"the key policy without CloudWatch", pathsCheck, func(p planting) {
 		dropStatements(p.props(p.ofType("AWS::KMS::Key")[0])["KeyPolicy"].(map[string]any), fromCloudWatch)
 	}, ": kms:GenerateDataKey on the topic's key: AWS answers ImplicitlyDenied, want Allowed"},
@@ -236,6 +242,24 @@ var plantedDefects = []plantedDefect{
 	{"a grant the code needs missing", pathsCheck, func(p planting) {
 		dropStatements(p.policyOf("allocate"), func(st map[string]any) bool { return strings.Contains(js(st["Action"]), "dynamodb:PutItem") })
 	}, "the role of allocate: dynamodb:PutItem on"},
+	{"the alarm topic open to every rule's events", pathsCheck, func(p planting) {
+		for _, st := range statementsOf(p.topicPolicy()) {
+			if fromEventBridge(st.(map[string]any)) {
+				delete(st.(map[string]any), "Condition")
+			}
+		}
+	}, "EventBridge for another rule on the stack's bus: sns:Publish on the topic %topic%: AWS answers Allowed, want denied"},
+	{"the key policy without the sample rule's EventBridge", pathsCheck, func(p planting) {
+		dropStatements(p.props(p.ofType("AWS::KMS::Key")[0])["KeyPolicy"].(map[string]any), fromEventBridge)
+	}, "EventBridge for the rule DeletionFailedToAlarms: kms:GenerateDataKey on the topic's key: AWS answers ImplicitlyDenied, want Allowed"},
+	{"publish-events without its dead-letter grant", pathsCheck, func(p planting) {
+		dropStatements(p.policyOf(api.EventConsumerFunction), func(st map[string]any) bool { return strings.Contains(js(st["Action"]), "sqs:SendMessage") })
+	}, "the role of publish-events: sqs:SendMessage on arn:aws:sqs:"},
+	{"a route that may put events on any bus", pathsCheck, func(p planting) {
+		p.addStatement("allocate", map[string]any{"Effect": "Allow", "Action": "events:PutEvents", "Resource": "*"})
+	}, "the role of allocate: events:PutEvents on arn:aws:events:us-east-1:123456789012:event-bus/"},
+	{"the dead-letter queue without its TLS-only Deny", pathsCheck, func(p planting) { p.remove(p.ofType("AWS::SQS::QueuePolicy")...) },
+		"TLS false: sqs:SendMessage on the queue"},
 	{"a permission field the model does not know", pathsCheck, func(p planting) {
 		p.props(p.permissionsOf("sync", "events.amazonaws.com")[0])["EventSourceToken"] = "x"
 	}, "does not know the permission field EventSourceToken"},

@@ -173,33 +173,48 @@ func (r resolver) functionPolicy(fnID string) (policy, error) {
 // topicPolicy is the policy SNS evaluates for the topic: the topic policy that names it,
 // which replaces the default one, or else the default one.
 func (r resolver) topicPolicy(topicID string) (policy, error) {
-	var found []string
-	for _, id := range r.ofType("AWS::SNS::TopicPolicy") {
-		for _, t := range list1(r.props(id)["Topics"]) {
-			if refTarget(t) == topicID {
-				found = append(found, id)
+	p, found, err := r.attachedPolicy("AWS::SNS::TopicPolicy", "Topics", topicID)
+	if found || err != nil {
+		return p, err
+	}
+	arn, _ := r.ref(topicID)
+	return document(map[string]any{
+		"Sid": "__default_statement_ID", "Effect": "Allow", "Principal": map[string]any{"AWS": "*"},
+		"Action": []any{"SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission", "SNS:RemovePermission",
+			"SNS:DeleteTopic", "SNS:Subscribe", "SNS:ListSubscriptionsByTopic", "SNS:Publish"},
+		"Resource":  arn,
+		"Condition": map[string]any{"StringEquals": map[string]any{"AWS:SourceOwner": standInAccount}},
+	}), nil
+}
+
+// queuePolicy is the policy SQS evaluates for the queue: its queue policy (none: only
+// identity policies of the account decide).
+func (r resolver) queuePolicy(queueID string) (policy, error) {
+	p, _, err := r.attachedPolicy("AWS::SQS::QueuePolicy", "Queues", queueID)
+	return p, err
+}
+
+// attachedPolicy is the resolved document of the one resource of policyType whose list
+// property names id (a topic's or a queue's policy); found false when none does. Two are
+// an error: the service keeps only the last one applied.
+func (r resolver) attachedPolicy(policyType, listProperty, id string) (p policy, found bool, err error) {
+	var ids []string
+	for _, pid := range r.ofType(policyType) {
+		for _, target := range list1(r.props(pid)[listProperty]) {
+			if refTarget(target) == id {
+				ids = append(ids, pid)
 			}
 		}
 	}
-	switch len(found) {
+	switch len(ids) {
 	case 0:
-		arn, _ := r.ref(topicID)
-		return document(map[string]any{
-			"Sid": "__default_statement_ID", "Effect": "Allow", "Principal": map[string]any{"AWS": "*"},
-			"Action": []any{"SNS:GetTopicAttributes", "SNS:SetTopicAttributes", "SNS:AddPermission", "SNS:RemovePermission",
-				"SNS:DeleteTopic", "SNS:Subscribe", "SNS:ListSubscriptionsByTopic", "SNS:Publish"},
-			"Resource":  arn,
-			"Condition": map[string]any{"StringEquals": map[string]any{"AWS:SourceOwner": standInAccount}},
-		}), nil
+		return nil, false, nil
 	case 1:
-		doc, err := r.resolveDeep(r.props(found[0])["PolicyDocument"])
-		if err != nil {
-			return nil, err
-		}
+		doc, err := r.resolveDeep(r.props(ids[0])["PolicyDocument"])
 		p, _ := doc.(policy)
-		return p, nil
+		return p, true, err
 	}
-	return nil, fmt.Errorf("topic %s has %d topic policies %v: SNS keeps only the last one applied", topicID, len(found), found)
+	return nil, false, fmt.Errorf("%s has %d %s resources %v: the service keeps only the last one applied", id, len(ids), policyType, ids)
 }
 
 // awsManagedSNSKeyPolicy is the policy of the AWS-managed key alias/aws/sns: principals of
@@ -285,6 +300,11 @@ func (r resolver) resourcePolicyOf(arn string) (policy, error) {
 		}
 		if key, p, err := r.topicKey(id); err == nil && key == arn {
 			return p, nil
+		}
+	}
+	for _, id := range r.ofType("AWS::SQS::Queue") {
+		if a, _ := r.getAtt(id, "Arn"); a == arn {
+			return r.queuePolicy(id)
 		}
 	}
 	for _, id := range r.ofType("AWS::KMS::Key") {

@@ -22,11 +22,15 @@ type resolver struct {
 var longestName = map[string]int{
 	"AWS::Lambda::Function": 64, "AWS::DynamoDB::Table": 255, "AWS::Logs::LogGroup": 512, "AWS::IAM::Role": 64,
 	"AWS::Events::Rule": 64, "AWS::SecretsManager::Secret": 512, "AWS::SNS::Topic": 256,
+	"AWS::Events::EventBus": 256, "AWS::SQS::Queue": 80,
 }
 
 // name is the physical name standing in for the generated one of id: its logical id, or
-// the longest name of its type.
+// the longest name of its type; a name the template gives (Name) is that name.
 func (r resolver) name(id string) string {
+	if given, ok := r.props(id)["Name"].(string); ok {
+		return given
+	}
 	if n := longestName[r.typeOf(id)]; r.longest && n > len(id) {
 		return id + strings.Repeat("x", n-len(id))
 	}
@@ -145,6 +149,10 @@ func (r resolver) ref(id string) (string, error) {
 		return r.name(id), nil // the name or id CloudFormation generates
 	case "AWS::KMS::Key":
 		return keyID(id), nil
+	case "AWS::Events::EventBus":
+		return r.name(id), nil // the bus's name
+	case "AWS::SQS::Queue":
+		return queueURL(r.name(id)), nil
 	}
 	return "", fmt.Errorf("no stand-in for Ref %s (%s)", id, r.typeOf(id))
 }
@@ -165,7 +173,18 @@ func (r resolver) getAtt(id, name string) (string, error) {
 	case name == "Arn" && t == "AWS::IAM::Role":
 		return "arn:aws:iam::" + standInAccount + ":role/" + r.name(id), nil
 	case name == "Arn" && t == "AWS::Events::Rule":
+		// A rule on a bus other than the default is rule/<bus>/<name>.
+		if bus, ok := r.props(id)["EventBusName"]; ok {
+			busName, err := r.value(bus)
+			return prefix("events") + "rule/" + busName + "/" + r.name(id), err
+		}
 		return prefix("events") + "rule/" + r.name(id), nil
+	case name == "Arn" && t == "AWS::Events::EventBus":
+		return busARN(r.name(id)), nil
+	case name == "Arn" && t == "AWS::SQS::Queue":
+		return queueARN(r.name(id)), nil
+	case name == "StreamArn" && t == "AWS::DynamoDB::Table":
+		return tableARN(r.tableName(id), "") + standInStream, nil
 	case name == "TopicArn" && t == "AWS::SNS::Topic":
 		return r.ref(id)
 	case name == "RootResourceId" && t == "AWS::ApiGateway::RestApi":

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -30,6 +31,8 @@ type BrokerStack struct {
 	// of jobs with UsesNIOSXaaS (cleanup) may read it, and only while the step is on.
 	NIOSXaaSSecret awssecretsmanager.Secret
 	Functions      map[string]awslambda.Function // by route or job name, its folder under functions/
+	// AlarmTopic is where the alarms (and the sample events rule) notify.
+	AlarmTopic awssns.Topic
 }
 
 // NewBrokerStack builds the stack.
@@ -53,6 +56,7 @@ func NewBrokerStack(scope constructs.Construct, id string, cfg StackConfig, prop
 	api := s.addAPI()
 	s.addUsagePlansAccess(api)
 	s.addOperations(api)
+	s.addEvents()
 	for name, value := range map[string]*string{
 		"ApiUrl": api.Url(), "TableName": s.Table.TableName(),
 		"TokenSecretArn": s.TokenSecret.SecretArn(), "CSPTokenSecretArn": s.CSPSecret.SecretArn(),
@@ -67,6 +71,7 @@ func NewBrokerStack(scope constructs.Construct, id string, cfg StackConfig, prop
 func newTable(scope constructs.Construct, peak int) awsdynamodb.Table {
 	table := awsdynamodb.NewTable(scope, jsii.String("Pool"), &awsdynamodb.TableProps{
 		PartitionKey: tableKey(pool.Schema.Partition),
+		Stream:       awsdynamodb.StreamViewType(pool.Schema.StreamView),
 		SortKey:      tableKey(pool.Schema.Sort),
 		BillingMode:  awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{

@@ -10,12 +10,16 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"path"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sandbox-broker/broker/internal/eventbridgefake"
+	"github.com/sandbox-broker/broker/internal/sqsfake"
 )
 
 // The stand-ins answer as one AWS account in one region.
@@ -45,6 +49,10 @@ type standIn struct {
 	dynamo  *httputil.ReverseProxy
 	secrets map[string]string // ARN → value
 	apigw   http.Handler      // API Gateway's management API: the fake
+	// events and sqs are the fake EventBridge and SQS (the domain events' bus and
+	// dead-letter queue).
+	events *eventbridgefake.Server
+	sqs    *sqsfake.Server
 
 	mu    sync.Mutex
 	calls []awsCall
@@ -55,7 +63,8 @@ func newStandIn(t *testing.T, dynamoDBLocal string, secrets map[string]string, a
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &standIn{dynamo: httputil.NewSingleHostReverseProxy(target), secrets: secrets, apigw: apigw}
+	s := &standIn{dynamo: httputil.NewSingleHostReverseProxy(target), secrets: secrets, apigw: apigw,
+		events: eventbridgefake.Start(t), sqs: sqsfake.New()}
 	// The bootstraps talk to "AWS" here, so they check the CRC32 of each DynamoDB answer,
 	// which DynamoDB Local does not always send right: the proxy sends the true one.
 	s.dynamo.ModifyResponse = func(r *http.Response) error {
@@ -114,6 +123,29 @@ func (s *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(target, "DynamoDB_20120810."):
 		s.record(dynamoDBCalls(strings.TrimPrefix(target, "DynamoDB_20120810."), body)...)
 		s.dynamo.ServeHTTP(w, r)
+	case strings.HasPrefix(target, "DynamoDBStreams_20120810."):
+		var in struct{ StreamArn, ShardIterator string }
+		_ = json.Unmarshal(body, &in)
+		s.record(awsCall{"dynamodb:" + strings.TrimPrefix(target, "DynamoDBStreams_20120810."), in.StreamArn})
+		s.dynamo.ServeHTTP(w, r)
+	case target == "AWSEvents.PutEvents":
+		var in struct {
+			Entries []struct{ EventBusName string }
+		}
+		_ = json.Unmarshal(body, &in)
+		for _, e := range in.Entries {
+			s.record(awsCall{"events:PutEvents", busARN(e.EventBusName)})
+		}
+		s.events.ServeHTTP(w, r)
+	case strings.HasPrefix(target, "AmazonSQS."):
+		var in struct {
+			QueueURL string `json:"QueueUrl"`
+		}
+		_ = json.Unmarshal(body, &in)
+		// A batch is authorised as its single-message action.
+		action := strings.TrimSuffix(strings.TrimPrefix(target, "AmazonSQS."), "Batch")
+		s.record(awsCall{"sqs:" + action, queueARN(path.Base(in.QueueURL))})
+		s.sqs.ServeHTTP(w, r)
 	case target == "secretsmanager.GetSecretValue":
 		var in struct{ SecretId string }
 		_ = json.Unmarshal(body, &in)
@@ -193,6 +225,21 @@ func tableARN(table, index string) string {
 
 func lambdaARN(name string) string {
 	return "arn:aws:lambda:" + standInRegion + ":" + standInAccount + ":function:" + name
+}
+
+// standInStream is the stream part of the table's stream ARN.
+const standInStream = "/stream/2026-01-01T00:00:00.000"
+
+func busARN(name string) string {
+	return "arn:aws:events:" + standInRegion + ":" + standInAccount + ":event-bus/" + name
+}
+
+func queueURL(logicalID string) string {
+	return "https://sqs." + standInRegion + ".amazonaws.com/" + standInAccount + "/" + logicalID
+}
+
+func queueARN(name string) string {
+	return "arn:aws:sqs:" + standInRegion + ":" + standInAccount + ":" + name
 }
 
 func secretARN(logicalID string) string {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/apigwfake"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/eventcheck"
 	"github.com/sandbox-broker/broker/internal/tablecheck"
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
@@ -32,6 +33,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	domain "github.com/sandbox-broker/broker/pkg/events"
 	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/niosxaas/niosxaasfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -65,6 +67,17 @@ func standInSecret(variable string) (string, bool) {
 	}
 	return "", false
 }
+
+// sampleLetter is the dead letter the replay route's sample finds in the queue.
+var sampleLetter = domain.Letter{Reason: "the bus refused the event: ThrottlingException", Event: &domain.Event{
+	Version: domain.Version, ID: "2012224-2-1795000060123", Type: domain.Allocated, Sequence: 2,
+	Time:    time.UnixMilli(1795000060123).UTC(),
+	Sandbox: &domain.Sandbox{ID: "2012224", Name: "lab-0001", Prefix: "lab"}, Lab: "dns-basics-lab", Client: "instruqt",
+	Student: "participant-0001", Actor: domain.Actor{Kind: "student"}, Status: &domain.Status{From: "available", To: "allocated"},
+	AllocatedAt: ptr(time.Unix(1795000060, 0).UTC()), ExpiresAt: ptr(time.Unix(1795172860, 0).UTC()),
+}}
+
+func ptr[T any](v T) *T { return &v }
 
 // seededStaleSince is a fixed instant, past every grace period: the admin-bulk-delete
 // sample confirms the one record stale since then with a fixed status_before (the next day).
@@ -276,6 +289,10 @@ func (r *run) exec(ctx context.Context) {
 	}
 	r.apigw = seedAPIGateway()
 	r.standIn = newStandIn(t, r.dbEndpoint, secrets, r.apigw)
+	if route, ok := api.RouteByName(r.folder); ok && route.ReplaysEvents {
+		letter, _ := json.Marshal(sampleLetter)
+		r.standIn.sqs.Put(r.env["EVENTS_DLQ_URL"], string(letter))
+	}
 	if len(variables) > 0 {
 		poolCfg, err := config.LoadPool(testkit.Env(r.env))
 		if err == nil && r.env["TABLE_NAME"] != "" {
@@ -373,6 +390,13 @@ func (r *run) answer(body []byte) {
 		if resp.StatusCode/100 != 2 {
 			t.Errorf("%s answers its sample %d %s, want a 2xx", r.folder, resp.StatusCode, resp.Body)
 		}
+		if route.ReplaysEvents {
+			r.checkEvents(1, `{"messages":1,"published":1,"deleted":1,"kept":0}`, resp.Body)
+		}
+		return
+	}
+	if r.folder == api.EventConsumerFunction {
+		r.checkEvents(2, `{"batchItemFailures":[]}`, string(body))
 		return
 	}
 	if _, ok := jobs.Named(r.folder); ok {
@@ -398,7 +422,28 @@ func (r *run) answer(body []byte) {
 		}
 		return
 	}
-	t.Fatalf("functions/%s is neither a route, a job nor the authorizer", r.folder)
+	t.Fatalf("functions/%s is neither a route, a job, the authorizer nor the stream's consumer", r.folder)
+}
+
+// checkEvents: the function answered want and put n valid events on the stack's bus.
+func (r *run) checkEvents(n int, want, got string) {
+	t := r.t
+	if strings.TrimSpace(got) != want {
+		t.Errorf("%s answers %s, want %s", r.folder, got, want)
+	}
+	put := r.standIn.events.Events()
+	if len(put) != n {
+		t.Errorf("%s put %d events on the bus, want %d", r.folder, len(put), n)
+	}
+	for _, e := range put {
+		raw, _ := json.Marshal(e)
+		if err := eventcheck.Validate(raw); err != nil {
+			t.Errorf("%s: %v", r.folder, err)
+		}
+		if e.Bus != r.env["EVENT_BUS_NAME"] {
+			t.Errorf("%s put an event on bus %q, not the stack's %q", r.folder, e.Bus, r.env["EVENT_BUS_NAME"])
+		}
+	}
 }
 
 // seedAPIGateway is the fake API Gateway of one function's run: instruqt's plan exists

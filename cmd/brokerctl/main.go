@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -8,8 +9,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/sandbox-broker/broker/pkg/config"
 )
 
 func main() {
@@ -46,6 +51,11 @@ Commands:
   drain PREFIX [--reason R]        pause new allocations of PREFIX ("" for all) and wait until
                                    the drain is in force; replays, sync and cleanup go on
   undrain [--prefix P]             end the drain of P, or every drain without --prefix
+  replay-events                    publish the domain events' dead letters again
+  events [--follow] [--type T] [--sandbox ID] [--file F]
+                                   the local stack's domain events, from its events file
+                                   (F, default $EVENTS_FILE or the stack's default); --follow
+                                   prints new ones until Ctrl-C. Needs no URL or token
 
 Flags (before or after the command):
   --url URL       the API, e.g. https://api.example.com (default $BROKER_URL); plain
@@ -79,6 +89,8 @@ func (o *options) register(fs *flag.FlagSet) {
 type command struct {
 	args  []string
 	setup func(fs *flag.FlagSet) func(ctx context.Context, x *invocation) error
+	// local: the command reads this machine's files, not the API.
+	local bool
 }
 
 // invocation is one run of a command.
@@ -87,20 +99,24 @@ type invocation struct {
 	opts   options
 	args   []string
 	stdout io.Writer
+	// eventsFile is $EVENTS_FILE, or the local stack's default.
+	eventsFile string
 }
 
 var commands = map[string]command{
-	"stats":        {setup: statsCmd},
-	"list":         {setup: listCmd},
-	"show":         {args: []string{"ID"}, setup: showCmd},
-	"sync":         {setup: triggerCmd("sync")},
-	"cleanup":      {setup: triggerCmd("cleanup")},
-	"jobs":         {args: []string{"NAME"}, setup: jobsCmd},
-	"retry":        {args: []string{"ID"}, setup: retryCmd},
-	"delete-stale": {setup: deleteStaleCmd},
-	"bulk-delete":  {setup: bulkDeleteCmd},
-	"drain":        {args: []string{"PREFIX"}, setup: drainCmd},
-	"undrain":      {setup: undrainCmd},
+	"stats":         {setup: statsCmd},
+	"list":          {setup: listCmd},
+	"show":          {args: []string{"ID"}, setup: showCmd},
+	"sync":          {setup: triggerCmd("sync")},
+	"cleanup":       {setup: triggerCmd("cleanup")},
+	"jobs":          {args: []string{"NAME"}, setup: jobsCmd},
+	"retry":         {args: []string{"ID"}, setup: retryCmd},
+	"delete-stale":  {setup: deleteStaleCmd},
+	"bulk-delete":   {setup: bulkDeleteCmd},
+	"drain":         {args: []string{"PREFIX"}, setup: drainCmd},
+	"undrain":       {setup: undrainCmd},
+	"replay-events": {setup: replayEventsCmd},
+	"events":        {setup: eventsCmd, local: true},
 }
 
 // run is brokerctl with its arguments, environment and output passed in; it returns the
@@ -137,6 +153,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return usageError(stdout, stderr, fmt.Errorf("%s takes %s", name, want))
 	}
+	eventsFile := cmp.Or(getenv("EVENTS_FILE"), config.DefaultEventsFile())
+	if cmd.local {
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return finish(stdout, stderr, do(ctx, &invocation{opts: opts, args: positional, stdout: stdout, eventsFile: eventsFile}))
+	}
 	switch {
 	case opts.url == "":
 		fmt.Fprintln(stderr, "brokerctl: no API URL: pass --url or set BROKER_URL")
@@ -150,7 +172,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "brokerctl:", err)
 		return exitUsage
 	}
-	if err := do(ctx, &invocation{c: c, opts: opts, args: positional, stdout: stdout}); err != nil {
+	return finish(stdout, stderr, do(ctx, &invocation{c: c, opts: opts, args: positional, stdout: stdout, eventsFile: eventsFile}))
+}
+
+// finish is the exit status of a command that returned err.
+func finish(stdout, stderr io.Writer, err error) int {
+	if err != nil {
 		var u usageErr
 		if errors.As(err, &u) {
 			return usageError(stdout, stderr, err)

@@ -40,7 +40,7 @@ func startStack(t *testing.T) stack {
 	table := pooltest.NewTable(t)
 	s, err := local.Start(context.Background(), testkit.Env(map[string]string{
 		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": table, "SEED_SANDBOXES": "6",
-		"JOB_INTERVAL_SCALE": "1", "CLEANUP_MAX_ATTEMPTS": "1", "LOG_LEVEL": "error",
+		"JOB_INTERVAL_SCALE": "1", "CLEANUP_MAX_ATTEMPTS": "1", "LOG_LEVEL": "error", "EVENTS_FILE": t.TempDir() + "/events.jsonl",
 		cspfake.EnvDeleteFailUUIDs: strings.Join(uuids, ","),
 	}), io.Discard, io.Discard)
 	if err != nil {

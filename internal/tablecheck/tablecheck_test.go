@@ -38,7 +38,7 @@ func TestRoutesAndJobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &check{t: t, root: root, problems: map[string][]string{}, owners: map[string]string{api.AuthorizerFunction: "the authorizer"}}
+	c := &check{t: t, root: root, problems: map[string][]string{}, owners: map[string]string{api.AuthorizerFunction: "the authorizer", api.EventConsumerFunction: "the stream's consumer"}}
 	c.routeLines()
 	c.jobLines()
 	c.code()
@@ -241,6 +241,8 @@ var constructors = map[app.Kind][]string{
 	app.KindAuthorizer:    {"pkg/app/authorizer.New"},
 	app.KindJob:           {"pkg/app/job.Function"},
 	app.KindUsagePlansJob: {"pkg/app/job.Function", "pkg/app/job.WithUsagePlans"},
+	app.KindReplayRoute:   {"pkg/app/eventfn.ReplayRoute"},
+	app.KindEventConsumer: {"pkg/app/eventfn.Consumer"},
 }
 
 // functions checks functions/<name>/main.go of each route, job and the authorizer: it
@@ -266,7 +268,7 @@ func (c *check) functions() {
 		}
 		if want := constructors[kind]; !slices.Equal(got, want) {
 			c.add(o, "functions/%s/main.go calls %v in pkg/app, want %v (a %s)", name, got, want, kind)
-		} else if kind != app.KindAuthorizer && calls[0].name != name {
+		} else if kind != app.KindAuthorizer && kind != app.KindEventConsumer && calls[0].name != name {
 			c.add(o, "functions/%s/main.go builds %q, not %q", name, calls[0].name, name)
 		}
 		doc := f.Doc.Text()
@@ -287,7 +289,7 @@ func (c *check) functions() {
 	}
 	for _, d := range dirs {
 		if _, ok := c.owners[d.Name()]; !ok {
-			c.add("functions/"+d.Name(), "belongs to no route, no job and is not the authorizer")
+			c.add("functions/"+d.Name(), "belongs to no route, no job and is neither the authorizer nor the stream's consumer")
 		}
 	}
 }

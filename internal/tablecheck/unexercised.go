@@ -1,5 +1,7 @@
 package tablecheck
 
+import "github.com/sandbox-broker/broker/pkg/api"
+
 // Unexercised lists, for each function, each action its role grants that no call of its
 // events/ sample makes, with why it is granted anyway; "*" applies to every function.
 // infra's template run sends each sample to the real bootstrap and fails on a granted
@@ -40,6 +42,17 @@ var Unexercised = map[string]map[string]string{
 	"admin-drain":             {"dynamodb:GetItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": writeSet, "dynamodb:DeleteItem": writeSet, "dynamodb:ConditionCheckItem": writeSet},
 	"admin-undrain": {"dynamodb:GetItem": writeSet, "dynamodb:PutItem": noDrain, "dynamodb:UpdateItem": noDrain,
 		"dynamodb:DeleteItem": noDrain, "dynamodb:ConditionCheckItem": writeSet},
+	api.EventConsumerFunction: {
+		"sqs:SendMessage":           "the function dead-letters what the bus refuses, and the event source mapping sends its on-failure records with this role; the sample's events are all taken",
+		"dynamodb:DescribeStream":   byTheMapping,
+		"dynamodb:GetShardIterator": byTheMapping,
+		"dynamodb:GetRecords":       byTheMapping,
+		"dynamodb:ListStreams":      byTheMapping,
+	},
+	"admin-replay-events": {
+		"dynamodb:GetShardIterator": noFailedBatch,
+		"dynamodb:GetRecords":       noFailedBatch,
+	},
 }
 
 const (
@@ -47,4 +60,8 @@ const (
 	writeSet  = "pool.WriteActions is granted as one set to every writer; no path of this function the sample takes needs it, and the set is not split per function"
 	noDueWork = "used when the job has due work of its kind (a transition updates the sandbox); the sample's table has none for it"
 	noDrain   = "used to end a drain in force (the drain item goes, its history entry is put); the sample's table has none"
+	// The stream's consumer is handed its batches by the event source mapping, which
+	// reads the stream with the function's role.
+	byTheMapping  = "Lambda's event source mapping reads the table's stream with the function's role and hands it the batches"
+	noFailedBatch = "used to read back a batch the event source mapping gave up on; the sample's queue holds an event's letter"
 )

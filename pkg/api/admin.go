@@ -130,13 +130,30 @@ func (a *API) stats(ctx context.Context, r *request) (reply, error) {
 	if err != nil {
 		return reply{}, err
 	}
+	signals, err := a.broker.PrefixSignals(ctx)
+	if err != nil {
+		return reply{}, err
+	}
 	return reply{status: http.StatusOK, body: wire.Stats{
-		Drains: wireDrains(drains),
-		Total:  st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
+		Drains: wireDrains(drains), Prefixes: wirePrefixSignals(signals),
+		Total: st.Total, Available: st.ByStatus[pool.Available], Allocated: st.ByStatus[pool.Allocated],
 		PendingDeletion: st.ByStatus[pool.PendingDeletion], Stale: st.ByStatus[pool.Stale],
 		DeletionFailed: st.ByStatus[pool.DeletionFailed], Deleted: st.ByStatus[pool.Deleted], Retired: st.ByStatus[pool.Retired],
 		AvailableByPrefix: st.AvailableByPrefix, OldestPendingDeletionAt: optionalTime(st.OldestPendingDeletionAt),
 	}}, nil
+}
+
+func wirePrefixSignals(signals []pool.PrefixSignal) []wire.PrefixSignal {
+	out := make([]wire.PrefixSignal, 0, len(signals))
+	for _, s := range signals {
+		w := wire.PrefixSignal{Prefix: s.Prefix, Available: s.Available, PerMinute: s.PerMinute, LowWater: s.LowWater,
+			LeadMinutes: s.LeadMinutes, Reasons: append([]string{}, s.Reasons...), CountedAt: s.At / 1000}
+		if s.Empties() {
+			w.MinutesToEmpty = &s.MinutesToEmpty
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 // poolState is what stats and /metrics both show: the exact counts and the drains in force.

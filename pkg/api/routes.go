@@ -25,6 +25,10 @@ type Route struct {
 	// Table is what the route's code does to the pool table: the stack grants its function
 	// the DynamoDB actions of that and no more.
 	Table TableUse
+	// ReplaysEvents marks the route that publishes the domain events' dead letters again:
+	// its function is built by eventfn.ReplayRoute, and the stack grants it the
+	// dead-letter queue, the event bus and the table's stream.
+	ReplaysEvents bool
 	// handle is the route's code (API.Function serves it).
 	handle handlerFunc
 }
@@ -75,12 +79,19 @@ var Routes = []Route{
 	{Name: "admin-drain-state", Method: http.MethodGet, Path: "/v1/admin/drain", Scope: auth.Admin, Table: ReadsTable, handle: (*API).drainState},
 	{Name: "admin-drain", Method: http.MethodPut, Path: "/v1/admin/drain", Scope: auth.Admin, Table: WritesTable, handle: (*API).startDrain},
 	{Name: "admin-undrain", Method: http.MethodDelete, Path: "/v1/admin/drain", Scope: auth.Admin, Table: WritesTable, handle: (*API).endDrains},
+	{Name: "admin-replay-events", Method: http.MethodPost, Path: "/v1/admin/events/replay", Scope: auth.Admin, Table: NoTable, ReplaysEvents: true, handle: (*API).replayEvents},
 	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Metrics, Table: ReadsTable, handle: (*API).metricsText},
 }
 
 // AuthorizerFunction is the folder of the Lambda authorizer, the one function that is not
 // a route.
 const AuthorizerFunction = "authorizer"
+
+// EventConsumerFunction is the folder of the function that consumes the table's stream
+// and publishes the domain events (pkg/events): neither a route nor a job. It is named
+// here, beside the authorizer, so what sorts the functions (app.KindOf) links no events
+// code.
+const EventConsumerFunction = "publish-events"
 
 // RouteByName finds a route of the table.
 func RouteByName(name string) (Route, bool) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
@@ -44,6 +45,16 @@ type Deps struct {
 	Config  config.API
 	// Jobs starts the runs the admin trigger routes ask for; only their functions need it.
 	Jobs JobStarter
+	// Events replays the events' dead-letter queue; only the functions of routes with
+	// ReplaysEvents need it.
+	Events EventReplayer
+}
+
+// EventReplayer publishes the domain events' dead letters again (eventfn.Replayer, over
+// pkg/events, which only its route's function links): what it did, and why it kept the
+// messages it kept.
+type EventReplayer interface {
+	Replay(ctx context.Context) (wire.EventReplay, []string, error)
 }
 
 // JobStarter starts one run of a job under runID and returns without waiting for it: in
@@ -60,13 +71,14 @@ type API struct {
 	log     *slog.Logger
 	metrics *obs.Metrics
 	jobs    JobStarter
+	events  EventReplayer
 	cors    CORS
 	now     func() time.Time
 }
 
 // New returns the API over d.
 func New(d Deps) *API {
-	return &API{broker: d.Broker, ready: d.Ready, log: d.Log, metrics: d.Metrics, jobs: d.Jobs, cors: NewCORS(d.Config.CORSOrigins), now: time.Now}
+	return &API{broker: d.Broker, ready: d.Ready, log: d.Log, metrics: d.Metrics, jobs: d.Jobs, events: d.Events, cors: NewCORS(d.Config.CORSOrigins), now: time.Now}
 }
 
 // LambdaHandler is what a route function passes to lambda.Start.

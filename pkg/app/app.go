@@ -41,8 +41,9 @@ func OpenPool(ctx context.Context, cfg config.Pool) (*pool.Pool, error) {
 }
 
 // NewAPI builds the API of the route functions from env (the pool settings, CORS, logs);
-// jobs starts the runs of the admin trigger routes (nil for a function that serves none).
-func NewAPI(ctx context.Context, env config.Env, out io.Writer, jobs api.JobStarter) (*api.API, error) {
+// jobs starts the runs of the admin trigger routes (nil for a function that serves none);
+// more adds what one kind of route needs besides (eventfn.ReplayRoute's replayer).
+func NewAPI(ctx context.Context, env config.Env, out io.Writer, jobs api.JobStarter, more ...func(*api.Deps)) (*api.API, error) {
 	o, obsErr := NewObservability(env, out)
 	poolCfg, poolErr := config.LoadPool(env)
 	apiCfg, apiErr := config.LoadAPI(env)
@@ -53,7 +54,11 @@ func NewAPI(ctx context.Context, env config.Env, out io.Writer, jobs api.JobStar
 	if err != nil {
 		return nil, err
 	}
-	return api.New(api.Deps{Broker: broker.New(p, poolCfg), Ready: p.Ping, Log: o.Log, Metrics: o.Metrics, Config: apiCfg, Jobs: jobs}), nil
+	deps := api.Deps{Broker: broker.New(p, poolCfg), Ready: p.Ping, Log: o.Log, Metrics: o.Metrics, Config: apiCfg, Jobs: jobs}
+	for _, add := range more {
+		add(&deps)
+	}
+	return api.New(deps), nil
 }
 
 // Route is the Lambda handler of the plain route named name: one that starts no job
@@ -65,6 +70,9 @@ func Route(ctx context.Context, env config.Env, out io.Writer, name string) (api
 	}
 	if route.Starts != "" {
 		return nil, fmt.Errorf("app: route %s starts the %s job: its function is built by trigger.Route", name, route.Starts)
+	}
+	if route.ReplaysEvents {
+		return nil, fmt.Errorf("app: route %s replays events: its function is built by eventfn.ReplayRoute", name)
 	}
 	return RouteStarting(ctx, env, out, name, nil)
 }

@@ -7,7 +7,8 @@
 // routes, trigger.Route for the admin routes that start a job (the Lambda client),
 // authorizer.New for the authorizer and job.Function for the jobs (both with the Secrets
 // Manager client of awssecrets); the usage-plans job passes job.WithUsagePlans(usagejob.Build),
-// the one package that links the API Gateway client.
+// the one package that links the API Gateway client; eventfn.Consumer (the table stream's
+// consumer) and eventfn.ReplayRoute, the only ones that link the EventBridge and SQS clients.
 //
 // What the platform provides comes in through RouteStarting (the job starts of a trigger
 // route: Lambda's asynchronous invoke) and authorizer.FromSecret (the token secret's

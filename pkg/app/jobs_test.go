@@ -154,8 +154,8 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 		switch {
 		case line["_aws"] != nil && line["Job"] != nil && line["JobRunDuration"] != nil:
 			metricLines++
-		case line["_aws"] != nil && line["PoolTotal"] != nil:
-			// the pool-metrics gauges
+		case line["_aws"] != nil && (line["PoolTotal"] != nil || line["PrefixesLow"] != nil || line["PrefixAvailable"] != nil):
+			// the pool-metrics gauges, the pool's and its prefixes'
 		case line["_aws"] != nil && line["TimeToDelete"] != nil:
 			// cleanup's time to delete, when the release was a second or more before it
 		case line["msg"] == "job run" && line["run_id"] != "" && line["counts"] != nil && line["duration_ms"] != nil:

@@ -17,20 +17,28 @@ const (
 	KindAuthorizer    Kind = "authorizer"      // the Lambda authorizer (authorizer.New)
 	KindJob           Kind = "job"             // a job (job.Function)
 	KindUsagePlansJob Kind = "usage-plans job" // a job with UsesAPIGateway (job.Function with job.WithUsagePlans)
+	KindReplayRoute   Kind = "replay route"    // the admin route that replays the events' dead letters (eventfn.ReplayRoute)
+	KindEventConsumer Kind = "event consumer"  // the stream's consumer, publish-events (eventfn.Consumer)
 )
 
 // Kinds lists every kind, in the order the size record and the cold-start table use.
-var Kinds = []Kind{KindRoute, KindTriggerRoute, KindAuthorizer, KindJob, KindUsagePlansJob}
+var Kinds = []Kind{KindRoute, KindTriggerRoute, KindAuthorizer, KindJob, KindUsagePlansJob, KindReplayRoute, KindEventConsumer}
 
 // KindOf is the kind of the function in functions/<function>, from the route and job
 // tables; false for a name in neither.
 func KindOf(function string) (Kind, bool) {
-	if function == api.AuthorizerFunction {
+	switch function {
+	case api.AuthorizerFunction:
 		return KindAuthorizer, true
+	case api.EventConsumerFunction:
+		return KindEventConsumer, true
 	}
 	if r, ok := api.RouteByName(function); ok {
-		if r.Starts != "" {
+		switch {
+		case r.Starts != "":
 			return KindTriggerRoute, true
+		case r.ReplaysEvents:
+			return KindReplayRoute, true
 		}
 		return KindRoute, true
 	}

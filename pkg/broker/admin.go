@@ -53,6 +53,11 @@ func (b *Broker) Inspect(ctx context.Context, id string) (*pool.Sandbox, []pool.
 // Stats counts the whole pool exactly (see pool.Stats for how and what it costs).
 func (b *Broker) Stats(ctx context.Context) (pool.Stats, error) { return b.pool.Stats(ctx) }
 
+// PrefixSignals are each name prefix's signals as the pool-metrics job last stored them.
+func (b *Broker) PrefixSignals(ctx context.Context) ([]pool.PrefixSignal, error) {
+	return b.pool.PrefixSignals(ctx)
+}
+
 // RetryDeletion gives a deletion_failed sandbox back to the cleanup job, attempts reset.
 func (b *Broker) RetryDeletion(ctx context.Context, id string, by pool.Actor) (pool.Sandbox, error) {
 	s, err := b.pool.Get(ctx, id)

@@ -25,6 +25,7 @@ var loaders = map[string]func(config.Env){
 	"LoadAPI":        func(env config.Env) { _, _ = config.LoadAPI(env) },
 	"LoadAuth":       func(env config.Env) { _, _ = config.LoadAuth(env) },
 	"LoadJobs":       func(env config.Env) { _, _ = config.LoadJobs(env) },
+	"LoadEvents":     func(env config.Env) { _, _ = config.LoadEvents(env) },
 	"LoadLocal":      func(env config.Env) { _, _ = config.LoadLocal(env) },
 	"LoadObs":        func(env config.Env) { _, _ = config.LoadObs(env) },
 	"LoadPool":       func(env config.Env) { _, _ = config.LoadPool(env) },

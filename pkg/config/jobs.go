@@ -26,12 +26,33 @@ type Jobs struct {
 	// IntervalScale (0 < s <= 1) shortens the schedules and the cleanup backoff alike, for
 	// demos and tests.
 	IntervalScale float64
+	// PrefixLowWaterMark is the available count below which a name prefix is low (every
+	// prefix's, until lab profiles set their own: broker's lowWaterMark).
+	PrefixLowWaterMark int
+	// PrefixLeadTime is how soon a prefix may run out, at its recent allocation rate,
+	// before it is low.
+	PrefixLeadTime time.Duration
+	// AllocationRateWindow is how far back the recent allocation rate looks.
+	AllocationRateWindow time.Duration
+	// PrefixMetricsMax bounds the prefixes that get metrics of their own (the lowest
+	// forecasts first): each is three custom metrics (docs/operations.md).
+	PrefixMetricsMax int
 }
+
+// The defaults of the prefix signals, which the CDK stack's context values take too.
+const (
+	DefaultPrefixLowWaterMark      = 5
+	DefaultPrefixLeadTimeMinutes   = 30
+	DefaultAllocationWindowMinutes = 15
+	DefaultPrefixMetricsMax        = 20
+)
 
 // LoadJobs reads SYNC_STALE_STRIKES (2), SYNC_MAX_SHRINK_FRACTION (0.5),
 // CLEANUP_MAX_ATTEMPTS (6), CLEANUP_BACKOFF_BASE_SECONDS (60), CLEANUP_BACKOFF_CAP_SECONDS
 // (3600), CLEANUP_DELETES_PER_SECOND (1), CLEANUP_MAX_IN_FLIGHT (16), STALE_GRACE_HOURS (24) and
-// JOB_INTERVAL_SCALE (1). A job's lease lasts as long as its run may (jobs.Job.Timeout).
+// JOB_INTERVAL_SCALE (1), and the prefix signals' PREFIX_LOW_WATER_MARK, PREFIX_LEAD_TIME_MINUTES,
+// ALLOCATION_RATE_WINDOW_MINUTES and PREFIX_METRICS_MAX (the Default… constants). A job's lease
+// lasts as long as its run may (jobs.Job.Timeout).
 func LoadJobs(env Env) (Jobs, error) {
 	r := &reader{env: env}
 	j := Jobs{
@@ -44,6 +65,11 @@ func LoadJobs(env Env) (Jobs, error) {
 		CleanupMaxInFlight: r.int("CLEANUP_MAX_IN_FLIGHT", 16, 1, 64),
 		StaleGrace:         r.duration("STALE_GRACE_HOURS", 24, time.Hour, 1, 720),
 		IntervalScale:      r.float("JOB_INTERVAL_SCALE", 1, 0, 1),
+
+		PrefixLowWaterMark:   r.int("PREFIX_LOW_WATER_MARK", DefaultPrefixLowWaterMark, 0, 100_000),
+		PrefixLeadTime:       r.duration("PREFIX_LEAD_TIME_MINUTES", DefaultPrefixLeadTimeMinutes, time.Minute, 0, 24*60),
+		AllocationRateWindow: r.duration("ALLOCATION_RATE_WINDOW_MINUTES", DefaultAllocationWindowMinutes, time.Minute, 5, 24*60),
+		PrefixMetricsMax:     r.int("PREFIX_METRICS_MAX", DefaultPrefixMetricsMax, 0, 100),
 	}
 	if j.IntervalScale == 0 {
 		r.fail("JOB_INTERVAL_SCALE", "must be greater than 0")

@@ -18,6 +18,7 @@ func TestLoadJobsDefaults(t *testing.T) {
 		StaleStrikes: 2, MaxShrinkFraction: 0.5, CleanupMaxAttempts: 6,
 		CleanupBackoffBase: time.Minute, CleanupBackoffCap: time.Hour, DeletesPerSecond: 1, CleanupMaxInFlight: 16,
 		StaleGrace: 24 * time.Hour, IntervalScale: 1,
+		PrefixLowWaterMark: 5, PrefixLeadTime: 30 * time.Minute, AllocationRateWindow: 15 * time.Minute, PrefixMetricsMax: 20,
 	}
 	if j != want {
 		t.Fatalf("got %+v\nwant %+v", j, want)

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -52,6 +54,9 @@ type Local struct {
 	// AuthorizerCacheTTL is how long the emulator caches an authorizer answer per token,
 	// as API Gateway does (0 turns caching off).
 	AuthorizerCacheTTL time.Duration
+	// EventsFile is the JSON-lines file the domain events go to (DefaultEventsFile when
+	// unset): the local stack's event bus.
+	EventsFile string
 	// ExecutionModel is how the stack runs the functions: ExecutionInstances (Lambda's
 	// instance model, the default) or ExecutionProcess (one shared instance per function,
 	// serving every invocation at once, without limits).
@@ -82,6 +87,10 @@ const DefaultAccountConcurrency = 1000
 // ends every environment within a few hours: five minutes errs towards more cold starts.
 const DefaultIdleTimeout = 5 * time.Minute
 
+// DefaultEventsFile is where the local stack writes the domain events, and brokerctl
+// events reads them, unless EVENTS_FILE says otherwise.
+func DefaultEventsFile() string { return filepath.Join(os.TempDir(), "sandbox-broker-events.jsonl") }
+
 // DefaultLocalTable is the table of a started DynamoDB Local.
 const DefaultLocalTable = "sandbox-broker-local"
 
@@ -99,7 +108,8 @@ var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 // BROKER_ADMIN_TOKEN, BROKER_METRICS_TOKEN, BROKER_TOKENS_FILE, BROKER_TRACK_RATE and
 // BROKER_TRACK_BURST, AUTHORIZER_CACHE_SECONDS (300), LOCAL_EXECUTION_MODEL (instances),
 // LOCAL_LAMBDA_CONCURRENCY (DefaultAccountConcurrency), LOCAL_RESERVED_CONCURRENCY and
-// LOCAL_LAMBDA_IDLE_SECONDS (DefaultIdleTimeout), and DYNAMODB_LIMITS with its switches.
+// LOCAL_LAMBDA_IDLE_SECONDS (DefaultIdleTimeout), DYNAMODB_LIMITS with its switches, and
+// EVENTS_FILE (DefaultEventsFile).
 func LoadLocal(env Env) (Local, error) {
 	r := &reader{env: env}
 	l := Local{
@@ -108,6 +118,7 @@ func LoadLocal(env Env) (Local, error) {
 		WarmRounds:         r.int("LOCAL_WARM_ROUNDS", DefaultLocalWarmRounds, 0, 20),
 		DynamoDBEndpoint:   r.str("DYNAMODB_ENDPOINT", ""),
 		TableName:          r.str("TABLE_NAME", ""),
+		EventsFile:         r.str("EVENTS_FILE", DefaultEventsFile()),
 		SeedSandboxes:      r.int("SEED_SANDBOXES", 50, 0, 10000),
 		CSPBaseURL:         r.str("CSP_BASE_URL", ""),
 		CSPToken:           r.str("CSP_API_TOKEN", ""),

@@ -11,6 +11,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
+	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -53,6 +54,7 @@ type Deps struct {
 type Metrics interface {
 	PublishRun(job string, counts map[string]int, alarm string, duration time.Duration)
 	PoolGauges(byStatus map[string]int, total int)
+	PrefixGauges(low, emptying int, each []obs.PrefixSignal)
 	// TimesToDelete gets, for each sandbox a run deleted, the time from its release to the
 	// confirmed delete.
 	TimesToDelete(job string, times []time.Duration)
@@ -88,7 +90,7 @@ func NewRunner(d Deps) (*Runner, error) {
 	// A zero config.Jobs would pace deletes at 0/s and back off for 0 s: catch a caller
 	// that built one by hand instead of with config.LoadJobs.
 	if c := d.Config; c.DeletesPerSecond <= 0 || c.IntervalScale <= 0 || c.CleanupMaxAttempts < 1 || c.CleanupMaxInFlight < 1 ||
-		c.StaleStrikes < 1 || c.CleanupBackoffBase <= 0 || c.CleanupBackoffCap < c.CleanupBackoffBase {
+		c.StaleStrikes < 1 || c.CleanupBackoffBase <= 0 || c.CleanupBackoffCap < c.CleanupBackoffBase || c.AllocationRateWindow <= 0 {
 		return nil, fmt.Errorf("jobs: job configuration is incomplete (load it with config.LoadJobs): %+v", d.Config)
 	}
 	r := &Runner{

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"errors"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/jobs"
+	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -221,6 +223,9 @@ type recordedMetrics struct {
 	timesToDelete []time.Duration
 	// alarms holds every alarm a published run raised.
 	alarms []string
+	// The last PrefixGauges.
+	prefixesLow, prefixesEmptying int
+	prefixes                      []obs.PrefixSignal
 }
 
 func (m *recordedMetrics) PublishRun(job string, counts map[string]int, alarm string, _ time.Duration) {
@@ -236,6 +241,12 @@ func (m *recordedMetrics) TimesToDelete(job string, times []time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.timesToDelete = append(m.timesToDelete, times...)
+}
+
+func (m *recordedMetrics) PrefixGauges(low, emptying int, each []obs.PrefixSignal) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.prefixesLow, m.prefixesEmptying, m.prefixes = low, emptying, each
 }
 
 func (m *recordedMetrics) PoolGauges(byStatus map[string]int, total int) {
@@ -283,5 +294,13 @@ func TestPoolMetricsPublishesExactGauges(t *testing.T) {
 	}
 	if metrics.total != 5 || metrics.gauge["available"] != 3 || !slices.Equal(metrics.runs, []string{"sync", "pool-metrics"}) {
 		t.Fatalf("gauges %v total %d runs %v", metrics.gauge, metrics.total, metrics.runs)
+	}
+	// The prefix lab: 3 available, below the default low-water mark of 5; one allocation
+	// (still held) in the 15-minute window, so 45 minutes to empty, beyond the 30 of the
+	// lead time. The released one is no longer allocated, so not counted (a floor).
+	p := metrics.prefixes
+	if metrics.prefixesLow != 1 || metrics.prefixesEmptying != 0 || len(p) != 1 || p[0].Prefix != "lab" || p[0].Available != 3 ||
+		math.Abs(p[0].PerMinute-1.0/15) > 1e-12 || math.Abs(p[0].MinutesToEmpty-45) > 1e-9 || sum.Counts["prefixes_low"] != 1 {
+		t.Fatalf("prefix gauges: %d low, %d emptying, %+v; summary %v", metrics.prefixesLow, metrics.prefixesEmptying, p, sum.Counts)
 	}
 }

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -41,6 +42,15 @@ func TestConsoleInABrowser(t *testing.T) {
 	for st, n := range want {
 		if census.ByStatus[st] != n {
 			t.Fatalf("seeded %v, want %v", census.ByStatus, want)
+		}
+	}
+
+	// Each prefix's signals as the pool-metrics job stores them (its computation is
+	// TestOnePrefixDrainingWhileAnotherIsFull's): lab low on both counts, other fine.
+	counted := time.Now().UnixMilli()
+	for _, sig := range []pool.PrefixSignal{pool.NewPrefixSignal("lab", 2, 1.2, 5, 30, counted), pool.NewPrefixSignal("other", 6, 0, 5, 30, counted)} {
+		if err := s.pool.PutPrefixSignal(context.Background(), sig); err != nil {
+			t.Fatal(err)
 		}
 	}
 

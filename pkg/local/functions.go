@@ -31,8 +31,8 @@ type (
 // authorizer's instances read it from the stack (tokenSecret), not from Secrets Manager.
 const localTokensSecret = "arn:aws:secretsmanager:" + emulatedRegion + ":" + emulatedAccount + ":secret:local-broker-tokens"
 
-// startLambda is the Lambda service of the stack's account: every route, the authorizer
-// and every job the stack runs, none reserved, as the CDK stack's default (a reservation is
+// startLambda is the Lambda service of the stack's account: every route, the authorizer,
+// every job the stack runs and the stream's consumer, none reserved, as the CDK stack's default (a reservation is
 // the operator's choice there and LOCAL_RESERVED_CONCURRENCY's here).
 func (s *Stack) startLambda(cfg config.Local, log *slog.Logger) (part, error) {
 	functions := map[string]int{api.AuthorizerFunction: noReservation}
@@ -42,6 +42,7 @@ func (s *Stack) startLambda(cfg config.Local, log *slog.Logger) (part, error) {
 	for _, j := range localJobs() {
 		functions[j.Name] = noReservation
 	}
+	functions[api.EventConsumerFunction] = noReservation
 	svc, err := newLambdaService(cfg, functions, log)
 	if err != nil {
 		return part{}, err
@@ -64,8 +65,9 @@ func (s *Stack) startLambda(cfg config.Local, log *slog.Logger) (part, error) {
 }
 
 // addRoutes adds every route and returns their handlers, each an instance of its own function
-// built as functions/<route>/main.go builds it (app.Route, or trigger.Route whose job runs
-// jobs starts, as Lambda's asynchronous invoke does).
+// built as functions/<route>/main.go builds it (app.Route, trigger.Route whose job runs
+// jobs starts, as Lambda's asynchronous invoke does, or eventfn.ReplayRoute, whose replayer
+// is the stack's: startEvents').
 func (s *Stack) addRoutes(ctx context.Context, env config.Env, logs io.Writer, jobs api.JobStarter) (map[string]api.LambdaHandler, error) {
 	handlers := map[string]api.LambdaHandler{}
 	for _, r := range api.Routes {
@@ -74,6 +76,13 @@ func (s *Stack) addRoutes(ctx context.Context, env config.Env, logs io.Writer, j
 			starts = jobs
 		}
 		f, err := addFunction(ctx, s.lambda, r.Name, 0, func(ctx context.Context) (api.LambdaHandler, error) {
+			if r.ReplaysEvents {
+				a, err := app.NewAPI(ctx, env, logs, nil, s.withEvents)
+				if err != nil {
+					return nil, err
+				}
+				return a.Function(r.Name)
+			}
 			return app.RouteStarting(ctx, env, logs, r.Name, starts)
 		})
 		if err != nil {

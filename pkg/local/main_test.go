@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,6 +24,7 @@ func startStack(t *testing.T, extra map[string]string) (*Stack, string, *testkit
 	env := map[string]string{
 		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": pooltest.NewTable(t),
 		"SEED_SANDBOXES": "6", "SEED_PREFIXES": "lab,other", "JOB_INTERVAL_SCALE": "0.05", "LOG_LEVEL": "debug",
+		"EVENTS_FILE": filepath.Join(t.TempDir(), "events.jsonl"),
 	}
 	for k, v := range extra {
 		env[k] = v

@@ -51,6 +51,8 @@ type Stack struct {
 	// shutdowns undo the start in reverse order; each part registers its own.
 	shutdowns []func()
 	stopOnce  sync.Once
+	// replayer serves the events' replay route (startEvents); nil with events off.
+	replayer api.EventReplayer
 }
 
 // part is one line of the banner: what a component is and whether the stack started it.
@@ -66,7 +68,7 @@ func Run(ctx context.Context, env config.Env, out, logs io.Writer) error {
 		return err
 	}
 	<-ctx.Done()
-	fmt.Fprintln(out, "Stopping: API, jobs, fake CSP, DynamoDB Local ...")
+	fmt.Fprintln(out, "Stopping: API, jobs, events, fake CSP, DynamoDB Local ...")
 	s.Stop()
 	fmt.Fprintln(out, "Stopped.")
 	return nil
@@ -104,6 +106,10 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 		return nil, err
 	}
 	fnEnv := overlay(env, map[string]string{"TABLE_NAME": cfg.TableName, "DYNAMODB_ENDPOINT": endpoint, "TOKENS_SECRET_ARN": localTokensSecret})
+	eventsLine, err := s.startEvents(ctx, cfg, fnEnv, logs, endpoint)
+	if err != nil {
+		return nil, err
+	}
 	cspURL, cspToken, cspLine, err := s.startCSP(cfg, env)
 	if err != nil {
 		return nil, err
@@ -125,7 +131,7 @@ func Start(ctx context.Context, env config.Env, out, logs io.Writer) (_ *Stack, 
 	if err != nil {
 		return nil, err
 	}
-	parts := slices.Concat([]part{dbLine, cspLine}, niosLines, []part{lambdaLine}, jobLines, []part{apiLine}, tokenLines)
+	parts := slices.Concat([]part{dbLine, cspLine}, niosLines, []part{lambdaLine}, jobLines, []part{eventsLine, apiLine}, tokenLines)
 	printBanner(out, parts, s, cfg.SeedPrefixes)
 	return s, nil
 }

@@ -38,6 +38,17 @@ const (
 	// (mark-for-deletion or expiry) to the confirmed CSP delete, with dimension Job: a
 	// distribution, so CloudWatch can chart its p50 and p99.
 	MetricTimeToDelete = "TimeToDelete"
+	// MetricPrefixesLow and MetricPrefixesEmptying count the name prefixes below their
+	// low-water mark and those that run out within the lead time, without dimensions: the
+	// values of the PrefixLow and PrefixEmptying alarms, whatever the prefixes are.
+	MetricPrefixesLow      = "PrefixesLow"
+	MetricPrefixesEmptying = "PrefixesEmptying"
+	// MetricPrefixAvailable, MetricPrefixAllocationRate and MetricPrefixMinutesToEmpty are
+	// one prefix's level, allocations per minute and forecast, with dimension Prefix, for
+	// at most PREFIX_METRICS_MAX prefixes (docs/operations.md: their cost).
+	MetricPrefixAvailable      = "PrefixAvailable"
+	MetricPrefixAllocationRate = "PrefixAllocationsPerMinute"
+	MetricPrefixMinutesToEmpty = "PrefixMinutesToEmpty"
 )
 
 // emfMaxValues is the most values one EMF document may carry for a metric.
@@ -92,6 +103,27 @@ func (m *Metrics) PoolGauges(byStatus map[string]int, total int) {
 		values = append(values, metricValue{PoolMetric(status), "Count", float64(n)})
 	}
 	m.emit(nil, nil, values)
+}
+
+// PrefixSignal is one prefix's metrics; MinutesToEmpty < 0 (no recent allocation) is
+// left out, as a forecast of never.
+type PrefixSignal struct {
+	Prefix                    string
+	Available                 int
+	PerMinute, MinutesToEmpty float64
+}
+
+// PrefixGauges records how many prefixes are low and emptying, and the level, rate and
+// forecast of each prefix given (the caller bounds how many).
+func (m *Metrics) PrefixGauges(low, emptying int, each []PrefixSignal) {
+	m.emit(nil, nil, []metricValue{{MetricPrefixesLow, "Count", float64(low)}, {MetricPrefixesEmptying, "Count", float64(emptying)}})
+	for _, p := range each {
+		values := []metricValue{{MetricPrefixAvailable, "Count", float64(p.Available)}, {MetricPrefixAllocationRate, "Count", p.PerMinute}}
+		if p.MinutesToEmpty >= 0 {
+			values = append(values, metricValue{MetricPrefixMinutesToEmpty, "None", p.MinutesToEmpty})
+		}
+		m.emit([]string{"Prefix"}, map[string]string{"Prefix": p.Prefix}, values)
+	}
 }
 
 // PublishRun records one run of a background job: its duration and each count of its summary

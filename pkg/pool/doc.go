@@ -36,6 +36,7 @@ local stack both build the table from it ([CreateTable], [EnsureTable]).
 	drain history        DRAIN / HIST#<ns>#<random>                HistoryEntry   drain.go
 	drain state          DRAIN / STATE                             drainGate      drain.go
 	migration state      MIGRATION#tombstone-ttl / STATE           ttlMigration   ttlmigration.go
+	prefix signal        SIGNALS / PREFIX#<prefix>                 PrefixSignal   prefixsignal.go
 
 Beside the drains, the index log (DRAIN / JOINED#<name>#<id> and DRAINED#<name>#<id>,
 each for an hour) lists the writes that put a sandbox into AvailableIndex, which a drain
@@ -117,9 +118,10 @@ of each sandbox it covers or no longer covers, one conditional write each, logge
 index log; sync's writes that make a sandbox available are conditioned on the drain state
 they read), job leases ([Pool.AcquireLease],
 [Pool.ReleaseLease] in lease.go, single conditional writes), run records
-([Pool.RecordRun] in runs.go, plain puts under a key no other run has) and the tombstone
+([Pool.RecordRun] in runs.go, plain puts under a key no other run has), the tombstone
 TTL migration ([Pool.FixTombstoneTTLs] in ttlmigration.go, which keeps tombstones with
-[Pool.KeepTombstone]).
+[Pool.KeepTombstone]) and the prefix signals ([Pool.PutPrefixSignal] in prefixsignal.go, a
+put conditioned on no later count being stored).
 
 # Calling a transition
 
@@ -150,6 +152,7 @@ gives the use cases the same clock.
 	drain.go     Drains, DrainHistory
 	lease.go     CurrentLease
 	runs.go      Runs
+	prefixsignal.go PrefixSignals, AllocationsSince (the pool-metrics job's per prefix)
 
 Every query follows LastEvaluatedKey to the end (docs/architecture.md §5 (6)), but for
 Candidates, which reads one page by design, and Runs, which stops at its limit; the

@@ -236,7 +236,7 @@ func (p *Pool) StartDrain(ctx context.Context, d Drain, by Actor) (Drain, error)
 	t := p.newTx("start drain", drainPK, expect{})
 	t.put("", p.table, item, "")
 	by.Reason = fmt.Sprintf("drain started for prefix %q: %s", d.Prefix, d.Reason)
-	t.put("", p.table, p.drainHistoryItem(by), "")
+	t.put("", p.table, p.drainHistoryItem(by, d, DrainStarted), "")
 	t.bumpGate(p.table)
 	if err := p.run(ctx, t); err != nil {
 		return Drain{}, err
@@ -271,7 +271,7 @@ func (p *Pool) EndDrains(ctx context.Context, prefix string, all bool, by Actor)
 		}})
 		entry := by
 		entry.Reason = fmt.Sprintf("drain ended for prefix %q", d.Prefix)
-		t.put("", p.table, p.drainHistoryItem(entry), "")
+		t.put("", p.table, p.drainHistoryItem(entry, d, DrainEnded), "")
 		t.bumpGate(p.table)
 		err := p.run(ctx, t)
 		var ce *ConditionError
@@ -298,10 +298,33 @@ func (p *Pool) DrainHistory(ctx context.Context) ([]HistoryEntry, error) {
 	return collect[HistoryEntry](p.itemsUnder(ctx, drainPK, prefixHistory, &dynamodb.QueryInput{ScanIndexForward: aws.Bool(false)}))
 }
 
-// drainHistoryItem is a history entry (no status change) in the drains' partition.
-func (p *Pool) drainHistoryItem(by Actor) map[string]types.AttributeValue {
+// DrainEntry is a history entry (no status change) in the drains' partition, with the
+// drain it started or ended, so the table stream's record of it says so by itself
+// (pkg/events).
+type DrainEntry struct {
+	HistoryEntry
+	Prefix string `dynamodbav:"prefix"`
+	// Action is DrainStarted or DrainEnded; empty on entries from before it existed.
+	Action string `dynamodbav:"drain_action,omitempty"`
+	// DrainReason is the reason the operator gave when starting the drain.
+	DrainReason string `dynamodbav:"drain_reason,omitempty"`
+}
+
+// The actions of a DrainEntry.
+const (
+	DrainStarted = "started"
+	DrainEnded   = "ended"
+)
+
+// drainHistoryItem is the history entry of d's action in the drains' partition.
+func (p *Pool) drainHistoryItem(by Actor, d Drain, action string) map[string]types.AttributeValue {
 	item := p.historyItem("", p.entry("", "", by), p.now())
 	item[AttrPK] = av(drainPK)
+	item["prefix"] = av(d.Prefix)
+	item["drain_action"] = av(action)
+	if action == DrainStarted && d.Reason != "" {
+		item["drain_reason"] = av(d.Reason)
+	}
 	return item
 }
 

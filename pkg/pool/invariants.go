@@ -204,6 +204,7 @@ func (c *census) add(item map[string]types.AttributeValue) error {
 	case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
 		c.Drains++
 	case k.PK == migrationPK && k.SK == skMigration:
+	case IsPrefixSignal(k.PK, k.SK):
 	default:
 		c.unknown = append(c.unknown, at)
 	}

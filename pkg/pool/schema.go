@@ -30,6 +30,9 @@ type TableDef struct {
 	Sort         Key
 	TTLAttribute string
 	Indexes      []Index
+	// StreamView is what the table's stream records of each write: both images, so a
+	// consumer (pkg/events) tells every transition from the record alone.
+	StreamView string
 }
 
 // Attribute and index names. The item types' dynamodbav tags name the other attributes;
@@ -84,7 +87,11 @@ var Schema = TableDef{
 		{Name: StatusIndex, Partition: Key{AttrStatusKey, String}, Sort: Key{AttrStatusAt, Number}},
 		{Name: AvailableIndex, Partition: Key{AttrAvailShard, Number}, Sort: Key{AttrAvailName, String}, Include: ClaimAttributes},
 	},
+	StreamView: StreamNewAndOldImages,
 }
+
+// StreamNewAndOldImages is the stream view of Schema (DynamoDB's StreamViewType).
+const StreamNewAndOldImages = "NEW_AND_OLD_IMAGES"
 
 // Attributes lists every key attribute of the table and its indexes once, as CreateTable
 // and CloudFormation want them.
@@ -118,4 +125,9 @@ var (
 		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem")
 	// PingActions serve readiness (Pool.Ping), on the table alone.
 	PingActions = []string{"dynamodb:DescribeTable"}
+	// StreamReadActions are what Lambda's event source mapping reads the table's stream
+	// with, with its function's role, on the stream's ARN; and StreamListAction, which
+	// acts on "*" only.
+	StreamReadActions = []string{"dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords"}
+	StreamListAction  = "dynamodb:ListStreams"
 )

@@ -18,6 +18,9 @@ func CreateTable(ctx context.Context, db *dynamodb.Client, name string) error {
 		TableName:   aws.String(name),
 		BillingMode: types.BillingModePayPerRequest,
 		KeySchema:   keySchema(Schema.Partition, Schema.Sort),
+		StreamSpecification: &types.StreamSpecification{
+			StreamEnabled: aws.Bool(true), StreamViewType: types.StreamViewType(Schema.StreamView),
+		},
 	}
 	for _, k := range Schema.Attributes() {
 		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{

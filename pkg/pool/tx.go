@@ -160,9 +160,14 @@ func (t *tx) add(kind string, item types.TransactWriteItem) {
 	t.kinds = append(t.kinds, kind)
 }
 
-// commit runs the transaction with the history entry of from → to appended.
+// commit runs the transaction with the history entry of from → to appended, and the
+// transition's Change stamped on the sandbox item.
 func (p *Pool) commit(ctx context.Context, t *tx, from, to Status, by Actor) error {
-	t.put("", p.table, p.historyItem(t.sandboxID, p.entry(from, to, by), p.now()), "")
+	h := p.entry(from, to, by)
+	if stamped(to) {
+		t.stamp(Change{Op: t.op, At: h.At, ActorKind: h.ActorKind, Actor: h.Actor, RequestID: h.RequestID, Reason: h.Reason})
+	}
+	t.put("", p.table, p.historyItem(t.sandboxID, h, p.now()), "")
 	return p.run(ctx, t)
 }
 

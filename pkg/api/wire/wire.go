@@ -87,6 +87,21 @@ type Stats struct {
 	OldestPendingDeletionAt *int64 `json:"oldest_pending_deletion_at"`
 	// Drains are the drains in force; empty when allocations run everywhere.
 	Drains []Drain `json:"drains"`
+	// Prefixes are each name prefix's signals as the pool-metrics job last counted them.
+	Prefixes []PrefixSignal `json:"prefixes"`
+}
+
+// PrefixSignal is one name prefix's level, rate and forecast (pool.PrefixSignal).
+type PrefixSignal struct {
+	Prefix    string  `json:"prefix"`
+	Available int     `json:"available"`
+	PerMinute float64 `json:"per_minute"`
+	// MinutesToEmpty is null when nothing was allocated in the rate window.
+	MinutesToEmpty *float64 `json:"minutes_to_empty"`
+	LowWater       int      `json:"low_water"`
+	LeadMinutes    float64  `json:"lead_minutes"`
+	Reasons        []string `json:"reasons"`
+	CountedAt      int64    `json:"counted_at"`
 }
 
 // Drain is one drain in force (PUT /v1/admin/drain).
@@ -114,6 +129,17 @@ func (s Stats) CountOf(status string) int {
 		"available": s.Available, "allocated": s.Allocated, "pending_deletion": s.PendingDeletion,
 		"stale": s.Stale, "deletion_failed": s.DeletionFailed, "total": s.Total,
 	}[status]
+}
+
+// EventReplay is the answer of POST /v1/admin/events/replay.
+type EventReplay struct {
+	// Messages taken from the dead-letter queue; Published events the bus accepted;
+	// Deleted messages done with; Kept messages left for a later replay (their reasons are
+	// in the function's log).
+	Messages  int `json:"messages"`
+	Published int `json:"published"`
+	Deleted   int `json:"deleted"`
+	Kept      int `json:"kept"`
 }
 
 // JobStarted is the 202 of a trigger.

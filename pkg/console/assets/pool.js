@@ -1,4 +1,5 @@
-// The pool: counts by status and available by name prefix, from GET v1/admin/stats.
+// The pool: counts by status, available by name prefix and each prefix's signals (level,
+// rate, forecast), from GET v1/admin/stats.
 // Statuses come from whatever numeric keys the answer has, so a status the API adds
 // (e.g. a tombstone) shows without a change here; known ones keep their order.
 
@@ -35,6 +36,36 @@ export function renderPool(stats) {
     document.getElementById("prefix-counts"),
     prefixes.length ? prefixes.map(([k, v]) => count(k, v, "prefix")) : el("p", { class: "muted", text: "No sandbox is available." }),
   );
+  renderSignals(stats.prefixes || []);
+}
+
+const REASONS = { below_low_water: "below its low-water mark", empties_too_soon: "runs out within the lead time" };
+
+// forecast says when a prefix runs out at its recent rate: never without allocations.
+export function forecast(s) {
+  return s.minutes_to_empty === null || s.minutes_to_empty === undefined ? "never" : `${Math.round(s.minutes_to_empty)} min`;
+}
+
+// signalState names why a prefix is low, or says it is fine.
+export function signalState(s) {
+  return s.reasons.length ? `low: ${s.reasons.map((r) => REASONS[r] || r).join(", ")}` : "ok";
+}
+
+function renderSignals(signals) {
+  const rows = signals.map((s) =>
+    el(
+      "tr",
+      { "data-prefix": s.prefix, "data-low": String(s.reasons.length > 0), class: s.reasons.length ? "s-low" : null },
+      el("th", { scope: "row", text: s.prefix }),
+      el("td", { "data-field": "available", text: String(s.available) }),
+      el("td", { "data-field": "low_water", text: String(s.low_water) }),
+      el("td", { "data-field": "per_minute", text: s.per_minute.toFixed(2) }),
+      el("td", { "data-field": "forecast", text: forecast(s) }),
+      el("td", { "data-field": "state", text: signalState(s) }),
+    ),
+  );
+  const body = document.querySelector("#prefix-signals tbody");
+  replace(body, rows.length ? rows : el("tr", {}, el("td", { colspan: "6", class: "muted", text: "No count yet: the pool-metrics job runs every 5 minutes." })));
 }
 
 function count(key, value, kind) {

@@ -146,6 +146,25 @@ test("the counts shown equal GET /v1/admin/stats", async () => {
   assert.deepEqual(Object.fromEntries(shown), Object.fromEntries(numeric));
   const prefixes = await page.$$eval("#prefix-counts [data-prefix]", (els) => els.map((e) => [e.dataset.prefix, Number(e.querySelector("dd").textContent)]));
   assert.deepEqual(Object.fromEntries(prefixes), stats.available_by_prefix);
+  // Each prefix's level, rate and forecast, as the pool-metrics job stored them (the test
+  // seeds lab low and other fine); a low prefix says why.
+  assert.deepEqual(stats.prefixes.map((p) => p.prefix), ["lab", "other"]);
+  const signals = await page.$$eval("#prefix-signals tbody tr[data-prefix]", (trs) =>
+    trs.map((tr) => {
+      const field = (f) => tr.querySelector(`[data-field="${f}"]`).textContent;
+      return { prefix: tr.dataset.prefix, low: tr.dataset.low, available: Number(field("available")), lowWater: Number(field("low_water")), rate: field("per_minute"), forecast: field("forecast"), state: field("state") };
+    }),
+  );
+  assert.deepEqual(
+    signals.map(({ state, ...rest }) => rest),
+    stats.prefixes.map((p) => ({
+      prefix: p.prefix, low: String(p.reasons.length > 0), available: p.available, lowWater: p.low_water, rate: p.per_minute.toFixed(2),
+      forecast: p.minutes_to_empty === null ? "never" : `${Math.round(p.minutes_to_empty)} min`,
+    })),
+  );
+  assert.match(signals[0].state, /^low: below its low-water mark, runs out within the lead time$/);
+  assert.equal(signals[1].state, "ok");
+  assert.equal(signals[1].forecast, "never");
   // The chart draws one bar per status, labelled for screen readers.
   assert.equal(await page.locator("#status-chart svg g[data-key]").count(), numeric.length - 1);
   assert.match(await page.locator("#status-chart svg desc").textContent(), new RegExp(`deletion failed ${stats.deletion_failed}`));
