@@ -37,6 +37,7 @@ const (
 	CodeStudentLimit       = "STUDENT_LIMIT_REACHED"
 	CodeClientLimit        = "CLIENT_LIMIT_REACHED"
 	CodePoolChanged        = "POOL_CHANGED"
+	CodeProfileNotFound    = "PROFILE_NOT_FOUND"
 )
 
 // Retry-After values, in seconds.
@@ -90,11 +91,12 @@ var (
 	errInternal         = &Error{http.StatusInternalServerError, CodeInternal, "An unexpected error occurred", 0}
 	errInvalidCursor    = &Error{http.StatusBadRequest, CodeInvalidCursor, "The cursor was not handed out by this listing (same filters); start again without it", 0}
 	errJobNotFound      = &Error{http.StatusNotFound, CodeJobNotFound, "No job of that name", 0}
-	errExtensionLimit   = &Error{http.StatusConflict, CodeExtensionLimit, "The lab already runs to its longest duration (MAX_LAB_DURATION_HOURS after allocation)", 0}
+	errExtensionLimit   = &Error{http.StatusConflict, CodeExtensionLimit, "The lab already runs to its longest duration (its profile's max_duration_minutes, else MAX_LAB_DURATION_HOURS, after allocation)", 0}
 	errPoolDraining     = &Error{http.StatusServiceUnavailable, CodePoolDraining, "New allocations are paused by an operator (drain); retry later", retryDraining}
 	errNotExtendable    = &Error{http.StatusConflict, CodeWrongStatus, "Only an allocated sandbox can be extended", 0}
 	errLapsed           = &Error{http.StatusConflict, CodeAllocationLapsed, "The allocation is past its expiry and grace period and is being taken back; it can no longer be extended", 0}
 	errStudentLimit     = &Error{http.StatusConflict, CodeStudentLimit, "The student already holds its maximum of live sandboxes (STUDENT_MAX_LIVE_ALLOCATIONS); release one first", 0}
+	errProfileNotFound  = &Error{http.StatusNotFound, CodeProfileNotFound, "No profile has that lab and prefix", 0}
 	errClientLimit      = &Error{http.StatusConflict, CodeClientLimit, "This client already holds its maximum of live sandboxes (max_live_allocations); retry after one is released", retryClientLimit}
 )
 
@@ -108,9 +110,13 @@ func validationError(format string, args ...any) *Error {
 func toError(err error) *Error {
 	var apiErr *Error
 	var changed *broker.PoolChangedError
+	var noSandbox *broker.NoSandboxError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &noSandbox):
+		// The lab profile's message: operator text, validated printable and bounded.
+		return &Error{http.StatusConflict, CodeNoSandboxes, noSandbox.Message, retryNoSandbox}
 	case errors.As(err, &changed):
 		return poolChanged(changed)
 	case errors.Is(err, broker.ErrNoSandbox):

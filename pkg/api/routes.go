@@ -76,6 +76,9 @@ var Routes = []Route{
 	{Name: "admin-drain-state", Method: http.MethodGet, Path: "/v1/admin/drain", Scope: auth.Admin, Table: ReadsTable, handle: (*API).drainState},
 	{Name: "admin-drain", Method: http.MethodPut, Path: "/v1/admin/drain", Scope: auth.Admin, Table: WritesTable, handle: (*API).startDrain},
 	{Name: "admin-undrain", Method: http.MethodDelete, Path: "/v1/admin/drain", Scope: auth.Admin, Table: WritesTable, handle: (*API).endDrains},
+	{Name: "admin-list-profiles", Method: http.MethodGet, Path: "/v1/admin/profiles", Scope: auth.Admin, Table: ReadsTable, handle: (*API).listProfiles},
+	{Name: "admin-put-profile", Method: http.MethodPut, Path: "/v1/admin/profiles", Scope: auth.Admin, Table: WritesTable, handle: (*API).putProfile},
+	{Name: "admin-delete-profile", Method: http.MethodDelete, Path: "/v1/admin/profiles", Scope: auth.Admin, Table: WritesTable, handle: (*API).deleteProfile},
 	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Metrics, Table: ReadsTable, handle: (*API).metricsText},
 }
 

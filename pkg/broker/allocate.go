@@ -45,6 +45,8 @@ type AllocateRequest struct {
 	// ClientCap is the client's max_live_allocations, 0 for no cap.
 	ClientCap int
 	RequestID string
+	// terms are the lab's, resolved by Allocate from the profiles.
+	terms labTerms
 }
 
 func (r AllocateRequest) holder() pool.Holder {
@@ -71,17 +73,23 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 	if err != nil {
 		return b.refused(ctx, req, err)
 	}
+	labs, err := b.labs.get(ctx)
+	if err != nil {
+		return Allocation{}, err
+	}
+	req.terms = b.termsFor(labs.Profiles, req.TrackName, req.NamePrefix)
+	limit := req.terms.studentLimit
 	// With more than one slot a key may sit above a slot freed since: its replay must find
 	// it, whatever its slot, and the claims start at the first slot not held live. With
 	// one slot, the default, the claim's own condition on slot 0 finds the key, and no
 	// read is made.
 	firstSlot := 0
-	if b.studentLimit > 1 {
+	if limit > 1 {
 		replay, held, err := b.heldSlots(ctx, req, by)
 		switch {
 		case err != nil || replay != nil:
 			return replayOf(replay), err
-		case len(held) >= b.studentLimit:
+		case len(held) >= limit:
 			// Slots above the limit count too: the limit may have been lowered since.
 			return Allocation{}, ErrStudentLimit
 		}
@@ -99,7 +107,7 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 			return Allocation{}, err
 		}
 		if !found {
-			return b.replayOr(ctx, req, by, ErrNoSandbox)
+			return b.replayOr(ctx, req, by, req.terms.noSandbox())
 		}
 		claims++
 		if time.Now().After(startBy) {
@@ -175,9 +183,10 @@ func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req Allocate
 	now := b.now()
 	c := pool.Claim{
 		Student: req.Student, IdempotencyKey: req.IdempotencyKey, TrackName: req.TrackName, Client: req.Client,
-		AllocatedAt: now.Unix(), ExpiresAt: now.Add(b.labDuration).Unix(), Cap: req.ClientCap, Slot: firstSlot,
+		AllocatedAt: now.Unix(), ExpiresAt: now.Add(req.terms.duration).Unix(), Cap: req.ClientCap, Slot: firstSlot,
+		Stamps: req.terms.stamps(now),
 	}
-	for c.Slot < b.studentLimit {
+	for c.Slot < req.terms.studentLimit {
 		if c.Cap > 0 {
 			var ok bool
 			if c.CapShard, ok = caps.pick(); !ok {
@@ -245,7 +254,7 @@ func (b *Broker) replayOr(ctx context.Context, req AllocateRequest, by pool.Acto
 	switch {
 	case err != nil || replay != nil:
 		return replayOf(replay), err
-	case len(held) >= b.studentLimit:
+	case len(held) >= req.terms.studentLimit:
 		return Allocation{}, ErrStudentLimit
 	}
 	return Allocation{}, otherwise

@@ -18,6 +18,7 @@ type Broker struct {
 	// studentLimit is how many live allocations a student holds at most (owner slots).
 	studentLimit int
 	drains       *drainCache
+	labs         *labSettingsCache
 	dealer       *dealer
 	// afterMatching, when set, is called between a bulk retirement's read and its first
 	// write (tests).
@@ -30,7 +31,7 @@ func New(p *pool.Pool, cfg config.Pool) *Broker {
 		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration,
 		// A configuration built in code (tests) may leave it zero: a student always has one.
 		studentLimit: max(cfg.StudentMaxLiveAllocations, 1),
-		drains:       &drainCache{pool: p}, dealer: newDealer(p)}
+		drains:       &drainCache{pool: p}, labs: &labSettingsCache{pool: p}, dealer: newDealer(p)}
 }
 
 // now is the pool's clock (pool.Options.Now), so the broker and the pool it writes to

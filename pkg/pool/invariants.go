@@ -27,6 +27,8 @@ type Census struct {
 	UUIDs  int
 	Leases int
 	Runs   int
+	// Profiles counts lab profiles.
+	Profiles int
 }
 
 // CheckInvariants reads the whole table and checks docs/architecture.md §5 and the index
@@ -54,6 +56,7 @@ type Census struct {
 //     points at the record that holds it (or outlives an expired tombstone); no two
 //     records share an account uuid;
 //   - status_at agrees with the status (statusAtProblem);
+//   - every lab profile is valid and under its own key;
 //   - every item is of a kind the pool writes; anything else is reported.
 //
 // It is the proof the concurrency tests run after each scenario, and an operator's
@@ -152,6 +155,15 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
 				census.Drains++
 			case k.PK == migrationPK && k.SK == skMigration:
+			case k.PK == labsPK && strings.HasPrefix(k.SK, prefixProfileEntry):
+				var pr Profile
+				if err := attributevalue.UnmarshalMap(item, &pr); err != nil {
+					return census, err
+				}
+				if err := pr.Validate(); err != nil || k.SK != profileSK(pr.Lab, pr.Prefix) {
+					bad("profile %s / %s: key of lab %q prefix %q, %v", k.PK, k.SK, pr.Lab, pr.Prefix, err)
+				}
+				census.Profiles++
 			default:
 				bad("item %s / %s is of no kind the pool writes", k.PK, k.SK)
 			}

@@ -9,17 +9,21 @@ var Statuses = []string{"available", "allocated", "pending_deletion", "stale", "
 // Sandbox is a sandbox as operators see it: the student route's fields plus the lifecycle,
 // times in unix seconds, null when not set.
 type Sandbox struct {
-	SandboxID           string  `json:"sandbox_id"`
-	Name                string  `json:"name"`
-	ExternalID          string  `json:"external_id"`
-	SFDCAccountID       *string `json:"sfdc_account_id"`
-	Status              string  `json:"status"`
-	AllocatedToTrack    *string `json:"allocated_to_track"`
-	IdempotencyKey      *string `json:"idempotency_key"`
-	TrackName           *string `json:"track_name"`
-	Client              *string `json:"client"`
-	AllocatedAt         *int64  `json:"allocated_at"`
-	ExpiresAt           *int64  `json:"expires_at"`
+	SandboxID        string  `json:"sandbox_id"`
+	Name             string  `json:"name"`
+	ExternalID       string  `json:"external_id"`
+	SFDCAccountID    *string `json:"sfdc_account_id"`
+	Status           string  `json:"status"`
+	AllocatedToTrack *string `json:"allocated_to_track"`
+	IdempotencyKey   *string `json:"idempotency_key"`
+	TrackName        *string `json:"track_name"`
+	Client           *string `json:"client"`
+	AllocatedAt      *int64  `json:"allocated_at"`
+	ExpiresAt        *int64  `json:"expires_at"`
+	// Profile names the lab profile the allocation was made under, MaxExpiresAt the
+	// latest expires_at it may be extended to: both null when it follows the configuration.
+	Profile             *string `json:"profile"`
+	MaxExpiresAt        *int64  `json:"max_expires_at"`
 	DeletionRequestedAt *int64  `json:"deletion_requested_at"`
 	Attempts            int     `json:"attempts"`
 	NextAttemptAt       *int64  `json:"next_attempt_at"`
@@ -166,4 +170,30 @@ type ErrorDetail struct {
 	Message    string `json:"message"`
 	RequestID  string `json:"request_id"`
 	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+// Profile is a lab profile (PUT /v1/admin/profiles takes it without updated_*): 0 or ""
+// leaves a value to the next matching profile, and to the configuration.
+type Profile struct {
+	Lab                string  `json:"lab"`
+	Prefix             string  `json:"prefix"`
+	LabDurationMinutes int     `json:"lab_duration_minutes"`
+	ExtensionMinutes   int     `json:"extension_minutes"`
+	MaxDurationMinutes int     `json:"max_duration_minutes"`
+	StudentLimit       int     `json:"student_limit"`
+	LowWater           int     `json:"low_water"`
+	NoSandboxMessage   string  `json:"no_sandbox_message"`
+	UpdatedAt          *int64  `json:"updated_at,omitempty"`
+	UpdatedBy          *string `json:"updated_by,omitempty"`
+}
+
+// Profiles is GET /v1/admin/profiles.
+type Profiles struct {
+	Profiles []Profile `json:"profiles"`
+}
+
+// ProfileKey is DELETE /v1/admin/profiles: the key of the profile removed.
+type ProfileKey struct {
+	Lab    string `json:"lab"`
+	Prefix string `json:"prefix"`
 }
