@@ -42,7 +42,7 @@ func (a *API) putProfile(ctx context.Context, r *request) (reply, error) {
 	}
 	var body wire.Profile
 	if err := decodeBody(r, &body); err != nil {
-		return reply{}, validationError(`The body must be a profile: {"lab", "prefix", "lab_duration_minutes", "extension_minutes", `+
+		return reply{}, validationError(`The body must be a profile: {"lab", "prefix", "lab_duration_minutes", "extension_minutes", ` +
 			`"max_duration_minutes", "student_limit", "low_water", "no_sandbox_message"}`)
 	}
 	p := pool.Profile{

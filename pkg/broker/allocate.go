@@ -97,14 +97,23 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 			firstSlot++
 		}
 	}
-	deals := b.dealer.session(req.NamePrefix)
-	defer deals.close()
+	// The lab's set-asides first, one reservation after the other, then the general pool
+	// unless a reservation forbids it (reservations.go).
+	sources := sourcesFor(labs.Reservations, req, b.now().Unix())
+	deals := b.dealer.session(req.NamePrefix, sources[0])
+	defer func() { deals.close() }()
 	caps := newCapShards(req.ClientCap)
 	settles := 0
 	for claims := 0; claims < maxClaims; {
 		c, found, err := deals.next(ctx)
 		if err != nil {
 			return Allocation{}, err
+		}
+		if !found && len(sources) > 1 {
+			sources = sources[1:]
+			deals.close()
+			deals = b.dealer.session(req.NamePrefix, sources[0])
+			continue
 		}
 		if !found {
 			return b.replayOr(ctx, req, by, req.terms.noSandbox())

@@ -96,16 +96,30 @@ func newDealer(p *pool.Pool) *dealer {
 type session struct {
 	d      *dealer
 	prefix string
+	// shards are the AvailableIndex partitions it deals from: the general pool's, or one
+	// reservation's set-aside.
+	shards []int
 	// drained marks the shards a read made during this allocation found empty (only sync
-	// adds sandboxes), so the tail of a burst does not read them again.
-	drained [pool.Shards]bool
+	// and the reservations job add sandboxes), so the tail of a burst does not read them
+	// again.
+	drained map[int]bool
 }
 
-func (d *dealer) session(prefix string) *session {
+// generalShards are the general pool's AvailableIndex partitions.
+var generalShards = func() []int {
+	out := make([]int, pool.Shards)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}()
+
+// session deals from shards (generalShards, or a reservation's one).
+func (d *dealer) session(prefix string, shards []int) *session {
 	d.mu.Lock()
 	d.active++
 	d.mu.Unlock()
-	return &session{d: d, prefix: prefix}
+	return &session{d: d, prefix: prefix, shards: shards, drained: map[int]bool{}}
 }
 
 func (s *session) close() {
@@ -127,9 +141,9 @@ func (s *session) next(ctx context.Context) (c deal, found bool, err error) {
 	for {
 		since := time.Now()
 		busy := false
-		start := rand.IntN(pool.Shards)
-		for i := range pool.Shards {
-			shard := (start + i) % pool.Shards
+		start := rand.IntN(len(s.shards))
+		for i := range s.shards {
+			shard := s.shards[(start+i)%len(s.shards)]
 			if s.drained[shard] {
 				continue
 			}

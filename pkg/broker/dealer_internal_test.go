@@ -37,7 +37,7 @@ func TestDealerDealsEachCandidateOncePerPageAndNeverToTwoAtOnce(t *testing.T) {
 		wg.Go(func() {
 			for range 40 {
 				// Two prefixes whose pages overlap: "lab-000" lists 100 of the 150.
-				s := d.session([]string{"", "lab-000"}[rand.IntN(2)])
+				s := d.session([]string{"", "lab-000"}[rand.IntN(2)], generalShards)
 				c, found, err := s.next(ctx)
 				if err != nil || !found {
 					t.Errorf("next: found %v, %v", found, err)

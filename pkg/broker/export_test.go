@@ -43,3 +43,6 @@ func ObserveCandidateReads(b *Broker, f func(shard int, listed []pool.Sandbox)) 
 		return listed, err
 	}
 }
+
+// SetLabSettingsClock makes b's lab settings cache read the clock now instead of time.Now.
+func SetLabSettingsClock(b *Broker, now func() time.Time) { b.labs.now = now }

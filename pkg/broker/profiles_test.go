@@ -11,7 +11,6 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
-
 func putProfile(t *testing.T, p *pool.Pool, pr pool.Profile) {
 	t.Helper()
 	if _, err := p.PutProfile(ctx, pr, admin); err != nil {

@@ -27,6 +27,8 @@ const (
 	ItemOwner   = "owner record"
 	ItemUUID    = "account uuid"
 	ItemCounter = "client counter"
+	// ItemReservation: a reservation item (Reservation).
+	ItemReservation = "reservation"
 )
 
 // ConditionError says which condition of which transition failed, with the item as it was
@@ -41,6 +43,9 @@ type ConditionError struct {
 	// Counter is the client counter shard as it was, when Item is ItemCounter (nil when it
 	// does not exist).
 	Counter *CapCounter
+	// Reservation is the reservation as it was, when Item is ItemReservation (nil when it
+	// does not exist).
+	Reservation *Reservation
 	// HeldBy is the sandbox that holds the account uuid, when Item is ItemUUID ("" when
 	// unknown).
 	HeldBy string

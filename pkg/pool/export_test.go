@@ -1,8 +1,6 @@
 package pool
 
 import (
-	"context"
-
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -27,21 +25,6 @@ func StoredItems(s Sandbox) []map[string]types.AttributeValue {
 		u[k] = v
 	}
 	return []map[string]types.AttributeValue{item, u}
-}
-
-// CountAvailable counts the available sandboxes whose name starts with prefix, over every
-// shard: what a sweep of candidates would find.
-func (p *Pool) CountAvailable(ctx context.Context, prefix string) (int, error) {
-	total := 0
-	for shard := range Shards {
-		in, e := availableQuery(shard, prefix)
-		n, err := p.count(ctx, in, e)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
 }
 
 // LimitsFor is the split of cap over the shards as they are (SplitCap).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,8 +28,9 @@ type Census struct {
 	UUIDs  int
 	Leases int
 	Runs   int
-	// Profiles counts lab profiles.
-	Profiles int
+	// Profiles counts lab profiles, Reservations reservations.
+	Profiles     int
+	Reservations int
 }
 
 // CheckInvariants reads the whole table and checks docs/architecture.md §5 and the index
@@ -57,6 +59,10 @@ type Census struct {
 //     records share an account uuid;
 //   - status_at agrees with the status (statusAtProblem);
 //   - every lab profile is valid and under its own key;
+//   - reservations (reservationProblems): each counts exactly the sandboxes set aside for
+//     it and claimed from its set-aside, never more than its seats; only an available
+//     sandbox is set aside, in its reservation's partition, and only for a reservation
+//     that holds (scheduled) or is returning its set-aside (cancelled, or past its end);
 //   - every item is of a kind the pool writes; anything else is reported.
 //
 // It is the proof the concurrency tests run after each scenario, and an operator's
@@ -74,6 +80,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 	}
 	var owners []ownerAt
 	counters := map[string]*CapCounters{} // by client
+	reservations := map[string]Reservation{}
 	var problems []error
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Errorf(format, args...)) }
 	now := p.now().Unix()
@@ -155,6 +162,16 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
 				census.Drains++
 			case k.PK == migrationPK && k.SK == skMigration:
+			case k.PK == labsPK && strings.HasPrefix(k.SK, prefixReservationEntry):
+				var r Reservation
+				if err := attributevalue.UnmarshalMap(item, &r); err != nil {
+					return census, err
+				}
+				if k.SK != reservationSK(r.ID) || r.ID != strconv.Itoa(r.Shard) || r.Shard < firstReservationShard {
+					bad("reservation %s / %s names ID %s and shard %d", k.PK, k.SK, r.ID, r.Shard)
+				}
+				reservations[r.ID] = r
+				census.Reservations++
 			case k.PK == labsPK && strings.HasPrefix(k.SK, prefixProfileEntry):
 				var pr Profile
 				if err := attributevalue.UnmarshalMap(item, &pr); err != nil {
@@ -232,6 +249,7 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			bad("%d allocated sandboxes took counter shard %s, which does not exist", n, shardName(ref.client, ref.k))
 		}
 	}
+	problems = append(problems, reservationProblems(sandboxes, reservations)...)
 	recordOf := map[string]string{} // account uuid → sandbox ID
 	for id, s := range sandboxes {
 		if !s.Status.Valid() {
@@ -244,8 +262,12 @@ func (p *Pool) CheckInvariants(ctx context.Context) (Census, error) {
 			bad("%s sandbox %s has status_key %v, want %s (a live record from before StatusIndex was sharded: sync backfills it)", s.Status, id, got, want)
 		}
 		_, hasShard := avail[id][AttrAvailShard]
+		wantShard := shardOf(id)
+		if r, ok := reservations[s.Reservation]; ok && s.Status == Available {
+			wantShard = r.Shard
+		}
 		if s.Status == Available {
-			if !hasShard || fmt.Sprint(avail[id][AttrAvailShard]) != fmt.Sprint(shardOf(id)) || avail[id][AttrAvailName] != s.Name {
+			if !hasShard || avail[id][AttrAvailShard] != float64(wantShard) || avail[id][AttrAvailName] != s.Name {
 				bad("available sandbox %s has wrong AvailableIndex keys", id)
 			}
 		} else if hasShard {

@@ -93,6 +93,10 @@ type Sandbox struct {
 	Profile          string `dynamodbav:"profile,omitempty"`
 	ExtensionSeconds int64  `dynamodbav:"extension_seconds,omitempty"`
 	MaxExpiresAt     int64  `dynamodbav:"max_expires_at,omitempty"`
+	// Reservation is the reservation an available sandbox is set aside for (SetAside), and
+	// on a sandbox claimed from a set-aside, the reservation whose seat it took; it stays
+	// through the sandbox's later statuses, so the seats used are counted from records.
+	Reservation string `dynamodbav:"reservation,omitempty"`
 	// OwnerSlot is the slot of the owner record of the live allocation (OwnerKey); nil on
 	// every other status, and on allocations claimed before slots existed, whose owner
 	// record is keyed by the idempotency key (LegacyOwnerKey).

@@ -11,7 +11,8 @@ import (
 // LabSettings are the profiles and reservations, read together: the allocation path reads
 // them with one query every few seconds.
 type LabSettings struct {
-	Profiles []Profile
+	Profiles     []Profile
+	Reservations []Reservation
 }
 
 // LabSettings reads the labs partition whole (one query: a few hundred items fit a
@@ -33,6 +34,12 @@ func (p *Pool) LabSettings(ctx context.Context) (LabSettings, error) {
 				return LabSettings{}, err
 			}
 			out.Profiles = append(out.Profiles, pr)
+		case strings.HasPrefix(k.SK, prefixReservationEntry):
+			var r Reservation
+			if err := attributevalue.UnmarshalMap(item, &r); err != nil {
+				return LabSettings{}, err
+			}
+			out.Reservations = append(out.Reservations, r)
 		}
 	}
 	return out, nil
