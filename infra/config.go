@@ -11,8 +11,8 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/sandbox-broker/broker/pkg/api"
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
 
@@ -65,14 +65,14 @@ const smallestAccountConcurrency = 10
 // account quota: at synth, not half way through a deploy (docs/operations.md shows the
 // arithmetic).
 func checkReservations(cfg StackConfig) error {
-	reserved := cfg.JobReservedConcurrency * len(broker.Jobs)
+	reserved := cfg.JobReservedConcurrency * len(jobs.Table)
 	if reserved == 0 || cfg.AccountConcurrency-reserved >= lambdaMinUnreserved {
 		return nil
 	}
 	return fmt.Errorf("jobReservedConcurrency: %d for each of the %d jobs reserves %d of the account's %d concurrent executions (accountConcurrency) "+
 		"and leaves %d; Lambda refuses any reservation that leaves fewer than %d unreserved. Raise the account's quota and state it "+
 		"(-c accountConcurrency=%d or more), or reserve nothing (jobReservedConcurrency=0: the job lease keeps runs from overlapping)",
-		cfg.JobReservedConcurrency, len(broker.Jobs), reserved, cfg.AccountConcurrency, cfg.AccountConcurrency-reserved,
+		cfg.JobReservedConcurrency, len(jobs.Table), reserved, cfg.AccountConcurrency, cfg.AccountConcurrency-reserved,
 		lambdaMinUnreserved, reserved+lambdaMinUnreserved)
 }
 

@@ -14,18 +14,18 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/usageplans"
 )
 
 // addJobs makes one function and one EventBridge schedule per entry of the job table. The
-// job lease keeps a job to one run at a time (broker.JobRunner), so a job function reserves
+// job lease keeps a job to one run at a time (jobs.Runner), so a job function reserves
 // concurrency only when the operator asks (jobReservedConcurrency); the timeout
 // (Job.Timeout) stays under the schedule's interval, so a run ends before the next one is
 // due.
 func (s *BrokerStack) addJobs() {
-	for _, job := range broker.Jobs {
+	for _, job := range jobs.Table {
 		env := map[string]string{}
 		if job.UsesCSP {
 			env["CSP_BASE_URL"] = s.cfg.CSPBaseURL
@@ -63,7 +63,7 @@ func (s *BrokerStack) addJobs() {
 // API Gateway actions of usageplans.Permissions on this region's API keys and usage plans
 // and on the stage.
 func (s *BrokerStack) addUsagePlansAccess(restAPI awsapigateway.RestApi) {
-	for _, job := range broker.Jobs {
+	for _, job := range jobs.Table {
 		if !job.UsesAPIGateway {
 			continue
 		}
@@ -116,7 +116,7 @@ func (s *BrokerStack) niosxaasEnvironment() map[string]string {
 
 // jobFunction is the function of the job named name.
 func (s *BrokerStack) jobFunction(name string) awslambda.Function {
-	if _, ok := broker.JobNamed(name); !ok {
+	if _, ok := jobs.Named(name); !ok {
 		panic("infra: a route starts the unknown job " + name)
 	}
 	return s.Functions[name]

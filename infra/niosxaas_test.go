@@ -7,8 +7,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
-
-	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 )
 
 // TestOnlyCleanupReadsTheNIOSXaaSSecret: of every IAM policy in the template, only the
@@ -42,7 +41,7 @@ func TestOnlyCleanupReadsTheNIOSXaaSSecret(t *testing.T) {
 		}
 	}
 
-	for _, job := range broker.Jobs {
+	for _, job := range jobs.Table {
 		env := functionEnv(t, job.Name)
 		_, has := env["NIOSXAAS_ENABLED"]
 		if has != job.UsesNIOSXaaS {

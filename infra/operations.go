@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -78,12 +78,12 @@ func (s *BrokerStack) addOperations(restAPI awsapigateway.RestApi) {
 	alarm("DeletionFailed", "Sandboxes gave up on CSP deletion (deletion_failed). Check last_error, then POST /v1/admin/sandboxes/{id}/retry-deletion.",
 		poolMetric(pool.DeletionFailed, "Maximum"), awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1,
 		awscloudwatch.TreatMissingData_NOT_BREACHING)
-	for _, job := range broker.Jobs {
+	for _, job := range jobs.Table {
 		alarm(camel(job.Name)+"Errors", "The "+job.Name+" job failed: read its JSON summary line in the function's log group.",
 			s.Functions[job.Name].MetricErrors(&awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(15)), Statistic: jsii.String("Sum")}),
 			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1, awscloudwatch.TreatMissingData_NOT_BREACHING)
 	}
-	for _, name := range broker.Alarms {
+	for _, name := range jobs.Alarms {
 		alarm("JobAlarm"+camel(name), "A job raised the "+name+" alarm: read the job run's JSON summary line (its alarm and reason fields) in the job function's log group.",
 			brokerMetric(obs.MetricJobAlarm, "Sum", map[string]*string{"Alarm": jsii.String(name)}),
 			awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, 0, 1, awscloudwatch.TreatMissingData_NOT_BREACHING)
@@ -148,7 +148,7 @@ func (s *BrokerStack) addDashboard(restAPI awsapigateway.RestApi) {
 		outcomes = append(outcomes, brokerMetric(obs.MetricAllocations, "Sum", outcome(o)))
 	}
 	var jobRuns []awscloudwatch.IMetric
-	for _, job := range broker.Jobs {
+	for _, job := range jobs.Table {
 		fn := s.Functions[job.Name]
 		jobRuns = append(jobRuns,
 			fn.MetricInvocations(&awscloudwatch.MetricOptions{Label: jsii.String(job.Name + " runs")}),

@@ -9,7 +9,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 
 	"github.com/sandbox-broker/broker/pkg/api"
-	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -387,7 +387,7 @@ func (s synthesized) calls(r resolver, folder string) (allowed, denied []call, e
 	table := tableARN(r.tableName(tables[0]), "")
 	access, starts, secrets := NoTable, "", []string{}
 	route, isRoute := api.RouteByName(folder)
-	job, isJob := broker.JobNamed(folder)
+	job, isJob := jobs.Named(folder)
 	switch {
 	case isRoute:
 		access, starts = routeAccess(route), route.Starts
@@ -461,7 +461,7 @@ func (s synthesized) calls(r resolver, folder string) (allowed, denied []call, e
 	denied = append(denied, on(secretARN("AnotherSecret"), "secretsmanager:GetSecretValue")...)
 	// Functions: only the job a trigger route starts.
 	for _, other := range sortedIDs(s.functions) {
-		_, otherIsJob := broker.JobNamed(other)
+		_, otherIsJob := jobs.Named(other)
 		arn := lambdaARN(s.functions[other])
 		switch {
 		case other == starts:

@@ -19,8 +19,8 @@ import (
 
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/auth"
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -151,7 +151,7 @@ func allFunctions() []string {
 	for _, r := range api.Routes {
 		out = append(out, r.Name)
 	}
-	for _, j := range broker.Jobs {
+	for _, j := range jobs.Table {
 		out = append(out, j.Name)
 	}
 	return out
@@ -254,7 +254,7 @@ func TestOneFunctionPerRouteJobAndAuthorizer(t *testing.T) {
 			t.Errorf("function %s has no log group of its own", id)
 		}
 	}
-	for _, job := range broker.Jobs {
+	for _, job := range jobs.Table {
 		props := fnProps(t, job.Name)
 		if props["ReservedConcurrentExecutions"] != float64(1) {
 			t.Errorf("job %s: reserved concurrency %v, want 1 (jobReservedConcurrency)", job.Name, props["ReservedConcurrentExecutions"])
@@ -408,7 +408,7 @@ func TestWAFAndMailAreOptional(t *testing.T) {
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACL"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::WAFv2::WebACLAssociation"), jsii.Number(0))
 	noWAF.ResourceCountIs(jsii.String("AWS::SNS::Subscription"), jsii.Number(0))
-	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(broker.Jobs)+len(broker.Alarms)))
+	noWAF.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(4+len(jobs.Table)+len(jobs.Alarms)))
 }
 
 // Warm throughput is peak × the measured cost per allocation (pool.AllocationCost) for the
@@ -480,10 +480,10 @@ func TestConfigFromContext(t *testing.T) {
 
 func TestOneSchedulePerJob(t *testing.T) {
 	rules := resources("AWS::Events::Rule")
-	if len(rules) != len(broker.Jobs) {
-		t.Fatalf("%d rules for %d jobs", len(rules), len(broker.Jobs))
+	if len(rules) != len(jobs.Table) {
+		t.Fatalf("%d rules for %d jobs", len(rules), len(jobs.Table))
 	}
-	for _, job := range broker.Jobs {
+	for _, job := range jobs.Table {
 		fnID := *stack.Stack.GetLogicalId(stack.Functions[job.Name].Node().DefaultChild().(awscdk.CfnElement))
 		found := false
 		for _, r := range rules {
@@ -595,27 +595,27 @@ func invokesOnly(st map[string]any, job string) bool {
 }
 
 func usesNIOSXaaS(folder string) bool {
-	j, ok := broker.JobNamed(folder)
+	j, ok := jobs.Named(folder)
 	return ok && j.UsesNIOSXaaS
 }
 
 func usesAPIGateway(folder string) bool {
-	j, ok := broker.JobNamed(folder)
+	j, ok := jobs.Named(folder)
 	return ok && j.UsesAPIGateway
 }
 
 func usesCSP(folder string) bool {
-	j, ok := broker.JobNamed(folder)
+	j, ok := jobs.Named(folder)
 	return ok && j.UsesCSP
 }
 
 func TestAlarmsTopicAndOutputs(t *testing.T) {
 	alarms := resources("AWS::CloudWatch::Alarm")
 	want := []string{"PoolLow", "DeletionFailed", "Api5xxRate", "AllocateLatencyP99"}
-	for _, j := range broker.Jobs {
+	for _, j := range jobs.Table {
 		want = append(want, camel(j.Name)+"Errors")
 	}
-	for _, name := range broker.Alarms {
+	for _, name := range jobs.Alarms {
 		want = append(want, "JobAlarm"+camel(name))
 	}
 	if len(alarms) != len(want) {
@@ -694,7 +694,7 @@ func TestCDKJSONBuildsAndSetsTheRecommendedFlags(t *testing.T) {
 	}
 }
 
-// TestEveryJobAlarmHasACloudWatchAlarm ties the alarms the jobs raise (broker.Alarms) to the
+// TestEveryJobAlarmHasACloudWatchAlarm ties the alarms the jobs raise (jobs.Alarms) to the
 // template both ways: each name has an alarm on the JobAlarm metric with that Alarm
 // dimension, wired to the topic, and every JobAlarm alarm watches a name the code raises.
 func TestEveryJobAlarmHasACloudWatchAlarm(t *testing.T) {
@@ -712,13 +712,13 @@ func TestEveryJobAlarmHasACloudWatchAlarm(t *testing.T) {
 		}
 		watched[dims[0].(map[string]any)["Value"].(string)]++
 	}
-	for _, name := range broker.Alarms {
+	for _, name := range jobs.Alarms {
 		if watched[name] != 1 {
 			t.Errorf("%d CloudWatch alarms watch the job alarm %s, want 1", watched[name], name)
 		}
 	}
 	for name := range watched {
-		if !slices.Contains(broker.Alarms, name) {
+		if !slices.Contains(jobs.Alarms, name) {
 			t.Errorf("a CloudWatch alarm watches %s, which no job raises", name)
 		}
 	}
@@ -879,7 +879,7 @@ func TestReservedConcurrencyIsOptInAndFitsTheStatedQuota(t *testing.T) {
 	if err != nil || cfg.AccountConcurrency != 10 || cfg.JobReservedConcurrency != 0 {
 		t.Fatalf("defaults %d, %d, %v", cfg.AccountConcurrency, cfg.JobReservedConcurrency, err)
 	}
-	fits := 100 + len(broker.Jobs)
+	fits := 100 + len(jobs.Table)
 	for _, c := range []struct {
 		context map[string]any
 		refused bool

@@ -31,6 +31,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/niosxaas/niosxaasfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
@@ -327,7 +328,7 @@ func (r *run) exec(ctx context.Context) {
 	}
 	r.start()
 	r.answer(r.invoke(r.sample()))
-	if j, ok := broker.JobNamed(r.folder); ok && j.UsesAPIGateway {
+	if j, ok := jobs.Named(r.folder); ok && j.UsesAPIGateway {
 		r.checkUsagePlans()
 	}
 	r.checkIAM(res)
@@ -416,12 +417,12 @@ func (r *run) answer(body []byte) {
 		}
 		return
 	}
-	if _, ok := broker.JobNamed(r.folder); ok {
-		var sum broker.RunSummary
+	if _, ok := jobs.Named(r.folder); ok {
+		var sum jobs.Summary
 		if err := json.Unmarshal(body, &sum); err != nil {
 			t.Fatalf("%s: %v: %s", r.folder, err, body)
 		}
-		if sum.Job != r.folder || (sum.Outcome != broker.OutcomeOK && sum.Outcome != broker.OutcomePartial) {
+		if sum.Job != r.folder || (sum.Outcome != jobs.OutcomeOK && sum.Outcome != jobs.OutcomePartial) {
 			t.Errorf("%s: run summary %+v", r.folder, sum)
 		}
 		return

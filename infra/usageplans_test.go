@@ -7,8 +7,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-
-	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 )
 
 // TestAPIKeysComeFromTheAuthorizer: the REST API takes each request's API key from the
@@ -44,14 +43,14 @@ func TestAPIKeysComeFromTheAuthorizer(t *testing.T) {
 // reconciler calls on this region's API keys, usage plans and the API's stage; no other
 // function may manage API Gateway (TestLeastPrivilege).
 func TestUsagePlansJobHasItsAccess(t *testing.T) {
-	var jobs []string
-	for _, j := range broker.Jobs {
+	var users []string
+	for _, j := range jobs.Table {
 		if j.UsesAPIGateway {
-			jobs = append(jobs, j.Name)
+			users = append(users, j.Name)
 		}
 	}
-	if !slices.Equal(jobs, []string{"usage-plans"}) {
-		t.Fatalf("jobs using API Gateway: %v", jobs)
+	if !slices.Equal(users, []string{"usage-plans"}) {
+		t.Fatalf("jobs using API Gateway: %v", users)
 	}
 	if tmpl["Outputs"].(map[string]any)["UsagePlansFunctionName"] == nil {
 		t.Error("no output names the usage-plans function")

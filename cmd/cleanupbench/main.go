@@ -23,10 +23,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -158,7 +158,7 @@ func drain(ctx context.Context, db *dynamodb.Client, table string, sc scenario) 
 	if err != nil {
 		return result{}, err
 	}
-	runner, err := broker.NewJobRunner(broker.JobDeps{Pool: p, CSP: client, CSPRequestTimeout: requestTimeout, PoolConfig: poolCfg, Config: cfg})
+	runner, err := jobs.NewRunner(jobs.Deps{Pool: p, CSP: client, CSPRequestTimeout: requestTimeout, PoolConfig: poolCfg, Config: cfg})
 	if err != nil {
 		return result{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/ddblocal/warmup"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -101,9 +102,9 @@ func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) err
 		return err
 	}
 	defer srv.Stop()
-	// The same connection cap as any client of DynamoDB Local (pool.NewClient).
+	// The same connection cap as any client of DynamoDB Local (ddblocal.HTTPClient).
 	count := &counter{ops: map[string]int{}, inner: &http.Client{Transport: &http.Transport{
-		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, MaxConnsPerHost: pool.LocalMaxConns}}}
+		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, MaxConnsPerHost: ddblocal.MaxConns}}}
 	cu := newCapacity()
 	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: srv.Endpoint, Region: "us-east-1", HTTPClient: count,
 		APIOptions: []func(*middleware.Stack) error{cu.middleware}})
@@ -130,7 +131,7 @@ func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) err
 	// for its JIT compilation.
 	if !cold {
 		t0 := time.Now()
-		if err := pool.Warm(ctx, db, config.DefaultLocalWarmRounds); err != nil {
+		if err := warmup.Run(ctx, db, config.DefaultLocalWarmRounds); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "warm-up took %s\n", time.Since(t0).Round(time.Millisecond))

@@ -1,4 +1,4 @@
-// Command cleanup is the Lambda function of the cleanup job (broker.Jobs): EventBridge invokes
+// Command cleanup is the Lambda function of the cleanup job (jobs.Table): EventBridge invokes
 // it on the job's schedule, the admin API on demand.
 package main
 

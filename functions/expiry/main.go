@@ -1,5 +1,5 @@
-// Command expiry is the Lambda function of the expiry job (broker.Jobs): EventBridge invokes
-// it on the job's schedule, the admin API on demand.
+// Command expiry is the Lambda function of the expiry job (jobs.Table): EventBridge invokes
+// it on the job's schedule.
 package main
 
 import (

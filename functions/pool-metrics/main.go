@@ -1,4 +1,4 @@
-// Command pool-metrics is the Lambda function of the pool-metrics job (broker.Jobs):
+// Command pool-metrics is the Lambda function of the pool-metrics job (jobs.Table):
 // EventBridge invokes it on the job's schedule.
 package main
 

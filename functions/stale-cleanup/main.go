@@ -1,5 +1,5 @@
-// Command stale-cleanup is the Lambda function of the stale-cleanup job (broker.Jobs): EventBridge invokes
-// it on the job's schedule, the admin API on demand.
+// Command stale-cleanup is the Lambda function of the stale-cleanup job (jobs.Table): EventBridge invokes
+// it on the job's schedule.
 package main
 
 import (

@@ -1,4 +1,4 @@
-// Command sync is the Lambda function of the sync job (broker.Jobs): EventBridge invokes
+// Command sync is the Lambda function of the sync job (jobs.Table): EventBridge invokes
 // it on the job's schedule, the admin API on demand.
 package main
 

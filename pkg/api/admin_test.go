@@ -379,7 +379,7 @@ func TestAdminJobRuns(t *testing.T) {
 	f := newFixture(t, config.API{})
 	start := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	for i := range 3 {
-		run := pool.JobRun{Job: "sync", RunID: fmt.Sprintf("run-%d", i), StartedAt: start.Add(time.Duration(i) * time.Minute), DurationMS: 120,
+		run := pool.RunRecord{Job: "sync", RunID: fmt.Sprintf("run-%d", i), StartedAt: start.Add(time.Duration(i) * time.Minute), DurationMS: 120,
 			Outcome: "ok", Counts: map[string]int{"listed": 6}}
 		if i == 2 {
 			run.Outcome, run.Reason, run.Alarm, run.Errors = "partial", "stopped before the deadline", "sync_shrink_guard", []string{"sandbox 1: boom"}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 )
 
 // startJob starts the route's job (Route.Starts) in the background and answers 202 at
@@ -55,11 +56,11 @@ func (a *API) jobRuns(ctx context.Context, r *request) (reply, error) {
 	if !broker.ValidID(job) {
 		return reply{}, validationError("The job name must be %s", broker.IDSyntax)
 	}
-	runs, runsErr := a.broker.JobRuns(ctx, job, limit)
-	switch {
-	case errors.Is(runsErr, broker.ErrNotFound):
+	if _, ok := jobs.Named(job); !ok {
 		return reply{}, errJobNotFound
-	case runsErr != nil:
+	}
+	runs, runsErr := a.broker.JobRuns(ctx, job, limit)
+	if runsErr != nil {
 		return reply{}, runsErr
 	}
 	body := wire.JobRuns{Job: job, Runs: make([]wire.JobRun, 0, len(runs))}

@@ -19,7 +19,7 @@ type Route struct {
 	// Path is the API Gateway resource path; {name} is a path parameter (one segment).
 	Path  string
 	Scope auth.Scope
-	// Starts names the job (broker.Jobs) an admin trigger route starts: its function may
+	// Starts names the job (jobs.Table) an admin trigger route starts: its function may
 	// invoke that job's function, whose name it reads from JobFunctionEnv(job).
 	Starts string
 	// Table is what the route's code does to the pool table: the stack grants its function

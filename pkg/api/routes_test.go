@@ -16,7 +16,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/auth"
-	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -71,7 +71,7 @@ func TestTablesMatchTheTree(t *testing.T) {
 			}
 		}
 	}
-	for _, j := range broker.Jobs {
+	for _, j := range jobs.Table {
 		if prev, dup := want[j.Name]; dup {
 			t.Errorf("function folder %s is used by %s and job %s", j.Name, prev, j.Name)
 		}
@@ -165,7 +165,7 @@ func TestRouteTable(t *testing.T) {
 		// A trigger route starts a job of the job table, is an admin POST, and is the only
 		// route that starts it (the stack grants the invoke to exactly one function).
 		if r.Starts != "" {
-			if _, ok := broker.JobNamed(r.Starts); !ok {
+			if _, ok := jobs.Named(r.Starts); !ok {
 				t.Errorf("route %s starts %q, which is not in the job table", r.Name, r.Starts)
 			}
 			if r.Scope != auth.Admin || r.Method != http.MethodPost {

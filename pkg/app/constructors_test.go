@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/sandbox-broker/broker/pkg/api"
-	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 )
 
 // TestEachFunctionUsesTheConstructorOfItsKind parses every functions/<fn>/main.go: the
@@ -27,7 +27,7 @@ func TestEachFunctionUsesTheConstructorOfItsKind(t *testing.T) {
 			want[r.Name] = "pkg/app/trigger.Route"
 		}
 	}
-	for _, j := range broker.Jobs {
+	for _, j := range jobs.Table {
 		want[j.Name] = "pkg/app/job.Function"
 	}
 	dirs, err := os.ReadDir(filepath.Join(repoRoot, "functions"))
@@ -39,7 +39,7 @@ func TestEachFunctionUsesTheConstructorOfItsKind(t *testing.T) {
 		name := d.Name()
 		seen[name] = true
 		calls := constructorCalls(t, filepath.Join(repoRoot, "functions", name, "main.go"))
-		if j, ok := broker.JobNamed(name); ok && j.UsesAPIGateway {
+		if j, ok := jobs.Named(name); ok && j.UsesAPIGateway {
 			// Its builder goes in as an option of job.Function (job.WithUsagePlans).
 			calls = slices.DeleteFunc(calls, func(c string) bool { return c == "pkg/app/job.WithUsagePlans" })
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -55,9 +56,9 @@ func readEvent(t *testing.T, fn string) []byte {
 // each job has functions/<Function> wiring that job and a scheduled-event sample, and
 // each job function and scheduled-event sample belongs to a job.
 func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
-	jobs := map[string]broker.Job{}
-	for _, j := range broker.Jobs {
-		jobs[j.Name] = j
+	byName := map[string]jobs.Job{}
+	for _, j := range jobs.Table {
+		byName[j.Name] = j
 		main, err := os.ReadFile(filepath.Join(repoRoot, "functions", j.Name, "main.go"))
 		if err != nil {
 			t.Fatalf("job %s: %v", j.Name, err)
@@ -94,7 +95,7 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		if json.Unmarshal(b, &ev) == nil && ev.DetailType == "Scheduled Event" {
-			if _, ok := jobs[strings.TrimSuffix(filepath.Base(path), ".json")]; !ok {
+			if _, ok := byName[strings.TrimSuffix(filepath.Base(path), ".json")]; !ok {
 				t.Errorf("%s is a scheduled event of no job", path)
 			}
 		}
@@ -108,7 +109,7 @@ func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := jobs[filepath.Base(filepath.Dir(path))]; strings.Contains(string(b), "job.Function(") && !ok {
+		if _, ok := byName[filepath.Base(filepath.Dir(path))]; strings.Contains(string(b), "job.Function(") && !ok {
 			t.Errorf("%s wires a job but is no job's function", path)
 		}
 	}
@@ -130,7 +131,7 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 	}
 	logs := &testkit.Buffer{}
 
-	invoke := func(t *testing.T, j broker.Job, payload []byte) broker.RunSummary {
+	invoke := func(t *testing.T, j jobs.Job, payload []byte) jobs.Summary {
 		t.Helper()
 		env := map[string]string{}
 		for k, v := range poolEnv {
@@ -152,18 +153,18 @@ func TestJobHandlersServeTheirScheduledEvent(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: invoke: %v", j.Name, err)
 		}
-		var sum broker.RunSummary
+		var sum jobs.Summary
 		if err := json.Unmarshal(out, &sum); err != nil {
 			t.Fatalf("%s: response %s: %v", j.Name, out, err)
 		}
-		if sum.Job != j.Name || sum.Outcome != broker.OutcomeOK {
+		if sum.Job != j.Name || sum.Outcome != jobs.OutcomeOK {
 			t.Fatalf("%s: summary %+v", j.Name, sum)
 		}
 		return sum
 	}
 
-	byName := map[string]broker.Job{}
-	for _, j := range broker.Jobs {
+	byName := map[string]jobs.Job{}
+	for _, j := range jobs.Table {
 		byName[j.Name] = j
 	}
 	sum := invoke(t, byName["sync"], readEvent(t, byName["sync"].Name))

@@ -2,7 +2,7 @@ package app
 
 import (
 	"github.com/sandbox-broker/broker/pkg/api"
-	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 )
 
 // Kind is a kind of function: the constructor its main calls (see the package doc), and so
@@ -34,7 +34,7 @@ func KindOf(function string) (Kind, bool) {
 		}
 		return KindRoute, true
 	}
-	if j, ok := broker.JobNamed(function); ok {
+	if j, ok := jobs.Named(function); ok {
 		if j.UsesAPIGateway {
 			return KindUsagePlansJob, true
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/niosxaas/niosxaasfake"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
@@ -42,7 +43,7 @@ func TestCleanupFunctionRunsTheNIOSXaaSStep(t *testing.T) {
 	if _, _, err := job.NIOSXaaSStep(ctx, testkit.Env(map[string]string{"NIOSXAAS_ENABLED": "false", "NIOSXAAS_MAX_ATTEMPTS": "nope"}), nil, nil); err != nil {
 		t.Fatalf("a disabled step read its settings: %v", err)
 	}
-	run := func(name string) broker.RunSummary {
+	run := func(name string) jobs.Summary {
 		t.Helper()
 		h, err := job.Function(ctx, testkit.Env(env), logs, name)
 		if err != nil {

@@ -195,20 +195,16 @@ func bulk(sandboxes iter.Seq2[pool.Sandbox, error], remove func(pool.Sandbox) er
 	return res, nil
 }
 
-// JobRuns lists a job's last runs, newest first.
-func (b *Broker) JobRuns(ctx context.Context, job string, limit int) ([]pool.JobRun, error) {
-	if _, ok := JobNamed(job); !ok {
-		return nil, ErrNotFound
-	}
+// JobRuns lists a job's last runs, newest first. job is a name of the job table
+// (jobs.Named), which this package does not import: the caller checks it.
+func (b *Broker) JobRuns(ctx context.Context, job string, limit int) ([]pool.RunRecord, error) {
 	return b.pool.Runs(ctx, job, limit)
 }
 
 // CheckJobIdle returns ErrJobRunning (with the holder's run ID) while a run holds the job's
 // lease, so an admin trigger can refuse instead of queueing a run that would be skipped.
+// job is a name of the job table (jobs.Named).
 func (b *Broker) CheckJobIdle(ctx context.Context, job string) error {
-	if _, ok := JobNamed(job); !ok {
-		return ErrNotFound
-	}
 	l, held, err := b.pool.CurrentLease(ctx, job)
 	if err != nil {
 		return err
@@ -232,3 +228,13 @@ func (e *JobRunningError) Error() string {
 }
 
 func (e *JobRunningError) Is(target error) bool { return target == ErrJobRunning }
+
+// RemoveStale deletes the records of sandboxes stale since cutoff or earlier (the
+// stale-cleanup job), until stop says to leave the rest. The read is a key condition on status_at
+// (= stale_since while stale), and each delete is conditioned on the sandbox still being stale since the
+// cutoff, so one that sync brought back meanwhile stays.
+func RemoveStale(ctx context.Context, p *pool.Pool, cutoff int64, by pool.Actor, stop func(int) bool) (BulkResult, error) {
+	return bulk(p.ByStatus(ctx, pool.Stale, cutoff), func(s pool.Sandbox) error {
+		return p.RemoveStale(ctx, s, cutoff, by)
+	}, stop)
+}

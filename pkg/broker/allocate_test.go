@@ -7,39 +7,24 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
-// assertDistinct checks docs/architecture.md §5 (1) on the answers: no sandbox named to two students.
-func assertDistinct(t *testing.T, results []result) map[string]string {
-	t.Helper()
-	holder := map[string]string{}
-	for _, r := range results {
-		if r.err != nil {
-			continue
-		}
-		if prev, ok := holder[r.alloc.SandboxID]; ok && prev != r.req.Student {
-			t.Fatalf("sandbox %s given to %s and %s", r.alloc.SandboxID, prev, r.req.Student)
-		}
-		holder[r.alloc.SandboxID] = r.req.Student
-	}
-	return holder
-}
-
 func TestAllocate300DistinctStudentsOnPoolOf300(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 300)
-	results := allocateAll(broker.New(p, poolCfg), students(300, ""))
+	brokertest.Fill(t, p, "lab", 0, 300)
+	results := brokertest.AllocateAll(broker.New(p, poolCfg), brokertest.Students(300, ""))
 	for _, r := range results {
-		if r.err != nil {
-			t.Fatalf("%s: %v", r.req.Student, r.err)
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Req.Student, r.Err)
 		}
-		if !r.alloc.Created {
-			t.Fatalf("%s: first allocation reported as a replay", r.req.Student)
+		if !r.Alloc.Created {
+			t.Fatalf("%s: first allocation reported as a replay", r.Req.Student)
 		}
 	}
-	if got := len(assertDistinct(t, results)); got != 300 {
+	if got := len(brokertest.AssertDistinct(t, results)); got != 300 {
 		t.Fatalf("%d distinct sandboxes for 300 students", got)
 	}
 	census := pooltest.Check(t, p)
@@ -50,26 +35,26 @@ func TestAllocate300DistinctStudentsOnPoolOf300(t *testing.T) {
 
 func TestAllocateConcurrentDuplicatesReplayOneSandbox(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 120)
+	brokertest.Fill(t, p, "lab", 0, 120)
 	var reqs []broker.AllocateRequest
-	for _, r := range students(50, "") {
+	for _, r := range brokertest.Students(50, "") {
 		for range 8 {
 			reqs = append(reqs, r)
 		}
 	}
-	results := allocateAll(broker.New(p, poolCfg), reqs)
+	results := brokertest.AllocateAll(broker.New(p, poolCfg), reqs)
 	perStudent := map[string]string{}
 	created := map[string]int{}
 	for _, r := range results {
-		if r.err != nil {
-			t.Fatalf("%s: %v", r.req.Student, r.err)
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Req.Student, r.Err)
 		}
-		if prev, ok := perStudent[r.req.Student]; ok && prev != r.alloc.SandboxID {
-			t.Fatalf("%s got %s and %s", r.req.Student, prev, r.alloc.SandboxID)
+		if prev, ok := perStudent[r.Req.Student]; ok && prev != r.Alloc.SandboxID {
+			t.Fatalf("%s got %s and %s", r.Req.Student, prev, r.Alloc.SandboxID)
 		}
-		perStudent[r.req.Student] = r.alloc.SandboxID
-		if r.alloc.Created {
-			created[r.req.Student]++
+		perStudent[r.Req.Student] = r.Alloc.SandboxID
+		if r.Alloc.Created {
+			created[r.Req.Student]++
 		}
 	}
 	for s := range perStudent {
@@ -77,7 +62,7 @@ func TestAllocateConcurrentDuplicatesReplayOneSandbox(t *testing.T) {
 			t.Fatalf("%s: %d answers said created, want exactly 1", s, created[s])
 		}
 	}
-	if got := len(assertDistinct(t, results)); got != 50 {
+	if got := len(brokertest.AssertDistinct(t, results)); got != 50 {
 		t.Fatalf("%d sandboxes for 50 students", got)
 	}
 	census := pooltest.Check(t, p)
@@ -90,24 +75,24 @@ func TestAllocateByNamePrefix(t *testing.T) {
 	p := pooltest.New(t)
 	prefixes := []string{"lab-dns", "lab-dhcp", "lab-ipam"}
 	for i, prefix := range prefixes {
-		fill(t, p, prefix, i*1000, 60)
+		brokertest.Fill(t, p, prefix, i*1000, 60)
 	}
-	fill(t, p, "lab", 5000, 100)   // shares the leading "lab" but matches no request
-	fill(t, p, "other", 6000, 100) // matches nothing
+	brokertest.Fill(t, p, "lab", 5000, 100)   // shares the leading "lab" but matches no request
+	brokertest.Fill(t, p, "other", 6000, 100) // matches nothing
 	var reqs []broker.AllocateRequest
 	for _, prefix := range prefixes {
-		reqs = append(reqs, students(60, prefix)...)
+		reqs = append(reqs, brokertest.Students(60, prefix)...)
 	}
-	results := allocateAll(broker.New(p, poolCfg), reqs)
+	results := brokertest.AllocateAll(broker.New(p, poolCfg), reqs)
 	for _, r := range results {
-		if r.err != nil {
-			t.Fatalf("%s: %v", r.req.Student, r.err)
+		if r.Err != nil {
+			t.Fatalf("%s: %v", r.Req.Student, r.Err)
 		}
-		if !strings.HasPrefix(r.alloc.Name, r.req.NamePrefix+"-") {
-			t.Fatalf("%s asked for %q and got %q", r.req.Student, r.req.NamePrefix, r.alloc.Name)
+		if !strings.HasPrefix(r.Alloc.Name, r.Req.NamePrefix+"-") {
+			t.Fatalf("%s asked for %q and got %q", r.Req.Student, r.Req.NamePrefix, r.Alloc.Name)
 		}
 	}
-	assertDistinct(t, results)
+	brokertest.AssertDistinct(t, results)
 	census := pooltest.Check(t, p)
 	if census.ByStatus[pool.Allocated] != 180 || census.ByStatus[pool.Available] != 200 {
 		t.Fatalf("census %+v", census)
@@ -116,23 +101,23 @@ func TestAllocateByNamePrefix(t *testing.T) {
 
 func TestAllocateExhaustionIsExactAndClean(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 20)
-	results := allocateAll(broker.New(p, poolCfg), students(40, ""))
+	brokertest.Fill(t, p, "lab", 0, 20)
+	results := brokertest.AllocateAll(broker.New(p, poolCfg), brokertest.Students(40, ""))
 	won, none := 0, 0
 	for _, r := range results {
 		switch {
-		case r.err == nil:
+		case r.Err == nil:
 			won++
-		case errors.Is(r.err, broker.ErrNoSandbox):
+		case errors.Is(r.Err, broker.ErrNoSandbox):
 			none++
 		default:
-			t.Fatalf("%s: want success or ErrNoSandbox, got %v", r.req.Student, r.err)
+			t.Fatalf("%s: want success or ErrNoSandbox, got %v", r.Req.Student, r.Err)
 		}
 	}
 	if won != 20 || none != 20 {
 		t.Fatalf("%d succeeded and %d got no-sandbox; want 20 and 20", won, none)
 	}
-	assertDistinct(t, results)
+	brokertest.AssertDistinct(t, results)
 	census := pooltest.Check(t, p)
 	if census.ByStatus[pool.Allocated] != 20 || census.Owners != 20 || census.ByStatus[pool.Available] != 0 {
 		t.Fatalf("census %+v", census)
@@ -141,7 +126,7 @@ func TestAllocateExhaustionIsExactAndClean(t *testing.T) {
 
 func TestAllocateReplayAfterPoolIsEmpty(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 1)
+	brokertest.Fill(t, p, "lab", 0, 1)
 	b := broker.New(p, poolCfg)
 	req := broker.AllocateRequest{Student: "alice"}
 	first, err := b.Allocate(ctx, req)
@@ -169,7 +154,7 @@ func TestAllocateReplayAfterPoolIsEmpty(t *testing.T) {
 
 func TestAllocateStampsExpiryFromConfig(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 1)
+	brokertest.Fill(t, p, "lab", 0, 1)
 	now := time.Unix(1_800_000_000, 0)
 	b := broker.New(pooltest.Clocked(p, func() time.Time { return now }), poolCfg)
 	a, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"})
@@ -187,7 +172,7 @@ func TestAllocateStampsExpiryFromConfig(t *testing.T) {
 
 func TestAllocateReplacesLapsedAllocation(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 2)
+	brokertest.Fill(t, p, "lab", 0, 2)
 	now := time.Unix(1_800_000_000, 0)
 	b := broker.New(pooltest.Clocked(p, func() time.Time { return now }), poolCfg)
 	first, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"})

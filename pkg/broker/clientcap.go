@@ -115,7 +115,7 @@ func (b *Broker) settleCap(ctx context.Context, req AllocateRequest, why error) 
 // enrolWait) and claims again. Counters from before each shard had its own partition are
 // moved first.
 func (b *Broker) enrol(ctx context.Context, client string, cap int) error {
-	lease, err := b.pool.AcquireLease(ctx, enrolLease(client), newRunID(), enrolLeaseTTL)
+	lease, err := b.pool.AcquireLease(ctx, enrolLease(client), NewID(), enrolLeaseTTL)
 	if errors.Is(err, pool.ErrLeaseHeld) {
 		return b.awaitEnrolment(ctx, client)
 	}
@@ -211,13 +211,13 @@ func splitCap(ctx context.Context, p *pool.Pool, client string, cap int) error {
 	return fmt.Errorf("broker: split the cap of client %s: %w", client, ErrBusy)
 }
 
-// countStragglers counts the live allocations of capped clients that no counter counts:
+// CountStragglers counts the live allocations of capped clients that no counter counts:
 // made by a process that did not know the cap yet (an authorizer cache, the tokens
 // secret's refresh) after the client was enrolled. Each such client's cap, as its
 // counters were last split for, is split again, which takes the room away if the client
 // is now at or past it. A client whose counters were never split is left to its first
-// capped allocation.
-func countStragglers(ctx context.Context, p *pool.Pool, run *jobRun) error {
+// capped allocation. It returns how many allocations it counted (the expiry job runs it).
+func CountStragglers(ctx context.Context, p *pool.Pool) (int, error) {
 	caps := map[string]int{}
 	capOf := func(client string) (int, error) {
 		if cap, known := caps[client]; known {
@@ -229,13 +229,14 @@ func countStragglers(ctx context.Context, p *pool.Pool, run *jobRun) error {
 	}
 	counted, err := countAllocations(ctx, p, p.UncountedAllocations(ctx, ""), capOf)
 	if err != nil {
-		return fmt.Errorf("count allocations of capped clients: %w", err)
+		return 0, fmt.Errorf("count allocations of capped clients: %w", err)
 	}
+	total := 0
 	for client, n := range counted {
-		run.count("cap_counted", n)
+		total += n
 		if err := splitCap(ctx, p, client, caps[client]); err != nil {
-			return fmt.Errorf("split the cap of a client: %w", err)
+			return total, fmt.Errorf("split the cap of a client: %w", err)
 		}
 	}
-	return nil
+	return total, nil
 }

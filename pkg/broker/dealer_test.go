@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -78,7 +79,7 @@ func (l *readLog) len() int {
 
 func TestAllocateMovesOnFromAStalePage(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 2)
+	brokertest.Fill(t, p, "lab", 0, 2)
 	b := broker.New(p, poolCfg)
 	dealt, _, _ := onFirstDeal(t, b, pool.New(pooltest.Client(), p.Table(), pool.Options{}), func(c pool.Sandbox) []pool.Sandbox { return []pool.Sandbox{c} })
 
@@ -105,7 +106,7 @@ func TestAllocateMovesOnFromAStalePage(t *testing.T) {
 
 func TestAllocateExhaustionBehindAStalePageComesFromFreshReads(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 40) // these IDs put at least two sandboxes in every shard
+	brokertest.Fill(t, p, "lab", 0, 40) // these IDs put at least two sandboxes in every shard
 	b := broker.New(p, poolCfg)
 	other := pool.New(pooltest.Client(), p.Table(), pool.Options{})
 	// Between alice's first deal and her claim, the other process takes every free sandbox:
@@ -156,7 +157,7 @@ func TestAllocateExhaustionBehindAStalePageComesFromFreshReads(t *testing.T) {
 // claim to another: every allocation makes exactly one claim.
 func TestAllocateInOneProcessDealsOneClaimPerStudent(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 120)
+	brokertest.Fill(t, p, "lab", 0, 120)
 	b := broker.New(p, poolCfg)
 	var mu sync.Mutex
 	dealt := map[string]int{}
@@ -165,16 +166,16 @@ func TestAllocateInOneProcessDealsOneClaimPerStudent(t *testing.T) {
 		dealt[c.ID]++
 		mu.Unlock()
 	})
-	results := allocateAll(b, students(120, ""))
+	results := brokertest.AllocateAll(b, brokertest.Students(120, ""))
 	for _, r := range results {
-		if r.err != nil || !r.alloc.Created {
-			t.Fatalf("%s: %+v %v", r.req.Student, r.alloc, r.err)
+		if r.Err != nil || !r.Alloc.Created {
+			t.Fatalf("%s: %+v %v", r.Req.Student, r.Alloc, r.Err)
 		}
-		if dealt[r.alloc.SandboxID] != 1 {
-			t.Fatalf("%s was dealt %d times", r.alloc.SandboxID, dealt[r.alloc.SandboxID])
+		if dealt[r.Alloc.SandboxID] != 1 {
+			t.Fatalf("%s was dealt %d times", r.Alloc.SandboxID, dealt[r.Alloc.SandboxID])
 		}
 	}
-	if len(dealt) != 120 || len(assertDistinct(t, results)) != 120 {
+	if len(dealt) != 120 || len(brokertest.AssertDistinct(t, results)) != 120 {
 		t.Fatalf("%d candidates dealt for 120 students on 120 sandboxes, want each once", len(dealt))
 	}
 	census := pooltest.Check(t, p)

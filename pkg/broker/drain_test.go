@@ -10,6 +10,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -25,15 +26,15 @@ var drainAdmin = pool.Actor{Kind: "admin", Name: "ops", RequestID: "req-drain"}
 // drain lets allocations through again.
 func TestDrainRacingABurst(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 300)
+	brokertest.Fill(t, p, "lab", 0, 300)
 	var brokers []*broker.Broker
 	for range 4 {
 		brokers = append(brokers, broker.New(p, poolCfg))
 	}
-	held := allocateAll(brokers[0], []broker.AllocateRequest{{Student: "held-0"}, {Student: "held-1"}, {Student: "held-2"}})
+	held := brokertest.AllocateAll(brokers[0], []broker.AllocateRequest{{Student: "held-0"}, {Student: "held-1"}, {Student: "held-2"}})
 	for _, r := range held {
-		if r.err != nil {
-			t.Fatal(r.err)
+		if r.Err != nil {
+			t.Fatal(r.Err)
 		}
 	}
 
@@ -84,8 +85,8 @@ func TestDrainRacingABurst(t *testing.T) {
 	t.Logf("%d allocations before the acknowledgement, %d refused", successes, refused)
 
 	for _, r := range held {
-		a, err := brokers[1].Allocate(ctx, r.req)
-		if err != nil || a.Created || a.SandboxID != r.alloc.SandboxID {
+		a, err := brokers[1].Allocate(ctx, r.Req)
+		if err != nil || a.Created || a.SandboxID != r.Alloc.SandboxID {
 			t.Fatalf("a replay while draining: %+v, %v", a, err)
 		}
 	}
@@ -108,8 +109,8 @@ func TestDrainRacingABurst(t *testing.T) {
 // a longer one, none at all) and lets the others through.
 func TestDrainOfOnePrefix(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab-a", 0, 3)
-	fill(t, p, "lab-b", 10, 3)
+	brokertest.Fill(t, p, "lab-a", 0, 3)
+	brokertest.Fill(t, p, "lab-b", 10, 3)
 	b := broker.New(p, poolCfg)
 	if _, err := b.StartDrain(ctx, "lab-a", "", drainAdmin); err != nil {
 		t.Fatal(err)
@@ -136,7 +137,7 @@ func TestDrainCacheIsTimedOnTheWallClock(t *testing.T) {
 	for _, jump := range testkit.ClockJumps() {
 		t.Run(jump.Name, func(t *testing.T) {
 			p := pooltest.New(t)
-			fill(t, p, "lab", 0, 2)
+			brokertest.Fill(t, p, "lab", 0, 2)
 			b := broker.New(p, poolCfg)
 			clock := testkit.NewMonotonicClock()
 			broker.SetDrainClock(b, clock.Now)

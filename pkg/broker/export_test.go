@@ -4,24 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
-
-// RunMethod is the name of the JobRunner method a job of the table runs ("" when none).
-func RunMethod(j Job) string {
-	if j.run == nil {
-		return ""
-	}
-	return testkit.FuncName(j.run)
-}
-
-// LeaseMargin is how long a job's lease outlasts its run's deadline.
-const LeaseMargin = leaseMargin
-
-// SetAfterListing makes every sync of r call f after reading the CSP listing and before
-// reading the pool.
-func SetAfterListing(r *JobRunner, f func()) { r.afterListing = f }
 
 // SetAfterMatching makes b's bulk retirements call f between their read and their first
 // write.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -33,7 +34,7 @@ func mustGet(t *testing.T, p *pool.Pool, id string) pool.Sandbox {
 
 func TestExtendByTheOwnerUpToTheLongestDuration(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 1)
+	brokertest.Fill(t, p, "lab", 0, 1)
 	b := extendingBroker(p)
 	req := broker.AllocateRequest{Student: "student-1", Client: "instruqt"}
 	a, err := b.Allocate(ctx, req)
@@ -97,9 +98,9 @@ func TestExtendByTheOwnerUpToTheLongestDuration(t *testing.T) {
 func TestExtendRacingExpiry(t *testing.T) {
 	const n = 40
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, n)
+	brokertest.Fill(t, p, "lab", 0, n)
 	then := time.Unix(1_800_000_000, 0)
-	results := allocateAll(extendingBroker(pooltest.Clocked(p, func() time.Time { return then })), students(n, ""))
+	results := brokertest.AllocateAll(extendingBroker(pooltest.Clocked(p, func() time.Time { return then })), brokertest.Students(n, ""))
 	expiresAt := then.Add(poolCfg.LabDuration)
 	// The extension's clock: the allocations have not lapsed yet. The expiry's cutoff:
 	// they have.
@@ -111,16 +112,16 @@ func TestExtendRacingExpiry(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i, r := range results {
-		if r.err != nil {
-			t.Fatal(r.err)
+		if r.Err != nil {
+			t.Fatal(r.Err)
 		}
 		wg.Go(func() {
 			<-start
-			_, extendErrs[i] = b.Extend(ctx, r.alloc.SandboxID, pool.Holder{Client: r.req.Client, Student: r.req.Student}, "req")
+			_, extendErrs[i] = b.Extend(ctx, r.Alloc.SandboxID, pool.Holder{Client: r.Req.Client, Student: r.Req.Student}, "req")
 		})
 		wg.Go(func() {
 			<-start
-			s, err := p.Get(ctx, r.alloc.SandboxID)
+			s, err := p.Get(ctx, r.Alloc.SandboxID)
 			if err == nil {
 				_, err = p.Expire(ctx, s, cutoff, pool.Actor{Kind: "job", Name: "expiry"})
 			}
@@ -132,11 +133,11 @@ func TestExtendRacingExpiry(t *testing.T) {
 
 	extended := 0
 	for i, r := range results {
-		s := mustGet(t, p, r.alloc.SandboxID)
+		s := mustGet(t, p, r.Alloc.SandboxID)
 		switch {
 		case extendErrs[i] == nil && pool.LostRace(expireErrs[i]):
 			extended++
-			if s.Status != pool.Allocated || s.ExpiresAt != r.alloc.ExpiresAt+int64(labExtension/time.Second) {
+			if s.Status != pool.Allocated || s.ExpiresAt != r.Alloc.ExpiresAt+int64(labExtension/time.Second) {
 				t.Errorf("%s: extended, but %s expiring at %d", s.ID, s.Status, s.ExpiresAt)
 			}
 		case expireErrs[i] == nil && errors.Is(extendErrs[i], broker.ErrWrongStatus):
@@ -152,35 +153,4 @@ func TestExtendRacingExpiry(t *testing.T) {
 		t.Fatalf("census %+v, %d extended", census, extended)
 	}
 	t.Logf("%d of %d extended, %d expired", extended, n, n-extended)
-}
-
-// An allocation past its expires_at and the grace, which the expiry job has not taken back
-// yet, can no longer be extended: ErrLapsed (409 ALLOCATION_LAPSED), nothing written. A
-// second earlier it still can.
-func TestExtendRefusesALapsedAllocation(t *testing.T) {
-	e := newJobEnv(t, envOptions{})
-	fill(t, e.pool, "lab", 0, 1)
-	b := extendingBroker(e.pool)
-	owner := pool.Holder{Client: "instruqt", Student: "student-1"}
-	a, err := b.Allocate(ctx, broker.AllocateRequest{Student: owner.Student, Client: owner.Client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.clock.Advance(poolCfg.LabDuration + poolCfg.Grace - time.Second)
-	s, err := b.Extend(ctx, a.SandboxID, owner, "in-grace")
-	if err != nil || s.ExpiresAt != a.ExpiresAt+int64(labExtension/time.Second) {
-		t.Fatalf("an extension in the last second of the grace: %+v %v", s, err)
-	}
-
-	e.clock.Advance(labExtension + time.Second) // the new expires_at + the grace, exactly
-	before := mustGet(t, e.pool, a.SandboxID)
-	if _, err := b.Extend(ctx, a.SandboxID, owner, "lapsed"); !errors.Is(err, broker.ErrLapsed) {
-		t.Fatalf("extending a lapsed allocation: %v, want ErrLapsed", err)
-	}
-	if after := mustGet(t, e.pool, a.SandboxID); after.Rev != before.Rev || after.ExpiresAt != before.ExpiresAt {
-		t.Fatalf("a refused extension wrote: %+v, was %+v", after, before)
-	}
-	pooltest.Check(t, e.pool)
-	wantCounts(t, e.run(t, "expiry"), map[string]int{"expired": 1})
-	pooltest.Check(t, e.pool)
 }

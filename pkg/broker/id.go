@@ -17,8 +17,8 @@ var idSyntax = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 // ValidID reports whether id has the identifier syntax (IDSyntax).
 func ValidID(id string) bool { return idSyntax.MatchString(id) }
 
-// newRunID makes a random run ID, valid by ValidID.
-func newRunID() string {
+// NewID makes a random identifier, valid by ValidID: a job's run ID, a lease's holder.
+func NewID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -19,7 +19,7 @@ func TestStudentLimitHoldsUnderConcurrentKeys(t *testing.T) {
 	for _, limit := range []int{1, 3} {
 		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
 			p := pooltest.New(t)
-			fill(t, p, "lab", 0, 20)
+			brokertest.Fill(t, p, "lab", 0, 20)
 			cfg := poolCfg
 			cfg.StudentMaxLiveAllocations = limit
 			b := broker.New(p, cfg)
@@ -27,25 +27,25 @@ func TestStudentLimitHoldsUnderConcurrentKeys(t *testing.T) {
 			for i := range reqs {
 				reqs[i] = broker.AllocateRequest{Student: "alice", IdempotencyKey: fmt.Sprint("lab-run-", i), Client: "instruqt"}
 			}
-			var winners []result
-			for _, r := range allocateAll(b, reqs) {
+			var winners []brokertest.Result
+			for _, r := range brokertest.AllocateAll(b, reqs) {
 				switch {
-				case r.err == nil && r.alloc.Created:
+				case r.Err == nil && r.Alloc.Created:
 					winners = append(winners, r)
-				case !errors.Is(r.err, broker.ErrStudentLimit):
-					t.Fatalf("%s: %+v %v, want a sandbox or ErrStudentLimit", r.req.IdempotencyKey, r.alloc, r.err)
+				case !errors.Is(r.Err, broker.ErrStudentLimit):
+					t.Fatalf("%s: %+v %v, want a sandbox or ErrStudentLimit", r.Req.IdempotencyKey, r.Alloc, r.Err)
 				}
 			}
 			if len(winners) != limit {
 				t.Fatalf("%d allocations succeeded, want exactly the limit %d", len(winners), limit)
 			}
-			assertDistinct(t, winners)
+			brokertest.AssertDistinct(t, winners)
 			slots := map[int]bool{}
 			for _, w := range winners {
-				slots[w.alloc.Slot] = true
-				again, err := b.Allocate(ctx, w.req)
-				if err != nil || again.Created || again.SandboxID != w.alloc.SandboxID {
-					t.Fatalf("replay of %s: %+v %v, want sandbox %s", w.req.IdempotencyKey, again, err, w.alloc.SandboxID)
+				slots[w.Alloc.Slot] = true
+				again, err := b.Allocate(ctx, w.Req)
+				if err != nil || again.Created || again.SandboxID != w.Alloc.SandboxID {
+					t.Fatalf("replay of %s: %+v %v, want sandbox %s", w.Req.IdempotencyKey, again, err, w.Alloc.SandboxID)
 				}
 			}
 			if len(slots) != limit {
@@ -71,31 +71,31 @@ func TestStudentLimitHoldsUnderConcurrentKeys(t *testing.T) {
 func TestClientCapHoldsUnderConcurrentStudents(t *testing.T) {
 	const clientCap = 10
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 30)
+	brokertest.Fill(t, p, "lab", 0, 30)
 	b := broker.New(p, poolCfg)
-	reqs := students(100, "")
+	reqs := brokertest.Students(100, "")
 	for i := range reqs {
 		reqs[i].ClientCap = clientCap
 	}
-	var winners []result
-	for _, r := range allocateAll(b, reqs) {
+	var winners []brokertest.Result
+	for _, r := range brokertest.AllocateAll(b, reqs) {
 		switch {
-		case r.err == nil && r.alloc.Created:
+		case r.Err == nil && r.Alloc.Created:
 			winners = append(winners, r)
-		case !errors.Is(r.err, broker.ErrClientLimit):
-			t.Fatalf("%s: %+v %v, want a sandbox or ErrClientLimit", r.req.Student, r.alloc, r.err)
+		case !errors.Is(r.Err, broker.ErrClientLimit):
+			t.Fatalf("%s: %+v %v, want a sandbox or ErrClientLimit", r.Req.Student, r.Alloc, r.Err)
 		}
 	}
 	if len(winners) != clientCap {
 		t.Fatalf("%d allocations succeeded, want exactly the cap %d", len(winners), clientCap)
 	}
-	assertDistinct(t, winners)
+	brokertest.AssertDistinct(t, winners)
 	census := pooltest.Check(t, p)
 	if census.ByStatus[pool.Allocated] != clientCap || census.Counters != pool.CounterShards {
 		t.Fatalf("census %+v", census)
 	}
 	// A replay at the cap is still a replay; another client is not held by this cap.
-	if again, err := b.Allocate(ctx, winners[0].req); err != nil || again.SandboxID != winners[0].alloc.SandboxID {
+	if again, err := b.Allocate(ctx, winners[0].Req); err != nil || again.SandboxID != winners[0].Alloc.SandboxID {
 		t.Fatalf("replay at the cap: %+v %v", again, err)
 	}
 	if a, err := b.Allocate(ctx, broker.AllocateRequest{Student: "student--0", Client: "other-lab"}); err != nil || !a.Created {
@@ -103,7 +103,7 @@ func TestClientCapHoldsUnderConcurrentStudents(t *testing.T) {
 	}
 
 	w := winners[0]
-	if _, err := b.Release(ctx, w.alloc.SandboxID, pool.Holder{Client: w.req.Client, Student: w.req.Student}, "r"); err != nil {
+	if _, err := b.Release(ctx, w.Alloc.SandboxID, pool.Holder{Client: w.Req.Client, Student: w.Req.Student}, "r"); err != nil {
 		t.Fatal(err)
 	}
 	pooltest.Check(t, p)
@@ -118,57 +118,12 @@ func TestClientCapHoldsUnderConcurrentStudents(t *testing.T) {
 	pooltest.Check(t, p)
 }
 
-// An expiry frees the owner slot and the counter shard: by the expiry job, and by an
-// allocation that finds its slot held by a lapsed allocation.
-func TestExpiryFreesTheSlotAndTheCounter(t *testing.T) {
-	e := newJobEnv(t, envOptions{})
-	fill(t, e.pool, "lab", 0, 4)
-	alice := func(key string) broker.AllocateRequest {
-		return broker.AllocateRequest{Student: "alice", IdempotencyKey: key, Client: "lab-a", ClientCap: 1}
-	}
-	bob := broker.AllocateRequest{Student: "bob", Client: "lab-a", ClientCap: 1}
-	if a, err := e.broker.Allocate(ctx, alice("k1")); err != nil || !a.Created {
-		t.Fatalf("alice k1: %+v %v", a, err)
-	}
-	if _, err := e.broker.Allocate(ctx, alice("k2")); !errors.Is(err, broker.ErrStudentLimit) {
-		t.Fatalf("alice k2: %v, want ErrStudentLimit", err)
-	}
-	if _, err := e.broker.Allocate(ctx, bob); !errors.Is(err, broker.ErrClientLimit) {
-		t.Fatalf("bob: %v, want ErrClientLimit", err)
-	}
-
-	e.clock.Advance(poolCfg.LabDuration + poolCfg.Grace + time.Second)
-	wantCounts(t, e.run(t, "expiry"), map[string]int{"expired": 1})
-	pooltest.Check(t, e.pool)
-	k2, err := e.broker.Allocate(ctx, alice("k2"))
-	if err != nil || !k2.Created || k2.Slot != 0 {
-		t.Fatalf("alice k2 after the expiry job: %+v %v", k2, err)
-	}
-	if _, err := e.broker.Allocate(ctx, bob); !errors.Is(err, broker.ErrClientLimit) {
-		t.Fatalf("bob while k2 holds the cap: %v, want ErrClientLimit", err)
-	}
-
-	// k2 lapses; before the job comes round, alice's next key finds slot 0 held by it,
-	// ends it and takes the slot and the counter shard.
-	e.clock.Advance(poolCfg.LabDuration + poolCfg.Grace + time.Second)
-	k3, err := e.broker.Allocate(ctx, alice("k3"))
-	if err != nil || !k3.Created || k3.SandboxID == k2.SandboxID {
-		t.Fatalf("alice k3 over a lapsed k2: %+v %v", k3, err)
-	}
-	if s := e.get(t, k2.SandboxID); s.Status != pool.PendingDeletion || s.OwnerSlot != nil || s.CapShard != nil {
-		t.Fatalf("the lapsed allocation: %+v", s)
-	}
-	if census := pooltest.Check(t, e.pool); census.ByStatus[pool.Allocated] != 1 || census.Owners != 1 {
-		t.Fatalf("census %+v", census)
-	}
-}
-
 // A replay of a held key answers that allocation, whatever slot holds it: after a lower
 // slot was freed (no second sandbox for the key), and after the limit was lowered below
 // its slot (no 409).
 func TestReplayOfAHeldKeyAfterAFreedSlotOrALowerLimit(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 6)
+	brokertest.Fill(t, p, "lab", 0, 6)
 	cfg := poolCfg
 	cfg.StudentMaxLiveAllocations = 2
 	b := broker.New(p, cfg)
@@ -246,35 +201,10 @@ func TestReplayOfAHeldKeyAfterAFreedSlotOrALowerLimit(t *testing.T) {
 	pooltest.Check(t, p)
 }
 
-// capped is a request of client "lab-a" under cap.
-func capped(student string, cap int) broker.AllocateRequest {
-	return broker.AllocateRequest{Student: student, Client: "lab-a", ClientCap: cap}
-}
-
-// allocateN allocates to n students of lab-a at once, under cap, and returns the winners;
-// every other one must be refused with ErrClientLimit.
-func allocateN(t *testing.T, b *broker.Broker, prefix string, n, cap int) []result {
-	t.Helper()
-	reqs := make([]broker.AllocateRequest, n)
-	for i := range reqs {
-		reqs[i] = capped(fmt.Sprintf("%s-%d", prefix, i), cap)
-	}
-	var winners []result
-	for _, r := range allocateAll(b, reqs) {
-		switch {
-		case r.err == nil && r.alloc.Created:
-			winners = append(winners, r)
-		case cap == 0 || !errors.Is(r.err, broker.ErrClientLimit):
-			t.Fatalf("%s: %+v %v", r.req.Student, r.alloc, r.err)
-		}
-	}
-	return winners
-}
-
-func release(t *testing.T, b *broker.Broker, rs ...result) {
+func release(t *testing.T, b *broker.Broker, rs ...brokertest.Result) {
 	t.Helper()
 	for _, r := range rs {
-		if _, err := b.Release(ctx, r.alloc.SandboxID, pool.Holder{Client: r.req.Client, Student: r.req.Student}, "r"); err != nil {
+		if _, err := b.Release(ctx, r.Alloc.SandboxID, pool.Holder{Client: r.Req.Client, Student: r.Req.Student}, "r"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -285,13 +215,13 @@ func release(t *testing.T, b *broker.Broker, rs ...result) {
 // holds fewer than 5 does it get one more, and then no second.
 func TestClientCapCountsWhatTheClientAlreadyHolds(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 60)
+	brokertest.Fill(t, p, "lab", 0, 60)
 	b := broker.New(p, poolCfg)
-	held := allocateN(t, b, "before-the-cap", 40, 0)
+	held := brokertest.AllocateN(t, b, "before-the-cap", 40, 0)
 	if len(held) != 40 {
 		t.Fatalf("%d uncapped allocations, want 40", len(held))
 	}
-	if got := allocateN(t, b, "capped", 60, 5); len(got) != 0 {
+	if got := brokertest.AllocateN(t, b, "capped", 60, 5); len(got) != 0 {
 		t.Fatalf("%d allocations past the cap of a client holding 40", len(got))
 	}
 	census := pooltest.Check(t, p)
@@ -299,11 +229,11 @@ func TestClientCapCountsWhatTheClientAlreadyHolds(t *testing.T) {
 		t.Fatalf("census %+v", census)
 	}
 	release(t, b, held[:35]...)
-	if got := allocateN(t, b, "at-the-cap", 20, 5); len(got) != 0 {
+	if got := brokertest.AllocateN(t, b, "at-the-cap", 20, 5); len(got) != 0 {
 		t.Fatalf("%d allocations by a client holding its cap", len(got))
 	}
 	release(t, b, held[35])
-	if got := allocateN(t, b, "below-the-cap", 20, 5); len(got) != 1 {
+	if got := brokertest.AllocateN(t, b, "below-the-cap", 20, 5); len(got) != 1 {
 		t.Fatalf("%d allocations by a client one below its cap, want 1", len(got))
 	}
 	if census := pooltest.Check(t, p); census.ByStatus[pool.Allocated] != 5 {
@@ -316,16 +246,16 @@ func TestClientCapCountsWhatTheClientAlreadyHolds(t *testing.T) {
 // client gets nothing until it holds fewer than 3.
 func TestALowerCapNeverForgetsAShard(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 40)
+	brokertest.Fill(t, p, "lab", 0, 40)
 	b := broker.New(p, poolCfg)
-	held := allocateN(t, b, "under-16", 40, 16)
+	held := brokertest.AllocateN(t, b, "under-16", 40, 16)
 	if len(held) != 16 {
 		t.Fatalf("%d allocations under a cap of 16", len(held))
 	}
 	// Release those in the shards a cap of 3 splits its room over (0, 1, 2).
-	var kept []result
+	var kept []brokertest.Result
 	for _, r := range held {
-		if s := mustGet(t, p, r.alloc.SandboxID); *s.CapShard < pool.OpenShards(3) {
+		if s := mustGet(t, p, r.Alloc.SandboxID); *s.CapShard < pool.OpenShards(3) {
 			release(t, b, r)
 		} else {
 			kept = append(kept, r)
@@ -334,12 +264,12 @@ func TestALowerCapNeverForgetsAShard(t *testing.T) {
 	if len(kept) < 3 {
 		t.Fatalf("only %d allocations outside shards 0-2", len(kept))
 	}
-	if got := allocateN(t, b, "under-3", 20, 3); len(got) != 0 {
+	if got := brokertest.AllocateN(t, b, "under-3", 20, 3); len(got) != 0 {
 		t.Fatalf("%d allocations under a cap of 3 by a client holding %d", len(got), len(kept))
 	}
 	pooltest.Check(t, p)
 	release(t, b, kept[:len(kept)-2]...)
-	if got := allocateN(t, b, "below-3", 20, 3); len(got) != 1 {
+	if got := brokertest.AllocateN(t, b, "below-3", 20, 3); len(got) != 1 {
 		t.Fatalf("%d allocations by a client holding 2 under a cap of 3, want 1", len(got))
 	}
 	if census := pooltest.Check(t, p); census.ByStatus[pool.Allocated] != 3 {
@@ -347,42 +277,19 @@ func TestALowerCapNeverForgetsAShard(t *testing.T) {
 	}
 }
 
-// Allocations made without the cap after the client was enrolled (a process whose
-// authorizer cache still said "no cap") are counted by the expiry job, which takes the
-// room away from a client it finds at or past its cap.
-func TestTheExpiryJobCountsAllocationsMadeWithoutTheCap(t *testing.T) {
-	e := newJobEnv(t, envOptions{})
-	fill(t, e.pool, "lab", 0, 20)
-	if got := allocateN(t, e.broker, "capped", 3, 5); len(got) != 3 {
-		t.Fatalf("%d capped allocations, want 3", len(got))
-	}
-	if got := allocateN(t, e.broker, "stale-cache", 4, 0); len(got) != 4 {
-		t.Fatalf("%d uncapped allocations, want 4", len(got))
-	}
-	pooltest.Check(t, e.pool)
-	wantCounts(t, e.run(t, "expiry"), map[string]int{"expired": 0, "cap_counted": 4})
-	if got := allocateN(t, e.broker, "after-the-sweep", 10, 5); len(got) != 0 {
-		t.Fatalf("%d allocations by a client holding 7 under a cap of 5", len(got))
-	}
-	if census := pooltest.Check(t, e.pool); census.ByStatus[pool.Allocated] != 7 {
-		t.Fatalf("census %+v", census)
-	}
-	wantCounts(t, e.run(t, "expiry"), map[string]int{"cap_counted": 0})
-}
-
 // The cap holds for a client whose allocations are enrolled while 100 of its students
 // race: 20 held before the cap of 25, exactly 5 more.
 func TestClientCapHoldsWhileTheClientIsEnrolled(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 60)
+	brokertest.Fill(t, p, "lab", 0, 60)
 	b := broker.New(p, poolCfg)
-	if got := allocateN(t, b, "before-the-cap", 20, 0); len(got) != 20 {
+	if got := brokertest.AllocateN(t, b, "before-the-cap", 20, 0); len(got) != 20 {
 		t.Fatalf("%d uncapped allocations, want 20", len(got))
 	}
 	// Each student through a broker of its own, as Lambda instances run them.
 	reqs := make([]broker.AllocateRequest, 100)
 	for i := range reqs {
-		reqs[i] = capped(fmt.Sprint("racing-", i), 25)
+		reqs[i] = brokertest.Capped(fmt.Sprint("racing-", i), 25)
 	}
 	won := 0
 	var wg sync.WaitGroup

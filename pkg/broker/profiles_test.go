@@ -7,6 +7,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -27,7 +28,7 @@ func putProfile(t *testing.T, p *pool.Pool, pr pool.Profile) {
 func TestProfileTermsAreStampedAndOutliveAChange(t *testing.T) {
 	clock := testkit.NewClock(time.Date(2026, 12, 8, 9, 0, 0, 0, time.UTC))
 	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
-	fill(t, p, "lab", 0, 4)
+	brokertest.Fill(t, p, "lab", 0, 4)
 	putProfile(t, p, pool.Profile{Lab: "dns-lab", LabDurationMinutes: 120, ExtensionMinutes: 30, MaxDurationMinutes: 180})
 	b := extendingBroker(p)
 	short, err := b.Allocate(ctx, broker.AllocateRequest{Student: "s1", Client: "instruqt", TrackName: "dns-lab"})
@@ -89,7 +90,7 @@ func TestProfileTermsAreStampedAndOutliveAChange(t *testing.T) {
 // from the profile too.
 func TestProfileResolution(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab-a", 0, 2)
+	brokertest.Fill(t, p, "lab-a", 0, 2)
 	putProfile(t, p, pool.Profile{Prefix: "lab-", LabDurationMinutes: 600, StudentLimit: 2, NoSandboxMessage: "The lab pool is empty; try at the top of the hour"})
 	putProfile(t, p, pool.Profile{Prefix: "lab-a", LabDurationMinutes: 300})
 	putProfile(t, p, pool.Profile{Lab: "dns-lab", Prefix: "lab-", ExtensionMinutes: 15})

@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
@@ -37,20 +39,20 @@ func labStudents(lab string, n int) []broker.AllocateRequest {
 }
 
 // tally counts a rush's answers: sandboxes given (each once), 409s, anything else fails.
-func tally(t *testing.T, results []result, seen map[string]string) (got, none int) {
+func tally(t *testing.T, results []brokertest.Result, seen map[string]string) (got, none int) {
 	t.Helper()
 	for _, r := range results {
 		switch {
-		case r.err == nil:
-			if other, dup := seen[r.alloc.SandboxID]; dup {
-				t.Fatalf("sandbox %s given to %s and %s", r.alloc.SandboxID, other, r.req.Student)
+		case r.Err == nil:
+			if other, dup := seen[r.Alloc.SandboxID]; dup {
+				t.Fatalf("sandbox %s given to %s and %s", r.Alloc.SandboxID, other, r.Req.Student)
 			}
-			seen[r.alloc.SandboxID] = r.req.Student
+			seen[r.Alloc.SandboxID] = r.Req.Student
 			got++
-		case errors.Is(r.err, broker.ErrNoSandbox):
+		case errors.Is(r.Err, broker.ErrNoSandbox):
 			none++
 		default:
-			t.Fatalf("%s: %v", r.req.Student, r.err)
+			t.Fatalf("%s: %v", r.Req.Student, r.Err)
 		}
 	}
 	return got, none
@@ -73,7 +75,7 @@ func keep(t *testing.T, b *broker.Broker) broker.KeepReport {
 func TestReservationHoldsAgainstARushOfAnotherLab(t *testing.T) {
 	clock := testkit.NewClock(workshopStart.Add(-20 * time.Minute))
 	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
-	fill(t, p, "lab", 0, 50)
+	brokertest.Fill(t, p, "lab", 0, 50)
 	b := broker.New(p, poolCfg)
 	r, _, err := b.CreateReservation(ctx, workshop(30, false), false, admin)
 	if err != nil {
@@ -86,7 +88,7 @@ func TestReservationHoldsAgainstARushOfAnotherLab(t *testing.T) {
 	brokers := []*broker.Broker{broker.New(p, poolCfg), broker.New(p, poolCfg), broker.New(p, poolCfg)}
 	reqs := append(labStudents("dns-lab", 30), labStudents("k8s-lab", 50)...)
 	var i atomic.Int64
-	results := allocateEach(reqs, func(r broker.AllocateRequest) (broker.Allocation, error) {
+	results := brokertest.AllocateEach(reqs, func(r broker.AllocateRequest) (broker.Allocation, error) {
 		return brokers[i.Add(1)%3].Allocate(ctx, r)
 	})
 	seen := map[string]string{}
@@ -96,7 +98,7 @@ func TestReservationHoldsAgainstARushOfAnotherLab(t *testing.T) {
 		t.Fatalf("dns-lab got %d (%d refused), k8s-lab %d (%d refused); want 30 and 20", dns, dnsNone, k8s, k8sNone)
 	}
 	for _, res := range results[:30] {
-		if s := mustGet(t, p, res.alloc.SandboxID); s.Reservation != r.ID {
+		if s := mustGet(t, p, res.Alloc.SandboxID); s.Reservation != r.ID {
 			t.Fatalf("dns-lab's sandbox %s names reservation %q, want %s", s.ID, s.Reservation, r.ID)
 		}
 	}
@@ -116,16 +118,16 @@ func TestSetAsideRacesTwoLabsRushing(t *testing.T) {
 		t.Run(fmt.Sprint(round), func(t *testing.T) {
 			clock := testkit.NewClock(workshopStart.Add(-20 * time.Minute))
 			p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
-			fill(t, p, "lab", 0, 60)
+			brokertest.Fill(t, p, "lab", 0, 60)
 			b := broker.New(p, poolCfg)
 			r, _, err := b.CreateReservation(ctx, workshop(25, true), false, admin)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var wg sync.WaitGroup
-			var results []result
+			var results []brokertest.Result
 			wg.Go(func() {
-				results = allocateAll(broker.New(p, poolCfg), append(labStudents("dns-lab", 25), labStudents("k8s-lab", 40)...))
+				results = brokertest.AllocateAll(broker.New(p, poolCfg), append(labStudents("dns-lab", 25), labStudents("k8s-lab", 40)...))
 			})
 			for range 3 {
 				wg.Go(func() {
@@ -165,7 +167,7 @@ func TestSetAsideRacesTwoLabsRushing(t *testing.T) {
 func TestCancelDuringTheRush(t *testing.T) {
 	clock := testkit.NewClock(workshopStart)
 	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
-	fill(t, p, "lab", 0, 40)
+	brokertest.Fill(t, p, "lab", 0, 40)
 	b := broker.New(p, poolCfg)
 	r, _, err := b.CreateReservation(ctx, workshop(20, true), false, admin)
 	if err != nil {
@@ -197,8 +199,8 @@ func TestCancelDuringTheRush(t *testing.T) {
 	}
 	// The others rush while the job ends the reservation.
 	var wg sync.WaitGroup
-	var results []result
-	wg.Go(func() { results = allocateAll(broker.New(p, poolCfg), labStudents("dns-lab", 20)[1:]) })
+	var results []brokertest.Result
+	wg.Go(func() { results = brokertest.AllocateAll(broker.New(p, poolCfg), labStudents("dns-lab", 20)[1:]) })
 	wg.Go(func() { keep(t, b) })
 	wg.Wait()
 	if got, none := tally(t, results, map[string]string{a.SandboxID: "dns-lab-0"}); got != 19 || none != 0 {
@@ -219,7 +221,7 @@ func TestCancelDuringTheRush(t *testing.T) {
 func TestCapacityCheck(t *testing.T) {
 	clock := testkit.NewClock(workshopStart.Add(-2 * time.Hour))
 	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
-	fill(t, p, "lab", 0, 30)
+	brokertest.Fill(t, p, "lab", 0, 30)
 	b := broker.New(p, poolCfg)
 	first, c, err := b.CreateReservation(ctx, workshop(20, true), false, admin)
 	if err != nil || !c.Coverable || c.Available != 30 {
@@ -283,12 +285,12 @@ func TestCapacityCheck(t *testing.T) {
 func TestAReservationClaimCostsWhatAGeneralOneCosts(t *testing.T) {
 	clock := testkit.NewClock(workshopStart)
 	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
-	fill(t, p, "lab", 0, 200) // every general shard holds candidates: the first read finds one
+	brokertest.Fill(t, p, "lab", 0, 200) // every general shard holds candidates: the first read finds one
 	if _, _, err := broker.New(p, poolCfg).CreateReservation(ctx, workshop(5, true), false, admin); err != nil {
 		t.Fatal(err)
 	}
 	keep(t, broker.New(p, poolCfg))
-	counted := &operationCounter{}
+	counted := &callCounter{}
 	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1",
 		APIOptions: []func(*middleware.Stack) error{counted.register}})
 	if err != nil {
@@ -313,4 +315,16 @@ func TestAReservationClaimCostsWhatAGeneralOneCosts(t *testing.T) {
 		t.Fatalf("general allocation %d calls, from a reservation %d; want 2 each", general, reserved)
 	}
 	pooltest.Check(t, p)
+}
+
+// callCounter counts the DynamoDB calls made through a client, once per call (before the
+// SDK's retries).
+type callCounter struct{ n atomic.Int64 }
+
+func (c *callCounter) register(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("CountCalls",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			c.n.Add(1)
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
 }

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/broker"
+	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
 )
 
 func TestSandboxAndReleaseByOwner(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 2)
+	brokertest.Fill(t, p, "lab", 0, 2)
 	b := broker.New(p, poolCfg)
 	a, err := b.Allocate(ctx, broker.AllocateRequest{Student: "alice"})
 	if err != nil {
@@ -61,23 +62,23 @@ func TestSandboxAndReleaseByOwner(t *testing.T) {
 // (the owner's call is idempotent), each sandbox is ended once, no owner record remains.
 func TestReleaseRacingExpiryThroughBroker(t *testing.T) {
 	p := pooltest.New(t)
-	fill(t, p, "lab", 0, 40)
+	brokertest.Fill(t, p, "lab", 0, 40)
 	then := time.Now().Add(-49 * time.Hour)
 	b := broker.New(p, poolCfg)
-	results := allocateAll(broker.New(pooltest.Clocked(p, func() time.Time { return then }), poolCfg), students(40, ""))
+	results := brokertest.AllocateAll(broker.New(pooltest.Clocked(p, func() time.Time { return then }), poolCfg), brokertest.Students(40, ""))
 	cutoff := time.Now().Add(-poolCfg.Grace).Unix()
 	var wg sync.WaitGroup
 	for _, r := range results {
-		if r.err != nil {
-			t.Fatal(r.err)
+		if r.Err != nil {
+			t.Fatal(r.Err)
 		}
 		wg.Go(func() {
-			if _, err := b.Release(ctx, r.alloc.SandboxID, pool.Holder{Client: r.req.Client, Student: r.req.Student}, "req"); err != nil {
-				t.Errorf("release %s: %v", r.alloc.SandboxID, err)
+			if _, err := b.Release(ctx, r.Alloc.SandboxID, pool.Holder{Client: r.Req.Client, Student: r.Req.Student}, "req"); err != nil {
+				t.Errorf("release %s: %v", r.Alloc.SandboxID, err)
 			}
 		})
 		wg.Go(func() {
-			s, err := p.Get(ctx, r.alloc.SandboxID)
+			s, err := p.Get(ctx, r.Alloc.SandboxID)
 			if err != nil {
 				t.Error(err)
 				return

@@ -31,7 +31,7 @@ type Jobs struct {
 // LoadJobs reads SYNC_STALE_STRIKES (2), SYNC_MAX_SHRINK_FRACTION (0.5),
 // CLEANUP_MAX_ATTEMPTS (6), CLEANUP_BACKOFF_BASE_SECONDS (60), CLEANUP_BACKOFF_CAP_SECONDS
 // (3600), CLEANUP_DELETES_PER_SECOND (1), CLEANUP_MAX_IN_FLIGHT (16), STALE_GRACE_HOURS (24) and
-// JOB_INTERVAL_SCALE (1). A job's lease lasts as long as its run may (broker.Job.Timeout).
+// JOB_INTERVAL_SCALE (1). A job's lease lasts as long as its run may (jobs.Job.Timeout).
 func LoadJobs(env Env) (Jobs, error) {
 	r := &reader{env: env}
 	j := Jobs{

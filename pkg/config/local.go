@@ -16,8 +16,8 @@ type Local struct {
 	Port int
 	// DataDir keeps DynamoDB Local's data across runs; empty runs in memory.
 	DataDir string
-	// WarmRounds are the rounds of pool.Warm the DynamoDB Local the stack starts runs
-	// before the stack reports ready (0: none).
+	// WarmRounds are the rounds of the warm-up (internal/ddblocal/warmup) the DynamoDB
+	// Local the stack starts runs before the stack reports ready (0: none).
 	WarmRounds int
 	// DynamoDBLimits, when set, puts a proxy applying DynamoDB's limits between the
 	// functions and DynamoDB Local (DYNAMODB_LIMITS and its switches).
@@ -85,10 +85,10 @@ const DefaultIdleTimeout = 5 * time.Minute
 // DefaultLocalTable is the table of a started DynamoDB Local.
 const DefaultLocalTable = "sandbox-broker-local"
 
-// DefaultLocalWarmRounds is how many rounds of pool.Warm the local stack runs on the
-// DynamoDB Local it starts. Measured (docs/benchmark.md): the 500-student burst over HTTP
-// has a p99 of 1.45–1.53 s after one round and 1.27–1.29 s after four, for about 10 s more
-// start-up on an idle machine.
+// DefaultLocalWarmRounds is how many rounds of the warm-up (internal/ddblocal/warmup) the
+// local stack runs on the DynamoDB Local it starts. Measured (docs/benchmark.md): the
+// 500-student burst over HTTP has a p99 of 1.45–1.53 s after one round and 1.27–1.29 s
+// after four, for about 10 s more start-up on an idle machine.
 const DefaultLocalWarmRounds = 4
 
 var seedPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)

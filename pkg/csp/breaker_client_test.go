@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/testkit"
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -58,14 +59,14 @@ func TestBreakerOpensAfterFiveFailedCallsAndRejectsWithoutServer(t *testing.T) {
 			})
 
 			for i := range 5 {
-				if got := c.BreakerState(); got != csp.BreakerClosed {
+				if got := c.BreakerState(); got != breaker.Closed {
 					t.Fatalf("breaker %s after %d failed calls, want closed", got, i)
 				}
 				if err := tt.call(c, accounts[0].ID); err == nil || errors.Is(err, csp.ErrCircuitOpen) {
 					t.Fatalf("call %d = %v, want a CSP failure", i+1, err)
 				}
 			}
-			if got := c.BreakerState(); got != csp.BreakerOpen {
+			if got := c.BreakerState(); got != breaker.Open {
 				t.Fatalf("breaker %s after 5 failed calls, want open", got)
 			}
 
@@ -94,11 +95,11 @@ func TestBreakerCountsCallsNotAttempts(t *testing.T) {
 	c := newClient(t, s.URL(), func(o *csp.Options) { o.Breaker.Threshold = 2 })
 
 	_ = c.DeleteAccount(context.Background(), accounts[0].ID)
-	if got, n := c.BreakerState(), len(s.Deletes()); got != csp.BreakerClosed || n != 3 {
+	if got, n := c.BreakerState(), len(s.Deletes()); got != breaker.Closed || n != 3 {
 		t.Fatalf("after one call of 3 attempts: breaker %s, %d deletes; want closed, 3", got, n)
 	}
 	_ = c.DeleteAccount(context.Background(), accounts[0].ID)
-	if got := c.BreakerState(); got != csp.BreakerOpen {
+	if got := c.BreakerState(); got != breaker.Open {
 		t.Fatalf("breaker %s after 2 failed calls, want open", got)
 	}
 }
@@ -116,11 +117,11 @@ func TestBreakerSharedFailureRuleAcrossListAndDelete(t *testing.T) {
 	_, _ = c.ListAccounts(context.Background())
 	_ = c.DeleteAccount(context.Background(), accounts[0].ID)
 	_, _ = c.ListAccounts(context.Background())
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker %s after 3 failures, want closed", got)
 	}
 	_ = c.DeleteAccount(context.Background(), accounts[0].ID)
-	if got := c.BreakerState(); got != csp.BreakerOpen {
+	if got := c.BreakerState(); got != breaker.Open {
 		t.Fatalf("breaker %s after 2 list + 2 delete failures, want open", got)
 	}
 }
@@ -132,12 +133,12 @@ func TestBreakerHalfOpenAdmitsASingleProbe(t *testing.T) {
 	setFaults(t, s, cspfake.Faults{DeleteFail: cspfake.Failure{Trigger: cspfake.Trigger{Next: 2}}})
 	c := newClient(t, s.URL(), func(o *csp.Options) {
 		o.MaxAttempts = 1
-		o.Breaker = csp.BreakerOptions{Threshold: 2, OpenFor: 30 * time.Second, Now: clock.Now}
+		o.Breaker = breaker.Options{Threshold: 2, OpenFor: 30 * time.Second, Now: clock.Now}
 	})
 	for range 2 {
 		_ = c.DeleteAccount(context.Background(), accounts[0].ID)
 	}
-	if got := c.BreakerState(); got != csp.BreakerOpen {
+	if got := c.BreakerState(); got != breaker.Open {
 		t.Fatalf("breaker %s, want open", got)
 	}
 	clock.Advance(29 * time.Second)
@@ -145,7 +146,7 @@ func TestBreakerHalfOpenAdmitsASingleProbe(t *testing.T) {
 		t.Fatalf("delete before OpenFor elapsed = %v, want ErrCircuitOpen", err)
 	}
 	clock.Advance(time.Second)
-	if got := c.BreakerState(); got != csp.BreakerHalfOpen {
+	if got := c.BreakerState(); got != breaker.HalfOpen {
 		t.Fatalf("breaker %s after OpenFor, want half_open", got)
 	}
 
@@ -175,7 +176,7 @@ func TestBreakerHalfOpenAdmitsASingleProbe(t *testing.T) {
 	if err := <-probeDone; err != nil {
 		t.Fatalf("probe: %v", err)
 	}
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker %s after a successful probe, want closed", got)
 	}
 	if err := c.DeleteAccount(context.Background(), accounts[1].ID); err != nil {
@@ -191,14 +192,14 @@ func TestBreakerFailedProbeReopens(t *testing.T) {
 	setFaults(t, s, cspfake.Faults{DeleteFail: cspfake.Failure{Trigger: cspfake.Trigger{Rate: 1}, Status: 502}})
 	c := newClient(t, s.URL(), func(o *csp.Options) {
 		o.MaxAttempts = 1
-		o.Breaker = csp.BreakerOptions{Threshold: 1, OpenFor: 10 * time.Second, Now: clock.Now}
+		o.Breaker = breaker.Options{Threshold: 1, OpenFor: 10 * time.Second, Now: clock.Now}
 	})
 	_ = c.DeleteAccount(context.Background(), accounts[0].ID)
 	clock.Advance(10 * time.Second)
 	if err := c.DeleteAccount(context.Background(), accounts[0].ID); errors.Is(err, csp.ErrCircuitOpen) || err == nil {
 		t.Fatalf("probe = %v, want the 502 from the server", err)
 	}
-	if got := c.BreakerState(); got != csp.BreakerOpen {
+	if got := c.BreakerState(); got != breaker.Open {
 		t.Fatalf("breaker %s after a failed probe, want open", got)
 	}
 	if n := len(s.Deletes()); n != 2 {

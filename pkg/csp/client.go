@@ -38,7 +38,7 @@ type Options struct {
 	// included (default 3, at most 10).
 	MaxAttempts int
 	// Breaker configures the circuit breaker.
-	Breaker BreakerOptions
+	Breaker breaker.Options
 	// PageSize is the _limit of each listing page (default 100, at most 1000,
 	// the largest page the CSP is assumed to honour: a server clamping a
 	// bigger limit would look like the last page and truncate the listing).
@@ -105,7 +105,7 @@ func New(opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	c.breaker = breaker.New(opts.Breaker, func(from, to BreakerState) {
+	c.breaker = breaker.New(opts.Breaker, func(from, to breaker.State) {
 		c.log.Warn("csp circuit breaker changed state", "from", from.String(), "to", to.String())
 	})
 
@@ -204,7 +204,7 @@ func newTransport(connectTimeout time.Duration, concurrentCalls int) *http.Trans
 }
 
 // BreakerState reports the breaker shared by all calls of c.
-func (c *Client) BreakerState() BreakerState { return c.breaker.State() }
+func (c *Client) BreakerState() breaker.State { return c.breaker.State() }
 
 // send performs one HTTP attempt. The caller must close the body.
 func (c *Client) send(ctx context.Context, method, u string) (*http.Response, error) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -74,7 +75,7 @@ func TestNewAcceptsValidOptions(t *testing.T) {
 	if err != nil || c == nil {
 		t.Fatalf("New() = %v, %v", c, err)
 	}
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("new client breaker = %s, want closed", got)
 	}
 }
@@ -134,7 +135,7 @@ func TestWrongTokenIsA401NotABreakerFailure(t *testing.T) {
 	if got := len(s.Requests()); got != 5 {
 		t.Fatalf("server saw %d requests, want 5 (4xx is not retried)", got)
 	}
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker = %s, want closed: 4xx is not a failure", got)
 	}
 }

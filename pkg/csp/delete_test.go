@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sandbox-broker/broker/internal/testkit"
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -53,7 +54,7 @@ func TestDeleteAccountUnknownIsAccountNotFound(t *testing.T) {
 	if !errors.Is(err, csp.ErrAccountNotFound) || csp.IsTransient(err) {
 		t.Fatalf("DeleteAccount of an unknown account = %v, want a non-transient ErrAccountNotFound (404)", err)
 	}
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker = %s: a 404 is an answer, not a failure", got)
 	}
 	d := s.Deletes()
@@ -217,7 +218,7 @@ func TestDeleteAccountClientErrorsAreNotRetriedNorFailures(t *testing.T) {
 	if n := len(s.Deletes()); n != 5 {
 		t.Fatalf("server saw %d deletes, want 5: a 4xx is not retried", n)
 	}
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker = %s, want closed", got)
 	}
 }
@@ -243,7 +244,7 @@ func TestDeleteAccountRateLimited(t *testing.T) {
 	if got := fmt.Sprint(deleteStatuses(s)); got != "[200 429 429 429 429 429 429]" {
 		t.Fatalf("delete statuses = %s: a 429 must reach the server once per call and never be retried", got)
 	}
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker = %s after six 429s, want closed", got)
 	}
 	clock.Advance(2 * time.Second)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -228,7 +229,7 @@ func TestListAccountsRetriesServerErrorsThenSucceeds(t *testing.T) {
 	if fmt.Sprint(statuses) != "[503 503 200 200]" {
 		t.Fatalf("statuses = %v, want [503 503 200 200]", statuses)
 	}
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker = %s, want closed", got)
 	}
 }

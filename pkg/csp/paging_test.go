@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/testkit"
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -236,7 +237,7 @@ func TestListAccountsBoundedByMaxAccounts(t *testing.T) {
 			if l.Accounts != nil {
 				t.Fatalf("got %d accounts alongside the error", len(l.Accounts))
 			}
-			if c.BreakerState() != csp.BreakerClosed {
+			if c.BreakerState() != breaker.Closed {
 				t.Fatal("an over-long listing is not a CSP failure")
 			}
 		})

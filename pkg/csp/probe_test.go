@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -111,7 +112,7 @@ func TestProbeClassifiesTheAnswer(t *testing.T) {
 			if s := seen(); len(s) != 1 || s[0] != want {
 				t.Fatalf("server saw %q, want only %q", s, want)
 			}
-			if c.BreakerState() != csp.BreakerClosed {
+			if c.BreakerState() != breaker.Closed {
 				t.Fatal("breaker not closed")
 			}
 		})

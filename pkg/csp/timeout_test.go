@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/testkit"
+	"github.com/sandbox-broker/broker/pkg/breaker"
 	"github.com/sandbox-broker/broker/pkg/csp"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 )
@@ -135,7 +136,7 @@ func TestCallerCancellationIsNotABreakerFailure(t *testing.T) {
 			t.Fatalf("err = %v, want a non-transient context.Canceled", err)
 		}
 	}
-	if got := c.BreakerState(); got != csp.BreakerClosed {
+	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker = %s, want closed: the caller gave up, the CSP did not fail", got)
 	}
 	if n := len(s.Requests()); n != 3 {

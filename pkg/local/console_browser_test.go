@@ -1,7 +1,6 @@
 package local
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"

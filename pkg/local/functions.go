@@ -17,14 +17,14 @@ import (
 	"github.com/sandbox-broker/broker/pkg/app/authorizer"
 	"github.com/sandbox-broker/broker/pkg/app/job"
 	"github.com/sandbox-broker/broker/pkg/auth"
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 )
 
 // The functions API Gateway invokes for its authorizer, and the schedules for the jobs.
 type (
 	authorizerFunction = lambdaFunction[events.APIGatewayCustomAuthorizerRequestTypeRequest, events.APIGatewayCustomAuthorizerResponse]
-	jobFunction        = lambdaFunction[json.RawMessage, broker.RunSummary]
+	jobFunction        = lambdaFunction[json.RawMessage, jobs.Summary]
 )
 
 // localTokensSecret is the token secret's ARN in the functions' environment: the
@@ -110,8 +110,8 @@ func tokenSecret(tokens []auth.Token) config.SecretFetcher {
 
 // addJob adds the job j, built per instance as functions/<job> builds it, each
 // invocation ending after the job's timeout.
-func (s *Stack) addJob(ctx context.Context, env config.Env, logs io.Writer, j broker.Job) (*jobFunction, error) {
-	return addFunction(ctx, s.lambda, j.Name, j.Timeout(), func(ctx context.Context) (handler[json.RawMessage, broker.RunSummary], error) {
+func (s *Stack) addJob(ctx context.Context, env config.Env, logs io.Writer, j jobs.Job) (*jobFunction, error) {
+	return addFunction(ctx, s.lambda, j.Name, j.Timeout(), func(ctx context.Context) (handler[json.RawMessage, jobs.Summary], error) {
 		return job.Function(ctx, env, logs, j.Name)
 	})
 }

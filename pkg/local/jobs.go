@@ -11,15 +11,15 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/app"
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 )
 
 // localJobs are the jobs the stack runs: all but those that use API Gateway, since the
 // gateway emulator enforces the clients' limits itself.
-func localJobs() []broker.Job {
-	var local []broker.Job
-	for _, j := range broker.Jobs {
+func localJobs() []jobs.Job {
+	var local []jobs.Job
+	for _, j := range jobs.Table {
 		if !j.UsesAPIGateway {
 			local = append(local, j)
 		}
@@ -68,7 +68,7 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 
 // scheduledJob is one job of the job table with its function and scaled interval.
 type scheduledJob struct {
-	job   broker.Job
+	job   jobs.Job
 	every time.Duration
 	fn    *jobFunction
 	// scale is JOB_INTERVAL_SCALE, applied to Lambda's retries of a throttled event too.
@@ -96,7 +96,7 @@ func (s *Stack) repeat(ctx context.Context, j scheduledJob) {
 var scheduledEvent = json.RawMessage(`{"source":"local.scheduler"}`)
 
 // runJob invokes a job with event as Lambda's asynchronous invoke does (its function
-// ends each run after broker.Job.Timeout) and says how it went. The run logs its own
+// ends each run after jobs.Job.Timeout) and says how it went. The run logs its own
 // summary line; a run that failed or was dropped is logged here.
 func (s *Stack) runJob(ctx context.Context, j scheduledJob, event json.RawMessage) string {
 	sum, err := j.fn.invokeQueued(ctx, event, j.scale)

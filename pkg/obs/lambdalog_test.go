@@ -141,7 +141,7 @@ func TestEMFLinesSurviveTheStrictestLogLevel(t *testing.T) {
 		var buf bytes.Buffer
 		log := obs.NewLogger(&buf, level)
 		log.Info("routine")
-		obs.NewMetrics(&buf, "SandboxBroker").JobRun("cleanup", map[string]int{"deleted": 1}, "cleanup_breaker_open", time.Second)
+		obs.NewMetrics(&buf, "SandboxBroker").PublishRun("cleanup", map[string]int{"deleted": 1}, "cleanup_breaker_open", time.Second)
 		log.Error("broken")
 		lines := jsonLines(t, &buf)
 		appLevel := obs.LambdaApplicationLogLevel(level)

@@ -94,11 +94,11 @@ func (m *Metrics) PoolGauges(byStatus map[string]int, total int) {
 	m.emit(nil, nil, values)
 }
 
-// JobRun records one run of a background job: its duration and each count of its summary
+// PublishRun records one run of a background job: its duration and each count of its summary
 // (deleted, failed, created ...), with the job as dimension; and, when the run raised an
 // alarm (non-empty alarm), one JobAlarm with the alarm as dimension and the job as a plain
 // field for Logs Insights.
-func (m *Metrics) JobRun(job string, counts map[string]int, alarm string, duration time.Duration) {
+func (m *Metrics) PublishRun(job string, counts map[string]int, alarm string, duration time.Duration) {
 	values := []metricValue{{MetricJobDuration, "Milliseconds", float64(duration.Milliseconds())}}
 	for name, n := range counts {
 		values = append(values, metricValue{JobCountMetric(name), "Count", float64(n)})

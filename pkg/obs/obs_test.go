@@ -119,7 +119,7 @@ func TestPoolGaugesAndJobRunsAreEMF(t *testing.T) {
 	var buf bytes.Buffer
 	m := obs.NewMetrics(&buf, "SandboxBroker")
 	m.PoolGauges(map[string]int{"available": 7, "deletion_failed": 2}, 12)
-	m.JobRun("cleanup", map[string]int{"deleted": 3, "deletion_failed": 1}, "", 1500*time.Millisecond)
+	m.PublishRun("cleanup", map[string]int{"deleted": 3, "deletion_failed": 1}, "", 1500*time.Millisecond)
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("lines %q", lines)
@@ -147,7 +147,7 @@ func TestPoolGaugesAndJobRunsAreEMF(t *testing.T) {
 func TestARaisedAlarmIsAMetricWithTheAlarmDimension(t *testing.T) {
 	var buf bytes.Buffer
 	m := obs.NewMetrics(&buf, "SandboxBroker")
-	m.JobRun("cleanup", map[string]int{"failed": 1}, "cleanup_breaker_open", time.Second)
+	m.PublishRun("cleanup", map[string]int{"failed": 1}, "cleanup_breaker_open", time.Second)
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 2 {
 		t.Fatalf("lines %q", lines)
@@ -158,7 +158,7 @@ func TestARaisedAlarmIsAMetricWithTheAlarmDimension(t *testing.T) {
 		t.Fatalf("alarm metric: dims %v units %v values %v", dims, units, values)
 	}
 	buf.Reset()
-	m.JobRun("cleanup", map[string]int{"deleted": 1}, "", time.Second)
+	m.PublishRun("cleanup", map[string]int{"deleted": 1}, "", time.Second)
 	if n := strings.Count(buf.String(), obs.MetricJobAlarm); n != 0 {
 		t.Fatalf("a run without an alarm published JobAlarm: %s", buf.String())
 	}

@@ -39,8 +39,10 @@ type Stamps struct {
 func (c Claim) Holder() Holder { return Holder{Client: c.Client, Student: c.Student} }
 
 // Claim allocates candidate to the claim's holder: available → allocated, conditioned on
-// the version that was read, together with the owner record in the holder's slot c.Slot,
-// conditioned on the slot being free, in one transaction of these two items. A client
+// the version that was read (candidate as Candidates or Get returned it: its ID and Rev
+// make the condition, its Name, ExternalID and SFDCAccountID go on the owner record),
+// together with the owner record in the holder's slot c.Slot, conditioned on the slot
+// being free, in one transaction of these two items. A client
 // with a cap adds a third: one more live allocation on its counter shard c.CapShard,
 // conditioned on the shard being split for c.Cap and below its limit (SplitCap). The
 // history entry of the allocation rides on the sandbox item until the allocation ends
@@ -50,7 +52,8 @@ func (c Claim) Holder() Holder { return Holder{Client: c.Client, Student: c.Stud
 // the caller replays it (same idempotency key), ends it (lapsed) or tries the next slot.
 // One with Item ItemCounter carries the shard as it was (Counter): full, or split for
 // another cap, or none (the client's allocations are not counted yet). One with Item
-// ItemSandbox means someone else got this candidate.
+// ItemSandbox means someone else got this candidate. It returns the owner record as it
+// wrote it, which is what an allocate answers.
 func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) (Owner, error) {
 	t := p.newTx("claim", candidate.ID, expect{statuses: []Status{Available}, rev: candidate.Rev})
 	var e expr

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
@@ -15,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/sandbox-broker/broker/internal/ddblocal"
 )
 
 // ClientOptions say which DynamoDB to talk to.
@@ -28,14 +29,14 @@ type ClientOptions struct {
 	HTTPClient aws.HTTPClient
 }
 
-// LocalMaxConns caps the connections of this process to one DynamoDB Local (NewClient).
-const LocalMaxConns = 48
-
 // NewClient builds a DynamoDB client. A loopback endpoint is DynamoDB Local: it gets static
-// credentials, no response checksum validation, which Local does not support, at most
-// LocalMaxConns connections shared with every other client of it in this process, and no
-// client-side retry quota. Anything else (AWS) uses the default credential chain,
-// connections and retryer.
+// credentials, no response checksum validation, which Local does not support, the
+// connections of ddblocal.HTTPClient (at most ddblocal.MaxConns, shared with every other
+// client of it in this process), and no client-side retry quota. Anything else (AWS) uses
+// the default credential chain and retryer, and connections with room for a burst.
+//
+// It fails only on an endpoint that is not a URL or an AWS configuration that does not
+// load. The client, as every SDK client, is safe for concurrent use.
 func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 	loadOpts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(o.Region)}
 	local, err := isLoopback(o.Endpoint)
@@ -54,9 +55,9 @@ func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 	switch {
 	case cfg.HTTPClient != nil:
 	case local:
-		cfg.HTTPClient = localHTTPClient(o.Endpoint)
+		cfg.HTTPClient = ddblocal.HTTPClient(o.Endpoint)
 	default:
-		cfg.HTTPClient = newHTTPClient(0)
+		cfg.HTTPClient = newHTTPClient()
 	}
 	if local {
 		// The standard retryer's client-side quota is for a remote service in trouble; on
@@ -77,35 +78,12 @@ func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 }
 
 // newHTTPClient is the SDK's HTTP client with room for a burst's calls: its default idle
-// pool is small. maxConns caps the connections per host (0: none).
-func newHTTPClient(maxConns int) *awshttp.BuildableClient {
+// pool is small.
+func newHTTPClient() *awshttp.BuildableClient {
 	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
 		tr.MaxIdleConns = 512
 		tr.MaxIdleConnsPerHost = 512
-		tr.MaxConnsPerHost = maxConns
 	})
-}
-
-// localHTTPClients hold one HTTP client per DynamoDB Local endpoint for the whole process.
-// DynamoDB Local accepts with a listen backlog of 50 and serves one request per connection
-// at a time: a burst that dials hundreds of connections overflows the backlog and each
-// overflow costs a 1 s SYN retry. So every client of one DynamoDB Local (the local stack's
-// function instances each build their own) shares one pool of at most LocalMaxConns
-// connections, and calls beyond it wait for a free connection instead.
-var (
-	localHTTPClientsMu sync.Mutex
-	localHTTPClients   = map[string]*awshttp.BuildableClient{}
-)
-
-func localHTTPClient(endpoint string) *awshttp.BuildableClient {
-	localHTTPClientsMu.Lock()
-	defer localHTTPClientsMu.Unlock()
-	c, ok := localHTTPClients[endpoint]
-	if !ok {
-		c = newHTTPClient(LocalMaxConns)
-		localHTTPClients[endpoint] = c
-	}
-	return c
 }
 
 func isLoopback(endpoint string) (bool, error) {

@@ -184,13 +184,13 @@ func (p *Pool) UncountedAllocations(ctx context.Context, client string) iter.Seq
 	}
 }
 
-// CountAllocation enrols a live allocation no counter counts in its client's counter
-// shard k: it names the shard on the sandbox and adds one to it, in one transaction
-// conditioned on the sandbox still being allocated to that holder and counted nowhere,
-// so it is counted once, and the release, which gives back the shard the sandbox names,
-// takes it back exactly once (a release that read the sandbox before fails its condition
-// on cap_shard and reads again). Not a transition: no history, no version bump, so a
-// concurrent extension is not disturbed.
+// CountAllocation enrols a live allocation no counter counts (cur, as read) in its
+// client's counter shard k, 0 to CounterShards−1: it names the shard on the sandbox and
+// adds one to it, in one transaction conditioned on the sandbox still being allocated to
+// that holder and counted nowhere, so it is counted once, and the release, which gives
+// back the shard the sandbox names, takes it back exactly once (a release that read the
+// sandbox before fails its condition on cap_shard and reads again). Not a transition: no
+// history, no version bump, so a concurrent extension is not disturbed.
 func (p *Pool) CountAllocation(ctx context.Context, cur Sandbox, k int) error {
 	none := uncounted
 	t := p.newTx("count allocation", cur.ID, expect{statuses: []Status{Allocated},

@@ -3,7 +3,9 @@ package pool
 import "context"
 
 // RecordDeleteFailure books one failed upstream delete on a pending_deletion sandbox:
-// attempts+1, the next attempt time and the error. It requires the attempts count that was
+// attempts+1, the next attempt at nextAttemptAt (unix seconds, which becomes its
+// status_at, so the cleanup job's due-work query finds it then) and lastErr, which
+// operators read. It requires the attempts count that was
 // read, so two runs can never book the same failure twice.
 func (p *Pool) RecordDeleteFailure(ctx context.Context, cur Sandbox, nextAttemptAt int64, lastErr string, by Actor) (Sandbox, error) {
 	now := p.now().Unix()

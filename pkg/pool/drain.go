@@ -46,8 +46,10 @@ func (p *Pool) StartDrain(ctx context.Context, d Drain, by Actor) (Drain, error)
 	return d, p.run(ctx, t)
 }
 
-// EndDrains ends the drain of prefix, or every drain when all is set, each with a history
-// entry. It returns the prefixes it ended; ending a drain that does not exist ends nothing.
+// EndDrains ends the drain of prefix, or every drain when all is set, each in a
+// transaction of its own with a history entry. It returns the prefixes it ended; ending a
+// drain that does not exist ends nothing, and a drain another call ended meanwhile is
+// not among them. On an error the drains before it stay ended.
 func (p *Pool) EndDrains(ctx context.Context, prefix string, all bool, by Actor) ([]string, error) {
 	drains, err := p.Drains(ctx)
 	if err != nil {

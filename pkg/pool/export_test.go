@@ -1,6 +1,11 @@
 package pool
 
 import (
+	"context"
+	"reflect"
+	"runtime"
+	"strings"
+
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
@@ -29,3 +34,18 @@ func StoredItems(s Sandbox) []map[string]types.AttributeValue {
 
 // LimitsFor is the split of cap over the shards as they are (SplitCap).
 func (cs CapCounters) LimitsFor(cap int) [CounterShards]int { return cs.limits(cap) }
+
+// Violations takes one census of the table and runs each invariant of CheckInvariants over
+// it alone, returning what each found by the name of its method.
+func (p *Pool) Violations(ctx context.Context) (map[string][]error, error) {
+	c, err := p.takeCensus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]error{}
+	for _, check := range invariants {
+		name := runtime.FuncForPC(reflect.ValueOf(check).Pointer()).Name()
+		out[name[strings.LastIndexByte(name, '.')+1:]] = check(c)
+	}
+	return out, nil
+}

@@ -3,11 +3,14 @@ package pool_test
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -216,5 +219,148 @@ func TestBackfillStatusKeyPutsOldRecordsInTheirShard(t *testing.T) {
 	tomb.Status = pool.Retired
 	if err := p.BackfillStatusKey(ctx, tomb); err == nil || !strings.Contains(err.Error(), "tombstones") {
 		t.Fatalf("backfill of a tombstone: %v", err)
+	}
+}
+
+// Each invariant of CheckInvariants, run alone over a census of the table, catches a
+// violation of what it guarantees planted in a table that held every invariant a moment
+// before; and every invariant has its planted violation here.
+func TestEachInvariantCatchesAPlantedViolation(t *testing.T) {
+	type planted struct {
+		plant func(t *testing.T, p *pool.Pool, s pool.Sandbox) // s: a fresh available sandbox
+		want  func(s pool.Sandbox) string
+	}
+	claim := func(t *testing.T, p *pool.Pool, s pool.Sandbox, c pool.Claim) pool.Sandbox {
+		t.Helper()
+		if _, err := p.Claim(ctx, s, c, student); err != nil {
+			t.Fatal(err)
+		}
+		return mustGet(t, p, s.ID)
+	}
+	cases := map[string]planted{
+		"ownerRecordsMatchAllocations": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
+				claim(t, p, s, claimFor("alice", time.Now()))
+				deleteRaw(t, p, pool.OwnerKey(pool.Holder{Student: "alice"}, 0))
+			},
+			want: func(s pool.Sandbox) string { return "allocated sandbox " + s.ID + " has no owner record" },
+		},
+		"countersCountLiveAllocations": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
+				split(t, p, "lab-a", 2)
+				c := claimFor("alice", time.Now())
+				c.Client, c.Cap, c.CapShard = "lab-a", 2, 1
+				claim(t, p, s, c)
+				item, err := attributevalue.MarshalMap(map[string]any{"client": "lab-a", "shard": 1, "live": 0, "limit": 1, "cap": 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				maps.Copy(item, pool.CounterKey("lab-a", 1))
+				putRaw(t, p, item)
+			},
+			want: func(pool.Sandbox) string { return `counter shard "lab-a"/1 holds 0, but 1 allocated sandboxes took it` },
+		},
+		"recordsSitInTheirIndexShards": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
+				items := pool.StoredItems(s)
+				items[0][pool.AttrStatusKey] = &types.AttributeValueMemberS{Value: pool.StatusKey(pool.Stale, s.ID)}
+				putRaw(t, p, items...)
+			},
+			want: func(s pool.Sandbox) string { return "available sandbox " + s.ID + " has status_key stale#" },
+		},
+		"allocatedOnlyOnce": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
+				released(t, p, s)
+				back := s
+				back.Rev = 9
+				putRaw(t, p, pool.StoredItems(back)...)
+			},
+			want: func(s pool.Sandbox) string {
+				return "sandbox " + s.ID + " was allocated once and is available again (single use)"
+			},
+		},
+		"statusAtFollowsStatus": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
+				late := s
+				late.StatusAt = s.UpdatedAt + 60
+				putRaw(t, p, pool.StoredItems(late)...)
+			},
+			want: func(s pool.Sandbox) string {
+				return fmt.Sprintf("available sandbox %s: status_at %d is after updated_at %d", s.ID, s.UpdatedAt+60, s.UpdatedAt)
+			},
+		},
+		"onlyGoneAccountsExpire": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
+				setTTL(t, p, uuidKey(s.AccountUUID), time.Now().Add(time.Hour).Unix())
+			},
+			want: func(s pool.Sandbox) string { return "uuid item of sandbox " + s.ID + " expires at" },
+		},
+		"oneRecordPerAccount": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) { deleteRaw(t, p, uuidKey(s.AccountUUID)) },
+			want: func(s pool.Sandbox) string {
+				return "sandbox " + s.ID + " has no uuid item for account " + s.AccountUUID
+			},
+		},
+		"labProfilesAreValid": {
+			plant: func(t *testing.T, p *pool.Pool, _ pool.Sandbox) {
+				putRaw(t, p, map[string]types.AttributeValue{
+					pool.AttrPK: &types.AttributeValueMemberS{Value: "LABS"}, pool.AttrSK: &types.AttributeValueMemberS{Value: `PROFILE#"dns"#""`},
+					"lab": &types.AttributeValueMemberS{Value: "dns"}, "prefix": &types.AttributeValueMemberS{Value: ""},
+					"student_limit": &types.AttributeValueMemberN{Value: "99"},
+				})
+			},
+			want: func(pool.Sandbox) string { return `profile LABS / PROFILE#"dns"#"": lab "dns" prefix "", student_limit must be` },
+		},
+		"reservationsCountTheirSetAsides": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
+				r, err := p.CreateReservation(ctx, pool.Reservation{Lab: "dns", Prefix: "", Seats: 2, StartsAt: 1, EndsAt: 2}, pool.Actor{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The sandbox names the reservation without being in its partition or counted.
+				marked := s
+				marked.Reservation = r.ID
+				putRaw(t, p, pool.StoredItems(marked)...)
+			},
+			want: func(s pool.Sandbox) string { return "counts 0 set aside, the records 1" },
+		},
+		"everyItemIsOfAKind": {
+			plant: func(t *testing.T, p *pool.Pool, _ pool.Sandbox) {
+				putRaw(t, p, map[string]types.AttributeValue{
+					pool.AttrPK: &types.AttributeValueMemberS{Value: "CACHE#x"}, pool.AttrSK: &types.AttributeValueMemberS{Value: "1"},
+				})
+			},
+			want: func(pool.Sandbox) string { return "item CACHE#x / 1 is of no kind the pool writes" },
+		},
+	}
+	p := pooltest.New(t)
+	clean, err := p.Violations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name := range clean {
+		if _, ok := cases[name]; !ok {
+			t.Errorf("invariant %s has no planted violation in this test", name)
+		}
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := pooltest.New(t)
+			s := seed(t, p, account(1))[0]
+			pooltest.Check(t, p)
+			c.plant(t, p, s)
+			found, err := p.Violations(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := found[name]; !ok {
+				t.Fatalf("CheckInvariants runs no invariant %s", name)
+			}
+			want := c.want(s)
+			if !slices.ContainsFunc(found[name], func(err error) bool { return strings.Contains(err.Error(), want) }) {
+				t.Fatalf("%s found %v; want a violation saying %q", name, found[name], want)
+			}
+			wantProblems(t, p, want)
+		})
 	}
 }

@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// NIOSXaaS outcomes, the values of Sandbox.NIOSXaaSOutcome (docs/upstream.md §4.7).
+// NIOSXaaS outcomes, the values of Sandbox.NIOSXaaSOutcome (docs/configuration.md, "The
+// NIOSXaaS pre-delete step").
 const (
 	NIOSXaaSCleaned     = "cleaned"
 	NIOSXaaSNoneToClean = "none_to_clean"

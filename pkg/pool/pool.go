@@ -32,7 +32,9 @@ type Options struct {
 	PageSize int
 }
 
-// New returns the pool stored in table.
+// New returns the pool stored in table, read and written through db. A Pool holds no
+// state of the table: it is safe for concurrent use, and any number of Pools, in any
+// number of processes, may share one table (the package doc, "Calling a transition").
 func New(db *dynamodb.Client, table string, o Options) *Pool {
 	p := &Pool{db: db, table: table, now: o.Now, historyTTL: o.HistoryTTL, tombstoneTTL: o.TombstoneTTL, pageSize: int32(o.PageSize)}
 	if p.now == nil {

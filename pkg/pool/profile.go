@@ -164,3 +164,15 @@ func marshalItem(v any, pk, sk string) (map[string]types.AttributeValue, error) 
 	item[AttrPK], item[AttrSK] = av(pk), av(sk)
 	return item, nil
 }
+
+// labProfilesAreValid guarantees that every lab profile is within bounds and stored under
+// its own key, so the allocation path resolves what an operator saved.
+func (c *census) labProfilesAreValid() []error {
+	var v violations
+	for _, p := range c.profiles {
+		if err := p.v.Validate(); err != nil || p.sk != profileSK(p.v.Lab, p.v.Prefix) {
+			v.add("profile %s / %s: lab %q prefix %q, %v", p.pk, p.sk, p.v.Lab, p.v.Prefix, err)
+		}
+	}
+	return v
+}

@@ -12,7 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
-// Get reads one sandbox, strongly consistent.
+// Get reads one sandbox record, strongly consistent: it reflects every write that
+// committed before the call. A sandbox that does not exist fails with ErrNotFound.
 func (p *Pool) Get(ctx context.Context, id string) (Sandbox, error) {
 	var s Sandbox
 	found, err := p.getItem(ctx, sandboxPK(id), skMeta, &s)
@@ -25,8 +26,11 @@ func (p *Pool) Get(ctx context.Context, id string) (Sandbox, error) {
 	return s, nil
 }
 
-// Candidates reads one page of available sandboxes from one AvailableIndex shard, those
-// whose name starts with prefix (all when prefix is empty), in name order.
+// Candidates reads one page of at most limit available sandboxes from AvailableIndex
+// shard shard (0 to Shards−1), those whose name starts with prefix (all when prefix is
+// empty), in name order, each with only ClaimAttributes. The index is eventually
+// consistent: a candidate may have been claimed a moment ago, which the claim's condition
+// on its status and rev finds out (Claim).
 func (p *Pool) Candidates(ctx context.Context, shard int, prefix string, limit int) ([]Sandbox, error) {
 	in, e := availableQuery(shard, prefix)
 	p.prepare(in, e)
@@ -47,7 +51,9 @@ func (p *Pool) Candidates(ctx context.Context, shard int, prefix string, limit i
 // cleanup work, expired allocations, stale records past the grace). A tombstone is never
 // due work: asking for due tombstones is refused. It reads every StatusIndex shard of the
 // status, one page of each at a time, and merges them (mergeByStatusAt), so memory stays
-// at Shards pages whatever the count.
+// at Shards pages whatever the count. The index is eventually consistent: a record may
+// show its status of a moment ago, so whoever acts on one conditions the write on it. The
+// first error ends the sequence.
 func (p *Pool) ByStatus(ctx context.Context, status Status, dueBy int64) iter.Seq2[Sandbox, error] {
 	if dueBy > 0 && status.Tombstone() {
 		return func(yield func(Sandbox, error) bool) {
@@ -108,7 +114,8 @@ func mergeByStatusAt(seqs []iter.Seq2[Sandbox, error]) iter.Seq2[Sandbox, error]
 	}
 }
 
-// Count counts the sandboxes of one status over every shard, each to its last page.
+// Count counts the sandboxes of one status over every shard, each to its last page, as
+// the eventually consistent StatusIndex has them.
 func (p *Pool) Count(ctx context.Context, status Status) (int, error) {
 	total := 0
 	for shard := range Shards {

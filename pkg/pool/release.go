@@ -6,8 +6,10 @@ import (
 )
 
 // Release is the owner's mark-for-deletion: allocated → pending_deletion, only for the
-// holder (client and student) the sandbox is allocated to. The owner record goes in the
-// same transaction.
+// holder h (client and student) the sandbox is allocated to. cur is the record as read:
+// the write requires the allocation entry and the counter shard it names (endAllocation).
+// The owner record goes in the same transaction, and the client counter shard is given
+// back. Racing Expire, exactly one of the two wins.
 func (p *Pool) Release(ctx context.Context, cur Sandbox, h Holder, by Actor) (Sandbox, error) {
 	return p.endAllocation(ctx, "release", cur, expect{statuses: []Status{Allocated}, owner: &h}, by)
 }

@@ -397,42 +397,56 @@ func (t *tx) countSetAside(table, id string, n int, want *reservationAt) {
 	}})
 }
 
-// reservationProblems checks the reservations against the records (CheckInvariants).
-func reservationProblems(sandboxes map[string]Sandbox, reservations map[string]Reservation) []error {
-	var problems []error
-	counted := map[string]int{}
-	shards := map[int]string{}
-	for id, r := range reservations {
-		if other, ok := shards[r.Shard]; ok {
-			problems = append(problems, fmt.Errorf("reservations %s and %s share shard %d", id, other, r.Shard))
-		}
-		shards[r.Shard] = id
+// availShard is the AvailableIndex partition an available sandbox belongs in: its
+// reservation's while set aside, else its own shard.
+func (c *census) availShard(s Sandbox) int {
+	if r, ok := c.reservations[s.Reservation]; ok {
+		return r.v.Shard
 	}
-	for id, s := range sandboxes {
+	return shardOf(s.ID)
+}
+
+// reservationsCountTheirSetAsides guarantees that set-aside and general counts stay
+// exact: each reservation (but an ended one, whose claimed records' tombstones may have
+// expired) counts in set_aside exactly the sandboxes still set aside for it plus those
+// claimed from its set-aside; only an available sandbox is set aside, for a reservation
+// that exists, has not ended and has a shard of its own under its key; a sandbox struck
+// stale gave its seat up.
+func (c *census) reservationsCountTheirSetAsides() []error {
+	var v violations
+	shards := map[int]string{}
+	for id, r := range c.reservations {
+		if r.sk != reservationSK(id) || id != strconv.Itoa(r.v.Shard) || r.v.Shard < firstReservationShard {
+			v.add("reservation %s / %s names ID %s and shard %d", r.pk, r.sk, id, r.v.Shard)
+		}
+		if other, dup := shards[r.v.Shard]; dup {
+			v.add("reservations %s and %s share shard %d", id, other, r.v.Shard)
+		}
+		shards[r.v.Shard] = id
+	}
+	counted := map[string]int{}
+	for id, s := range c.sandboxes {
 		if s.Reservation == "" {
 			continue
 		}
-		r, ok := reservations[s.Reservation]
+		r, ok := c.reservations[s.Reservation]
 		switch {
 		case s.Status == Available && !ok:
-			problems = append(problems, fmt.Errorf("available sandbox %s is set aside for reservation %s, which does not exist", id, s.Reservation))
-		case s.Status == Available && r.State == ReservationEnded:
-			problems = append(problems, fmt.Errorf("available sandbox %s is set aside for reservation %s, which ended", id, s.Reservation))
+			v.add("available sandbox %s is set aside for reservation %s, which does not exist", id, s.Reservation)
+		case s.Status == Available && r.v.State == ReservationEnded:
+			v.add("available sandbox %s is set aside for reservation %s, which ended", id, s.Reservation)
 		case s.Status == Stale:
-			problems = append(problems, fmt.Errorf("stale sandbox %s still names reservation %s", id, s.Reservation))
+			v.add("stale sandbox %s still names reservation %s", id, s.Reservation)
 		default: // available: set aside; any later status: claimed from the set-aside
 			counted[s.Reservation]++
 		}
 	}
-	for id, r := range reservations {
-		if r.TTL != 0 {
-			continue // ended: its claimed sandboxes' tombstones may have expired before it
-		}
+	for id, r := range c.reservations {
 		// Seats lowered below what was set aside leave set_aside above them until the job
-		// returns the excess; a set-aside itself never passes the seats.
-		if counted[id] != r.SetAside || r.SetAside < 0 {
-			problems = append(problems, fmt.Errorf("reservation %s counts %d set aside, the records %d (seats %d)", id, r.SetAside, counted[id], r.Seats))
+		// returns the excess; a set-aside itself never passes the seats (its condition).
+		if r.v.State != ReservationEnded && (counted[id] != r.v.SetAside || r.v.SetAside < 0) {
+			v.add("reservation %s counts %d set aside, the records %d (seats %d)", id, r.v.SetAside, counted[id], r.v.Seats)
 		}
 	}
-	return problems
+	return v
 }

@@ -10,10 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
-// JobRun is the stored summary of one run of a background job. Runs of a job share the
+// RunRecord is the stored summary of one run of a background job. Runs of a job share the
 // partition JOB#<job> and sort by start time, so the admin API reads the last ones with
 // one query; they expire with the history TTL.
-type JobRun struct {
+type RunRecord struct {
 	Job        string         `dynamodbav:"job"`
 	RunID      string         `dynamodbav:"run_id"`
 	StartedAt  time.Time      `dynamodbav:"started_at"`
@@ -32,7 +32,7 @@ const (
 
 // RecordRun stores a run's summary. The sort key is the zero-padded start time in
 // nanoseconds plus the run ID, so runs list in start order and two runs never collide.
-func (p *Pool) RecordRun(ctx context.Context, r JobRun) error {
+func (p *Pool) RecordRun(ctx context.Context, r RunRecord) error {
 	item, err := attributevalue.MarshalMap(r)
 	if err != nil {
 		return err
@@ -50,13 +50,13 @@ func (p *Pool) RecordRun(ctx context.Context, r JobRun) error {
 
 // Runs lists the recorded runs of a job, newest first, at most limit of them (all when
 // limit <= 0).
-func (p *Pool) Runs(ctx context.Context, job string, limit int) ([]JobRun, error) {
+func (p *Pool) Runs(ctx context.Context, job string, limit int) ([]RunRecord, error) {
 	in := &dynamodb.QueryInput{ScanIndexForward: aws.Bool(false)}
 	if limit > 0 {
 		in.Limit = aws.Int32(int32(min(limit, 1000)))
 	}
-	var out []JobRun
-	for r, err := range decode[JobRun](p.itemsUnder(ctx, prefixJob+job, prefixRun, in)) {
+	var out []RunRecord
+	for r, err := range decode[RunRecord](p.itemsUnder(ctx, prefixJob+job, prefixRun, in)) {
 		if err != nil {
 			return nil, err
 		}

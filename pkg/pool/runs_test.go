@@ -19,9 +19,9 @@ func TestRunsListNewestFirstToTheLimit(t *testing.T) {
 	// A page size of 2 makes Runs follow LastEvaluatedKey to reach the limit.
 	p := pooltest.NewWith(t, pool.Options{PageSize: 2, HistoryTTL: 30 * 24 * time.Hour})
 	start := time.Unix(1_800_000_000, 0).UTC()
-	var want []pool.JobRun
+	var want []pool.RunRecord
 	for i := range 5 {
-		r := pool.JobRun{
+		r := pool.RunRecord{
 			Job: "cleanup", RunID: fmt.Sprintf("run-%d", i), StartedAt: start.Add(time.Duration(i) * time.Minute),
 			DurationMS: int64(100 * i), Outcome: "ok", Counts: map[string]int{"deleted": i},
 		}
@@ -31,10 +31,10 @@ func TestRunsListNewestFirstToTheLimit(t *testing.T) {
 		if err := p.RecordRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
-		want = append([]pool.JobRun{r}, want...)
+		want = append([]pool.RunRecord{r}, want...)
 	}
 	// Another job's runs stay apart.
-	if err := p.RecordRun(ctx, pool.JobRun{Job: "sync", RunID: "s", StartedAt: start, Outcome: "ok"}); err != nil {
+	if err := p.RecordRun(ctx, pool.RunRecord{Job: "sync", RunID: "s", StartedAt: start, Outcome: "ok"}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -72,8 +72,10 @@ func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account) (Sandbox, er
 	return withAccount(cur, a, now), nil
 }
 
-// RecordMiss counts one sync that did not list an available sandbox. Neither it nor
-// Refresh changes the status, so neither writes a history entry.
+// RecordMiss counts one sync that did not list an available sandbox, on the version cur
+// was read at, so a claim in between makes it lose instead of being counted against an
+// allocated sandbox. Neither it nor Refresh changes the status, so neither writes a
+// history entry.
 func (p *Pool) RecordMiss(ctx context.Context, cur Sandbox) (Sandbox, error) {
 	now := p.now().Unix()
 	t := p.newTx("record miss", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})

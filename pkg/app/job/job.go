@@ -1,4 +1,4 @@
-// Package job builds the functions of the jobs (broker.Jobs).
+// Package job builds the functions of the jobs (jobs.Table).
 package job
 
 import (
@@ -12,16 +12,16 @@ import (
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/app/awssecrets"
 	"github.com/sandbox-broker/broker/pkg/breaker"
-	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/csp"
+	"github.com/sandbox-broker/broker/pkg/jobs"
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
 
 // Handler serves one trigger of a job and returns the run's summary. The trigger is plain
 // JSON: an EventBridge scheduled event, or a Trigger from the admin API's asynchronous
 // invoke. No Lambda event type is needed.
-type Handler func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error)
+type Handler func(ctx context.Context, event json.RawMessage) (jobs.Summary, error)
 
 // Function is the Lambda handler of the job named job: it loads what the job needs from
 // env (config.LoadPool, config.LoadJobs and, for a job with UsesCSP, config.LoadCSP with
@@ -30,7 +30,7 @@ type Handler func(ctx context.Context, event json.RawMessage) (broker.RunSummary
 // client and the job runner. Every configuration problem is reported before the first
 // event is served. Logs go to out.
 func Function(ctx context.Context, env config.Env, out io.Writer, job string, opts ...Option) (Handler, error) {
-	def, ok := broker.JobNamed(job)
+	def, ok := jobs.Named(job)
 	if !ok {
 		return nil, fmt.Errorf("app: no job named %q", job)
 	}
@@ -47,7 +47,7 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string, op
 	if def.UsesCSP {
 		cspCfg, cspErr = config.LoadCSP(ctx, env, fetch)
 	}
-	deps := broker.JobDeps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log, Metrics: o.Metrics}
+	deps := jobs.Deps{PoolConfig: poolCfg, Config: jobsCfg, Logger: o.Log, Metrics: o.Metrics}
 	var niosErr error
 	if def.UsesNIOSXaaS {
 		deps.NIOSXaaS, deps.NIOSXaaSMaxAttempts, niosErr = NIOSXaaSStep(ctx, env, fetch, o.Log)
@@ -73,7 +73,7 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string, op
 			BaseURL: cspCfg.BaseURL, Token: cspCfg.Token, ConnectTimeout: cspCfg.ConnectTimeout,
 			RequestTimeout: cspCfg.RequestTimeout, MaxAttempts: cspCfg.MaxAttempts, MaxAccounts: cspCfg.ListMaxAccounts,
 			MaxConcurrentCalls: jobsCfg.CleanupMaxInFlight,
-			Breaker:            csp.BreakerOptions{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
+			Breaker:            breaker.Options{Threshold: cspCfg.BreakerThreshold, OpenFor: cspCfg.BreakerOpenFor},
 			Logger:             slog.New(warnAndAbove{o.Log.With("component", "csp").Handler()}),
 		})
 		if err != nil {
@@ -84,14 +84,14 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string, op
 	if deps.Pool, err = app.OpenPool(ctx, poolCfg); err != nil {
 		return nil, err
 	}
-	runner, err := broker.NewJobRunner(deps)
+	runner, err := jobs.NewRunner(deps)
 	if err != nil {
 		return nil, err
 	}
-	return func(ctx context.Context, event json.RawMessage) (broker.RunSummary, error) {
+	return func(ctx context.Context, event json.RawMessage) (jobs.Summary, error) {
 		var trigger app.JobTrigger
 		if err := json.Unmarshal(event, &trigger); err != nil {
-			return broker.RunSummary{}, fmt.Errorf("app: %s: event is not a JSON object: %w", job, err)
+			return jobs.Summary{}, fmt.Errorf("app: %s: event is not a JSON object: %w", job, err)
 		}
 		return runner.RunWithID(ctx, job, trigger.RunID)
 	}, nil
@@ -131,7 +131,7 @@ type options struct {
 
 // UsagePlansBuilder builds the work of a job with UsesAPIGateway from env, reading secrets
 // with fetch, for API Gateway in region (usagejob.Build).
-type UsagePlansBuilder func(ctx context.Context, env config.Env, fetch config.SecretFetcher, region string) (broker.UsagePlans, error)
+type UsagePlansBuilder func(ctx context.Context, env config.Env, fetch config.SecretFetcher, region string) (jobs.UsagePlans, error)
 
 // WithUsagePlans gives Function the builder of the usage-plans job's work. Only that job's
 // main passes it, so only its bootstrap links the API Gateway client.
