@@ -309,7 +309,9 @@ func TestEachInvariantCatchesAPlantedViolation(t *testing.T) {
 					"student_limit": &types.AttributeValueMemberN{Value: "99"},
 				})
 			},
-			want: func(pool.Sandbox) string { return `profile LABS / PROFILE#"dns"#"": lab "dns" prefix "", student_limit must be` },
+			want: func(pool.Sandbox) string {
+				return `profile LABS / PROFILE#"dns"#"": lab "dns" prefix "", student_limit must be`
+			},
 		},
 		"reservationsCountTheirSetAsides": {
 			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
