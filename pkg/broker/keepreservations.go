@@ -11,10 +11,6 @@ import (
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
-// AlarmReservationUncoverable: a reservation within coverageHorizon of its lead time, or
-// holding, cannot be covered: the pool has fewer matching sandboxes than it still needs.
-const AlarmReservationUncoverable = "reservation_uncoverable"
-
 // coverageHorizon is how far ahead of its lead time a reservation's coverage is checked on
 // every run: a day gives an operator a working day to add accounts to the CSP.
 const coverageHorizon = 24 * time.Hour
@@ -37,27 +33,27 @@ type KeepReport struct {
 //   - upcoming within coverageHorizon of its lead time: check its capacity.
 //
 // Each coverage verdict is written on the reservation when it changes (an event on the
-// table's stream), and a shortfall raises AlarmReservationUncoverable. A lost race (a
+// table's stream), and a shortfall is in the report (the job raises its alarm). A lost race (a
 // claim of a candidate, a change of the reservation) is counted and left to the next run.
-func (b *Broker) KeepReservations(ctx context.Context, by pool.Actor) (KeepReport, error) {
+func KeepReservations(ctx context.Context, p *pool.Pool, by pool.Actor) (KeepReport, error) {
 	rep := KeepReport{Short: map[string]int{}}
-	all, err := b.pool.Reservations(ctx)
+	all, err := p.Reservations(ctx)
 	if err != nil {
 		return rep, err
 	}
 	slices.SortFunc(all, func(x, y pool.Reservation) int { return cmp.Compare(x.StartsAt, y.StartsAt) })
-	now := b.now().Unix()
+	now := p.Now().Unix()
 	for _, r := range all {
 		var err error
 		switch {
 		case r.Holding(now):
-			err = b.holdSeats(ctx, r, by, &rep)
+			err = holdSeats(ctx, p, r, by, &rep)
 		case r.State == pool.ReservationCancelled || r.State == pool.ReservationScheduled && now >= r.EndsAt:
-			err = b.endReservation(ctx, r, by, &rep)
+			err = endReservation(ctx, p, r, by, &rep)
 		case r.State == pool.ReservationScheduled && time.Duration(r.SetAsideFrom()-now)*time.Second <= coverageHorizon:
 			var c Capacity
-			if c, err = b.CheckCapacity(ctx, r); err == nil {
-				err = b.recordCoverage(ctx, r, c.Shortfall, &rep)
+			if c, err = CheckCapacity(ctx, p, r); err == nil {
+				err = recordCoverage(ctx, p, r, c.Shortfall, &rep)
 			}
 		}
 		if pool.LostRace(err) {
@@ -71,9 +67,9 @@ func (b *Broker) KeepReservations(ctx context.Context, by pool.Actor) (KeepRepor
 	return rep, nil
 }
 
-func (b *Broker) holdSeats(ctx context.Context, r pool.Reservation, by pool.Actor, rep *KeepReport) error {
+func holdSeats(ctx context.Context, p *pool.Pool, r pool.Reservation, by pool.Actor, rep *KeepReport) error {
 	if excess := r.SetAside - r.Seats; excess > 0 {
-		n, err := b.returnSetAside(ctx, r, excess, by)
+		n, err := returnSetAside(ctx, p, r, excess, by)
 		rep.Returned += n
 		if err != nil {
 			return err
@@ -81,7 +77,7 @@ func (b *Broker) holdSeats(ctx context.Context, r pool.Reservation, by pool.Acto
 	}
 	need := r.Seats - r.SetAside
 	for shard := 0; shard < pool.Shards && need > 0; shard++ {
-		page, err := b.pool.Candidates(ctx, shard, r.Prefix, candidatesPerQuery)
+		page, err := p.Candidates(ctx, shard, r.Prefix, candidatesPerQuery)
 		if err != nil {
 			return err
 		}
@@ -90,7 +86,7 @@ func (b *Broker) holdSeats(ctx context.Context, r pool.Reservation, by pool.Acto
 			if need == 0 {
 				break
 			}
-			err := b.pool.SetAside(ctx, c, r, by)
+			err := p.SetAside(ctx, c, r, by)
 			var ce *pool.ConditionError
 			switch {
 			case err == nil:
@@ -109,38 +105,38 @@ func (b *Broker) holdSeats(ctx context.Context, r pool.Reservation, by pool.Acto
 			shard-- // the shard may hold more: read it again
 		}
 	}
-	cur, err := b.pool.Reservation(ctx, r.ID)
+	cur, err := p.Reservation(ctx, r.ID)
 	if err != nil {
 		return err
 	}
-	return b.recordCoverage(ctx, cur, max(need, 0), rep)
+	return recordCoverage(ctx, p, cur, max(need, 0), rep)
 }
 
-func (b *Broker) recordCoverage(ctx context.Context, r pool.Reservation, shortfall int, rep *KeepReport) error {
+func recordCoverage(ctx context.Context, p *pool.Pool, r pool.Reservation, shortfall int, rep *KeepReport) error {
 	coverage := pool.CoverageOK
 	if shortfall > 0 {
 		coverage = pool.CoverageShort
 		rep.Short[r.ID] = shortfall
 	}
-	return b.pool.RecordCoverage(ctx, r, coverage, shortfall)
+	return p.RecordCoverage(ctx, r, coverage, shortfall)
 }
 
 // endReservation returns what r still holds and, when nothing is left, ends it.
-func (b *Broker) endReservation(ctx context.Context, r pool.Reservation, by pool.Actor, rep *KeepReport) error {
-	n, err := b.returnSetAside(ctx, r, -1, by)
+func endReservation(ctx context.Context, p *pool.Pool, r pool.Reservation, by pool.Actor, rep *KeepReport) error {
+	n, err := returnSetAside(ctx, p, r, -1, by)
 	rep.Returned += n
 	if err != nil {
 		return err
 	}
-	left, err := b.pool.CountSetAside(ctx, r, "")
+	left, err := p.CountSetAside(ctx, r, "")
 	if err != nil || left > 0 {
 		return err // the index lags the returns: the next run ends it
 	}
-	cur, err := b.pool.Reservation(ctx, r.ID)
+	cur, err := p.Reservation(ctx, r.ID)
 	if err != nil {
 		return err
 	}
-	if err := b.pool.EndReservation(ctx, cur); err != nil {
+	if err := p.EndReservation(ctx, cur); err != nil {
 		return err
 	}
 	rep.Ended++
@@ -148,10 +144,10 @@ func (b *Broker) endReservation(ctx context.Context, r pool.Reservation, by pool
 }
 
 // returnSetAside returns up to n (all for n < 0) of r's set-aside sandboxes.
-func (b *Broker) returnSetAside(ctx context.Context, r pool.Reservation, n int, by pool.Actor) (int, error) {
+func returnSetAside(ctx context.Context, p *pool.Pool, r pool.Reservation, n int, by pool.Actor) (int, error) {
 	returned := 0
 	for n < 0 || returned < n {
-		page, err := b.pool.SetAsideOf(ctx, r, "", candidatesPerQuery)
+		page, err := p.SetAsideOf(ctx, r, "", candidatesPerQuery)
 		if err != nil || len(page) == 0 {
 			return returned, err
 		}
@@ -161,7 +157,7 @@ func (b *Broker) returnSetAside(ctx context.Context, r pool.Reservation, n int, 
 				break
 			}
 			s.Reservation = r.ID // the index does not project it; the page is r's partition
-			err := b.pool.ReturnSetAside(ctx, s, by)
+			err := p.ReturnSetAside(ctx, s, by)
 			switch {
 			case err == nil:
 				returned++

@@ -90,13 +90,13 @@ func holdingOverlaps(a, b pool.Reservation) bool {
 // CheckCapacity is the dry run: whether r (a new reservation, or one in the table) can be
 // covered from the pool as it is now. Other scheduled reservations whose holding overlaps
 // r's count in full, whichever starts first (docs/operations.md, "A workshop day").
-func (b *Broker) CheckCapacity(ctx context.Context, r pool.Reservation) (Capacity, error) {
+func CheckCapacity(ctx context.Context, p *pool.Pool, r pool.Reservation) (Capacity, error) {
 	c := Capacity{Prefix: r.Prefix, Seats: r.Seats, At: r.StartsAt}
-	all, err := b.pool.Reservations(ctx)
+	all, err := p.Reservations(ctx)
 	if err != nil {
 		return c, err
 	}
-	if c.Available, err = b.pool.CountAvailable(ctx, r.Prefix); err != nil {
+	if c.Available, err = p.CountAvailable(ctx, r.Prefix); err != nil {
 		return c, err
 	}
 	for _, o := range all {
@@ -107,7 +107,7 @@ func (b *Broker) CheckCapacity(ctx context.Context, r pool.Reservation) (Capacit
 		if o.State != pool.ReservationScheduled || !holdingOverlaps(o, r) {
 			continue
 		}
-		held, err := b.pool.CountSetAside(ctx, o, "")
+		held, err := p.CountSetAside(ctx, o, "")
 		if err != nil {
 			return c, err
 		}
@@ -115,12 +115,12 @@ func (b *Broker) CheckCapacity(ctx context.Context, r pool.Reservation) (Capacit
 		c.PromisedToOthers += max(o.Seats-o.SetAside, 0)
 	}
 	if r.ID != "" {
-		if c.SetAside, err = b.pool.CountSetAside(ctx, r, ""); err != nil {
+		if c.SetAside, err = p.CountSetAside(ctx, r, ""); err != nil {
 			return c, err
 		}
 		c.Used = max(r.SetAside-c.SetAside, 0)
 	}
-	if c.PendingDeletion, err = b.countPendingDeletion(ctx, r.Prefix); err != nil {
+	if c.PendingDeletion, err = countPendingDeletion(ctx, p, r.Prefix); err != nil {
 		return c, err
 	}
 	need := max(r.Seats-c.SetAside-c.Used, 0)
@@ -129,9 +129,9 @@ func (b *Broker) CheckCapacity(ctx context.Context, r pool.Reservation) (Capacit
 	return c, nil
 }
 
-func (b *Broker) countPendingDeletion(ctx context.Context, prefix string) (int, error) {
+func countPendingDeletion(ctx context.Context, p *pool.Pool, prefix string) (int, error) {
 	n := 0
-	for s, err := range b.pool.ByStatus(ctx, pool.PendingDeletion, 0) {
+	for s, err := range p.ByStatus(ctx, pool.PendingDeletion, 0) {
 		if err != nil {
 			return 0, err
 		}
@@ -148,7 +148,7 @@ func (b *Broker) CreateReservation(ctx context.Context, r pool.Reservation, forc
 	if err := r.Validate(); err != nil {
 		return pool.Reservation{}, Capacity{}, err
 	}
-	c, err := b.CheckCapacity(ctx, r)
+	c, err := CheckCapacity(ctx, b.pool, r)
 	if err != nil {
 		return pool.Reservation{}, c, err
 	}

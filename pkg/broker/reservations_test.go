@@ -58,9 +58,9 @@ func tally(t *testing.T, results []brokertest.Result, seen map[string]string) (g
 	return got, none
 }
 
-func keep(t *testing.T, b *broker.Broker) broker.KeepReport {
+func keep(t *testing.T, p *pool.Pool) broker.KeepReport {
 	t.Helper()
-	rep, err := b.KeepReservations(ctx, reservationsJob)
+	rep, err := broker.KeepReservations(ctx, p, reservationsJob)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestReservationHoldsAgainstARushOfAnotherLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep := keep(t, b); rep.SetAside != 30 || len(rep.Short) != 0 {
+	if rep := keep(t, p); rep.SetAside != 30 || len(rep.Short) != 0 {
 		t.Fatalf("the set-aside at the lead time: %+v", rep)
 	}
 	pooltest.Check(t, p)
@@ -131,7 +131,7 @@ func TestSetAsideRacesTwoLabsRushing(t *testing.T) {
 			})
 			for range 3 {
 				wg.Go(func() {
-					if _, err := b.KeepReservations(ctx, reservationsJob); err != nil {
+					if _, err := broker.KeepReservations(ctx, p, reservationsJob); err != nil {
 						t.Error(err)
 					}
 				})
@@ -173,7 +173,7 @@ func TestCancelDuringTheRush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep(t, b)
+	keep(t, p)
 	racer := broker.New(p, poolCfg)
 	var once sync.Once
 	raced := make(chan pool.Sandbox, 1)
@@ -182,7 +182,7 @@ func TestCancelDuringTheRush(t *testing.T) {
 			if _, err := b.CancelReservation(ctx, r.ID, admin); err != nil {
 				t.Error(err)
 			}
-			keep(t, b)
+			keep(t, p)
 			raced <- c
 		})
 	})
@@ -201,12 +201,12 @@ func TestCancelDuringTheRush(t *testing.T) {
 	var wg sync.WaitGroup
 	var results []brokertest.Result
 	wg.Go(func() { results = brokertest.AllocateAll(broker.New(p, poolCfg), labStudents("dns-lab", 20)[1:]) })
-	wg.Go(func() { keep(t, b) })
+	wg.Go(func() { keep(t, p) })
 	wg.Wait()
 	if got, none := tally(t, results, map[string]string{a.SandboxID: "dns-lab-0"}); got != 19 || none != 0 {
 		t.Fatalf("%d of 19 got a sandbox, %d refused", got, none)
 	}
-	keep(t, b)
+	keep(t, p)
 	cur, err := p.Reservation(ctx, r.ID)
 	if err != nil || cur.State != pool.ReservationEnded || cur.SetAside != 0 {
 		t.Fatalf("after the cancellation: %+v, %v; want ended with nothing set aside", cur, err)
@@ -238,7 +238,7 @@ func TestCapacityCheck(t *testing.T) {
 		t.Fatalf("forced: %+v, %v", c, err)
 	}
 	// Within the horizon, ahead of the lead time: both are short by 5 against each other.
-	rep := keep(t, b)
+	rep := keep(t, p)
 	if rep.SetAside != 0 || len(rep.Short) != 2 {
 		t.Fatalf("ahead of time: %+v; want both reported short, nothing set aside", rep)
 	}
@@ -248,7 +248,7 @@ func TestCapacityCheck(t *testing.T) {
 	// At the lead time the earlier-created... both start together: start order is stable,
 	// the first listed sets aside first. 30 are set aside in all, 5 short.
 	clock.Advance(90 * time.Minute)
-	rep = keep(t, b)
+	rep = keep(t, p)
 	if rep.SetAside != 30 {
 		t.Fatalf("at the lead time: %+v", rep)
 	}
@@ -268,7 +268,7 @@ func TestCapacityCheck(t *testing.T) {
 	if after.SetAside != cur.SetAside-1 {
 		t.Fatalf("set_aside %d after a strike, want %d", after.SetAside, cur.SetAside-1)
 	}
-	rep = keep(t, b)
+	rep = keep(t, p)
 	short := 0
 	for _, n := range rep.Short {
 		short += n
@@ -289,7 +289,7 @@ func TestAReservationClaimCostsWhatAGeneralOneCosts(t *testing.T) {
 	if _, _, err := broker.New(p, poolCfg).CreateReservation(ctx, workshop(5, true), false, admin); err != nil {
 		t.Fatal(err)
 	}
-	keep(t, broker.New(p, poolCfg))
+	keep(t, p)
 	counted := &callCounter{}
 	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1",
 		APIOptions: []func(*middleware.Stack) error{counted.register}})
