@@ -58,3 +58,41 @@ func TestProfileRoutes(t *testing.T) {
 	wantError(t, f.call(t, adminEvent(t, "admin-delete-profile", nil, qs("lab", "dns-basics", "prefix", "lab"))), http.StatusNotFound, CodeProfileNotFound)
 	pooltest.Check(t, f.pool)
 }
+
+// The reservation routes: the dry run gives the numbers; a reservation the pool cannot
+// cover is refused with them (409 RESERVATION_UNCOVERABLE) and created with force=true;
+// GET lists it; DELETE cancels it, and an unknown ID is 404.
+func TestReservationRoutes(t *testing.T) {
+	f := newFixture(t, config.API{})
+	fill(t, f.pool, "lab", 3)
+	starts, ends := "1900000000", "1900010800"
+	capacity := f.call(t, adminEvent(t, "admin-capacity", nil, qs("prefix", "lab", "seats", "5", "starts_at", starts, "ends_at", ends)))
+	if c := decode[wire.Capacity](t, capacity.Body); capacity.StatusCode != http.StatusOK || c.Available != 3 || c.Shortfall != 2 || c.Coverable {
+		t.Fatalf("capacity: %d %s", capacity.StatusCode, capacity.Body)
+	}
+	wantError(t, f.call(t, adminEvent(t, "admin-capacity", nil, qs("seats", "5"))), http.StatusBadRequest, CodeValidation)
+	ev := adminEvent(t, "admin-create-reservation", nil, nil)
+	ev.Body = `{"lab":"dns-basics","prefix":"lab","seats":5,"starts_at":` + starts + `,"ends_at":` + ends + `,"lead_minutes":30,"overflow":true}`
+	d := wantError(t, f.call(t, ev), http.StatusConflict, CodeReservationUncoverable)
+	for _, want := range []string{"5 seats", "3 available", "2 short", "force=true"} {
+		if !strings.Contains(d.Message, want) {
+			t.Errorf("refusal %q does not say %q", d.Message, want)
+		}
+	}
+	ev = adminEvent(t, "admin-create-reservation", nil, qs("force", "true"))
+	ev.Body = `{"lab":"dns-basics","prefix":"lab","seats":5,"starts_at":` + starts + `,"ends_at":` + ends + `,"lead_minutes":30,"overflow":true}`
+	created := f.call(t, ev)
+	rc := decode[wire.ReservationCreated](t, created.Body)
+	if created.StatusCode != http.StatusCreated || rc.Reservation.State != "scheduled" || rc.Capacity.Shortfall != 2 {
+		t.Fatalf("forced: %d %s", created.StatusCode, created.Body)
+	}
+	if l := decode[wire.Reservations](t, f.call(t, adminEvent(t, "admin-list-reservations", nil, nil)).Body); len(l.Reservations) != 1 || l.Reservations[0].LeadMinutes != 30 {
+		t.Fatalf("list: %+v", l)
+	}
+	cancelled := f.call(t, adminEvent(t, "admin-cancel-reservation", map[string]string{"id": rc.Reservation.ID}, nil))
+	if r := decode[wire.Reservation](t, cancelled.Body); cancelled.StatusCode != http.StatusOK || r.State != "cancelled" {
+		t.Fatalf("cancel: %d %s", cancelled.StatusCode, cancelled.Body)
+	}
+	wantError(t, f.call(t, adminEvent(t, "admin-cancel-reservation", map[string]string{"id": "123"}, nil)), http.StatusNotFound, CodeReservationNotFound)
+	pooltest.Check(t, f.pool)
+}

@@ -142,6 +142,11 @@ func countPendingDeletion(ctx context.Context, p *pool.Pool, prefix string) (int
 	return n, nil
 }
 
+// CheckCapacity is the dry run over this broker's pool (the package function).
+func (b *Broker) CheckCapacity(ctx context.Context, r pool.Reservation) (Capacity, error) {
+	return CheckCapacity(ctx, b.pool, r)
+}
+
 // CreateReservation checks the reservation's capacity and creates it, or refuses it with
 // an *UncoverableError unless force.
 func (b *Broker) CreateReservation(ctx context.Context, r pool.Reservation, force bool, by pool.Actor) (pool.Reservation, Capacity, error) {

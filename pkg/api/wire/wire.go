@@ -197,3 +197,51 @@ type ProfileKey struct {
 	Lab    string `json:"lab"`
 	Prefix string `json:"prefix"`
 }
+
+// Reservation is a reservation of seats of a name prefix for a lab (POST
+// /v1/admin/reservations takes lab, client, prefix, seats, starts_at, ends_at,
+// lead_minutes and overflow).
+type Reservation struct {
+	ID          string `json:"id"`
+	Lab         string `json:"lab"`
+	Client      string `json:"client"`
+	Prefix      string `json:"prefix"`
+	Seats       int    `json:"seats"`
+	StartsAt    int64  `json:"starts_at"`
+	EndsAt      int64  `json:"ends_at"`
+	LeadMinutes int    `json:"lead_minutes"`
+	Overflow    bool   `json:"overflow"`
+	// State is scheduled, cancelled or ended; SetAside counts the seats set aside so far
+	// (claimed ones included); Coverage is the reservations job's last verdict (ok, short
+	// or "" before its first), with the shortfall in seats.
+	State     string `json:"state"`
+	SetAside  int    `json:"set_aside"`
+	Coverage  string `json:"coverage"`
+	Shortfall int    `json:"shortfall"`
+}
+
+// Reservations is GET /v1/admin/reservations.
+type Reservations struct {
+	Reservations []Reservation `json:"reservations"`
+}
+
+// Capacity is a capacity check's numbers (GET /v1/admin/capacity, and with a created
+// reservation).
+type Capacity struct {
+	Prefix           string `json:"prefix"`
+	Seats            int    `json:"seats"`
+	At               int64  `json:"at"`
+	Available        int    `json:"available"`
+	PromisedToOthers int    `json:"promised_to_others"`
+	HeldByOthers     int    `json:"held_by_others"`
+	PendingDeletion  int    `json:"pending_deletion"`
+	Shortfall        int    `json:"shortfall"`
+	Coverable        bool   `json:"coverable"`
+}
+
+// ReservationCreated is POST /v1/admin/reservations: the reservation and the check it
+// passed (or was forced past).
+type ReservationCreated struct {
+	Reservation Reservation `json:"reservation"`
+	Capacity    Capacity    `json:"capacity"`
+}
