@@ -1,9 +1,10 @@
-// Command poolbench measures allocation under a burst of concurrent students against one
-// DynamoDB Local: this broker's engine in one process and with one process per student,
-// the engine as it was before the page dealer (previous.go) and, as the baseline,
-// upstream's strategy (docs/upstream.md, upstream's allocate), at an exact-fit pool, a pool
-// of twice the burst and a prefix variant. Per row: success, DynamoDB requests, read and
-// write capacity units per allocation (capacity.go) and latency. It prints one table
-// (table.go); every row comes from the same run. With -http it drives the local stack
-// instead (http.go).
+// Command poolbench measures allocation under a burst of students arriving at once, in
+// Lambda's instance model: broker.Allocate with a new Broker per allocation in this
+// process ("instances"), and the allocate function of the local stack in its instance
+// model over HTTP ("http", cold starts with their init), with upstream's strategy as the
+// baseline (docs/upstream.md, upstream's allocate), at an exact-fit pool, a pool of twice
+// the burst and a prefix variant, each against DynamoDB Local alone and behind the
+// ddblimits proxy applying AWS's limits. Per row: success, 409s, 5xx, DynamoDB requests,
+// read and write capacity units per allocation (capacity.go), lost claims, latency and
+// cold starts. It prints one table (table.go); every row comes from the same run.
 package main

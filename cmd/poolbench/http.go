@@ -4,50 +4,54 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/ddblimits"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/local"
 )
 
-// httpBurst starts the local stack (make run's, warmed before it reports ready, in the
-// execution model LOCAL_EXECUTION_MODEL names) with B sandboxes named lab-NNNN, or reuses
-// the stack at url with token, and sends B students at once, each on a fresh TCP
-// connection released on one barrier, with the prefix "lab" (Instruqt's default). It
-// prints success, 409s and latency, and for a stack it started the execution model and
-// the cold starts the burst caused.
-func httpBurst(ctx context.Context, b int, url, token string) error {
-	var stack *local.Stack
-	model := "of the stack at -url"
-	if url == "" {
-		env := func(name string) string {
-			switch name {
-			case "SEED_SANDBOXES":
-				return fmt.Sprint(b)
-			case "SEED_PREFIXES":
-				return "lab"
-			case "PORT":
-				return "0"
-			case "LOG_LEVEL":
-				return "error"
-			}
-			return os.Getenv(name)
-		}
-		t0 := time.Now()
-		s, err := local.Start(ctx, env, io.Discard, io.Discard)
-		if err != nil {
-			return err
-		}
-		defer s.Stop()
-		fmt.Fprintf(os.Stderr, "local stack ready (warmed) in %s\n", time.Since(t0).Round(time.Millisecond))
-		url, token, stack, model = s.URL, s.TrackToken, s, "LOCAL_EXECUTION_MODEL="+s.ExecutionModel
+// httpBurst starts the local stack in Lambda's instance model (each invocation in an
+// instance of its own, cold starts with their init, pkg/local) with B sandboxes named
+// lab-NNNN, on endpoint's DynamoDB Local behind a ddblimits proxy (lm's limits, or none:
+// then it only counts), and sends B students at once, each on a fresh TCP connection
+// released on one barrier, with the prefix "lab" (Instruqt's default). Its row counts the
+// DynamoDB requests and units the proxy saw during the burst; the lost claims are not
+// visible from outside the functions.
+func httpBurst(ctx context.Context, b int, endpoint string, lm limitsMode) (row, error) {
+	cfg := ddblimits.Config{}
+	if lm.cfg != nil {
+		cfg = *lm.cfg
 	}
-	before := functionStats(stack)
+	proxy, err := ddblimits.Start(endpoint, cfg)
+	if err != nil {
+		return row{}, err
+	}
+	defer proxy.Stop()
+	vars := map[string]string{
+		"SEED_SANDBOXES": fmt.Sprint(b), "SEED_PREFIXES": "lab", "PORT": "0", "LOG_LEVEL": "error",
+		"DYNAMODB_ENDPOINT": proxy.URL, "TABLE_NAME": fmt.Sprintf("bench-http-%s-%d", lm.name, b),
+		"DYNAMODB_LIMITS": "false", "LOCAL_EXECUTION_MODEL": "instances",
+	}
+	env := func(name string) string {
+		if v, ok := vars[name]; ok {
+			return v
+		}
+		return os.Getenv(name)
+	}
+	t0 := time.Now()
+	stack, err := local.Start(ctx, env, io.Discard, io.Discard)
+	if err != nil {
+		return row{}, err
+	}
+	defer stack.Stop()
+	fmt.Fprintf(os.Stderr, "local stack ready in %s (LOCAL_EXECUTION_MODEL=%s)\n", time.Since(t0).Round(time.Millisecond), stack.ExecutionModel)
+	before, countsBefore := functionStats(stack), proxy.Counts()
 	lat := make([]time.Duration, b)
 	codes := make([]int, b)
 	var ready, wg sync.WaitGroup
@@ -57,8 +61,8 @@ func httpBurst(ctx context.Context, b int, url, token string) error {
 		wg.Go(func() {
 			// One client per student: its own connection, dialled after the barrier.
 			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 60 * time.Second}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/allocate", nil)
-			req.Header.Set("Authorization", "Bearer "+token)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, stack.URL+"/v1/allocate", nil)
+			req.Header.Set("Authorization", "Bearer "+stack.TrackToken)
 			req.Header.Set(api.HeaderSandboxID, fmt.Sprintf("http-student-%d", i))
 			req.Header.Set(api.HeaderNamePrefix, "lab")
 			ready.Done()
@@ -74,43 +78,59 @@ func httpBurst(ctx context.Context, b int, url, token string) error {
 		})
 	}
 	ready.Wait()
-	t0 := time.Now()
+	t0 = time.Now()
 	close(start)
 	wg.Wait()
 	wall := time.Since(t0)
-	created, conflicts, other := 0, 0, 0
+	counts := proxy.Counts()
+	r := row{scenario: "exact fit", strategy: "http", limits: lm.name, n: b, lost: -1, wall: wall,
+		requests: int64(counts.Requests - countsBefore.Requests),
+		refused:  counts.Total(ddblimits.Throttle) + counts.Total(ddblimits.Conflict) - countsBefore.Total(ddblimits.Throttle) - countsBefore.Total(ddblimits.Conflict)}
+	if lm.cfg == nil {
+		r.rcu, r.wcu = -1, -1 // the proxy prices units only where it applies limits
+	}
+	for resource, units := range counts.Units {
+		switch {
+		case strings.HasSuffix(resource, " read"):
+			r.rcu += units - countsBefore.Units[resource]
+		case strings.HasSuffix(resource, " write"):
+			r.wcu += units - countsBefore.Units[resource]
+		}
+	}
 	for _, c := range codes {
-		switch c {
-		case http.StatusCreated:
-			created++
-		case http.StatusConflict:
-			conflicts++
+		switch {
+		case c == http.StatusCreated:
+			r.ok++
+		case c == http.StatusConflict:
+			r.conflicts++
 		default:
-			other++
+			r.failed++
 		}
 	}
 	slices.Sort(lat)
-	fmt.Printf("\nHTTP burst through the local stack (%s), B = %d, exact fit, prefix lab, one fresh connection per student\n", model, b)
-	fmt.Printf("success %.1f%%  409: %d  other: %d  p50 %s  p99 %s  wall %s\n", 100*float64(created)/float64(b), conflicts, other,
-		round(lat[b/2]), round(lat[b*99/100]), round(wall))
+	r.p50, r.p99 = lat[b/2], lat[b*99/100]
 	after := functionStats(stack)
-	for _, name := range slices.Sorted(maps.Keys(after)) {
-		f, was := after[name], before[name]
-		if n := f.ColdStarts - was.ColdStarts; n > 0 {
-			fmt.Printf("cold starts of %s: %d, init %s on average; throttles %d\n", name, n,
-				round((f.InitTime-was.InitTime)/time.Duration(n)), f.Throttles-was.Throttles)
+	for name, f := range after {
+		was := before[name]
+		n := f.ColdStarts - was.ColdStarts
+		if n == 0 {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "http / limits %s: cold starts of %s: %d, init %s on average; throttles %d\n", lm.name, name, n,
+			round((f.InitTime-was.InitTime)/time.Duration(n)), f.Throttles-was.Throttles)
+		if name == "allocate" {
+			r.coldStarts, r.initTime = n, (f.InitTime-was.InitTime)/time.Duration(n)
 		}
 	}
-	return nil
+	fmt.Fprintf(os.Stderr, "http / limits %s / N=%d: DynamoDB during the burst: %d requests; %s", lm.name, b, r.requests, counts)
+	return r, nil
 }
 
-// functionStats are the stack's counts per function (none for a stack at -url).
+// functionStats are the stack's counts per function.
 func functionStats(s *local.Stack) map[string]local.FunctionStats {
 	out := map[string]local.FunctionStats{}
-	if s != nil {
-		for _, f := range s.Functions() {
-			out[f.Name] = f
-		}
+	for _, f := range s.Functions() {
+		out[f.Name] = f
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/sandbox-broker/broker/internal/ddblimits"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 	"github.com/sandbox-broker/broker/internal/ddblocal/warmup"
 	"github.com/sandbox-broker/broker/pkg/broker"
@@ -38,6 +40,13 @@ func (c *counter) Do(r *http.Request) (*http.Response, error) {
 	return c.inner.Do(r)
 }
 
+func (c *counter) reset() {
+	c.n.Store(0)
+	c.mu.Lock()
+	c.ops = map[string]int{}
+	c.mu.Unlock()
+}
+
 type scenario struct {
 	name     string
 	students int
@@ -46,97 +55,147 @@ type scenario struct {
 	prefixes  []string // one per lab; empty: no prefix
 }
 
+// strategy allocates for one student; its error is what the student's request answers.
 type strategy struct {
 	name     string
 	allocate func(ctx context.Context, env *env, student, prefix string) error
 }
 
 type env struct {
-	db   *dynamodb.Client
-	pool *pool.Pool
-	// broker is one Broker for the whole burst: one process serving every student, as the
-	// local stack does (its page dealer shared by all of them).
-	broker *broker.Broker
-	table  string
+	db    *dynamodb.Client
+	pool  *pool.Pool
+	table string
 }
+
+// limitsMode is DynamoDB as a row meets it: DynamoDB Local alone, or behind the ddblimits
+// proxy applying what AWS applies to a new on-demand table (partition and table
+// throughput, transaction conflicts).
+type limitsMode struct {
+	name string
+	cfg  *ddblimits.Config
+}
+
+var limitsModes = func() []limitsMode {
+	asAWS := ddblimits.AsAWS()
+	return []limitsMode{{"none", nil}, {"AWS", &asAWS}}
+}()
 
 type row struct {
-	scenario, strategy string
-	n, ok              int
-	requests           int64
-	rcu, wcu           float64
-	p50, p99, wall     time.Duration
+	scenario, strategy, limits string
+	n, ok, conflicts, failed   int
+	requests                   int64
+	// lost is -1 where the row cannot count the lost claims.
+	lost int64
+	// rcu and wcu are -1 where the row cannot price them.
+	rcu, wcu       float64
+	p50, p99, wall time.Duration
+	// refused are the throttles and transaction conflicts the proxy answered.
+	refused    int
+	coldStarts int
+	// initTime is the cold starts' average init; 0 where a cold start is only a new Broker.
+	initTime time.Duration
 }
 
+// instanceCfg is the configuration each instance of the allocate function reads.
+var instanceCfg = config.Pool{LabDuration: 48 * time.Hour, Grace: 30 * time.Minute}
+
 func main() {
-	sizes := flag.String("n", "100,300,500", "comma-separated burst sizes")
-	only := flag.String("only", "", "run only this strategy (engine, per-req, previous or upstream)")
+	sizes := flag.String("n", "500", "comma-separated burst sizes")
+	only := flag.String("only", "", "run only these strategies, comma-separated: instances, http, upstream")
 	javaFlags := flag.String("java-flags", "", "space-separated JVM flags for DynamoDB Local instead of ddblocal.DefaultJavaFlags")
 	scenarios := flag.String("scenario", "", "run only the scenarios whose name contains this")
-	burstHTTP := flag.Int("http", 0, "instead of the table: an HTTP burst of this many students through the local stack")
-	stackURL := flag.String("url", "", "with -http: reuse the local stack at this URL (with -token) instead of starting one")
-	token := flag.String("token", "", "with -url: the stack's track token")
+	limits := flag.String("limits", "", "run only against this DynamoDB: none or AWS")
 	cold := flag.Bool("cold", false, "skip the warm-up: the first row pays for DynamoDB Local's JIT")
 	flag.Parse()
 	var flags []string
 	if *javaFlags != "" {
 		flags = strings.Fields(*javaFlags)
 	}
-	if *burstHTTP > 0 {
-		if err := httpBurst(context.Background(), *burstHTTP, *stackURL, *token); err != nil {
-			fmt.Fprintln(os.Stderr, "poolbench:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if err := run(parseSizes(*sizes), *only, *scenarios, flags, *cold); err != nil {
+	if err := run(parseSizes(*sizes), *only, *scenarios, *limits, flags, *cold); err != nil {
 		fmt.Fprintln(os.Stderr, "poolbench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) error {
+func selected(only, name string) bool {
+	return only == "" || strings.Contains(","+only+",", ","+name+",")
+}
+
+func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold bool) error {
 	ctx := context.Background()
 	srv, err := ddblocal.Start(ctx, ddblocal.Options{JavaFlags: javaFlags})
 	if err != nil {
 		return err
 	}
 	defer srv.Stop()
-	// The same connection cap as any client of DynamoDB Local (ddblocal.HTTPClient).
-	count := &counter{ops: map[string]int{}, inner: &http.Client{Transport: &http.Transport{
-		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, MaxConnsPerHost: ddblocal.MaxConns}}}
-	cu := newCapacity()
-	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: srv.Endpoint, Region: "us-east-1", HTTPClient: count,
-		APIOptions: []func(*middleware.Stack) error{cu.middleware}})
+	fmt.Fprintf(os.Stderr, "load average at start: %s", loadAverage())
+	// Tables are seeded straight on DynamoDB Local, without limits or counting.
+	direct, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: srv.Endpoint, Region: "us-east-1"})
 	if err != nil {
 		return err
-	}
-	fmt.Fprintf(os.Stderr, "load average at start: %s", loadAverage())
-	cfg := config.Pool{LabDuration: 48 * time.Hour, Grace: 30 * time.Minute}
-	strategies := []strategy{
-		{"engine", func(ctx context.Context, e *env, student, prefix string) error {
-			_, err := e.broker.Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix})
-			return err
-		}},
-		// One Broker per student, as when each allocation runs in its own Lambda instance: the
-		// dealer serves one allocation at a time. Its first allocation also reads the drains.
-		{"per-req", func(ctx context.Context, e *env, student, prefix string) error {
-			_, err := broker.New(e.pool, cfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix})
-			return err
-		}},
-		{"previous", previousAllocate},
-		{"upstream", upstreamAllocate},
 	}
 	// Warm DynamoDB Local's JVM up first, as the local stack does, so no measured row pays
 	// for its JIT compilation.
 	if !cold {
 		t0 := time.Now()
-		if err := warmup.Run(ctx, db, config.DefaultLocalWarmRounds); err != nil {
+		if err := warmup.Run(ctx, direct, config.DefaultLocalWarmRounds); err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "warm-up took %s\n", time.Since(t0).Round(time.Millisecond))
 	}
-	tables := 0
+	strategies := []strategy{
+		// One Broker per student, as when each allocation runs in its own Lambda instance:
+		// nothing is shared between allocations.
+		{"instances", func(ctx context.Context, e *env, student, prefix string) error {
+			_, err := broker.New(e.pool, instanceCfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix})
+			return err
+		}},
+		{"upstream", upstreamAllocate},
+	}
+	var rows []row
+	for _, lm := range limitsModes {
+		if limits != "" && lm.name != limits {
+			continue
+		}
+		more, err := runMode(ctx, srv.Endpoint, direct, lm, sizes, strategies, only, scenarios)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, more...)
+	}
+	print(rows)
+	fmt.Printf("load average at the end: %s", loadAverage())
+	return nil
+}
+
+// runMode runs every selected row against DynamoDB as lm makes it.
+func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm limitsMode, sizes []int, strategies []strategy, only, scenarios string) ([]row, error) {
+	var proxy *ddblimits.Proxy
+	if lm.cfg != nil {
+		var err error
+		if proxy, err = ddblimits.Start(endpoint, *lm.cfg); err != nil {
+			return nil, err
+		}
+		defer proxy.Stop()
+	}
+	// One client for the burst, with the connection cap of any client of DynamoDB Local
+	// (ddblocal.HTTPClient); behind the proxy it retries as a Lambda function's client does in
+	// AWS (ddblimits.AsInLambda).
+	count := &counter{ops: map[string]int{}, inner: &http.Client{Transport: &http.Transport{
+		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, MaxConnsPerHost: ddblocal.MaxConns}}}
+	cu := newCapacity()
+	url := endpoint
+	if proxy != nil {
+		url = proxy.URL
+	}
+	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: url, Region: "us-east-1", HTTPClient: count,
+		APIOptions: []func(*middleware.Stack) error{cu.middleware}})
+	if err != nil {
+		return nil, err
+	}
+	if proxy != nil {
+		db = ddblimits.AsInLambda(db)
+	}
 	var rows []row
 	for _, n := range sizes {
 		for _, sc := range []scenario{
@@ -144,40 +203,62 @@ func run(sizes []int, only, scenarios string, javaFlags []string, cold bool) err
 			{name: "pool of 2B", students: n, sandboxes: 2},
 			{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
 		} {
+			if !strings.Contains(sc.name, scenarios) {
+				continue
+			}
 			for _, st := range strategies {
-				if only != "" && st.name != only || !strings.Contains(sc.name, scenarios) {
+				if !selected(only, st.name) {
 					continue
 				}
-				tables++
-				e := &env{db: db, table: fmt.Sprintf("bench-%d", tables)}
-				if err := pool.CreateTable(ctx, db, e.table); err != nil {
-					return err
+				e := &env{db: db, table: fmt.Sprintf("bench-%s-%d-%d-%s", lm.name, n, sc.sandboxes*10+len(sc.prefixes), st.name)}
+				if err := pool.CreateTable(ctx, direct, e.table); err != nil {
+					return nil, err
+				}
+				if err := seed(ctx, pool.New(direct, e.table, pool.Options{}), sc); err != nil {
+					return nil, err
 				}
 				e.pool = pool.New(db, e.table, pool.Options{})
-				e.broker = broker.New(e.pool, cfg)
-				if err := seed(ctx, e, sc); err != nil {
-					return err
-				}
-				count.n.Store(0)
-				count.ops = map[string]int{}
+				refusedBefore := refusals(proxy)
+				count.reset()
 				cu.reset()
 				r := burst(ctx, e, sc, st)
+				r.limits = lm.name
 				r.requests = count.n.Load()
 				r.rcu, r.wcu = cu.totals()
-				rows = append(rows, r)
 				pageReads, lostClaims := cu.breakdown()
-				fmt.Fprintf(os.Stderr, "%s / %s / N=%d: %v, candidate page reads %d, lost claims %d\n", sc.name, st.name, n, count.ops, pageReads, lostClaims)
+				r.lost = int64(lostClaims)
+				r.refused = refusals(proxy) - refusedBefore
+				if st.name == "instances" {
+					r.coldStarts = sc.students // a new Broker per allocation
+				}
+				rows = append(rows, r)
+				fmt.Fprintf(os.Stderr, "%s / %s / limits %s / N=%d: %v, candidate page reads %d, lost claims %d\n",
+					sc.name, st.name, lm.name, n, count.ops, pageReads, lostClaims)
 			}
 		}
+		if selected(only, "http") && strings.Contains("exact fit", scenarios) {
+			r, err := httpBurst(ctx, n, endpoint, lm)
+			if err != nil {
+				return nil, err
+			}
+			rows = append(rows, r)
+		}
 	}
-	print(rows)
-	fmt.Printf("load average at the end: %s", loadAverage())
-	return nil
+	return rows, nil
+}
+
+// refusals are the throttles and transaction conflicts p answered so far (0 without p).
+func refusals(p *ddblimits.Proxy) int {
+	if p == nil {
+		return 0
+	}
+	c := p.Counts()
+	return c.Total(ddblimits.Throttle) + c.Total(ddblimits.Conflict)
 }
 
 // seed fills the pool: N × sandboxes sandboxes, or with labs N/labs matching each lab's
 // prefix plus N/2 named to share the leading "lab" and match none of them.
-func seed(ctx context.Context, e *env, sc scenario) error {
+func seed(ctx context.Context, p *pool.Pool, sc scenario) error {
 	var names []string
 	if len(sc.prefixes) == 0 {
 		for i := range sc.students * sc.sandboxes {
@@ -198,7 +279,7 @@ func seed(ctx context.Context, e *env, sc scenario) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, err := e.pool.Create(ctx, pool.Account{
+			_, err := p.Create(ctx, pool.Account{
 				ID: fmt.Sprint(4000000 + i), Name: name,
 				ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i), CreatedAt: 1700000000,
 			}, pool.Actor{Kind: "job", Name: "bench"})
@@ -214,9 +295,16 @@ func seed(ctx context.Context, e *env, sc scenario) error {
 	return nil
 }
 
+// answer409 reports whether an allocation's error is the API's 409 (nothing free); any
+// other error is a 5xx.
+func answer409(err error) bool {
+	return errors.Is(err, broker.ErrNoSandbox) || errors.Is(err, errUpstream409)
+}
+
 func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
 	lat := make([]time.Duration, sc.students)
-	var ok atomic.Int64
+	var ok, conflicts, failed atomic.Int64
+	var firstFailure atomic.Value
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range sc.students {
@@ -229,8 +317,14 @@ func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
 			t0 := time.Now()
 			err := st.allocate(ctx, e, fmt.Sprintf("student-%d", i), prefix)
 			lat[i] = time.Since(t0)
-			if err == nil {
+			switch {
+			case err == nil:
 				ok.Add(1)
+			case answer409(err):
+				conflicts.Add(1)
+			default:
+				failed.Add(1)
+				firstFailure.CompareAndSwap(nil, err)
 			}
 		})
 	}
@@ -238,8 +332,12 @@ func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
 	close(start)
 	wg.Wait()
 	wall := time.Since(t0)
+	if err, _ := firstFailure.Load().(error); err != nil {
+		fmt.Fprintf(os.Stderr, "%s / %s: first 5xx: %v\n", sc.name, st.name, err)
+	}
 	slices.Sort(lat)
 	return row{scenario: sc.name, strategy: st.name, n: sc.students, ok: int(ok.Load()),
+		conflicts: int(conflicts.Load()), failed: int(failed.Load()),
 		p50: lat[len(lat)/2], p99: lat[(len(lat)*99)/100], wall: wall}
 }
 

@@ -6,34 +6,41 @@ import (
 	"time"
 )
 
-// The one table the benchmark prints: a row per scenario, size and strategy.
+// The one table the benchmark prints: a row per DynamoDB, scenario, size and strategy.
 
 func print(rows []row) {
-	fmt.Printf("\n%-16s %5s %-9s %8s %10s %9s %9s %9s %9s %8s %11s\n", "scenario", "B", "strategy", "success", "req/alloc", "RCU/alloc", "WCU/alloc", "p50", "p99", "wall", "p99 ratio")
-	fmt.Println(strings.Repeat("-", 114))
-	engineP99 := map[string]time.Duration{}
-	for _, r := range rows {
-		if r.strategy == "engine" {
-			engineP99[fmt.Sprint(r.scenario, r.n)] = r.p99
-		}
-	}
+	fmt.Printf("\n%-6s %-16s %4s %-9s %7s %4s %4s %9s %9s %9s %6s %7s %8s %8s %18s\n", "limits", "scenario", "B", "model",
+		"success", "409", "5xx", "req/alloc", "RCU/alloc", "WCU/alloc", "lost", "refused", "p50", "p99", "cold starts (init)")
+	fmt.Println(strings.Repeat("-", 140))
 	for _, r := range rows {
 		perAlloc, rcu, wcu := "-", "-", "-"
 		if r.ok > 0 {
 			perAlloc = fmt.Sprintf("%.2f", float64(r.requests)/float64(r.ok))
+		}
+		if r.ok > 0 && r.rcu >= 0 {
 			rcu = fmt.Sprintf("%.2f", r.rcu/float64(r.ok))
 			wcu = fmt.Sprintf("%.2f", r.wcu/float64(r.ok))
 		}
-		ratio := ""
-		if p99, ok := engineP99[fmt.Sprint(r.scenario, r.n)]; ok && r.strategy != "engine" {
-			ratio = fmt.Sprintf("%.1fx", float64(r.p99)/float64(p99))
+		lost := "-"
+		if r.lost >= 0 {
+			lost = fmt.Sprint(r.lost)
 		}
-		fmt.Printf("%-16s %5d %-9s %7.1f%% %10s %9s %9s %9s %9s %8s %11s\n", r.scenario, r.n, r.strategy,
-			100*float64(r.ok)/float64(r.n), perAlloc, rcu, wcu, round(r.p50), round(r.p99), round(r.wall), ratio)
+		cold := "-"
+		switch {
+		case r.initTime > 0:
+			cold = fmt.Sprintf("%d (%s)", r.coldStarts, r.initTime.Round(100*time.Microsecond))
+		case r.coldStarts > 0:
+			cold = fmt.Sprintf("%d (new Broker)", r.coldStarts)
+		}
+		fmt.Printf("%-6s %-16s %4d %-9s %6.1f%% %4d %4d %9s %9s %9s %6s %7d %8s %8s %18s\n", r.limits, r.scenario, r.n, r.strategy,
+			100*float64(r.ok)/float64(r.n), r.conflicts, r.failed, perAlloc, rcu, wcu, lost, r.refused, round(r.p50), round(r.p99), cold)
 	}
-	fmt.Println("\nreq/alloc: DynamoDB HTTP requests (SDK retries included) per successful allocation.")
-	fmt.Println("RCU/WCU per alloc: capacity units priced from request kinds and item sizes (capacity.go), index writes included.")
-	fmt.Println("p99 ratio: the row's p99 / the engine's p99 in the same scenario.")
+	fmt.Println("\nmodel: instances = broker.Allocate with a new Broker per allocation, in this process; http = the local stack's")
+	fmt.Println("  allocate function in Lambda's instance model (pkg/local), over HTTP; upstream = the upstream strategy (upstream.go).")
+	fmt.Println("limits: none = DynamoDB Local alone; AWS = behind internal/ddblimits (partition and new-table throughput, transaction conflicts).")
+	fmt.Println("req/alloc: DynamoDB HTTP requests (SDK retries included) per successful allocation; lost: cancelled claims.")
+	fmt.Println("RCU/WCU per alloc: priced from request kinds and item sizes (capacity.go, index writes included); http rows: the proxy's pricing.")
+	fmt.Println("refused: throttles and transaction conflicts the proxy answered.")
 }
 
 func round(d time.Duration) string {

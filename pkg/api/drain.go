@@ -33,7 +33,7 @@ func (a *API) drainState(ctx context.Context, r *request) (reply, error) {
 }
 
 // startDrain takes {"prefix": "lab-a" | "", "reason": "…"} and answers once the drain is
-// acknowledged: no allocation admitted before it can still land (broker.DrainAckDelay).
+// in force: no claim of a sandbox it covers can land any more (broker.StartDrain).
 func (a *API) startDrain(ctx context.Context, r *request) (reply, error) {
 	if _, err := readQuery(r.ev); err != nil {
 		return reply{}, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -60,19 +59,16 @@ type Allocation struct {
 }
 
 // Allocate gives the student a free sandbox, or the one it already holds under the same
-// idempotency key. It claims a free sandbox of a random shard, dealt by the process's
-// dealer (dealer.go) so concurrent allocations of one process claim distinct candidates; a
-// lost claim moves on at once, without sleeping. It returns ErrNoSandbox only after reads
-// of every shard, made during this allocation, found nothing free that matches.
+// idempotency key. It claims a free sandbox of a random shard (sweep.go); a lost claim
+// moves on at once, without sleeping. A drain costs it nothing: the sandboxes a drain
+// covers are out of the shards it reads (pool.StartDrain). It returns ErrNoSandbox, or
+// ErrDraining when a drain covers the request, only after reads of every shard, made
+// during this allocation, found nothing free that matches.
 func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation, error) {
 	if req.IdempotencyKey == "" {
 		req.IdempotencyKey = req.Student
 	}
 	by := pool.Actor{Kind: "student", Name: req.Student, RequestID: req.RequestID, Reason: "allocate"}
-	startBy, err := b.drains.admit(ctx, req.NamePrefix) // see drainCache
-	if err != nil {
-		return b.refused(ctx, req, err)
-	}
 	labs, err := b.labs.get(ctx)
 	if err != nil {
 		return Allocation{}, err
@@ -100,35 +96,24 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 	// The lab's set-asides first, one reservation after the other, then the general pool
 	// unless a reservation forbids it (reservations.go).
 	sources := sourcesFor(labs.Reservations, req, b.now().Unix())
-	deals := b.dealer.session(req.NamePrefix, sources[0])
-	defer func() { deals.close() }()
+	picks := b.newSweep(req.NamePrefix, sources[0])
 	caps := newCapShards(req.ClientCap)
 	settles := 0
 	for claims := 0; claims < maxClaims; {
-		c, found, err := deals.next(ctx)
+		c, found, err := picks.next(ctx)
 		if err != nil {
 			return Allocation{}, err
 		}
 		if !found && len(sources) > 1 {
 			sources = sources[1:]
-			deals.close()
-			deals = b.dealer.session(req.NamePrefix, sources[0])
+			picks = b.newSweep(req.NamePrefix, sources[0])
 			continue
 		}
 		if !found {
-			return b.replayOr(ctx, req, by, req.terms.noSandbox())
+			return b.nothingFree(ctx, req, by)
 		}
 		claims++
-		if time.Now().After(startBy) {
-			if startBy, err = b.drains.admit(ctx, req.NamePrefix); err != nil {
-				deals.settle(c, untouched)
-				return b.refused(ctx, req, err)
-			}
-		}
-		claimCtx, cancel := context.WithTimeout(ctx, claimCallTimeout)
-		alloc, done, err := b.claim(claimCtx, c.Sandbox, req, firstSlot, caps, by)
-		cancel()
-		deals.settle(c, claimOutcome(alloc, done, err))
+		alloc, done, err := b.claim(ctx, c, req, firstSlot, caps, by)
 		switch {
 		case errors.Is(err, ErrStudentLimit):
 			// Every slot up to the limit is held: the key may be held above it, by an

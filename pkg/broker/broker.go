@@ -17,9 +17,13 @@ type Broker struct {
 	maxLabDuration time.Duration
 	// studentLimit is how many live allocations a student holds at most (owner slots).
 	studentLimit int
-	drains       *drainCache
-	labs         *labSettingsCache
-	dealer       *dealer
+	labs *labSettingsCache
+	// afterPick, when set, is called with each candidate an allocation picks, before its
+	// claim (tests).
+	afterPick func(pool.Sandbox)
+	// afterRead, when set, is called with the shard and the result of each candidate page
+	// an allocation reads (tests).
+	afterRead func(shard int, listed []pool.Sandbox)
 	// afterMatching, when set, is called between a bulk retirement's read and its first
 	// write (tests).
 	afterMatching func()
@@ -30,8 +34,7 @@ func New(p *pool.Pool, cfg config.Pool) *Broker {
 	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace,
 		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration,
 		// A configuration built in code (tests) may leave it zero: a student always has one.
-		studentLimit: max(cfg.StudentMaxLiveAllocations, 1),
-		drains:       &drainCache{pool: p}, labs: &labSettingsCache{pool: p}, dealer: newDealer(p)}
+		studentLimit: max(cfg.StudentMaxLiveAllocations, 1), labs: &labSettingsCache{pool: p}}
 }
 
 // now is the pool's clock (pool.Options.Now), so the broker and the pool it writes to

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"time"
 
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -11,21 +10,14 @@ import (
 // write.
 func SetAfterMatching(b *Broker, f func()) { b.afterMatching = f }
 
-// SetDrainClock makes b's drain cache read the clock now instead of time.Now.
-func SetDrainClock(b *Broker, now func() time.Time) { b.drains.now = now }
+// SetAfterPick makes b's allocations call f with each candidate they pick, before the
+// claim.
+func SetAfterPick(b *Broker, f func(pool.Sandbox)) { b.afterPick = f }
 
-// SetAfterDeal makes b's dealer call f with each candidate it deals, before the claim.
-func SetAfterDeal(b *Broker, f func(pool.Sandbox)) { b.dealer.afterDeal = f }
-
-// ObserveCandidateReads makes b's dealer call f with the shard and the result of each
-// candidate page it reads.
+// ObserveCandidateReads makes b's allocations call f with the shard and the result of
+// each candidate page they read.
 func ObserveCandidateReads(b *Broker, f func(shard int, listed []pool.Sandbox)) {
-	read := b.dealer.read
-	b.dealer.read = func(ctx context.Context, shard int, prefix string) ([]pool.Sandbox, error) {
-		listed, err := read(ctx, shard, prefix)
-		f(shard, listed)
-		return listed, err
-	}
+	b.afterRead = f
 }
 
 // SetLabSettingsClock makes b's lab settings cache read the clock now instead of time.Now.

@@ -161,7 +161,7 @@ func TestSetAsideRacesTwoLabsRushing(t *testing.T) {
 
 // TestCancelDuringTheRush: the reservation is cancelled and its set-aside returned while
 // its students rush, and one claim is forced to race the return (the hook runs the
-// return between the deal of a set-aside candidate and its claim): that claim loses on
+// return between the pick of a set-aside candidate and its claim): that claim loses on
 // the version and the student gets a general sandbox instead; every student gets one, the
 // reservation ends, nothing stays set aside.
 func TestCancelDuringTheRush(t *testing.T) {
@@ -177,7 +177,7 @@ func TestCancelDuringTheRush(t *testing.T) {
 	racer := broker.New(p, poolCfg)
 	var once sync.Once
 	raced := make(chan pool.Sandbox, 1)
-	broker.SetAfterDeal(racer, func(c pool.Sandbox) {
+	broker.SetAfterPick(racer, func(c pool.Sandbox) {
 		once.Do(func() {
 			if _, err := b.CancelReservation(ctx, r.ID, admin); err != nil {
 				t.Error(err)
@@ -192,7 +192,7 @@ func TestCancelDuringTheRush(t *testing.T) {
 	}
 	c := <-raced
 	if a.SandboxID == c.ID {
-		t.Fatalf("the claim of %s, returned between its deal and its claim, won", c.ID)
+		t.Fatalf("the claim of %s, returned between its pick and its claim, won", c.ID)
 	}
 	if s := mustGet(t, p, a.SandboxID); s.Reservation != "" {
 		t.Fatalf("the student got %s from reservation %q; want a general sandbox", s.ID, s.Reservation)
@@ -298,7 +298,6 @@ func TestAReservationClaimCostsWhatAGeneralOneCosts(t *testing.T) {
 	}
 	b := broker.New(pool.New(db, p.Table(), pool.Options{Now: clock.Now}), poolCfg)
 	frozen := testkit.NewClock(time.Now())
-	broker.SetDrainClock(b, frozen.Now)
 	broker.SetLabSettingsClock(b, frozen.Now)
 	calls := func(req broker.AllocateRequest) int64 {
 		before := counted.n.Load()

@@ -34,11 +34,14 @@ local stack both build the table from it ([CreateTable], [EnsureTable]).
 	job run              JOB#<job> / RUN#<ns>#<run-id>             RunRecord      runs.go
 	drain                DRAIN / PREFIX#<prefix>                   Drain          drain.go
 	drain history        DRAIN / HIST#<ns>#<random>                HistoryEntry   drain.go
+	drain state          DRAIN / STATE                             drainGate      drain.go
 	migration state      MIGRATION#tombstone-ttl / STATE           ttlMigration   ttlmigration.go
 	lab profile          LABS / PROFILE#"<lab>"#"<prefix>"         Profile        profile.go
 	reservation          LABS / RESERVATION#<id>                   Reservation    reservation.go
 
-A sandbox's history shares its partition, so [Pool.History] reads the record and its
+Beside the drains, the index log (DRAIN / JOINED#<name>#<id> and DRAINED#<name>#<id>,
+each for an hour) lists the writes that put a sandbox into AvailableIndex, which a drain
+reads with the index (drain.go). A sandbox's history shares its partition, so [Pool.History] reads the record and its
 entries with one query; history entries and job runs expire with the history TTL
 ([Options]). The owner record ties a holder ([Holder]: a client and a student) to one
 live allocation in one of the holder's slots, and carries what a replayed allocate
@@ -55,9 +58,12 @@ Two global secondary indexes serve the queries:
     jobs find due work with one key condition per shard.
   - [AvailableIndex]: sparse, only available records carry its keys; partition
     avail_shard, sort avail_name, so a lab's name prefix is a begins_with condition. It
-    projects only [ClaimAttributes], what a claim needs of a candidate. A sandbox set
-    aside for a reservation sits in the reservation's own partition ([Reservation].Shard,
-    above the general shards), where only the reservation's lab looks.
+    projects only [ClaimAttributes], what a claim needs of a candidate. A drain moves the
+    sandboxes it covers from their shard k into [DrainedShard](k), which allocation does
+    not read: a drain costs allocation nothing.
+    A sandbox set aside for a reservation sits in the reservation's own partition
+    ([Reservation].Shard, above the general shards), where only the reservation's lab
+    looks.
 
 [Status] lists the statuses; deleted and retired are tombstones ([Status.Tombstone]),
 kept so an account is never adopted again, and [Sandbox.MayExpire] says which of them
@@ -88,7 +94,8 @@ setStatus is the only way a write sets a status; it writes status_key and status
 it, so the indexes always agree with the status.
 
 A refused transition returns a [*ConditionError]: Item names the item whose condition
-failed ([ItemSandbox], [ItemOwner], [ItemUUID], [ItemCounter], [ItemReservation]), Reason is expect's
+failed ([ItemSandbox], [ItemOwner], [ItemUUID], [ItemCounter], [ItemDrains],
+[ItemReservation]), Reason is expect's
 explanation, and Current, Owner, Counter or HeldBy carry the item as it was. It matches
 [ErrConflict], and [ErrNotFound] when the sandbox is missing. A transaction that met
 another on one of its items fails with [ErrContended]; one DynamoDB throttled is retried
@@ -113,7 +120,10 @@ Each transition is a method of [Pool] in the file of its part of the lifecycle:
 	              reservation's partition, with the reservation's set_aside count)
 
 Outside the lifecycle: drains ([Pool.StartDrain], [Pool.EndDrains] in drain.go, each a
-transaction with its history entry), job leases ([Pool.AcquireLease],
+transaction with its history entry and the next version of the drain state, then a move
+of each sandbox it covers or no longer covers, one conditional write each, logged in the
+index log; sync's writes that make a sandbox available are conditioned on the drain state
+they read), job leases ([Pool.AcquireLease],
 [Pool.ReleaseLease] in lease.go, single conditional writes), run records
 ([Pool.RecordRun] in runs.go, plain puts under a key no other run has) and the tombstone
 TTL migration ([Pool.FixTombstoneTTLs] in ttlmigration.go, which keeps tombstones with

@@ -27,6 +27,8 @@ const (
 	ItemOwner   = "owner record"
 	ItemUUID    = "account uuid"
 	ItemCounter = "client counter"
+	// ItemDrains: the drains changed since the write read them (drainGate).
+	ItemDrains = "drain state"
 	// ItemReservation: a reservation item (Reservation).
 	ItemReservation = "reservation"
 )
@@ -36,7 +38,7 @@ const (
 type ConditionError struct {
 	Op        string
 	SandboxID string
-	Item      string // ItemSandbox, ItemOwner, ItemUUID or ItemCounter
+	Item      string // ItemSandbox, ItemOwner, ItemUUID, ItemCounter or ItemDrains
 	Reason    string
 	Current   *Sandbox // the sandbox as it was; nil when it does not exist
 	Owner     *Owner   // the record that holds the slot, when Item is ItemOwner

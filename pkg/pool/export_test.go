@@ -15,7 +15,7 @@ import (
 // BatchWriteItem instead of one transaction each, or that write a record as it was
 // before UUID items existed. It covers the statuses that need no owner record.
 func StoredItems(s Sandbox) []map[string]types.AttributeValue {
-	item, err := recordItem(s)
+	item, err := recordItem(s, shardOf(s.ID))
 	if err != nil {
 		panic(err)
 	}
@@ -34,6 +34,10 @@ func StoredItems(s Sandbox) []map[string]types.AttributeValue {
 
 // LimitsFor is the split of cap over the shards as they are (SplitCap).
 func (cs CapCounters) LimitsFor(cap int) [CounterShards]int { return cs.limits(cap) }
+
+// SetAfterGateRead makes p's gated writes (Create, Unstale, a renaming Refresh) call f
+// after each read of the drain state, before their write.
+func SetAfterGateRead(p *Pool, f func()) { p.gates.afterRead = f }
 
 // Violations takes one census of the table and runs each invariant of CheckInvariants over
 // it alone, returning what each found by the name of its method.

@@ -94,6 +94,8 @@ type census struct {
 	reservations map[string]keyed[Reservation]
 	// unknown are the items of no kind the pool writes.
 	unknown []itemKey
+	// drains are the drains in force.
+	drains drainGate
 }
 
 // itemKey is an item's primary key as the scan read it.
@@ -167,6 +169,14 @@ func (c *census) add(item map[string]types.AttributeValue) error {
 		}
 		c.owners = append(c.owners, keyed[Owner]{at, o})
 		c.Owners++
+	case k.PK == drainPK && strings.HasPrefix(k.SK, prefixDrainEntry):
+		var d Drain
+		if err := attributevalue.UnmarshalMap(item, &d); err != nil {
+			return err
+		}
+		c.drains.drains = append(c.drains.drains, d)
+		c.Drains++
+	case k.PK == drainPK && (k.SK == skDrainState || strings.HasPrefix(k.SK, prefixJoinedLog) || strings.HasPrefix(k.SK, prefixDrainedLog)):
 	case strings.HasPrefix(k.PK, prefixCap) && k.SK == skLive:
 		var cc CapCounter
 		if err := attributevalue.UnmarshalMap(item, &cc); err != nil {
@@ -324,8 +334,9 @@ func (c *census) countersCountLiveAllocations() []error {
 // recordsSitInTheirIndexShards guarantees that the queries find every record where they
 // look: every record, tombstones too, has a known status and carries the StatusIndex key
 // of its status and shard (StatusKey), so each is in the one StatusIndex shard that
-// ByStatus, Count and List read; only available sandboxes carry AvailableIndex keys, in
-// the right shard and under their name, so a tombstone carries none (and no job's
+// ByStatus, Count and List read; only available sandboxes carry AvailableIndex keys, under
+// their name and in the right shard: the drained one (DrainedShard) while a drain covers
+// the name, its own otherwise; so a tombstone carries none (and no job's
 // due-work query reads a tombstone status: ByStatus refuses it).
 func (c *census) recordsSitInTheirIndexShards() []error {
 	var v violations

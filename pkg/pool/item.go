@@ -267,8 +267,8 @@ func ownerKeyOf(s Sandbox) map[string]types.AttributeValue {
 }
 
 // recordItem is the whole stored item of sandbox record s: its key, its attributes, its
-// StatusIndex partition key and, while available, its AvailableIndex keys.
-func recordItem(s Sandbox) (map[string]types.AttributeValue, error) {
+// StatusIndex partition key and, while available, its AvailableIndex keys in availShard.
+func recordItem(s Sandbox, availShard int) (map[string]types.AttributeValue, error) {
 	item, err := attributevalue.MarshalMap(s)
 	if err != nil {
 		return nil, err
@@ -278,7 +278,7 @@ func recordItem(s Sandbox) (map[string]types.AttributeValue, error) {
 	}
 	item[AttrStatusKey] = av(StatusKey(s.Status, s.ID))
 	if s.Status == Available {
-		item[AttrAvailShard] = av(shardOf(s.ID))
+		item[AttrAvailShard] = av(availShard)
 		item[AttrAvailName] = av(s.Name)
 	}
 	return item, nil

@@ -14,6 +14,7 @@ type Pool struct {
 	historyTTL   time.Duration
 	tombstoneTTL time.Duration
 	pageSize     int32
+	gates        gateCache
 }
 
 // Options adjust a Pool; the zero value gives the defaults.

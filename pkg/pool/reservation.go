@@ -297,19 +297,25 @@ func (p *Pool) SetAside(ctx context.Context, candidate Sandbox, r Reservation, b
 }
 
 // ReturnSetAside gives a sandbox still set aside (cur, as read) back to the general pool
-// (its shard), and its reservation counts one fewer set aside, in one transaction
+// (its shard, or its drained shard under a drain), and its reservation counts one fewer set aside, in one transaction
 // conditioned on the version read.
 func (p *Pool) ReturnSetAside(ctx context.Context, cur Sandbox, by Actor) error {
 	id := cur.Reservation
-	t := p.newTx("return set-aside", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev, reservation: &id})
-	var e expr
-	e.set(":shard", shardOf(cur.ID))
-	e.set(":now", p.now().Unix())
-	e.set(":one", 1)
-	t.updateSandbox(p.table, &e, "SET #avail_shard = :shard, #updated_at = :now, #rev = #rev + :one REMOVE #reservation")
-	t.countSetAside(p.table, id, -1, &reservationAt{})
 	by.Reason = "returned from reservation " + id
-	return p.commit(ctx, t, Available, Available, by)
+	// Back into its shard, or its drained shard while a drain covers it (drainGate).
+	return p.gated(ctx, func(g drainGate) error {
+		shard := g.availShard(cur.ID, cur.Name)
+		t := p.newTx("return set-aside", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev, reservation: &id})
+		var e expr
+		e.set(":shard", shard)
+		e.set(":now", p.now().Unix())
+		e.set(":one", 1)
+		t.updateSandbox(p.table, &e, "SET #avail_shard = :shard, #updated_at = :now, #rev = #rev + :one REMOVE #reservation")
+		t.countSetAside(p.table, id, -1, &reservationAt{})
+		t.underGate(p.table, g)
+		p.logIndexed(t, cur.ID, cur.Name, shard)
+		return p.commit(ctx, t, Available, Available, by)
+	})
 }
 
 // SetAsideOf reads up to limit sandboxes still set aside for r whose name starts with
@@ -398,12 +404,12 @@ func (t *tx) countSetAside(table, id string, n int, want *reservationAt) {
 }
 
 // availShard is the AvailableIndex partition an available sandbox belongs in: its
-// reservation's while set aside, else its own shard.
+// reservation's while set aside, else its shard under the drains (drainGate).
 func (c *census) availShard(s Sandbox) int {
 	if r, ok := c.reservations[s.Reservation]; ok {
 		return r.v.Shard
 	}
-	return shardOf(s.ID)
+	return c.drains.availShard(s.ID, s.Name)
 }
 
 // reservationsCountTheirSetAsides guarantees that set-aside and general counts stay

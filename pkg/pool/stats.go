@@ -22,7 +22,7 @@ type Stats struct {
 // Stats counts every status with a Select=COUNT query of each StatusIndex shard per status,
 // page by page (about 1 600 sandboxes per 1 MB page), and groups the available sandboxes
 // by name prefix from AvailableIndex reading only their names. Nothing else in the table is
-// read: for a pool of 10 000 that is about 70 small requests (7 statuses and the names, 8
+// read: for a pool of 10 000 that is about 80 small requests (7 statuses and the names, claimable and drained, 8
 // shards each), not a scan of sandboxes, history, owner and job items. The tombstone counts read the tombstones' index entries too (a
 // COUNT still reads what it counts): about 1 600 per request.
 func (p *Pool) Stats(ctx context.Context) (Stats, error) {
@@ -43,7 +43,7 @@ func (p *Pool) Stats(ctx context.Context) (Stats, error) {
 			st.Total += n
 		}
 	}
-	for shard := range Shards {
+	for shard := range 2 * Shards { // the claimable shards and the drained ones (DrainedShard)
 		in, e := availableQuery(shard, "")
 		in.ProjectionExpression = aws.String(e.use("#avail_name"))
 		for item, err := range p.query(ctx, in, e) {

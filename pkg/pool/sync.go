@@ -11,6 +11,8 @@ import (
 // item exists, whatever its status (ItemSandbox, Current set: a tombstone among them), or
 // if any record, live or tombstoned, already holds the account's uuid (ItemUUID, HeldBy
 // set). So a listing read before a delete was booked can never re-create the account.
+// A sandbox a drain covers is created drained (drainGate), and the transaction is
+// conditioned on the drains it was decided from.
 func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error) {
 	uuid := AccountUUID(a.ExternalID)
 	if uuid == "" {
@@ -21,14 +23,20 @@ func (p *Pool) Create(ctx context.Context, a Account, by Actor) (Sandbox, error)
 		ID: a.ID, Name: a.Name, ExternalID: a.ExternalID, AccountUUID: uuid, SFDCAccountID: a.SFDCAccountID,
 		CreatedAt: a.CreatedAt, Status: Available, StatusAt: now, Rev: 1, LastSynced: now, UpdatedAt: now,
 	}
-	item, err := recordItem(s)
+	err := p.gated(ctx, func(g drainGate) error {
+		shard := g.availShard(s.ID, s.Name)
+		item, err := recordItem(s, shard)
+		if err != nil {
+			return err
+		}
+		t := p.newTx("create", a.ID, expect{absent: true})
+		t.putSandbox(p.table, item)
+		t.claimUUID(p.table, uuid)
+		t.underGate(p.table, g)
+		p.logIndexed(t, s.ID, s.Name, shard)
+		return p.commit(ctx, t, "", Available, by)
+	})
 	if err != nil {
-		return Sandbox{}, err
-	}
-	t := p.newTx("create", a.ID, expect{absent: true})
-	t.putSandbox(p.table, item)
-	t.claimUUID(p.table, uuid)
-	if err := p.commit(ctx, t, "", Available, by); err != nil {
 		return Sandbox{}, err
 	}
 	return s, nil
@@ -55,6 +63,8 @@ func (p *Pool) BackfillStatusKey(ctx context.Context, cur Sandbox) error {
 // Refresh writes the fields of an available sandbox that changed in the CSP and clears its
 // missed-sync count. It requires the version that was read, so it can never undo a claim
 // that landed in between (docs/upstream.md D1). Unchanged sandboxes are not written at all.
+// A new name moves it into the AvailableIndex shard the drains give the name, under the
+// drains it was decided from, as Create does.
 func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account) (Sandbox, error) {
 	if !Changed(cur, a) && cur.MissedSyncs == 0 {
 		return cur, nil
@@ -63,10 +73,27 @@ func (p *Pool) Refresh(ctx context.Context, cur Sandbox, a Account) (Sandbox, er
 		return Sandbox{}, err
 	}
 	now := p.now().Unix()
-	t := p.newTx("refresh", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
-	var e expr
-	t.updateSandbox(p.table, &e, accountUpdate(&e, a, now, "", "#missed_syncs"))
-	if err := p.run(ctx, t); err != nil {
+	write := func(g *drainGate) error {
+		t := p.newTx("refresh", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
+		var e expr
+		set := ""
+		if g != nil {
+			shard := g.availShard(cur.ID, a.Name)
+			e.set(":shard", shard)
+			set = "#avail_shard = :shard"
+			t.underGate(p.table, *g)
+			p.logIndexed(t, cur.ID, a.Name, shard)
+		}
+		t.updateSandbox(p.table, &e, accountUpdate(&e, a, now, set, "#missed_syncs"))
+		return p.run(ctx, t)
+	}
+	var err error
+	if a.Name == cur.Name {
+		err = write(nil)
+	} else {
+		err = p.gated(ctx, func(g drainGate) error { return write(&g) })
+	}
+	if err != nil {
 		return Sandbox{}, err
 	}
 	return withAccount(cur, a, now), nil
@@ -118,18 +145,25 @@ func (p *Pool) MarkStale(ctx context.Context, cur Sandbox, by Actor) (Sandbox, e
 }
 
 // Unstale brings a stale sandbox the CSP lists again back: stale → available, with the
-// listed fields.
+// listed fields, into the AvailableIndex shard the drains give it, under the drains it was
+// decided from, as Create does.
 func (p *Pool) Unstale(ctx context.Context, cur Sandbox, a Account, by Actor) (Sandbox, error) {
 	if err := sameAccount(cur, a); err != nil {
 		return Sandbox{}, err
 	}
 	now := p.now().Unix()
-	t := p.newTx("unstale", cur.ID, expect{statuses: []Status{Stale}, rev: cur.Rev})
-	var e expr
-	e.set(":shard", shardOf(cur.ID))
-	t.updateSandbox(p.table, &e, accountUpdate(&e, a, now,
-		e.setStatus(cur.ID, Available, now)+", #avail_shard = :shard", "#stale_since, #missed_syncs"))
-	if err := p.commit(ctx, t, Stale, Available, by); err != nil {
+	err := p.gated(ctx, func(g drainGate) error {
+		shard := g.availShard(cur.ID, a.Name)
+		t := p.newTx("unstale", cur.ID, expect{statuses: []Status{Stale}, rev: cur.Rev})
+		var e expr
+		e.set(":shard", shard)
+		t.updateSandbox(p.table, &e, accountUpdate(&e, a, now,
+			e.setStatus(cur.ID, Available, now)+", #avail_shard = :shard", "#stale_since, #missed_syncs"))
+		t.underGate(p.table, g)
+		p.logIndexed(t, cur.ID, a.Name, shard)
+		return p.commit(ctx, t, Stale, Available, by)
+	})
+	if err != nil {
 		return Sandbox{}, err
 	}
 	next := withAccount(cur, a, now)

@@ -25,7 +25,7 @@ type tx struct {
 	sandboxID string
 	want      expect
 	items     []types.TransactWriteItem
-	kinds     []string // ItemSandbox, ItemOwner, ItemUUID, ItemCounter or "" (history), parallel to items
+	kinds     []string // ItemSandbox, ItemOwner, ItemUUID, ItemCounter, ItemDrains or "" (history, logs), parallel to items
 	// counter is the condition of the counter shard the transaction takes, if any.
 	counter *capRoom
 	// reservation is the condition of the reservation item it writes, if any.
@@ -258,6 +258,8 @@ func (t *tx) conditionError(kind string, item map[string]types.AttributeValue) e
 		if t.counter != nil {
 			ce.Reason = t.counter.explain(ce.Counter)
 		}
+	case ItemDrains:
+		ce.Reason = "a drain started or ended since the drains were read"
 	case ItemReservation:
 		if len(item) > 0 {
 			var r Reservation
