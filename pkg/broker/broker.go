@@ -17,7 +17,7 @@ type Broker struct {
 	maxLabDuration time.Duration
 	// studentLimit is how many live allocations a student holds at most (owner slots).
 	studentLimit int
-	labs *labSettingsCache
+	labs         *labSettingsCache
 	// afterPick, when set, is called with each candidate an allocation picks, before its
 	// claim (tests).
 	afterPick func(pool.Sandbox)
