@@ -46,6 +46,18 @@ Commands:
   drain PREFIX [--reason R]        pause new allocations of PREFIX ("" for all) and wait until
                                    the drain is in force; replays, sync and cleanup go on
   undrain [--prefix P]             end the drain of P, or every drain without --prefix
+  profiles                         the lab profiles
+  set-profile --lab L --prefix P [--minutes N] [--extend-minutes N] [--max-minutes N]
+              [--student-limit N] [--low-water N] [--message M]
+                                   create or replace a lab profile (0 or "": the default)
+  capacity --prefix P --seats N --start T [--for D] [--lead D]
+                                   dry run: can N seats of P be covered from T (RFC 3339)
+                                   for D (default 3h), set aside D before (default 30m)?
+  reserve --lab L --prefix P --seats N --start T [--for D] [--lead D] [--client C]
+          [--overflow=false] [--force]
+                                   reserve seats after the capacity check (--force past it)
+  reservations                     the reservations with their set-aside and coverage
+  cancel-reservation ID            cancel; its set-aside returns within a minute
 
 Flags (before or after the command):
   --url URL       the API, e.g. https://api.example.com (default $BROKER_URL); plain
@@ -90,17 +102,23 @@ type invocation struct {
 }
 
 var commands = map[string]command{
-	"stats":        {setup: statsCmd},
-	"list":         {setup: listCmd},
-	"show":         {args: []string{"ID"}, setup: showCmd},
-	"sync":         {setup: triggerCmd("sync")},
-	"cleanup":      {setup: triggerCmd("cleanup")},
-	"jobs":         {args: []string{"NAME"}, setup: jobsCmd},
-	"retry":        {args: []string{"ID"}, setup: retryCmd},
-	"delete-stale": {setup: deleteStaleCmd},
-	"bulk-delete":  {setup: bulkDeleteCmd},
-	"drain":        {args: []string{"PREFIX"}, setup: drainCmd},
-	"undrain":      {setup: undrainCmd},
+	"stats":              {setup: statsCmd},
+	"list":               {setup: listCmd},
+	"show":               {args: []string{"ID"}, setup: showCmd},
+	"sync":               {setup: triggerCmd("sync")},
+	"cleanup":            {setup: triggerCmd("cleanup")},
+	"jobs":               {args: []string{"NAME"}, setup: jobsCmd},
+	"retry":              {args: []string{"ID"}, setup: retryCmd},
+	"delete-stale":       {setup: deleteStaleCmd},
+	"bulk-delete":        {setup: bulkDeleteCmd},
+	"drain":              {args: []string{"PREFIX"}, setup: drainCmd},
+	"undrain":            {setup: undrainCmd},
+	"profiles":           {setup: profilesCmd},
+	"set-profile":        {setup: setProfileCmd},
+	"capacity":           {setup: capacityCmd},
+	"reserve":            {setup: reserveCmd},
+	"reservations":       {setup: reservationsCmd},
+	"cancel-reservation": {args: []string{"ID"}, setup: cancelReservationCmd},
 }
 
 // run is brokerctl with its arguments, environment and output passed in; it returns the
