@@ -1,5 +1,5 @@
 // Command infra is the CDK app behind `cdk synth` and `cdk deploy` (see cdk.json). The stack
-// is generated from the route table (pkg/api), the job table (pkg/broker) and the table
+// is generated from the route table (pkg/api), the job table (pkg/jobs) and the table
 // definition (pkg/pool), so no route, schedule or key name is written twice.
 package main
 

@@ -51,6 +51,6 @@ func (s *BrokerStack) suppressFindings(restAPI awsapigateway.RestApi, public []c
 		suppress(restAPI, "AwsSolutions-APIG3", "WAF is off by the waf context flag; stage throttling still limits traffic. Set -c waf=true in production.")
 	}
 	for _, m := range public {
-		suppress(m, "AwsSolutions-APIG4", "Public by contract (ARCHITECTURE §3): the liveness and readiness probes and the mock 405 answers carry no data.")
+		suppress(m, "AwsSolutions-APIG4", "Public by contract (docs/architecture.md §3): the liveness and readiness probes and the mock 405 answers carry no data.")
 	}
 }

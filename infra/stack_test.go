@@ -867,7 +867,7 @@ func TestErrorsOfTheGatewayCarryCORSHeaders(t *testing.T) {
 // concurrency, so the template deploys into an account with the smallest quota (10); a
 // reservation is asked for with jobReservedConcurrency, and synth refuses one that would
 // leave Lambda fewer than 100 unreserved executions of the quota the operator states. The
-// lease keeps a job's runs apart without it (pkg/broker TestOverlappingRunIsSkipped, pkg/pool
+// lease keeps a job's runs apart without it (pkg/jobs TestOverlappingRunIsSkipped, pkg/pool
 // TestLeaseConcurrentAcquireHasOneWinner).
 func TestReservedConcurrencyIsOptInAndFitsTheStatedQuota(t *testing.T) {
 	for id, fn := range templateResources(stacks[1].tmpl) {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/sandbox-broker/broker/internal/apigwfake"
 	"github.com/sandbox-broker/broker/internal/ddblocal"
+	"github.com/sandbox-broker/broker/internal/tablecheck"
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
@@ -64,49 +65,6 @@ func standInSecret(variable string) (string, bool) {
 	}
 	return "", false
 }
-
-// unexercised lists each granted action that no call of the function's sample makes, with
-// why it is granted anyway. "*" applies to every function. The DynamoDB entries are the
-// price of granting pool.ReadActions and pool.WriteActions as sets (api.Route.Table):
-// each says which path of the function uses the action, or that none does.
-var unexercised = map[string]map[string]string{
-	"*": {
-		"logs:CreateLogStream":     "the Lambda service writes the function's log with the role; the code never calls CloudWatch Logs",
-		"logs:PutLogEvents":        "the Lambda service writes the function's log with the role; the code never calls CloudWatch Logs",
-		"xray:PutTraceSegments":    "active tracing: the Lambda service sends the trace segments with the role",
-		"xray:PutTelemetryRecords": "active tracing: the Lambda service sends the trace segments with the role",
-	},
-	"get-sandbox":             {"dynamodb:Query": readSet},
-	"admin-sync":              {"dynamodb:Query": readSet},
-	"admin-cleanup":           {"dynamodb:Query": readSet},
-	"admin-list-sandboxes":    {"dynamodb:GetItem": readSet},
-	"admin-job-runs":          {"dynamodb:GetItem": readSet},
-	"admin-stats":             {"dynamodb:GetItem": readSet},
-	"metrics":                 {"dynamodb:GetItem": readSet},
-	"allocate":                {"dynamodb:GetItem": writeSet, "dynamodb:DeleteItem": writeSet},
-	"mark-for-deletion":       {"dynamodb:Query": writeSet},
-	"admin-retry-deletion":    {"dynamodb:Query": writeSet, "dynamodb:DeleteItem": writeSet},
-	"admin-bulk-delete":       {"dynamodb:GetItem": writeSet, "dynamodb:DeleteItem": writeSet},
-	"admin-auto-delete-stale": {"dynamodb:GetItem": writeSet, "dynamodb:DeleteItem": writeSet},
-	"sync":                    {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
-	"cleanup":                 {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
-	"expiry":                  {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
-	"stale-cleanup":           {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
-	"pool-metrics":            {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": writeSet},
-	"usage-plans":             {"dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": writeSet, "dynamodb:Query": writeSet},
-	"extend":                  {"dynamodb:Query": writeSet, "dynamodb:DeleteItem": writeSet},
-	"admin-drain-state":       {"dynamodb:GetItem": readSet},
-	"admin-drain":             {"dynamodb:GetItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": writeSet, "dynamodb:DeleteItem": writeSet},
-	"admin-undrain": {"dynamodb:GetItem": writeSet, "dynamodb:PutItem": noDrain, "dynamodb:UpdateItem": noDrain,
-		"dynamodb:DeleteItem": noDrain},
-}
-
-const (
-	readSet   = "pool.ReadActions is granted as one set (GetItem and Query) to every reading route; this route needs only the other one"
-	writeSet  = "pool.WriteActions is granted as one set to every writer; no path of this function the sample takes needs it, and the set is not split per function"
-	noDueWork = "used when the job has due work of its kind (a transition updates the sandbox); the sample's table has none for it"
-	noDrain   = "used to end a drain in force (the drain item goes, its history entry is put); the sample's table has none"
-)
 
 // seededStaleSince is a fixed instant, past every grace period: the admin-bulk-delete
 // sample confirms the one record stale since then with a fixed status_before (the next day).
@@ -174,7 +132,7 @@ func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string
 // CSP_BASE_URL and NIOSXAAS_BASE_URL point at the real services in the template and at
 // the fake CSP and the fake NIOSXaaS here. Each
 // function answers its events/ sample correctly, and every AWS call it makes is allowed
-// by its role, and every action its role grants is used or listed in unexercised.
+// by its role, and every action its role grants is used or listed in tablecheck.Unexercised.
 func TestTemplateRunsEveryFunction(t *testing.T) {
 	root, err := ddblocal.RepoRoot()
 	if err != nil {
@@ -500,7 +458,7 @@ func (r *run) checkUsagePlans() {
 
 // checkIAM: each call the function made is allowed, as AWS evaluates it (the policy
 // simulator, with the role's policies and the resource's policy: paths_test.go); each action
-// the role grants is used by a call or listed in unexercised.
+// the role grants is used by a call or listed in tablecheck.Unexercised.
 func (r *run) checkIAM(res resolver) {
 	t := r.t
 	role, _ := r.props["Role"].(map[string]any)
@@ -538,8 +496,8 @@ func (r *run) checkIAM(res resolver) {
 			for _, c := range calls {
 				used = used || matchesAny([]string{action}, c.Action, true)
 			}
-			if !used && unexercised["*"][action] == "" && unexercised[r.folder][action] == "" {
-				t.Errorf("%s: its role grants %s on %v, which its sample does not use and unexercised does not explain", r.folder, action, s.resources)
+			if !used && tablecheck.Unexercised["*"][action] == "" && tablecheck.Unexercised[r.folder][action] == "" {
+				t.Errorf("%s: its role grants %s on %v, which its sample does not use and tablecheck.Unexercised does not explain", r.folder, action, s.resources)
 			}
 		}
 	}

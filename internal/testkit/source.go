@@ -7,18 +7,9 @@ import (
 	"go/types"
 	"os"
 	"path/filepath"
-	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 )
-
-// FuncName is the bare name of a function or method value: "allocate" for
-// (*api.API).allocate. Tables that carry their code compare it with Methods.
-func FuncName(f any) string {
-	name := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
-	return strings.TrimSuffix(name[strings.LastIndex(name, ".")+1:], "-fm")
-}
 
 // Methods lists the methods declared in the non-test Go files of dir on the pointer
 // receiver *recv whose parameter and result types read as params and results, e.g.

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -27,19 +26,6 @@ import (
 
 var ctx = context.Background()
 
-// scheduledEvent is the shape of an EventBridge "Scheduled Event".
-type scheduledEvent struct {
-	Version    string          `json:"version"`
-	ID         string          `json:"id"`
-	DetailType string          `json:"detail-type"`
-	Source     string          `json:"source"`
-	Account    string          `json:"account"`
-	Time       time.Time       `json:"time"`
-	Region     string          `json:"region"`
-	Resources  []string        `json:"resources"`
-	Detail     json.RawMessage `json:"detail"`
-}
-
 // repoRoot is where functions/ and events/ are, seen from this package.
 const repoRoot = "../.."
 
@@ -50,69 +36,6 @@ func readEvent(t *testing.T, fn string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// TestEveryJobHasItsFunctionAndEvent checks the job table against the tree both ways:
-// each job has functions/<Function> wiring that job and a scheduled-event sample, and
-// each job function and scheduled-event sample belongs to a job.
-func TestEveryJobHasItsFunctionAndEvent(t *testing.T) {
-	byName := map[string]jobs.Job{}
-	for _, j := range jobs.Table {
-		byName[j.Name] = j
-		main, err := os.ReadFile(filepath.Join(repoRoot, "functions", j.Name, "main.go"))
-		if err != nil {
-			t.Fatalf("job %s: %v", j.Name, err)
-		}
-		// A job with UsesAPIGateway passes its builder after the name (job.WithUsagePlans).
-		call := `job.Function(context.Background(), os.Getenv, os.Stdout, "` + j.Name + `")`
-		if j.UsesAPIGateway {
-			call = `job.Function(context.Background(), os.Getenv, os.Stdout, "` + j.Name + `", job.WithUsagePlans(usagejob.Build))`
-		}
-		if !strings.Contains(string(main), call) {
-			t.Errorf("functions/%s/main.go does not build the %s job's handler", j.Name, j.Name)
-		}
-		var ev scheduledEvent
-		dec := json.NewDecoder(bytes.NewReader(readEvent(t, j.Name)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&ev); err != nil {
-			t.Fatalf("events/%s.json: %v", j.Name, err)
-		}
-		if ev.Version != "0" || ev.ID == "" || ev.DetailType != "Scheduled Event" || ev.Source != "aws.events" ||
-			len(ev.Account) != 12 || ev.Time.IsZero() || ev.Region == "" || len(ev.Resources) != 1 ||
-			!strings.HasPrefix(ev.Resources[0], "arn:aws:events:"+ev.Region+":"+ev.Account+":rule/") || string(ev.Detail) != "{}" {
-			t.Errorf("events/%s.json is not an EventBridge scheduled event: %+v", j.Name, ev)
-		}
-	}
-
-	samples, err := filepath.Glob(filepath.Join(repoRoot, "events", "*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range samples {
-		var ev scheduledEvent
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if json.Unmarshal(b, &ev) == nil && ev.DetailType == "Scheduled Event" {
-			if _, ok := byName[strings.TrimSuffix(filepath.Base(path), ".json")]; !ok {
-				t.Errorf("%s is a scheduled event of no job", path)
-			}
-		}
-	}
-	mains, err := filepath.Glob(filepath.Join(repoRoot, "functions", "*", "main.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, path := range mains {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := byName[filepath.Base(filepath.Dir(path))]; strings.Contains(string(b), "job.Function(") && !ok {
-			t.Errorf("%s wires a job but is no job's function", path)
-		}
-	}
 }
 
 // TestJobHandlersServeTheirScheduledEvent builds each job's handler the way its main does,

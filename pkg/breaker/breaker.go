@@ -1,7 +1,7 @@
 // Package breaker is the in-process circuit breaker each upstream client (the CSP,
 // NIOSXaaS) keeps over its calls: consecutive failures open it, an open breaker rejects
 // calls without contacting the upstream, and after a pause a single probe decides
-// whether it closes again (docs/upstream.md §4.8, made concurrency-safe).
+// whether it closes again (docs/upstream.md D19: upstream let any number of probes through).
 package breaker
 
 import (

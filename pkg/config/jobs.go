@@ -19,7 +19,7 @@ type Jobs struct {
 	// DeletesPerSecond paces the starts of cleanup's CSP deletes.
 	DeletesPerSecond float64
 	// CleanupMaxInFlight is how many CSP deletes cleanup runs at once. A delete takes 5–10 s
-	// (docs/upstream.md §9), so reaching DeletesPerSecond takes about rate × latency of them.
+	// (docs/architecture.md §6), so reaching DeletesPerSecond takes about rate × latency of them.
 	CleanupMaxInFlight int
 	// StaleGrace is how long a sandbox stays stale before its record is deleted.
 	StaleGrace time.Duration

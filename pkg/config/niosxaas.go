@@ -8,7 +8,7 @@ import (
 	"github.com/sandbox-broker/broker/pkg/niosxaas"
 )
 
-// NIOSXaaS configures cleanup's pre-delete step (docs/upstream.md §4.7). When Enabled is
+// NIOSXaaS configures cleanup's pre-delete step (docs/upstream.md D20). When Enabled is
 // false nothing else is read or required.
 type NIOSXaaS struct {
 	Enabled bool

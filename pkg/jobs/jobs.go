@@ -32,8 +32,8 @@ type Job struct {
 // run must end well before Lambda's 15-minute ceiling.
 const maxRunTime = 5 * time.Minute
 
-// Table is the job table (docs/architecture.md §6). Adding a job is one line here, one run
-// method, functions/<name>/main.go and events/<name>.json.
+// Table is the job table (docs/architecture.md §6). Adding a job: README.md, "Add a job";
+// `make check` names what is missing.
 var Table = []Job{
 	{Name: "sync", Every: 10 * time.Minute, UsesCSP: true, work: (*Runner).sync},
 	{Name: "cleanup", Every: 5 * time.Minute, UsesCSP: true, UsesNIOSXaaS: true, work: (*Runner).cleanup},

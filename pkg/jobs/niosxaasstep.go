@@ -10,7 +10,7 @@ import (
 )
 
 // AlarmNIOSXaaSFailed: a sandbox's NIOSXaaS pre-delete step failed for the last time
-// allowed, and its CSP delete went ahead without it (docs/upstream.md §4.7).
+// allowed, and its CSP delete went ahead without it (docs/upstream.md D20).
 const AlarmNIOSXaaSFailed = "niosxaas_failed"
 
 // niosxaasCounts names the run summary's count of each step outcome.

@@ -20,10 +20,11 @@ import (
 // Tombstones (deleted, retired) are not read: the create of a listed account is
 // conditioned on neither its record nor its account uuid existing, so an account with a
 // tombstone is never created again, however late the listing that shows it was read
-// (docs/architecture.md §4, §5 (7), (8)). An account is known by its uuid: a listing that
-// shows a known uuid under another sandbox ID makes no second record, and a record whose
-// uuid another record holds can never become a tombstone; both are counted under
-// uuid_conflicts, reported and raise AlarmSyncUUIDConflict.
+// (docs/architecture.md §4; invariants 7 and 8 of docs/architecture.md §5). An account is
+// known by its uuid: a listing that shows a known uuid under another sandbox ID makes no
+// second record, and a record whose uuid another record holds can never become a
+// tombstone; both are counted under uuid_conflicts, reported and raise
+// AlarmSyncUUIDConflict.
 //
 // An available sandbox whose account the listing does not show gets a strike;
 // StaleStrikes consecutive strikes make it stale. An empty listing, or one that no longer

@@ -14,7 +14,7 @@ A [Pool] is the table ([Pool.Table]) and a clock ([Pool.Now]):
 
 The lifecycle the transitions implement, and each arrow's method, are in
 docs/architecture.md §4 ("In code: the `pool` method behind each arrow"); the invariants
-they keep are in §5. This comment is the map of the package.
+they keep are in docs/architecture.md §5. This comment is the map of the package.
 
 # Items and keys
 

@@ -20,7 +20,7 @@ import (
 // item under the partition drainPK; the history of starting and ending drains lives beside
 // them, as a sandbox's history lives beside it.
 //
-// A drain costs allocation no request (docs/architecture.md §5, "Drains"): StartDrain
+// A drain costs allocation no request (docs/operations.md, "Drain mode"): StartDrain
 // moves every matching available sandbox out of the AvailableIndex shards allocation reads
 // into its drained shard (DrainedShard), bumping its rev, so a claim from a page read before
 // cannot land and no later page lists it; EndDrains moves them back. Every other write that

@@ -112,9 +112,10 @@ var (
 	// ReadActions serve reads, queries, listings and statistics.
 	ReadActions = []string{"dynamodb:GetItem", "dynamodb:Query"}
 	// WriteActions add every write a transition makes; a transaction is authorised by the
-	// actions of its items (no transaction has a ConditionCheck item).
+	// actions of its items, a ConditionCheck item (sync's check of the drain version,
+	// drain.go) by ConditionCheckItem.
 	WriteActions = append(append([]string{}, ReadActions...),
-		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+		"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem")
 	// PingActions serve readiness (Pool.Ping), on the table alone.
 	PingActions = []string{"dynamodb:DescribeTable"}
 )
