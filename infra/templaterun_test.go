@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/sandbox-broker/broker/internal/apigwfake"
@@ -90,6 +93,36 @@ var sampleSandboxState = map[string]pool.Status{
 	"admin-retry-deletion": pool.DeletionFailed,
 }
 
+// sampleReservation is the reservation the admin-cancel-reservation sample cancels.
+const sampleReservation = 5123456789012
+
+// seedLabs gives the profile and reservation routes what their samples name: dns-lab's
+// profile on prefix lab-, and a scheduled reservation under the sample's ID. A
+// reservation's ID is drawn at random when it is created, so the seed writes the item
+// under the sample's (its own shard, as the pool gives each reservation; the key is the
+// pool's LABS / RESERVATION#<id>: a cancel answering 404 here means it moved).
+func seedLabs(ctx context.Context, fn string, p *pool.Pool, db *dynamodb.Client, table string) error {
+	by := pool.Actor{Kind: "operator", Name: "seed"}
+	switch fn {
+	case "admin-delete-profile":
+		_, err := p.PutProfile(ctx, pool.Profile{Lab: "dns-lab", Prefix: "lab-", LabDurationMinutes: 120}, by)
+		return err
+	case "admin-cancel-reservation":
+		r := pool.Reservation{ID: strconv.Itoa(sampleReservation), Shard: sampleReservation, Lab: "dns-lab", Prefix: "lab-", Seats: 1,
+			StartsAt: time.Now().Add(24 * time.Hour).Unix(), EndsAt: time.Now().Add(27 * time.Hour).Unix(), LeadSeconds: 1800,
+			State: pool.ReservationScheduled, Rev: 1}
+		item, err := attributevalue.MarshalMap(r)
+		if err != nil {
+			return err
+		}
+		item[pool.AttrPK] = &types.AttributeValueMemberS{Value: "LABS"}
+		item[pool.AttrSK] = &types.AttributeValueMemberS{Value: "RESERVATION#" + r.ID}
+		_, err = db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &table, Item: item})
+		return err
+	}
+	return nil
+}
+
 // seedTable fills a function's table before its sample is sent: the sample's sandbox
 // 2012224, an available one and one stale since seededStaleSince (so bulk and stale
 // deletion and stale-cleanup find work).
@@ -106,6 +139,9 @@ func seedTable(ctx context.Context, fn string, db *dynamodb.Client, table string
 	if s, err := then.Get(ctx, "2012226"); err != nil {
 		return err
 	} else if _, err := then.MarkStale(ctx, s, by); err != nil {
+		return err
+	}
+	if err := seedLabs(ctx, fn, p, db, table); err != nil {
 		return err
 	}
 	state, ok := sampleSandboxState[fn]

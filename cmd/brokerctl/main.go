@@ -56,6 +56,18 @@ Commands:
                                    the local stack's domain events, from its events file
                                    (F, default $EVENTS_FILE or the stack's default); --follow
                                    prints new ones until Ctrl-C. Needs no URL or token
+  profiles                         the lab profiles
+  set-profile --lab L --prefix P [--minutes N] [--extend-minutes N] [--max-minutes N]
+              [--student-limit N] [--low-water N] [--message M]
+                                   create or replace a lab profile (0 or "": the default)
+  capacity --prefix P --seats N --start T [--for D] [--lead D]
+                                   dry run: can N seats of P be covered from T (RFC 3339)
+                                   for D (default 3h), set aside D before (default 30m)?
+  reserve --lab L --prefix P --seats N --start T [--for D] [--lead D] [--client C]
+          [--overflow=false] [--force]
+                                   reserve seats after the capacity check (--force past it)
+  reservations                     the reservations with their set-aside and coverage
+  cancel-reservation ID            cancel; its set-aside returns within a minute
 
 Flags (before or after the command):
   --url URL       the API, e.g. https://api.example.com (default $BROKER_URL); plain
@@ -104,19 +116,25 @@ type invocation struct {
 }
 
 var commands = map[string]command{
-	"stats":         {setup: statsCmd},
-	"list":          {setup: listCmd},
-	"show":          {args: []string{"ID"}, setup: showCmd},
-	"sync":          {setup: triggerCmd("sync")},
-	"cleanup":       {setup: triggerCmd("cleanup")},
-	"jobs":          {args: []string{"NAME"}, setup: jobsCmd},
-	"retry":         {args: []string{"ID"}, setup: retryCmd},
-	"delete-stale":  {setup: deleteStaleCmd},
-	"bulk-delete":   {setup: bulkDeleteCmd},
-	"drain":         {args: []string{"PREFIX"}, setup: drainCmd},
-	"undrain":       {setup: undrainCmd},
-	"replay-events": {setup: replayEventsCmd},
-	"events":        {setup: eventsCmd, local: true},
+	"stats":              {setup: statsCmd},
+	"list":               {setup: listCmd},
+	"show":               {args: []string{"ID"}, setup: showCmd},
+	"sync":               {setup: triggerCmd("sync")},
+	"cleanup":            {setup: triggerCmd("cleanup")},
+	"jobs":               {args: []string{"NAME"}, setup: jobsCmd},
+	"retry":              {args: []string{"ID"}, setup: retryCmd},
+	"delete-stale":       {setup: deleteStaleCmd},
+	"bulk-delete":        {setup: bulkDeleteCmd},
+	"drain":              {args: []string{"PREFIX"}, setup: drainCmd},
+	"undrain":            {setup: undrainCmd},
+	"profiles":           {setup: profilesCmd},
+	"set-profile":        {setup: setProfileCmd},
+	"capacity":           {setup: capacityCmd},
+	"reserve":            {setup: reserveCmd},
+	"reservations":       {setup: reservationsCmd},
+	"cancel-reservation": {args: []string{"ID"}, setup: cancelReservationCmd},
+	"replay-events":      {setup: replayEventsCmd},
+	"events":             {setup: eventsCmd, local: true},
 }
 
 // run is brokerctl with its arguments, environment and output passed in; it returns the

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/testkit"
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/csp/cspfake"
 	"github.com/sandbox-broker/broker/pkg/local"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -360,4 +361,25 @@ func TestBrokerctlFollowsNoRedirect(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusFound || len(leaked) != 0 {
 		t.Fatalf("a redirect to plain http: %v, requests there %v", err, leaked)
 	}
+}
+
+// The lab commands against the local stack, over HTTP: a profile set and listed; a
+// capacity dry run and a reservation the pool cannot cover refused with the numbers; a
+// coverable one created, listed and cancelled.
+func TestBrokerctlProfilesAndReservations(t *testing.T) {
+	s := startStack(t)
+	ctl(t, s, nil, "set-profile", "--lab", "dns-lab", "--minutes", "120", "--message", "The DNS workshop is full").want(t, 0, `profile lab="dns-lab" prefix="" saved`)
+	ctl(t, s, nil, "profiles").want(t, 0, `"dns-lab"`, "120", "The DNS workshop is full")
+	ctl(t, s, nil, "set-profile", "--lab", "dns-lab", "--minutes", "5").failing(t, 1, "VALIDATION_ERROR", "lab_duration_minutes must be from 10")
+	start := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	ctl(t, s, nil, "capacity", "--prefix", "lab", "--seats", "1000", "--start", start).want(t, 0, "NOT coverable", "promised to other reservations 0")
+	ctl(t, s, nil, "reserve", "--lab", "dns-lab", "--prefix", "lab", "--seats", "1000", "--start", start).failing(t, 1, "RESERVATION_UNCOVERABLE", "1000 seats", "short")
+	ctl(t, s, nil, "reserve", "--lab", "dns-lab", "--prefix", "lab", "--seats", "3", "--start", start).want(t, 0, "3 seats", "0 short")
+	out := ctl(t, s, nil, "--json", "reservations")
+	var list wire.Reservations
+	if err := json.Unmarshal([]byte(out.stdout), &list); err != nil || len(list.Reservations) != 1 {
+		t.Fatalf("reservations: %s (%v)", out.stdout, err)
+	}
+	ctl(t, s, nil, "reservations").want(t, 0, list.Reservations[0].ID, "scheduled")
+	ctl(t, s, nil, "cancel-reservation", list.Reservations[0].ID).want(t, 0, "is cancelled")
 }

@@ -53,13 +53,22 @@ var Unexercised = map[string]map[string]string{
 		"dynamodb:GetShardIterator": noFailedBatch,
 		"dynamodb:GetRecords":       noFailedBatch,
 	},
+	"reservations":             {"dynamodb:ConditionCheckItem": writeSet, "dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": noDueWork},
+	"admin-list-profiles":      {"dynamodb:GetItem": readSet},
+	"admin-put-profile":        {"dynamodb:ConditionCheckItem": writeSet, "dynamodb:DeleteItem": writeSet, "dynamodb:GetItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": writeSet},
+	"admin-delete-profile":     {"dynamodb:ConditionCheckItem": writeSet, "dynamodb:GetItem": writeSet, "dynamodb:PutItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": writeSet},
+	"admin-list-reservations":  {"dynamodb:GetItem": readSet},
+	"admin-create-reservation": {"dynamodb:ConditionCheckItem": writeSet, "dynamodb:DeleteItem": writeSet, "dynamodb:GetItem": writeSet, "dynamodb:UpdateItem": writeSet},
+	"admin-cancel-reservation": {"dynamodb:ConditionCheckItem": writeSet, "dynamodb:DeleteItem": writeSet, "dynamodb:PutItem": writeSet, "dynamodb:Query": writeSet, "dynamodb:UpdateItem": noReservation},
+	"admin-capacity":           {"dynamodb:GetItem": readSet},
 }
 
 const (
-	readSet   = "pool.ReadActions is granted as one set (GetItem and Query) to every reading route; this route needs only the other one"
-	writeSet  = "pool.WriteActions is granted as one set to every writer; no path of this function the sample takes needs it, and the set is not split per function"
-	noDueWork = "used when the job has due work of its kind (a transition updates the sandbox); the sample's table has none for it"
-	noDrain   = "used to end a drain in force (the drain item goes, its history entry is put); the sample's table has none"
+	readSet       = "pool.ReadActions is granted as one set (GetItem and Query) to every reading route; this route needs only the other one"
+	writeSet      = "pool.WriteActions is granted as one set to every writer; no path of this function the sample takes needs it, and the set is not split per function"
+	noDueWork     = "used when the job has due work of its kind (a transition updates the sandbox); the sample's table has none for it"
+	noDrain       = "used to end a drain in force (the drain item goes, its history entry is put); the sample's table has none"
+	noReservation = "used to cancel a reservation that exists (its state changes); the sample's table has none, so the route answers 404"
 	// The stream's consumer is handed its batches by the event source mapping, which
 	// reads the stream with the function's role.
 	byTheMapping  = "Lambda's event source mapping reads the table's stream with the function's role and hands it the batches"

@@ -32,6 +32,7 @@ func adminSandbox(s pool.Sandbox) wire.Sandbox {
 		SandboxID: s.ID, Name: s.Name, ExternalID: s.ExternalID, SFDCAccountID: optional(s.SFDCAccountID), Status: string(s.Status),
 		AllocatedToTrack: optional(s.Owner), IdempotencyKey: optional(s.IdempotencyKey), TrackName: optional(s.TrackName),
 		Client: optional(s.Client), AllocatedAt: optionalTime(s.AllocatedAt), ExpiresAt: optionalTime(s.ExpiresAt),
+		Profile: optional(s.Profile), MaxExpiresAt: optionalTime(s.MaxExpiresAt),
 		DeletionRequestedAt: optionalTime(s.DeletionRequestedAt), Attempts: s.Attempts, NextAttemptAt: optionalTime(s.NextAttemptAt),
 		LastError: optional(s.LastError), NIOSXaaSOutcome: optional(s.NIOSXaaSOutcome), NIOSXaaSServices: s.NIOSXaaSServices,
 		NIOSXaaSReason: optional(s.NIOSXaaSReason), NIOSXaaSAt: optionalTime(s.NIOSXaaSAt), NIOSXaaSFailures: s.NIOSXaaSFailures,

@@ -13,30 +13,33 @@ import (
 
 // Error codes of the envelope. Clients parse detail.code; the README lists them all.
 const (
-	CodeMissingSandboxID   = "MISSING_SANDBOX_ID"
-	CodeValidation         = "VALIDATION_ERROR"
-	CodeUnauthorized       = "UNAUTHORIZED"
-	CodeForbidden          = "FORBIDDEN"
-	CodeSandboxNotFound    = "SANDBOX_NOT_FOUND"
-	CodeNotSandboxOwner    = "NOT_SANDBOX_OWNER"
-	CodeNoSandboxes        = "NO_SANDBOXES_AVAILABLE"
-	CodeServiceUnavailable = "SERVICE_UNAVAILABLE"
-	CodeNotFound           = "NOT_FOUND"
-	CodeMethodNotAllowed   = "METHOD_NOT_ALLOWED"
-	CodePayloadTooLarge    = "PAYLOAD_TOO_LARGE"
-	CodeRateLimited        = "RATE_LIMIT_EXCEEDED"
-	CodeBadRequest         = "BAD_REQUEST"
-	CodeInternal           = "INTERNAL_ERROR"
-	CodeInvalidCursor      = "INVALID_CURSOR"
-	CodeWrongStatus        = "WRONG_STATUS"
-	CodeJobRunning         = "JOB_RUNNING"
-	CodeJobNotFound        = "JOB_NOT_FOUND"
-	CodeExtensionLimit     = "EXTENSION_LIMIT"
-	CodeAllocationLapsed   = "ALLOCATION_LAPSED"
-	CodePoolDraining       = "POOL_DRAINING"
-	CodeStudentLimit       = "STUDENT_LIMIT_REACHED"
-	CodeClientLimit        = "CLIENT_LIMIT_REACHED"
-	CodePoolChanged        = "POOL_CHANGED"
+	CodeMissingSandboxID       = "MISSING_SANDBOX_ID"
+	CodeValidation             = "VALIDATION_ERROR"
+	CodeUnauthorized           = "UNAUTHORIZED"
+	CodeForbidden              = "FORBIDDEN"
+	CodeSandboxNotFound        = "SANDBOX_NOT_FOUND"
+	CodeNotSandboxOwner        = "NOT_SANDBOX_OWNER"
+	CodeNoSandboxes            = "NO_SANDBOXES_AVAILABLE"
+	CodeServiceUnavailable     = "SERVICE_UNAVAILABLE"
+	CodeNotFound               = "NOT_FOUND"
+	CodeMethodNotAllowed       = "METHOD_NOT_ALLOWED"
+	CodePayloadTooLarge        = "PAYLOAD_TOO_LARGE"
+	CodeRateLimited            = "RATE_LIMIT_EXCEEDED"
+	CodeBadRequest             = "BAD_REQUEST"
+	CodeInternal               = "INTERNAL_ERROR"
+	CodeInvalidCursor          = "INVALID_CURSOR"
+	CodeWrongStatus            = "WRONG_STATUS"
+	CodeJobRunning             = "JOB_RUNNING"
+	CodeJobNotFound            = "JOB_NOT_FOUND"
+	CodeExtensionLimit         = "EXTENSION_LIMIT"
+	CodeAllocationLapsed       = "ALLOCATION_LAPSED"
+	CodePoolDraining           = "POOL_DRAINING"
+	CodeStudentLimit           = "STUDENT_LIMIT_REACHED"
+	CodeClientLimit            = "CLIENT_LIMIT_REACHED"
+	CodePoolChanged            = "POOL_CHANGED"
+	CodeProfileNotFound        = "PROFILE_NOT_FOUND"
+	CodeReservationNotFound    = "RESERVATION_NOT_FOUND"
+	CodeReservationUncoverable = "RESERVATION_UNCOVERABLE"
 )
 
 // Retry-After values, in seconds.
@@ -77,25 +80,27 @@ func Envelope(requestID string, e Error) []byte {
 }
 
 var (
-	errMissingSandboxID = &Error{http.StatusBadRequest, CodeMissingSandboxID, "Either X-Instruqt-Sandbox-ID or X-Track-ID header is required", 0}
-	errSandboxNotFound  = &Error{http.StatusNotFound, CodeSandboxNotFound, "Sandbox not found", 0}
-	errNotSandboxOwner  = &Error{http.StatusForbidden, CodeNotSandboxOwner, "Sandbox is not allocated to this student", 0}
-	errNoSandboxes      = &Error{http.StatusConflict, CodeNoSandboxes, "No sandboxes available in pool", retryNoSandbox}
-	errUnavailable      = &Error{http.StatusServiceUnavailable, CodeServiceUnavailable, "The service is temporarily unable to handle the request; retry later", retryUnavailable}
-	errNotReady         = &Error{http.StatusServiceUnavailable, CodeServiceUnavailable, "Not ready: the pool table does not answer", retryUnavailable}
-	errForbidden        = &Error{http.StatusForbidden, CodeForbidden, "This token may not call this route", 0}
-	errNotFound         = &Error{http.StatusNotFound, CodeNotFound, "No such route", 0}
-	errMethodNotAllowed = &Error{http.StatusMethodNotAllowed, CodeMethodNotAllowed, "This route does not accept this method", 0}
-	errPayloadTooLarge  = &Error{http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "The request body is too large", 0}
-	errInternal         = &Error{http.StatusInternalServerError, CodeInternal, "An unexpected error occurred", 0}
-	errInvalidCursor    = &Error{http.StatusBadRequest, CodeInvalidCursor, "The cursor was not handed out by this listing (same filters); start again without it", 0}
-	errJobNotFound      = &Error{http.StatusNotFound, CodeJobNotFound, "No job of that name", 0}
-	errExtensionLimit   = &Error{http.StatusConflict, CodeExtensionLimit, "The lab already runs to its longest duration (MAX_LAB_DURATION_HOURS after allocation)", 0}
-	errPoolDraining     = &Error{http.StatusServiceUnavailable, CodePoolDraining, "New allocations are paused by an operator (drain); retry later", retryDraining}
-	errNotExtendable    = &Error{http.StatusConflict, CodeWrongStatus, "Only an allocated sandbox can be extended", 0}
-	errLapsed           = &Error{http.StatusConflict, CodeAllocationLapsed, "The allocation is past its expiry and grace period and is being taken back; it can no longer be extended", 0}
-	errStudentLimit     = &Error{http.StatusConflict, CodeStudentLimit, "The student already holds its maximum of live sandboxes (STUDENT_MAX_LIVE_ALLOCATIONS); release one first", 0}
-	errClientLimit      = &Error{http.StatusConflict, CodeClientLimit, "This client already holds its maximum of live sandboxes (max_live_allocations); retry after one is released", retryClientLimit}
+	errMissingSandboxID    = &Error{http.StatusBadRequest, CodeMissingSandboxID, "Either X-Instruqt-Sandbox-ID or X-Track-ID header is required", 0}
+	errSandboxNotFound     = &Error{http.StatusNotFound, CodeSandboxNotFound, "Sandbox not found", 0}
+	errNotSandboxOwner     = &Error{http.StatusForbidden, CodeNotSandboxOwner, "Sandbox is not allocated to this student", 0}
+	errNoSandboxes         = &Error{http.StatusConflict, CodeNoSandboxes, "No sandboxes available in pool", retryNoSandbox}
+	errUnavailable         = &Error{http.StatusServiceUnavailable, CodeServiceUnavailable, "The service is temporarily unable to handle the request; retry later", retryUnavailable}
+	errNotReady            = &Error{http.StatusServiceUnavailable, CodeServiceUnavailable, "Not ready: the pool table does not answer", retryUnavailable}
+	errForbidden           = &Error{http.StatusForbidden, CodeForbidden, "This token may not call this route", 0}
+	errNotFound            = &Error{http.StatusNotFound, CodeNotFound, "No such route", 0}
+	errMethodNotAllowed    = &Error{http.StatusMethodNotAllowed, CodeMethodNotAllowed, "This route does not accept this method", 0}
+	errPayloadTooLarge     = &Error{http.StatusRequestEntityTooLarge, CodePayloadTooLarge, "The request body is too large", 0}
+	errInternal            = &Error{http.StatusInternalServerError, CodeInternal, "An unexpected error occurred", 0}
+	errInvalidCursor       = &Error{http.StatusBadRequest, CodeInvalidCursor, "The cursor was not handed out by this listing (same filters); start again without it", 0}
+	errJobNotFound         = &Error{http.StatusNotFound, CodeJobNotFound, "No job of that name", 0}
+	errExtensionLimit      = &Error{http.StatusConflict, CodeExtensionLimit, "The lab already runs to its longest duration (its profile's max_duration_minutes, else MAX_LAB_DURATION_HOURS, after allocation)", 0}
+	errPoolDraining        = &Error{http.StatusServiceUnavailable, CodePoolDraining, "New allocations are paused by an operator (drain); retry later", retryDraining}
+	errNotExtendable       = &Error{http.StatusConflict, CodeWrongStatus, "Only an allocated sandbox can be extended", 0}
+	errLapsed              = &Error{http.StatusConflict, CodeAllocationLapsed, "The allocation is past its expiry and grace period and is being taken back; it can no longer be extended", 0}
+	errStudentLimit        = &Error{http.StatusConflict, CodeStudentLimit, "The student already holds its maximum of live sandboxes (STUDENT_MAX_LIVE_ALLOCATIONS); release one first", 0}
+	errReservationNotFound = &Error{http.StatusNotFound, CodeReservationNotFound, "No reservation has that ID", 0}
+	errProfileNotFound     = &Error{http.StatusNotFound, CodeProfileNotFound, "No profile has that lab and prefix", 0}
+	errClientLimit         = &Error{http.StatusConflict, CodeClientLimit, "This client already holds its maximum of live sandboxes (max_live_allocations); retry after one is released", retryClientLimit}
 )
 
 func validationError(format string, args ...any) *Error {
@@ -108,9 +113,13 @@ func validationError(format string, args ...any) *Error {
 func toError(err error) *Error {
 	var apiErr *Error
 	var changed *broker.PoolChangedError
+	var noSandbox *broker.NoSandboxError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &noSandbox):
+		// The lab profile's message: operator text, validated printable and bounded.
+		return &Error{http.StatusConflict, CodeNoSandboxes, noSandbox.Message, retryNoSandbox}
 	case errors.As(err, &changed):
 		return poolChanged(changed)
 	case errors.Is(err, broker.ErrNoSandbox):

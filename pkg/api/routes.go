@@ -80,6 +80,13 @@ var Routes = []Route{
 	{Name: "admin-drain", Method: http.MethodPut, Path: "/v1/admin/drain", Scope: auth.Admin, Table: WritesTable, handle: (*API).startDrain},
 	{Name: "admin-undrain", Method: http.MethodDelete, Path: "/v1/admin/drain", Scope: auth.Admin, Table: WritesTable, handle: (*API).endDrains},
 	{Name: "admin-replay-events", Method: http.MethodPost, Path: "/v1/admin/events/replay", Scope: auth.Admin, Table: NoTable, ReplaysEvents: true, handle: (*API).replayEvents},
+	{Name: "admin-list-profiles", Method: http.MethodGet, Path: "/v1/admin/profiles", Scope: auth.Admin, Table: ReadsTable, handle: (*API).listProfiles},
+	{Name: "admin-put-profile", Method: http.MethodPut, Path: "/v1/admin/profiles", Scope: auth.Admin, Table: WritesTable, handle: (*API).putProfile},
+	{Name: "admin-delete-profile", Method: http.MethodDelete, Path: "/v1/admin/profiles", Scope: auth.Admin, Table: WritesTable, handle: (*API).deleteProfile},
+	{Name: "admin-list-reservations", Method: http.MethodGet, Path: "/v1/admin/reservations", Scope: auth.Admin, Table: ReadsTable, handle: (*API).listReservations},
+	{Name: "admin-create-reservation", Method: http.MethodPost, Path: "/v1/admin/reservations", Scope: auth.Admin, Table: WritesTable, handle: (*API).createReservation},
+	{Name: "admin-cancel-reservation", Method: http.MethodDelete, Path: "/v1/admin/reservations/{id}", Scope: auth.Admin, Table: WritesTable, handle: (*API).cancelReservation},
+	{Name: "admin-capacity", Method: http.MethodGet, Path: "/v1/admin/capacity", Scope: auth.Admin, Table: ReadsTable, handle: (*API).checkCapacity},
 	{Name: "metrics", Method: http.MethodGet, Path: "/metrics", Scope: auth.Metrics, Table: ReadsTable, handle: (*API).metricsText},
 }
 

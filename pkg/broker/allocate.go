@@ -44,6 +44,8 @@ type AllocateRequest struct {
 	// ClientCap is the client's max_live_allocations, 0 for no cap.
 	ClientCap int
 	RequestID string
+	// terms are the lab's, resolved by Allocate from the profiles.
+	terms labTerms
 }
 
 func (r AllocateRequest) holder() pool.Holder {
@@ -67,17 +69,23 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 		req.IdempotencyKey = req.Student
 	}
 	by := pool.Actor{Kind: "student", Name: req.Student, RequestID: req.RequestID, Reason: "allocate"}
+	labs, err := b.labs.get(ctx)
+	if err != nil {
+		return Allocation{}, err
+	}
+	req.terms = b.termsFor(labs.Profiles, req.TrackName, req.NamePrefix)
+	limit := req.terms.studentLimit
 	// With more than one slot a key may sit above a slot freed since: its replay must find
 	// it, whatever its slot, and the claims start at the first slot not held live. With
 	// one slot, the default, the claim's own condition on slot 0 finds the key, and no
 	// read is made.
 	firstSlot := 0
-	if b.studentLimit > 1 {
+	if limit > 1 {
 		replay, held, err := b.heldSlots(ctx, req, by)
 		switch {
 		case err != nil || replay != nil:
 			return replayOf(replay), err
-		case len(held) >= b.studentLimit:
+		case len(held) >= limit:
 			// Slots above the limit count too: the limit may have been lowered since.
 			return Allocation{}, ErrStudentLimit
 		}
@@ -85,13 +93,21 @@ func (b *Broker) Allocate(ctx context.Context, req AllocateRequest) (Allocation,
 			firstSlot++
 		}
 	}
-	picks := b.newSweep(req.NamePrefix)
+	// The lab's set-asides first, one reservation after the other, then the general pool
+	// unless a reservation forbids it (reservations.go).
+	sources := sourcesFor(labs.Reservations, req, b.now().Unix())
+	picks := b.newSweep(req.NamePrefix, sources[0])
 	caps := newCapShards(req.ClientCap)
 	settles := 0
 	for claims := 0; claims < maxClaims; {
 		c, found, err := picks.next(ctx)
 		if err != nil {
 			return Allocation{}, err
+		}
+		if !found && len(sources) > 1 {
+			sources = sources[1:]
+			picks = b.newSweep(req.NamePrefix, sources[0])
+			continue
 		}
 		if !found {
 			return b.nothingFree(ctx, req, by)
@@ -161,9 +177,10 @@ func (b *Broker) claim(ctx context.Context, candidate pool.Sandbox, req Allocate
 	now := b.now()
 	c := pool.Claim{
 		Student: req.Student, IdempotencyKey: req.IdempotencyKey, TrackName: req.TrackName, Client: req.Client,
-		AllocatedAt: now.Unix(), ExpiresAt: now.Add(b.labDuration).Unix(), Cap: req.ClientCap, Slot: firstSlot,
+		AllocatedAt: now.Unix(), ExpiresAt: now.Add(req.terms.duration).Unix(), Cap: req.ClientCap, Slot: firstSlot,
+		Stamps: req.terms.stamps(now),
 	}
-	for c.Slot < b.studentLimit {
+	for c.Slot < req.terms.studentLimit {
 		if c.Cap > 0 {
 			var ok bool
 			if c.CapShard, ok = caps.pick(); !ok {
@@ -231,7 +248,7 @@ func (b *Broker) replayOr(ctx context.Context, req AllocateRequest, by pool.Acto
 	switch {
 	case err != nil || replay != nil:
 		return replayOf(replay), err
-	case len(held) >= b.studentLimit:
+	case len(held) >= req.terms.studentLimit:
 		return Allocation{}, ErrStudentLimit
 	}
 	return Allocation{}, otherwise

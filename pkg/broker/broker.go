@@ -17,6 +17,7 @@ type Broker struct {
 	maxLabDuration time.Duration
 	// studentLimit is how many live allocations a student holds at most (owner slots).
 	studentLimit int
+	labs         *labSettingsCache
 	// afterPick, when set, is called with each candidate an allocation picks, before its
 	// claim (tests).
 	afterPick func(pool.Sandbox)
@@ -33,7 +34,7 @@ func New(p *pool.Pool, cfg config.Pool) *Broker {
 	return &Broker{pool: p, labDuration: cfg.LabDuration, grace: cfg.Grace,
 		labExtension: cfg.LabExtension, maxLabDuration: cfg.MaxLabDuration,
 		// A configuration built in code (tests) may leave it zero: a student always has one.
-		studentLimit: max(cfg.StudentMaxLiveAllocations, 1)}
+		studentLimit: max(cfg.StudentMaxLiveAllocations, 1), labs: &labSettingsCache{pool: p}}
 }
 
 // now is the pool's clock (pool.Options.Now), so the broker and the pool it writes to

@@ -26,7 +26,7 @@ func (b *Broker) nothingFree(ctx context.Context, req AllocateRequest, by pool.A
 	if err != nil {
 		return Allocation{}, err
 	}
-	otherwise := ErrNoSandbox
+	otherwise := req.terms.noSandbox()
 	for _, d := range drains {
 		if drainMatches(d.Prefix, req.NamePrefix) {
 			otherwise = ErrDraining

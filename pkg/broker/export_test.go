@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"time"
+
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -17,3 +19,6 @@ func SetAfterPick(b *Broker, f func(pool.Sandbox)) { b.afterPick = f }
 func ObserveCandidateReads(b *Broker, f func(shard int, listed []pool.Sandbox)) {
 	b.afterRead = f
 }
+
+// SetLabSettingsClock makes b's lab settings cache read the clock now instead of time.Now.
+func SetLabSettingsClock(b *Broker, now func() time.Time) { b.labs.now = now }

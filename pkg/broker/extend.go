@@ -37,11 +37,19 @@ func (b *Broker) Extend(ctx context.Context, id string, h pool.Holder, requestID
 		if s.ExpiresAt <= cutoff {
 			return pool.Sandbox{}, fmt.Errorf("%w: %s expired at %s", ErrLapsed, id, time.Unix(s.ExpiresAt, 0).UTC().Format(time.RFC3339))
 		}
-		limit := s.AllocatedAt + int64(b.maxLabDuration/time.Second)
+		// The terms the allocation stamped, else the configuration's: a profile changed
+		// since never shortens it (docs/architecture.md §5, "Lab profiles").
+		limit, step := s.MaxExpiresAt, s.ExtensionSeconds
+		if limit == 0 {
+			limit = s.AllocatedAt + int64(b.maxLabDuration/time.Second)
+		}
+		if step == 0 {
+			step = int64(b.labExtension / time.Second)
+		}
 		if s.ExpiresAt >= limit {
 			return pool.Sandbox{}, ErrExtensionLimit
 		}
-		next := min(s.ExpiresAt+int64(b.labExtension/time.Second), limit)
+		next := min(s.ExpiresAt+step, limit)
 		by := pool.Actor{Kind: "student", Name: h.Student, RequestID: requestID,
 			Reason: "extended to " + time.Unix(next, 0).UTC().Format(time.RFC3339)}
 		return b.pool.Extend(ctx, s, h, next, cutoff, by)

@@ -22,11 +22,23 @@ type sweep struct {
 	prefix string
 	// afterPick, when set, is called with each candidate picked, before its claim (tests).
 	afterPick func(pool.Sandbox)
-	empty     [pool.Shards]bool
+	// shards are the AvailableIndex partitions it reads: the general pool's, or one
+	// reservation's set-aside (sourcesFor); empty marks those found empty.
+	shards []int
+	empty  map[int]bool
 }
 
-func (b *Broker) newSweep(prefix string) *sweep {
-	return &sweep{read: b.readCandidates, prefix: prefix, afterPick: b.afterPick}
+// generalShards are the general pool's AvailableIndex partitions.
+var generalShards = func() []int {
+	out := make([]int, pool.Shards)
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}()
+
+func (b *Broker) newSweep(prefix string, shards []int) *sweep {
+	return &sweep{read: b.readCandidates, prefix: prefix, afterPick: b.afterPick, shards: shards, empty: map[int]bool{}}
 }
 
 func (b *Broker) readCandidates(ctx context.Context, shard int, prefix string) ([]pool.Sandbox, error) {
@@ -41,8 +53,8 @@ func (b *Broker) readCandidates(ctx context.Context, shard int, prefix string) (
 func (s *sweep) next(ctx context.Context) (pool.Sandbox, bool, error) {
 	for {
 		var open []int
-		for shard, empty := range s.empty {
-			if !empty {
+		for _, shard := range s.shards {
+			if !s.empty[shard] {
 				open = append(open, shard)
 			}
 		}

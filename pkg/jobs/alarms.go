@@ -4,4 +4,5 @@ package jobs
 // as the JobAlarm metric with its name as the Alarm dimension (obs.Metrics.PublishRun), and the
 // stack makes one CloudWatch alarm per name on it, so an alarm added here pages someone.
 var Alarms = []string{AlarmSyncShrinkGuard, AlarmDeletionFailed, AlarmCleanupBreakerOpen, AlarmCSPTokenRejected,
-	AlarmCSPWrongEndpoint, AlarmSyncListingRefused, AlarmNIOSXaaSFailed, AlarmUsagePlansFailed, AlarmSyncUUIDConflict, AlarmJobLeaseStuck}
+	AlarmCSPWrongEndpoint, AlarmSyncListingRefused, AlarmNIOSXaaSFailed, AlarmUsagePlansFailed, AlarmSyncUUIDConflict, AlarmJobLeaseStuck,
+	AlarmReservationUncoverable}

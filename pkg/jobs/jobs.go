@@ -45,6 +45,10 @@ var Table = []Job{
 	// usage-plans gives each client of the tokens secret its API Gateway usage plan
 	// (docs/operations.md, "Usage plans per client").
 	{Name: "usage-plans", Every: 5 * time.Minute, UsesAPIGateway: true, work: (*Runner).reconcileUsagePlans},
+	// reservations sets seats aside from a reservation's lead time, returns them at its
+	// end or cancellation, and checks the coverage of the upcoming ones; a minute bounds
+	// how late a lead time is honoured (docs/architecture.md §5, "Reservations").
+	{Name: "reservations", Every: time.Minute, work: (*Runner).keepReservations},
 }
 
 // Named finds a job of the table.

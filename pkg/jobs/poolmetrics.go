@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/obs"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -31,9 +32,13 @@ func (r *Runner) publishPoolMetrics(ctx context.Context, run *runState) error {
 	return r.prefixSignals(ctx, run, stats.AvailableByPrefix)
 }
 
-// lowWaterMark is the available count below which prefix is low. Every prefix has the
-// configured one (PREFIX_LOW_WATER_MARK); a lab's own mark plugs in here.
-func (r *Runner) lowWaterMark(prefix string) int {
+// lowWaterMark is the available count below which prefix is low: the mark of the lab
+// profile of the longest prefix of it that sets one (docs/architecture.md §5, "Lab
+// profiles"), else the configured one (PREFIX_LOW_WATER_MARK).
+func (r *Runner) lowWaterMark(profiles []pool.Profile, prefix string) int {
+	if mark := broker.LowWater(profiles, prefix); mark != 0 {
+		return mark
+	}
 	return r.cfg.PrefixLowWaterMark
 }
 
@@ -53,6 +58,10 @@ func (r *Runner) prefixSignals(ctx context.Context, run *runState, available map
 	if err != nil {
 		return fmt.Errorf("read the prefix signals: %w", err)
 	}
+	profiles, err := r.pool.Profiles(ctx)
+	if err != nil {
+		return fmt.Errorf("read the lab profiles: %w", err)
+	}
 	prefixes := map[string]bool{}
 	for p := range available {
 		prefixes[p] = true
@@ -66,7 +75,7 @@ func (r *Runner) prefixSignals(ctx context.Context, run *runState, available map
 	var signals []pool.PrefixSignal
 	low, emptying := 0, 0
 	for _, p := range slices.Sorted(maps.Keys(prefixes)) {
-		s := pool.NewPrefixSignal(p, available[p], float64(allocated[p])/window.Minutes(), r.lowWaterMark(p), r.cfg.PrefixLeadTime.Minutes(), now.UnixMilli())
+		s := pool.NewPrefixSignal(p, available[p], float64(allocated[p])/window.Minutes(), r.lowWaterMark(profiles, p), r.cfg.PrefixLeadTime.Minutes(), now.UnixMilli())
 		err := r.pool.PutPrefixSignal(ctx, s)
 		switch {
 		case errors.Is(err, pool.ErrConflict):

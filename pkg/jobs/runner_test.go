@@ -304,3 +304,35 @@ func TestPoolMetricsPublishesExactGauges(t *testing.T) {
 		t.Fatalf("prefix gauges: %d low, %d emptying, %+v; summary %v", metrics.prefixesLow, metrics.prefixesEmptying, p, sum.Counts)
 	}
 }
+
+// A lab profile's low-water mark on a prefix is the mark the prefix is judged by: with
+// 5 available, the configured mark of 5 leaves lab fine, a profile's mark of 8 makes it
+// low, and a profile's mark of 2 keeps it fine.
+func TestPrefixSignalsTakeTheProfilesLowWaterMark(t *testing.T) {
+	e := newJobEnv(t, envOptions{accounts: cspfake.Generate(5, nil)})
+	e.run(t, "sync")
+	by := pool.Actor{Kind: "operator", Name: "test"}
+	for _, tt := range []struct {
+		mark    int // the profile's; 0: no profile
+		wantLow bool
+	}{{0, false}, {8, true}, {2, false}} {
+		if tt.mark != 0 {
+			if _, err := e.pool.PutProfile(ctx, pool.Profile{Prefix: "lab", LowWater: tt.mark}, by); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.run(t, "pool-metrics")
+		signals, err := e.pool.PrefixSignals(ctx)
+		if err != nil || len(signals) != 1 {
+			t.Fatalf("signals %+v, %v", signals, err)
+		}
+		want := tt.mark
+		if want == 0 {
+			want = e.cfg.PrefixLowWaterMark
+		}
+		if s := signals[0]; s.LowWater != want || slices.Contains(s.Reasons, pool.BelowLowWater) != tt.wantLow {
+			t.Fatalf("profile mark %d: signal %+v, want mark %d, low %v", tt.mark, s, want, tt.wantLow)
+		}
+	}
+	pooltest.Check(t, e.pool)
+}

@@ -20,6 +20,19 @@ type Claim struct {
 	// shard to take, in [0, OpenShards(Cap)).
 	Cap      int
 	CapShard int
+	// Stamps are the lab's terms the allocation is made under (Profile): each non-zero one
+	// is written on the sandbox, so a later change of the profile never alters it.
+	Stamps Stamps
+}
+
+// Stamps are what an allocation records of the terms it was made under. Zero values are
+// not written: the allocation follows the configuration, as before profiles.
+type Stamps struct {
+	// Profile names the profile (ProfileName); ExtensionSeconds is one extension's step
+	// and MaxExpiresAt the latest expires_at an extension may reach.
+	Profile          string
+	ExtensionSeconds int64
+	MaxExpiresAt     int64
 }
 
 // Holder is who the claim allocates to.
@@ -59,8 +72,11 @@ func (p *Pool) Claim(ctx context.Context, candidate Sandbox, c Claim, by Actor) 
 	update := "SET " + e.setStatus(candidate.ID, Allocated, c.ExpiresAt) + ", #allocated_to_track = :owner, " +
 		"#idempotency_key = :key, #allocated_at = :allocated_at, #expires_at = :expires_at, #owner_slot = :slot, " +
 		"#allocation = :allocation, #updated_at = :now, #rev = #rev + :one"
-	for attr, v := range map[string]string{"track_name": c.TrackName, "client": c.Client} {
-		if v != "" {
+	for attr, v := range map[string]any{
+		"track_name": c.TrackName, "client": c.Client, "profile": c.Stamps.Profile,
+		"extension_seconds": c.Stamps.ExtensionSeconds, "max_expires_at": c.Stamps.MaxExpiresAt,
+	} {
+		if v != "" && v != int64(0) {
 			e.set(":"+attr, v)
 			update += ", #" + attr + " = :" + attr
 		}

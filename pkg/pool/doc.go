@@ -37,6 +37,8 @@ local stack both build the table from it ([CreateTable], [EnsureTable]).
 	drain state          DRAIN / STATE                             drainGate      drain.go
 	migration state      MIGRATION#tombstone-ttl / STATE           ttlMigration   ttlmigration.go
 	prefix signal        SIGNALS / PREFIX#<prefix>                 PrefixSignal   prefixsignal.go
+	lab profile          LABS / PROFILE#"<lab>"#"<prefix>"         Profile        profile.go
+	reservation          LABS / RESERVATION#<id>                   Reservation    reservation.go
 
 Beside the drains, the index log (DRAIN / JOINED#<name>#<id> and DRAINED#<name>#<id>,
 each for an hour) lists the writes that put a sandbox into AvailableIndex, which a drain
@@ -60,6 +62,9 @@ Two global secondary indexes serve the queries:
     projects only [ClaimAttributes], what a claim needs of a candidate. A drain moves the
     sandboxes it covers from their shard k into [DrainedShard](k), which allocation does
     not read: a drain costs allocation nothing.
+    A sandbox set aside for a reservation sits in the reservation's own partition
+    ([Reservation].Shard, above the general shards), where only the reservation's lab
+    looks.
 
 [Status] lists the statuses; deleted and retired are tombstones ([Status.Tombstone]),
 kept so an account is never adopted again, and [Sandbox.MayExpire] says which of them
@@ -90,7 +95,8 @@ setStatus is the only way a write sets a status; it writes status_key and status
 it, so the indexes always agree with the status.
 
 A refused transition returns a [*ConditionError]: Item names the item whose condition
-failed ([ItemSandbox], [ItemOwner], [ItemUUID], [ItemCounter], [ItemDrains]), Reason is expect's
+failed ([ItemSandbox], [ItemOwner], [ItemUUID], [ItemCounter], [ItemDrains],
+[ItemReservation]), Reason is expect's
 explanation, and Current, Owner, Counter or HeldBy carry the item as it was. It matches
 [ErrConflict], and [ErrNotFound] when the sandbox is missing. A transaction that met
 another on one of its items fails with [ErrContended]; one DynamoDB throttled is retried
@@ -111,6 +117,8 @@ Each transition is a method of [Pool] in the file of its part of the lifecycle:
 	tombstone.go  MarkDeleted, MarkNotFound, Retire, RemoveStale, KeepTombstone
 	uuid.go       AdoptUUID
 	clientcap.go  SplitCap, CountAllocation, MoveLegacyCounters (the client cap's counters)
+	reservation.go SetAside, ReturnSetAside (available → available, in or out of a
+	              reservation's partition, with the reservation's set_aside count)
 
 Outside the lifecycle: drains ([Pool.StartDrain], [Pool.EndDrains] in drain.go, each a
 transaction with its history entry and the next version of the drain state, then a move
@@ -122,6 +130,10 @@ they read), job leases ([Pool.AcquireLease],
 TTL migration ([Pool.FixTombstoneTTLs] in ttlmigration.go, which keeps tombstones with
 [Pool.KeepTombstone]) and the prefix signals ([Pool.PutPrefixSignal] in prefixsignal.go, a
 put conditioned on no later count being stored).
+[Pool.KeepTombstone]); lab profiles ([Pool.PutProfile], [Pool.DeleteProfile] in
+profile.go) and reservations ([Pool.CreateReservation], [Pool.ChangeReservation],
+[Pool.CancelReservation], [Pool.EndReservation], [Pool.RecordCoverage] in
+reservation.go, each one conditional write on the reservation's state and version).
 
 # Calling a transition
 
@@ -153,6 +165,9 @@ gives the use cases the same clock.
 	lease.go     CurrentLease
 	runs.go      Runs
 	prefixsignal.go PrefixSignals, AllocationsSince (the pool-metrics job's per prefix)
+	labs.go      LabSettings (profiles and reservations in one query, for the allocation path)
+	profile.go   Profiles
+	reservation.go Reservation, Reservations, SetAsideOf, CountAvailable, CountSetAside
 
 Every query follows LastEvaluatedKey to the end (docs/architecture.md §5 (6)), but for
 Candidates, which reads one page by design, and Runs, which stops at its limit; the

@@ -29,6 +29,8 @@ const (
 	ItemCounter = "client counter"
 	// ItemDrains: the drains changed since the write read them (drainGate).
 	ItemDrains = "drain state"
+	// ItemReservation: a reservation item (Reservation).
+	ItemReservation = "reservation"
 )
 
 // ConditionError says which condition of which transition failed, with the item as it was
@@ -43,6 +45,9 @@ type ConditionError struct {
 	// Counter is the client counter shard as it was, when Item is ItemCounter (nil when it
 	// does not exist).
 	Counter *CapCounter
+	// Reservation is the reservation as it was, when Item is ItemReservation (nil when it
+	// does not exist).
+	Reservation *Reservation
 	// HeldBy is the sandbox that holds the account uuid, when Item is ItemUUID ("" when
 	// unknown).
 	HeldBy string

@@ -30,6 +30,9 @@ type expect struct {
 	// capShard: the counter shard the record must name (cap_shard), uncounted for none;
 	// nil: not checked
 	capShard *int
+	// reservation: the reservation the sandbox must be set aside for, "" for none; nil:
+	// not checked
+	reservation *string
 }
 
 // uncounted is the capShard of a record that names no counter shard.
@@ -99,6 +102,12 @@ func (x expect) condition(e *expr) string {
 		e.set(":want_cap_shard", *x.capShard)
 		parts = append(parts, e.use("#cap_shard = :want_cap_shard"))
 	}
+	if x.reservation != nil && *x.reservation == "" {
+		parts = append(parts, e.use("attribute_not_exists(#reservation)"))
+	} else if x.reservation != nil {
+		e.set(":want_reservation", *x.reservation)
+		parts = append(parts, e.use("#reservation = :want_reservation"))
+	}
 	return strings.Join(parts, " AND ")
 }
 
@@ -129,6 +138,10 @@ func (x expect) explain(cur *Sandbox) string {
 		return "its allocation changed since it was read"
 	case x.capShard != nil && capShardOf(cur) != *x.capShard:
 		return "its counter shard changed since it was read"
+	case x.reservation != nil && cur.Reservation != *x.reservation && *x.reservation == "":
+		return fmt.Sprintf("set aside for reservation %s", cur.Reservation)
+	case x.reservation != nil && cur.Reservation != *x.reservation:
+		return fmt.Sprintf("not set aside for reservation %s", *x.reservation)
 	case x.withoutStatusKey:
 		// Sandbox does not hold status_key; with status and rev as read, it is what failed.
 		return "already carries its status_key"

@@ -32,21 +32,6 @@ func StoredItems(s Sandbox) []map[string]types.AttributeValue {
 	return []map[string]types.AttributeValue{item, u}
 }
 
-// CountAvailable counts the available sandboxes whose name starts with prefix, over every
-// shard: what a sweep of candidates would find.
-func (p *Pool) CountAvailable(ctx context.Context, prefix string) (int, error) {
-	total := 0
-	for shard := range Shards {
-		in, e := availableQuery(shard, prefix)
-		n, err := p.count(ctx, in, e)
-		if err != nil {
-			return 0, err
-		}
-		total += n
-	}
-	return total, nil
-}
-
 // LimitsFor is the split of cap over the shards as they are (SplitCap).
 func (cs CapCounters) LimitsFor(cap int) [CounterShards]int { return cs.limits(cap) }
 

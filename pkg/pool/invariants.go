@@ -27,6 +27,9 @@ type Census struct {
 	UUIDs  int
 	Leases int
 	Runs   int
+	// Profiles counts lab profiles, Reservations reservations.
+	Profiles     int
+	Reservations int
 }
 
 // CheckInvariants reads the whole table once, in one consistent scan (census), and checks
@@ -60,6 +63,8 @@ var invariants = []func(*census) []error{
 	(*census).statusAtFollowsStatus,
 	(*census).onlyGoneAccountsExpire,
 	(*census).oneRecordPerAccount,
+	(*census).labProfilesAreValid,
+	(*census).reservationsCountTheirSetAsides,
 	(*census).everyItemIsOfAKind,
 }
 
@@ -84,6 +89,9 @@ type census struct {
 	// uuids are the UUID items by account uuid; misnamed those whose key names another.
 	uuids    map[string]uuidItem
 	misnamed []keyed[uuidItem]
+	// profiles are the lab profiles; reservations the reservations by ID.
+	profiles     []keyed[Profile]
+	reservations map[string]keyed[Reservation]
 	// unknown are the items of no kind the pool writes.
 	unknown []itemKey
 	// drains are the drains in force.
@@ -105,7 +113,7 @@ func (p *Pool) takeCensus(ctx context.Context) (*census, error) {
 		Census:    Census{ByStatus: map[Status]int{}},
 		now:       p.now().Unix(),
 		sandboxes: map[string]Sandbox{}, keys: map[string]map[string]any{}, allocatedOnce: map[string]bool{},
-		counters: map[string]*CapCounters{}, uuids: map[string]uuidItem{},
+		counters: map[string]*CapCounters{}, uuids: map[string]uuidItem{}, reservations: map[string]keyed[Reservation]{},
 	}
 	pages := dynamodb.NewScanPaginator(p.db, &dynamodb.ScanInput{TableName: aws.String(p.table), ConsistentRead: aws.Bool(true)})
 	for pages.HasMorePages() {
@@ -204,6 +212,20 @@ func (c *census) add(item map[string]types.AttributeValue) error {
 	case k.PK == drainPK && (strings.HasPrefix(k.SK, prefixDrainEntry) || strings.HasPrefix(k.SK, prefixHistory)):
 		c.Drains++
 	case k.PK == migrationPK && k.SK == skMigration:
+	case k.PK == labsPK && strings.HasPrefix(k.SK, prefixProfileEntry):
+		var pr Profile
+		if err := attributevalue.UnmarshalMap(item, &pr); err != nil {
+			return err
+		}
+		c.profiles = append(c.profiles, keyed[Profile]{at, pr})
+		c.Profiles++
+	case k.PK == labsPK && strings.HasPrefix(k.SK, prefixReservationEntry):
+		var r Reservation
+		if err := attributevalue.UnmarshalMap(item, &r); err != nil {
+			return err
+		}
+		c.reservations[r.ID] = keyed[Reservation]{at, r}
+		c.Reservations++
 	case IsPrefixSignal(k.PK, k.SK):
 	default:
 		c.unknown = append(c.unknown, at)
@@ -329,7 +351,7 @@ func (c *census) recordsSitInTheirIndexShards() []error {
 		}
 		_, hasShard := keys[AttrAvailShard]
 		switch {
-		case s.Status == Available && (!hasShard || fmt.Sprint(keys[AttrAvailShard]) != fmt.Sprint(c.drains.availShard(id, s.Name)) || keys[AttrAvailName] != s.Name):
+		case s.Status == Available && (!hasShard || keys[AttrAvailShard] != float64(c.availShard(s)) || keys[AttrAvailName] != s.Name):
 			v.add("available sandbox %s has wrong AvailableIndex keys", id)
 		case s.Status != Available && hasShard:
 			v.add("%s sandbox %s still carries AvailableIndex keys", s.Status, id)

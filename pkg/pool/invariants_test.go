@@ -301,6 +301,31 @@ func TestEachInvariantCatchesAPlantedViolation(t *testing.T) {
 				return "sandbox " + s.ID + " has no uuid item for account " + s.AccountUUID
 			},
 		},
+		"labProfilesAreValid": {
+			plant: func(t *testing.T, p *pool.Pool, _ pool.Sandbox) {
+				putRaw(t, p, map[string]types.AttributeValue{
+					pool.AttrPK: &types.AttributeValueMemberS{Value: "LABS"}, pool.AttrSK: &types.AttributeValueMemberS{Value: `PROFILE#"dns"#""`},
+					"lab": &types.AttributeValueMemberS{Value: "dns"}, "prefix": &types.AttributeValueMemberS{Value: ""},
+					"student_limit": &types.AttributeValueMemberN{Value: "99"},
+				})
+			},
+			want: func(pool.Sandbox) string {
+				return `profile LABS / PROFILE#"dns"#"": lab "dns" prefix "", student_limit must be`
+			},
+		},
+		"reservationsCountTheirSetAsides": {
+			plant: func(t *testing.T, p *pool.Pool, s pool.Sandbox) {
+				r, err := p.CreateReservation(ctx, pool.Reservation{Lab: "dns", Prefix: "", Seats: 2, StartsAt: 1, EndsAt: 2}, pool.Actor{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The sandbox names the reservation without being in its partition or counted.
+				marked := s
+				marked.Reservation = r.ID
+				putRaw(t, p, pool.StoredItems(marked)...)
+			},
+			want: func(s pool.Sandbox) string { return "counts 0 set aside, the records 1" },
+		},
 		"everyItemIsOfAKind": {
 			plant: func(t *testing.T, p *pool.Pool, _ pool.Sandbox) {
 				putRaw(t, p, map[string]types.AttributeValue{

@@ -88,6 +88,15 @@ type Sandbox struct {
 	Client         string `dynamodbav:"client,omitempty"`
 	AllocatedAt    int64  `dynamodbav:"allocated_at,omitempty"`
 	ExpiresAt      int64  `dynamodbav:"expires_at,omitempty"`
+	// Profile, ExtensionSeconds and MaxExpiresAt are the lab's terms the allocation was
+	// made under (Claim.Stamps); empty when it follows the configuration.
+	Profile          string `dynamodbav:"profile,omitempty"`
+	ExtensionSeconds int64  `dynamodbav:"extension_seconds,omitempty"`
+	MaxExpiresAt     int64  `dynamodbav:"max_expires_at,omitempty"`
+	// Reservation is the reservation an available sandbox is set aside for (SetAside), and
+	// on a sandbox claimed from a set-aside, the reservation whose seat it took; it stays
+	// through the sandbox's later statuses, so the seats used are counted from records.
+	Reservation string `dynamodbav:"reservation,omitempty"`
 	// OwnerSlot is the slot of the owner record of the live allocation (OwnerKey); nil on
 	// every other status, and on allocations claimed before slots existed, whose owner
 	// record is keyed by the idempotency key (LegacyOwnerKey).

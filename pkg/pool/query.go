@@ -209,13 +209,18 @@ func decode[T any](items iter.Seq2[map[string]types.AttributeValue, error]) iter
 	}
 }
 
-// itemsUnder reads the items of partition pk whose sort key starts with skPrefix, with
+// itemsUnder reads the items of partition pk whose sort key starts with skPrefix (all of
+// them for ""), with
 // the read options of in (consistency, order, limit).
 func (p *Pool) itemsUnder(ctx context.Context, pk, skPrefix string, in *dynamodb.QueryInput) iter.Seq2[map[string]types.AttributeValue, error] {
 	var e expr
 	e.set(":pk", pk)
-	e.set(":sk", skPrefix)
-	in.KeyConditionExpression = aws.String(e.use("#PK = :pk AND begins_with(#SK, :sk)"))
+	cond := "#PK = :pk"
+	if skPrefix != "" { // DynamoDB refuses an empty key value, even in begins_with
+		e.set(":sk", skPrefix)
+		cond += " AND begins_with(#SK, :sk)"
+	}
+	in.KeyConditionExpression = aws.String(e.use(cond))
 	return p.query(ctx, in, &e)
 }
 

@@ -123,17 +123,23 @@ func (p *Pool) RecordMiss(ctx context.Context, cur Sandbox) (Sandbox, error) {
 // available → stale, for the version that was read.
 func (p *Pool) MarkStale(ctx context.Context, cur Sandbox, by Actor) (Sandbox, error) {
 	now := p.now().Unix()
-	t := p.newTx("mark stale", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev})
+	reservation := cur.Reservation
+	t := p.newTx("mark stale", cur.ID, expect{statuses: []Status{Available}, rev: cur.Rev, reservation: &reservation})
 	var e expr
 	e.set(":now", now)
 	e.set(":one", 1)
 	t.updateSandbox(p.table, &e, "SET "+e.setStatus(cur.ID, Stale, now)+", #stale_since = :now, #updated_at = :now, "+
-		"#rev = #rev + :one REMOVE #avail_shard, #avail_name, #missed_syncs")
+		"#rev = #rev + :one REMOVE #avail_shard, #avail_name, #missed_syncs, #reservation")
+	if reservation != "" {
+		// A set-aside lost to the CSP is no longer the reservation's: the reservations job
+		// sets another aside (docs/architecture.md §5, "Reservations").
+		t.countSetAside(p.table, reservation, -1, &reservationAt{})
+	}
 	if err := p.commit(ctx, t, Available, Stale, by); err != nil {
 		return Sandbox{}, err
 	}
 	next := cur
-	next.Status, next.StatusAt, next.StaleSince, next.MissedSyncs = Stale, now, now, 0
+	next.Status, next.StatusAt, next.StaleSince, next.MissedSyncs, next.Reservation = Stale, now, now, 0, ""
 	next.UpdatedAt, next.Rev = now, cur.Rev+1
 	return next, nil
 }

@@ -28,6 +28,8 @@ type tx struct {
 	kinds     []string // ItemSandbox, ItemOwner, ItemUUID, ItemCounter, ItemDrains or "" (history, logs), parallel to items
 	// counter is the condition of the counter shard the transaction takes, if any.
 	counter *capRoom
+	// reservation is the condition of the reservation item it writes, if any.
+	reservation *reservationAt
 }
 
 func (p *Pool) newTx(op, sandboxID string, want expect) *tx {
@@ -263,6 +265,17 @@ func (t *tx) conditionError(kind string, item map[string]types.AttributeValue) e
 		}
 	case ItemDrains:
 		ce.Reason = "a drain started or ended since the drains were read"
+	case ItemReservation:
+		if len(item) > 0 {
+			var r Reservation
+			if err := attributevalue.UnmarshalMap(item, &r); err == nil {
+				ce.Reservation = &r
+			}
+		}
+		ce.Reason = "the reservation changed since it was read"
+		if t.reservation != nil {
+			ce.Reason = t.reservation.explain(ce.Reservation)
+		}
 	case ItemUUID:
 		ce.Reason = "held by another record"
 		if len(item) > 0 {

@@ -9,17 +9,21 @@ var Statuses = []string{"available", "allocated", "pending_deletion", "stale", "
 // Sandbox is a sandbox as operators see it: the student route's fields plus the lifecycle,
 // times in unix seconds, null when not set.
 type Sandbox struct {
-	SandboxID           string  `json:"sandbox_id"`
-	Name                string  `json:"name"`
-	ExternalID          string  `json:"external_id"`
-	SFDCAccountID       *string `json:"sfdc_account_id"`
-	Status              string  `json:"status"`
-	AllocatedToTrack    *string `json:"allocated_to_track"`
-	IdempotencyKey      *string `json:"idempotency_key"`
-	TrackName           *string `json:"track_name"`
-	Client              *string `json:"client"`
-	AllocatedAt         *int64  `json:"allocated_at"`
-	ExpiresAt           *int64  `json:"expires_at"`
+	SandboxID        string  `json:"sandbox_id"`
+	Name             string  `json:"name"`
+	ExternalID       string  `json:"external_id"`
+	SFDCAccountID    *string `json:"sfdc_account_id"`
+	Status           string  `json:"status"`
+	AllocatedToTrack *string `json:"allocated_to_track"`
+	IdempotencyKey   *string `json:"idempotency_key"`
+	TrackName        *string `json:"track_name"`
+	Client           *string `json:"client"`
+	AllocatedAt      *int64  `json:"allocated_at"`
+	ExpiresAt        *int64  `json:"expires_at"`
+	// Profile names the lab profile the allocation was made under, MaxExpiresAt the
+	// latest expires_at it may be extended to: both null when it follows the configuration.
+	Profile             *string `json:"profile"`
+	MaxExpiresAt        *int64  `json:"max_expires_at"`
 	DeletionRequestedAt *int64  `json:"deletion_requested_at"`
 	Attempts            int     `json:"attempts"`
 	NextAttemptAt       *int64  `json:"next_attempt_at"`
@@ -192,4 +196,78 @@ type ErrorDetail struct {
 	Message    string `json:"message"`
 	RequestID  string `json:"request_id"`
 	RetryAfter int    `json:"retry_after,omitempty"`
+}
+
+// Profile is a lab profile (PUT /v1/admin/profiles takes it without updated_*): 0 or ""
+// leaves a value to the next matching profile, and to the configuration.
+type Profile struct {
+	Lab                string  `json:"lab"`
+	Prefix             string  `json:"prefix"`
+	LabDurationMinutes int     `json:"lab_duration_minutes"`
+	ExtensionMinutes   int     `json:"extension_minutes"`
+	MaxDurationMinutes int     `json:"max_duration_minutes"`
+	StudentLimit       int     `json:"student_limit"`
+	LowWater           int     `json:"low_water"`
+	NoSandboxMessage   string  `json:"no_sandbox_message"`
+	UpdatedAt          *int64  `json:"updated_at,omitempty"`
+	UpdatedBy          *string `json:"updated_by,omitempty"`
+}
+
+// Profiles is GET /v1/admin/profiles.
+type Profiles struct {
+	Profiles []Profile `json:"profiles"`
+}
+
+// ProfileKey is DELETE /v1/admin/profiles: the key of the profile removed.
+type ProfileKey struct {
+	Lab    string `json:"lab"`
+	Prefix string `json:"prefix"`
+}
+
+// Reservation is a reservation of seats of a name prefix for a lab (POST
+// /v1/admin/reservations takes lab, client, prefix, seats, starts_at, ends_at,
+// lead_minutes and overflow).
+type Reservation struct {
+	ID          string `json:"id"`
+	Lab         string `json:"lab"`
+	Client      string `json:"client"`
+	Prefix      string `json:"prefix"`
+	Seats       int    `json:"seats"`
+	StartsAt    int64  `json:"starts_at"`
+	EndsAt      int64  `json:"ends_at"`
+	LeadMinutes int    `json:"lead_minutes"`
+	Overflow    bool   `json:"overflow"`
+	// State is scheduled, cancelled or ended; SetAside counts the seats set aside so far
+	// (claimed ones included); Coverage is the reservations job's last verdict (ok, short
+	// or "" before its first), with the shortfall in seats.
+	State     string `json:"state"`
+	SetAside  int    `json:"set_aside"`
+	Coverage  string `json:"coverage"`
+	Shortfall int    `json:"shortfall"`
+}
+
+// Reservations is GET /v1/admin/reservations.
+type Reservations struct {
+	Reservations []Reservation `json:"reservations"`
+}
+
+// Capacity is a capacity check's numbers (GET /v1/admin/capacity, and with a created
+// reservation).
+type Capacity struct {
+	Prefix           string `json:"prefix"`
+	Seats            int    `json:"seats"`
+	At               int64  `json:"at"`
+	Available        int    `json:"available"`
+	PromisedToOthers int    `json:"promised_to_others"`
+	HeldByOthers     int    `json:"held_by_others"`
+	PendingDeletion  int    `json:"pending_deletion"`
+	Shortfall        int    `json:"shortfall"`
+	Coverable        bool   `json:"coverable"`
+}
+
+// ReservationCreated is POST /v1/admin/reservations: the reservation and the check it
+// passed (or was forced past).
+type ReservationCreated struct {
+	Reservation Reservation `json:"reservation"`
+	Capacity    Capacity    `json:"capacity"`
 }
