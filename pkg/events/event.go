@@ -38,12 +38,16 @@ const (
 	DrainEnded          Type = "drain.ended"
 	PrefixLow           Type = "pool.prefix_low"
 	PrefixRecovered     Type = "pool.prefix_recovered"
+	// A reservation ahead of its window that the pool can no longer cover, and one that
+	// can be again (the reservations job's verdict; docs/architecture.md §5, "Reservations").
+	ReservationUncoverable Type = "reservation.uncoverable"
+	ReservationCovered     Type = "reservation.covered"
 )
 
 // Types lists every type, in lifecycle order.
 var Types = []Type{Added, Allocated, Extended, Released, Expired, DeletionRequested, PreDeleteStep,
 	DeletionAttemptFail, DeletionFailed, DeletionRetried, Deleted, Retired, Stale, BackFromStale, Removed,
-	DrainStarted, DrainEnded, PrefixLow, PrefixRecovered}
+	DrainStarted, DrainEnded, PrefixLow, PrefixRecovered, ReservationUncoverable, ReservationCovered}
 
 // Event is one domain event: the detail of what the bus carries. Times are UTC, to the
 // millisecond where the transition recorded one.
@@ -60,6 +64,8 @@ type Event struct {
 	Sandbox *Sandbox `json:"sandbox,omitempty"`
 	Drain   *Drain   `json:"drain,omitempty"`
 	Prefix  *Prefix  `json:"prefix,omitempty"`
+	// Reservation is the reservation of a reservation event.
+	Reservation *Reservation `json:"reservation,omitempty"`
 	// Lab is the track the sandbox was allocated for; Client the token's name that
 	// allocated it; Student the student ID that client sent. They are set from the
 	// allocation on, until the record is gone.
@@ -111,6 +117,19 @@ type Prefix struct {
 	LowWater       int      `json:"low_water"`
 	LeadMinutes    float64  `json:"lead_minutes"`
 	Reasons        []string `json:"reasons"`
+}
+
+// Reservation is a reservation's seats and coverage (pool.Reservation) in a reservation
+// event; the lab and client are the event's.
+type Reservation struct {
+	ID       string    `json:"id"`
+	Prefix   string    `json:"prefix"`
+	Seats    int       `json:"seats"`
+	StartsAt time.Time `json:"starts_at"`
+	EndsAt   time.Time `json:"ends_at"`
+	SetAside int       `json:"set_aside"`
+	// Shortfall is how many seats the pool lacks; 0 when it covers them.
+	Shortfall int `json:"shortfall"`
 }
 
 // Actor is who caused the event: kind student, admin or job, and the name of an admin

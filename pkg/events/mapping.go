@@ -27,6 +27,8 @@ func Map(r Record) (e Event, ok bool, err error) {
 		return sandboxEvent(id, r)
 	case pool.IsPrefixSignal(pk, sk):
 		return prefixEvent(r)
+	case pool.IsReservation(pk, sk):
+		return reservationEvent(r)
 	}
 	return Event{}, false, nil
 }
@@ -78,6 +80,46 @@ func prefixEvent(r Record) (Event, bool, error) {
 		Version: Version, Type: t, Sequence: cur.At, Time: time.UnixMilli(cur.At).UTC(),
 		ID:     fmt.Sprintf("prefix-%s-%d", cur.Prefix, cur.At),
 		Prefix: p, Actor: poolMetricsJob,
+	}, true, nil
+}
+
+// reservationsJob writes the reservations' coverage verdicts.
+var reservationsJob = Actor{Kind: "job", Name: "reservations"}
+
+// reservationEvent is a reservation's coverage turning short (ReservationUncoverable) or
+// back from short to covered (ReservationCovered). The reservations job writes a verdict
+// only when it changes, and its first "ok" is no event: a reservation is created covered
+// (or forced, and then short at once). A shortfall that changes while short is no event.
+func reservationEvent(r Record) (Event, bool, error) {
+	var old, cur pool.Reservation
+	for _, img := range []struct {
+		item map[string]types.AttributeValue
+		into *pool.Reservation
+	}{{r.Old, &old}, {r.New, &cur}} {
+		if len(img.item) == 0 {
+			continue
+		}
+		if err := attributevalue.UnmarshalMap(img.item, img.into); err != nil {
+			return Event{}, false, fmt.Errorf("events: reservation: %w", err)
+		}
+	}
+	var t Type
+	switch {
+	case len(r.New) == 0:
+		return Event{}, false, nil
+	case cur.Coverage == pool.CoverageShort && old.Coverage != pool.CoverageShort:
+		t = ReservationUncoverable
+	case cur.Coverage == pool.CoverageOK && old.Coverage == pool.CoverageShort:
+		t = ReservationCovered
+	default:
+		return Event{}, false, nil
+	}
+	return Event{
+		Version: Version, Type: t, Sequence: cur.Rev, Time: time.Unix(cur.UpdatedAt, 0).UTC(),
+		ID:  fmt.Sprintf("reservation-%s-%d", cur.ID, cur.Rev),
+		Lab: cur.Lab, Client: cur.Client, Actor: reservationsJob,
+		Reservation: &Reservation{ID: cur.ID, Prefix: cur.Prefix, Seats: cur.Seats, StartsAt: time.Unix(cur.StartsAt, 0).UTC(),
+			EndsAt: time.Unix(cur.EndsAt, 0).UTC(), SetAside: cur.SetAside, Shortfall: cur.Shortfall},
 	}, true, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -124,6 +125,12 @@ func (r Reservation) Holding(now int64) bool {
 }
 
 func reservationSK(id string) string { return prefixReservationEntry + id }
+
+// IsReservation says whether a key is a reservation's item (the events read the table's
+// stream by key).
+func IsReservation(pk, sk string) bool {
+	return pk == labsPK && strings.HasPrefix(sk, prefixReservationEntry)
+}
 
 // ErrNoReservation: no reservation has that ID (or it ended and was dropped).
 var ErrNoReservation = errors.New("pool: no such reservation")
