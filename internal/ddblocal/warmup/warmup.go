@@ -36,9 +36,9 @@ const (
 // candidate pages, claims, releases, history reads). The local stack calls it before it
 // reports ready, so the first measured burst does not pay for the JIT. It is for
 // DynamoDB Local only; it is bounded by count and by two minutes a round. It returns the
-// first error of a round, or the drop's; when its time is spent first it returns
-// ErrCutShort, which a caller may take as "warmed less" (a busy machine's JVM is merely
-// slower, and the warm-up is a speed-up, not a step anything depends on).
+// first error of a round, or the drop's, and says how many rounds ran when its time is
+// spent first (a busy machine's JVM is merely slower: the local stack then serves, less
+// warm).
 func Run(parent context.Context, db *dynamodb.Client, rounds int) error {
 	ctx, cancel := context.WithTimeout(parent, time.Duration(rounds)*roundTimeout)
 	defer cancel()
@@ -60,7 +60,7 @@ func Run(parent context.Context, db *dynamodb.Client, rounds int) error {
 	}()
 	_, dropErr := db.DeleteTable(context.WithoutCancel(ctx), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 	if err != nil && ctx.Err() == context.DeadlineExceeded && parent.Err() == nil {
-		err = fmt.Errorf("%w: %d of %d rounds in %s", ErrCutShort, done, rounds, time.Duration(rounds)*roundTimeout)
+		err = fmt.Errorf("time spent after %d of %d rounds in %s", done, rounds, time.Duration(rounds)*roundTimeout)
 	}
 	if err != nil {
 		return fmt.Errorf("warm-up: %w", err)
@@ -70,9 +70,6 @@ func Run(parent context.Context, db *dynamodb.Client, rounds int) error {
 	}
 	return nil
 }
-
-// ErrCutShort is Run's answer when its time ran out before its rounds did.
-var ErrCutShort = errors.New("time spent before every round ran")
 
 func runRound(ctx context.Context, p *pool.Pool, round int) error {
 	by := pool.Actor{Kind: "job", Name: "warm-up", Reason: "warm-up"}
