@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	"github.com/sandbox-broker/broker/internal/printable"
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
@@ -50,9 +51,9 @@ func (a *API) startDrain(ctx context.Context, r *request) (reply, error) {
 	switch {
 	case body.Prefix == nil:
 		return reply{}, validationError(`"prefix" is required ("" drains every allocation)`)
-	case !printable(*body.Prefix, maxTextLength):
+	case !printable.Text(*body.Prefix, maxTextLength):
 		return reply{}, validationError("The prefix must be at most %d printable characters", maxTextLength)
-	case !printable(body.Reason, maxDrainReasonLength):
+	case !printable.Text(body.Reason, maxDrainReasonLength):
 		return reply{}, validationError("The reason must be at most %d printable characters", maxDrainReasonLength)
 	}
 	d, err := a.broker.StartDrain(ctx, *body.Prefix, body.Reason, r.admin())

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/printable"
 	"github.com/sandbox-broker/broker/pkg/auth"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -46,7 +47,7 @@ func FuzzRequestParsing(f *testing.F) {
 				value string
 				max   int
 			}{{req.Student, maxIDLength}, {req.TrackName, maxTextLength}, {req.NamePrefix, maxTextLength}, {req.IdempotencyKey, maxIDLength}} {
-				if v.value != strings.Trim(v.value, " \t") || !(v.value == "" || printable(v.value, v.max)) {
+				if v.value != strings.Trim(v.value, " \t") || !(v.value == "" || printable.Text(v.value, v.max)) {
 					t.Fatalf("accepted %q", v.value)
 				}
 			}
@@ -123,7 +124,7 @@ func FuzzAdminQueryParsing(f *testing.F) {
 		}
 		if err == nil {
 			var prefix string
-			if prefix, err = q.text("prefix", maxTextLength); err == nil && prefix != "" && !printable(prefix, maxTextLength) {
+			if prefix, err = q.text("prefix", maxTextLength); err == nil && prefix != "" && !printable.Text(prefix, maxTextLength) {
 				t.Fatalf("accepted prefix %q", prefix)
 			}
 		}

@@ -2,8 +2,8 @@ package api
 
 import (
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/sandbox-broker/broker/internal/printable"
 )
 
 // Request headers of the track routes.
@@ -58,7 +58,7 @@ func textHeader(single map[string]string, multi map[string][]string, name string
 		return "", validationError("Header %s is sent more than once with different values", name)
 	}
 	v = strings.Trim(v, " \t")
-	if v != "" && !printable(v, max) {
+	if v != "" && !printable.Text(v, max) {
 		return "", validationError("Header %s must be at most %d printable characters", name, max)
 	}
 	return v, nil
@@ -74,18 +74,4 @@ func studentID(single map[string]string, multi map[string][]string) (string, *Er
 		}
 	}
 	return "", errMissingSandboxID
-}
-
-// printable: valid UTF-8, at most max bytes, and only printable characters (no control,
-// format or invisible characters that would make two IDs look alike in a log).
-func printable(s string, max int) bool {
-	if len(s) > max || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }

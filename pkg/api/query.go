@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/sandbox-broker/broker/internal/printable"
 	"github.com/sandbox-broker/broker/pkg/pool"
 )
 
@@ -79,7 +80,7 @@ func (q query) status(name string) (pool.Status, *Error) {
 // text reads an optional text value of at most max printable characters.
 func (q query) text(name string, max int) (string, *Error) {
 	v := q[name]
-	if v != "" && !printable(v, max) {
+	if v != "" && !printable.Text(v, max) {
 		return "", validationError("Query parameter %s must be at most %d printable characters", name, max)
 	}
 	return v, nil
@@ -99,7 +100,7 @@ func unknownParameter(name string, allowed []string) *Error {
 	if len(allowed) > 0 {
 		takes = "only " + strings.Join(allowed, ", ")
 	}
-	if printable(name, 40) {
+	if printable.Text(name, 40) {
 		return validationError("Unknown query parameter %q: this route takes %s", name, takes)
 	}
 	return validationError("Unknown query parameter: this route takes %s", takes)

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sandbox-broker/broker/internal/printable"
 )
 
 // Profile is the terms a lab's allocations are made under (docs/architecture.md §5, "Lab
@@ -62,11 +62,11 @@ func (p Profile) Validate() error {
 	switch {
 	case p.Lab == "" && p.Prefix == "":
 		return errors.New("a profile needs a lab, a prefix or both")
-	case !printableText(p.Lab, MaxProfileKey):
+	case !printable.Text(p.Lab, MaxProfileKey):
 		return fmt.Errorf("lab must be at most %d printable characters", MaxProfileKey)
-	case !printableText(p.Prefix, MaxProfileKey):
+	case !printable.Text(p.Prefix, MaxProfileKey):
 		return fmt.Errorf("prefix must be at most %d printable characters", MaxProfileKey)
-	case !printableText(p.NoSandboxMessage, MaxProfileMessage):
+	case !printable.Text(p.NoSandboxMessage, MaxProfileMessage):
 		return fmt.Errorf("no_sandbox_message must be at most %d printable characters", MaxProfileMessage)
 	case p.StudentLimit < 0 || p.StudentLimit > MaxProfileStudentLimit:
 		return fmt.Errorf("student_limit must be from 1 to %d, or 0 for the default", MaxProfileStudentLimit)
@@ -85,19 +85,6 @@ func (p Profile) Validate() error {
 		}
 	}
 	return nil
-}
-
-// printableText: valid UTF-8, at most max bytes, printable characters only.
-func printableText(s string, max int) bool {
-	if len(s) > max || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if !unicode.IsPrint(r) {
-			return false
-		}
-	}
-	return true
 }
 
 // labsPK is the partition of the lab settings: profiles and reservations. The allocation

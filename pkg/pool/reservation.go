@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/sandbox-broker/broker/internal/printable"
 )
 
 // Reservation sets seats of a name prefix aside for one lab (and optionally one client)
@@ -97,11 +99,11 @@ const (
 // Validate names the first value out of bounds.
 func (r Reservation) Validate() error {
 	switch {
-	case r.Lab == "" || !printableText(r.Lab, MaxProfileKey):
+	case r.Lab == "" || !printable.Text(r.Lab, MaxProfileKey):
 		return fmt.Errorf("lab is required: at most %d printable characters", MaxProfileKey)
-	case !printableText(r.Client, MaxProfileKey):
+	case !printable.Text(r.Client, MaxProfileKey):
 		return fmt.Errorf("client must be at most %d printable characters", MaxProfileKey)
-	case !printableText(r.Prefix, MaxProfileKey):
+	case !printable.Text(r.Prefix, MaxProfileKey):
 		return fmt.Errorf("prefix must be at most %d printable characters", MaxProfileKey)
 	case r.Seats < 1 || r.Seats > MaxReservationSeats:
 		return fmt.Errorf("seats must be from 1 to %d", MaxReservationSeats)
