@@ -41,19 +41,9 @@ var poolMetricsJob = Actor{Kind: "job", Name: "pool-metrics"}
 // The pool-metrics job writes each prefix's signal every run; the same reasons again, or
 // one reason of several gone, is no event.
 func prefixEvent(r Record) (Event, bool, error) {
-	var old, cur *pool.PrefixSignal
-	for _, img := range []struct {
-		item map[string]types.AttributeValue
-		into **pool.PrefixSignal
-	}{{r.Old, &old}, {r.New, &cur}} {
-		if len(img.item) == 0 {
-			continue
-		}
-		var s pool.PrefixSignal
-		if err := attributevalue.UnmarshalMap(img.item, &s); err != nil {
-			return Event{}, false, fmt.Errorf("events: prefix signal: %w", err)
-		}
-		*img.into = &s
+	old, cur, err := images[pool.PrefixSignal](r)
+	if err != nil {
+		return Event{}, false, fmt.Errorf("events: prefix signal: %w", err)
 	}
 	if cur == nil {
 		return Event{}, false, nil
@@ -83,6 +73,25 @@ func prefixEvent(r Record) (Event, bool, error) {
 	}, true, nil
 }
 
+// images decodes a stream record's old and new images of one item kind; nil for an image
+// the record lacks (an insert's old, a remove's new).
+func images[T any](r Record) (old, cur *T, err error) {
+	for _, img := range []struct {
+		item map[string]types.AttributeValue
+		into **T
+	}{{r.Old, &old}, {r.New, &cur}} {
+		if len(img.item) == 0 {
+			continue
+		}
+		v := new(T)
+		if err := attributevalue.UnmarshalMap(img.item, v); err != nil {
+			return nil, nil, err
+		}
+		*img.into = v
+	}
+	return old, cur, nil
+}
+
 // reservationsJob writes the reservations' coverage verdicts.
 var reservationsJob = Actor{Kind: "job", Name: "reservations"}
 
@@ -91,25 +100,22 @@ var reservationsJob = Actor{Kind: "job", Name: "reservations"}
 // only when it changes, and its first "ok" is no event: a reservation is created covered
 // (or forced, and then short at once). A shortfall that changes while short is no event.
 func reservationEvent(r Record) (Event, bool, error) {
-	var old, cur pool.Reservation
-	for _, img := range []struct {
-		item map[string]types.AttributeValue
-		into *pool.Reservation
-	}{{r.Old, &old}, {r.New, &cur}} {
-		if len(img.item) == 0 {
-			continue
-		}
-		if err := attributevalue.UnmarshalMap(img.item, img.into); err != nil {
-			return Event{}, false, fmt.Errorf("events: reservation: %w", err)
-		}
+	old, cur, err := images[pool.Reservation](r)
+	if err != nil {
+		return Event{}, false, fmt.Errorf("events: reservation: %w", err)
+	}
+	if cur == nil {
+		return Event{}, false, nil
+	}
+	before := ""
+	if old != nil {
+		before = old.Coverage
 	}
 	var t Type
 	switch {
-	case len(r.New) == 0:
-		return Event{}, false, nil
-	case cur.Coverage == pool.CoverageShort && old.Coverage != pool.CoverageShort:
+	case cur.Coverage == pool.CoverageShort && before != pool.CoverageShort:
 		t = ReservationUncoverable
-	case cur.Coverage == pool.CoverageOK && old.Coverage == pool.CoverageShort:
+	case cur.Coverage == pool.CoverageOK && before == pool.CoverageShort:
 		t = ReservationCovered
 	default:
 		return Event{}, false, nil
