@@ -175,24 +175,23 @@ func TestCancelDuringTheRush(t *testing.T) {
 	}
 	keep(t, p)
 	racer := broker.New(p, poolCfg)
-	var once sync.Once
-	raced := make(chan pool.Sandbox, 1)
+	var picks []pool.Sandbox
 	broker.SetAfterPick(racer, func(c pool.Sandbox) {
-		once.Do(func() {
+		if picks = append(picks, c); len(picks) == 1 {
 			if _, err := b.CancelReservation(ctx, r.ID, admin); err != nil {
 				t.Error(err)
 			}
 			keep(t, p)
-			raced <- c
-		})
+		}
 	})
 	a, err := racer.Allocate(ctx, labStudents("dns-lab", 1)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := <-raced
-	if a.SandboxID == c.ID {
-		t.Fatalf("the claim of %s, returned between its pick and its claim, won", c.ID)
+	// The first claim lost, so the allocation picked again; the second pick may be the
+	// same sandbox, back in the general pool at its new version (a fair win).
+	if len(picks) < 2 {
+		t.Fatalf("the claim of %s, returned between its pick and its claim, won", picks[0].ID)
 	}
 	if s := mustGet(t, p, a.SandboxID); s.Reservation != "" {
 		t.Fatalf("the student got %s from reservation %q; want a general sandbox", s.ID, s.Reservation)
