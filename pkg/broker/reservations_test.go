@@ -153,6 +153,11 @@ func TestSetAsideRacesTwoLabsRushing(t *testing.T) {
 			if cur.SetAside > cur.Seats || general+held+got != 60 {
 				t.Fatalf("set_aside %d of %d seats; %d general + %d set aside + %d allocated != 60", cur.SetAside, cur.Seats, general, held, got)
 			}
+			// The stats count the set-asides as available, but not in any prefix's level.
+			st, err := p.Stats(ctx)
+			if err != nil || st.ByStatus[pool.Available] != general+held || st.AvailableByPrefix["lab"] != general {
+				t.Fatalf("stats %+v, %v; want %d available, %d of them by prefix", st, err, general+held, general)
+			}
 			t.Logf("round %d: %d allocated, set_aside %d (%d still held), %d general", round, got, cur.SetAside, held, general)
 			pooltest.Check(t, p)
 		})

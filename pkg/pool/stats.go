@@ -12,7 +12,10 @@ type Stats struct {
 	ByStatus map[Status]int
 	// Total counts the live sandboxes (LiveStatuses); tombstones are counted by status only.
 	Total int
-	// AvailableByPrefix counts available sandboxes by NamePrefix of their name.
+	// AvailableByPrefix counts the general pool's available sandboxes (claimable or
+	// drained) by NamePrefix of their name: what any lab's students could draw. Those set
+	// aside for a reservation are not in it (they are its lab's alone), so the available
+	// count minus this map's sum is how many are set aside.
 	AvailableByPrefix map[string]int
 	// OldestPendingDeletionAt is the earliest deletion_requested_at of the pending
 	// deletions (unix seconds); 0 when none is pending.
