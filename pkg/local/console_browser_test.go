@@ -25,7 +25,8 @@ const chromiumPath = "/usr/bin/chromium"
 // runner (pkg/local/testdata/console.test.mjs), against a local stack seeded with one
 // sandbox of each kind the console shows: allocated, pending deletion, deletion_failed
 // (the fake CSP refuses its delete), stale (the CSP stopped listing it), and a deleted
-// one with its history. The spec's screenshot lands in artifacts/ (not in git).
+// one with its history; and two lab profiles. The spec's screenshot lands in artifacts/
+// (not in git).
 func TestConsoleInABrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s is missing: make test installs it (apt-get install -y chromium)", chromiumPath)
@@ -52,6 +53,15 @@ func TestConsoleInABrowser(t *testing.T) {
 		if err := s.pool.PutPrefixSignal(context.Background(), sig); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	// What operators plan with: two lab profiles, through the admin API.
+	admin := bearer(s.AdminToken)
+	for _, profile := range []string{
+		`{"lab":"dns-lab","lab_duration_minutes":120,"extension_minutes":30,"max_duration_minutes":180,"no_sandbox_message":"The DNS lab is full: ask your instructor."}`,
+		`{"prefix":"lab","student_limit":2,"low_water":3}`,
+	} {
+		wantStatus(t, "seed a profile", s.c.do("PUT", "/v1/admin/profiles", admin, []byte(profile)), http.StatusOK, "")
 	}
 
 	// The spec makes the CSP list the two gone accounts again (a sync then brings them

@@ -7,6 +7,7 @@ import { renderFailed, renderPending, renderStale, staleFor } from "./deletions.
 import { localTime, replace } from "./dom.js";
 import { loadRuns, renderRuns, runUntilDone } from "./jobs.js";
 import { drainNames, renderDrain, renderPool, statusCounts } from "./pool.js";
+import { renderProfiles, wireProfiles } from "./profiles.js";
 import { onSearchError, search } from "./search.js";
 import { announce, confirm, describe } from "./ui.js";
 
@@ -70,11 +71,12 @@ async function refresh(fresh = false) {
   loading = (async () => {
     // The stats first: a refused token then shows one error, not one per list.
     const { answer: stats, at: statsAt } = await callAt("GET", "v1/admin/stats");
-    const [pending, deletionFailed, stale, runs] = await Promise.all([
+    const [pending, deletionFailed, stale, runs, profiles] = await Promise.all([
       listAll({ status: "pending_deletion" }),
       listAll({ status: "deletion_failed" }),
       listAll({ status: "stale" }),
       loadRuns(),
+      call("GET", "v1/admin/profiles"),
     ]);
     showDashboard();
     clearError();
@@ -85,6 +87,7 @@ async function refresh(fresh = false) {
     renderFailed(deletionFailed, retry);
     renderStale(stale);
     renderRuns(runs);
+    renderProfiles(profiles);
     $("updated").textContent = `Updated ${localTime(new Date())}`;
     const summary = statusCounts(stats).map(([k, v]) => `${v} ${k.replaceAll("_", " ")}`).join(", ");
     if (summary !== lastSummary) announce(`Pool: ${summary}`);
@@ -262,6 +265,8 @@ function wire() {
   $("auto-stale").addEventListener("click", (e) => bulk(e.currentTarget, autoStale, "Delete records", "v1/admin/auto-delete-stale"));
   for (const id of ["run-sync", "run-cleanup"]) $(id).addEventListener("click", (e) => trigger(e.currentTarget));
   onSearchError(failed);
+  const views = { failed, refresh: () => refresh(true) };
+  wireProfiles(views);
   $("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const q = $("search-q").value.trim();

@@ -1,8 +1,8 @@
 // What every view shares of the page: the screen-reader announcements, an error as the
-// operator reads it, and the confirmation dialog.
+// operator reads it, the confirmation dialog, and running an action from a form.
 
 import { ApiError } from "./api.js";
-import { el } from "./dom.js";
+import { el, replace } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -45,3 +45,18 @@ export function confirm(message, action, keep = "Cancel") {
   });
 }
 
+// act runs an operator's action started by button, which stays disabled meanwhile: box
+// (the form's error box) is emptied first, and a failure goes to failed (app.js's: it
+// shows the error in box, or ends the session on a refused token).
+export async function act(button, box, failed, action) {
+  button.disabled = true;
+  box.hidden = true;
+  replace(box);
+  try {
+    await action();
+  } catch (e) {
+    failed(e, box);
+  } finally {
+    button.disabled = false;
+  }
+}

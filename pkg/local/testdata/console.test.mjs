@@ -52,6 +52,14 @@ async function sync() {
   assert.fail(`sync run ${started.run_id} never recorded`);
 }
 
+// The page shows instants in local time; Node and Chromium share the machine's zone.
+const pad = (n) => String(n).padStart(2, "0");
+const localDate = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+const localTime = (unix) => {
+  const d = new Date(unix * 1000);
+  return `${localDate(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+};
+
 let context, page, profile;
 // What the page must not do: console errors, page errors, CSP violations, failed
 // requests, and error answers other than the ones a step expects.
@@ -350,6 +358,101 @@ test("drain on and off from the page, as the API sees it; ending asks first, nam
   await page.locator('#drain[data-drains="0"]').waitFor();
   assert.equal((await api("GET", "/v1/admin/stats")).drains.length, 0);
   assert.match(await page.locator("#announce").textContent(), /ended: (every allocation, prefix lab-a|prefix lab-a, every allocation)/);
+});
+
+// A profile as the profiles table shows it, field by field: an unset term is "default".
+const profileAsShown = (p) => ({
+  lab: p.lab || "any lab",
+  prefix: p.prefix || "any prefix",
+  ...Object.fromEntries(
+    ["lab_duration_minutes", "extension_minutes", "max_duration_minutes", "student_limit", "low_water"].map((k) => [k, p[k] ? String(p[k]) : "default"]),
+  ),
+  no_sandbox_message: p.no_sandbox_message || "default",
+  updated: `${localTime(p.updated_at)} by ${p.updated_by}`,
+});
+
+// shownRows reads a table's rows as the operator sees them: each cell's text by its field.
+const shownRows = (rows) =>
+  page.$$eval(rows, (trs) => trs.map((tr) => Object.fromEntries([...tr.querySelectorAll("td[data-field]")].map((td) => [td.dataset.field, td.textContent]))));
+
+const profileRow = (lab, prefix) => page.locator(`#profiles-table tr[data-lab="${lab}"][data-prefix="${prefix}"]`);
+const profileForm = () => page.locator("#profile-form");
+const isPut = (r) => r.url().endsWith("/v1/admin/profiles") && r.request().method() === "PUT";
+const PAGE_PROFILE = { lab: "page-lab", prefix: "", lab_duration_minutes: 90, extension_minutes: 15, max_duration_minutes: 150, student_limit: 1, low_water: 0, no_sandbox_message: "Page lab is full." };
+
+test("the lab profiles table equals GET /v1/admin/profiles", async () => {
+  const { profiles } = await api("GET", "/v1/admin/profiles");
+  assert.equal(profiles.length, 2, "the test seeds two");
+  await page.getByRole("button", { name: "Refresh now" }).click();
+  await page.locator("#profiles-count").getByText(`(${profiles.length})`).waitFor();
+  assert.deepEqual(await shownRows("#profiles-table tbody tr"), profiles.map(profileAsShown));
+});
+
+test("a profile saved from the page is what the API has", async () => {
+  const form = profileForm();
+  await form.getByRole("button", { name: "Clear the form" }).click();
+  await form.getByLabel("Lab (empty: any lab)").fill(PAGE_PROFILE.lab);
+  await form.getByLabel("Lab duration (minutes)").fill(String(PAGE_PROFILE.lab_duration_minutes));
+  await form.getByLabel("Extension step (minutes)").fill(String(PAGE_PROFILE.extension_minutes));
+  await form.getByLabel("Duration cap (minutes)").fill(String(PAGE_PROFILE.max_duration_minutes));
+  await form.getByLabel("Student limit (sandboxes)").fill(String(PAGE_PROFILE.student_limit));
+  await form.getByLabel("Message when none is left (409)").fill(PAGE_PROFILE.no_sandbox_message);
+  const answer = page.waitForResponse(isPut);
+  await form.getByRole("button", { name: "Save profile" }).click();
+  assert.equal((await answer).status(), 200);
+  const saved = (await api("GET", "/v1/admin/profiles")).profiles.find((p) => p.lab === "page-lab" && p.prefix === "");
+  assert.ok(saved, "the API has the profile");
+  const { updated_at, updated_by, ...terms } = saved;
+  assert.deepEqual(terms, PAGE_PROFILE);
+  assert.ok(updated_at > 0 && updated_by, `updated ${updated_at} by ${updated_by}`);
+  await profileRow("page-lab", "").waitFor();
+  assert.deepEqual((await shownRows('#profiles-table tr[data-lab="page-lab"]'))[0], profileAsShown(saved));
+});
+
+test("a bad value shows the envelope's message and request ID, and writes nothing", async () => {
+  const before = await api("GET", "/v1/admin/profiles");
+  await profileRow("page-lab", "").getByRole("button", { name: "Edit the profile of lab page-lab" }).click();
+  const duration = profileForm().getByLabel("Lab duration (minutes)");
+  assert.equal(await duration.inputValue(), "90", "Edit puts the profile in the form");
+  assert.ok(await profileForm().getByLabel("Lab (empty: any lab)").evaluate((e) => e === document.activeElement));
+  await duration.fill("5");
+  expectedStatus = new Set([400]);
+  const answer = page.waitForResponse(isPut);
+  await profileForm().getByRole("button", { name: "Save profile" }).click();
+  const resp = await answer;
+  assert.equal(resp.status(), 400);
+  const body = await resp.json();
+  assert.equal(body.detail.code, "VALIDATION_ERROR");
+  assert.match(body.detail.message, /lab_duration_minutes must be from 10/);
+  const box = page.locator("#profile-error");
+  await box.getByText(body.detail.message).waitFor();
+  assert.equal(await box.locator(".request-id").textContent(), body.detail.request_id);
+  assert.deepEqual(await api("GET", "/v1/admin/profiles"), before, "nothing was written");
+  expectedStatus = new Set();
+});
+
+test("deleting a profile asks first: Cancel keeps it, confirmed the API has it no more", async () => {
+  const has = async () => (await api("GET", "/v1/admin/profiles")).profiles.some((p) => p.lab === "page-lab");
+  const remove = profileRow("page-lab", "").getByRole("button", { name: "Delete the profile of lab page-lab" });
+  await remove.click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), /Delete the profile of lab page-lab\?/);
+  await dialog.getByRole("button", { name: "Cancel" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  assert.ok(await has(), "Cancel keeps it");
+  assert.ok(await remove.evaluate((e) => e === document.activeElement), "the focus is back on Delete");
+
+  await remove.click();
+  await dialog.waitFor();
+  const answer = page.waitForResponse((r) => r.url().includes("/v1/admin/profiles?") && r.request().method() === "DELETE");
+  await dialog.getByRole("button", { name: "Delete the profile" }).click();
+  const resp = await answer;
+  assert.equal(resp.status(), 200);
+  assert.equal(new URL(resp.url()).search, "?lab=page-lab");
+  await profileRow("page-lab", "").waitFor({ state: "detached" });
+  assert.equal(await has(), false);
+  assert.equal((await api("GET", "/v1/admin/profiles")).profiles.length, 2);
 });
 
 test("the page's CSP held: no console error, blocked resource or failed request", async () => {
