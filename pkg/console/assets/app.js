@@ -8,6 +8,7 @@ import { localTime, replace } from "./dom.js";
 import { loadRuns, renderRuns, runUntilDone } from "./jobs.js";
 import { drainNames, renderDrain, renderPool, statusCounts } from "./pool.js";
 import { renderProfiles, wireProfiles } from "./profiles.js";
+import { renderReservations, wireReservations } from "./reservations.js";
 import { onSearchError, search } from "./search.js";
 import { announce, confirm, describe } from "./ui.js";
 
@@ -71,12 +72,13 @@ async function refresh(fresh = false) {
   loading = (async () => {
     // The stats first: a refused token then shows one error, not one per list.
     const { answer: stats, at: statsAt } = await callAt("GET", "v1/admin/stats");
-    const [pending, deletionFailed, stale, runs, profiles] = await Promise.all([
+    const [pending, deletionFailed, stale, runs, profiles, reservations] = await Promise.all([
       listAll({ status: "pending_deletion" }),
       listAll({ status: "deletion_failed" }),
       listAll({ status: "stale" }),
       loadRuns(),
       call("GET", "v1/admin/profiles"),
+      call("GET", "v1/admin/reservations"),
     ]);
     showDashboard();
     clearError();
@@ -88,6 +90,7 @@ async function refresh(fresh = false) {
     renderStale(stale);
     renderRuns(runs);
     renderProfiles(profiles);
+    renderReservations(reservations);
     $("updated").textContent = `Updated ${localTime(new Date())}`;
     const summary = statusCounts(stats).map(([k, v]) => `${v} ${k.replaceAll("_", " ")}`).join(", ");
     if (summary !== lastSummary) announce(`Pool: ${summary}`);
@@ -267,6 +270,7 @@ function wire() {
   onSearchError(failed);
   const views = { failed, refresh: () => refresh(true) };
   wireProfiles(views);
+  wireReservations(views);
   $("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const q = $("search-q").value.trim();

@@ -65,6 +65,9 @@ export function localDate(d) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
 }
 
+// localMinute is a Date's local hour and minute, HH:MM.
+export const localMinute = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+
 // table makes a data table: columns are {label, cell(row) → node or text, and field, the
 // cell's data-field}; rowAttrs(row) gives each row's attributes. An empty list shows empty
 // instead.

@@ -21,6 +21,7 @@ const DELETED_ID = env("DELETED_ID");
 const STUDENT = env("STUDENT");
 const STUDENT_SANDBOX = env("STUDENT_SANDBOX");
 const CONTROL_URL = env("CONTROL_URL");
+const SHORT_RESERVATION = env("SHORT_RESERVATION");
 // How long a step may wait for the page: until the Go test's binary is near its -timeout
 // (testkit.Patience), so a busy machine never fails a step that is merely slow.
 const STEP_TIMEOUT = Number(env("STEP_TIMEOUT_MS"));
@@ -55,6 +56,7 @@ async function sync() {
 // The page shows instants in local time; Node and Chromium share the machine's zone.
 const pad = (n) => String(n).padStart(2, "0");
 const localDate = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+const localMinute = (d) => `${localDate(d)}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 const localTime = (unix) => {
   const d = new Date(unix * 1000);
   return `${localDate(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
@@ -453,6 +455,148 @@ test("deleting a profile asks first: Cancel keeps it, confirmed the API has it n
   await profileRow("page-lab", "").waitFor({ state: "detached" });
   assert.equal(await has(), false);
   assert.equal((await api("GET", "/v1/admin/profiles")).profiles.length, 2);
+});
+
+// A reservation as the calendar shows it: the day it starts on, and its fields.
+const reservationAsShown = (r) => ({
+  id: r.id,
+  day: localDate(new Date(r.starts_at * 1000)),
+  short: r.state === "scheduled" && r.coverage === "short",
+  lab: r.client ? `${r.lab} (client ${r.client})` : r.lab,
+  prefix: r.prefix || "any prefix",
+  seats: String(r.seats),
+  set_aside: String(r.set_aside),
+  state: r.state,
+  coverage: r.coverage === "short" ? `short by ${r.shortfall}` : r.coverage === "ok" ? "ok" : "not checked yet",
+});
+
+const shownReservations = () =>
+  page.$$eval("#reservation-calendar tbody tr", (trs) =>
+    trs.map((tr) => {
+      const field = (f) => tr.querySelector(`[data-field="${f}"]`).textContent;
+      return {
+        id: tr.dataset.id, day: tr.closest(".day").dataset.day, short: tr.classList.contains("short"),
+        lab: field("lab"), prefix: field("prefix"), seats: field("seats"), set_aside: field("set_aside"), state: field("state"), coverage: field("coverage"),
+      };
+    }),
+  );
+
+const reservationForm = () => page.locator("#reservation-form");
+// The page's reservation: three days ahead, 09:00 to 12:00 local time, far more seats than the pool has.
+const workshopStart = new Date();
+workshopStart.setDate(workshopStart.getDate() + 3);
+workshopStart.setHours(9, 0, 0, 0);
+const WORKSHOP = { lab: "page-workshop", prefix: "lab", seats: 500, starts_at: workshopStart.getTime() / 1000, ends_at: workshopStart.getTime() / 1000 + 3 * 3600, lead_minutes: 45 };
+let workshopId;
+
+test("the reservations calendar lists what the API lists, by day in time order; the short one says by how much", async () => {
+  const { reservations } = await api("GET", "/v1/admin/reservations");
+  const short = reservations.find((r) => r.id === SHORT_RESERVATION);
+  assert.equal(short.coverage, "short", "the test seeds one short");
+  assert.ok(short.shortfall > 0);
+  await page.getByRole("button", { name: "Refresh now" }).click();
+  const want = [...reservations].sort((a, b) => a.starts_at - b.starts_at).map(reservationAsShown);
+  await page.waitForFunction((n) => document.querySelectorAll("#reservation-calendar tbody tr").length === n, want.length);
+  assert.deepEqual(await shownReservations(), want);
+  const row = page.locator(`#reservation-calendar tr[data-id="${SHORT_RESERVATION}"]`);
+  assert.equal(await row.locator(".c-short").textContent(), `short by ${short.shortfall}`);
+  const warning = page.locator("#reservations-short");
+  assert.equal(await warning.isVisible(), true, "a short reservation is named above the calendar");
+  assert.match(await warning.textContent(), new RegExp(`40 seats of prefix lab for lab dns-workshop, .*short by ${short.shortfall}`));
+  const days = await page.$$eval("#reservation-calendar .day", (els) => els.map((e) => e.dataset.day));
+  assert.deepEqual(days, [...new Set(want.map((r) => r.day))], "one group per day, in order");
+});
+
+test("the capacity dry run shows the API's numbers", async () => {
+  const form = reservationForm();
+  await form.getByLabel("Lab", { exact: true }).fill(WORKSHOP.lab);
+  await form.getByLabel("Name prefix (empty: any)").fill(WORKSHOP.prefix);
+  await form.getByLabel("Seats", { exact: true }).fill(String(WORKSHOP.seats));
+  await form.getByLabel("Starts (local time)").fill(localMinute(new Date(WORKSHOP.starts_at * 1000)));
+  await form.getByLabel("Ends (local time)").fill(localMinute(new Date(WORKSHOP.ends_at * 1000)));
+  await form.getByLabel("Lead time (minutes)").fill(String(WORKSHOP.lead_minutes));
+  const answer = page.waitForResponse((r) => r.url().includes("/v1/admin/capacity?"));
+  await form.getByRole("button", { name: "Check capacity" }).click();
+  const resp = await answer;
+  const sent = Object.fromEntries(new URL(resp.url()).searchParams);
+  assert.deepEqual(sent, { prefix: "lab", seats: "500", starts_at: String(WORKSHOP.starts_at), ends_at: String(WORKSHOP.ends_at), lead_minutes: "45" });
+  const want = await api("GET", `/v1/admin/capacity?${new URLSearchParams(sent)}`);
+  assert.deepEqual(await resp.json(), want);
+  assert.equal(want.coverable, false);
+  const result = page.locator('#reservation-result [data-coverable="false"]');
+  await result.waitFor();
+  const shown = await result.locator("[data-field]").evaluateAll((els) => els.map((e) => [e.dataset.field, Number(e.querySelector("dd").textContent)]));
+  assert.deepEqual(Object.fromEntries(shown), {
+    available: want.available, promised_to_others: want.promised_to_others, held_by_others: want.held_by_others,
+    pending_deletion: want.pending_deletion, shortfall: want.shortfall,
+  });
+  assert.match(await result.textContent(), new RegExp(`500 seats of prefix lab from ${localTime(want.at)}: short by ${want.shortfall}\\.`));
+});
+
+test("an uncoverable reservation is refused with the numbers and nothing is created; forced after confirming, it is", async () => {
+  const before = (await api("GET", "/v1/admin/reservations")).reservations.map((r) => r.id).sort();
+  const check = await api("GET", `/v1/admin/capacity?${new URLSearchParams({ prefix: "lab", seats: 500, starts_at: WORKSHOP.starts_at, ends_at: WORKSHOP.ends_at, lead_minutes: 45 })}`);
+  expectedStatus = new Set([409]);
+  const refusal = page.waitForResponse((r) => r.url().includes("/v1/admin/reservations") && r.request().method() === "POST");
+  await reservationForm().getByRole("button", { name: "Reserve", exact: true }).click();
+  const resp = await refusal;
+  assert.equal(resp.status(), 409);
+  const body = await resp.json();
+  assert.equal(body.detail.code, "RESERVATION_UNCOVERABLE");
+  assert.match(
+    body.detail.message,
+    new RegExp(`^500 seats of prefix "lab" cannot be covered at .*: ${check.available} available, ${check.promised_to_others} promised to other reservations, ${check.pending_deletion} pending deletion .*: ${check.shortfall} short`),
+  );
+  const box = page.locator("#reservation-error");
+  await box.getByText(body.detail.message).waitFor();
+  assert.equal(await box.locator(".request-id").textContent(), body.detail.request_id);
+  assert.deepEqual((await api("GET", "/v1/admin/reservations")).reservations.map((r) => r.id).sort(), before, "nothing was created");
+  expectedStatus = new Set();
+
+  await page.getByRole("button", { name: "Reserve anyway (force)…" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.ok((await dialog.textContent()).includes(body.detail.message), "the confirmation repeats the numbers");
+  const created = page.waitForResponse((r) => r.url().includes("/v1/admin/reservations?force=true") && r.request().method() === "POST");
+  await dialog.getByRole("button", { name: "Reserve anyway" }).click();
+  const answer = await created;
+  assert.equal(answer.status(), 201);
+  workshopId = (await answer.json()).reservation.id;
+  const after = (await api("GET", "/v1/admin/reservations")).reservations;
+  assert.deepEqual(after.map((r) => r.id).sort(), [...before, workshopId].sort());
+  const r = after.find((x) => x.id === workshopId);
+  assert.deepEqual(
+    { lab: r.lab, client: r.client, prefix: r.prefix, seats: r.seats, starts_at: r.starts_at, ends_at: r.ends_at, lead_minutes: r.lead_minutes, overflow: r.overflow, state: r.state },
+    { ...WORKSHOP, client: "", overflow: false, state: "scheduled" },
+  );
+  const row = page.locator(`#reservation-calendar tr[data-id="${workshopId}"]`);
+  await row.waitFor();
+  assert.equal(await row.evaluate((tr) => tr.closest(".day").dataset.day), localDate(workshopStart));
+  await page.locator(`#reservation-result [data-created="${workshopId}"]`).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Reserve anyway (force)…" }).isVisible(), false, "force is offered once");
+});
+
+test("cancelling a reservation asks first; confirmed, the API has it cancelled", async () => {
+  const state = async () => (await api("GET", "/v1/admin/reservations")).reservations.find((r) => r.id === workshopId).state;
+  const row = page.locator(`#reservation-calendar tr[data-id="${workshopId}"]`);
+  await row.getByRole("button", { name: /^Cancel reservation/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), new RegExp(`Cancel reservation ${workshopId}: 500 seats of prefix lab for lab page-workshop`));
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "hidden" });
+  assert.equal(await state(), "scheduled", "Escape keeps it");
+
+  await row.getByRole("button", { name: /^Cancel reservation/ }).click();
+  await dialog.waitFor();
+  const answer = page.waitForResponse((r) => r.url().endsWith(`/v1/admin/reservations/${workshopId}`) && r.request().method() === "DELETE");
+  await dialog.getByRole("button", { name: "Cancel the reservation" }).click();
+  assert.equal((await answer).status(), 200);
+  // The reservations job (every minute) ends a cancelled reservation once it has returned
+  // its set-aside: either state is the cancel, seen by the API.
+  await page.locator(`#reservation-calendar tr[data-id="${workshopId}"]:is([data-state="cancelled"], [data-state="ended"])`).waitFor();
+  assert.ok(["cancelled", "ended"].includes(await state()));
+  assert.equal(await row.getByRole("button").count(), 0, "nothing left to cancel");
 });
 
 test("the page's CSP held: no console error, blocked resource or failed request", async () => {
