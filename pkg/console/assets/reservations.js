@@ -31,7 +31,7 @@ export function renderReservations(answer) {
           {},
           el("strong", { text: `${short.length} scheduled reservation${short.length === 1 ? "" : "s"} cannot be covered: ` }),
           short.map((r) => `${describeReservation(r)}, short by ${r.shortfall}`).join("; "),
-          ". Add accounts to the CSP tenant and run sync, or lower the seats.",
+          ". Add accounts to the CSP tenant and run sync, or cancel and reserve fewer seats.",
         )
       : null,
   );
