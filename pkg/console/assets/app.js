@@ -4,24 +4,24 @@
 
 import { ApiError, call, callAt, listAll, sandboxPath, token } from "./api.js";
 import { renderFailed, renderPending, renderStale, staleFor } from "./deletions.js";
-import { el, localTime, replace } from "./dom.js";
+import { localTime, replace } from "./dom.js";
 import { loadRuns, renderRuns, runUntilDone } from "./jobs.js";
 import { drainNames, renderDrain, renderPool, statusCounts } from "./pool.js";
+import { renderProfiles, wireProfiles } from "./profiles.js";
+import { renderReservations, wireReservations } from "./reservations.js";
 import { onSearchError, search } from "./search.js";
+import { announce, confirm, describe } from "./ui.js";
 
 const REFRESH_MS = 10_000;
 const $ = (id) => document.getElementById(id);
 
 let paused = false;
 let loading = null;
+let queued = null; // the read that begins after loading ends, which fresh calls share
 // latest is what the page shows: the stats, the broker's clock when it counted them
 // (statsAt, unix seconds) and the stale list.
 let latest = { stats: null, statsAt: null, stale: null };
 let lastSummary = "";
-
-function announce(message) {
-  $("announce").textContent = message;
-}
 
 function showLogin(error) {
   $("dashboard").hidden = true;
@@ -39,28 +39,15 @@ function showDashboard() {
   $("session").hidden = false;
 }
 
-// describe is an error as the operator reads it: the envelope's message, its code and
-// the request ID to find it in the logs.
-function describe(e) {
-  if (!(e instanceof ApiError)) return el("p", {}, el("strong", { text: e.message }));
-  return el(
-    "p",
-    { "data-code": e.code },
-    el("strong", { text: e.message }),
-    e.code ? ` (${e.code})` : "",
-    e.requestId ? el("span", {}, " — request ID ", el("code", { class: "request-id", text: e.requestId })) : "",
-  );
-}
-
-// failed handles any failed call: a refused token ends the session, anything else shows.
-function failed(e) {
+// failed handles any failed call: a refused token ends the session, anything else shows
+// in box (the dashboard's error box, or a form's own).
+function failed(e, box = $("error")) {
   if (e instanceof ApiError && e.refusesToken) {
     token.clear();
     latest = { stats: null, statsAt: null, stale: null };
     showLogin(e);
     return;
   }
-  const box = $("error");
   replace(box, describe(e));
   box.hidden = false;
 }
@@ -70,17 +57,28 @@ function clearError() {
   replace($("error"));
 }
 
-async function refresh() {
+// refresh reads everything again and shows it. A call during a read joins that read,
+// unless fresh: what an action wrote must show, so its read begins after the action.
+async function refresh(fresh = false) {
   if (!token.get()) return;
+  if (loading && fresh) {
+    queued ??= loading.then(() => {
+      queued = null;
+      return refresh();
+    });
+    return queued;
+  }
   if (loading) return loading;
   loading = (async () => {
     // The stats first: a refused token then shows one error, not one per list.
     const { answer: stats, at: statsAt } = await callAt("GET", "v1/admin/stats");
-    const [pending, deletionFailed, stale, runs] = await Promise.all([
+    const [pending, deletionFailed, stale, runs, profiles, reservations] = await Promise.all([
       listAll({ status: "pending_deletion" }),
       listAll({ status: "deletion_failed" }),
       listAll({ status: "stale" }),
       loadRuns(),
+      call("GET", "v1/admin/profiles"),
+      call("GET", "v1/admin/reservations"),
     ]);
     showDashboard();
     clearError();
@@ -91,6 +89,8 @@ async function refresh() {
     renderFailed(deletionFailed, retry);
     renderStale(stale);
     renderRuns(runs);
+    renderProfiles(profiles);
+    renderReservations(reservations);
     $("updated").textContent = `Updated ${localTime(new Date())}`;
     const summary = statusCounts(stats).map(([k, v]) => `${v} ${k.replaceAll("_", " ")}`).join(", ");
     if (summary !== lastSummary) announce(`Pool: ${summary}`);
@@ -107,7 +107,7 @@ async function retry(sandbox, button) {
   button.disabled = true;
   try {
     await call("POST", `${sandboxPath(sandbox.sandbox_id)}/retry-deletion`);
-    await refresh();
+    await refresh(true);
     announce(`Sandbox ${sandbox.sandbox_id} is given back to cleanup.`);
   } catch (e) {
     button.disabled = false;
@@ -132,33 +132,13 @@ async function toggleDrain(on, button) {
   try {
     if (on) await call("PUT", "v1/admin/drain", { prefix: "", reason: "from the operator console" });
     const ended = on ? null : await call("DELETE", "v1/admin/drain");
-    await refresh();
+    await refresh(true);
     announce(on ? "Drain is on." : `Drain is off; ended: ${drainNames(ended.ended.map((prefix) => ({ prefix }))).join(", ") || "none"}.`);
   } catch (e) {
     failed(e);
   } finally {
     button.disabled = false;
   }
-}
-
-// confirm asks in a modal dialog; Escape or Cancel answers no.
-function confirm(message, action) {
-  const dialog = $("confirm");
-  $("confirm-text").textContent = message;
-  $("confirm-yes").textContent = action;
-  return new Promise((resolve) => {
-    const done = (answer) => {
-      dialog.removeEventListener("close", onClose);
-      if (dialog.open) dialog.close();
-      resolve(answer);
-    };
-    const onClose = () => done(false);
-    dialog.addEventListener("close", onClose);
-    $("confirm-yes").onclick = () => done(true);
-    $("confirm-no").onclick = () => done(false);
-    dialog.showModal();
-    $("confirm-no").focus();
-  });
 }
 
 // bulk asks the operator to confirm what question() counts, then sends the count and
@@ -185,10 +165,10 @@ async function bulk(button, question, action, path) {
       skipped += r.skipped;
       left -= r.deleted + r.skipped;
     } while (r.status === "partial" && r.deleted + r.skipped > 0);
-    await refresh();
+    await refresh(true);
     announce(`Deleted ${deleted} records, skipped ${skipped} (${r.status}).`);
   } catch (e) {
-    if (e instanceof ApiError && e.code === "POOL_CHANGED") await refresh();
+    if (e instanceof ApiError && e.code === "POOL_CHANGED") await refresh(true);
     failed(e);
     announce(e.message);
   } finally {
@@ -242,7 +222,7 @@ async function trigger(button) {
   button.disabled = true;
   try {
     const run = await runUntilDone(button.dataset.job);
-    await refresh();
+    await refresh(true);
     if (run) announce(`${button.dataset.job} finished: ${run.outcome}`);
   } catch (e) {
     failed(e);
@@ -288,6 +268,9 @@ function wire() {
   $("auto-stale").addEventListener("click", (e) => bulk(e.currentTarget, autoStale, "Delete records", "v1/admin/auto-delete-stale"));
   for (const id of ["run-sync", "run-cleanup"]) $(id).addEventListener("click", (e) => trigger(e.currentTarget));
   onSearchError(failed);
+  const views = { failed, refresh: () => refresh(true) };
+  wireProfiles(views);
+  wireReservations(views);
   $("search-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const q = $("search-q").value.trim();

@@ -54,14 +54,24 @@ export function instant(iso) {
   return el("time", { datetime: iso, title: iso, text: localTime(d) });
 }
 
+const pad = (n) => String(n).padStart(2, "0");
+
 export function localTime(d) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  return `${localDate(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-// table makes a data table: columns are {label, cell(row) → node or text}; an empty list
-// shows empty instead.
-export function table(caption, columns, rows, empty = "None.") {
+// localDate is a Date's local day, YYYY-MM-DD.
+export function localDate(d) {
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+}
+
+// localMinute is a Date's local hour and minute, HH:MM.
+export const localMinute = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+
+// table makes a data table: columns are {label, cell(row) → node or text, and field, the
+// cell's data-field}; rowAttrs(row) gives each row's attributes. An empty list shows empty
+// instead.
+export function table(caption, columns, rows, empty = "None.", rowAttrs = (r) => ({ "data-id": r.sandbox_id || r.run_id || null })) {
   if (rows.length === 0) return el("p", { class: "muted empty", text: empty });
   return el(
     "table",
@@ -71,9 +81,17 @@ export function table(caption, columns, rows, empty = "None.") {
     el(
       "tbody",
       {},
-      rows.map((r) => el("tr", { "data-id": r.sandbox_id || r.run_id || null }, columns.map((c) => el("td", {}, c.cell(r))))),
+      rows.map((r) => el("tr", rowAttrs(r), columns.map((c) => el("td", { "data-field": c.field }, c.cell(r))))),
     ),
   );
+}
+
+// wholeNumber reads a number field of a form: empty is 0 (unset); anything but a whole
+// number throws, naming the field (what). Its bounds are the API's to check.
+export function wholeNumber(input, what) {
+  const v = input.value.trim();
+  if (input.validity.badInput || (v !== "" && !Number.isInteger(Number(v)))) throw new Error(`${what} must be a whole number.`);
+  return v === "" ? 0 : Number(v);
 }
 
 export const text = (v) => (v === null || v === undefined || v === "" ? el("span", { class: "muted", text: "—" }) : String(v));

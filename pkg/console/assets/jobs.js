@@ -4,7 +4,7 @@
 import { call } from "./api.js";
 import { el, instant, replace, table, text } from "./dom.js";
 
-export const JOBS = ["sync", "cleanup", "expiry", "stale-cleanup", "pool-metrics"];
+export const JOBS = ["sync", "cleanup", "expiry", "stale-cleanup", "pool-metrics", "reservations"];
 const SHOWN_RUNS = 5;
 
 export async function loadRuns() {

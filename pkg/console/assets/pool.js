@@ -9,9 +9,10 @@ import { el, label, replace } from "./dom.js";
 const ORDER = ["available", "allocated", "pending_deletion", "stale", "deletion_failed", "deleted", "retired"];
 const KNOWN = new Set(ORDER);
 
-// statusCounts lists the stats' statuses as [key, count]: every numeric key but total.
+// statusCounts lists the stats' statuses as [key, count]: every numeric key but total
+// and the instants (*_at, unix seconds, e.g. oldest_pending_deletion_at).
 export function statusCounts(stats) {
-  const keys = Object.keys(stats).filter((k) => k !== "total" && typeof stats[k] === "number");
+  const keys = Object.keys(stats).filter((k) => k !== "total" && !k.endsWith("_at") && typeof stats[k] === "number");
   keys.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
   return keys.map((k) => [k, stats[k]]);
 }
