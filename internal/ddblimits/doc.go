@@ -63,7 +63,9 @@
 // InternalErrorRate answers 500 InternalServerError after DynamoDB Local carried the request
 // out (the write happened, its answer was lost: what a retry's idempotency is for);
 // UnavailableRate answers 503 ServiceUnavailable without forwarding; LatencyRate holds a
-// request back for Latency first. The SDK retries both errors.
+// request back for Latency first. The SDK retries both errors. DynamoDB Local's own
+// lock-wait timeout, which AWS never answers, the proxy sends again instead of passing it on
+// (ddblocal.RetryLockTimeouts): a client behind it sees only what AWS would answer.
 //
 // # Not modelled
 //

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/sandbox-broker/broker/internal/ddblocal"
 )
 
@@ -25,15 +27,19 @@ const maxBody = 32 << 20
 type upstream struct {
 	url    string
 	client *http.Client
+	// send is client sending again what DynamoDB Local refused with its lock-wait timeout:
+	// the proxy stands for AWS, which never answers that (ddblocal.RetryLockTimeouts).
+	send aws.HTTPClient
 }
 
 func newUpstream(url string) *upstream {
-	return &upstream{url: strings.TrimSuffix(url, "/"), client: &http.Client{Transport: &http.Transport{
+	client := &http.Client{Transport: &http.Transport{
 		// The proxy's clients cap their connections below DynamoDB Local's listen backlog;
 		// so does the proxy, whose own reads add to theirs.
 		MaxConnsPerHost:     ddblocal.MaxConns,
 		MaxIdleConnsPerHost: ddblocal.MaxConns,
-	}}}
+	}}
+	return &upstream{url: strings.TrimSuffix(url, "/"), client: client, send: ddblocal.RetryLockTimeouts(client)}
 }
 
 // reply is DynamoDB Local's answer.
@@ -65,7 +71,7 @@ func (u *upstream) forward(ctx context.Context, r *http.Request, body []byte) (r
 			out.Header[name] = values
 		}
 	}
-	resp, err := u.client.Do(out)
+	resp, err := u.send.Do(out)
 	if err != nil {
 		return reply{}, err
 	}
@@ -103,7 +109,7 @@ func (u *upstream) call(ctx context.Context, auth http.Header, op string, in, ou
 			req.Header.Set(name, v)
 		}
 	}
-	resp, err := u.client.Do(req)
+	resp, err := u.send.Do(req)
 	if err != nil {
 		return err
 	}

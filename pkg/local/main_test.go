@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { pooltest.Main(m) }
 func startStack(t *testing.T, extra map[string]string) (*Stack, string, *testkit.Buffer) {
 	t.Helper()
 	env := map[string]string{
-		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": pooltest.NewTable(t),
+		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": pooltest.NewTableWithStream(t),
 		"SEED_SANDBOXES": "6", "SEED_PREFIXES": "lab,other", "JOB_INTERVAL_SCALE": "0.05", "LOG_LEVEL": "debug",
 		"EVENTS_FILE": filepath.Join(t.TempDir(), "events.jsonl"),
 	}

@@ -32,8 +32,10 @@ type ClientOptions struct {
 // NewClient builds a DynamoDB client. A loopback endpoint is DynamoDB Local: it gets static
 // credentials, no response checksum validation, which Local does not support, the
 // connections of ddblocal.HTTPClient (at most ddblocal.MaxConns, shared with every other
-// client of it in this process), and no client-side retry quota. Anything else (AWS) uses
-// the default credential chain and retryer, and connections with room for a burst.
+// client of it in this process), no client-side retry quota, and under its retries
+// another send of each request DynamoDB Local refused with its lock-wait timeout
+// (ddblocal.RetryLockTimeouts), also through o.HTTPClient. Anything else (AWS) uses the
+// default credential chain and retryer, and connections with room for a burst.
 //
 // It fails only on an endpoint that is not a URL or an AWS configuration that does not
 // load. The client, as every SDK client, is safe for concurrent use.
@@ -58,6 +60,9 @@ func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 		cfg.HTTPClient = ddblocal.HTTPClient(o.Endpoint)
 	default:
 		cfg.HTTPClient = newHTTPClient()
+	}
+	if local {
+		cfg.HTTPClient = ddblocal.RetryLockTimeouts(cfg.HTTPClient)
 	}
 	if local {
 		// The standard retryer's client-side quota is for a remote service in trouble; on

@@ -45,7 +45,9 @@ func Run(parent context.Context, db *dynamodb.Client, rounds int) error {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	table := fmt.Sprintf("warm-up-%x", b)
-	if err := pool.CreateTable(ctx, db, table); err != nil {
+	// Without a stream: DynamoDB Local would make every write to a table with one created
+	// later (the stack's) scan the warm-up's stream records (pool.CreateTableWithoutStream).
+	if err := pool.CreateTableWithoutStream(ctx, db, table); err != nil {
 		return err
 	}
 	p := pool.New(db, table, pool.Options{})

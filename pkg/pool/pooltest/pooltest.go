@@ -106,8 +106,22 @@ func Client() *dynamodb.Client {
 	return client
 }
 
-// NewTable creates a fresh, uniquely named table and drops it when the test ends.
+// NewTable creates a fresh, uniquely named table without a stream and drops it when the
+// test ends. A stream changes none of the table's answers, and on DynamoDB Local each table
+// with one makes every later such table's writes slower (pool.CreateTableWithoutStream): a
+// test that reads the stream asks for it (NewTableWithStream).
 func NewTable(t testing.TB) string {
+	t.Helper()
+	return newTable(t, pool.CreateTableWithoutStream)
+}
+
+// NewTableWithStream is NewTable with the table's stream, as the CDK stack creates it.
+func NewTableWithStream(t testing.TB) string {
+	t.Helper()
+	return newTable(t, pool.CreateTable)
+}
+
+func newTable(t testing.TB, create func(context.Context, *dynamodb.Client, string) error) string {
 	t.Helper()
 	ensure(t.Name())
 	name := fmt.Sprintf("t%d-%s", tables.Add(1), unsafe.ReplaceAllString(t.Name(), "-"))
@@ -116,7 +130,7 @@ func NewTable(t testing.TB) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := pool.CreateTable(ctx, client, name); err != nil {
+	if err := create(ctx, client, name); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -131,8 +145,13 @@ func New(t testing.TB) *pool.Pool { return NewWith(t, pool.Options{}) }
 // NewWith returns a pool with options o on a fresh table.
 func NewWith(t testing.TB, o pool.Options) *pool.Pool {
 	t.Helper()
-	table := NewTable(t)
-	return pool.New(client, table, o)
+	return pool.New(client, NewTable(t), o)
+}
+
+// NewWithStream returns a pool with options o on a fresh table with its stream.
+func NewWithStream(t testing.TB, o pool.Options) *pool.Pool {
+	t.Helper()
+	return pool.New(client, NewTableWithStream(t), o)
 }
 
 // Clocked returns p's table seen through the clock now: a broker built on it allocates,
