@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/ddblimits"
@@ -47,12 +48,22 @@ type Stack struct {
 	lambda *lambdaService
 	// jobs are the scheduled and admin-started runs, which Stop waits for.
 	jobs sync.WaitGroup
+	// scheduled are the jobs the stack runs, by name (startJobs).
+	scheduled map[string]scheduledJob
+	// clock is the time every function's pool reads (app.OpenPool).
+	clock clock
 	// shutdowns undo the start in reverse order; each part registers its own.
 	shutdowns []func()
 	stopOnce  sync.Once
 	// replayer serves the events' replay route (startEvents); nil with events off.
 	replayer api.EventReplayer
 }
+
+// clock is the wall clock, ahead by what the stack's tests moved it: they bring due work
+// on (an expiry, a reservation's window) this way. Nothing else moves it.
+type clock struct{ ahead atomic.Int64 }
+
+func (c *clock) now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
 
 // part is one line of the banner: what a component is and whether the stack started it.
 type part struct {
