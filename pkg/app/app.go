@@ -34,7 +34,7 @@ func NewObservability(env config.Env, out io.Writer) (Observability, error) {
 
 // OpenPool connects to the configured table with X-Ray tracing of every DynamoDB call. The
 // pool reads the time from now; nil is the wall clock, as in Lambda (the local stack passes
-// its own, which its tests move ahead).
+// its own, which its tests pin to bring due work on).
 func OpenPool(ctx context.Context, cfg config.Pool, now func() time.Time) (*pool.Pool, error) {
 	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: cfg.Endpoint, Region: cfg.Region, APIOptions: obs.AWSAPIOptions()})
 	if err != nil {

@@ -59,11 +59,16 @@ type Stack struct {
 	replayer api.EventReplayer
 }
 
-// clock is the wall clock, ahead by what the stack's tests moved it: they bring due work
-// on (an expiry, a reservation's window) this way. Nothing else moves it.
-type clock struct{ ahead atomic.Int64 }
+// clock is the wall clock, unless the stack's tests pinned it to an instant: they bring due
+// work on at an exact moment (an expiry) this way. Nothing else pins it.
+type clock struct{ pinned atomic.Pointer[time.Time] }
 
-func (c *clock) now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
+func (c *clock) now() time.Time {
+	if at := c.pinned.Load(); at != nil {
+		return *at
+	}
+	return time.Now()
+}
 
 // part is one line of the banner: what a component is and whether the stack started it.
 type part struct {

@@ -142,7 +142,7 @@ func WithUsagePlans(b UsagePlansBuilder) Option {
 }
 
 // WithClock makes the job's pool read the time from now instead of the wall clock: the
-// local stack passes its own clock, which its tests move ahead (app.OpenPool).
+// local stack passes its own clock, which its tests pin to bring due work on (app.OpenPool).
 func WithClock(now func() time.Time) Option {
 	return func(o *options) { o.now = now }
 }
