@@ -53,7 +53,14 @@ type scenario struct {
 	// sandboxes is the pool size as a multiple of the students (1: exact fit)
 	sandboxes int
 	prefixes  []string // one per lab; empty: no prefix
+	// reserved: the students are one lab's (reservationLab), and a reservation of a seat
+	// for each, without overflow, is set aside before the burst, so every allocation
+	// draws from the set-aside (docs/architecture.md §5, "Reservations").
+	reserved bool
 }
+
+// reservationLab is the lab of the reserved scenario's students and reservation.
+const reservationLab = "workshop"
 
 // strategy allocates for one student; its error is what the student's request answers.
 type strategy struct {
@@ -65,6 +72,8 @@ type env struct {
 	db    *dynamodb.Client
 	pool  *pool.Pool
 	table string
+	// lab is the students' lab (their X-Instruqt-Track-ID), "" for none.
+	lab string
 }
 
 // limitsMode is DynamoDB as a row meets it: DynamoDB Local alone, or behind the ddblimits
@@ -147,7 +156,7 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 		// One Broker per student, as when each allocation runs in its own Lambda instance:
 		// nothing is shared between allocations.
 		{"instances", func(ctx context.Context, e *env, student, prefix string) error {
-			_, err := broker.New(e.pool, instanceCfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix})
+			_, err := broker.New(e.pool, instanceCfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix, TrackName: e.lab})
 			return err
 		}},
 		{"upstream", upstreamAllocate},
@@ -202,20 +211,28 @@ func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm l
 			{name: "exact fit", students: n, sandboxes: 1},
 			{name: "pool of 2B", students: n, sandboxes: 2},
 			{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
+			{name: "reserved, exact", students: n, sandboxes: 1, reserved: true},
 		} {
 			if !strings.Contains(sc.name, scenarios) {
 				continue
 			}
 			for _, st := range strategies {
-				if !selected(only, st.name) {
+				// Upstream has no reservations.
+				if !selected(only, st.name) || sc.reserved && st.name == "upstream" {
 					continue
 				}
-				e := &env{db: db, table: fmt.Sprintf("bench-%s-%d-%d-%s", lm.name, n, sc.sandboxes*10+len(sc.prefixes), st.name)}
+				e := &env{db: db, table: fmt.Sprintf("bench-%s-%d-%d-%s-%t", lm.name, n, sc.sandboxes*10+len(sc.prefixes), st.name, sc.reserved)}
 				if err := pool.CreateTable(ctx, direct, e.table); err != nil {
 					return nil, err
 				}
 				if err := seed(ctx, pool.New(direct, e.table, pool.Options{}), sc); err != nil {
 					return nil, err
+				}
+				if sc.reserved {
+					e.lab = reservationLab
+					if err := setAside(ctx, pool.New(direct, e.table, pool.Options{}), sc.students); err != nil {
+						return nil, err
+					}
 				}
 				e.pool = pool.New(db, e.table, pool.Options{})
 				refusedBefore := refusals(proxy)
@@ -293,6 +310,23 @@ func seed(ctx context.Context, p *pool.Pool, sc scenario) error {
 		return err
 	}
 	return nil
+}
+
+// setAside creates a reservation of seats seats of "lab" for reservationLab, holding now,
+// and sets them aside as the reservations job does (broker.KeepReservations).
+func setAside(ctx context.Context, p *pool.Pool, seats int) error {
+	now := time.Now()
+	by := pool.Actor{Kind: "job", Name: "bench"}
+	r, _, err := broker.New(p, instanceCfg).CreateReservation(ctx, pool.Reservation{Lab: reservationLab, Prefix: "lab", Seats: seats,
+		StartsAt: now.Unix(), EndsAt: now.Add(3 * time.Hour).Unix()}, false, by)
+	if err != nil {
+		return err
+	}
+	rep, err := broker.KeepReservations(ctx, p, by)
+	if err == nil && rep.SetAside != seats {
+		err = fmt.Errorf("the reservation %s has %d of its %d seats set aside", r.ID, rep.SetAside, seats)
+	}
+	return err
 }
 
 // answer409 reports whether an allocation's error is the API's 409 (nothing free); any
