@@ -254,14 +254,16 @@ func TestProfileLabDurationsExpireOnTimeOverHTTP(t *testing.T) {
 		}
 	}
 	for _, step := range []struct {
-		lab                 string
-		allocated, released int // of each lab once its due moment has come
-	}{{"short-lab", 3, 3}, {"long-lab", 0, 3}} {
+		lab string
+		// longAllocated is how many of the 48-hour lab's are still allocated once lab's
+		// allocations are due.
+		longAllocated int
+	}{{"short-lab", 3}, {"long-lab", 0}} {
 		due := allocatedAt.Add(labs[step.lab] + grace)
 		expireAt(due.Add(-time.Second), 0)
 		expireAt(due, 3)
 		short, long := statuses("short-lab"), statuses("long-lab")
-		if short[string(pool.PendingDeletion)] != 3 || long[string(pool.Allocated)] != step.allocated || long[string(pool.PendingDeletion)] != 3-step.allocated {
+		if short[string(pool.PendingDeletion)] != 3 || long[string(pool.Allocated)] != step.longAllocated || long[string(pool.PendingDeletion)] != 3-step.longAllocated {
 			t.Fatalf("once %s is due: short-lab %v, long-lab %v", step.lab, short, long)
 		}
 		pooltest.Check(t, s.pool)
@@ -424,8 +426,9 @@ func TestCancelMidRushOverHTTP(t *testing.T) {
 		served[i] = true
 	}
 	for i, o := range out {
-		if want := map[bool]string{true: id, false: ""}[served[i]]; markOf(t, s, o.sandbox) != want {
-			t.Fatalf("student %d (served before the cancellation: %t) got %s from %q, want %q", i, served[i], o.sandbox, markOf(t, s, o.sandbox), want)
+		// A replay (200) answers a claim that committed before its 503: from either.
+		if mark := markOf(t, s, o.sandbox); served[i] && mark != id || !served[i] && o.final == http.StatusCreated && mark != "" {
+			t.Fatalf("student %d (served before the cancellation: %t) got %s from %q", i, served[i], o.sandbox, mark)
 		}
 	}
 	// The run mid-rush ends it, unless the index showed it a return late: then the next.
@@ -437,7 +440,7 @@ func TestCancelMidRushOverHTTP(t *testing.T) {
 		return false
 	})
 	held, claimed := setAside(t, s, id, out)
-	if r := reservationByID(t, s, id); held != 0 || r.SetAside != claimed || claimed != len(beforeCancel) {
+	if r := reservationByID(t, s, id); held != 0 || r.SetAside != claimed || claimed < len(beforeCancel) {
 		t.Fatalf("after the job: %+v, %d still set aside, %d of the students' sandboxes from it (%d served before the cancellation); "+
 			"want ended, none set aside, set_aside counting the claimed", r, held, claimed, len(beforeCancel))
 	}
