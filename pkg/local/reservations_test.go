@@ -355,9 +355,9 @@ func TestReservationTheShrunkPoolCannotCoverRaisesItsAlarmOverHTTP(t *testing.T)
 }
 
 // 40 seats of a pool of 60 are set aside for dns-lab, with overflow, and its 40 students
-// rush. The first 20 allocations run; the other 20 are held in front of their
-// function (as invocations waiting for an instance) until the reservation has been
-// cancelled over the admin API and the reservations job has run. Every student gets a
+// rush. The first 20 allocations run; the other 20 are held as their instances take them,
+// before the handler runs, until the reservation has been cancelled over the admin API and
+// the reservations job has run. Every student gets a
 // sandbox of its own: those served before the cancellation from the set-aside, the others
 // from the general pool, into which the job returned what was left. The reservation has
 // ended with nothing set aside, and it counts exactly the set-asides its students took.
