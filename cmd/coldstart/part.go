@@ -45,7 +45,7 @@ var compositionParts = []struct {
 		if err != nil {
 			return err
 		}
-		_, err = app.OpenPool(ctx, cfg)
+		_, err = app.OpenPool(ctx, cfg, nil)
 		return err
 	}},
 	{"Lambda client of a trigger route (AWS config, lambda.NewFromConfig)", func(ctx context.Context, env config.Env) error {

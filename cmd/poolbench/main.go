@@ -53,7 +53,14 @@ type scenario struct {
 	// sandboxes is the pool size as a multiple of the students (1: exact fit)
 	sandboxes int
 	prefixes  []string // one per lab; empty: no prefix
+	// reserved: the students are one lab's (reservationLab), and a reservation of a seat
+	// for each, without overflow, is set aside before the burst, so every allocation
+	// draws from the set-aside (docs/architecture.md §5, "Reservations").
+	reserved bool
 }
+
+// reservationLab is the lab of the reserved scenario's students and reservation.
+const reservationLab = "workshop"
 
 // strategy allocates for one student; its error is what the student's request answers.
 type strategy struct {
@@ -65,6 +72,8 @@ type env struct {
 	db    *dynamodb.Client
 	pool  *pool.Pool
 	table string
+	// lab is the students' lab (their X-Instruqt-Track-ID), "" for none.
+	lab string
 }
 
 // limitsMode is DynamoDB as a row meets it: DynamoDB Local alone, or behind the ddblimits
@@ -147,7 +156,7 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 		// One Broker per student, as when each allocation runs in its own Lambda instance:
 		// nothing is shared between allocations.
 		{"instances", func(ctx context.Context, e *env, student, prefix string) error {
-			_, err := broker.New(e.pool, instanceCfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix})
+			_, err := broker.New(e.pool, instanceCfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix, TrackName: e.lab})
 			return err
 		}},
 		{"upstream", upstreamAllocate},
@@ -202,20 +211,28 @@ func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm l
 			{name: "exact fit", students: n, sandboxes: 1},
 			{name: "pool of 2B", students: n, sandboxes: 2},
 			{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
+			{name: "reserved, exact", students: n, sandboxes: 1, reserved: true},
 		} {
 			if !strings.Contains(sc.name, scenarios) {
 				continue
 			}
 			for _, st := range strategies {
-				if !selected(only, st.name) {
+				// Upstream has no reservations.
+				if !selected(only, st.name) || sc.reserved && st.name == "upstream" {
 					continue
 				}
-				e := &env{db: db, table: fmt.Sprintf("bench-%s-%d-%d-%s", lm.name, n, sc.sandboxes*10+len(sc.prefixes), st.name)}
+				e := &env{db: db, table: fmt.Sprintf("bench-%s-%d-%d-%s-%t", lm.name, n, sc.sandboxes*10+len(sc.prefixes), st.name, sc.reserved)}
 				if err := pool.CreateTable(ctx, direct, e.table); err != nil {
 					return nil, err
 				}
 				if err := seed(ctx, pool.New(direct, e.table, pool.Options{}), sc); err != nil {
 					return nil, err
+				}
+				if sc.reserved {
+					e.lab = reservationLab
+					if err := setAside(ctx, pool.New(direct, e.table, pool.Options{}), sc.students); err != nil {
+						return nil, err
+					}
 				}
 				e.pool = pool.New(db, e.table, pool.Options{})
 				refusedBefore := refusals(proxy)
@@ -279,10 +296,10 @@ func seed(ctx context.Context, p *pool.Pool, sc scenario) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			_, err := p.Create(ctx, pool.Account{
+			err := create(ctx, p, pool.Account{
 				ID: fmt.Sprint(4000000 + i), Name: name,
 				ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i), CreatedAt: 1700000000,
-			}, pool.Actor{Kind: "job", Name: "bench"})
+			})
 			if err != nil {
 				firstErr.CompareAndSwap(nil, err)
 			}
@@ -293,6 +310,52 @@ func seed(ctx context.Context, p *pool.Pool, sc scenario) error {
 		return err
 	}
 	return nil
+}
+
+// create adds one account to a fresh table. DynamoDB Local refuses a transaction that
+// waited too long for a lock (a loaded machine, 32 creates at once), so a failed create is
+// tried again; one that finds the record there (an earlier try committed) is done.
+func create(ctx context.Context, p *pool.Pool, a pool.Account) error {
+	for try := 1; ; try++ {
+		_, err := p.Create(ctx, a, seeder)
+		var exists *pool.ConditionError
+		switch {
+		case err == nil || try > 1 && errors.As(err, &exists):
+			return nil
+		case try == seedTries:
+			return err
+		}
+		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+	}
+}
+
+// seedTries bounds the tries of one create or set-aside of the seeding.
+const seedTries = 5
+
+var seeder = pool.Actor{Kind: "job", Name: "bench"}
+
+// setAside creates a reservation of seats seats of "lab" for reservationLab, holding now,
+// and sets them aside as the reservations job does (broker.KeepReservations).
+// A run that DynamoDB Local cut short (create) is run again.
+func setAside(ctx context.Context, p *pool.Pool, seats int) error {
+	now := time.Now()
+	r, _, err := broker.New(p, instanceCfg).CreateReservation(ctx, pool.Reservation{Lab: reservationLab, Prefix: "lab", Seats: seats,
+		StartsAt: now.Unix(), EndsAt: now.Add(3 * time.Hour).Unix()}, false, seeder)
+	if err != nil {
+		return err
+	}
+	for try := 1; ; try++ {
+		_, keepErr := broker.KeepReservations(ctx, p, seeder)
+		cur, err := p.Reservation(ctx, r.ID)
+		switch {
+		case err != nil:
+			return err
+		case cur.SetAside == seats:
+			return nil
+		case try == seedTries:
+			return fmt.Errorf("the reservation %s has %d of its %d seats set aside: %v", r.ID, cur.SetAside, seats, keepErr)
+		}
+	}
 }
 
 // answer409 reports whether an allocation's error is the API's 409 (nothing free); any

@@ -37,6 +37,7 @@ func print(rows []row) {
 	}
 	fmt.Println("\nmodel: instances = broker.Allocate with a new Broker per allocation, in this process; http = the local stack's")
 	fmt.Println("  allocate function in Lambda's instance model (pkg/local), over HTTP; upstream = the upstream strategy (upstream.go).")
+	fmt.Println("reserved, exact: the B students are one lab's, and a reservation of B seats sets the pool of B aside for it (no overflow).")
 	fmt.Println("limits: none = DynamoDB Local alone; AWS = behind internal/ddblimits (partition and new-table throughput, transaction conflicts).")
 	fmt.Println("req/alloc: DynamoDB HTTP requests (SDK retries included) per successful allocation; lost: cancelled claims.")
 	fmt.Println("RCU/WCU per alloc: priced from request kinds and item sizes (capacity.go, index writes included); http rows: the proxy's pricing.")

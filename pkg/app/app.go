@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/broker"
@@ -31,26 +32,29 @@ func NewObservability(env config.Env, out io.Writer) (Observability, error) {
 	return Observability{Log: obs.NewLogger(out, cfg.LogLevel), Metrics: obs.NewMetrics(out, cfg.MetricsNamespace)}, nil
 }
 
-// OpenPool connects to the configured table with X-Ray tracing of every DynamoDB call.
-func OpenPool(ctx context.Context, cfg config.Pool) (*pool.Pool, error) {
+// OpenPool connects to the configured table with X-Ray tracing of every DynamoDB call. The
+// pool reads the time from now; nil is the wall clock, as in Lambda (the local stack passes
+// its own, which its tests pin to bring due work on).
+func OpenPool(ctx context.Context, cfg config.Pool, now func() time.Time) (*pool.Pool, error) {
 	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: cfg.Endpoint, Region: cfg.Region, APIOptions: obs.AWSAPIOptions()})
 	if err != nil {
 		return nil, err
 	}
-	return pool.New(db, cfg.TableName, pool.Options{HistoryTTL: cfg.HistoryTTL, TombstoneTTL: cfg.TombstoneTTL}), nil
+	return pool.New(db, cfg.TableName, pool.Options{Now: now, HistoryTTL: cfg.HistoryTTL, TombstoneTTL: cfg.TombstoneTTL}), nil
 }
 
 // NewAPI builds the API of the route functions from env (the pool settings, CORS, logs);
 // jobs starts the runs of the admin trigger routes (nil for a function that serves none);
-// more adds what one kind of route needs besides (eventfn.ReplayRoute's replayer).
-func NewAPI(ctx context.Context, env config.Env, out io.Writer, jobs api.JobStarter, more ...func(*api.Deps)) (*api.API, error) {
+// now is its pool's clock (OpenPool); more adds what one kind of route needs besides
+// (eventfn.ReplayRoute's replayer).
+func NewAPI(ctx context.Context, env config.Env, out io.Writer, jobs api.JobStarter, now func() time.Time, more ...func(*api.Deps)) (*api.API, error) {
 	o, obsErr := NewObservability(env, out)
 	poolCfg, poolErr := config.LoadPool(env)
 	apiCfg, apiErr := config.LoadAPI(env)
 	if err := errors.Join(obsErr, poolErr, apiErr); err != nil {
 		return nil, err
 	}
-	p, err := OpenPool(ctx, poolCfg)
+	p, err := OpenPool(ctx, poolCfg, now)
 	if err != nil {
 		return nil, err
 	}
@@ -74,15 +78,16 @@ func Route(ctx context.Context, env config.Env, out io.Writer, name string) (api
 	if route.ReplaysEvents {
 		return nil, fmt.Errorf("app: route %s replays events: its function is built by eventfn.ReplayRoute", name)
 	}
-	return RouteStarting(ctx, env, out, name, nil)
+	return RouteStarting(ctx, env, out, name, nil, nil)
 }
 
 // RouteStarting is the Lambda handler of the route named name, whose job runs, for a route
-// that starts one, jobs starts. It is what Route (jobs nil) and trigger.Route (Lambda's
-// asynchronous invoke) build, and what the local stack builds for each of its instances,
-// with its own asynchronous invocations as jobs.
-func RouteStarting(ctx context.Context, env config.Env, out io.Writer, name string, jobs api.JobStarter) (api.LambdaHandler, error) {
-	a, err := NewAPI(ctx, env, out, jobs)
+// that starts one, jobs starts, and whose pool reads the time from now (nil: the wall
+// clock). It is what Route (jobs nil) and trigger.Route (Lambda's asynchronous invoke)
+// build, and what the local stack builds for each of its instances, with its own
+// asynchronous invocations as jobs and its own clock.
+func RouteStarting(ctx context.Context, env config.Env, out io.Writer, name string, jobs api.JobStarter, now func() time.Time) (api.LambdaHandler, error) {
+	a, err := NewAPI(ctx, env, out, jobs, now)
 	if err != nil {
 		return nil, err
 	}

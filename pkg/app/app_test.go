@@ -75,7 +75,7 @@ func TestNewAuthorizerReadsTokensFromSecretsManager(t *testing.T) {
 }
 
 func TestStartupFailsFastNamingTheVariables(t *testing.T) {
-	_, err := app.NewAPI(context.Background(), testkit.Env(map[string]string{"LOG_LEVEL": "loud", "CORS_ALLOWED_ORIGINS": "nope"}), io.Discard, nil)
+	_, err := app.NewAPI(context.Background(), testkit.Env(map[string]string{"LOG_LEVEL": "loud", "CORS_ALLOWED_ORIGINS": "nope"}), io.Discard, nil, nil)
 	for _, name := range []string{"TABLE_NAME", "LOG_LEVEL", "CORS_ALLOWED_ORIGINS"} {
 		if err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("the error does not name %s: %v", name, err)

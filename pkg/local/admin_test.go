@@ -24,12 +24,14 @@ import (
 // adminStack is a local stack whose scheduled jobs do not fire during a test
 // (JOB_INTERVAL_SCALE=1: sync every 10 minutes), so every run is one the test starts, with
 // the pool of its table at hand. With accounts, the stack uses a fake CSP the test owns
-// (as an external CSP), so the test can change its listing and faults as it goes.
+// (as an external CSP), so the test can change its listing and faults as it goes. logs
+// holds what the functions and jobs wrote (their log lines and metrics).
 type adminStack struct {
 	*Stack
 	c    client
 	pool *pool.Pool
 	csp  *cspfake.Server
+	logs *testkit.Buffer
 }
 
 func startAdminStack(t *testing.T, accounts []cspfake.Account, extra map[string]string) adminStack {
@@ -45,8 +47,8 @@ func startAdminStack(t *testing.T, accounts []cspfake.Account, extra map[string]
 	for k, v := range extra {
 		env[k] = v
 	}
-	s, _, _ := startStack(t, env)
-	return adminStack{Stack: s, c: client{t, s.URL}, pool: pool.New(pooltest.Client(), table, pool.Options{}), csp: fake}
+	s, _, logs := startStack(t, env)
+	return adminStack{Stack: s, c: client{t, s.URL}, pool: pool.New(pooltest.Client(), table, pool.Options{}), csp: fake, logs: logs}
 }
 
 func bearer(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }

@@ -67,7 +67,7 @@ func (s *Stack) startLambda(cfg config.Local, log *slog.Logger) (part, error) {
 // addRoutes adds every route and returns their handlers, each an instance of its own function
 // built as functions/<route>/main.go builds it (app.Route, trigger.Route whose job runs
 // jobs starts, as Lambda's asynchronous invoke does, or eventfn.ReplayRoute, whose replayer
-// is the stack's: startEvents').
+// is the stack's: startEvents'), on the stack's clock.
 func (s *Stack) addRoutes(ctx context.Context, env config.Env, logs io.Writer, jobs api.JobStarter) (map[string]api.LambdaHandler, error) {
 	handlers := map[string]api.LambdaHandler{}
 	for _, r := range api.Routes {
@@ -77,13 +77,13 @@ func (s *Stack) addRoutes(ctx context.Context, env config.Env, logs io.Writer, j
 		}
 		f, err := addFunction(ctx, s.lambda, r.Name, 0, func(ctx context.Context) (api.LambdaHandler, error) {
 			if r.ReplaysEvents {
-				a, err := app.NewAPI(ctx, env, logs, nil, s.withEvents)
+				a, err := app.NewAPI(ctx, env, logs, nil, s.clock.now, s.withEvents)
 				if err != nil {
 					return nil, err
 				}
 				return a.Function(r.Name)
 			}
-			return app.RouteStarting(ctx, env, logs, r.Name, starts)
+			return app.RouteStarting(ctx, env, logs, r.Name, starts, s.clock.now)
 		})
 		if err != nil {
 			return nil, err
@@ -117,11 +117,11 @@ func tokenSecret(tokens []auth.Token) config.SecretFetcher {
 	}
 }
 
-// addJob adds the job j, built per instance as functions/<job> builds it, each
-// invocation ending after the job's timeout.
+// addJob adds the job j, built per instance as functions/<job> builds it (on the stack's
+// clock), each invocation ending after the job's timeout.
 func (s *Stack) addJob(ctx context.Context, env config.Env, logs io.Writer, j jobs.Job) (*jobFunction, error) {
 	return addFunction(ctx, s.lambda, j.Name, j.Timeout(), func(ctx context.Context) (handler[json.RawMessage, jobs.Summary], error) {
-		return job.Function(ctx, env, logs, j.Name)
+		return job.Function(ctx, env, logs, j.Name, job.WithClock(s.clock.now))
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api"
 	"github.com/sandbox-broker/broker/pkg/api/apitest"
+	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/config"
 	"github.com/sandbox-broker/broker/pkg/pool"
 	"github.com/sandbox-broker/broker/pkg/pool/pooltest"
@@ -173,65 +174,95 @@ func TestReservationsAreCheckedAtStart(t *testing.T) {
 // The morning rush through the instance model: 500 students at once, each on its own
 // connection, against 500 sandboxes. Every one gets a sandbox of its own, the invariants
 // hold, and the test reports the cold starts the burst caused and its latency (no timed
-// assertion).
+// assertion). A 503 is retried as clients retry it (rush); anything else — a 409 at this
+// exact fit, a 5xx other than that 503, a sandbox twice — fails the test; the first
+// attempts' answers are reported.
+func TestFiveHundredStudentBurstThroughInstances(t *testing.T) {
+	// The SDK parses an AWS_CA_BUNDLE at every client's creation (here ~25 ms, each cold
+	// start); a Lambda environment has none, and DynamoDB Local speaks plain HTTP.
+	t.Setenv("AWS_CA_BUNDLE", "")
+	const students = 500
+	s, _, _ := startStack(t, map[string]string{"SEED_SANDBOXES": fmt.Sprint(students), "SEED_PREFIXES": "lab",
+		"JOB_INTERVAL_SCALE": "1", "LOG_LEVEL": "warn"})
+	arrivals := make([]arrival, students)
+	for i := range arrivals {
+		arrivals[i] = arrival{student: fmt.Sprintf("burst-student-%d", i)}
+	}
+	out := rush(t, s, arrivals, nil)
+	final := finalStatuses(out)
+	if got := final[http.StatusCreated] + final[http.StatusOK]; got != students || distinctSandboxes(t, out) != students {
+		t.Fatalf("final answers by status %v (first attempts %v); want every student served, each its own sandbox", final, firstStatuses(out))
+	}
+	checkInvariants(t, s)
+	reportRush(t, s, out)
+}
+
+// arrival is one student of a rush, allocating with the prefix "lab" for lab (the
+// X-Instruqt-Track-ID the Instruqt scripts send; "" sends none).
+type arrival struct{ student, lab string }
+
+// outcome is how one student of a rush fared: the first attempt's status and latency, the
+// last answer's status and error code, the sandbox it got and how many 503s it retried.
+type outcome struct {
+	first, final int
+	latency      time.Duration
+	code         string
+	sandbox      string
+	retries      int
+}
+
+// rush sends every arrival's allocation at once, each on a fresh connection, released on
+// one barrier, and calls answered (when not nil) with each student's index as it has its
+// last answer.
 //
 // A student retries a 503 SERVICE_UNAVAILABLE after its Retry-After, as clients do
 // (docs/api.md): DynamoDB Local serves the burst's requests in one lane, and on a loaded
 // machine some wait past the broker's deadline per call, which DynamoDB in AWS does not
 // make them do (docs/architecture.md §8). A retry whose claim had committed after all
-// replays it (200). Anything else — a 409 at this exact fit, a 5xx other than that 503, a
-// sandbox twice — fails the test; the first attempts' answers are reported.
-func TestFiveHundredStudentBurstThroughInstances(t *testing.T) {
-	// The SDK parses an AWS_CA_BUNDLE at every client's creation (here ~25 ms, each cold
-	// start); a Lambda environment has none, and DynamoDB Local speaks plain HTTP.
-	t.Setenv("AWS_CA_BUNDLE", "")
-	const students, attempts = 500, 10
-	s, _, _ := startStack(t, map[string]string{"SEED_SANDBOXES": fmt.Sprint(students), "SEED_PREFIXES": "lab",
-		"JOB_INTERVAL_SCALE": "1", "LOG_LEVEL": "warn"})
-	first, final := make([]int, students), make([]int, students)
-	retries := make([]int, students)
-	ids := make([]string, students)
-	latency := make([]time.Duration, students)
+// replays it (200). Any other answer is the student's last.
+func rush(t *testing.T, s *Stack, arrivals []arrival, answered func(i int)) []outcome {
+	t.Helper()
+	const attempts = 10
+	out := make([]outcome, len(arrivals))
 	var ready, wg sync.WaitGroup
 	start := make(chan struct{})
-	ready.Add(students)
-	for i := range students {
+	ready.Add(len(arrivals))
+	for i, a := range arrivals {
 		wg.Go(func() {
-			allocate := func() (int, http.Header, []byte, error) {
-				c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Minute}
-				req, _ := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/v1/allocate", nil)
-				req.Header = track(s.TrackToken, fmt.Sprintf("burst-student-%d", i))
-				req.Header.Set(api.HeaderNamePrefix, "lab")
-				resp, err := c.Do(req)
-				if err != nil {
-					return 0, nil, nil, err
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
-				return resp.StatusCode, resp.Header, body, err
-			}
+			o := &out[i]
 			ready.Done()
 			<-start
+			if answered != nil {
+				defer answered(i)
+			}
 			began := time.Now()
 			for attempt := range attempts {
-				status, header, body, err := allocate()
+				status, header, body, err := allocateOnce(s, a)
 				if err != nil {
-					t.Errorf("student %d: %v", i, err)
+					t.Errorf("%s: %v", a.student, err)
 					return
 				}
 				if attempt == 0 {
-					first[i], latency[i] = status, time.Since(began)
+					o.first, o.latency = status, time.Since(began)
 				}
-				final[i] = status
+				o.final = status
 				if status == http.StatusCreated || status == http.StatusOK {
-					ids[i] = sandboxID(t, answer{status, header, body})
-					return
+					var got struct {
+						SandboxID string `json:"sandbox_id"`
+					}
+					if err := json.Unmarshal(body, &got); err != nil || got.SandboxID == "" {
+						t.Errorf("%s: no sandbox in %d %s", a.student, status, body)
+					}
+					o.sandbox = got.SandboxID
+					break
 				}
 				apitest.CheckError(t, status, header, body)
-				if status != http.StatusServiceUnavailable || apitest.DecodeError(t, body).Code != api.CodeServiceUnavailable {
-					return
+				var envelope wire.ErrorEnvelope
+				_ = json.Unmarshal(body, &envelope) // CheckError reported a body that is no envelope
+				if o.code = envelope.Detail.Code; status != http.StatusServiceUnavailable || o.code != api.CodeServiceUnavailable {
+					break
 				}
-				retries[i]++
+				o.retries++
 				after, _ := strconv.Atoi(header.Get("Retry-After"))
 				time.Sleep(time.Duration(after) * time.Second)
 			}
@@ -240,36 +271,82 @@ func TestFiveHundredStudentBurstThroughInstances(t *testing.T) {
 	ready.Wait()
 	close(start)
 	wg.Wait()
-	count := func(statuses []int) map[int]int {
-		by := map[int]int{}
-		for _, status := range statuses {
-			by[status]++
+	return out
+}
+
+// allocateOnce is one attempt of a's allocation, on a connection of its own.
+func allocateOnce(s *Stack, a arrival) (int, http.Header, []byte, error) {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Minute}
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL+"/v1/allocate", nil)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header = track(s.TrackToken, a.student)
+	req.Header.Set(api.HeaderNamePrefix, "lab")
+	if a.lab != "" {
+		req.Header.Set(api.HeaderTrackName, a.lab)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, body, err
+}
+
+func firstStatuses(out []outcome) map[int]int {
+	by := map[int]int{}
+	for _, o := range out {
+		by[o.first]++
+	}
+	return by
+}
+
+func finalStatuses(out []outcome) map[int]int {
+	by := map[int]int{}
+	for _, o := range out {
+		by[o.final]++
+	}
+	return by
+}
+
+// distinctSandboxes counts the sandboxes of a rush, failing the test when one was given
+// to two students.
+func distinctSandboxes(t *testing.T, out []outcome) int {
+	t.Helper()
+	seen := map[string]int{}
+	for i, o := range out {
+		if o.sandbox == "" {
+			continue
 		}
-		return by
+		if j, dup := seen[o.sandbox]; dup {
+			t.Fatalf("sandbox %s given to students %d and %d", o.sandbox, j, i)
+		}
+		seen[o.sandbox] = i
 	}
-	distinct := len(slices.Compact(slices.Sorted(slices.Values(ids))))
-	if got := count(final); got[http.StatusCreated]+got[http.StatusOK] != students || distinct != students {
-		t.Fatalf("final answers by status %v (first attempts %v), %d distinct sandboxes; want every student served, each its own sandbox",
-			got, count(first), distinct)
+	return len(seen)
+}
+
+// reportRush logs a rush's first answers, latency and retries, and the cold starts of
+// every function (not asserted: they depend on the machine).
+func reportRush(t *testing.T, s *Stack, out []outcome) {
+	t.Helper()
+	latency := make([]time.Duration, 0, len(out))
+	retries := 0
+	for _, o := range out {
+		latency = append(latency, o.latency)
+		retries += o.retries
 	}
-	checkInvariants(t, s)
 	slices.Sort(latency)
-	t.Logf("%d students at once through the instance model: first attempts %v (p50 %s, p99 %s), %d retries after a 503, all served (not asserted: latency, first-attempt success)",
-		students, count(first), latency[students/2].Round(time.Millisecond), latency[students*99/100].Round(time.Millisecond), sum(retries))
+	t.Logf("%d students at once through the instance model: first attempts %v (p50 %s, p99 %s), %d retries after a 503, final answers %v (not asserted: latency, first-attempt success)",
+		len(out), firstStatuses(out), latency[len(out)/2].Round(time.Millisecond), latency[len(out)*99/100].Round(time.Millisecond), retries, finalStatuses(out))
 	for _, f := range s.Functions() {
 		if f.ColdStarts > 0 {
 			t.Logf("%-12s %4d invocations, %4d cold starts, init %s in all (%s each), %d throttles", f.Name, f.Invocations, f.ColdStarts,
 				f.InitTime.Round(time.Millisecond), (f.InitTime / time.Duration(f.ColdStarts)).Round(10*time.Microsecond), f.Throttles)
 		}
 	}
-}
-
-func sum(xs []int) int {
-	n := 0
-	for _, x := range xs {
-		n += x
-	}
-	return n
 }
 
 // checkInvariants runs the invariant checker on the stack's table.

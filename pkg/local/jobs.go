@@ -36,15 +36,15 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 	if err != nil {
 		return backgroundJobs{}, nil, err
 	}
-	schedule := map[string]scheduledJob{}
+	s.scheduled = map[string]scheduledJob{}
 	for _, j := range localJobs() {
 		fn, err := s.addJob(ctx, env, logs, j)
 		if err != nil {
 			return backgroundJobs{}, nil, err
 		}
-		schedule[j.Name] = scheduledJob{job: j, every: cfg.Scale(j.Every), fn: fn, scale: cfg.Scale}
+		s.scheduled[j.Name] = scheduledJob{job: j, every: cfg.Scale(j.Every), fn: fn, scale: cfg.Scale}
 	}
-	first, ok := schedule["sync"]
+	first, ok := s.scheduled["sync"]
 	if !ok {
 		return backgroundJobs{}, nil, errors.New("local: the job table has no sync job")
 	}
@@ -57,10 +57,10 @@ func (s *Stack) startJobs(ctx context.Context, env config.Env, logs io.Writer) (
 	})
 	var every []string
 	for _, j := range localJobs() {
-		every = append(every, fmt.Sprintf("%s every %s", j.Name, schedule[j.Name].every))
-		s.jobs.Go(func() { s.repeat(jobsCtx, schedule[j.Name]) })
+		every = append(every, fmt.Sprintf("%s every %s", j.Name, s.scheduled[j.Name].every))
+		s.jobs.Go(func() { s.repeat(jobsCtx, s.scheduled[j.Name]) })
 	}
-	return backgroundJobs{stack: s, ctx: jobsCtx, schedule: schedule}, []part{
+	return backgroundJobs{stack: s, ctx: jobsCtx}, []part{
 		{"First sync", "", firstSync},
 		{"Jobs", "started", strings.Join(every, ", ") + fmt.Sprintf(" (JOB_INTERVAL_SCALE=%g)", cfg.IntervalScale)},
 	}, nil
@@ -117,13 +117,12 @@ func (s *Stack) runJob(ctx context.Context, j scheduledJob, event json.RawMessag
 // the background, and the request returns at once. Stop waits for such runs like
 // scheduled ones.
 type backgroundJobs struct {
-	stack    *Stack
-	ctx      context.Context // the stack's jobs context, not the request's: the run outlives it
-	schedule map[string]scheduledJob
+	stack *Stack
+	ctx   context.Context // the stack's jobs context, not the request's: the run outlives it
 }
 
 func (b backgroundJobs) StartJob(_ context.Context, job, runID string) error {
-	j, ok := b.schedule[job]
+	j, ok := b.stack.scheduled[job]
 	if !ok {
 		return fmt.Errorf("local: no job named %q", job)
 	}

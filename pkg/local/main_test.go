@@ -18,16 +18,23 @@ import (
 func TestMain(m *testing.M) { pooltest.Main(m) }
 
 // startStack runs a stack on the test binary's DynamoDB Local (DYNAMODB_ENDPOINT, a fresh
-// table) with the fake CSP, on a free port, and stops it when the test ends.
+// table unless extra names one) with the fake CSP, on a free port, and stops it when the
+// test ends.
 func startStack(t *testing.T, extra map[string]string) (*Stack, string, *testkit.Buffer) {
 	t.Helper()
 	env := map[string]string{
-		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": pooltest.NewTableWithStream(t),
+		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(),
 		"SEED_SANDBOXES": "6", "SEED_PREFIXES": "lab,other", "JOB_INTERVAL_SCALE": "0.05", "LOG_LEVEL": "debug",
 		"EVENTS_FILE": filepath.Join(t.TempDir(), "events.jsonl"),
 	}
 	for k, v := range extra {
 		env[k] = v
+	}
+	// One table per stack: with a second one created after the stack's table, DynamoDB
+	// Local answered the stack's stream poller TrimmedDataAccessException on every read,
+	// and the stack wrote no events.
+	if env["TABLE_NAME"] == "" {
+		env["TABLE_NAME"] = pooltest.NewTableWithStream(t)
 	}
 	var banner bytes.Buffer
 	logs := &testkit.Buffer{}

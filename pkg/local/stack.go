@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sandbox-broker/broker/internal/ddblimits"
@@ -47,11 +48,26 @@ type Stack struct {
 	lambda *lambdaService
 	// jobs are the scheduled and admin-started runs, which Stop waits for.
 	jobs sync.WaitGroup
+	// scheduled are the jobs the stack runs, by name (startJobs).
+	scheduled map[string]scheduledJob
+	// clock is the time every function's pool reads (app.OpenPool).
+	clock clock
 	// shutdowns undo the start in reverse order; each part registers its own.
 	shutdowns []func()
 	stopOnce  sync.Once
 	// replayer serves the events' replay route (startEvents); nil with events off.
 	replayer api.EventReplayer
+}
+
+// clock is the wall clock, unless the stack's tests pinned it to an instant: they bring due
+// work on at an exact moment (an expiry) this way. Nothing else pins it.
+type clock struct{ pinned atomic.Pointer[time.Time] }
+
+func (c *clock) now() time.Time {
+	if at := c.pinned.Load(); at != nil {
+		return *at
+	}
+	return time.Now()
 }
 
 // part is one line of the banner: what a component is and whether the stack started it.

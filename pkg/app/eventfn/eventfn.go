@@ -109,7 +109,7 @@ func ReplayRoute(ctx context.Context, env config.Env, out io.Writer, name string
 		return nil, err
 	}
 	replayer := Replayer{&events.Replayer{DeadLetters: clients.DeadLetters, Bus: clients.Bus, Streams: clients.Streams, Limit: cfg.ReplayLimit}}
-	a, err := app.NewAPI(ctx, env, out, nil, func(d *api.Deps) { d.Events = replayer })
+	a, err := app.NewAPI(ctx, env, out, nil, nil, func(d *api.Deps) { d.Events = replayer })
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/sandbox-broker/broker/pkg/app"
 	"github.com/sandbox-broker/broker/pkg/app/awssecrets"
@@ -34,6 +35,10 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string, op
 	if !ok {
 		return nil, fmt.Errorf("app: no job named %q", job)
 	}
+	var opt options
+	for _, apply := range opts {
+		apply(&opt)
+	}
 	// Every loader runs, so one start-up reports every bad variable.
 	o, obsErr := app.NewObservability(env, out)
 	poolCfg, poolErr := config.LoadPool(env)
@@ -54,14 +59,10 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string, op
 	}
 	var upErr error
 	if def.UsesAPIGateway {
-		var o options
-		for _, opt := range opts {
-			opt(&o)
-		}
-		if o.usagePlans == nil {
+		if opt.usagePlans == nil {
 			upErr = fmt.Errorf("app: job %s uses API Gateway: its function must pass job.WithUsagePlans", job)
 		} else {
-			deps.UsagePlans, upErr = o.usagePlans(ctx, env, fetch, poolCfg.Region)
+			deps.UsagePlans, upErr = opt.usagePlans(ctx, env, fetch, poolCfg.Region)
 		}
 	}
 	if err := errors.Join(obsErr, poolErr, jobsErr, cspErr, niosErr, upErr); err != nil {
@@ -81,7 +82,7 @@ func Function(ctx context.Context, env config.Env, out io.Writer, job string, op
 		}
 		deps.CSPRequestTimeout = cspCfg.RequestTimeout
 	}
-	if deps.Pool, err = app.OpenPool(ctx, poolCfg); err != nil {
+	if deps.Pool, err = app.OpenPool(ctx, poolCfg, opt.now); err != nil {
 		return nil, err
 	}
 	runner, err := jobs.NewRunner(deps)
@@ -127,6 +128,7 @@ type Option func(*options)
 
 type options struct {
 	usagePlans UsagePlansBuilder
+	now        func() time.Time
 }
 
 // UsagePlansBuilder builds the work of a job with UsesAPIGateway from env, reading secrets
@@ -137,6 +139,12 @@ type UsagePlansBuilder func(ctx context.Context, env config.Env, fetch config.Se
 // main passes it, so only its bootstrap links the API Gateway client.
 func WithUsagePlans(b UsagePlansBuilder) Option {
 	return func(o *options) { o.usagePlans = b }
+}
+
+// WithClock makes the job's pool read the time from now instead of the wall clock: the
+// local stack passes its own clock, which its tests pin to bring due work on (app.OpenPool).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
 }
 
 // warnAndAbove passes on only warnings and errors (breaker transitions, malformed listing

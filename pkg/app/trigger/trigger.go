@@ -31,7 +31,7 @@ func Route(ctx context.Context, env config.Env, out io.Writer, name string) (api
 		return nil, fmt.Errorf("app: route %s starts no job: its function is built by app.Route", name)
 	}
 	jobs, jobsErr := newLambdaJobStarter(ctx, env, route.Starts)
-	handler, apiErr := app.RouteStarting(ctx, env, out, name, jobs)
+	handler, apiErr := app.RouteStarting(ctx, env, out, name, jobs, nil)
 	if err := errors.Join(apiErr, jobsErr); err != nil {
 		return nil, err
 	}
