@@ -296,10 +296,10 @@ func seed(ctx context.Context, p *pool.Pool, sc scenario) error {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			err := create(ctx, p, pool.Account{
+			_, err := p.Create(ctx, pool.Account{
 				ID: fmt.Sprint(4000000 + i), Name: name,
 				ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", i), CreatedAt: 1700000000,
-			})
+			}, pool.Actor{Kind: "job", Name: "bench"})
 			if err != nil {
 				firstErr.CompareAndSwap(nil, err)
 			}
@@ -312,50 +312,21 @@ func seed(ctx context.Context, p *pool.Pool, sc scenario) error {
 	return nil
 }
 
-// create adds one account to a fresh table. DynamoDB Local refuses a transaction that
-// waited too long for a lock (a loaded machine, 32 creates at once), so a failed create is
-// tried again; one that finds the record there (an earlier try committed) is done.
-func create(ctx context.Context, p *pool.Pool, a pool.Account) error {
-	for try := 1; ; try++ {
-		_, err := p.Create(ctx, a, seeder)
-		var exists *pool.ConditionError
-		switch {
-		case err == nil || try > 1 && errors.As(err, &exists):
-			return nil
-		case try == seedTries:
-			return err
-		}
-		time.Sleep(time.Duration(try) * 100 * time.Millisecond)
-	}
-}
-
-// seedTries bounds the tries of one create or set-aside of the seeding.
-const seedTries = 5
-
-var seeder = pool.Actor{Kind: "job", Name: "bench"}
-
 // setAside creates a reservation of seats seats of "lab" for reservationLab, holding now,
 // and sets them aside as the reservations job does (broker.KeepReservations).
-// A run that DynamoDB Local cut short (create) is run again.
 func setAside(ctx context.Context, p *pool.Pool, seats int) error {
 	now := time.Now()
+	by := pool.Actor{Kind: "job", Name: "bench"}
 	r, _, err := broker.New(p, instanceCfg).CreateReservation(ctx, pool.Reservation{Lab: reservationLab, Prefix: "lab", Seats: seats,
-		StartsAt: now.Unix(), EndsAt: now.Add(3 * time.Hour).Unix()}, false, seeder)
+		StartsAt: now.Unix(), EndsAt: now.Add(3 * time.Hour).Unix()}, false, by)
 	if err != nil {
 		return err
 	}
-	for try := 1; ; try++ {
-		_, keepErr := broker.KeepReservations(ctx, p, seeder)
-		cur, err := p.Reservation(ctx, r.ID)
-		switch {
-		case err != nil:
-			return err
-		case cur.SetAside == seats:
-			return nil
-		case try == seedTries:
-			return fmt.Errorf("the reservation %s has %d of its %d seats set aside: %v", r.ID, cur.SetAside, seats, keepErr)
-		}
+	rep, err := broker.KeepReservations(ctx, p, by)
+	if err == nil && rep.SetAside != seats {
+		err = fmt.Errorf("the reservation %s has %d of its %d seats set aside", r.ID, rep.SetAside, seats)
 	}
+	return err
 }
 
 // answer409 reports whether an allocation's error is the API's 409 (nothing free); any
