@@ -52,10 +52,7 @@ func TestEventsPrintsAndFollowsTheEventsFile(t *testing.T) {
 		done <- run(follow, []string{"events", "--follow", "--type", "released"}, getenv(env), &followed, &errOut)
 	}()
 	sink.Publish(ctx, []events.Event{ev(events.Released, "1")})
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(followed.String(), "sandbox.released") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(t, "the appended event followed", func() bool { return strings.Contains(followed.String(), "sandbox.released") })
 	stop()
 	if code := <-done; code != exitOK || strings.Count(followed.String(), "\n") != 1 {
 		t.Fatalf("events --follow: exit %d\n%s%s", code, followed.String(), errOut.String())

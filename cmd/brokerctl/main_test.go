@@ -38,7 +38,7 @@ func startStack(t *testing.T) stack {
 	for _, a := range cspfake.Generate(6, []string{"lab"}) {
 		uuids = append(uuids, a.UUID())
 	}
-	table := pooltest.NewTable(t)
+	table := pooltest.NewTableWithStream(t) // the stack's events read it
 	s, err := local.Start(context.Background(), testkit.Env(map[string]string{
 		"PORT": "0", "DYNAMODB_ENDPOINT": pooltest.Endpoint(), "TABLE_NAME": table, "SEED_SANDBOXES": "6",
 		"JOB_INTERVAL_SCALE": "1", "CLEANUP_MAX_ATTEMPTS": "1", "LOG_LEVEL": "error", "EVENTS_FILE": t.TempDir() + "/events.jsonl",

@@ -7,9 +7,9 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/sandbox-broker/broker/internal/eventcheck"
+	"github.com/sandbox-broker/broker/internal/testkit"
 	"github.com/sandbox-broker/broker/pkg/api/wire"
 	"github.com/sandbox-broker/broker/pkg/events"
 )
@@ -39,14 +39,10 @@ func TestLocalStackWritesTheEventsATrackCauses(t *testing.T) {
 	wantStatus(t, "release", c.do(http.MethodPost, "/v1/sandboxes/"+alloc.SandboxID+"/mark-for-deletion", track(s.TrackToken, "student-7"), nil), http.StatusOK, "")
 
 	var got []events.Envelope
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	testkit.Eventually(t, "the events of the seed, the allocation and the release", func() bool {
 		got = readEvents(t, file)
-		if count(got, events.Added) >= 6 && count(got, events.Released) >= 1 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return count(got, events.Added) >= 6 && count(got, events.Released) >= 1
+	})
 	if count(got, events.Added) != 6 || count(got, events.Allocated) != 1 || count(got, events.Released) != 1 {
 		t.Fatalf("events in %s: %d added, %d allocated, %d released; want 6, 1, 1", file,
 			count(got, events.Added), count(got, events.Allocated), count(got, events.Released))

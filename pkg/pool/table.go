@@ -22,8 +22,8 @@ func CreateTable(ctx context.Context, db *dynamodb.Client, name string) error {
 // table whose stream nothing reads: a stream changes none of a table's answers, and
 // DynamoDB Local makes each write to a table with a stream scan every stream record it
 // keeps from before the table's first write, those of tables since dropped included
-// (docs/architecture.md, "Where the local stack and AWS still differ"). A test binary's
-// tables, or a warm-up's, would each tax every later table's writes.
+// (docs/architecture.md, "Where the local stack and AWS still differ"). Each table with a
+// stream of a test binary, or of a warm-up, would tax the writes of every later one.
 func CreateTableWithoutStream(ctx context.Context, db *dynamodb.Client, name string) error {
 	return createTable(ctx, db, name, false)
 }
