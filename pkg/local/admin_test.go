@@ -36,9 +36,13 @@ type adminStack struct {
 
 func startAdminStack(t *testing.T, accounts []cspfake.Account, extra map[string]string) adminStack {
 	t.Helper()
-	// No stream: no admin test reads the events, and the records of a thousand seeds would
-	// slow every later table's writes (pool.CreateTableWithoutStream).
+	// No stream unless the test reads the events (it names an EVENTS_FILE): the records
+	// of a thousand seeds would slow every later table's writes
+	// (pool.CreateTableWithoutStream).
 	table := pooltest.NewTable(t)
+	if extra["EVENTS_FILE"] != "" {
+		table = pooltest.NewTableWithStream(t)
+	}
 	env := map[string]string{"TABLE_NAME": table, "JOB_INTERVAL_SCALE": "1", "LOG_LEVEL": "warn"}
 	var fake *cspfake.Server
 	if accounts != nil {
