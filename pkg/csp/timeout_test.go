@@ -121,15 +121,30 @@ func TestExpiredContextSendsNothing(t *testing.T) {
 	}
 }
 
+// TestCallerCancellationIsNotABreakerFailure: a caller that gives up while its delete is
+// at the CSP (held there, so the cancellation always lands mid-call) gets a non-transient
+// context.Canceled, the call is not retried, and the breaker, at a threshold of one
+// failure, stays closed.
 func TestCallerCancellationIsNotABreakerFailure(t *testing.T) {
 	accounts := cspfake.Generate(1, nil)
-	s := startFake(t, cspfake.Options{}, accounts...)
-	setFaults(t, s, cspfake.Faults{DeleteLatency: 3 * time.Second})
+	s := cspfake.New(cspfake.Options{Token: testToken})
+	s.Seed(accounts...)
+	w := s.WatchDeletes()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	w.Hold()
 	c := newClient(t, s.URL(), func(o *csp.Options) { o.Breaker.Threshold = 1 })
 
-	for range 3 {
+	for i := range 3 {
 		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(30*time.Millisecond, cancel)
+		go func() {
+			// The delete has arrived and waits at the CSP: the caller gives up now.
+			if w.WaitHeld(testkit.Patience(t), i+1) == nil {
+				cancel()
+			}
+		}()
 		err := c.DeleteAccount(ctx, accounts[0].ID)
 		cancel()
 		if !errors.Is(err, context.Canceled) || csp.IsTransient(err) {
@@ -139,7 +154,7 @@ func TestCallerCancellationIsNotABreakerFailure(t *testing.T) {
 	if got := c.BreakerState(); got != breaker.Closed {
 		t.Fatalf("breaker = %s, want closed: the caller gave up, the CSP did not fail", got)
 	}
-	if n := len(s.Requests()); n != 3 {
-		t.Fatalf("server saw %d requests, want 3: a cancelled call is not retried", n)
+	if n := len(w.Arrivals()); n != 3 {
+		t.Fatalf("the CSP saw %d deletes, want 3: a cancelled call is not retried", n)
 	}
 }
