@@ -40,6 +40,14 @@ export function replace(container, ...nodes) {
   }
 }
 
+// focusAgain gives the focus back to button, or, when a refresh replaced it meanwhile
+// (while a dialog was open), to the element that took its data-focus-key.
+export function focusAgain(button) {
+  const key = button.getAttribute("data-focus-key");
+  const again = !button.isConnected && key ? document.querySelector(`[data-focus-key="${CSS.escape(key)}"]`) : null;
+  (again ?? button).focus();
+}
+
 // time shows unix seconds as local date and time, with the ISO instant as a tooltip.
 export function time(unix) {
   if (unix === null || unix === undefined) return el("span", { class: "muted", text: "—" });

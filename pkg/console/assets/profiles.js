@@ -7,7 +7,7 @@
 // VALIDATION_ERROR shows under the form.
 
 import { call } from "./api.js";
-import { el, replace, table, time, wholeNumber } from "./dom.js";
+import { el, focusAgain, replace, table, time, wholeNumber } from "./dom.js";
 import { act, announce, confirm } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -117,7 +117,7 @@ async function save() {
 async function remove(p, button) {
   const question = `Delete the profile of ${keyName(p)}? New allocations then follow the next matching profile, or the configuration; running labs keep the terms they were given.`;
   if (!(await confirm(question, "Delete the profile"))) {
-    button.focus();
+    focusAgain(button);
     return;
   }
   await act(button, $("profile-error"), ui.failed, async () => {

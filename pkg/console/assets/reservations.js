@@ -8,7 +8,7 @@
 // confirmation. Cancel asks first (DELETE v1/admin/reservations/{id}).
 
 import { ApiError, call } from "./api.js";
-import { el, label, localDate, localMinute, localTime, replace, table, text, time, wholeNumber } from "./dom.js";
+import { el, focusAgain, label, localDate, localMinute, localTime, replace, table, text, time, wholeNumber } from "./dom.js";
 import { act, announce, confirm } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -236,7 +236,7 @@ async function force(button) {
 async function cancel(r, button) {
   const question = `Cancel reservation ${r.id}: ${describeReservation(r)}? The reservations job returns what is set aside to the general pool within a minute.`;
   if (!(await confirm(question, "Cancel the reservation", "Keep it"))) {
-    button.focus();
+    focusAgain(button);
     return;
   }
   await act(button, $("reservation-error"), ui.failed, async () => {
