@@ -58,7 +58,8 @@ function clearError() {
 }
 
 // refresh reads everything again and shows it. A call during a read joins that read,
-// unless fresh: what an action wrote must show, so its read begins after the action.
+// unless fresh: what an action wrote, and what is there when the operator presses
+// Refresh now, must show, so such a read begins after the call.
 async function refresh(fresh = false) {
   if (!token.get()) return;
   if (loading && fresh) {
@@ -252,7 +253,7 @@ function wire() {
     await refresh();
     if (token.get()) $("main").focus();
   });
-  $("refresh").addEventListener("click", () => refresh());
+  $("refresh").addEventListener("click", () => refresh(true));
   $("pause").addEventListener("click", (e) => {
     paused = !paused;
     e.currentTarget.setAttribute("aria-pressed", String(paused));
