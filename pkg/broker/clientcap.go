@@ -40,9 +40,7 @@ const (
 	// enrolLeaseTTL is how long one enrolment may hold the client's enrolment lease: it
 	// runs inside an allocation, whose function times out after 15 s.
 	enrolLeaseTTL = 30 * time.Second
-	// enrolWait bounds how long an allocation waits for another process's enrolment of
-	// its client, polling its lease every enrolPoll.
-	enrolWait = 5 * time.Second
+	// enrolPoll is how often an allocation waiting for another's enrolment reads its lease.
 	enrolPoll = 100 * time.Millisecond
 	// enrolWorkers counts the allocations of one enrolment at once.
 	enrolWorkers = 8
@@ -111,8 +109,8 @@ func (b *Broker) settleCap(ctx context.Context, req AllocateRequest, why error) 
 
 // enrol counts every live allocation of the client that no counter counts and splits cap
 // over its counters. One process enrols a client at a time, under the client's
-// enrolment lease; an allocation that finds it held waits for it to end (at most
-// enrolWait) and claims again. Counters from before each shard had its own partition are
+// enrolment lease; an allocation that finds it held waits for it to end and claims
+// again. Counters from before each shard had its own partition are
 // moved first.
 func (b *Broker) enrol(ctx context.Context, client string, cap int) error {
 	lease, err := b.pool.AcquireLease(ctx, enrolLease(client), NewID(), enrolLeaseTTL)
@@ -136,8 +134,13 @@ func (b *Broker) enrol(ctx context.Context, client string, cap int) error {
 // enrolLease names the lease of a client's enrolment (pool.AcquireLease).
 func enrolLease(client string) string { return "enrol#" + client }
 
+// awaitEnrolment waits while another process holds the client's enrolment lease, until
+// it is released or lapses (a process that died holding it), or ctx is done. It gives no
+// shorter bound: an enrolment on a slow table takes what it takes, and an allocation that
+// gave up first would only fail a student who could have waited; the function's timeout
+// bounds ctx. The wall clock bounds the wait too, should the pool's clock stand still.
 func (b *Broker) awaitEnrolment(ctx context.Context, client string) error {
-	deadline := time.Now().Add(enrolWait)
+	deadline := time.Now().Add(enrolLeaseTTL)
 	for time.Now().Before(deadline) {
 		if _, held, err := b.pool.CurrentLease(ctx, enrolLease(client)); err != nil || !held {
 			return err

@@ -17,7 +17,7 @@ import (
 
 const (
 	// finishReserve is kept back from a run's deadline to book the last result, release
-	// the lease and record the run.
+	// the lease and record the run: the least time a run's finish gets.
 	finishReserve = 500 * time.Millisecond
 	// leaseMargin is how long a lease outlasts its run's deadline: the clocks of two runs
 	// (two Lambda instances) may disagree by that much.
@@ -157,8 +157,14 @@ func (r *Runner) RunWithID(ctx context.Context, job, runID string) (Summary, err
 	}
 
 	// The lease goes back and the run is recorded and logged even when the caller's
-	// context is done, within the time kept for it.
-	finish, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishReserve)
+	// context is done: within what is left of the run's time, and at least the time kept
+	// for it. A run that ended early leaves its finish all that time, so a slow table
+	// delays the record instead of losing it.
+	finishBy := deadline
+	if least := time.Now().Add(finishReserve); finishBy.Before(least) {
+		finishBy = least
+	}
+	finish, cancel := context.WithDeadline(context.WithoutCancel(ctx), finishBy)
 	defer cancel()
 	if lease != nil {
 		if err := r.pool.ReleaseLease(finish, *lease); err != nil {
