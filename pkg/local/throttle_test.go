@@ -98,12 +98,13 @@ func TestDefaultStageThrottlePassesAThousandRequestBurst(t *testing.T) {
 // BROKER_TRACK_BURST locally) over HTTP through the local stack: requests beyond its burst,
 // sent all at once, get 429 RATE_LIMIT_EXCEEDED in the envelope, while the admin client,
 // which has no limit of its own, is not throttled. Sent at once, not one after the other:
-// however slowly each is answered, they reach the throttle together.
+// however slowly each is answered, they reach the throttle together; and 30 of them leave
+// some throttled unless the machine took half a minute to deliver them.
 func TestClientThrottleOverHTTP(t *testing.T) {
 	s, _, _ := startStack(t, map[string]string{"BROKER_TRACK_RATE": "1", "BROKER_TRACK_BURST": "2"})
 	c := client{t, s.URL}
 	h := track(s.TrackToken, "student-throttled")
-	const n = 12
+	const n = 30
 	answers, errs := make([]answer, n), make([]error, n)
 	fire := make(chan struct{})
 	var wg sync.WaitGroup
