@@ -110,8 +110,7 @@ func (b *Broker) settleCap(ctx context.Context, req AllocateRequest, why error) 
 // enrol counts every live allocation of the client that no counter counts and splits cap
 // over its counters. One process enrols a client at a time, under the client's
 // enrolment lease; an allocation that finds it held waits for it to end and claims
-// again. Counters from before each shard had its own partition are
-// moved first.
+// again. Counters from before each shard had its own partition are moved first.
 func (b *Broker) enrol(ctx context.Context, client string, cap int) error {
 	lease, err := b.pool.AcquireLease(ctx, enrolLease(client), NewID(), enrolLeaseTTL)
 	if errors.Is(err, pool.ErrLeaseHeld) {
