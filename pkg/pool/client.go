@@ -63,8 +63,6 @@ func NewClient(ctx context.Context, o ClientOptions) (*dynamodb.Client, error) {
 	}
 	if local {
 		cfg.HTTPClient = ddblocal.RetryLockTimeouts(cfg.HTTPClient)
-	}
-	if local {
 		// The standard retryer's client-side quota is for a remote service in trouble; on
 		// DynamoDB Local a burst's transaction conflicts drain it and the next call fails
 		// with "retry quota exceeded" instead of retrying.
