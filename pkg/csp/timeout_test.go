@@ -127,13 +127,7 @@ func TestExpiredContextSendsNothing(t *testing.T) {
 // failure, stays closed.
 func TestCallerCancellationIsNotABreakerFailure(t *testing.T) {
 	accounts := cspfake.Generate(1, nil)
-	s := cspfake.New(cspfake.Options{Token: testToken})
-	s.Seed(accounts...)
-	w := s.WatchDeletes()
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s, w := cspfake.StartedWatchingDeletes(t, cspfake.Options{Token: testToken}, accounts...)
 	w.Hold()
 	c := newClient(t, s.URL(), func(o *csp.Options) { o.Breaker.Threshold = 1 })
 

@@ -95,15 +95,11 @@ func newJobEnv(t *testing.T, o envOptions) *jobEnv {
 	if o.fakeClock != nil {
 		fakeOpts.Now = o.fakeClock.Now
 	}
-	e.fake = cspfake.New(fakeOpts)
-	e.fake.Seed(o.accounts...)
 	if o.watchDeletes {
-		e.deletes = e.fake.WatchDeletes()
+		e.fake, e.deletes = cspfake.StartedWatchingDeletes(t, fakeOpts, o.accounts...)
+	} else {
+		e.fake = cspfake.Started(t, fakeOpts, o.accounts...)
 	}
-	if err := e.fake.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.fake.Close() })
 	// One attempt per call: the cleanup ledger, not the client, retries across runs,
 	// which keeps these tests fast and their request counts exact.
 	copts := csp.Options{

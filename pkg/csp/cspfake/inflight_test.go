@@ -14,13 +14,7 @@ import (
 func TestDeleteWatchHoldsCountsAndReleases(t *testing.T) {
 	accounts := Generate(4, nil)
 	clock := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	s := New(Options{Token: token, Now: clock.Now})
-	s.Seed(accounts...)
-	w := s.WatchDeletes()
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	s, w := StartedWatchingDeletes(t, Options{Token: token, Now: clock.Now}, accounts...)
 	w.Hold()
 	answered := make(chan int, 3)
 	for _, a := range accounts[:3] {
