@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
@@ -57,7 +58,17 @@ type scenario struct {
 	// for each, without overflow, is set aside before the burst, so every allocation
 	// draws from the set-aside (docs/architecture.md §5, "Reservations").
 	reserved bool
+	// spread: each student first sleeps a random 1–5 s, as the Instruqt setup script does
+	// before it allocates (docs/upstream.md), instead of all arriving at one instant.
+	spread bool
 }
+
+// scriptSleep is the Instruqt setup script's sleep before it allocates: uniform over
+// [scriptSleepMin, scriptSleepMin+scriptSleepSpan).
+const (
+	scriptSleepMin  = time.Second
+	scriptSleepSpan = 4 * time.Second
+)
 
 // reservationLab is the lab of the reserved scenario's students and reservation.
 const reservationLab = "workshop"
@@ -212,6 +223,8 @@ func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm l
 			{name: "pool of 2B", students: n, sandboxes: 2},
 			{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
 			{name: "reserved, exact", students: n, sandboxes: 1, reserved: true},
+			{name: "exact fit, 1–5 s", students: n, sandboxes: 1, spread: true},
+			{name: "pool of 2B, 1–5 s", students: n, sandboxes: 2, spread: true},
 		} {
 			if !strings.Contains(sc.name, scenarios) {
 				continue
@@ -221,7 +234,7 @@ func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm l
 				if !selected(only, st.name) || sc.reserved && st.name == "upstream" {
 					continue
 				}
-				e := &env{db: db, table: fmt.Sprintf("bench-%s-%d-%d-%s-%t", lm.name, n, sc.sandboxes*10+len(sc.prefixes), st.name, sc.reserved)}
+				e := &env{db: db, table: fmt.Sprintf("bench-%s-%d-%d-%s-%t-%t", lm.name, n, sc.sandboxes*10+len(sc.prefixes), st.name, sc.reserved, sc.spread)}
 				if err := pool.CreateTable(ctx, direct, e.table); err != nil {
 					return nil, err
 				}
@@ -348,6 +361,10 @@ func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
 		}
 		wg.Go(func() {
 			<-start
+			if sc.spread {
+				time.Sleep(scriptSleepMin + rand.N(scriptSleepSpan))
+			}
+			// A student's latency starts when it sends its allocation.
 			t0 := time.Now()
 			err := st.allocate(ctx, e, fmt.Sprintf("student-%d", i), prefix)
 			lat[i] = time.Since(t0)

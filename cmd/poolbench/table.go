@@ -9,9 +9,9 @@ import (
 // The one table the benchmark prints: a row per DynamoDB, scenario, size and strategy.
 
 func print(rows []row) {
-	fmt.Printf("\n%-6s %-16s %4s %-9s %7s %4s %4s %9s %9s %9s %6s %7s %8s %8s %18s\n", "limits", "scenario", "B", "model",
+	fmt.Printf("\n%-6s %-18s %4s %-9s %7s %4s %4s %9s %9s %9s %6s %7s %8s %8s %18s\n", "limits", "scenario", "B", "model",
 		"success", "409", "5xx", "req/alloc", "RCU/alloc", "WCU/alloc", "lost", "refused", "p50", "p99", "cold starts (init)")
-	fmt.Println(strings.Repeat("-", 140))
+	fmt.Println(strings.Repeat("-", 142))
 	for _, r := range rows {
 		perAlloc, rcu, wcu := "-", "-", "-"
 		if r.ok > 0 {
@@ -32,11 +32,12 @@ func print(rows []row) {
 		case r.coldStarts > 0:
 			cold = fmt.Sprintf("%d (new Broker)", r.coldStarts)
 		}
-		fmt.Printf("%-6s %-16s %4d %-9s %6.1f%% %4d %4d %9s %9s %9s %6s %7d %8s %8s %18s\n", r.limits, r.scenario, r.n, r.strategy,
+		fmt.Printf("%-6s %-18s %4d %-9s %6.1f%% %4d %4d %9s %9s %9s %6s %7d %8s %8s %18s\n", r.limits, r.scenario, r.n, r.strategy,
 			100*float64(r.ok)/float64(r.n), r.conflicts, r.failed, perAlloc, rcu, wcu, lost, r.refused, round(r.p50), round(r.p99), cold)
 	}
 	fmt.Println("\nmodel: instances = broker.Allocate with a new Broker per allocation, in this process; http = the local stack's")
 	fmt.Println("  allocate function in Lambda's instance model (pkg/local), over HTTP; upstream = the upstream strategy (upstream.go).")
+	fmt.Println("1–5 s: each student first sleeps a random 1–5 s, as the Instruqt setup script does; p50/p99 from its request on.")
 	fmt.Println("reserved, exact: the B students are one lab's, and a reservation of B seats sets the pool of B aside for it (no overflow).")
 	fmt.Println("limits: none = DynamoDB Local alone; AWS = behind internal/ddblimits (partition and new-table throughput, transaction conflicts).")
 	fmt.Println("req/alloc: DynamoDB HTTP requests (SDK retries included) per successful allocation; lost: cancelled claims.")
