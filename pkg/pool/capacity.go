@@ -15,11 +15,14 @@ type Cost struct {
 // dearer of the two, so that a rush by either meets no throttle. AvailableIndex pays the
 // candidate pages (half a unit per 4 KB, eventually consistent) and the removal of the
 // claimed entry; StatusIndex re-keys the claimed sandbox from available#k to allocated#k
-// (a delete and a put, each entry under 1 KB). Reads of the table happen only on replays
-// and on a capped client's full shard. docs/operations.md spreads these over the
+// (a delete and a put, each entry under 1 KB). The table's reads are the lab settings
+// (LabSettings, one eventually consistent query of a partition under 4 KB: half a unit),
+// which each fresh instance makes once and a warm one once per broker's cache period, so
+// at most once per allocation in a wave of fresh instances; besides them, only replays
+// and a capped client's full shard read the table. docs/operations.md spreads these over the
 // partitions (pool.Shards per index and status, CounterShards per capped client).
 var AllocationCost = map[string]Cost{
-	"":             {Read: 0, Write: 9.9},
+	"":             {Read: 0.5, Write: 9.9},
 	AvailableIndex: {Read: 1.9, Write: 1},
 	StatusIndex:    {Read: 0, Write: 2},
 }
