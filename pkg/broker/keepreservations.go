@@ -76,40 +76,59 @@ func holdSeats(ctx context.Context, p *pool.Pool, r pool.Reservation, by pool.Ac
 		}
 	}
 	need := r.Seats - r.SetAside
-	for shard := 0; shard < pool.Shards && need > 0; shard++ {
-		page, err := p.Candidates(ctx, shard, r.Prefix, candidatesPerQuery)
-		if err != nil {
-			return err
-		}
-		took := 0
-		for _, c := range page {
+	// The seats are taken evenly from the general shards. A sandbox keeps its shard in
+	// the reservation's partitions (pool.Reservation.Partitions), so the set-aside spreads
+	// over them, and what stays spreads over the general pool's: neither's students meet
+	// one crowded partition in a wave.
+	open := pool.GeneralPartitions()
+	for need > 0 && len(open) > 0 {
+		quota := (need + len(open) - 1) / len(open)
+		var more []int
+		for _, shard := range open {
 			if need == 0 {
 				break
 			}
-			err := p.SetAside(ctx, c, r, by)
-			var ce *pool.ConditionError
-			switch {
-			case err == nil:
-				rep.SetAside++
-				need--
-				took++
-			case errors.As(err, &ce) && ce.Item == pool.ItemReservation:
-				return err // changed, cancelled or full meanwhile: the next run reads it again
-			case pool.LostRace(err):
-				rep.Conflicts++ // claimed meanwhile
-			default:
+			took, full, err := setAsideFrom(ctx, p, r, shard, min(quota, need), by, rep)
+			if err != nil {
 				return err
 			}
+			need -= took
+			if full && took > 0 {
+				more = append(more, shard) // the shard may hold more: read it again
+			}
 		}
-		if len(page) == candidatesPerQuery && took > 0 {
-			shard-- // the shard may hold more: read it again
-		}
+		open = more
 	}
 	cur, err := p.Reservation(ctx, r.ID)
 	if err != nil {
 		return err
 	}
 	return recordCoverage(ctx, p, cur, max(need, 0), rep)
+}
+
+// setAsideFrom sets up to n sandboxes of one general shard aside for r, from one page of
+// n candidates; full reports that the page was full.
+func setAsideFrom(ctx context.Context, p *pool.Pool, r pool.Reservation, shard, n int, by pool.Actor, rep *KeepReport) (took int, full bool, err error) {
+	page, err := p.Candidates(ctx, shard, r.Prefix, min(n, candidatesPerQuery))
+	if err != nil {
+		return 0, false, err
+	}
+	for _, c := range page {
+		err := p.SetAside(ctx, c, r, by)
+		var ce *pool.ConditionError
+		switch {
+		case err == nil:
+			rep.SetAside++
+			took++
+		case errors.As(err, &ce) && ce.Item == pool.ItemReservation:
+			return took, false, err // changed, cancelled or full meanwhile: the next run reads it again
+		case pool.LostRace(err):
+			rep.Conflicts++ // claimed meanwhile
+		default:
+			return took, false, err
+		}
+	}
+	return took, len(page) == min(n, candidatesPerQuery), nil
 }
 
 func recordCoverage(ctx context.Context, p *pool.Pool, r pool.Reservation, shortfall int, rep *KeepReport) error {

@@ -34,7 +34,7 @@ func sourcesFor(reservations []pool.Reservation, req AllocateRequest, now int64)
 	var sources [][]int
 	overflow := true
 	for _, r := range holding {
-		sources = append(sources, []int{r.Shard})
+		sources = append(sources, r.Partitions())
 		overflow = overflow && r.Overflow
 	}
 	if overflow {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,6 +107,35 @@ func TestReservationHoldsAgainstARushOfAnotherLab(t *testing.T) {
 		t.Fatalf("the reservation counts %d set aside, want its 30 seats, used", cur.SetAside)
 	}
 	pooltest.Check(t, p)
+}
+
+// TestASetAsideSpreadsOverItsPartitions: 120 seats set aside sit in all eight of the
+// reservation's partitions, none holding more than a candidate page, so its students'
+// reads spread as the general pool's do; each sandbox sits in its own shard's partition
+// (CheckInvariants).
+func TestASetAsideSpreadsOverItsPartitions(t *testing.T) {
+	clock := testkit.NewClock(workshopStart)
+	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
+	brokertest.Fill(t, p, "lab", 0, 200)
+	r, _, err := broker.New(p, poolCfg).CreateReservation(ctx, workshop(120, false), false, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep(t, p)
+	pooltest.Check(t, p)
+	var held []int
+	total := 0
+	for _, partition := range r.Partitions() {
+		page, err := p.Candidates(ctx, partition, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, len(page))
+		total += len(page)
+	}
+	if total != 120 || slices.Contains(held, 0) || slices.Max(held) >= 100 {
+		t.Fatalf("the set-aside of 120 holds %v per partition, want all 120 over all %d", held, pool.Shards)
+	}
 }
 
 // TestSetAsideRacesTwoLabsRushing: the job sets seats aside while both labs rush (the
@@ -289,8 +319,10 @@ func TestCapacityCheck(t *testing.T) {
 func TestAReservationClaimCostsWhatAGeneralOneCosts(t *testing.T) {
 	clock := testkit.NewClock(workshopStart)
 	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
-	brokertest.Fill(t, p, "lab", 0, 200) // every general shard holds candidates: the first read finds one
-	if _, _, err := broker.New(p, poolCfg).CreateReservation(ctx, workshop(5, true), false, admin); err != nil {
+	// Every general shard and every partition of the reservation holds candidates: the
+	// first read finds one.
+	brokertest.Fill(t, p, "lab", 0, 400)
+	if _, _, err := broker.New(p, poolCfg).CreateReservation(ctx, workshop(200, true), false, admin); err != nil {
 		t.Fatal(err)
 	}
 	keep(t, p)
@@ -313,7 +345,7 @@ func TestAReservationClaimCostsWhatAGeneralOneCosts(t *testing.T) {
 	warm := calls(broker.AllocateRequest{Student: "warm", Client: "instruqt", NamePrefix: "lab"})
 	general := calls(broker.AllocateRequest{Student: "g", Client: "instruqt", TrackName: "k8s-lab", NamePrefix: "lab"})
 	reserved := calls(broker.AllocateRequest{Student: "r", Client: "instruqt", TrackName: "dns-lab", NamePrefix: "lab"})
-	t.Logf("DynamoDB calls: first allocation %d (reads drains and lab settings), general %d, from a reservation %d", warm, general, reserved)
+	t.Logf("DynamoDB calls: first allocation %d (reads the lab settings), general %d, from a reservation %d", warm, general, reserved)
 	if general != 2 || reserved != general {
 		t.Fatalf("general allocation %d calls, from a reservation %d; want 2 each", general, reserved)
 	}

@@ -29,13 +29,7 @@ type sweep struct {
 }
 
 // generalShards are the general pool's AvailableIndex partitions.
-var generalShards = func() []int {
-	out := make([]int, pool.Shards)
-	for i := range out {
-		out[i] = i
-	}
-	return out
-}()
+var generalShards = pool.GeneralPartitions()
 
 func (b *Broker) newSweep(prefix string, shards []int) *sweep {
 	return &sweep{read: b.readCandidates, prefix: prefix, afterPick: b.afterPick, shards: shards, empty: map[int]bool{}}

@@ -62,9 +62,9 @@ Two global secondary indexes serve the queries:
     projects only [ClaimAttributes], what a claim needs of a candidate. A drain moves the
     sandboxes it covers from their shard k into [DrainedShard](k), which allocation does
     not read: a drain costs allocation nothing.
-    A sandbox set aside for a reservation sits in the reservation's own partition
-    ([Reservation].Shard, above the general shards), where only the reservation's lab
-    looks.
+    A sandbox set aside for a reservation sits in one of the reservation's own
+    partitions ([Reservation.Partitions], above the general shards, its shard's), where
+    only the reservation's lab looks.
 
 [Status] lists the statuses; deleted and retired are tombstones ([Status.Tombstone]),
 kept so an account is never adopted again, and [Sandbox.MayExpire] says which of them

@@ -45,7 +45,8 @@ type Reservation struct {
 	// since: the ones still set aside plus the ones its students claimed. It is at most
 	// Seats (the set-aside's condition), so the set-aside never outgrows the reservation.
 	SetAside int `dynamodbav:"set_aside"`
-	// Shard is the reservation's own AvailableIndex partition, above the general shards.
+	// Shard is the first of the reservation's own AvailableIndex partitions, above the
+	// general shards (Partitions).
 	Shard int `dynamodbav:"shard"`
 	// Coverage is the reservations job's last verdict on the reservation (CoverageOK,
 	// CoverageShort), with the shortfall in seats: a change of it is an item change, so
@@ -83,9 +84,10 @@ const (
 	prefixReservationEntry = "RESERVATION#"
 	// reservationKeep is how long an ended reservation stays visible.
 	reservationKeep = 30 * 24 * time.Hour
-	// firstReservationShard is above every general shard; a reservation's shard is drawn
-	// at random from [firstReservationShard, 2^52), so two never share one in practice
-	// (and CheckInvariants would report it).
+	// firstReservationShard is above every general shard; a reservation's Shard is drawn
+	// at random among the multiples of Shards in [firstReservationShard, 2^52), so two
+	// reservations' partitions never overlap but by sharing a Shard, which never happens
+	// in practice (and CheckInvariants would report it).
 	firstReservationShard = 1 << 32
 )
 
@@ -95,6 +97,15 @@ const (
 	MaxReservationWindow = 14 * 24 * time.Hour
 	MaxReservationLead   = 7 * 24 * time.Hour
 )
+
+// Partitions are the reservation's AvailableIndex partitions: Shards of them from Shard.
+// A sandbox set aside sits in the one of its shard (shardOf), so a workshop's students
+// arriving at once spread their reads and claims over them as the general pool's do,
+// instead of all reading the first page of one partition (docs/benchmark.md).
+func (r Reservation) Partitions() []int { return partitionsFrom(r.Shard) }
+
+// partitionOf is the partition of r a sandbox set aside for it sits in.
+func (r Reservation) partitionOf(id string) int { return r.Shard + shardOf(id) }
 
 // Validate names the first value out of bounds.
 func (r Reservation) Validate() error {
@@ -146,7 +157,7 @@ func (p *Pool) CreateReservation(ctx context.Context, r Reservation, by Actor) (
 	if _, err := rand.Read(b[:]); err != nil {
 		return Reservation{}, err
 	}
-	r.Shard = firstReservationShard + int(binary.BigEndian.Uint64(b[:])%(1<<52-firstReservationShard))
+	r.Shard = firstReservationShard + Shards*int(binary.BigEndian.Uint64(b[:])%((1<<52-firstReservationShard)/Shards))
 	r.ID = strconv.Itoa(r.Shard)
 	now := p.now().Unix()
 	r.State, r.SetAside, r.Rev, r.CreatedAt, r.UpdatedAt, r.UpdatedBy = ReservationScheduled, 0, 1, now, now, by.Name
@@ -288,14 +299,14 @@ func (p *Pool) updateReservation(ctx context.Context, op, id string, want reserv
 }
 
 // SetAside sets candidate (an available sandbox of the general pool, as read) aside for
-// r: it moves into r's AvailableIndex partition and carries r's ID, and r counts one more
+// r: it moves into its partition of r (Partitions) and carries r's ID, and r counts one more
 // set aside, conditioned on r being scheduled with a seat left, in one transaction. A
 // claim of the candidate racing it fails on the version, or makes it fail.
 func (p *Pool) SetAside(ctx context.Context, candidate Sandbox, r Reservation, by Actor) error {
 	none := ""
 	t := p.newTx("set aside", candidate.ID, expect{statuses: []Status{Available}, rev: candidate.Rev, reservation: &none})
 	var e expr
-	e.set(":shard", r.Shard)
+	e.set(":shard", r.partitionOf(candidate.ID))
 	e.set(":reservation", r.ID)
 	e.set(":now", p.now().Unix())
 	e.set(":one", 1)
@@ -328,33 +339,44 @@ func (p *Pool) ReturnSetAside(ctx context.Context, cur Sandbox, by Actor) error 
 }
 
 // SetAsideOf reads up to limit sandboxes still set aside for r whose name starts with
-// prefix (a candidate page of its partition).
+// prefix: candidate pages of its partitions, one after the other, until limit.
 func (p *Pool) SetAsideOf(ctx context.Context, r Reservation, prefix string, limit int) ([]Sandbox, error) {
-	return p.Candidates(ctx, r.Shard, prefix, limit)
+	var out []Sandbox
+	for _, partition := range r.Partitions() {
+		page, err := p.Candidates(ctx, partition, prefix, limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		if out = append(out, page...); len(out) == limit {
+			break
+		}
+	}
+	return out, nil
 }
 
 // CountAvailable counts the available sandboxes of the general pool (set-asides are not)
 // whose name starts with prefix: what a sweep of candidates would find.
 func (p *Pool) CountAvailable(ctx context.Context, prefix string) (int, error) {
+	return p.countPartitions(ctx, GeneralPartitions(), prefix)
+}
+
+// CountSetAside counts the sandboxes still set aside for r whose name starts with prefix.
+func (p *Pool) CountSetAside(ctx context.Context, r Reservation, prefix string) (int, error) {
+	return p.countPartitions(ctx, r.Partitions(), prefix)
+}
+
+// countPartitions counts the AvailableIndex entries of partitions whose name starts with prefix.
+func (p *Pool) countPartitions(ctx context.Context, partitions []int, prefix string) (int, error) {
 	total := 0
-	for shard := range Shards {
-		n, err := p.countPartition(ctx, shard, prefix)
+	for _, partition := range partitions {
+		in, e := availableQuery(partition, prefix)
+		n, err := p.count(ctx, in, e)
 		if err != nil {
 			return 0, err
 		}
 		total += n
 	}
 	return total, nil
-}
-
-// CountSetAside counts the sandboxes still set aside for r whose name starts with prefix.
-func (p *Pool) CountSetAside(ctx context.Context, r Reservation, prefix string) (int, error) {
-	return p.countPartition(ctx, r.Shard, prefix)
-}
-
-func (p *Pool) countPartition(ctx context.Context, shard int, prefix string) (int, error) {
-	in, e := availableQuery(shard, prefix)
-	return p.count(ctx, in, e)
 }
 
 // reservationAt is what a write requires of a reservation item: it exists, and, where
@@ -413,10 +435,10 @@ func (t *tx) countSetAside(table, id string, n int, want *reservationAt) {
 }
 
 // availShard is the AvailableIndex partition an available sandbox belongs in: its
-// reservation's while set aside, else its shard under the drains (drainGate).
+// partition of its reservation while set aside, else its shard under the drains (drainGate).
 func (c *census) availShard(s Sandbox) int {
 	if r, ok := c.reservations[s.Reservation]; ok {
-		return r.v.Shard
+		return r.v.partitionOf(s.ID)
 	}
 	return c.drains.availShard(s.ID, s.Name)
 }

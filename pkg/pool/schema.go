@@ -78,6 +78,19 @@ var ClaimAttributes = []string{"sandbox_id", "rev", "name", "external_id", "sfdc
 // suffice up to about 8 000 allocations per second (docs/operations.md).
 const Shards = 8
 
+// GeneralPartitions are the general pool's AvailableIndex partitions, 0 to Shards−1 (a
+// drain's and the reservations' lie above them).
+func GeneralPartitions() []int { return partitionsFrom(0) }
+
+// partitionsFrom are Shards AvailableIndex partitions from first: shard k of them is first + k.
+func partitionsFrom(first int) []int {
+	out := make([]int, Shards)
+	for k := range out {
+		out[k] = first + k
+	}
+	return out
+}
+
 // Schema is the one definition of the table.
 var Schema = TableDef{
 	Partition:    Key{AttrPK, String},
