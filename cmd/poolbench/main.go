@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 
@@ -264,6 +265,12 @@ func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm l
 				rows = append(rows, r)
 				fmt.Fprintf(os.Stderr, "%s / %s / limits %s / N=%d: %v, candidate page reads %d, lost claims %d\n",
 					sc.name, st.name, lm.name, n, count.ops, pageReads, lostClaims)
+				// Each row's table goes with it: DynamoDB Local keeps every table in one
+				// in-memory database, and a run of twenty rows of 500–1 000 sandboxes each
+				// slowed every row after the first (docs/benchmark.md, "Measured").
+				if _, err := direct.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(e.table)}); err != nil {
+					return nil, err
+				}
 			}
 		}
 		if selected(only, "http") && strings.Contains("exact fit", scenarios) {
