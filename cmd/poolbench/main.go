@@ -266,8 +266,8 @@ func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm l
 				fmt.Fprintf(os.Stderr, "%s / %s / limits %s / N=%d: %v, candidate page reads %d, lost claims %d\n",
 					sc.name, st.name, lm.name, n, count.ops, pageReads, lostClaims)
 				// Each row's table goes with it: DynamoDB Local keeps every table in one
-				// in-memory database, and a run of twenty rows of 500–1 000 sandboxes each
-				// slowed every row after the first (docs/benchmark.md, "Measured").
+				// in-memory database, which would otherwise hold all twenty rows' 500–1 000
+				// sandboxes each until the run ends.
 				if _, err := direct.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(e.table)}); err != nil {
 					return nil, err
 				}
