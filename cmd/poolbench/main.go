@@ -64,7 +64,7 @@ type scenario struct {
 	spread bool
 }
 
-// scriptSleep is the Instruqt setup script's sleep before it allocates: uniform over
+// The Instruqt setup script's sleep before it allocates is uniform over
 // [scriptSleepMin, scriptSleepMin+scriptSleepSpan).
 const (
 	scriptSleepMin  = time.Second

@@ -109,7 +109,8 @@ func holdSeats(ctx context.Context, p *pool.Pool, r pool.Reservation, by pool.Ac
 // setAsideFrom sets up to n sandboxes of one general shard aside for r, from one page of
 // n candidates; full reports that the page was full.
 func setAsideFrom(ctx context.Context, p *pool.Pool, r pool.Reservation, shard, n int, by pool.Actor, rep *KeepReport) (took int, full bool, err error) {
-	page, err := p.Candidates(ctx, shard, r.Prefix, min(n, candidatesPerQuery))
+	limit := min(n, candidatesPerQuery)
+	page, err := p.Candidates(ctx, shard, r.Prefix, limit)
 	if err != nil {
 		return 0, false, err
 	}
@@ -128,7 +129,7 @@ func setAsideFrom(ctx context.Context, p *pool.Pool, r pool.Reservation, shard, 
 			return took, false, err
 		}
 	}
-	return took, len(page) == min(n, candidatesPerQuery), nil
+	return took, len(page) == limit, nil
 }
 
 func recordCoverage(ctx context.Context, p *pool.Pool, r pool.Reservation, shortfall int, rep *KeepReport) error {
