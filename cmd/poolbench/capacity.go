@@ -43,13 +43,6 @@ const indexWritesPerClaim = 3
 
 func newCapacity() *capacity { return &capacity{sizes: map[string]int{}} }
 
-func (c *capacity) reset() {
-	c.mu.Lock()
-	c.rcu, c.wcu = 0, 0
-	c.pageReads, c.lostClaims = 0, 0
-	c.mu.Unlock()
-}
-
 func (c *capacity) totals() (rcu, wcu float64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/smithy-go/middleware"
 
@@ -40,13 +39,6 @@ func (c *counter) Do(r *http.Request) (*http.Response, error) {
 	c.ops[strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_20120810.")]++
 	c.mu.Unlock()
 	return c.inner.Do(r)
-}
-
-func (c *counter) reset() {
-	c.n.Store(0)
-	c.mu.Lock()
-	c.ops = map[string]int{}
-	c.mu.Unlock()
 }
 
 type scenario struct {
@@ -144,26 +136,8 @@ func selected(only, name string) bool {
 
 func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold bool) error {
 	ctx := context.Background()
-	srv, err := ddblocal.Start(ctx, ddblocal.Options{JavaFlags: javaFlags})
-	if err != nil {
-		return err
-	}
-	defer srv.Stop()
 	fmt.Fprintf(os.Stderr, "load average at start: %s", loadAverage())
-	// Tables are seeded straight on DynamoDB Local, without limits or counting.
-	direct, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: srv.Endpoint, Region: "us-east-1"})
-	if err != nil {
-		return err
-	}
-	// Warm DynamoDB Local's JVM up first, as the local stack does, so no measured row pays
-	// for its JIT compilation.
-	if !cold {
-		t0 := time.Now()
-		if err := warmup.Run(ctx, direct, config.DefaultLocalWarmRounds); err != nil {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "warm-up took %s\n", time.Since(t0).Round(time.Millisecond))
-	}
+	db := freshDB{opts: ddblocal.Options{JavaFlags: javaFlags}, cold: cold}
 	strategies := []strategy{
 		// One Broker per student, as when each allocation runs in its own Lambda instance:
 		// nothing is shared between allocations.
@@ -178,110 +152,135 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 		if limits != "" && lm.name != limits {
 			continue
 		}
-		more, err := runMode(ctx, srv.Endpoint, direct, lm, sizes, strategies, only, scenarios)
-		if err != nil {
-			return err
+		for _, n := range sizes {
+			for _, sc := range []scenario{
+				{name: "exact fit", students: n, sandboxes: 1},
+				{name: "pool of 2B", students: n, sandboxes: 2},
+				{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
+				{name: "reserved, exact", students: n, sandboxes: 1, reserved: true},
+				{name: "exact fit, 1–5 s", students: n, sandboxes: 1, spread: true},
+				{name: "pool of 2B, 1–5 s", students: n, sandboxes: 2, spread: true},
+			} {
+				if !strings.Contains(sc.name, scenarios) {
+					continue
+				}
+				for _, st := range strategies {
+					// Upstream has no reservations.
+					if !selected(only, st.name) || sc.reserved && st.name == "upstream" {
+						continue
+					}
+					r, err := db.row(ctx, func(endpoint string, direct *dynamodb.Client) (row, error) {
+						return inProcessRow(ctx, endpoint, direct, lm, sc, st)
+					})
+					if err != nil {
+						return err
+					}
+					rows = append(rows, r)
+				}
+			}
+			if selected(only, "http") && strings.Contains("exact fit", scenarios) {
+				r, err := db.row(ctx, func(endpoint string, _ *dynamodb.Client) (row, error) {
+					return httpBurst(ctx, n, endpoint, lm)
+				})
+				if err != nil {
+					return err
+				}
+				rows = append(rows, r)
+			}
 		}
-		rows = append(rows, more...)
 	}
 	print(rows)
 	fmt.Printf("load average at the end: %s", loadAverage())
 	return nil
 }
 
-// runMode runs every selected row against DynamoDB as lm makes it.
-func runMode(ctx context.Context, endpoint string, direct *dynamodb.Client, lm limitsMode, sizes []int, strategies []strategy, only, scenarios string) ([]row, error) {
+// freshDB gives each row a DynamoDB Local of its own, warmed as the local stack warms it
+// (warmup.Run) unless cold, so no row pays for the JIT. One DynamoDB Local for a whole
+// run slowed row after row, to over fifteen minutes an upstream row late in the run, even
+// with each row's table dropped (docs/benchmark.md); a fresh one serves each row as it
+// served the first.
+type freshDB struct {
+	opts ddblocal.Options
+	cold bool
+}
+
+// row starts DynamoDB Local, warms it and runs measure on it; direct talks to it without
+// limits or counting, for seeding.
+func (f freshDB) row(ctx context.Context, measure func(endpoint string, direct *dynamodb.Client) (row, error)) (row, error) {
+	srv, err := ddblocal.Start(ctx, f.opts)
+	if err != nil {
+		return row{}, err
+	}
+	defer srv.Stop()
+	direct, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: srv.Endpoint, Region: "us-east-1"})
+	if err != nil {
+		return row{}, err
+	}
+	if !f.cold {
+		t0 := time.Now()
+		if err := warmup.Run(ctx, direct, config.DefaultLocalWarmRounds); err != nil {
+			return row{}, err
+		}
+		fmt.Fprintf(os.Stderr, "warm-up took %s\n", time.Since(t0).Round(time.Millisecond))
+	}
+	return measure(srv.Endpoint, direct)
+}
+
+// inProcessRow runs one in-process row (instances or upstream) against endpoint as lm makes
+// it, with a client that counts and prices every request of the burst.
+func inProcessRow(ctx context.Context, endpoint string, direct *dynamodb.Client, lm limitsMode, sc scenario, st strategy) (row, error) {
+	url := endpoint
 	var proxy *ddblimits.Proxy
 	if lm.cfg != nil {
 		var err error
 		if proxy, err = ddblimits.Start(endpoint, *lm.cfg); err != nil {
-			return nil, err
+			return row{}, err
 		}
 		defer proxy.Stop()
+		url = proxy.URL
 	}
-	// One client for the burst, with the connection cap of any client of DynamoDB Local
-	// (ddblocal.HTTPClient); behind the proxy it retries as a Lambda function's client does in
-	// AWS (ddblimits.AsInLambda).
+	// A client with the connection cap of any client of DynamoDB Local (ddblocal.HTTPClient);
+	// behind the proxy it retries as a Lambda function's client does in AWS
+	// (ddblimits.AsInLambda).
 	count := &counter{ops: map[string]int{}, inner: &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, MaxConnsPerHost: ddblocal.MaxConns}}}
 	cu := newCapacity()
-	url := endpoint
-	if proxy != nil {
-		url = proxy.URL
-	}
 	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: url, Region: "us-east-1", HTTPClient: count,
 		APIOptions: []func(*middleware.Stack) error{cu.middleware}})
 	if err != nil {
-		return nil, err
+		return row{}, err
 	}
 	if proxy != nil {
 		db = ddblimits.AsInLambda(db)
 	}
-	var rows []row
-	for _, n := range sizes {
-		for _, sc := range []scenario{
-			{name: "exact fit", students: n, sandboxes: 1},
-			{name: "pool of 2B", students: n, sandboxes: 2},
-			{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
-			{name: "reserved, exact", students: n, sandboxes: 1, reserved: true},
-			{name: "exact fit, 1–5 s", students: n, sandboxes: 1, spread: true},
-			{name: "pool of 2B, 1–5 s", students: n, sandboxes: 2, spread: true},
-		} {
-			if !strings.Contains(sc.name, scenarios) {
-				continue
-			}
-			for _, st := range strategies {
-				// Upstream has no reservations.
-				if !selected(only, st.name) || sc.reserved && st.name == "upstream" {
-					continue
-				}
-				e := &env{db: db, table: fmt.Sprintf("bench-%s-%d-%d-%s-%t-%t", lm.name, n, sc.sandboxes*10+len(sc.prefixes), st.name, sc.reserved, sc.spread)}
-				if err := pool.CreateTable(ctx, direct, e.table); err != nil {
-					return nil, err
-				}
-				if err := seed(ctx, pool.New(direct, e.table, pool.Options{}), sc); err != nil {
-					return nil, err
-				}
-				if sc.reserved {
-					e.lab = reservationLab
-					if err := setAside(ctx, pool.New(direct, e.table, pool.Options{}), sc.students); err != nil {
-						return nil, err
-					}
-				}
-				e.pool = pool.New(db, e.table, pool.Options{})
-				refusedBefore := refusals(proxy)
-				count.reset()
-				cu.reset()
-				r := burst(ctx, e, sc, st)
-				r.limits = lm.name
-				r.requests = count.n.Load()
-				r.rcu, r.wcu = cu.totals()
-				pageReads, lostClaims := cu.breakdown()
-				r.lost = int64(lostClaims)
-				r.refused = refusals(proxy) - refusedBefore
-				if st.name == "instances" {
-					r.coldStarts = sc.students // a new Broker per allocation
-				}
-				rows = append(rows, r)
-				fmt.Fprintf(os.Stderr, "%s / %s / limits %s / N=%d: %v, candidate page reads %d, lost claims %d\n",
-					sc.name, st.name, lm.name, n, count.ops, pageReads, lostClaims)
-				// Each row's table goes with it: DynamoDB Local keeps every table in one
-				// in-memory database, which would otherwise hold all twenty rows' 500–1 000
-				// sandboxes each until the run ends.
-				if _, err := direct.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(e.table)}); err != nil {
-					return nil, err
-				}
-			}
-		}
-		if selected(only, "http") && strings.Contains("exact fit", scenarios) {
-			r, err := httpBurst(ctx, n, endpoint, lm)
-			if err != nil {
-				return nil, err
-			}
-			rows = append(rows, r)
+	e := &env{db: db, table: "bench"}
+	if err := pool.CreateTable(ctx, direct, e.table); err != nil {
+		return row{}, err
+	}
+	if err := seed(ctx, pool.New(direct, e.table, pool.Options{}), sc); err != nil {
+		return row{}, err
+	}
+	if sc.reserved {
+		e.lab = reservationLab
+		if err := setAside(ctx, pool.New(direct, e.table, pool.Options{}), sc.students); err != nil {
+			return row{}, err
 		}
 	}
-	return rows, nil
+	e.pool = pool.New(db, e.table, pool.Options{})
+	// Seeding went around the client: the counts are the burst's alone.
+	r := burst(ctx, e, sc, st)
+	r.limits = lm.name
+	r.requests = count.n.Load()
+	r.rcu, r.wcu = cu.totals()
+	pageReads, lostClaims := cu.breakdown()
+	r.lost = int64(lostClaims)
+	r.refused = refusals(proxy)
+	if st.name == "instances" {
+		r.coldStarts = sc.students // a new Broker per allocation
+	}
+	fmt.Fprintf(os.Stderr, "%s / %s / limits %s / N=%d: %v, candidate page reads %d, lost claims %d\n",
+		sc.name, st.name, lm.name, sc.students, count.ops, pageReads, lostClaims)
+	return r, nil
 }
 
 // refusals are the throttles and transaction conflicts p answered so far (0 without p).
