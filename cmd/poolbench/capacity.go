@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"math"
 	"strings"
 	"sync"
@@ -83,20 +82,7 @@ func (c *capacity) price(params, result any, err error) {
 		if r, ok := result.(*dynamodb.GetItemOutput); ok {
 			c.rcu += readUnits(itemSize(r.Item), aws.ToBool(p.ConsistentRead))
 		}
-	case *dynamodb.UpdateItemInput:
-		if pk, ok := p.Key[pool.AttrPK].(*types.AttributeValueMemberS); ok && strings.HasPrefix(pk.Value, popListPK) {
-			// A pop: billed by the list item's size before it, charged when refused too.
-			var old map[string]types.AttributeValue
-			var failed *types.ConditionalCheckFailedException
-			if r, ok := result.(*dynamodb.UpdateItemOutput); ok && r != nil {
-				old = r.Attributes
-			} else if errors.As(err, &failed) {
-				old = failed.Item
-			}
-			c.wcu += math.Max(1, math.Ceil(float64(itemSize(old))/1024))
-			return
-		}
-		// upstream's strategy: a standard write, charged when refused too
+	case *dynamodb.UpdateItemInput: // upstream's strategy: a standard write, charged when refused too
 		size := c.sizes[keyOf(p.Key)] + valuesSize(p.ExpressionAttributeValues)
 		c.wcu += math.Max(1, math.Ceil(float64(size)/1024))
 		if err == nil {

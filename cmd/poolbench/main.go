@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/sandbox-broker/broker/internal/ddblimits"
@@ -71,8 +70,6 @@ const reservationLab = "workshop"
 type strategy struct {
 	name     string
 	allocate func(ctx context.Context, env *env, student, prefix string) error
-	// popList (prototype): build pop lists of this many elements (-1: whole shards) first.
-	popList int
 }
 
 type env struct {
@@ -81,8 +78,6 @@ type env struct {
 	table string
 	// lab is the students' lab (their X-Instruqt-Track-ID), "" for none.
 	lab string
-	// lists (prototype) are the pop lists' keys.
-	lists []map[string]types.AttributeValue
 }
 
 // limitsMode is DynamoDB as a row meets it: DynamoDB Local alone, or behind the ddblimits
@@ -149,10 +144,8 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 		{"instances", func(ctx context.Context, e *env, student, prefix string) error {
 			_, err := broker.New(e.pool, instanceCfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix, TrackName: e.lab})
 			return err
-		}, 0},
-		{"upstream", upstreamAllocate, 0},
-		{"poplists9", popListsAllocate, 9},
-		{"poplists-shard", popListsAllocate, -1},
+		}},
+		{"upstream", upstreamAllocate},
 	}
 	var rows []row
 	for _, lm := range limitsModes {
@@ -173,7 +166,7 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 				}
 				for _, st := range strategies {
 					// Upstream has no reservations.
-					if !selected(only, st.name) || sc.reserved && st.name == "upstream" || st.popList != 0 && (sc.reserved || len(sc.prefixes) > 0) {
+					if !selected(only, st.name) || sc.reserved && st.name == "upstream" {
 						continue
 					}
 					r, err := db.row(ctx, func(endpoint string, direct *dynamodb.Client) (row, error) {
@@ -270,12 +263,6 @@ func inProcessRow(ctx context.Context, endpoint string, direct *dynamodb.Client,
 	if sc.reserved {
 		e.lab = reservationLab
 		if err := setAside(ctx, pool.New(direct, e.table, pool.Options{}), sc.students); err != nil {
-			return row{}, err
-		}
-	}
-	if st.popList != 0 {
-		var err error
-		if e.lists, err = buildPopLists(ctx, direct, e.table, max(st.popList, 0)); err != nil {
 			return row{}, err
 		}
 	}
