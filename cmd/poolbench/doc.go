@@ -9,5 +9,6 @@
 // against DynamoDB Local alone and behind the ddblimits proxy applying AWS's limits. Per
 // row: success, 409s, 5xx, DynamoDB requests, read and write capacity units per
 // allocation (capacity.go), lost claims, latency and cold starts. It prints one table
-// (table.go); every row comes from the same run.
+// (table.go); every row comes from the same run, each against a DynamoDB Local of its own,
+// warmed first (freshDB).
 package main
