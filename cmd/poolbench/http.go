@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
@@ -19,11 +20,13 @@ import (
 // httpBurst starts the local stack in Lambda's instance model (each invocation in an
 // instance of its own, cold starts with their init, pkg/local) with B sandboxes named
 // lab-NNNN, on endpoint's DynamoDB Local behind a ddblimits proxy (lm's limits, or none:
-// then it only counts), and sends B students at once, each on a fresh TCP connection
-// released on one barrier, with the prefix "lab" (Instruqt's default). Its row counts the
+// then it only counts), and sends B students with the prefix "lab" (Instruqt's default),
+// each on a fresh TCP connection released on one barrier: at once, or each after its
+// script's sleep (sc.spread). Its row counts the
 // DynamoDB requests and units the proxy saw during the burst; the lost claims are not
 // visible from outside the functions.
-func httpBurst(ctx context.Context, b int, endpoint string, lm limitsMode) (row, error) {
+func httpBurst(ctx context.Context, sc scenario, endpoint string, lm limitsMode) (row, error) {
+	b := sc.students
 	cfg := ddblimits.Config{}
 	if lm.cfg != nil {
 		cfg = *lm.cfg
@@ -67,6 +70,9 @@ func httpBurst(ctx context.Context, b int, endpoint string, lm limitsMode) (row,
 			req.Header.Set(api.HeaderNamePrefix, "lab")
 			ready.Done()
 			<-start
+			if sc.spread {
+				time.Sleep(scriptSleepMin + rand.N(scriptSleepSpan))
+			}
 			t0 := time.Now()
 			resp, err := c.Do(req)
 			lat[i] = time.Since(t0)
@@ -83,7 +89,7 @@ func httpBurst(ctx context.Context, b int, endpoint string, lm limitsMode) (row,
 	wg.Wait()
 	wall := time.Since(t0)
 	counts := proxy.Counts()
-	r := row{scenario: "exact fit", strategy: "http", limits: lm.name, n: b, lost: -1, wall: wall,
+	r := row{scenario: sc.name, strategy: "http", limits: lm.name, n: b, lost: -1, wall: wall,
 		requests: int64(counts.Requests - countsBefore.Requests),
 		refused:  counts.Total(ddblimits.Throttle) + counts.Total(ddblimits.Conflict) - countsBefore.Total(ddblimits.Throttle) - countsBefore.Total(ddblimits.Conflict)}
 	if lm.cfg == nil {
@@ -116,13 +122,13 @@ func httpBurst(ctx context.Context, b int, endpoint string, lm limitsMode) (row,
 		if n == 0 {
 			continue
 		}
-		fmt.Fprintf(os.Stderr, "http / limits %s: cold starts of %s: %d, init %s on average; throttles %d\n", lm.name, name, n,
+		fmt.Fprintf(os.Stderr, "%s / http / limits %s: cold starts of %s: %d, init %s on average; throttles %d\n", sc.name, lm.name, name, n,
 			round((f.InitTime-was.InitTime)/time.Duration(n)), f.Throttles-was.Throttles)
 		if name == "allocate" {
 			r.coldStarts, r.initTime = n, (f.InitTime-was.InitTime)/time.Duration(n)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "http / limits %s / N=%d: DynamoDB during the burst: %d requests; %s", lm.name, b, r.requests, counts)
+	fmt.Fprintf(os.Stderr, "%s / http / limits %s / N=%d: DynamoDB during the burst: %d requests; %s", sc.name, lm.name, b, r.requests, counts)
 	return r, nil
 }
 

@@ -77,7 +77,37 @@ type env struct {
 	pool  *pool.Pool
 	table string
 	// lab is the students' lab (their X-Instruqt-Track-ID), "" for none.
-	lab string
+	lab       string
+	instances *instances
+}
+
+// instances are the allocate function's Lambda instances during one row: an instance
+// serves one request at a time, and a request goes to an idle instance if there is one
+// (warm) and otherwise starts a new one (a cold start: a new Broker, with nothing cached,
+// as a new instance composes one). Students arriving at once each start one; students
+// arriving over seconds mostly find one idle, whose lab settings are cached.
+type instances struct {
+	mu   sync.Mutex
+	idle []*broker.Broker
+	cold int
+}
+
+func (in *instances) take(p *pool.Pool) *broker.Broker {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if n := len(in.idle); n > 0 {
+		b := in.idle[n-1]
+		in.idle = in.idle[:n-1]
+		return b
+	}
+	in.cold++
+	return broker.New(p, instanceCfg)
+}
+
+func (in *instances) release(b *broker.Broker) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.idle = append(in.idle, b)
 }
 
 // limitsMode is DynamoDB as a row meets it: DynamoDB Local alone, or behind the ddblimits
@@ -139,10 +169,12 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 	fmt.Fprintf(os.Stderr, "load average at start: %s", loadAverage())
 	db := freshDB{opts: ddblocal.Options{JavaFlags: javaFlags}, cold: cold}
 	strategies := []strategy{
-		// One Broker per student, as when each allocation runs in its own Lambda instance:
-		// nothing is shared between allocations.
+		// Each allocation in an instance of its own (instances), as Lambda runs the
+		// allocate function: nothing is shared between instances.
 		{"instances", func(ctx context.Context, e *env, student, prefix string) error {
-			_, err := broker.New(e.pool, instanceCfg).Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix, TrackName: e.lab})
+			b := e.instances.take(e.pool)
+			defer e.instances.release(b)
+			_, err := b.Allocate(ctx, broker.AllocateRequest{Student: student, NamePrefix: prefix, TrackName: e.lab})
 			return err
 		}},
 		{"upstream", upstreamAllocate},
@@ -164,6 +196,16 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 				if !strings.Contains(sc.name, scenarios) {
 					continue
 				}
+				// The local stack's instances run the exact fits over HTTP.
+				if selected(only, "http") && sc.sandboxes == 1 && len(sc.prefixes) == 0 && !sc.reserved {
+					r, err := db.row(ctx, func(endpoint string, _ *dynamodb.Client) (row, error) {
+						return httpBurst(ctx, sc, endpoint, lm)
+					})
+					if err != nil {
+						return err
+					}
+					rows = append(rows, r)
+				}
 				for _, st := range strategies {
 					// Upstream has no reservations.
 					if !selected(only, st.name) || sc.reserved && st.name == "upstream" {
@@ -177,15 +219,6 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 					}
 					rows = append(rows, r)
 				}
-			}
-			if selected(only, "http") && strings.Contains("exact fit", scenarios) {
-				r, err := db.row(ctx, func(endpoint string, _ *dynamodb.Client) (row, error) {
-					return httpBurst(ctx, n, endpoint, lm)
-				})
-				if err != nil {
-					return err
-				}
-				rows = append(rows, r)
 			}
 		}
 	}
@@ -253,7 +286,7 @@ func inProcessRow(ctx context.Context, endpoint string, direct *dynamodb.Client,
 	if proxy != nil {
 		db = ddblimits.AsInLambda(db)
 	}
-	e := &env{db: db, table: "bench"}
+	e := &env{db: db, table: "bench", instances: &instances{}}
 	if err := pool.CreateTable(ctx, direct, e.table); err != nil {
 		return row{}, err
 	}
@@ -275,9 +308,7 @@ func inProcessRow(ctx context.Context, endpoint string, direct *dynamodb.Client,
 	pageReads, lostClaims := cu.breakdown()
 	r.lost = int64(lostClaims)
 	r.refused = refusals(proxy)
-	if st.name == "instances" {
-		r.coldStarts = sc.students // a new Broker per allocation
-	}
+	r.coldStarts = e.instances.cold
 	fmt.Fprintf(os.Stderr, "%s / %s / limits %s / N=%d: %v, candidate page reads %d, lost claims %d\n",
 		sc.name, st.name, lm.name, sc.students, count.ops, pageReads, lostClaims)
 	return r, nil

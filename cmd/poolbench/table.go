@@ -35,7 +35,7 @@ func print(rows []row) {
 		fmt.Printf("%-6s %-18s %4d %-9s %6.1f%% %4d %4d %9s %9s %9s %6s %7d %8s %8s %18s\n", r.limits, r.scenario, r.n, r.strategy,
 			100*float64(r.ok)/float64(r.n), r.conflicts, r.failed, perAlloc, rcu, wcu, lost, r.refused, round(r.p50), round(r.p99), cold)
 	}
-	fmt.Println("\nmodel: instances = broker.Allocate with a new Broker per allocation, in this process; http = the local stack's")
+	fmt.Println("\nmodel: instances = broker.Allocate in Lambda's instance model in this process: an idle Broker (warm) or a new one (cold); http = the local stack's")
 	fmt.Println("  allocate function in Lambda's instance model (pkg/local), over HTTP; upstream = the upstream strategy (upstream.go).")
 	fmt.Println("1–5 s: each student first sleeps a random 1–5 s, as the Instruqt setup script does; p50/p99 from its request on.")
 	fmt.Println("reserved, exact: the B students are one lab's, and a reservation of B seats sets the pool of B aside for it (no overflow).")
