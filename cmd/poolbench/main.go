@@ -56,6 +56,18 @@ type scenario struct {
 	spread bool
 }
 
+// scenariosOf are the table's scenarios for bursts of n students.
+func scenariosOf(n int) []scenario {
+	return []scenario{
+		{name: "exact fit", students: n, sandboxes: 1},
+		{name: "pool of 2B", students: n, sandboxes: 2},
+		{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
+		{name: "reserved, exact", students: n, sandboxes: 1, reserved: true},
+		{name: "exact fit, 1–5 s", students: n, sandboxes: 1, spread: true},
+		{name: "pool of 2B, 1–5 s", students: n, sandboxes: 2, spread: true},
+	}
+}
+
 // The Instruqt setup script's sleep before it allocates is uniform over
 // [scriptSleepMin, scriptSleepMin+scriptSleepSpan).
 const (
@@ -169,8 +181,8 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 	fmt.Fprintf(os.Stderr, "load average at start: %s", loadAverage())
 	db := freshDB{opts: ddblocal.Options{JavaFlags: javaFlags}, cold: cold}
 	strategies := []strategy{
-		// Each allocation in an instance of its own (instances), as Lambda runs the
-		// allocate function: nothing is shared between instances.
+		// Each allocation on an instance of the allocate function, idle or new (instances),
+		// as Lambda runs it: nothing is shared between instances.
 		{"instances", func(ctx context.Context, e *env, student, prefix string) error {
 			b := e.instances.take(e.pool)
 			defer e.instances.release(b)
@@ -185,14 +197,7 @@ func run(sizes []int, only, scenarios, limits string, javaFlags []string, cold b
 			continue
 		}
 		for _, n := range sizes {
-			for _, sc := range []scenario{
-				{name: "exact fit", students: n, sandboxes: 1},
-				{name: "pool of 2B", students: n, sandboxes: 2},
-				{name: "3 labs + others", students: n, sandboxes: 1, prefixes: []string{"lab-dns", "lab-dhcp", "lab-ipam"}},
-				{name: "reserved, exact", students: n, sandboxes: 1, reserved: true},
-				{name: "exact fit, 1–5 s", students: n, sandboxes: 1, spread: true},
-				{name: "pool of 2B, 1–5 s", students: n, sandboxes: 2, spread: true},
-			} {
+			for _, sc := range scenariosOf(n) {
 				if !strings.Contains(sc.name, scenarios) {
 					continue
 				}
