@@ -68,7 +68,7 @@ test: tools deps vet lint
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestParsing$$' -fuzztime 10s ./pkg/api
 	$(GO) test -run '^$$' -fuzz '^FuzzAdminQueryParsing$$' -fuzztime 5s ./pkg/api
 
-## bench: the allocation benchmark table: Lambda's instance model in process and over the local stack, the upstream strategy as baseline, without and with AWS's DynamoDB limits (one DynamoDB Local; over 40 minutes on 2 cores since the reservation and 1–5 s rows).
+## bench: the allocation benchmark table: Lambda's instance model in process and over the local stack, the upstream strategy as baseline, without and with AWS's DynamoDB limits (a DynamoDB Local per row; about 25 minutes on 2 cores).
 bench: tools deps
 	$(GO) run ./cmd/poolbench
 
