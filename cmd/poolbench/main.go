@@ -295,12 +295,13 @@ func inProcessRow(ctx context.Context, endpoint string, direct *dynamodb.Client,
 	if err := pool.CreateTable(ctx, direct, e.table); err != nil {
 		return row{}, err
 	}
-	if err := seed(ctx, pool.New(direct, e.table, pool.Options{}), sc); err != nil {
+	seeded := pool.New(direct, e.table, pool.Options{})
+	if err := seed(ctx, seeded, sc); err != nil {
 		return row{}, err
 	}
 	if sc.reserved {
 		e.lab = reservationLab
-		if err := setAside(ctx, pool.New(direct, e.table, pool.Options{}), sc.students); err != nil {
+		if err := setAside(ctx, seeded, sc.students); err != nil {
 			return row{}, err
 		}
 	}
