@@ -131,7 +131,7 @@ TTL migration ([Pool.FixTombstoneTTLs] in ttlmigration.go, which keeps tombstone
 [Pool.KeepTombstone]) and the prefix signals ([Pool.PutPrefixSignal] in prefixsignal.go, a
 put conditioned on no later count being stored).
 [Pool.KeepTombstone]); lab profiles ([Pool.PutProfile], [Pool.DeleteProfile] in
-profile.go) and reservations ([Pool.CreateReservation], [Pool.ChangeReservation],
+profile.go) and reservations ([Pool.CreateReservation],
 [Pool.CancelReservation], [Pool.EndReservation], [Pool.RecordCoverage] in
 reservation.go, each one conditional write on the reservation's state and version).
 

@@ -186,47 +186,6 @@ func (p *Pool) Reservations(ctx context.Context) ([]Reservation, error) {
 	return collect[Reservation](p.itemsUnder(ctx, labsPK, prefixReservationEntry, &dynamodb.QueryInput{ConsistentRead: aws.Bool(true)}))
 }
 
-// ReservationChange is what an operator may change of a scheduled reservation: its seats,
-// window, lead time and overflow (its lab, client and prefix say which sandboxes it holds,
-// and stay).
-type ReservationChange struct {
-	Seats       int
-	StartsAt    int64
-	EndsAt      int64
-	LeadSeconds int64
-	Overflow    bool
-}
-
-// ChangeReservation applies ch to the reservation read as cur, conditioned on its version
-// (reservationAt): a concurrent change, set-aside or return makes it fail with a
-// *ConditionError to read again. Seats below those already set aside are allowed: the job
-// returns the excess still set aside.
-func (p *Pool) ChangeReservation(ctx context.Context, cur Reservation, ch ReservationChange, by Actor) (Reservation, error) {
-	next := cur
-	next.Seats, next.StartsAt, next.EndsAt, next.LeadSeconds, next.Overflow = ch.Seats, ch.StartsAt, ch.EndsAt, ch.LeadSeconds, ch.Overflow
-	if err := next.Validate(); err != nil {
-		return Reservation{}, err
-	}
-	now := p.now().Unix()
-	var e expr
-	e.set(":seats", ch.Seats)
-	e.set(":starts", ch.StartsAt)
-	e.set(":ends", ch.EndsAt)
-	e.set(":lead", ch.LeadSeconds)
-	e.set(":overflow", &types.AttributeValueMemberBOOL{Value: ch.Overflow})
-	e.set(":now", now)
-	e.set(":by", by.Name)
-	e.set(":one", 1)
-	err := p.updateReservation(ctx, "change reservation", cur.ID, reservationAt{state: ReservationScheduled, rev: cur.Rev}, &e,
-		"SET #seats = :seats, #starts_at = :starts, #ends_at = :ends, #lead_seconds = :lead, #overflow = :overflow, "+
-			"#updated_at = :now, #updated_by = :by, #rev = #rev + :one")
-	if err != nil {
-		return Reservation{}, err
-	}
-	next.UpdatedAt, next.UpdatedBy, next.Rev = now, by.Name, cur.Rev+1
-	return next, nil
-}
-
 // CancelReservation marks a scheduled reservation cancelled: from then on no allocation
 // reads its set-aside (within the lab settings' refresh), and the reservations job returns
 // what is left of it. A claim of a set-aside sandbox racing the return either lands
