@@ -76,10 +76,10 @@ func holdSeats(ctx context.Context, p *pool.Pool, r pool.Reservation, by pool.Ac
 		}
 	}
 	need := r.Seats - r.SetAside
-	// The seats are taken evenly from the general shards. A sandbox keeps its shard in
-	// the reservation's partitions (pool.Reservation.Partitions), so the set-aside spreads
-	// over them, and what stays spreads over the general pool's: neither's students meet
-	// one crowded partition in a wave.
+	// The seats are taken evenly from the general shards. A sandbox sits in the partition
+	// of its shard among the reservation's (pool.Reservation.Partitions), so the set-aside
+	// spreads over them, and what stays spreads over the general pool's: neither's students
+	// meet one crowded partition in a wave.
 	open := pool.GeneralPartitions()
 	for need > 0 && len(open) > 0 {
 		quota := (need + len(open) - 1) / len(open)

@@ -109,10 +109,10 @@ func TestReservationHoldsAgainstARushOfAnotherLab(t *testing.T) {
 	pooltest.Check(t, p)
 }
 
-// TestASetAsideSpreadsOverItsPartitions: 120 seats set aside sit in all eight of the
-// reservation's partitions, none holding more than a candidate page, so its students'
-// reads spread as the general pool's do; each sandbox sits in its own shard's partition
-// (CheckInvariants).
+// TestASetAsideSpreadsOverItsPartitions: 120 seats set aside sit in three of the
+// reservation's partitions (one per 50 seats), none empty and none holding more than a
+// candidate page, so its students' reads spread as the general pool's do; each sandbox
+// sits in its own shard's partition (CheckInvariants).
 func TestASetAsideSpreadsOverItsPartitions(t *testing.T) {
 	clock := testkit.NewClock(workshopStart)
 	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
@@ -133,9 +133,56 @@ func TestASetAsideSpreadsOverItsPartitions(t *testing.T) {
 		held = append(held, len(page))
 		total += len(page)
 	}
-	if total != 120 || slices.Contains(held, 0) || slices.Max(held) >= 100 {
-		t.Fatalf("the set-aside of 120 holds %v per partition, want all 120 over all %d", held, pool.Shards)
+	if len(held) != 3 || total != 120 || slices.Contains(held, 0) || slices.Max(held) >= 100 {
+		t.Fatalf("the set-aside of 120 holds %v per partition, want all 120 over 3", held)
 	}
+}
+
+// TestAStudentPastASmallSetAsideReadsItOnce: a workshop of 10 seats sits in one partition,
+// so once its seats are taken the next student of its lab reads that partition once,
+// empty, before it overflows to the general pool: three DynamoDB calls in all (with the
+// lab settings cached), where a set-aside over all eight partitions cost it eight reads
+// of empty partitions.
+func TestAStudentPastASmallSetAsideReadsItOnce(t *testing.T) {
+	clock := testkit.NewClock(workshopStart)
+	p := pooltest.NewWith(t, pool.Options{Now: clock.Now})
+	brokertest.Fill(t, p, "lab", 0, 60)
+	r, _, err := broker.New(p, poolCfg).CreateReservation(ctx, workshop(10, true), false, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Partitions()) != 1 {
+		t.Fatalf("a reservation of 10 seats has %d partitions, want 1", len(r.Partitions()))
+	}
+	keep(t, p)
+	counted := &callCounter{}
+	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1",
+		APIOptions: []func(*middleware.Stack) error{counted.register}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(pool.New(db, p.Table(), pool.Options{Now: clock.Now}), poolCfg)
+	broker.SetLabSettingsClock(b, testkit.NewClock(time.Now()).Now)
+	for _, req := range labStudents("dns-lab", 10) {
+		if _, err := b.Allocate(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left, err := p.CountSetAside(ctx, r, ""); err != nil || left != 0 {
+		t.Fatalf("%d seats left after 10 students (%v), want 0", left, err)
+	}
+	before := counted.n.Load()
+	got, err := b.Allocate(ctx, broker.AllocateRequest{Student: "the eleventh", Client: "instruqt", TrackName: "dns-lab", NamePrefix: "lab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls := counted.n.Load() - before; calls != 3 {
+		t.Fatalf("the student past the seats made %d DynamoDB calls, want 3: the empty set-aside, a general page, the claim", calls)
+	}
+	if s, err := p.Get(ctx, got.SandboxID); err != nil || s.Reservation != "" {
+		t.Fatalf("the student past the seats got %+v (%v), want a general sandbox", s, err)
+	}
+	pooltest.Check(t, p)
 }
 
 // TestSetAsideRacesTwoLabsRushing: the job sets seats aside while both labs rush (the

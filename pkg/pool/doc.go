@@ -63,8 +63,8 @@ Two global secondary indexes serve the queries:
     sandboxes it covers from their shard k into [DrainedShard](k), which allocation does
     not read: a drain costs allocation nothing.
     A sandbox set aside for a reservation sits in one of the reservation's own
-    partitions ([Reservation.Partitions], above the general shards, its shard's), where
-    only the reservation's lab looks.
+    partitions ([Reservation.Partitions], above the general shards, one per 50 seats up
+    to Shards, its shard's among them), where only the reservation's lab looks.
 
 [Status] lists the statuses; deleted and retired are tombstones ([Status.Tombstone]),
 kept so an account is never adopted again, and [Sandbox.MayExpire] says which of them

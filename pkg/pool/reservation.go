@@ -48,6 +48,10 @@ type Reservation struct {
 	// Shard is the first of the reservation's own AvailableIndex partitions, above the
 	// general shards (Partitions).
 	Shard int `dynamodbav:"shard"`
+	// Spread is how many partitions from Shard the set-aside spreads over (Partitions):
+	// spreadFor its seats, fixed at creation like the seats. 0 on a reservation from
+	// before it: all Shards.
+	Spread int `dynamodbav:"spread,omitempty"`
 	// Coverage is the reservations job's last verdict on the reservation (CoverageOK,
 	// CoverageShort), with the shortfall in seats: a change of it is an item change, so
 	// the table's stream carries it as an event.
@@ -98,14 +102,33 @@ const (
 	MaxReservationLead   = 7 * 24 * time.Hour
 )
 
-// Partitions are the reservation's AvailableIndex partitions: Shards of them from Shard.
-// A sandbox set aside sits in the one of its shard (shardOf), so a workshop's students
-// arriving at once spread their reads and claims over them as the general pool's do,
-// instead of all reading the first page of one partition (docs/benchmark.md).
-func (r Reservation) Partitions() []int { return partitionsFrom(r.Shard) }
+// Partitions are the reservation's AvailableIndex partitions: Spread of them from Shard.
+// A sandbox set aside sits in the one of its shard (shardOf) modulo Spread, so a large
+// workshop's students arriving at once spread their reads and claims over them as the
+// general pool's do, instead of all reading the first page of one partition; a small
+// one's sit in one partition, which a student past its seats reads once, empty, before
+// it overflows or gets its 409 (docs/benchmark.md).
+func (r Reservation) Partitions() []int { return partitionsFrom(r.Shard)[:r.spread()] }
 
 // partitionOf is the partition of r a sandbox set aside for it sits in.
-func (r Reservation) partitionOf(id string) int { return r.Shard + shardOf(id) }
+func (r Reservation) partitionOf(id string) int { return r.Shard + shardOf(id)%r.spread() }
+
+func (r Reservation) spread() int {
+	if r.Spread == 0 {
+		return Shards
+	}
+	return r.Spread
+}
+
+// seatsPerPartition is the most seats spreadFor puts in one partition: half a candidate
+// page, so one page holds every candidate a partition has.
+const seatsPerPartition = 50
+
+// spreadFor is the partitions a set-aside of seats spreads over: one per seatsPerPartition
+// seats, from 1 to Shards.
+func spreadFor(seats int) int {
+	return min(max((seats+seatsPerPartition-1)/seatsPerPartition, 1), Shards)
+}
 
 // Validate names the first value out of bounds.
 func (r Reservation) Validate() error {
@@ -159,6 +182,7 @@ func (p *Pool) CreateReservation(ctx context.Context, r Reservation, by Actor) (
 	}
 	r.Shard = firstReservationShard + Shards*int(binary.BigEndian.Uint64(b[:])%((1<<52-firstReservationShard)/Shards))
 	r.ID = strconv.Itoa(r.Shard)
+	r.Spread = spreadFor(r.Seats)
 	now := p.now().Unix()
 	r.State, r.SetAside, r.Rev, r.CreatedAt, r.UpdatedAt, r.UpdatedBy = ReservationScheduled, 0, 1, now, now, by.Name
 	r.Coverage, r.Shortfall, r.TTL = "", 0, 0
@@ -406,14 +430,17 @@ func (c *census) availShard(s Sandbox) int {
 // exact: each reservation (but an ended one, whose claimed records' tombstones may have
 // expired) counts in set_aside exactly the sandboxes still set aside for it plus those
 // claimed from its set-aside; only an available sandbox is set aside, for a reservation
-// that exists, has not ended and has a shard of its own under its key; a sandbox struck
-// stale gave its seat up.
+// that exists, has not ended and has a shard and at most Shards partitions of its own
+// under its key; a sandbox struck stale gave its seat up.
 func (c *census) reservationsCountTheirSetAsides() []error {
 	var v violations
 	shards := map[int]string{}
 	for id, r := range c.reservations {
 		if r.sk != reservationSK(id) || id != strconv.Itoa(r.v.Shard) || r.v.Shard < firstReservationShard {
 			v.add("reservation %s / %s names ID %s and shard %d", r.pk, r.sk, id, r.v.Shard)
+		}
+		if r.v.Spread < 0 || r.v.Spread > Shards {
+			v.add("reservation %s spreads over %d partitions, want 0 to %d", id, r.v.Spread, Shards)
 		}
 		if other, dup := shards[r.v.Shard]; dup {
 			v.add("reservations %s and %s share shard %d", id, other, r.v.Shard)
