@@ -155,14 +155,7 @@ func TestAStudentPastASmallSetAsideReadsItOnce(t *testing.T) {
 		t.Fatalf("a reservation of 10 seats has %d partitions, want 1", len(r.Partitions()))
 	}
 	keep(t, p)
-	counted := &callCounter{}
-	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1",
-		APIOptions: []func(*middleware.Stack) error{counted.register}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := broker.New(pool.New(db, p.Table(), pool.Options{Now: clock.Now}), poolCfg)
-	broker.SetLabSettingsClock(b, testkit.NewClock(time.Now()).Now)
+	b, counted := countingBroker(t, p, clock)
 	for _, req := range labStudents("dns-lab", 10) {
 		if _, err := b.Allocate(ctx, req); err != nil {
 			t.Fatal(err)
@@ -373,15 +366,7 @@ func TestAReservationClaimCostsWhatAGeneralOneCosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	keep(t, p)
-	counted := &callCounter{}
-	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1",
-		APIOptions: []func(*middleware.Stack) error{counted.register}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := broker.New(pool.New(db, p.Table(), pool.Options{Now: clock.Now}), poolCfg)
-	frozen := testkit.NewClock(time.Now())
-	broker.SetLabSettingsClock(b, frozen.Now)
+	b, counted := countingBroker(t, p, clock)
 	calls := func(req broker.AllocateRequest) int64 {
 		before := counted.n.Load()
 		if _, err := b.Allocate(ctx, req); err != nil {
@@ -397,6 +382,21 @@ func TestAReservationClaimCostsWhatAGeneralOneCosts(t *testing.T) {
 		t.Fatalf("general allocation %d calls, from a reservation %d; want 2 each", general, reserved)
 	}
 	pooltest.Check(t, p)
+}
+
+// countingBroker is a broker on p's table whose DynamoDB calls counted counts, with its
+// lab settings cached for the whole test (their clock stands still).
+func countingBroker(t *testing.T, p *pool.Pool, clock *testkit.Clock) (*broker.Broker, *callCounter) {
+	t.Helper()
+	counted := &callCounter{}
+	db, err := pool.NewClient(ctx, pool.ClientOptions{Endpoint: pooltest.Endpoint(), Region: "us-east-1",
+		APIOptions: []func(*middleware.Stack) error{counted.register}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(pool.New(db, p.Table(), pool.Options{Now: clock.Now}), poolCfg)
+	broker.SetLabSettingsClock(b, testkit.NewClock(time.Now()).Now)
+	return b, counted
 }
 
 // callCounter counts the DynamoDB calls made through a client, once per call (before the
