@@ -5,9 +5,10 @@
 // MaxConns), and its clients send again what it refuses with its lock-wait timeout
 // (RetryLockTimeouts). Its JIT warm-up is package warmup below it.
 //
-// It imports nothing of this repository: pkg/pool imports it for the connections of its
-// local clients (pool.NewClient), so the warm-up, which drives the pool's requests, lives
-// in a package of its own.
+// It imports nothing of this repository but the leaf procnet (whose listener answers on
+// its port): pkg/pool imports it for the connections of its local clients
+// (pool.NewClient), so the warm-up, which drives the pool's requests, lives in a package
+// of its own.
 package ddblocal
 
 import (
@@ -27,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/procnet"
 )
 
 // Options say where DynamoDB Local keeps its data and how to find the installed jar.
@@ -81,12 +84,30 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port := opts.Port
-	if port == 0 {
-		if port, err = freePort(); err != nil {
+	if opts.Port != 0 {
+		return start(ctx, opts, jar, opts.Port)
+	}
+	// A port found free may be taken by another process before java binds it: then java
+	// exits, and another free port is tried.
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
 			return nil, err
 		}
+		s, err := start(ctx, opts, jar, port)
+		if !errors.Is(err, errPortTaken) || attempt == portAttempts {
+			return s, err
+		}
 	}
+}
+
+// portAttempts bounds the free ports Start tries when each is taken before java binds it.
+const portAttempts = 5
+
+// errPortTaken: another process listened on the port, and java exited (it could not bind it).
+var errPortTaken = errors.New("ddblocal: another process took the port")
+
+func start(ctx context.Context, opts Options, jar string, port int) (*Server, error) {
 	flags := opts.JavaFlags
 	if flags == nil {
 		flags = DefaultJavaFlags
@@ -141,16 +162,26 @@ func (s *Server) run(dir string, args []string, log io.Writer, started chan<- er
 	close(s.done)
 }
 
+// waitReady returns once DynamoDB Local listens on port: something answers there and,
+// where /proc tells, it is the java process (procnet), not another that took the port.
 func (s *Server) waitReady(ctx context.Context, port int) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	foreign := false
 	for {
 		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
-			return nil
+			owned, known := procnet.Owned(s.cmd.Process.Pid, port)
+			if owned || !known {
+				return nil
+			}
+			foreign = true
 		}
 		select {
 		case <-s.done:
+			if foreign {
+				return fmt.Errorf("%w %d: %v", errPortTaken, port, s.waitErr)
+			}
 			return fmt.Errorf("ddblocal: DynamoDB Local exited before it was ready: %v", s.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("ddblocal: DynamoDB Local not ready on %s: %w", addr, ctx.Err())

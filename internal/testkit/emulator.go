@@ -3,9 +3,13 @@ package testkit
 import (
 	"net"
 	"os/exec"
+	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sandbox-broker/broker/internal/procnet"
 )
 
 // FreeAddr is a free loopback TCP address ("127.0.0.1:port") for a server the test starts,
@@ -20,42 +24,72 @@ func FreeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// WaitForPort returns once something listens on addr (testkit.Eventually).
-func WaitForPort(t *testing.T, addr string) {
-	t.Helper()
-	Eventually(t, "something to listen on "+addr, func() bool {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-		}
-		return err == nil
-	})
-}
-
 // StartEmulator runs bootstrap under the Lambda runtime interface emulator rie, with
 // environment env, for the rest of test t, and returns the address its invoke API listens
 // on and its output so far. The emulator and the function are killed when t ends; the
-// output is logged, under label, when t failed.
+// output is logged, under label, when t failed. A free address may be taken by another
+// process before the emulator binds it: the emulator then is not what answers there
+// (procnet), or it exits, and it starts again on other addresses.
 func StartEmulator(t *testing.T, rie, bootstrap string, env []string, label string) (addr string, output func() string) {
 	t.Helper()
-	addr = FreeAddr(t)
-	out := &Buffer{}
-	cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", FreeAddr(t), bootstrap)
-	cmd.Env = env
-	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, killed with the test: the emulator's child, the function,
-	// must not outlive it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s emulator output:\n%s", label, out.String())
+	for attempt := 1; ; attempt++ {
+		addr = FreeAddr(t)
+		out := &Buffer{}
+		cmd := exec.Command(rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", FreeAddr(t), bootstrap)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = out, out
+		// Its own process group, killed with the test: the emulator's child, the function,
+		// must not outlive it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		stop := sync.OnceFunc(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		})
+		t.Cleanup(func() {
+			stop()
+			if t.Failed() {
+				t.Logf("%s emulator output:\n%s", label, out.String())
+			}
+		})
+		if listening(t, cmd.Process.Pid, addr, exited) {
+			return addr, out.String
+		}
+		stop()
+		if attempt == emulatorAttempts {
+			t.Fatalf("%s emulator: another process took its address %d times; its output:\n%s", label, attempt, out.String())
+		}
+	}
+}
+
+// emulatorAttempts bounds the addresses StartEmulator tries.
+const emulatorAttempts = 5
+
+// listening waits until process pid listens on addr (true), or until something else
+// answers there and pid has exited, or pid exits first (false).
+func listening(t *testing.T, pid int, addr string, exited <-chan struct{}) bool {
+	t.Helper()
+	_, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
+	var up bool
+	Eventually(t, "the emulator to listen on "+addr, func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		owned, known := procnet.Owned(pid, port)
+		up = owned || !known
+		return up
 	})
-	WaitForPort(t, addr)
-	return addr, out.String
+	return up
 }
