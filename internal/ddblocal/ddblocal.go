@@ -5,8 +5,8 @@
 // MaxConns), and its clients send again what it refuses with its lock-wait timeout
 // (RetryLockTimeouts). Its JIT warm-up is package warmup below it.
 //
-// It imports nothing of this repository but the leaf procnet (whose listener answers on
-// its port): pkg/pool imports it for the connections of its local clients
+// It imports nothing of this repository but the leaf procnet (which process listens on a
+// port): pkg/pool imports it for the connections of its local clients
 // (pool.NewClient), so the warm-up, which drives the pool's requests, lives in a package
 // of its own.
 package ddblocal

@@ -20,7 +20,7 @@ import (
 // Reservation sets seats of a name prefix aside for one lab (and optionally one client)
 // over a window (docs/architecture.md §5, "Reservations"). From LeadSeconds before
 // StartsAt the reservations job sets available sandboxes aside (SetAside): it moves each
-// into the reservation's own AvailableIndex partition (its Shard), where only the
+// into one of the reservation's own AvailableIndex partitions (Partitions), where only the
 // reservation's lab looks, and marks it with the reservation's ID. A claim of a set-aside
 // sandbox is an ordinary claim (its condition on the version read is what keeps it from
 // any other lab); the sandbox keeps the mark, so the reservation's seats used are counted
