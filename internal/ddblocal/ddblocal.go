@@ -168,15 +168,11 @@ func (s *Server) waitReady(ctx context.Context, port int) error {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	foreign := false
 	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			conn.Close()
-			owned, known := procnet.Owned(s.cmd.Process.Pid, port)
-			if owned || !known {
-				return nil
-			}
-			foreign = true
+		answers, ours := procnet.Serving(s.cmd.Process.Pid, addr)
+		if ours {
+			return nil
 		}
+		foreign = foreign || answers
 		select {
 		case <-s.done:
 			if foreign {

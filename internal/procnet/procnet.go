@@ -4,32 +4,49 @@
 // moment between, another process on the machine (a parallel test binary) may bind the
 // same port: the server then fails to start, but something answers on the port, and a
 // readiness check that only dials it would send the tests to the other process's server.
-// Owned tells the two apart.
+// Serving tells the two apart.
 package procnet
 
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// Owned reports whether process pid holds a listening TCP socket on port (IPv4 or IPv6).
-// known is false where /proc cannot tell (not Linux, or pid's descriptors unreadable):
-// the caller then has only the dial to go by.
-func Owned(pid, port int) (owned, known bool) {
+// Serving dials addr ("127.0.0.1:port"): answers is whether something accepts there, and
+// ours whether it is process pid. Where /proc cannot tell (not Linux, or pid's descriptors
+// unreadable), an answer counts as pid's: the dial is all there is to go by.
+func Serving(pid int, addr string) (answers, ours bool) {
+	conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return false, false
+	}
+	conn.Close()
+	_, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
+	owned, known := owns(pid, port)
+	return true, owned || !known
+}
+
+// owns reports whether process pid holds a listening TCP socket on port (IPv4 or IPv6);
+// known is false where /proc cannot tell.
+func owns(pid, port int) (owned, known bool) {
 	listening, ok := listeningInodes(port)
 	if !ok {
 		return false, false
 	}
-	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(fdDir)
 	if err != nil {
 		return false, false
 	}
 	for _, fd := range fds {
-		link, err := os.Readlink(filepath.Join(fmt.Sprintf("/proc/%d/fd", pid), fd.Name()))
+		link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
 		if err == nil && listening[link] {
 			return true, true
 		}

@@ -10,9 +10,10 @@ import (
 	"github.com/sandbox-broker/broker/internal/procnet"
 )
 
-// TestOwnedTellsTheListenerApart: this process owns the port it listens on; another
-// process (a child) does not, and nobody owns a port no one listens on.
-func TestOwnedTellsTheListenerApart(t *testing.T) {
+// TestServingTellsTheListenerApart: the port this process listens on answers as this
+// process's, not as another process's (a child's), and a port no one listens on does not
+// answer.
+func TestServingTellsTheListenerApart(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Fatalf("procnet reads Linux's /proc; this is %s", runtime.GOOS)
 	}
@@ -21,25 +22,34 @@ func TestOwnedTellsTheListenerApart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	port := l.Addr().(*net.TCPAddr).Port
-	if owned, known := procnet.Owned(os.Getpid(), port); !owned || !known {
-		t.Fatalf("Owned(this process, %d) = %v, %v; want true, true", port, owned, known)
+	addr := l.Addr().String()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if answers, ours := procnet.Serving(os.Getpid(), addr); !answers || !ours {
+		t.Fatalf("Serving(this process, %s) = %v, %v; want true, true", addr, answers, ours)
 	}
 	child := exec.Command("sleep", "30")
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
-	if owned, known := procnet.Owned(child.Process.Pid, port); owned || !known {
-		t.Fatalf("Owned(a child, %d) = %v, %v; want false, true", port, owned, known)
+	if answers, ours := procnet.Serving(child.Process.Pid, addr); !answers || ours {
+		t.Fatalf("Serving(a child, %s) = %v, %v; want true, false", addr, answers, ours)
 	}
 	free, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	closed := free.Addr().(*net.TCPAddr).Port
+	closed := free.Addr().String()
 	free.Close()
-	if owned, _ := procnet.Owned(os.Getpid(), closed); owned {
-		t.Fatalf("Owned(this process, %d) after closing it = true", closed)
+	if answers, _ := procnet.Serving(os.Getpid(), closed); answers {
+		t.Fatalf("Serving(this process, %s) after closing it: something answers", closed)
 	}
 }

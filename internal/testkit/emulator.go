@@ -3,11 +3,9 @@ package testkit
 import (
 	"net"
 	"os/exec"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sandbox-broker/broker/internal/procnet"
 )
@@ -73,23 +71,15 @@ const emulatorAttempts = 5
 // answers there and pid has exited, or pid exits first (false).
 func listening(t *testing.T, pid int, addr string, exited <-chan struct{}) bool {
 	t.Helper()
-	_, portText, _ := net.SplitHostPort(addr)
-	port, _ := strconv.Atoi(portText)
-	var up bool
+	var ours bool
 	Eventually(t, "the emulator to listen on "+addr, func() bool {
 		select {
 		case <-exited:
 			return true
 		default:
 		}
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		conn.Close()
-		owned, known := procnet.Owned(pid, port)
-		up = owned || !known
-		return up
+		_, ours = procnet.Serving(pid, addr)
+		return ours
 	})
-	return up
+	return ours
 }
