@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"slices"
@@ -70,9 +69,7 @@ func httpBurst(ctx context.Context, sc scenario, endpoint string, lm limitsMode)
 			req.Header.Set(api.HeaderNamePrefix, "lab")
 			ready.Done()
 			<-start
-			if sc.spread {
-				time.Sleep(scriptSleepMin + rand.N(scriptSleepSpan))
-			}
+			sc.arrive()
 			t0 := time.Now()
 			resp, err := c.Do(req)
 			lat[i] = time.Since(t0)

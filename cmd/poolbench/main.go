@@ -56,6 +56,14 @@ type scenario struct {
 	spread bool
 }
 
+// arrive is a student's wait before it sends its allocation: none in a wave, the setup
+// script's sleep with spread arrivals.
+func (sc scenario) arrive() {
+	if sc.spread {
+		time.Sleep(scriptSleepMin + rand.N(scriptSleepSpan))
+	}
+}
+
 // scenariosOf are the table's scenarios for bursts of n students.
 func scenariosOf(n int) []scenario {
 	return []scenario{
@@ -404,9 +412,7 @@ func burst(ctx context.Context, e *env, sc scenario, st strategy) row {
 		}
 		wg.Go(func() {
 			<-start
-			if sc.spread {
-				time.Sleep(scriptSleepMin + rand.N(scriptSleepSpan))
-			}
+			sc.arrive()
 			// A student's latency starts when it sends its allocation.
 			t0 := time.Now()
 			err := st.allocate(ctx, e, fmt.Sprintf("student-%d", i), prefix)
