@@ -340,13 +340,16 @@ func TestSyncGoesOnPastARecordDynamoDBRefuses(t *testing.T) {
 		return pool.Account{ID: id, Name: "lab-old-" + id, SFDCAccountID: sfdc,
 			ExternalID: fmt.Sprintf("identity/accounts/00000000-0000-4000-8000-%012d", n)}
 	}
-	// The longest sfdc_account_id DynamoDB takes in such a record, found on a table of its
-	// own by bisection: at it, the record is within a byte of the limit.
-	probe := pooltest.New(t)
+	// The longest sfdc_account_id DynamoDB takes in such a record, found by bisection: at
+	// it, the record is within a byte of the limit. Each probe is the record's exact twin
+	// (its ID, its account, the environment's clock) on a table of its own: an item's size
+	// depends on numbers' significant digits (a timestamp, its shard), so a probe of
+	// another ID or time may fit by a byte where the record does not.
 	fits, tooLong := 300<<10, 400<<10
-	for n := 0; tooLong-fits > 1; n++ {
+	for tooLong-fits > 1 {
 		mid := (fits + tooLong) / 2
-		_, err := probe.Create(ctx, account(fmt.Sprint(1_000+n), n, strings.Repeat("x", mid)), syncJob)
+		probe := pooltest.NewWith(t, pool.Options{Now: e.clock.Now})
+		_, err := probe.Create(ctx, account("1000001", 1, strings.Repeat("x", mid)), syncJob)
 		switch {
 		case err == nil:
 			fits = mid
